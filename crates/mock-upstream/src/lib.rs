@@ -1,0 +1,257 @@
+//! A scriptable stand-in for the model providers, for Switchyard's tests (in-process, port 0)
+//! and benchmarks (the `mock-upstream` binary). Never a run-time dependency of the gateway.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use mock_upstream::{MockUpstream, Reply};
+//! let mock = MockUpstream::start().await;
+//! mock.push(Reply::error(529, "overloaded_error", "Overloaded").retry_after(3));
+//! mock.push(Reply::text("Hello world").stream_drop_after(3));
+//! // ... point the gateway at mock.url(), send two requests ...
+//! assert_eq!(mock.calls(), 2);
+//! let first = &mock.received()[0];
+//! assert_eq!(first.header("x-api-key"), Some("sk-ant-test"));
+//! # }
+//! ```
+//!
+//! Every request is recorded before it is answered. Requests the emulated API rejects
+//! (authentication, missing fields) are answered by the API's own checks and do not consume a
+//! scripted reply; valid ones take the next scripted reply, or the default when the script is
+//! empty.
+
+mod anthropic;
+mod faults;
+mod reply;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::serve::ListenerExt;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+pub use axum::http::HeaderMap;
+pub use reply::{Reply, Usage};
+
+/// The largest request body accepted, as the Messages API (32 MB); larger ones get a 413.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// One request as the mock received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    /// The path without the query string, e.g. `/v1/messages`.
+    pub path: String,
+    /// The raw query string, if any (Claude Code sends `?beta=true`).
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// The parsed JSON body; `Value::Null` when the body is empty or not JSON.
+    pub body: Value,
+    pub raw_body: Bytes,
+}
+
+impl Received {
+    /// A header's value, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Configures a [`MockUpstream`] before it starts.
+#[derive(Debug)]
+pub struct Builder {
+    addr: SocketAddr,
+    api_key: Option<String>,
+    record: bool,
+    default: Reply,
+}
+
+impl Builder {
+    /// Accept only this key (`x-api-key` or `Authorization: Bearer`); others get a 401.
+    /// Without it any non-empty key is accepted.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Listen here instead of `127.0.0.1:0`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Keep (default) or skip the request log; benchmarks skip it so memory stays flat.
+    /// [`MockUpstream::calls`] counts either way.
+    pub fn record(mut self, record: bool) -> Self {
+        self.record = record;
+        self
+    }
+
+    /// The reply used when the script is empty (default: [`Reply::echo`]).
+    pub fn default_reply(mut self, reply: Reply) -> Self {
+        self.default = reply;
+        self
+    }
+
+    /// Binds and starts serving in a background task.
+    pub async fn try_start(self) -> io::Result<MockUpstream> {
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            api_key: self.api_key,
+            record: self.record,
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(self.default),
+            received: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
+        });
+        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
+        let listener = listener.tap_io(|tcp| {
+            // Best effort: without it responses are only slower, never wrong.
+            let _ = tcp.set_nodelay(true);
+        });
+        let task = tokio::spawn(async move {
+            // `axum::serve` only returns when the task is aborted; there is no error to report.
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(MockUpstream { addr, shared, task })
+    }
+
+    /// Like [`Builder::try_start`], for tests: panics if the port cannot be bound.
+    #[allow(clippy::expect_used, reason = "a test helper; failing to bind loopback ends the test")]
+    pub async fn start(self) -> MockUpstream {
+        self.try_start().await.expect("mock-upstream: cannot bind its listener")
+    }
+}
+
+/// A running mock. Dropping it stops accepting connections.
+#[derive(Debug)]
+pub struct MockUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl MockUpstream {
+    pub fn builder() -> Builder {
+        Builder {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            api_key: None,
+            record: true,
+            default: Reply::echo(),
+        }
+    }
+
+    /// Starts on `127.0.0.1:0` with the default settings; panics if that cannot be bound.
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Queues a reply: valid calls take queued replies in order, then the default.
+    pub fn push(&self, reply: Reply) {
+        lock(&self.shared.script).push_back(reply);
+    }
+
+    /// Replaces the reply used when the script is empty.
+    pub fn set_default(&self, reply: Reply) {
+        *lock(&self.shared.default) = reply;
+    }
+
+    /// How many scripted replies have not been used yet.
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.script).len()
+    }
+
+    /// Every request received so far, in arrival order (empty if recording is off).
+    pub fn received(&self) -> Vec<Received> {
+        lock(&self.shared.received).clone()
+    }
+
+    /// How many requests arrived, whatever their path or outcome.
+    pub fn calls(&self) -> usize {
+        usize::try_from(self.shared.calls.load(Ordering::SeqCst)).unwrap_or(usize::MAX)
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// State shared between the handle and the server task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub api_key: Option<String>,
+    record: bool,
+    script: Mutex<VecDeque<Reply>>,
+    default: Mutex<Reply>,
+    received: Mutex<Vec<Received>>,
+    calls: AtomicU64,
+}
+
+impl Shared {
+    /// The next scripted reply, or a copy of the default.
+    pub fn next_reply(&self) -> Reply {
+        if let Some(reply) = lock(&self.script).pop_front() {
+            return reply;
+        }
+        lock(&self.default).clone()
+    }
+}
+
+/// One call, as the emulations see it.
+pub(crate) struct Call {
+    /// 1-based arrival number; ids derived from it are deterministic per mock.
+    pub seq: u64,
+    pub headers: HeaderMap,
+    /// `None` when the body is not JSON.
+    pub body: Option<Value>,
+}
+
+/// Records every request, then routes it to the emulated API.
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let seq = shared.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let (raw, too_large) = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(raw) => (raw, false),
+        Err(_) => (Bytes::new(), true),
+    };
+    let json = serde_json::from_slice::<Value>(&raw).ok();
+    if shared.record {
+        lock(&shared.received).push(Received {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers.clone(),
+            body: json.clone().unwrap_or(Value::Null),
+            raw_body: raw,
+        });
+    }
+    let call = Call { seq, headers: parts.headers, body: json };
+    if too_large {
+        return anthropic::too_large(&call);
+    }
+    anthropic::route(&shared, parts.method.as_str(), parts.uri.path(), &call).await
+}
+
+/// Locks, ignoring poisoning: a panicking test thread must not hide the log from the others.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

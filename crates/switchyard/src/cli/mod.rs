@@ -1,0 +1,117 @@
+//! The command line: clap structs and dispatch. Each command lives in its own file and
+//! returns an exit code from [`crate::exit`]; only `main` turns it into the process status.
+
+mod config_check;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An LLM gateway: tier aliases, failover between providers, and a diagnosis for \
+             every failure.",
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// With no command, `switchyard` serves (as `litellm --config X --port P` does).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway in the foreground (the default command).
+    Serve(ServeArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config and print what each alias resolves to. Exit 0 when valid, 64
+    /// when not.
+    Check(CheckArgs),
+}
+
+/// Where the config and env files are.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConfigArgs {
+    /// Config file (LiteLLM format). Default: $SWITCHYARD_CONFIG, ./switchyard.yaml,
+    /// ~/.config/switchyard/config.yaml, ~/.config/litellm/config.yaml.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Env file to load before resolving the config (`KEY=value`, `export KEY='value'`).
+    /// Repeatable; variables already in the environment win. Also $SWITCHYARD_ENV_FILE.
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short = 'p', default_value_t = 4000)]
+    pub port: u16,
+
+    /// Listen on a non-loopback address even though no master key is configured.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log filter (`info`, `debug`, `switchyard=debug`); $SWITCHYARD_LOG overrides.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+
+    /// Accepted for LiteLLM command-line compatibility; Switchyard sizes itself to the
+    /// machine's cores.
+    #[arg(long = "num_workers", alias = "num-workers", hide = true)]
+    pub num_workers: Option<usize>,
+
+    /// Accepted for LiteLLM command-line compatibility: same as `--log-level debug`.
+    #[arg(long = "detailed_debug", alias = "detailed-debug", hide = true)]
+    pub detailed_debug: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Some(Command::Serve(args)) => serve::run(args),
+        None => serve::run(cli.serve),
+        Some(Command::Config(ConfigCommand::Check(args))) => config_check::run(&args),
+    };
+    ExitCode::from(code)
+}

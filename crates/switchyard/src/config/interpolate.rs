@@ -1,0 +1,284 @@
+//! `os.environ/VAR` references, resolved in place in the YAML tree before anything reads
+//! it, so a reference works wherever a value does (`rpm: os.environ/RPM` included). Each
+//! resolved reference remembers the variable and where it was set, for diagnostics that
+//! name the source of a secret without printing it (CFG-01, CFG-02).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::env::Env;
+use super::keys::{self, Section};
+use super::model::{EnvOrigin, Location};
+use super::path::KeyPath;
+use super::yaml::{Kind, Node};
+use super::ConfigProblem;
+
+const PREFIX: &str = "os.environ/";
+
+/// Where a resolved reference's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRef {
+    pub var: String,
+    pub origin: EnvOrigin,
+    pub at: Location,
+}
+
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Key path of each resolved value → its variable.
+    pub refs: HashMap<KeyPath, EnvRef>,
+    /// Key paths whose reference could not be resolved (now null), so later checks do not
+    /// report the same key a second time as "missing".
+    pub failed: HashSet<KeyPath>,
+}
+
+pub struct Resolver<'a> {
+    pub env: &'a dyn Env,
+    pub file: &'a Path,
+    pub env_files: &'a [PathBuf],
+    /// `model_name` of each `model_list` entry, to name the deployment in messages.
+    pub aliases: Vec<Option<String>>,
+    pub problems: Vec<ConfigProblem>,
+    pub out: Resolved,
+}
+
+impl Resolver<'_> {
+    /// Resolves every reference under keys the gateway reads. Keys it ignores (CFG-06)
+    /// are left alone: an unset variable under `cache_params` must not stop the gateway.
+    pub fn run(&mut self, root: &mut Node) {
+        let Kind::Map(entries) = &mut root.kind else { return };
+        for e in entries {
+            let path = KeyPath::root().key(e.key.clone());
+            match e.key.as_str() {
+                // These are inputs to the environment, not consumers of it.
+                "environment_variables" => {}
+                "model_list" => {
+                    if let Kind::Seq(items) = &mut e.value.kind {
+                        for (i, item) in items.iter_mut().enumerate() {
+                            self.entry(item, &path.index(i), i);
+                        }
+                    }
+                }
+                "router_settings" => self.section(&mut e.value, &path, Section::RouterSettings),
+                "litellm_settings" => self.section(&mut e.value, &path, Section::LitellmSettings),
+                "general_settings" => self.section(&mut e.value, &path, Section::GeneralSettings),
+                key if keys::is_read(Section::Top, key) => self.value(&mut e.value, &path, None),
+                _ => {}
+            }
+        }
+    }
+
+    fn entry(&mut self, node: &mut Node, path: &KeyPath, index: usize) {
+        let Kind::Map(entries) = &mut node.kind else { return };
+        for e in entries {
+            let p = path.key(e.key.clone());
+            if e.key == "litellm_params" {
+                if let Kind::Map(params) = &mut e.value.kind {
+                    for pe in params {
+                        if keys::is_read(Section::LitellmParams, &pe.key) {
+                            self.value(&mut pe.value, &p.key(pe.key.clone()), Some(index));
+                        }
+                    }
+                }
+            } else if keys::is_read(Section::Entry, &e.key) {
+                self.value(&mut e.value, &p, Some(index));
+            }
+        }
+    }
+
+    fn section(&mut self, node: &mut Node, path: &KeyPath, section: Section) {
+        let Kind::Map(entries) = &mut node.kind else { return };
+        for e in entries {
+            if keys::is_read(section, &e.key) {
+                self.value(&mut e.value, &path.key(e.key.clone()), None);
+            }
+        }
+    }
+
+    fn value(&mut self, node: &mut Node, path: &KeyPath, entry: Option<usize>) {
+        match &mut node.kind {
+            Kind::Seq(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.value(item, &path.index(i), entry);
+                }
+            }
+            Kind::Map(entries) => {
+                for e in entries {
+                    self.value(&mut e.value, &path.key(e.key.clone()), entry);
+                }
+            }
+            Kind::Str(s) => {
+                if let Some(var) = s.strip_prefix(PREFIX) {
+                    let var = var.trim().to_owned();
+                    let at = Location {
+                        file: self.file.to_owned(),
+                        line: node.pos.line,
+                        column: node.pos.column,
+                    };
+                    match self.lookup(&var, path, entry, at) {
+                        Some(value) => node.kind = Kind::Str(value),
+                        None => {
+                            node.kind = Kind::Null;
+                            self.out.failed.insert(path.clone());
+                        }
+                    }
+                }
+            }
+            Kind::Null | Kind::Bool(_) | Kind::Int(_) | Kind::Float(_) => {}
+        }
+    }
+
+    fn lookup(&mut self, var: &str, path: &KeyPath, entry: Option<usize>, at: Location) -> Option<String> {
+        let who = self.who(path, entry);
+        if var.is_empty() {
+            self.problems.push(ConfigProblem {
+                id: "CFG-01",
+                location: Some(at),
+                key: path.to_string(),
+                message: format!("{who} says `os.environ/` without a variable name"),
+                remedy: "write os.environ/NAME, e.g. api_key: os.environ/ANTHROPIC_API_KEY".to_owned(),
+            });
+            return None;
+        }
+        match self.env.get(var) {
+            None => {
+                self.problems.push(ConfigProblem {
+                    id: "CFG-01",
+                    location: Some(at),
+                    key: path.to_string(),
+                    message: format!(
+                        "{var} is not set, but {who} reads it (os.environ/{var}). {}",
+                        self.files_loaded()
+                    ),
+                    remedy: format!(
+                        "export {var}=... before starting the gateway, put {var}=... in an env \
+                         file passed with --env-file (or listed in SWITCHYARD_ENV_FILE), or set \
+                         it under environment_variables in the config"
+                    ),
+                });
+                None
+            }
+            Some(v) if v.value.trim().is_empty() => {
+                let remedy = match &v.origin {
+                    EnvOrigin::Process => format!(
+                        "the process environment has {var} set to an empty value, and it wins \
+                         over env files: export {var} with a value, or `unset {var}` so an env \
+                         file can supply it"
+                    ),
+                    EnvOrigin::File { path, line } => format!(
+                        "give {var} a value at {}:{line} ({var}=value, or export {var}='value')",
+                        path.display()
+                    ),
+                    EnvOrigin::ConfigFile { path, line } => format!(
+                        "give {var} a value under environment_variables at {}:{line}",
+                        path.display()
+                    ),
+                };
+                self.problems.push(ConfigProblem {
+                    id: "CFG-02",
+                    location: Some(at),
+                    key: path.to_string(),
+                    message: format!(
+                        "{var} is set but empty (set in {}), and {who} reads it (os.environ/{var})",
+                        v.origin
+                    ),
+                    remedy,
+                });
+                None
+            }
+            Some(v) => {
+                self.out.refs.insert(path.clone(), EnvRef { var: var.to_owned(), origin: v.origin, at });
+                Some(v.value)
+            }
+        }
+    }
+
+    fn who(&self, path: &KeyPath, entry: Option<usize>) -> String {
+        match entry {
+            Some(i) => match self.aliases.get(i).and_then(Option::as_deref) {
+                Some(alias) => format!("deployment model_list[{i}] of alias `{alias}` ({path})"),
+                None => format!("deployment model_list[{i}] ({path})"),
+            },
+            None => format!("`{path}`"),
+        }
+    }
+
+    fn files_loaded(&self) -> String {
+        if self.env_files.is_empty() {
+            "No env files were loaded.".to_owned()
+        } else {
+            let list: Vec<String> = self.env_files.iter().map(|p| p.display().to_string()).collect();
+            format!("Env files loaded: {}.", list.join(", "))
+        }
+    }
+}
+
+/// The `model_name` of each `model_list` entry, where it is written literally.
+pub fn aliases(root: &Node) -> Vec<Option<String>> {
+    match root.get("model_list").map(|n| &n.kind) {
+        Some(Kind::Seq(items)) => items
+            .iter()
+            .map(|item| item.get("model_name").and_then(|n| n.as_str()).map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::MapEnv;
+    use crate::config::yaml;
+
+    fn resolve(text: &str, env: &MapEnv) -> (Node, Resolver<'static>) {
+        let mut root = yaml::parse(text).unwrap().root.unwrap();
+        let env: &'static MapEnv = Box::leak(Box::new(env.clone()));
+        let mut r = Resolver {
+            env,
+            file: Path::new("c.yaml"),
+            env_files: &[],
+            aliases: aliases(&root),
+            problems: Vec::new(),
+            out: Resolved::default(),
+        };
+        r.run(&mut root);
+        (root, r)
+    }
+
+    #[test]
+    fn references_resolve_anywhere_a_value_goes_and_remember_the_variable() {
+        let env = MapEnv::new([("KEY", "sk-1"), ("RPM", "100")]);
+        let (root, r) = resolve(
+            "model_list:\n  - model_name: a\n    litellm_params:\n      api_key: os.environ/KEY\n      rpm: os.environ/RPM\n",
+            &env,
+        );
+        assert!(r.problems.is_empty());
+        let params = root.get("model_list").unwrap();
+        let Kind::Seq(items) = &params.kind else { panic!() };
+        let lp = items[0].get("litellm_params").unwrap();
+        assert_eq!(lp.get("rpm").unwrap().as_str(), Some("100"));
+        let path = KeyPath::root().key("model_list").index(0).key("litellm_params").key("api_key");
+        let r_ref = &r.out.refs[&path];
+        assert_eq!((r_ref.var.as_str(), r_ref.at.line, r_ref.at.column), ("KEY", 4, 16));
+    }
+
+    #[test]
+    fn ignored_keys_are_not_resolved() {
+        let (_, r) = resolve("litellm_settings:\n  cache_params:\n    password: os.environ/NOPE\n", &MapEnv::default());
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn unset_and_empty_are_different_problems() {
+        let env = MapEnv::new([("EMPTY", "")]);
+        let (_, r) = resolve(
+            "general_settings:\n  master_key: os.environ/UNSET\nmodel_list:\n  - model_name: a\n    litellm_params:\n      api_key: os.environ/EMPTY\n",
+            &env,
+        );
+        let ids: Vec<&str> = r.problems.iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec!["CFG-01", "CFG-02"]);
+        assert!(r.problems[1].message.contains("set but empty"));
+        assert!(r.problems[1].message.contains("alias `a`"));
+        assert_eq!(r.out.failed.len(), 2);
+    }
+}

@@ -1,0 +1,383 @@
+//! The one table of LiteLLM config keys Switchyard knows: which it acts on, which it
+//! checks but does not enforce yet, and which it ignores with a warning (CFG-06). The
+//! README's configuration reference is written from this table; a test keeps it in step
+//! with the raw serde structs.
+
+/// Where a key lives in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The top level of the file.
+    Top,
+    /// One `model_list` entry.
+    Entry,
+    /// `model_list[].litellm_params`.
+    LitellmParams,
+    RouterSettings,
+    LitellmSettings,
+    GeneralSettings,
+}
+
+impl Section {
+    /// How the section is written in a key path, for messages.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Top => "",
+            Self::Entry => "model_list[]",
+            Self::LitellmParams => "model_list[].litellm_params",
+            Self::RouterSettings => "router_settings",
+            Self::LitellmSettings => "litellm_settings",
+            Self::GeneralSettings => "general_settings",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Read and acted on.
+    Supported,
+    /// Read and checked (errors are reported) but has no effect yet; warned about.
+    NotEnforced,
+    /// A LiteLLM key Switchyard does not implement yet; warned about and ignored.
+    Ignored,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct KnownKey {
+    pub section: Section,
+    pub key: &'static str,
+    pub support: Support,
+    /// Shown in the warning and the README: what happens instead, or where the key belongs.
+    pub note: &'static str,
+}
+
+use std::path::Path;
+
+use super::model::{ConfigWarning, Location};
+use super::path::KeyPath;
+use super::yaml::{Kind, Node};
+
+const fn k(section: Section, key: &'static str, support: Support, note: &'static str) -> KnownKey {
+    KnownKey { section, key, support, note }
+}
+
+use Section::{Entry, GeneralSettings, LitellmParams, LitellmSettings, RouterSettings, Top};
+use Support::{Ignored, NotEnforced, Supported};
+
+const BUDGET_NOTE: &str = "budgets are checked but not enforced yet";
+const CALLBACK_NOTE: &str = "logging callbacks are not implemented; use the gateway's logs and /metrics";
+const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
+const DB_NOTE: &str = "Switchyard keeps no database yet";
+const ROUTER_ONLY: &str = "set it under router_settings";
+
+pub const KNOWN_KEYS: &[KnownKey] = &[
+    // Top level.
+    k(Top, "model_list", Supported, ""),
+    k(Top, "router_settings", Supported, ""),
+    k(Top, "litellm_settings", Supported, ""),
+    k(Top, "general_settings", Supported, ""),
+    k(Top, "environment_variables", Supported, ""),
+    k(Top, "model_max_budget", NotEnforced, BUDGET_NOTE),
+    k(Top, "provider_budget_config", NotEnforced, BUDGET_NOTE),
+    k(Top, "include", Ignored, "included files are not read; copy their model_list entries in"),
+    k(Top, "credential_list", Ignored, "write credentials on each deployment or use env vars"),
+    k(Top, "guardrails", Ignored, "guardrails are not implemented"),
+    k(Top, "callback_settings", Ignored, CALLBACK_NOTE),
+    k(Top, "mcp_servers", Ignored, "MCP gateway features are not implemented"),
+    k(Top, "files_settings", Ignored, "the files API is not implemented"),
+    k(Top, "finetune_settings", Ignored, "the fine-tuning API is not implemented"),
+    k(Top, "assistant_settings", Ignored, "the assistants API is not implemented"),
+    k(Top, "search_tools", Ignored, "search tools are not implemented"),
+    // One model_list entry.
+    k(Entry, "model_name", Supported, ""),
+    k(Entry, "litellm_params", Supported, ""),
+    k(Entry, "model_info", Supported, "kept whole for /model/info"),
+    // litellm_params.
+    k(LitellmParams, "model", Supported, ""),
+    k(LitellmParams, "api_key", Supported, ""),
+    k(LitellmParams, "api_base", Supported, ""),
+    k(LitellmParams, "api_version", Supported, ""),
+    k(LitellmParams, "custom_llm_provider", Supported, ""),
+    k(LitellmParams, "aws_access_key_id", Supported, ""),
+    k(LitellmParams, "aws_secret_access_key", Supported, ""),
+    k(LitellmParams, "aws_session_token", Supported, ""),
+    k(LitellmParams, "aws_region_name", Supported, ""),
+    k(LitellmParams, "aws_session_name", Supported, ""),
+    k(LitellmParams, "aws_profile_name", Supported, ""),
+    k(LitellmParams, "aws_role_name", Supported, ""),
+    k(LitellmParams, "aws_web_identity_token", Supported, ""),
+    k(LitellmParams, "aws_sts_endpoint", Supported, ""),
+    k(LitellmParams, "aws_external_id", Supported, ""),
+    k(LitellmParams, "aws_bedrock_runtime_endpoint", Supported, ""),
+    k(LitellmParams, "timeout", Supported, "seconds"),
+    k(LitellmParams, "stream_timeout", Supported, "seconds"),
+    k(LitellmParams, "max_retries", Supported, ""),
+    k(LitellmParams, "num_retries", Supported, ""),
+    k(LitellmParams, "rpm", Supported, ""),
+    k(LitellmParams, "tpm", Supported, ""),
+    k(LitellmParams, "weight", Supported, ""),
+    k(LitellmParams, "order", Supported, ""),
+    k(LitellmParams, "max_parallel_requests", Supported, ""),
+    k(LitellmParams, "cooldown_time", Supported, "seconds"),
+    k(LitellmParams, "drop_params", Supported, ""),
+    k(LitellmParams, "input_cost_per_token", Supported, ""),
+    k(LitellmParams, "output_cost_per_token", Supported, ""),
+    k(LitellmParams, "cache_read_input_token_cost", Supported, ""),
+    k(LitellmParams, "cache_creation_input_token_cost", Supported, ""),
+    k(LitellmParams, "max_budget", NotEnforced, BUDGET_NOTE),
+    k(LitellmParams, "budget_duration", NotEnforced, BUDGET_NOTE),
+    k(LitellmParams, "mock_response", Supported, ""),
+    k(LitellmParams, "tags", Supported, ""),
+    k(LitellmParams, "ssl_verify", Supported, "false disables TLS checks (warned); a path names a CA bundle"),
+    k(LitellmParams, "itpm", Ignored, "input-token rate limits are not implemented"),
+    k(LitellmParams, "otpm", Ignored, "output-token rate limits are not implemented"),
+    k(LitellmParams, "extra_headers", Ignored, "extra upstream headers are not implemented"),
+    k(LitellmParams, "headers", Ignored, "extra upstream headers are not implemented"),
+    k(LitellmParams, "organization", Ignored, "OpenAI organization headers are not implemented"),
+    k(LitellmParams, "region_name", Ignored, "use aws_region_name"),
+    k(LitellmParams, "vertex_project", Ignored, "Vertex AI is not supported"),
+    k(LitellmParams, "vertex_location", Ignored, "Vertex AI is not supported"),
+    k(LitellmParams, "vertex_credentials", Ignored, "Vertex AI is not supported"),
+    k(LitellmParams, "use_in_pass_through", Ignored, "pass-through endpoints are not implemented"),
+    k(LitellmParams, "temperature", Ignored, "default request parameters are not applied; send them per request"),
+    k(LitellmParams, "max_tokens", Ignored, "default request parameters are not applied; send them per request"),
+    k(LitellmParams, "top_p", Ignored, "default request parameters are not applied; send them per request"),
+    k(LitellmParams, "seed", Ignored, "default request parameters are not applied; send them per request"),
+    // router_settings.
+    k(RouterSettings, "routing_strategy", Supported, ""),
+    k(RouterSettings, "num_retries", Supported, ""),
+    k(RouterSettings, "timeout", Supported, "seconds, whole request"),
+    k(RouterSettings, "retry_after", Supported, "seconds"),
+    k(RouterSettings, "retry_policy", Supported, ""),
+    k(RouterSettings, "allowed_fails", Supported, ""),
+    k(RouterSettings, "cooldown_time", Supported, "seconds"),
+    k(RouterSettings, "disable_cooldowns", Supported, ""),
+    k(RouterSettings, "fallbacks", Supported, ""),
+    k(RouterSettings, "context_window_fallbacks", Supported, ""),
+    k(RouterSettings, "content_policy_fallbacks", Supported, ""),
+    k(RouterSettings, "default_fallbacks", Supported, ""),
+    k(RouterSettings, "enable_pre_call_checks", Supported, ""),
+    k(RouterSettings, "provider_budget_config", NotEnforced, BUDGET_NOTE),
+    k(RouterSettings, "routing_strategy_args", Ignored, "strategy tuning is not implemented"),
+    k(RouterSettings, "model_group_retry_policy", Ignored, "use retry_policy"),
+    k(RouterSettings, "allowed_fails_policy", Ignored, "use allowed_fails"),
+    k(RouterSettings, "model_group_alias", Ignored, "alias groups are not implemented; add a model_list entry"),
+    k(RouterSettings, "max_fallbacks", Ignored, "every configured fallback is tried"),
+    k(RouterSettings, "redis_host", Ignored, "shared state in Redis is not implemented"),
+    k(RouterSettings, "redis_port", Ignored, "shared state in Redis is not implemented"),
+    k(RouterSettings, "redis_password", Ignored, "shared state in Redis is not implemented"),
+    k(RouterSettings, "redis_url", Ignored, "shared state in Redis is not implemented"),
+    k(RouterSettings, "cache_responses", Ignored, CACHE_NOTE),
+    // litellm_settings.
+    k(LitellmSettings, "drop_params", Supported, ""),
+    k(LitellmSettings, "request_timeout", Supported, "seconds"),
+    k(LitellmSettings, "num_retries", Supported, "router_settings.num_retries wins"),
+    k(LitellmSettings, "fallbacks", Supported, "router_settings.fallbacks wins"),
+    k(LitellmSettings, "context_window_fallbacks", Supported, "router_settings wins"),
+    k(LitellmSettings, "content_policy_fallbacks", Supported, "router_settings wins"),
+    k(LitellmSettings, "default_fallbacks", Supported, "router_settings wins"),
+    k(LitellmSettings, "cache", Ignored, CACHE_NOTE),
+    k(LitellmSettings, "cache_params", Ignored, CACHE_NOTE),
+    k(LitellmSettings, "callbacks", Ignored, CALLBACK_NOTE),
+    k(LitellmSettings, "success_callback", Ignored, CALLBACK_NOTE),
+    k(LitellmSettings, "failure_callback", Ignored, CALLBACK_NOTE),
+    k(LitellmSettings, "service_callback", Ignored, CALLBACK_NOTE),
+    k(LitellmSettings, "langfuse_default_tags", Ignored, CALLBACK_NOTE),
+    k(LitellmSettings, "turn_off_message_logging", Ignored, "Switchyard never logs message content"),
+    k(LitellmSettings, "redact_user_api_key_info", Ignored, "Switchyard never logs keys"),
+    k(LitellmSettings, "set_verbose", Ignored, "use --log-format and RUST_LOG"),
+    k(LitellmSettings, "json_logs", Ignored, "use --log-format json"),
+    k(LitellmSettings, "modify_params", Ignored, "requests are translated without modification"),
+    k(LitellmSettings, "max_budget", Ignored, "global budgets are not implemented"),
+    k(LitellmSettings, "budget_duration", Ignored, "global budgets are not implemented"),
+    k(LitellmSettings, "max_end_user_budget", Ignored, "end-user budgets are not implemented"),
+    k(LitellmSettings, "ssl_verify", Ignored, "set ssl_verify on each deployment's litellm_params"),
+    k(LitellmSettings, "telemetry", Ignored, "Switchyard sends no telemetry"),
+    k(LitellmSettings, "allowed_fails", Ignored, ROUTER_ONLY),
+    k(LitellmSettings, "cooldown_time", Ignored, ROUTER_ONLY),
+    k(LitellmSettings, "routing_strategy", Ignored, ROUTER_ONLY),
+    // general_settings.
+    k(GeneralSettings, "master_key", Supported, "or LITELLM_MASTER_KEY / SWITCHYARD_MASTER_KEY"),
+    k(GeneralSettings, "health_check_interval", Supported, "seconds"),
+    k(GeneralSettings, "background_health_checks", Supported, ""),
+    k(GeneralSettings, "max_request_body_size_mb", Supported, "Switchyard key; default 32"),
+    k(GeneralSettings, "max_request_size_mb", Supported, "LiteLLM's name for max_request_body_size_mb"),
+    k(GeneralSettings, "database_url", Ignored, DB_NOTE),
+    k(GeneralSettings, "store_model_in_db", Ignored, DB_NOTE),
+    k(GeneralSettings, "disable_spend_logs", Ignored, DB_NOTE),
+    k(GeneralSettings, "store_prompts_in_spend_logs", Ignored, DB_NOTE),
+    k(GeneralSettings, "maximum_spend_logs_retention_period", Ignored, DB_NOTE),
+    k(GeneralSettings, "proxy_batch_write_at", Ignored, DB_NOTE),
+    k(GeneralSettings, "database_connection_pool_limit", Ignored, DB_NOTE),
+    k(GeneralSettings, "alerting", Ignored, "alerting is not implemented"),
+    k(GeneralSettings, "alerting_threshold", Ignored, "alerting is not implemented"),
+    k(GeneralSettings, "health_check_details", Ignored, "/health always shows the diagnosis"),
+    k(GeneralSettings, "forward_client_headers_to_llm_api", Ignored, "client headers are not forwarded"),
+    k(GeneralSettings, "max_parallel_requests", Ignored, "use litellm_params.max_parallel_requests"),
+    k(GeneralSettings, "global_max_parallel_requests", Ignored, "use litellm_params.max_parallel_requests"),
+    k(GeneralSettings, "enforce_user_param", Ignored, "not implemented"),
+    k(GeneralSettings, "reject_clientside_metadata_tags", Ignored, "not implemented"),
+    k(GeneralSettings, "allowed_routes", Ignored, "not implemented"),
+    k(GeneralSettings, "public_routes", Ignored, "not implemented"),
+    k(GeneralSettings, "custom_auth", Ignored, "only the master key is checked"),
+    k(GeneralSettings, "ui_access_mode", Ignored, "there is no admin UI"),
+    k(GeneralSettings, "pass_through_endpoints", Ignored, "pass-through endpoints are not implemented"),
+];
+
+/// One warning per key that is ignored, not enforced yet, or unknown (CFG-06), walking
+/// the sections the table covers. `model_info` is free-form and never warned about.
+pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
+    let mut out = Vec::new();
+    let walk = |node: &Node, section: Section, base: &KeyPath, out: &mut Vec<ConfigWarning>| {
+        for e in node.entries() {
+            let path = base.key(e.key.clone());
+            let message = match lookup(section, &e.key) {
+                Some(KnownKey { support: Supported, .. }) => continue,
+                Some(KnownKey { support: NotEnforced, note, .. }) => {
+                    format!("checked but not enforced yet: {note}")
+                }
+                Some(KnownKey { support: Ignored, note, .. }) => {
+                    format!("ignored: a LiteLLM setting Switchyard does not implement yet ({note})")
+                }
+                None => match suggestion(section, &e.key) {
+                    Some(hint) => format!("ignored: unknown key; {hint}"),
+                    None => "ignored: not a key Switchyard or LiteLLM reads here".to_owned(),
+                },
+            };
+            let location = Some(Location { file: file.to_owned(), line: e.key_pos.line, column: e.key_pos.column });
+            out.push(ConfigWarning { id: "CFG-06", key: path.to_string(), location, message });
+        }
+    };
+    walk(root, Top, &KeyPath::root(), &mut out);
+    for (key, section) in
+        [("router_settings", RouterSettings), ("litellm_settings", LitellmSettings), ("general_settings", GeneralSettings)]
+    {
+        if let Some(node) = root.get(key) {
+            walk(node, section, &KeyPath::root().key(key), &mut out);
+        }
+    }
+    if let Some(Kind::Seq(items)) = root.get("model_list").map(|n| &n.kind) {
+        for (i, item) in items.iter().enumerate() {
+            let base = KeyPath::root().key("model_list").index(i);
+            walk(item, Entry, &base, &mut out);
+            if let Some(params) = item.get("litellm_params") {
+                walk(params, LitellmParams, &base.key("litellm_params"), &mut out);
+            }
+        }
+    }
+    out
+}
+
+pub fn lookup(section: Section, key: &str) -> Option<&'static KnownKey> {
+    KNOWN_KEYS.iter().find(|k| k.section == section && k.key == key)
+}
+
+/// Whether a value under this key is read at all (so `os.environ/` in it is resolved).
+pub fn is_read(section: Section, key: &str) -> bool {
+    lookup(section, key).is_some_and(|k| k.support != Ignored)
+}
+
+/// For an unknown key: a close spelling in the same section, or the section where the
+/// key would be read.
+pub fn suggestion(section: Section, key: &str) -> Option<String> {
+    let close = KNOWN_KEYS
+        .iter()
+        .filter(|k| k.section == section && k.support != Ignored)
+        .map(|k| (edit_distance(k.key, key), k.key))
+        // Longer names tolerate more slips (`num_retry` for `num_retries`).
+        .filter(|(d, name)| *d <= 2.max(name.len() / 3))
+        .min_by_key(|(d, _)| *d);
+    if let Some((_, name)) = close {
+        return Some(format!("did you mean `{name}`?"));
+    }
+    KNOWN_KEYS
+        .iter()
+        .find(|k| k.key == key && k.section != section && k.support != Ignored)
+        .map(|k| format!("`{key}` is read under {}", k.section.prefix()))
+}
+
+/// Levenshtein distance; the key names are short, so the quadratic table is fine.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_is_listed_twice_in_a_section() {
+        for (i, a) in KNOWN_KEYS.iter().enumerate() {
+            for b in &KNOWN_KEYS[i + 1..] {
+                assert!(!(a.section == b.section && a.key == b.key), "{} listed twice", a.key);
+            }
+        }
+    }
+
+    /// The field names serde reads for `T`, captured from `deserialize_struct`.
+    fn fields_of<T: for<'de> serde::Deserialize<'de>>() -> Vec<&'static str> {
+        use serde::de::{self, Visitor};
+        struct Capture<'a>(&'a mut Vec<&'static str>);
+        impl<'de> de::Deserializer<'de> for Capture<'_> {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend_from_slice(fields);
+                Err(de::Error::custom("captured"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut fields = Vec::new();
+        let _ = T::deserialize(Capture(&mut fields));
+        fields.sort_unstable();
+        fields
+    }
+
+    fn read_keys(section: Section) -> Vec<&'static str> {
+        let mut keys: Vec<&'static str> =
+            KNOWN_KEYS.iter().filter(|k| k.section == section && k.support != Ignored).map(|k| k.key).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn the_table_lists_exactly_the_keys_the_raw_structs_read() {
+        use crate::config::raw::*;
+        assert_eq!(read_keys(Top), fields_of::<RawTop>());
+        assert_eq!(read_keys(Entry), fields_of::<RawEntry>());
+        assert_eq!(read_keys(LitellmParams), fields_of::<RawLitellmParams>());
+        assert_eq!(read_keys(RouterSettings), fields_of::<RawRouterSettings>());
+        assert_eq!(read_keys(LitellmSettings), fields_of::<RawLitellmSettings>());
+        assert_eq!(read_keys(GeneralSettings), fields_of::<RawGeneralSettings>());
+    }
+
+    #[test]
+    fn suggestions_for_typos_and_misplaced_keys() {
+        assert_eq!(suggestion(RouterSettings, "num_retry").as_deref(), Some("did you mean `num_retries`?"));
+        assert_eq!(
+            suggestion(GeneralSettings, "routing_strategy").as_deref(),
+            Some("`routing_strategy` is read under router_settings")
+        );
+        assert_eq!(suggestion(RouterSettings, "something_else"), None);
+    }
+}

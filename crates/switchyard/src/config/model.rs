@@ -1,0 +1,380 @@
+//! The validated, typed configuration the gateway runs on. Produced only by
+//! [`super::load`]; nothing here touches files or the environment.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::secret::Secret;
+
+/// A place in a config file, 1-based, for messages a person acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// Where a variable's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvOrigin {
+    /// The gateway's own process environment.
+    Process,
+    /// An env file, with the line that set it.
+    File { path: PathBuf, line: usize },
+    /// The config file's own `environment_variables` section, with the line that set it.
+    ConfigFile { path: PathBuf, line: usize },
+}
+
+impl std::fmt::Display for EnvOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Process => f.write_str("the process environment"),
+            Self::File { path, line } => write!(f, "{}:{}", path.display(), line),
+            Self::ConfigFile { path, line } => {
+                write!(f, "environment_variables in {}:{}", path.display(), line)
+            }
+        }
+    }
+}
+
+/// Where a configured string (usually a secret) came from, so diagnostics can say
+/// "the key from ANTHROPIC_API_KEY in ~/.env:3" without printing the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    /// Written literally in the config file.
+    Literal(Location),
+    /// An `os.environ/VAR` reference in the config file.
+    ConfigEnvRef { var: String, origin: EnvOrigin, at: Location },
+    /// Read from a variable by convention, not named in the config (e.g. ANTHROPIC_API_KEY).
+    Env { var: String, origin: EnvOrigin },
+}
+
+impl std::fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Literal(at) => write!(f, "written in {at}"),
+            Self::ConfigEnvRef { var, origin, .. } | Self::Env { var, origin } => {
+                write!(f, "{var} from {origin}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcedSecret {
+    pub value: Secret,
+    pub source: ValueSource,
+}
+
+/// Which upstream API a deployment speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    Anthropic,
+    Bedrock(BedrockApi),
+    /// OpenAI chat completions, including compatible servers.
+    OpenAi(OpenAiFlavor),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BedrockApi {
+    /// `bedrock/`: Invoke for Claude models, Converse for the rest.
+    Auto,
+    Invoke,
+    Converse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpenAiFlavor {
+    OpenAi,
+    Ollama,
+    OllamaChat,
+    HostedVllm,
+}
+
+impl ProviderKind {
+    /// The LiteLLM prefix this provider is written with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::Bedrock(BedrockApi::Auto) => "bedrock",
+            Self::Bedrock(BedrockApi::Invoke) => "bedrock/invoke",
+            Self::Bedrock(BedrockApi::Converse) => "bedrock/converse",
+            Self::OpenAi(OpenAiFlavor::OpenAi) => "openai",
+            Self::OpenAi(OpenAiFlavor::Ollama) => "ollama",
+            Self::OpenAi(OpenAiFlavor::OllamaChat) => "ollama_chat",
+            Self::OpenAi(OpenAiFlavor::HostedVllm) => "hosted_vllm",
+        }
+    }
+}
+
+/// The `aws_*` keys of one deployment, resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsParams {
+    pub access_key_id: Option<SourcedSecret>,
+    pub secret_access_key: Option<SourcedSecret>,
+    pub session_token: Option<SourcedSecret>,
+    pub region_name: Option<String>,
+    /// Where `region_name` came from: `aws_region_name`, or AWS_REGION / AWS_DEFAULT_REGION
+    /// (looked up through the config's environment so env files count).
+    pub region_source: Option<ValueSource>,
+    pub profile_name: Option<String>,
+    pub role_name: Option<String>,
+    pub session_name: Option<String>,
+    pub external_id: Option<String>,
+    pub web_identity_token: Option<SourcedSecret>,
+    pub sts_endpoint: Option<String>,
+    pub bedrock_runtime_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Costs {
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub cache_read_input_token_cost: Option<f64>,
+    pub cache_creation_input_token_cost: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SslVerify {
+    /// Verify against the system roots (the default).
+    System,
+    /// Verify against this CA bundle.
+    CaBundle(PathBuf),
+    /// Do not verify. Warned about at startup.
+    Disabled,
+}
+
+/// One `model_list` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// `model_info.id`, or a stable id derived from the entry when absent.
+    pub id: String,
+    /// The alias (`model_name`) this deployment serves.
+    pub alias: String,
+    pub provider: ProviderKind,
+    /// The upstream model id, without the provider prefix.
+    pub model: String,
+    /// `litellm_params.model` as written.
+    pub model_as_written: String,
+    pub api_key: Option<SourcedSecret>,
+    pub api_base: Option<String>,
+    pub api_version: Option<String>,
+    pub aws: AwsParams,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    pub max_retries: Option<u32>,
+    pub num_retries: Option<u32>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub weight: Option<f64>,
+    pub order: Option<u32>,
+    pub max_parallel_requests: Option<u32>,
+    pub cooldown_time: Option<Duration>,
+    pub drop_params: Option<bool>,
+    pub costs: Costs,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub mock_response: Option<String>,
+    pub tags: Vec<String>,
+    pub ssl_verify: SslVerify,
+    /// Where this deployment's credentials will come from, decided once at load time so
+    /// `config check`, `doctor` and error messages tell the same story.
+    pub credentials: CredentialSource,
+    /// `model_info`, kept whole for `/model/info` and routing hints.
+    pub model_info: Map<String, Value>,
+    /// Where the entry starts in the config file.
+    pub location: Location,
+}
+
+/// Where a deployment's credentials come from. Conventional variables (ANTHROPIC_API_KEY,
+/// OPENAI_API_KEY, AWS_BEARER_TOKEN_BEDROCK, AWS_PROFILE, AWS_ACCESS_KEY_ID) are looked up
+/// through the config's environment (process, then env files, then `environment_variables`),
+/// and when found they are also copied into [`Deployment::api_key`] / [`Deployment::aws`]
+/// so providers never read the process environment themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `mock_response`: no upstream is called.
+    Mock,
+    /// An API key sent to the provider (`api_key`, ANTHROPIC_API_KEY, OPENAI_API_KEY).
+    ApiKey(ValueSource),
+    /// A Bedrock API key (bearer token): `api_key` on a Bedrock deployment or
+    /// AWS_BEARER_TOKEN_BEDROCK.
+    BedrockApiKey(ValueSource),
+    /// Static AWS keys: `aws_access_key_id` in the config or AWS_ACCESS_KEY_ID.
+    AwsKeys(ValueSource),
+    /// A named AWS profile: `aws_profile_name` (source `Literal`) or AWS_PROFILE.
+    AwsProfile { name: String, source: ValueSource },
+    /// Nothing configured: the standard AWS chain (SSO cache, instance metadata, ...).
+    AwsDefaultChain,
+    /// The upstream needs no credentials (Ollama, a local server).
+    NoneNeeded,
+    /// Credentials are needed but none were found; these variables were looked for.
+    Missing { looked_for: Vec<&'static str> },
+}
+
+/// A spend limit over a period (`1d`, `30d`, `1mo`, `12h`, `30m`, `60s`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetLimit {
+    pub budget_limit: f64,
+    pub time_period: Option<String>,
+    pub location: Location,
+}
+
+/// Budgets are parsed and checked now; enforcing them comes later (a warning says so).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Budgets {
+    /// `model_max_budget`: alias → limit.
+    pub model_max_budget: BTreeMap<String, BudgetLimit>,
+    /// `provider_budget_config` (top level or under `router_settings`): provider → limit.
+    pub provider_budget_config: BTreeMap<String, BudgetLimit>,
+}
+
+/// Deployments sharing one `model_name`, in config order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelGroup {
+    pub name: String,
+    pub deployments: Vec<Arc<Deployment>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoutingStrategy {
+    #[default]
+    SimpleShuffle,
+    LeastBusy,
+    LatencyBased,
+    UsageBased,
+    CostBased,
+}
+
+/// A fallback rule: when `from` fails, try `to` in order.
+pub type FallbackMap = BTreeMap<String, Vec<String>>;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RetryPolicy {
+    pub bad_request: Option<u32>,
+    pub authentication: Option<u32>,
+    pub timeout: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub content_policy: Option<u32>,
+    pub internal_server: Option<u32>,
+    pub service_unavailable: Option<u32>,
+    pub not_found: Option<u32>,
+    pub default: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterSettings {
+    pub routing_strategy: RoutingStrategy,
+    pub num_retries: u32,
+    /// Whole-request timeout.
+    pub timeout: Option<Duration>,
+    pub retry_after: Duration,
+    pub retry_policy: RetryPolicy,
+    pub allowed_fails: u32,
+    pub cooldown_time: Duration,
+    pub disable_cooldowns: bool,
+    pub fallbacks: FallbackMap,
+    pub context_window_fallbacks: FallbackMap,
+    pub content_policy_fallbacks: FallbackMap,
+    pub default_fallbacks: Vec<String>,
+    pub enable_pre_call_checks: bool,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        Self {
+            routing_strategy: RoutingStrategy::SimpleShuffle,
+            num_retries: 2,
+            timeout: None,
+            retry_after: Duration::ZERO,
+            retry_policy: RetryPolicy::default(),
+            allowed_fails: 3,
+            cooldown_time: Duration::from_secs(5),
+            disable_cooldowns: false,
+            fallbacks: FallbackMap::new(),
+            context_window_fallbacks: FallbackMap::new(),
+            content_policy_fallbacks: FallbackMap::new(),
+            default_fallbacks: Vec::new(),
+            enable_pre_call_checks: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneralSettings {
+    pub master_key: Option<SourcedSecret>,
+    pub max_request_body_bytes: usize,
+    pub health_check_interval: Duration,
+    pub background_health_checks: bool,
+    pub drop_params: bool,
+    pub request_timeout: Option<Duration>,
+}
+
+impl Default for GeneralSettings {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            max_request_body_bytes: 32 * 1024 * 1024,
+            health_check_interval: Duration::from_secs(60),
+            background_health_checks: false,
+            drop_params: false,
+            request_timeout: None,
+        }
+    }
+}
+
+/// A config problem that does not stop the gateway (CFG-06 and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Catalog id: `CFG-06` for ignored keys, `NET-02` for `ssl_verify: false`, ...
+    pub id: &'static str,
+    /// Dotted key path, e.g. `litellm_settings.success_callback`.
+    pub key: String,
+    pub location: Option<Location>,
+    pub message: String,
+}
+
+/// How the config file was chosen, for "using config X (from $SWITCHYARD_CONFIG)".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    Flag,
+    EnvVar(&'static str),
+    SearchPath,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub origin: ConfigOrigin,
+    pub env_files: Vec<PathBuf>,
+    /// Groups in config order; aliases are unique.
+    pub groups: Vec<ModelGroup>,
+    pub router: RouterSettings,
+    pub general: GeneralSettings,
+    pub budgets: Budgets,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Config {
+    pub fn group(&self, alias: &str) -> Option<&ModelGroup> {
+        self.groups.iter().find(|g| g.name == alias)
+    }
+
+    pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.groups.iter().flat_map(|g| g.deployments.iter())
+    }
+
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().map(|g| g.name.as_str())
+    }
+}

@@ -1,0 +1,559 @@
+//! Phase one: serde structs mirroring the LiteLLM file as written. Every field is
+//! optional and every leaf is lenient the way pydantic is (`rpm: "100"` is a number, a
+//! number is fine where a string is expected) because `os.environ/VAR` turns any value
+//! into a string. Required keys and cross-references are checked in `validate`.
+//!
+//! The leaf types reject what cannot be meant (negative counts, `timeout: soon`) with a
+//! message a person can act on; [`collect`] turns those into one problem per bad key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::path::{KeyPath, Seg};
+
+// ---------------------------------------------------------------------------------------
+// Lenient leaves.
+
+/// A string; numbers and booleans are taken as their text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A list of strings; a single string is a list of one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for TextList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TextList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextList, E> {
+                Ok(TextList(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Text(s)) = seq.next_element()? {
+                    out.push(s);
+                }
+                Ok(TextList(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A whole number ≥ 0 that fits `T`; `"100"` and `100.0` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole<T>(pub T);
+
+impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<T: TryFrom<u64>> V<T> {
+            fn fit<E: de::Error>(v: u64) -> Result<Whole<T>, E> {
+                T::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"a smaller whole number"))
+            }
+        }
+        impl<T: TryFrom<u64>> Visitor<'_> for V<T> {
+            type Value = Whole<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number, 0 or more")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole<T>, E> {
+                Self::fit(v)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole<T>, E> {
+                match u64::try_from(v) {
+                    Ok(v) => Self::fit(v),
+                    Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Whole<T>, E> {
+                if v.fract() == 0.0 && v >= 0.0 && v <= u64::MAX as f64 {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    Self::fit(v as u64)
+                } else {
+                    Err(E::invalid_value(Unexpected::Float(v), &self))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Whole<T>, E> {
+                match v.trim().parse::<u64>() {
+                    Ok(n) => Self::fit(n),
+                    Err(_) => Err(E::invalid_value(Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A finite number ≥ 0 (costs, weights, budgets); `"0.000003"` counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NonNeg(pub f64);
+
+/// A duration in seconds: a number ≥ 0, whole or fractional.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub f64);
+
+fn non_negative<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Result<f64, D::Error> {
+    struct V(&'static str);
+    impl V {
+        fn check<E: de::Error>(&self, v: f64) -> Result<f64, E> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(v)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), self))
+            }
+        }
+    }
+    impl Visitor<'_> for V {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        #[allow(clippy::cast_precision_loss)]
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            Err(E::invalid_value(Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            self.check(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+            match v.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+                _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_any(V(what))
+}
+
+impl<'de> Deserialize<'de> for NonNeg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        non_negative(d, "a number, 0 or more").map(NonNeg)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        non_negative(d, "a number of seconds, 0 or more (e.g. 30 or 2.5)").map(Seconds)
+    }
+}
+
+/// true/false; also the strings pydantic and env files use (`"true"`, `"False"`, `"1"`,
+/// `"yes"`, `"off"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+pub fn parse_flag(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Flag;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
+                Ok(Flag(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Flag, E> {
+                match v {
+                    0 => Ok(Flag(false)),
+                    1 => Ok(Flag(true)),
+                    _ => Err(E::invalid_value(Unexpected::Unsigned(v), &self)),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Flag, E> {
+                parse_flag(v).map(Flag).ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `ssl_verify`: a boolean, or the path of a CA bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SslVerifyRaw {
+    Flag(bool),
+    CaBundle(String),
+}
+
+impl<'de> Deserialize<'de> for SslVerifyRaw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SslVerifyRaw;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or the path of a CA bundle")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SslVerifyRaw, E> {
+                Ok(SslVerifyRaw::Flag(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SslVerifyRaw, E> {
+                Ok(match v.trim().to_ascii_lowercase().as_str() {
+                    "true" => SslVerifyRaw::Flag(true),
+                    "false" => SslVerifyRaw::Flag(false),
+                    _ => SslVerifyRaw::CaBundle(v.to_owned()),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Structs. Field names are the file's keys; `keys::KNOWN_KEYS` must list each of them.
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTop {
+    pub model_list: Option<Vec<Value>>,
+    pub router_settings: Option<Value>,
+    pub litellm_settings: Option<Value>,
+    pub general_settings: Option<Value>,
+    /// Read from the YAML tree (it is needed before `os.environ/` is resolved); declared
+    /// here so a wrong type is reported like any other.
+    #[allow(dead_code)]
+    pub environment_variables: Option<Map<String, Value>>,
+    pub model_max_budget: Option<Map<String, Value>>,
+    pub provider_budget_config: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawEntry {
+    pub model_name: Option<Text>,
+    pub litellm_params: Option<Value>,
+    pub model_info: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLitellmParams {
+    pub model: Option<Text>,
+    pub api_key: Option<Text>,
+    pub api_base: Option<Text>,
+    pub api_version: Option<Text>,
+    pub custom_llm_provider: Option<Text>,
+    pub aws_access_key_id: Option<Text>,
+    pub aws_secret_access_key: Option<Text>,
+    pub aws_session_token: Option<Text>,
+    pub aws_region_name: Option<Text>,
+    pub aws_session_name: Option<Text>,
+    pub aws_profile_name: Option<Text>,
+    pub aws_role_name: Option<Text>,
+    pub aws_web_identity_token: Option<Text>,
+    pub aws_sts_endpoint: Option<Text>,
+    pub aws_external_id: Option<Text>,
+    pub aws_bedrock_runtime_endpoint: Option<Text>,
+    pub timeout: Option<Seconds>,
+    pub stream_timeout: Option<Seconds>,
+    pub max_retries: Option<Whole<u32>>,
+    pub num_retries: Option<Whole<u32>>,
+    pub rpm: Option<Whole<u64>>,
+    pub tpm: Option<Whole<u64>>,
+    pub weight: Option<NonNeg>,
+    pub order: Option<Whole<u32>>,
+    pub max_parallel_requests: Option<Whole<u32>>,
+    pub cooldown_time: Option<Seconds>,
+    pub drop_params: Option<Flag>,
+    pub input_cost_per_token: Option<NonNeg>,
+    pub output_cost_per_token: Option<NonNeg>,
+    pub cache_read_input_token_cost: Option<NonNeg>,
+    pub cache_creation_input_token_cost: Option<NonNeg>,
+    pub max_budget: Option<NonNeg>,
+    pub budget_duration: Option<Text>,
+    pub mock_response: Option<Text>,
+    pub tags: Option<TextList>,
+    pub ssl_verify: Option<SslVerifyRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRouterSettings {
+    pub routing_strategy: Option<Text>,
+    pub num_retries: Option<Whole<u32>>,
+    pub timeout: Option<Seconds>,
+    pub retry_after: Option<Seconds>,
+    pub retry_policy: Option<RawRetryPolicy>,
+    pub allowed_fails: Option<Whole<u32>>,
+    pub cooldown_time: Option<Seconds>,
+    pub disable_cooldowns: Option<Flag>,
+    pub fallbacks: Option<RawFallbacks>,
+    pub context_window_fallbacks: Option<RawFallbacks>,
+    pub content_policy_fallbacks: Option<RawFallbacks>,
+    pub default_fallbacks: Option<TextList>,
+    pub enable_pre_call_checks: Option<Flag>,
+    pub provider_budget_config: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRetryPolicy {
+    #[serde(rename = "BadRequestErrorRetries")]
+    pub bad_request: Option<Whole<u32>>,
+    #[serde(rename = "AuthenticationErrorRetries")]
+    pub authentication: Option<Whole<u32>>,
+    #[serde(rename = "TimeoutErrorRetries")]
+    pub timeout: Option<Whole<u32>>,
+    #[serde(rename = "RateLimitErrorRetries")]
+    pub rate_limit: Option<Whole<u32>>,
+    #[serde(rename = "ContentPolicyViolationErrorRetries")]
+    pub content_policy: Option<Whole<u32>>,
+    #[serde(rename = "InternalServerErrorRetries")]
+    pub internal_server: Option<Whole<u32>>,
+    #[serde(rename = "ServiceUnavailableErrorRetries")]
+    pub service_unavailable: Option<Whole<u32>>,
+    #[serde(rename = "NotFoundErrorRetries")]
+    pub not_found: Option<Whole<u32>>,
+    #[serde(rename = "DefaultRetries")]
+    pub default: Option<Whole<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLitellmSettings {
+    pub drop_params: Option<Flag>,
+    pub request_timeout: Option<Seconds>,
+    pub num_retries: Option<Whole<u32>>,
+    pub fallbacks: Option<RawFallbacks>,
+    pub context_window_fallbacks: Option<RawFallbacks>,
+    pub content_policy_fallbacks: Option<RawFallbacks>,
+    pub default_fallbacks: Option<TextList>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGeneralSettings {
+    pub master_key: Option<Text>,
+    pub health_check_interval: Option<Seconds>,
+    pub background_health_checks: Option<Flag>,
+    pub max_request_body_size_mb: Option<NonNeg>,
+    pub max_request_size_mb: Option<NonNeg>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawBudget {
+    pub budget_limit: Option<NonNeg>,
+    pub time_period: Option<Text>,
+}
+
+/// One fallback rule as written, with where it sits so CFG-05 can point at the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFallback {
+    /// Index in the list form (`[{a: [b]}]`); None for the mapping form (`{a: [b]}`).
+    pub index: Option<usize>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// `fallbacks`: LiteLLM's list of one-key mappings, or (leniently) one mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawFallbacks(pub Vec<RawFallback>);
+
+impl<'de> Deserialize<'de> for RawFallbacks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFallbacks;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list like [{\"alias\": [\"fallback-alias\"]}]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawFallbacks, A::Error> {
+                let mut out = Vec::new();
+                let mut index = 0;
+                while let Some(rule) = seq.next_element::<BTreeMap<String, TextList>>()? {
+                    for (from, TextList(to)) in rule {
+                        out.push(RawFallback { index: Some(index), from, to });
+                    }
+                    index += 1;
+                }
+                Ok(RawFallbacks(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFallbacks, A::Error> {
+                let mut out = Vec::new();
+                while let Some((from, TextList(to))) = map.next_entry::<String, TextList>()? {
+                    out.push(RawFallback { index: None, from, to });
+                }
+                Ok(RawFallbacks(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// A value that has the wrong type or is out of range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeError {
+    pub path: KeyPath,
+    pub message: String,
+}
+
+/// Deserializes `value` into `T`, collecting one error per bad key instead of stopping at
+/// the first: after each error the offending key is dropped and the rest is tried again.
+/// Every field of `T` is optional, so dropping a key always gets closer to success.
+pub fn collect<T>(mut value: Value, base: &KeyPath, errors: &mut Vec<TypeError>) -> T
+where
+    T: for<'de> Deserialize<'de> + Default,
+{
+    // Each round removes one key, so the number of rounds is bounded by the keys present;
+    // the cap only guards against a value that can never be fixed by removal.
+    for _ in 0..256 {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(t) => return t,
+            Err(err) => {
+                let rel = KeyPath::root().join_serde(err.path());
+                errors.push(TypeError { path: base_join(base, &rel), message: err.inner().to_string() });
+                if !remove(&mut value, rel.segs()) {
+                    return T::default();
+                }
+            }
+        }
+    }
+    T::default()
+}
+
+fn base_join(base: &KeyPath, rel: &KeyPath) -> KeyPath {
+    let mut out = base.clone();
+    for seg in rel.segs() {
+        out.push(seg.clone());
+    }
+    out
+}
+
+/// Removes the value at `path`, going up to the nearest mapping key when the path ends
+/// inside a list (removing a list item would shift the indices of later errors).
+fn remove(value: &mut Value, path: &[Seg]) -> bool {
+    let Some(cut) = path.iter().rposition(|s| matches!(s, Seg::Key(_))) else {
+        return false;
+    };
+    let mut node = value;
+    for seg in &path[..cut] {
+        node = match (seg, node) {
+            (Seg::Key(k), Value::Object(m)) => match m.get_mut(k) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (&path[cut], node) {
+        (Seg::Key(k), Value::Object(m)) => m.remove(k).is_some(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(v: Value) -> (RawLitellmParams, Vec<TypeError>) {
+        let mut errors = Vec::new();
+        let base = KeyPath::root().key("model_list").index(0).key("litellm_params");
+        let p = collect(v, &base, &mut errors);
+        (p, errors)
+    }
+
+    #[test]
+    fn numbers_written_as_strings_are_numbers() {
+        let (p, errors) = params(json!({"rpm": "100", "timeout": "2.5", "weight": 3, "drop_params": "True"}));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(p.rpm, Some(Whole(100)));
+        assert_eq!(p.timeout, Some(Seconds(2.5)));
+        assert_eq!(p.weight, Some(NonNeg(3.0)));
+        assert_eq!(p.drop_params, Some(Flag(true)));
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_with_its_path_and_the_rest_still_loads() {
+        let (p, errors) = params(json!({
+            "model": "anthropic/claude-sonnet-4-5",
+            "rpm": -5,
+            "timeout": "soon",
+            "tags": [1, {"x": 1}],
+            "tpm": 10
+        }));
+        let paths: Vec<String> = errors.iter().map(|e| e.path.to_string()).collect();
+        assert_eq!(paths.len(), 3, "{errors:?}");
+        assert!(paths.contains(&"model_list[0].litellm_params.rpm".to_owned()));
+        assert!(paths.contains(&"model_list[0].litellm_params.timeout".to_owned()));
+        assert!(paths.contains(&"model_list[0].litellm_params.tags[1]".to_owned()));
+        let rpm = errors.iter().find(|e| e.path.to_string().ends_with("rpm")).unwrap();
+        assert!(rpm.message.contains("-5") && rpm.message.contains("0 or more"), "{}", rpm.message);
+        assert_eq!(p.model, Some(Text("anthropic/claude-sonnet-4-5".into())));
+        assert_eq!(p.tpm, Some(Whole(10)));
+    }
+
+    #[test]
+    fn fallbacks_in_list_and_mapping_form() {
+        let mut errors = Vec::new();
+        let f: RawRouterSettings = collect(
+            json!({"fallbacks": [{"free": ["cheap"]}, {"cheap": "balanced"}],
+                   "context_window_fallbacks": {"cheap": ["frontier"]}}),
+            &KeyPath::root(),
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let fb = f.fallbacks.unwrap().0;
+        assert_eq!(fb[1], RawFallback { index: Some(1), from: "cheap".into(), to: vec!["balanced".into()] });
+        let cw = f.context_window_fallbacks.unwrap().0;
+        assert_eq!(cw[0], RawFallback { index: None, from: "cheap".into(), to: vec!["frontier".into()] });
+    }
+
+    #[test]
+    fn ssl_verify_is_a_flag_or_a_path() {
+        let (p, _) = params(json!({"ssl_verify": "false"}));
+        assert_eq!(p.ssl_verify, Some(SslVerifyRaw::Flag(false)));
+        let (p, _) = params(json!({"ssl_verify": "/etc/ca.pem"}));
+        assert_eq!(p.ssl_verify, Some(SslVerifyRaw::CaBundle("/etc/ca.pem".into())));
+    }
+}

@@ -1,0 +1,317 @@
+//! `router_settings`, `litellm_settings`, `general_settings` and the budget maps, from
+//! their raw form to the runtime settings. LiteLLM accepts the retry and fallback keys in
+//! both `router_settings` and `litellm_settings`; here `router_settings` wins when both
+//! are written, and a warning says so.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::model::{BudgetLimit, Budgets, FallbackMap, GeneralSettings, RetryPolicy, RouterSettings, RoutingStrategy, SourcedSecret, ValueSource};
+use super::path::KeyPath;
+use super::raw::{parse_flag, RawBudget, RawFallbacks, RawGeneralSettings, RawLitellmSettings, RawRetryPolicy, RawRouterSettings, Seconds, Text, Whole};
+use super::validate::Ctx;
+use crate::secret::Secret;
+
+pub struct Parts {
+    pub router: RouterSettings,
+    pub general: GeneralSettings,
+    /// Every fallback list as written, for the alias check (CFG-05).
+    pub fallback_sources: Vec<(KeyPath, RawFallbacks)>,
+    pub default_fallbacks_source: Option<(KeyPath, Vec<String>)>,
+    pub router_budgets: Option<Map<String, Value>>,
+}
+
+const STRATEGIES: &str = "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, cost-based-routing";
+
+/// A duration in seconds; `positive` rejects 0 where 0 would mean "fail at once".
+pub fn secs(ctx: &mut Ctx<'_>, v: Option<Seconds>, path: &KeyPath, positive: bool) -> Option<Duration> {
+    let Seconds(s) = v?;
+    if positive && s == 0.0 {
+        ctx.problem("CFG-09", path, format!("{path} is 0 seconds"), "write a number of seconds greater than 0, or remove the key for the default".to_owned());
+        return None;
+    }
+    match Duration::try_from_secs_f64(s) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            ctx.problem("CFG-09", path, format!("{path} = {s} seconds is out of range"), "write a number of seconds, e.g. 600".to_owned());
+            None
+        }
+    }
+}
+
+fn whole<T>(v: Option<Whole<T>>) -> Option<T> {
+    v.map(|Whole(n)| n)
+}
+
+pub fn build(ctx: &mut Ctx<'_>, router: Option<Value>, litellm: Option<Value>, general: Option<Value>) -> Parts {
+    let rp = KeyPath::root().key("router_settings");
+    let lp = KeyPath::root().key("litellm_settings");
+    let gp = KeyPath::root().key("general_settings");
+    let r: RawRouterSettings = ctx.raw(router, &rp);
+    let l: RawLitellmSettings = ctx.raw(litellm, &lp);
+    let g: RawGeneralSettings = ctx.raw(general, &gp);
+    let general = general_settings(ctx, g, &l, &gp, &lp);
+
+    let mut out = RouterSettings::default();
+    if let Some(Text(s)) = &r.routing_strategy {
+        match s.trim() {
+            "simple-shuffle" => out.routing_strategy = RoutingStrategy::SimpleShuffle,
+            "least-busy" => out.routing_strategy = RoutingStrategy::LeastBusy,
+            "usage-based-routing" | "usage-based-routing-v2" => out.routing_strategy = RoutingStrategy::UsageBased,
+            "latency-based-routing" => out.routing_strategy = RoutingStrategy::LatencyBased,
+            "cost-based-routing" => out.routing_strategy = RoutingStrategy::CostBased,
+            "provider-budget-routing" => ctx.warn(
+                "CFG-06",
+                &rp.key("routing_strategy"),
+                "provider-budget-routing is not implemented yet; simple-shuffle is used".to_owned(),
+            ),
+            other => ctx.problem(
+                "CFG-09",
+                &rp.key("routing_strategy"),
+                format!("unknown routing_strategy `{other}`"),
+                format!("use one of: {STRATEGIES}"),
+            ),
+        }
+    }
+    let both = |ctx: &mut Ctx<'_>, key: &str, in_router: bool, in_litellm: bool| {
+        if in_router && in_litellm {
+            ctx.warn("CFG-06", &lp.key(key), format!("ignored: router_settings.{key} is also set and wins"));
+        }
+    };
+    both(ctx, "num_retries", r.num_retries.is_some(), l.num_retries.is_some());
+    both(ctx, "fallbacks", r.fallbacks.is_some(), l.fallbacks.is_some());
+    both(ctx, "context_window_fallbacks", r.context_window_fallbacks.is_some(), l.context_window_fallbacks.is_some());
+    both(ctx, "content_policy_fallbacks", r.content_policy_fallbacks.is_some(), l.content_policy_fallbacks.is_some());
+    both(ctx, "default_fallbacks", r.default_fallbacks.is_some(), l.default_fallbacks.is_some());
+
+    if let Some(n) = whole(r.num_retries).or(whole(l.num_retries)) {
+        out.num_retries = n;
+    }
+    out.timeout = secs(ctx, r.timeout, &rp.key("timeout"), true);
+    if let Some(d) = secs(ctx, r.retry_after, &rp.key("retry_after"), false) {
+        out.retry_after = d;
+    }
+    out.retry_policy = retry_policy(r.retry_policy.unwrap_or_default());
+    if let Some(n) = whole(r.allowed_fails) {
+        out.allowed_fails = n;
+    }
+    if let Some(d) = secs(ctx, r.cooldown_time, &rp.key("cooldown_time"), false) {
+        out.cooldown_time = d;
+    }
+    out.disable_cooldowns = r.disable_cooldowns.is_some_and(|f| f.0);
+    out.enable_pre_call_checks = r.enable_pre_call_checks.is_some_and(|f| f.0);
+
+    let mut fallback_sources = Vec::new();
+    let pairs = [
+        ("fallbacks", r.fallbacks, l.fallbacks),
+        ("context_window_fallbacks", r.context_window_fallbacks, l.context_window_fallbacks),
+        ("content_policy_fallbacks", r.content_policy_fallbacks, l.content_policy_fallbacks),
+    ];
+    for (key, from_router, from_litellm) in pairs {
+        let chosen = match (&from_router, &from_litellm) {
+            (Some(f), _) | (None, Some(f)) => fallback_map(f),
+            (None, None) => FallbackMap::new(),
+        };
+        match key {
+            "fallbacks" => out.fallbacks = chosen,
+            "context_window_fallbacks" => out.context_window_fallbacks = chosen,
+            _ => out.content_policy_fallbacks = chosen,
+        }
+        // Both are checked: a misspelt alias is worth reporting even where it is overridden.
+        if let Some(f) = from_router {
+            fallback_sources.push((rp.key(key), f));
+        }
+        if let Some(f) = from_litellm {
+            fallback_sources.push((lp.key(key), f));
+        }
+    }
+    let default_fallbacks_source = match (r.default_fallbacks, l.default_fallbacks) {
+        (Some(f), _) => Some((rp.key("default_fallbacks"), f.0)),
+        (None, Some(f)) => Some((lp.key("default_fallbacks"), f.0)),
+        (None, None) => None,
+    };
+    out.default_fallbacks = default_fallbacks_source.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
+
+    Parts { router: out, general, fallback_sources, default_fallbacks_source, router_budgets: r.provider_budget_config }
+}
+
+fn fallback_map(f: &RawFallbacks) -> FallbackMap {
+    let mut map = FallbackMap::new();
+    for rule in &f.0 {
+        let targets: &mut Vec<String> = map.entry(rule.from.clone()).or_default();
+        for t in &rule.to {
+            if !targets.contains(t) {
+                targets.push(t.clone());
+            }
+        }
+    }
+    map
+}
+
+fn retry_policy(p: RawRetryPolicy) -> RetryPolicy {
+    RetryPolicy {
+        bad_request: whole(p.bad_request),
+        authentication: whole(p.authentication),
+        timeout: whole(p.timeout),
+        rate_limit: whole(p.rate_limit),
+        content_policy: whole(p.content_policy),
+        internal_server: whole(p.internal_server),
+        service_unavailable: whole(p.service_unavailable),
+        not_found: whole(p.not_found),
+        default: whole(p.default),
+    }
+}
+
+fn general_settings(
+    ctx: &mut Ctx<'_>,
+    g: RawGeneralSettings,
+    l: &RawLitellmSettings,
+    gp: &KeyPath,
+    lp: &KeyPath,
+) -> GeneralSettings {
+    let mut out = GeneralSettings::default();
+    out.master_key = master_key(ctx, g.master_key, &gp.key("master_key"));
+
+    let size_key = if g.max_request_body_size_mb.is_some() { "max_request_body_size_mb" } else { "max_request_size_mb" };
+    if let Some(mb) = g.max_request_body_size_mb.or(g.max_request_size_mb) {
+        let bytes = mb.0 * 1024.0 * 1024.0;
+        if mb.0 < 1.0 / 1024.0 || bytes >= 1e15 {
+            ctx.problem(
+                "CFG-09",
+                &gp.key(size_key),
+                format!("{size_key} = {} is not a usable request size limit", mb.0),
+                "write a size in MiB such as 32 (the default)".to_owned(),
+            );
+        } else {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let bytes = bytes.round() as usize;
+            out.max_request_body_bytes = bytes;
+        }
+    }
+    if let Some(d) = secs(ctx, g.health_check_interval, &gp.key("health_check_interval"), true) {
+        out.health_check_interval = d;
+    }
+    out.background_health_checks = g.background_health_checks.is_some_and(|f| f.0);
+    out.request_timeout = secs(ctx, l.request_timeout, &lp.key("request_timeout"), true);
+
+    out.drop_params = match l.drop_params {
+        Some(f) => f.0,
+        None => match ctx.env.get("LITELLM_DROP_PARAMS") {
+            Some(v) => match parse_flag(&v.value) {
+                Some(b) => b,
+                None => {
+                    ctx.warn(
+                        "CFG-06",
+                        &lp.key("drop_params"),
+                        format!("LITELLM_DROP_PARAMS={:?} (from {}) is not true or false; drop_params stays false", v.value, v.origin),
+                    );
+                    false
+                }
+            },
+            None => false,
+        },
+    };
+    out
+}
+
+/// `general_settings.master_key`, else LITELLM_MASTER_KEY, else SWITCHYARD_MASTER_KEY.
+fn master_key(ctx: &mut Ctx<'_>, written: Option<Text>, path: &KeyPath) -> Option<SourcedSecret> {
+    if let Some(Text(v)) = written {
+        if v.trim().is_empty() {
+            ctx.problem(
+                "CFG-09",
+                path,
+                "general_settings.master_key is empty".to_owned(),
+                "set a key (e.g. sk-... from `openssl rand -hex 24`) or remove the line to run without one".to_owned(),
+            );
+            return None;
+        }
+        return Some(ctx.secret(path, v));
+    }
+    for var in ["LITELLM_MASTER_KEY", "SWITCHYARD_MASTER_KEY"] {
+        if let Some(v) = ctx.env.get(var) {
+            if v.value.trim().is_empty() {
+                ctx.warn("CFG-02", path, format!("{var} is set but empty (set in {}); it is ignored", v.origin));
+                continue;
+            }
+            return Some(SourcedSecret {
+                value: Secret::new(v.value),
+                source: ValueSource::Env { var: var.to_owned(), origin: v.origin },
+            });
+        }
+    }
+    None
+}
+
+/// `model_max_budget` and `provider_budget_config` (top level, or under router_settings as
+/// LiteLLM documents it; the top level wins per provider).
+pub fn budgets(
+    ctx: &mut Ctx<'_>,
+    model_max_budget: Option<Map<String, Value>>,
+    provider_top: Option<Map<String, Value>>,
+    provider_router: Option<Map<String, Value>>,
+) -> Budgets {
+    let mut out = Budgets::default();
+    out.model_max_budget = budget_map(ctx, model_max_budget, &KeyPath::root().key("model_max_budget"));
+    out.provider_budget_config =
+        budget_map(ctx, provider_router, &KeyPath::root().key("router_settings").key("provider_budget_config"));
+    let top = budget_map(ctx, provider_top, &KeyPath::root().key("provider_budget_config"));
+    out.provider_budget_config.extend(top);
+    out
+}
+
+fn budget_map(ctx: &mut Ctx<'_>, map: Option<Map<String, Value>>, base: &KeyPath) -> BTreeMap<String, BudgetLimit> {
+    let mut out = BTreeMap::new();
+    for (name, value) in map.unwrap_or_default() {
+        let path = base.key(name.clone());
+        let raw: RawBudget = ctx.raw(Some(value), &path);
+        let Some(limit) = raw.budget_limit else {
+            if !ctx.failed(&path.key("budget_limit")) {
+                ctx.problem(
+                    "CFG-09",
+                    &path,
+                    format!("budget for `{name}` has no budget_limit"),
+                    "write budget_limit: <USD> and time_period: 1d (or 7d, 30d, 1mo)".to_owned(),
+                );
+            }
+            continue;
+        };
+        let time_period = raw.time_period.map(|Text(t)| t);
+        if let Some(t) = &time_period {
+            if !valid_period(t) {
+                ctx.problem(
+                    "CFG-09",
+                    &path.key("time_period"),
+                    format!("time_period `{t}` is not a period"),
+                    "write a number and a unit: 30s, 10m, 12h, 1d, 7d, 2w or 1mo".to_owned(),
+                );
+            }
+        }
+        out.insert(name, BudgetLimit { budget_limit: limit.0, time_period, location: ctx.loc(&path) });
+    }
+    out
+}
+
+/// LiteLLM's period syntax: digits and one of s, m, h, d, w, mo.
+pub fn valid_period(t: &str) -> bool {
+    let t = t.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && matches!(&t[digits..], "s" | "m" | "h" | "d" | "w" | "mo")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_period;
+
+    #[test]
+    fn periods_follow_litellm() {
+        for ok in ["30s", "10m", "12h", "1d", "30d", "2w", "1mo"] {
+            assert!(valid_period(ok), "{ok}");
+        }
+        for bad in ["d", "1", "1 day", "1y", "-1d", ""] {
+            assert!(!valid_period(bad), "{bad}");
+        }
+    }
+}

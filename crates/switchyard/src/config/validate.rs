@@ -1,0 +1,361 @@
+//! Phase two: from the YAML tree and the raw structs to the runtime [`Config`], or to
+//! every problem at once. Each problem is pinned to a file, line, column and key path by
+//! looking the key up in the spanned tree.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::env::{ConfigVar, Env, LayeredEnv};
+use super::envfile::EnvFile;
+use super::interpolate::{self, EnvRef, Resolver};
+use super::model::{
+    Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret,
+    ValueSource,
+};
+use super::path::KeyPath;
+use super::raw::{self, RawFallbacks, RawTop, TypeError};
+use super::yaml::{self, Kind, Node};
+use super::{deploy, keys, settings, ConfigErrors, ConfigProblem};
+use crate::secret::Secret;
+
+/// Everything a config is checked against.
+pub struct Input<'a> {
+    pub path: &'a Path,
+    pub origin: ConfigOrigin,
+    pub text: &'a str,
+    pub env: &'a dyn Env,
+    pub env_files: Vec<EnvFile>,
+    /// Problems found before the config was read (env files that could not be loaded).
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// Shared state of one validation run.
+pub struct Ctx<'a> {
+    pub file: &'a Path,
+    pub root: &'a Node,
+    pub env: &'a dyn Env,
+    pub refs: &'a HashMap<KeyPath, EnvRef>,
+    pub failed: &'a HashSet<KeyPath>,
+    pub problems: Vec<ConfigProblem>,
+    pub warnings: Vec<ConfigWarning>,
+    pub type_errors: Vec<TypeError>,
+}
+
+impl Ctx<'_> {
+    fn at(&self, path: &KeyPath, key_pos: bool) -> Location {
+        let pos = self.root.locate(path.segs(), key_pos);
+        Location { file: self.file.to_owned(), line: pos.line, column: pos.column }
+    }
+
+    /// Where the value at `path` is written (or its nearest written parent).
+    pub fn loc(&self, path: &KeyPath) -> Location {
+        self.at(path, false)
+    }
+
+    /// Where the key at `path` is written.
+    pub fn key_loc(&self, path: &KeyPath) -> Location {
+        self.at(path, true)
+    }
+
+    pub fn problem(&mut self, id: &'static str, path: &KeyPath, message: String, remedy: String) {
+        let location = Some(self.loc(path));
+        self.problems.push(ConfigProblem { id, location, key: path.to_string(), message, remedy });
+    }
+
+    pub fn warn(&mut self, id: &'static str, path: &KeyPath, message: String) {
+        let location = Some(self.key_loc(path));
+        self.warnings.push(ConfigWarning { id, key: path.to_string(), location, message });
+    }
+
+    /// Whether `path` held an `os.environ/` reference that already failed (so "missing"
+    /// would report the same key twice).
+    pub fn failed(&self, path: &KeyPath) -> bool {
+        self.failed.contains(path)
+    }
+
+    pub fn source(&self, path: &KeyPath) -> ValueSource {
+        match self.refs.get(path) {
+            Some(r) => ValueSource::ConfigEnvRef {
+                var: r.var.clone(),
+                origin: r.origin.clone(),
+                at: r.at.clone(),
+            },
+            None => ValueSource::Literal(self.loc(path)),
+        }
+    }
+
+    pub fn secret(&self, path: &KeyPath, value: String) -> SourcedSecret {
+        SourcedSecret { value: Secret::new(value), source: self.source(path) }
+    }
+
+    /// Deserializes one part of the file, collecting its type errors.
+    pub fn raw<T>(&mut self, value: Option<Value>, path: &KeyPath) -> T
+    where
+        T: for<'de> serde::Deserialize<'de> + Default,
+    {
+        match value {
+            None | Some(Value::Null) => T::default(),
+            Some(v) => raw::collect(v, path, &mut self.type_errors),
+        }
+    }
+}
+
+pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
+    let Input { path, origin, text, env, env_files, mut problems } = input;
+    let fail = |problems| ConfigErrors { path: Some(path.to_owned()), problems };
+
+    let parsed = match yaml::parse(text) {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(ConfigProblem {
+                id: "CFG-03",
+                location: Some(Location { file: path.to_owned(), line: e.pos.line, column: e.pos.column }),
+                key: String::new(),
+                message: format!("YAML syntax error: {}", e.message),
+                remedy: format!(
+                    "fix the YAML at line {} column {}: check the indentation (spaces, not tabs), \
+                     that each `key: value` has a space after the colon, and that brackets and \
+                     quotes are closed",
+                    e.pos.line, e.pos.column
+                ),
+            });
+            return Err(fail(problems));
+        }
+    };
+    let mut root = parsed.root.unwrap_or(Node { kind: Kind::Map(Vec::new()), pos: yaml::Pos { line: 1, column: 1 } });
+    if !matches!(root.kind, Kind::Map(_)) {
+        problems.push(ConfigProblem {
+            id: "CFG-09",
+            location: Some(Location { file: path.to_owned(), line: root.pos.line, column: root.pos.column }),
+            key: String::new(),
+            message: format!("the config must be a mapping with model_list, router_settings, ...; found {}", root.type_name()),
+            remedy: "start the file with `model_list:` (see examples/quickstart.yaml)".to_owned(),
+        });
+        return Err(fail(problems));
+    }
+
+    let mut pre_warnings: Vec<ConfigWarning> = parsed
+        .duplicates
+        .iter()
+        .map(|d| ConfigWarning {
+            id: "CFG-03",
+            key: d.path.to_string(),
+            location: Some(Location { file: path.to_owned(), line: d.second.line, column: d.second.column }),
+            message: format!(
+                "`{}` is written twice (also at line {}); the later value wins, as in LiteLLM",
+                d.path, d.first.line
+            ),
+        })
+        .collect();
+
+    let config_vars = environment_variables(&root, path, &mut problems);
+    let file_paths: Vec<PathBuf> = env_files.iter().map(|f| f.path.clone()).collect();
+    let layered = LayeredEnv::new(env).with_files(env_files).with_config_vars(path, config_vars);
+
+    let mut resolver = Resolver {
+        env: &layered,
+        file: path,
+        env_files: &file_paths,
+        aliases: interpolate::aliases(&root),
+        problems: Vec::new(),
+        out: interpolate::Resolved::default(),
+    };
+    resolver.run(&mut root);
+    problems.append(&mut resolver.problems);
+    let resolved = resolver.out;
+
+    pre_warnings.extend(keys::warnings(&root, path));
+
+    let mut ctx = Ctx {
+        file: path,
+        root: &root,
+        env: &layered,
+        refs: &resolved.refs,
+        failed: &resolved.failed,
+        problems: Vec::new(),
+        warnings: pre_warnings,
+        type_errors: Vec::new(),
+    };
+
+    let top: RawTop = ctx.raw(Some(root.to_json()), &KeyPath::root());
+    let groups = build_groups(&mut ctx, top.model_list.unwrap_or_default());
+    let aliases: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let ids: HashSet<String> = groups.iter().flat_map(|g| g.deployments.iter().map(|d| d.id.clone())).collect();
+
+    let parts = settings::build(&mut ctx, top.router_settings, top.litellm_settings, top.general_settings);
+    let budgets = settings::budgets(&mut ctx, top.model_max_budget, top.provider_budget_config, parts.router_budgets);
+    for (p, fallbacks) in &parts.fallback_sources {
+        check_fallbacks(&mut ctx, p, fallbacks, &aliases, &ids);
+    }
+    if let Some((p, names)) = &parts.default_fallbacks_source {
+        for (i, name) in names.iter().enumerate() {
+            if !aliases.contains(name) && !ids.contains(name) {
+                undefined_alias(&mut ctx, &p.index(i), name, "default_fallbacks", &aliases);
+            }
+        }
+    }
+    for name in budgets.model_max_budget.keys() {
+        if !aliases.contains(name) {
+            let p = KeyPath::root().key("model_max_budget").key(name.clone());
+            undefined_alias(&mut ctx, &p, name, "model_max_budget", &aliases);
+        }
+    }
+
+    let type_errors = std::mem::take(&mut ctx.type_errors);
+    for e in type_errors {
+        let remedy = match e.message.find("expected ") {
+            Some(i) => format!("write {} here", &e.message[i + "expected ".len()..]),
+            None => "fix the value; the README's configuration reference lists each key".to_owned(),
+        };
+        ctx.problem("CFG-09", &e.path, e.message, remedy);
+    }
+
+    let mut config_problems = std::mem::take(&mut ctx.problems);
+    config_problems.sort_by_key(|p| p.location.as_ref().map(|l| (l.line, l.column)));
+    problems.append(&mut config_problems);
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    let mut warnings = ctx.warnings;
+    warnings.sort_by_key(|w| w.location.as_ref().map(|l| (l.line, l.column)));
+    Ok(Config {
+        path: path.to_owned(),
+        origin,
+        env_files: file_paths,
+        groups,
+        router: parts.router,
+        general: parts.general,
+        budgets,
+        warnings,
+    })
+}
+
+/// The `environment_variables` section, read straight from the tree: it feeds the
+/// environment that `os.environ/` references are resolved against.
+fn environment_variables(root: &Node, file: &Path, problems: &mut Vec<ConfigProblem>) -> Vec<ConfigVar> {
+    let Some(section) = root.get("environment_variables") else { return Vec::new() };
+    let mut vars = Vec::new();
+    for e in section.entries() {
+        let value = match &e.value.kind {
+            Kind::Str(s) => s.clone(),
+            Kind::Int(i) => i.to_string(),
+            Kind::Float(f) => f.to_string(),
+            Kind::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
+            Kind::Null => String::new(),
+            Kind::Seq(_) | Kind::Map(_) => {
+                problems.push(ConfigProblem {
+                    id: "CFG-09",
+                    location: Some(Location { file: file.to_owned(), line: e.value.pos.line, column: e.value.pos.column }),
+                    key: format!("environment_variables.{}", e.key),
+                    message: format!("environment variable {} must be a single value, found {}", e.key, e.value.type_name()),
+                    remedy: "write it as NAME: value".to_owned(),
+                });
+                continue;
+            }
+        };
+        vars.push(ConfigVar { name: e.key.clone(), value, line: e.key_pos.line });
+    }
+    vars
+}
+
+fn build_groups(ctx: &mut Ctx<'_>, entries: Vec<Value>) -> Vec<ModelGroup> {
+    let list_path = KeyPath::root().key("model_list");
+    if entries.is_empty() {
+        let has_list = ctx.root.get("model_list").is_some();
+        let p = if has_list { list_path } else { KeyPath::root() };
+        ctx.warn(
+            "CFG-06",
+            &p,
+            "no models are configured (model_list is empty or missing): every request will be \
+             answered with \"unknown model\""
+                .to_owned(),
+        );
+        return Vec::new();
+    }
+    let mut groups: Vec<ModelGroup> = Vec::new();
+    let mut seen_ids: HashMap<String, KeyPath> = HashMap::new();
+    for (i, value) in entries.into_iter().enumerate() {
+        let path = list_path.index(i);
+        let Some(d) = deploy::build(ctx, value, &path, i) else { continue };
+        let id_path = path.key("model_info").key("id");
+        if let Some(first) = seen_ids.get(&d.id) {
+            let first_at = ctx.loc(first);
+            ctx.problem(
+                "CFG-09",
+                &id_path,
+                format!("deployment id `{}` is also used by {} (line {})", d.id, first, first_at.line),
+                "give each deployment its own model_info.id, or remove it to get a derived id".to_owned(),
+            );
+            continue;
+        }
+        seen_ids.insert(d.id.clone(), id_path);
+        let d = Arc::new(d);
+        match groups.iter_mut().find(|g| g.name == d.alias) {
+            Some(g) => g.deployments.push(d),
+            None => groups.push(ModelGroup { name: d.alias.clone(), deployments: vec![d] }),
+        }
+    }
+    groups
+}
+
+fn check_fallbacks(
+    ctx: &mut Ctx<'_>,
+    base: &KeyPath,
+    fallbacks: &RawFallbacks,
+    aliases: &[String],
+    ids: &HashSet<String>,
+) {
+    let what = base.to_string();
+    for rule in &fallbacks.0 {
+        let rule_path = match rule.index {
+            Some(i) => base.index(i).key(rule.from.clone()),
+            None => base.key(rule.from.clone()),
+        };
+        if !aliases.contains(&rule.from) {
+            let location = Some(ctx.key_loc(&rule_path));
+            let (message, remedy) = undefined_text(&rule.from, &what, aliases, false);
+            ctx.problems.push(ConfigProblem {
+                id: "CFG-05",
+                location,
+                key: rule_path.to_string(),
+                message,
+                remedy,
+            });
+        }
+        // `{a: b}` names one target as a plain string; `{a: [b, c]}` a list of them.
+        let as_list = matches!(ctx.root.find(rule_path.segs()).map(|n| &n.kind), Some(Kind::Seq(_)));
+        for (j, to) in rule.to.iter().enumerate() {
+            if !aliases.contains(to) && !ids.contains(to) {
+                let p = if as_list { rule_path.index(j) } else { rule_path.clone() };
+                let (message, remedy) = undefined_text(to, &what, aliases, true);
+                ctx.problem("CFG-05", &p, message, remedy);
+            }
+        }
+    }
+}
+
+fn undefined_text(name: &str, what: &str, aliases: &[String], ids_allowed: bool) -> (String, String) {
+    let message = format!("{what} names `{name}`, which is not a model_name in model_list");
+    let close = aliases
+        .iter()
+        .map(|a| (keys::edit_distance(a, name), a))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| format!(" (did you mean `{a}`?)"))
+        .unwrap_or_default();
+    let ids = if ids_allowed { "; a fallback target may also be a model_info.id" } else { "" };
+    let remedy = if aliases.is_empty() {
+        "define the alias in model_list first; no aliases are defined yet".to_owned()
+    } else {
+        format!("use one of the aliases that exist: {}{close}{ids}", aliases.join(", "))
+    };
+    (message, remedy)
+}
+
+fn undefined_alias(ctx: &mut Ctx<'_>, path: &KeyPath, name: &str, what: &str, aliases: &[String]) {
+    let (message, remedy) = undefined_text(name, what, aliases, what.ends_with("fallbacks"));
+    ctx.problem("CFG-05", path, message, remedy);
+}

@@ -1,0 +1,18 @@
+//! Switchyard: an LLM gateway that speaks LiteLLM's config and the OpenAI and Anthropic
+//! wire formats, routes tier aliases to deployments, and names every failure with its fix.
+//!
+//! The binary (`main.rs`) only parses arguments and calls into [`cli`]; everything else
+//! lives here so tests can drive it in-process.
+
+pub mod canonical;
+pub mod classify;
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod logging;
+pub mod provider;
+pub mod router;
+pub mod secret;
+pub mod server;
+pub mod surface;
+pub mod tokens;

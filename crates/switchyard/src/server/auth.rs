@@ -1,0 +1,107 @@
+//! Checks the gateway key on every authenticated route (GW-01).
+//!
+//! Accepts `Authorization: Bearer <key>` (OpenAI SDKs, curl) and `x-api-key` (Anthropic
+//! SDKs, Claude Code). Never echoes or logs the presented key.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+use crate::classify::{ApiError, Diagnosis, ErrorKind};
+use crate::surface::openai;
+
+pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let runtime = state.runtime();
+    let Some(master) = &runtime.master_key else {
+        return next.run(req).await;
+    };
+    match presented_key(req.headers()) {
+        Some(key) if master.matches(key) => next.run(req).await,
+        presented => {
+            let key_source = runtime
+                .config
+                .general
+                .master_key
+                .as_ref()
+                .map(|k| k.source.to_string())
+                .unwrap_or_default();
+            openai::error_response(&unauthorized(presented.is_some(), &key_source))
+        }
+    }
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        let key = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ if value.eq_ignore_ascii_case("bearer") => "",
+            _ => value,
+        };
+        if !key.is_empty() {
+            return Some(key);
+        }
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty())
+}
+
+fn unauthorized(presented: bool, key_source: &str) -> ApiError {
+    let (message, cause) = if presented {
+        (
+            "Invalid gateway key.",
+            "The key sent does not match the gateway's master key.".to_owned(),
+        )
+    } else {
+        (
+            "Missing gateway key.",
+            "The request carried neither an `Authorization: Bearer` header nor an `x-api-key` \
+             header."
+                .to_owned(),
+        )
+    };
+    ApiError::new(ErrorKind::Unauthorized, message).with_diagnosis(Diagnosis::new(
+        "GW-01",
+        cause,
+        format!(
+            "Send the master key ({key_source}) as `Authorization: Bearer <key>` or \
+             `x-api-key: <key>`; for SDKs set OPENAI_API_KEY / ANTHROPIC_API_KEY to it."
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn reads_bearer_and_x_api_key() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-1"));
+        assert_eq!(presented_key(&h), Some("sk-1"));
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("sk-2"));
+        assert_eq!(presented_key(&h), Some("sk-2"));
+        assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn an_empty_bearer_falls_back_to_x_api_key() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        h.insert("x-api-key", HeaderValue::from_static("sk-3"));
+        assert_eq!(presented_key(&h), Some("sk-3"));
+    }
+
+    #[test]
+    fn the_error_never_contains_the_presented_key() {
+        let err = unauthorized(true, "general_settings.master_key written in c.yaml:3:3");
+        assert!(!err.full_message().contains("sk-wrong"));
+        assert_eq!(err.kind, ErrorKind::Unauthorized);
+    }
+}

@@ -1,0 +1,127 @@
+//! The HTTP server: routes, middleware (request id, access log, auth), graceful shutdown.
+//!
+//! Handlers stay thin: decode with a surface, run the router, encode with the surface.
+//! **Invariant:** nothing here inspects provider payloads or error strings.
+
+mod auth;
+mod body;
+mod chat;
+mod health;
+mod models;
+mod request_id;
+mod state;
+
+pub use state::{AppState, Runtime};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::classify::{ApiError, ErrorKind};
+use crate::surface::openai;
+
+/// The whole HTTP application for one gateway.
+pub fn app(state: Arc<AppState>) -> Router {
+    let authenticated = Router::new()
+        .route("/health", get(health::health))
+        .route("/v1/models", get(models::list))
+        .route("/models", get(models::list))
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/chat/completions", post(chat::completions))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+
+    Router::new()
+        .route("/health/liveliness", get(health::liveliness))
+        .route("/health/liveness", get(health::liveliness))
+        .route("/health/readiness", get(health::readiness))
+        .merge(authenticated)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_id::tag_and_log))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Nagle's algorithm on accepted sockets adds a delayed-ACK wait (~40 ms) to every
+    // small response on a kept-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// A gateway serving in the background of the current tokio runtime, for tests and
+/// embedding. Dropping the handle does not stop it; call [`Handle::shutdown`].
+pub struct Handle {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Handle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting and waits for in-flight requests to finish.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap_or_else(|join| Err(std::io::Error::other(join)))
+    }
+}
+
+/// Binds `addr` (port 0 for any free port) and serves `runtime` in a background task.
+pub async fn start(addr: SocketAddr, runtime: Runtime) -> std::io::Result<Handle> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(runtime);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    Ok(Handle { addr, state, stop: Some(stop), task })
+}
+
+async fn not_found(req: Request) -> Response {
+    let err = ApiError::new(
+        ErrorKind::NotFound,
+        format!(
+            "No route for {} {}. Switchyard serves POST /v1/chat/completions, GET /v1/models \
+             and the /health endpoints.",
+            req.method(),
+            req.uri().path()
+        ),
+    );
+    openai::error_response(&err)
+}
+
+async fn method_not_allowed(method: Method, req: Request) -> Response {
+    let mut err = ApiError::new(
+        ErrorKind::NotFound,
+        format!("{} is not allowed on {}.", method, req.uri().path()),
+    );
+    err.kind = ErrorKind::InvalidRequest;
+    let mut response = openai::error_response(&err);
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}

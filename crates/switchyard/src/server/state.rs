@@ -1,0 +1,49 @@
+//! What every request handler can reach: the current runtime (config + precompiled
+//! router), swapped atomically on reload, and process facts for health endpoints.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::router::Router;
+use crate::secret::Secret;
+
+/// Everything derived from one config load. Immutable: a reload builds a new one, and
+/// in-flight requests finish on the one they started with.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub master_key: Option<Secret>,
+    pub max_body_bytes: usize,
+}
+
+impl Runtime {
+    pub fn new(config: Config) -> Self {
+        let router = Router::new(&config);
+        let master_key = config.general.master_key.as_ref().map(|k| k.value.clone());
+        let max_body_bytes = config.general.max_request_body_bytes;
+        Self { config: Arc::new(config), router, master_key, max_body_bytes }
+    }
+}
+
+pub struct AppState {
+    runtime: ArcSwap<Runtime>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(runtime: Runtime) -> Arc<Self> {
+        Arc::new(Self { runtime: ArcSwap::from_pointee(runtime), started: Instant::now() })
+    }
+
+    /// The runtime to serve one request with; hold it for the whole request.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    pub fn replace(&self, runtime: Runtime) {
+        self.runtime.store(Arc::new(runtime));
+    }
+}

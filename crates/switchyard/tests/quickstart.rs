@@ -1,0 +1,208 @@
+//! The README's first command, end to end: spawn the real binary on the quickstart config
+//! with port 0, and read answers back with a real HTTP client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Gateway {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn quickstart_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart.yaml")
+}
+
+/// Starts the binary and waits for its "listening on" line, which carries the real port.
+fn spawn_gateway(args: &[&str]) -> Gateway {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env_remove("SWITCHYARD_CONFIG")
+        .env_remove("SWITCHYARD_ENV_FILE")
+        .env_remove("LITELLM_MASTER_KEY")
+        .env_remove("SWITCHYARD_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn switchyard");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().expect("the gateway printed nothing").unwrap();
+    let url = line
+        .strip_prefix("Switchyard listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    Gateway { child, url }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+#[tokio::test]
+async fn quickstart_answers_works_non_streaming() {
+    let config = quickstart_config();
+    let gw = spawn_gateway(&["--config", config.to_str().unwrap(), "--port", "0"]);
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth("sk-switchyard-quickstart")
+        .json(&serde_json::json!({
+            "model": "cheap",
+            "messages": [{"role": "user", "content": "Say: WORKS"}],
+            "max_tokens": 10
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert_eq!(resp.headers()["x-litellm-model-group"], "cheap");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], "WORKS");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    let usage = &body["usage"];
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn quickstart_streams_sse_chunks_usage_and_done() {
+    let config = quickstart_config();
+    // `serve` spelled out, as well as the default command in the other test.
+    let gw = spawn_gateway(&["serve", "--config", config.to_str().unwrap(), "--port", "0"]);
+    let resp = client()
+        .post(format!("{}/chat/completions", gw.url))
+        .header("x-api-key", "sk-switchyard-quickstart")
+        .json(&serde_json::json!({
+            "model": "frontier",
+            "messages": [{"role": "user", "content": "Say: WORKS"}],
+            "stream": true,
+            "stream_options": {"include_usage": true}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = resp.text().await.unwrap();
+    let events: Vec<&str> =
+        text.split("\n\n").filter(|e| !e.is_empty()).map(|e| e.trim_start_matches("data: ")).collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "stream must end with [DONE]: {text}");
+    let chunks: Vec<serde_json::Value> =
+        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "WORKS");
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    let usage_chunk = chunks.last().unwrap();
+    assert_eq!(usage_chunk["choices"].as_array().unwrap().len(), 0);
+    assert!(usage_chunk["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn quickstart_rejects_a_request_without_the_key() {
+    let config = quickstart_config();
+    let gw = spawn_gateway(&["--config", config.to_str().unwrap(), "--port", "0"]);
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&serde_json::json!({"model": "cheap", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+}
+
+#[test]
+fn a_broken_config_exits_64_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, "model_list:\n  - model_name: cheap\n    litellm_params: [unclosed\n")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--config", path.to_str().unwrap(), "--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.yaml:"), "stderr: {stderr}");
+    assert!(stderr.contains("CFG-03"), "stderr: {stderr}");
+}
+
+#[test]
+fn config_check_prints_the_resolved_table_and_exits_0() {
+    let config = quickstart_config();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["config", "check", "--json", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], true);
+    let text = json.to_string();
+    assert!(text.contains("cheap") && text.contains("balanced") && text.contains("frontier"));
+    assert!(!text.contains("sk-switchyard-quickstart"), "the master key must never be printed");
+}
+
+#[test]
+fn refuses_a_public_address_without_a_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.yaml");
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      mock_response: hi\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--config", path.to_str().unwrap(), "--host", "0.0.0.0", "--port", "0"])
+        .env_remove("LITELLM_MASTER_KEY")
+        .env_remove("SWITCHYARD_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("master_key"), "stderr: {stderr}");
+    assert!(stderr.contains("--allow-unauthenticated"), "stderr: {stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_gateway_cleanly() {
+    let config = quickstart_config();
+    let mut gw = spawn_gateway(&["--config", config.to_str().unwrap(), "--port", "0"]);
+    // One served request first, so a kept-alive connection exists while it drains.
+    let http = client();
+    let ready = http.get(format!("{}/health/readiness", gw.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(code) = gw.child.try_wait().unwrap() {
+            assert_eq!(code.code(), Some(0));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the gateway did not stop within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
