@@ -27,7 +27,8 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
             "CFG-09",
             path,
             format!("{path} must be a mapping with model_name and litellm_params; found {found}"),
-            "write each entry as `- model_name: <alias>` followed by an indented litellm_params:".to_owned(),
+            "write each entry as `- model_name: <alias>` followed by an indented litellm_params:"
+                .to_owned(),
         );
         return None;
     }
@@ -89,7 +90,12 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
     let id = match model_info.get("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        _ => derived_id(&alias, p.model.as_ref().map_or("", |t| t.0.as_str()), api_base.as_deref(), index),
+        _ => derived_id(
+            &alias,
+            p.model.as_ref().map_or("", |t| t.0.as_str()),
+            api_base.as_deref(),
+            index,
+        ),
     };
 
     let ssl_verify = ssl_verify(ctx, p.ssl_verify, &lp_path.key("ssl_verify"), &alias);
@@ -97,7 +103,15 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
     let credentials = if mock_response.is_some() {
         CredentialSource::Mock
     } else {
-        credentials(ctx, model_ref.provider, &mut api_key, &mut aws, api_base.is_some(), &lp_path, &alias)
+        credentials(
+            ctx,
+            model_ref.provider,
+            &mut api_key,
+            &mut aws,
+            api_base.is_some(),
+            &lp_path,
+            &alias,
+        )
     };
 
     let d = Deployment {
@@ -198,7 +212,12 @@ pub fn derived_id(alias: &str, model: &str, api_base: Option<&str>, index: usize
     format!("{h:016x}")
 }
 
-fn ssl_verify(ctx: &mut Ctx<'_>, v: Option<SslVerifyRaw>, path: &KeyPath, alias: &str) -> SslVerify {
+fn ssl_verify(
+    ctx: &mut Ctx<'_>,
+    v: Option<SslVerifyRaw>,
+    path: &KeyPath,
+    alias: &str,
+) -> SslVerify {
     match v {
         None | Some(SslVerifyRaw::Flag(true)) => SslVerify::System,
         Some(SslVerifyRaw::Flag(false)) => {
@@ -224,7 +243,9 @@ fn ssl_verify(ctx: &mut Ctx<'_>, v: Option<SslVerifyRaw>, path: &KeyPath, alias:
 }
 
 fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParams {
-    let secret = |ctx: &Ctx<'_>, key: &str, v: &Option<Text>| v.as_ref().map(|Text(s)| ctx.secret(&lp.key(key), s.clone()));
+    let secret = |ctx: &Ctx<'_>, key: &str, v: &Option<Text>| {
+        v.as_ref().map(|Text(s)| ctx.secret(&lp.key(key), s.clone()))
+    };
     let text = |v: &Option<Text>| v.as_ref().map(|t| t.0.clone());
     let aws = AwsParams {
         access_key_id: secret(ctx, "aws_access_key_id", &p.aws_access_key_id),
@@ -259,7 +280,12 @@ fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParam
 }
 
 /// A conventional variable from the config's environment, if set to something.
-fn conventional(ctx: &mut Ctx<'_>, var: &'static str, path: &KeyPath, alias: &str) -> Option<(String, ValueSource)> {
+fn conventional(
+    ctx: &mut Ctx<'_>,
+    var: &'static str,
+    path: &KeyPath,
+    alias: &str,
+) -> Option<(String, ValueSource)> {
     let v = ctx.env.get(var)?;
     if v.value.trim().is_empty() {
         ctx.warn("CFG-02", path, format!("{var} is set but empty (set in {}), so the deployment of alias `{alias}` cannot use it", v.origin));
@@ -268,7 +294,12 @@ fn conventional(ctx: &mut Ctx<'_>, var: &'static str, path: &KeyPath, alias: &st
     Some((v.value, ValueSource::Env { var: var.to_owned(), origin: v.origin }))
 }
 
-fn missing(ctx: &mut Ctx<'_>, path: &KeyPath, alias: &str, looked_for: Vec<&'static str>) -> CredentialSource {
+fn missing(
+    ctx: &mut Ctx<'_>,
+    path: &KeyPath,
+    alias: &str,
+    looked_for: Vec<&'static str>,
+) -> CredentialSource {
     ctx.warn(
         "CFG-01",
         path,
@@ -290,23 +321,32 @@ fn credentials(
     alias: &str,
 ) -> CredentialSource {
     let key_path = lp.key("api_key");
-    let conventional_key = |ctx: &mut Ctx<'_>, api_key: &mut Option<SourcedSecret>, var: &'static str| {
-        let (value, source) = conventional(ctx, var, &key_path, alias)?;
-        *api_key = Some(SourcedSecret { value: Secret::new(value), source: source.clone() });
-        Some(CredentialSource::ApiKey(source))
-    };
+    let conventional_key =
+        |ctx: &mut Ctx<'_>, api_key: &mut Option<SourcedSecret>, var: &'static str| {
+            let (value, source) = conventional(ctx, var, &key_path, alias)?;
+            *api_key = Some(SourcedSecret { value: Secret::new(value), source: source.clone() });
+            Some(CredentialSource::ApiKey(source))
+        };
     match provider {
         _ if api_key.is_some() && !matches!(provider, ProviderKind::Bedrock(_)) => {
-            CredentialSource::ApiKey(api_key.as_ref().map_or(ValueSource::Literal(ctx.loc(&key_path)), |k| k.source.clone()))
+            CredentialSource::ApiKey(
+                api_key
+                    .as_ref()
+                    .map_or(ValueSource::Literal(ctx.loc(&key_path)), |k| k.source.clone()),
+            )
         }
         ProviderKind::Anthropic => conventional_key(ctx, api_key, "ANTHROPIC_API_KEY")
-            .unwrap_or_else(|| missing(ctx, &key_path, alias, vec!["api_key", "ANTHROPIC_API_KEY"])),
-        ProviderKind::OpenAi(OpenAiFlavor::OpenAi) => match conventional_key(ctx, api_key, "OPENAI_API_KEY") {
-            Some(c) => c,
-            // A compatible server at its own api_base often needs no key at all.
-            None if has_api_base => CredentialSource::NoneNeeded,
-            None => missing(ctx, &key_path, alias, vec!["api_key", "OPENAI_API_KEY"]),
-        },
+            .unwrap_or_else(|| {
+                missing(ctx, &key_path, alias, vec!["api_key", "ANTHROPIC_API_KEY"])
+            }),
+        ProviderKind::OpenAi(OpenAiFlavor::OpenAi) => {
+            match conventional_key(ctx, api_key, "OPENAI_API_KEY") {
+                Some(c) => c,
+                // A compatible server at its own api_base often needs no key at all.
+                None if has_api_base => CredentialSource::NoneNeeded,
+                None => missing(ctx, &key_path, alias, vec!["api_key", "OPENAI_API_KEY"]),
+            }
+        }
         ProviderKind::OpenAi(_) => CredentialSource::NoneNeeded,
         ProviderKind::Bedrock(_) => bedrock_credentials(ctx, api_key, aws, lp, alias),
     }
@@ -324,7 +364,9 @@ fn bedrock_credentials(
 ) -> CredentialSource {
     if aws.region_name.is_none() {
         for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
-            if let Some((region, source)) = conventional(ctx, var, &lp.key("aws_region_name"), alias) {
+            if let Some((region, source)) =
+                conventional(ctx, var, &lp.key("aws_region_name"), alias)
+            {
                 aws.region_name = Some(region);
                 aws.region_source = Some(source);
                 break;
@@ -338,7 +380,10 @@ fn bedrock_credentials(
         return CredentialSource::AwsKeys(k.source.clone());
     }
     if let Some(name) = &aws.profile_name {
-        return CredentialSource::AwsProfile { name: name.clone(), source: ctx.source(&lp.key("aws_profile_name")) };
+        return CredentialSource::AwsProfile {
+            name: name.clone(),
+            source: ctx.source(&lp.key("aws_profile_name")),
+        };
     }
     let key_path = lp.key("api_key");
     if let Some((value, source)) = conventional(ctx, "AWS_BEARER_TOKEN_BEDROCK", &key_path, alias) {
@@ -361,7 +406,9 @@ fn bedrock_credentials(
         }
         return CredentialSource::AwsKeys(source);
     }
-    if let Some((name, source)) = conventional(ctx, "AWS_PROFILE", &lp.key("aws_profile_name"), alias) {
+    if let Some((name, source)) =
+        conventional(ctx, "AWS_PROFILE", &lp.key("aws_profile_name"), alias)
+    {
         aws.profile_name = Some(name.clone());
         return CredentialSource::AwsProfile { name, source };
     }
@@ -370,7 +417,9 @@ fn bedrock_credentials(
 
 fn source_origin(source: &ValueSource) -> String {
     match source {
-        ValueSource::Env { origin, .. } | ValueSource::ConfigEnvRef { origin, .. } => format!("in {origin}"),
+        ValueSource::Env { origin, .. } | ValueSource::ConfigEnvRef { origin, .. } => {
+            format!("in {origin}")
+        }
         ValueSource::Literal(at) => format!("in {at}"),
     }
 }
@@ -386,8 +435,9 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert_ne!(a, derived_id("cheap", "anthropic/claude-x", None, 1));
         assert_ne!(a, derived_id("cheap", "anthropic/claude-x", Some("http://x"), 0));
-        // Pinned: a change here changes every derived id users may have recorded.
-        assert_eq!(derived_id("a", "b", None, 0), derived_id("a", "b", Some(""), 0));
+        // Pinned: changing the derivation changes every derived id users may have recorded
+        // (in `/model/info`, dashboards, fallback targets).
+        assert_eq!(derived_id("cheap", "anthropic/claude-x", None, 0), "39ce7ba093be9176");
     }
 
     #[test]

@@ -55,7 +55,12 @@ impl MapEnv {
     }
 
     /// Adds or replaces one variable with an explicit origin.
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>, origin: EnvOrigin) -> Self {
+    pub fn with(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        origin: EnvOrigin,
+    ) -> Self {
         self.vars.insert(name.into(), EnvValue { value: value.into(), origin });
         self
     }

@@ -6,12 +6,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use super::ConfigProblem;
 use super::env::Env;
 use super::keys::{self, Section};
 use super::model::{EnvOrigin, Location};
 use super::path::KeyPath;
 use super::yaml::{Kind, Node};
-use super::ConfigProblem;
 
 const PREFIX: &str = "os.environ/";
 
@@ -128,7 +128,13 @@ impl Resolver<'_> {
         }
     }
 
-    fn lookup(&mut self, var: &str, path: &KeyPath, entry: Option<usize>, at: Location) -> Option<String> {
+    fn lookup(
+        &mut self,
+        var: &str,
+        path: &KeyPath,
+        entry: Option<usize>,
+        at: Location,
+    ) -> Option<String> {
         let who = self.who(path, entry);
         if var.is_empty() {
             self.problems.push(ConfigProblem {
@@ -136,7 +142,8 @@ impl Resolver<'_> {
                 location: Some(at),
                 key: path.to_string(),
                 message: format!("{who} says `os.environ/` without a variable name"),
-                remedy: "write os.environ/NAME, e.g. api_key: os.environ/ANTHROPIC_API_KEY".to_owned(),
+                remedy: "write os.environ/NAME, e.g. api_key: os.environ/ANTHROPIC_API_KEY"
+                    .to_owned(),
             });
             return None;
         }
@@ -187,7 +194,9 @@ impl Resolver<'_> {
                 None
             }
             Some(v) => {
-                self.out.refs.insert(path.clone(), EnvRef { var: var.to_owned(), origin: v.origin, at });
+                self.out
+                    .refs
+                    .insert(path.clone(), EnvRef { var: var.to_owned(), origin: v.origin, at });
                 Some(v.value)
             }
         }
@@ -196,8 +205,8 @@ impl Resolver<'_> {
     fn who(&self, path: &KeyPath, entry: Option<usize>) -> String {
         match entry {
             Some(i) => match self.aliases.get(i).and_then(Option::as_deref) {
-                Some(alias) => format!("deployment model_list[{i}] of alias `{alias}` ({path})"),
-                None => format!("deployment model_list[{i}] ({path})"),
+                Some(alias) => format!("the deployment of alias `{alias}` (model_list[{i}])"),
+                None => format!("the deployment model_list[{i}]"),
             },
             None => format!("`{path}`"),
         }
@@ -207,7 +216,8 @@ impl Resolver<'_> {
         if self.env_files.is_empty() {
             "No env files were loaded.".to_owned()
         } else {
-            let list: Vec<String> = self.env_files.iter().map(|p| p.display().to_string()).collect();
+            let list: Vec<String> =
+                self.env_files.iter().map(|p| p.display().to_string()).collect();
             format!("Env files loaded: {}.", list.join(", "))
         }
     }
@@ -264,7 +274,10 @@ mod tests {
 
     #[test]
     fn ignored_keys_are_not_resolved() {
-        let (_, r) = resolve("litellm_settings:\n  cache_params:\n    password: os.environ/NOPE\n", &MapEnv::default());
+        let (_, r) = resolve(
+            "litellm_settings:\n  cache_params:\n    password: os.environ/NOPE\n",
+            &MapEnv::default(),
+        );
         assert!(r.problems.is_empty(), "{:?}", r.problems);
     }
 

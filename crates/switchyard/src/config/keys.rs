@@ -63,8 +63,10 @@ const fn k(section: Section, key: &'static str, support: Support, note: &'static
 use Section::{Entry, GeneralSettings, LitellmParams, LitellmSettings, RouterSettings, Top};
 use Support::{Ignored, NotEnforced, Supported};
 
-const BUDGET_NOTE: &str = "budgets are checked but not enforced yet";
-const CALLBACK_NOTE: &str = "logging callbacks are not implemented; use the gateway's logs and /metrics";
+const BUDGET_NOTE: &str =
+    "no spend limit is applied yet; requests are not stopped when it is reached";
+const CALLBACK_NOTE: &str =
+    "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
 const DB_NOTE: &str = "Switchyard keeps no database yet";
 const ROUTER_ONLY: &str = "set it under router_settings";
@@ -127,7 +129,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "budget_duration", NotEnforced, BUDGET_NOTE),
     k(LitellmParams, "mock_response", Supported, ""),
     k(LitellmParams, "tags", Supported, ""),
-    k(LitellmParams, "ssl_verify", Supported, "false disables TLS checks (warned); a path names a CA bundle"),
+    k(
+        LitellmParams,
+        "ssl_verify",
+        Supported,
+        "false disables TLS checks (warned); a path names a CA bundle",
+    ),
     k(LitellmParams, "itpm", Ignored, "input-token rate limits are not implemented"),
     k(LitellmParams, "otpm", Ignored, "output-token rate limits are not implemented"),
     k(LitellmParams, "extra_headers", Ignored, "extra upstream headers are not implemented"),
@@ -138,10 +145,30 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "vertex_location", Ignored, "Vertex AI is not supported"),
     k(LitellmParams, "vertex_credentials", Ignored, "Vertex AI is not supported"),
     k(LitellmParams, "use_in_pass_through", Ignored, "pass-through endpoints are not implemented"),
-    k(LitellmParams, "temperature", Ignored, "default request parameters are not applied; send them per request"),
-    k(LitellmParams, "max_tokens", Ignored, "default request parameters are not applied; send them per request"),
-    k(LitellmParams, "top_p", Ignored, "default request parameters are not applied; send them per request"),
-    k(LitellmParams, "seed", Ignored, "default request parameters are not applied; send them per request"),
+    k(
+        LitellmParams,
+        "temperature",
+        Ignored,
+        "default request parameters are not applied; send them per request",
+    ),
+    k(
+        LitellmParams,
+        "max_tokens",
+        Ignored,
+        "default request parameters are not applied; send them per request",
+    ),
+    k(
+        LitellmParams,
+        "top_p",
+        Ignored,
+        "default request parameters are not applied; send them per request",
+    ),
+    k(
+        LitellmParams,
+        "seed",
+        Ignored,
+        "default request parameters are not applied; send them per request",
+    ),
     // router_settings.
     k(RouterSettings, "routing_strategy", Supported, ""),
     k(RouterSettings, "num_retries", Supported, ""),
@@ -160,7 +187,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(RouterSettings, "routing_strategy_args", Ignored, "strategy tuning is not implemented"),
     k(RouterSettings, "model_group_retry_policy", Ignored, "use retry_policy"),
     k(RouterSettings, "allowed_fails_policy", Ignored, "use allowed_fails"),
-    k(RouterSettings, "model_group_alias", Ignored, "alias groups are not implemented; add a model_list entry"),
+    k(
+        RouterSettings,
+        "model_group_alias",
+        Ignored,
+        "alias groups are not implemented; add a model_list entry",
+    ),
     k(RouterSettings, "max_fallbacks", Ignored, "every configured fallback is tried"),
     k(RouterSettings, "redis_host", Ignored, "shared state in Redis is not implemented"),
     k(RouterSettings, "redis_port", Ignored, "shared state in Redis is not implemented"),
@@ -182,7 +214,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmSettings, "failure_callback", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "service_callback", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "langfuse_default_tags", Ignored, CALLBACK_NOTE),
-    k(LitellmSettings, "turn_off_message_logging", Ignored, "Switchyard never logs message content"),
+    k(
+        LitellmSettings,
+        "turn_off_message_logging",
+        Ignored,
+        "Switchyard never logs message content",
+    ),
     k(LitellmSettings, "redact_user_api_key_info", Ignored, "Switchyard never logs keys"),
     k(LitellmSettings, "set_verbose", Ignored, "use --log-format and RUST_LOG"),
     k(LitellmSettings, "json_logs", Ignored, "use --log-format json"),
@@ -200,7 +237,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(GeneralSettings, "health_check_interval", Supported, "seconds"),
     k(GeneralSettings, "background_health_checks", Supported, ""),
     k(GeneralSettings, "max_request_body_size_mb", Supported, "Switchyard key; default 32"),
-    k(GeneralSettings, "max_request_size_mb", Supported, "LiteLLM's name for max_request_body_size_mb"),
+    k(
+        GeneralSettings,
+        "max_request_size_mb",
+        Supported,
+        "LiteLLM's name for max_request_body_size_mb",
+    ),
     k(GeneralSettings, "database_url", Ignored, DB_NOTE),
     k(GeneralSettings, "store_model_in_db", Ignored, DB_NOTE),
     k(GeneralSettings, "disable_spend_logs", Ignored, DB_NOTE),
@@ -211,16 +253,36 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(GeneralSettings, "alerting", Ignored, "alerting is not implemented"),
     k(GeneralSettings, "alerting_threshold", Ignored, "alerting is not implemented"),
     k(GeneralSettings, "health_check_details", Ignored, "/health always shows the diagnosis"),
-    k(GeneralSettings, "forward_client_headers_to_llm_api", Ignored, "client headers are not forwarded"),
-    k(GeneralSettings, "max_parallel_requests", Ignored, "use litellm_params.max_parallel_requests"),
-    k(GeneralSettings, "global_max_parallel_requests", Ignored, "use litellm_params.max_parallel_requests"),
+    k(
+        GeneralSettings,
+        "forward_client_headers_to_llm_api",
+        Ignored,
+        "client headers are not forwarded",
+    ),
+    k(
+        GeneralSettings,
+        "max_parallel_requests",
+        Ignored,
+        "use litellm_params.max_parallel_requests",
+    ),
+    k(
+        GeneralSettings,
+        "global_max_parallel_requests",
+        Ignored,
+        "use litellm_params.max_parallel_requests",
+    ),
     k(GeneralSettings, "enforce_user_param", Ignored, "not implemented"),
     k(GeneralSettings, "reject_clientside_metadata_tags", Ignored, "not implemented"),
     k(GeneralSettings, "allowed_routes", Ignored, "not implemented"),
     k(GeneralSettings, "public_routes", Ignored, "not implemented"),
     k(GeneralSettings, "custom_auth", Ignored, "only the master key is checked"),
     k(GeneralSettings, "ui_access_mode", Ignored, "there is no admin UI"),
-    k(GeneralSettings, "pass_through_endpoints", Ignored, "pass-through endpoints are not implemented"),
+    k(
+        GeneralSettings,
+        "pass_through_endpoints",
+        Ignored,
+        "pass-through endpoints are not implemented",
+    ),
 ];
 
 /// One warning per key that is ignored, not enforced yet, or unknown (CFG-06), walking
@@ -243,14 +305,20 @@ pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
                     None => "ignored: not a key Switchyard or LiteLLM reads here".to_owned(),
                 },
             };
-            let location = Some(Location { file: file.to_owned(), line: e.key_pos.line, column: e.key_pos.column });
+            let location = Some(Location {
+                file: file.to_owned(),
+                line: e.key_pos.line,
+                column: e.key_pos.column,
+            });
             out.push(ConfigWarning { id: "CFG-06", key: path.to_string(), location, message });
         }
     };
     walk(root, Top, &KeyPath::root(), &mut out);
-    for (key, section) in
-        [("router_settings", RouterSettings), ("litellm_settings", LitellmSettings), ("general_settings", GeneralSettings)]
-    {
+    for (key, section) in [
+        ("router_settings", RouterSettings),
+        ("litellm_settings", LitellmSettings),
+        ("general_settings", GeneralSettings),
+    ] {
         if let Some(node) = root.get(key) {
             walk(node, section, &KeyPath::root().key(key), &mut out);
         }
@@ -263,6 +331,24 @@ pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
                 walk(params, LitellmParams, &base.key("litellm_params"), &mut out);
             }
         }
+    }
+    out
+}
+
+/// The configuration reference as a Markdown table, one row per key, for the README.
+pub fn reference_markdown() -> String {
+    let mut out = String::from("| key | status | note |\n|---|---|---|\n");
+    for k in KNOWN_KEYS {
+        let status = match k.support {
+            Supported => "supported",
+            NotEnforced => "checked, not enforced yet (warning)",
+            Ignored => "ignored (warning)",
+        };
+        let key = match k.section {
+            Top => k.key.to_owned(),
+            other => format!("{}.{}", other.prefix(), k.key),
+        };
+        out.push_str(&format!("| `{key}` | {status} | {} |\n", k.note));
     }
     out
 }
@@ -354,8 +440,11 @@ mod tests {
     }
 
     fn read_keys(section: Section) -> Vec<&'static str> {
-        let mut keys: Vec<&'static str> =
-            KNOWN_KEYS.iter().filter(|k| k.section == section && k.support != Ignored).map(|k| k.key).collect();
+        let mut keys: Vec<&'static str> = KNOWN_KEYS
+            .iter()
+            .filter(|k| k.section == section && k.support != Ignored)
+            .map(|k| k.key)
+            .collect();
         keys.sort_unstable();
         keys
     }
@@ -372,8 +461,19 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_has_a_row_per_key() {
+        let md = reference_markdown();
+        assert_eq!(md.lines().count(), KNOWN_KEYS.len() + 2);
+        assert!(md.contains("| `model_list[].litellm_params.aws_profile_name` | supported |"));
+        assert!(md.contains("| `litellm_settings.cache` | ignored (warning) |"));
+    }
+
+    #[test]
     fn suggestions_for_typos_and_misplaced_keys() {
-        assert_eq!(suggestion(RouterSettings, "num_retry").as_deref(), Some("did you mean `num_retries`?"));
+        assert_eq!(
+            suggestion(RouterSettings, "num_retry").as_deref(),
+            Some("did you mean `num_retries`?")
+        );
         assert_eq!(
             suggestion(GeneralSettings, "routing_strategy").as_deref(),
             Some("`routing_strategy` is read under router_settings")

@@ -9,7 +9,11 @@ use super::{ConfigErrors, ConfigProblem};
 
 /// The config file and how it was found. `explicit` is `--config`; `cwd` is where
 /// `./switchyard.yaml` is looked for.
-pub fn locate(explicit: Option<&Path>, env: &dyn Env, cwd: &Path) -> Result<(PathBuf, ConfigOrigin), ConfigErrors> {
+pub fn locate(
+    explicit: Option<&Path>,
+    env: &dyn Env,
+    cwd: &Path,
+) -> Result<(PathBuf, ConfigOrigin), ConfigErrors> {
     if let Some(p) = explicit {
         return Ok((p.to_owned(), ConfigOrigin::Flag));
     }
@@ -32,9 +36,10 @@ pub fn locate(explicit: Option<&Path>, env: &dyn Env, cwd: &Path) -> Result<(Pat
                 "no config file found; SWITCHYARD_CONFIG is not set and none of these exist:\n{}",
                 list.join("\n")
             ),
-            remedy: "pass --config PATH (a LiteLLM config.yaml works as is), set SWITCHYARD_CONFIG, \
+            remedy:
+                "pass --config PATH (a LiteLLM config.yaml works as is), set SWITCHYARD_CONFIG, \
                      or run `switchyard init` to write ./switchyard.yaml"
-                .to_owned(),
+                    .to_owned(),
         }],
     })
 }
@@ -53,7 +58,8 @@ pub fn search_path(env: &dyn Env, cwd: &Path) -> Vec<PathBuf> {
 /// `--env-file` paths, then those in `SWITCHYARD_ENV_FILE` (`:`-separated), each with how
 /// it was named for messages.
 pub fn env_files(flags: &[PathBuf], env: &dyn Env) -> Vec<(PathBuf, &'static str)> {
-    let mut out: Vec<(PathBuf, &'static str)> = flags.iter().map(|p| (p.clone(), "--env-file")).collect();
+    let mut out: Vec<(PathBuf, &'static str)> =
+        flags.iter().map(|p| (p.clone(), "--env-file")).collect();
     if let Some(v) = env.get("SWITCHYARD_ENV_FILE") {
         for part in v.value.split(':').map(str::trim).filter(|p| !p.is_empty()) {
             out.push((PathBuf::from(part), "SWITCHYARD_ENV_FILE"));
@@ -80,7 +86,8 @@ mod tests {
     fn env_files_keep_flag_order_then_the_variable() {
         let env = MapEnv::new([("SWITCHYARD_ENV_FILE", "a.env::/b/c.env")]);
         let got = env_files(&[PathBuf::from("x.env")], &env);
-        let names: Vec<(String, &str)> = got.iter().map(|(p, how)| (p.display().to_string(), *how)).collect();
+        let names: Vec<(String, &str)> =
+            got.iter().map(|(p, how)| (p.display().to_string(), *how)).collect();
         assert_eq!(
             names,
             vec![

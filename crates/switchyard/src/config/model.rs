@@ -256,6 +256,19 @@ pub enum RoutingStrategy {
     CostBased,
 }
 
+impl RoutingStrategy {
+    /// The LiteLLM name of the strategy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SimpleShuffle => "simple-shuffle",
+            Self::LeastBusy => "least-busy",
+            Self::LatencyBased => "latency-based-routing",
+            Self::UsageBased => "usage-based-routing",
+            Self::CostBased => "cost-based-routing",
+        }
+    }
+}
+
 /// A fallback rule: when `from` fails, try `to` in order.
 pub type FallbackMap = BTreeMap<String, Vec<String>>;
 

@@ -3,15 +3,14 @@
 
 use std::fmt;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{ConfigErrors, ConfigProblem};
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.location {
-            Some(at) => write!(f, "{at}: ")?,
-            None => {}
+        if let Some(at) = &self.location {
+            write!(f, "{at}: ")?;
         }
         f.write_str(self.id)?;
         if !self.key.is_empty() {

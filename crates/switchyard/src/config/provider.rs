@@ -59,7 +59,9 @@ impl ModelError {
         match self {
             Self::Empty => (
                 format!("model `{model}` names no model id"),
-                format!("write a provider prefix and a model id, e.g. anthropic/claude-sonnet-4-5; accepted prefixes: {accepted}"),
+                format!(
+                    "write a provider prefix and a model id, e.g. anthropic/claude-sonnet-4-5; accepted prefixes: {accepted}"
+                ),
             ),
             Self::HasWhitespace => (
                 format!("model `{model}` contains whitespace"),
@@ -67,19 +69,28 @@ impl ModelError {
             ),
             Self::UnknownPrefix(p) => (
                 format!("model `{model}`: provider prefix `{p}/` is not supported"),
-                format!("use one of the accepted prefixes: {accepted} (any OpenAI-compatible server works as openai/ with api_base)"),
+                format!(
+                    "use one of the accepted prefixes: {accepted} (any OpenAI-compatible server works as openai/ with api_base)"
+                ),
             ),
             Self::UnknownCustomProvider(p) => (
                 format!("custom_llm_provider `{p}` is not supported"),
-                "use one of: anthropic, bedrock, openai, ollama, ollama_chat, hosted_vllm".to_owned(),
+                "use one of: anthropic, bedrock, openai, ollama, ollama_chat, hosted_vllm"
+                    .to_owned(),
             ),
             Self::OtherBedrockRoute { route, id } => (
                 format!("model `{model}`: the LiteLLM route bedrock/{route}/ is not supported"),
-                format!("write bedrock/converse/{id} (Converse serves any Bedrock chat model) or, for Claude, bedrock/invoke/{id}"),
+                format!(
+                    "write bedrock/converse/{id} (Converse serves any Bedrock chat model) or, for Claude, bedrock/invoke/{id}"
+                ),
             ),
             Self::NotInferable => (
-                format!("model `{model}` has no provider prefix and is not a name whose provider can be inferred (claude-*, gpt-*, o1*, o3*, o4*, Bedrock ids like anthropic.claude-*)"),
-                format!("add a prefix, e.g. ollama/{model} or openai/{model} with api_base; accepted prefixes: {accepted}"),
+                format!(
+                    "model `{model}` has no provider prefix and is not a name whose provider can be inferred (claude-*, gpt-*, o1*, o3*, o4*, Bedrock ids like anthropic.claude-*)"
+                ),
+                format!(
+                    "add a prefix, e.g. ollama/{model} or openai/{model} with api_base; accepted prefixes: {accepted}"
+                ),
             ),
         }
     }
@@ -106,8 +117,8 @@ pub fn parse_model(model: &str, custom_provider: Option<&str>) -> Result<ModelRe
     }
     if let Some(name) = custom_provider {
         let name = name.trim();
-        let provider =
-            provider_named(name).ok_or_else(|| ModelError::UnknownCustomProvider(name.to_owned()))?;
+        let provider = provider_named(name)
+            .ok_or_else(|| ModelError::UnknownCustomProvider(name.to_owned()))?;
         let rest = model.strip_prefix(name).and_then(|r| r.strip_prefix('/')).unwrap_or(model);
         return match provider {
             ProviderKind::Bedrock(_) => bedrock(rest),
@@ -169,7 +180,11 @@ fn infer(model: &str) -> Result<ModelRef, ModelError> {
 fn is_bedrock_id(model: &str) -> bool {
     const VENDORS: &[&str] = &["anthropic.", "amazon.", "meta.", "mistral.", "cohere.", "ai21."];
     let unprefixed = match model.split_once('.') {
-        Some((geo, rest)) if ["us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"].contains(&geo) => rest,
+        Some((geo, rest))
+            if ["us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"].contains(&geo) =>
+        {
+            rest
+        }
         _ => model,
     };
     VENDORS.iter().any(|v| unprefixed.starts_with(v))
@@ -187,19 +202,37 @@ mod tests {
     #[test]
     fn prefixes_pick_the_provider_and_are_stripped() {
         use BedrockApi::*;
-        assert_eq!(ok("anthropic/claude-sonnet-4-5"), (ProviderKind::Anthropic, "claude-sonnet-4-5".into()));
+        assert_eq!(
+            ok("anthropic/claude-sonnet-4-5"),
+            (ProviderKind::Anthropic, "claude-sonnet-4-5".into())
+        );
         assert_eq!(
             ok("bedrock/us.anthropic.claude-3-5-haiku-20241022-v1:0"),
             (ProviderKind::Bedrock(Auto), "us.anthropic.claude-3-5-haiku-20241022-v1:0".into())
         );
-        assert_eq!(ok("bedrock/invoke/anthropic.claude-x"), (ProviderKind::Bedrock(Invoke), "anthropic.claude-x".into()));
-        assert_eq!(ok("bedrock/converse/meta.llama3"), (ProviderKind::Bedrock(Converse), "meta.llama3".into()));
+        assert_eq!(
+            ok("bedrock/invoke/anthropic.claude-x"),
+            (ProviderKind::Bedrock(Invoke), "anthropic.claude-x".into())
+        );
+        assert_eq!(
+            ok("bedrock/converse/meta.llama3"),
+            (ProviderKind::Bedrock(Converse), "meta.llama3".into())
+        );
         assert_eq!(
             ok("bedrock/arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-x"),
-            (ProviderKind::Bedrock(Auto), "arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-x".into())
+            (
+                ProviderKind::Bedrock(Auto),
+                "arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-x".into()
+            )
         );
-        assert_eq!(ok("ollama/llama3.1:8b"), (ProviderKind::OpenAi(OpenAiFlavor::Ollama), "llama3.1:8b".into()));
-        assert_eq!(ok("ollama_chat/qwen3"), (ProviderKind::OpenAi(OpenAiFlavor::OllamaChat), "qwen3".into()));
+        assert_eq!(
+            ok("ollama/llama3.1:8b"),
+            (ProviderKind::OpenAi(OpenAiFlavor::Ollama), "llama3.1:8b".into())
+        );
+        assert_eq!(
+            ok("ollama_chat/qwen3"),
+            (ProviderKind::OpenAi(OpenAiFlavor::OllamaChat), "qwen3".into())
+        );
         assert_eq!(
             ok("hosted_vllm/meta-llama/Llama-3.1-8B"),
             (ProviderKind::OpenAi(OpenAiFlavor::HostedVllm), "meta-llama/Llama-3.1-8B".into())
@@ -212,27 +245,42 @@ mod tests {
         for m in ["gpt-4o", "o1", "o3-mini", "o4-mini", "chatgpt-4o-latest"] {
             assert_eq!(ok(m).0, ProviderKind::OpenAi(OpenAiFlavor::OpenAi), "{m}");
         }
-        assert_eq!(ok("us.anthropic.claude-sonnet-4-20250514-v1:0").0, ProviderKind::Bedrock(BedrockApi::Auto));
+        assert_eq!(
+            ok("us.anthropic.claude-sonnet-4-20250514-v1:0").0,
+            ProviderKind::Bedrock(BedrockApi::Auto)
+        );
         assert_eq!(parse_model("llama3", None), Err(ModelError::NotInferable));
     }
 
     #[test]
     fn custom_llm_provider_overrides_the_prefix_rules() {
         let r = parse_model("my-model", Some("openai")).unwrap();
-        assert_eq!((r.provider, r.model.as_str()), (ProviderKind::OpenAi(OpenAiFlavor::OpenAi), "my-model"));
+        assert_eq!(
+            (r.provider, r.model.as_str()),
+            (ProviderKind::OpenAi(OpenAiFlavor::OpenAi), "my-model")
+        );
         let r = parse_model("meta-llama/Llama-3", Some("hosted_vllm")).unwrap();
         assert_eq!(r.model, "meta-llama/Llama-3");
         let r = parse_model("bedrock/invoke/anthropic.claude-x", Some("bedrock")).unwrap();
         assert_eq!(r.provider, ProviderKind::Bedrock(BedrockApi::Invoke));
-        assert_eq!(parse_model("x", Some("azure")), Err(ModelError::UnknownCustomProvider("azure".into())));
+        assert_eq!(
+            parse_model("x", Some("azure")),
+            Err(ModelError::UnknownCustomProvider("azure".into()))
+        );
     }
 
     #[test]
     fn unsupported_and_malformed_models() {
-        assert_eq!(parse_model("azure/gpt-4o", None), Err(ModelError::UnknownPrefix("azure".into())));
+        assert_eq!(
+            parse_model("azure/gpt-4o", None),
+            Err(ModelError::UnknownPrefix("azure".into()))
+        );
         assert_eq!(
             parse_model("bedrock/llama/meta.llama3-70b", None),
-            Err(ModelError::OtherBedrockRoute { route: "llama".into(), id: "meta.llama3-70b".into() })
+            Err(ModelError::OtherBedrockRoute {
+                route: "llama".into(),
+                id: "meta.llama3-70b".into()
+            })
         );
         assert_eq!(parse_model("anthropic/", None), Err(ModelError::Empty));
         assert_eq!(parse_model("anthropic/claude sonnet", None), Err(ModelError::HasWhitespace));

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde_json::{Map, Value};
 
 use super::path::{KeyPath, Seg};
@@ -87,9 +87,9 @@ impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
         struct V<T>(PhantomData<T>);
         impl<T: TryFrom<u64>> V<T> {
             fn fit<E: de::Error>(v: u64) -> Result<Whole<T>, E> {
-                T::try_from(v)
-                    .map(Whole)
-                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"a smaller whole number"))
+                T::try_from(v).map(Whole).map_err(|_| {
+                    E::invalid_value(Unexpected::Unsigned(v), &"a smaller whole number")
+                })
             }
         }
         impl<T: TryFrom<u64>> Visitor<'_> for V<T> {
@@ -239,10 +239,10 @@ impl<'de> Deserialize<'de> for SslVerifyRaw {
                 Ok(SslVerifyRaw::Flag(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<SslVerifyRaw, E> {
-                Ok(match v.trim().to_ascii_lowercase().as_str() {
-                    "true" => SslVerifyRaw::Flag(true),
-                    "false" => SslVerifyRaw::Flag(false),
-                    _ => SslVerifyRaw::CaBundle(v.to_owned()),
+                // PyYAML reads `no`/`off` as booleans; here they arrive as strings.
+                Ok(match parse_flag(v) {
+                    Some(b) => SslVerifyRaw::Flag(b),
+                    None => SslVerifyRaw::CaBundle(v.to_owned()),
                 })
             }
         }
@@ -447,7 +447,10 @@ where
             Ok(t) => return t,
             Err(err) => {
                 let rel = KeyPath::root().join_serde(err.path());
-                errors.push(TypeError { path: base_join(base, &rel), message: err.inner().to_string() });
+                errors.push(TypeError {
+                    path: base_join(base, &rel),
+                    message: err.inner().to_string(),
+                });
                 if !remove(&mut value, rel.segs()) {
                     return T::default();
                 }
@@ -505,7 +508,8 @@ mod tests {
 
     #[test]
     fn numbers_written_as_strings_are_numbers() {
-        let (p, errors) = params(json!({"rpm": "100", "timeout": "2.5", "weight": 3, "drop_params": "True"}));
+        let (p, errors) =
+            params(json!({"rpm": "100", "timeout": "2.5", "weight": 3, "drop_params": "True"}));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(p.rpm, Some(Whole(100)));
         assert_eq!(p.timeout, Some(Seconds(2.5)));
@@ -544,14 +548,22 @@ mod tests {
         );
         assert!(errors.is_empty(), "{errors:?}");
         let fb = f.fallbacks.unwrap().0;
-        assert_eq!(fb[1], RawFallback { index: Some(1), from: "cheap".into(), to: vec!["balanced".into()] });
+        assert_eq!(
+            fb[1],
+            RawFallback { index: Some(1), from: "cheap".into(), to: vec!["balanced".into()] }
+        );
         let cw = f.context_window_fallbacks.unwrap().0;
-        assert_eq!(cw[0], RawFallback { index: None, from: "cheap".into(), to: vec!["frontier".into()] });
+        assert_eq!(
+            cw[0],
+            RawFallback { index: None, from: "cheap".into(), to: vec!["frontier".into()] }
+        );
     }
 
     #[test]
     fn ssl_verify_is_a_flag_or_a_path() {
         let (p, _) = params(json!({"ssl_verify": "false"}));
+        assert_eq!(p.ssl_verify, Some(SslVerifyRaw::Flag(false)));
+        let (p, _) = params(json!({"ssl_verify": "off"}));
         assert_eq!(p.ssl_verify, Some(SslVerifyRaw::Flag(false)));
         let (p, _) = params(json!({"ssl_verify": "/etc/ca.pem"}));
         assert_eq!(p.ssl_verify, Some(SslVerifyRaw::CaBundle("/etc/ca.pem".into())));

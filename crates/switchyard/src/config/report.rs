@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::locate::describe_origin;
 use super::model::{
@@ -45,14 +45,15 @@ fn with_prefix(text: String, secret: Option<&SourcedSecret>) -> String {
 pub fn credentials_text(d: &Deployment) -> String {
     let base = match &d.credentials {
         CredentialSource::Mock => "mock_response (no upstream)".to_owned(),
-        CredentialSource::ApiKey(s) => with_prefix(format!("api_key {}", source_text(s)), d.api_key.as_ref()),
+        CredentialSource::ApiKey(s) => {
+            with_prefix(format!("api_key {}", source_text(s)), d.api_key.as_ref())
+        }
         CredentialSource::BedrockApiKey(s) => {
             with_prefix(format!("Bedrock API key {}", source_text(s)), d.api_key.as_ref())
         }
-        CredentialSource::AwsKeys(s) => with_prefix(
-            format!("AWS access keys {}", source_text(s)),
-            d.aws.access_key_id.as_ref(),
-        ),
+        CredentialSource::AwsKeys(s) => {
+            with_prefix(format!("AWS access keys {}", source_text(s)), d.aws.access_key_id.as_ref())
+        }
         CredentialSource::AwsProfile { name, source } => match source {
             ValueSource::Literal(_) => format!("aws profile {name}"),
             other => format!("aws profile {name} ({})", source_text(other)),
@@ -96,9 +97,8 @@ fn api_base_text(d: &Deployment) -> String {
 
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let mut line = String::from("  ");
@@ -126,7 +126,7 @@ pub fn render_check(cfg: &Config) -> String {
     };
     let _ = writeln!(out, "env files: {env_files}");
     let master = match &cfg.general.master_key {
-        Some(k) => format!("set, {} ({})", k.value.safe_prefix(), source_text(&k.source)),
+        Some(k) => format!("set, {} {}", k.value.safe_prefix(), source_text(&k.source)),
         None => "not set (only loopback addresses are served without one)".to_owned(),
     };
     let _ = writeln!(out, "master key: {master}");
@@ -141,7 +141,9 @@ pub fn render_check(cfg: &Config) -> String {
 
     let _ = writeln!(out, "\naliases ({}):", cfg.groups.len());
     let mut rows = vec![
-        ["ALIAS", "PROVIDER", "MODEL", "REGION", "API BASE", "CREDENTIALS"].map(String::from).to_vec(),
+        ["ALIAS", "PROVIDER", "MODEL", "REGION", "API BASE", "CREDENTIALS"]
+            .map(String::from)
+            .to_vec(),
     ];
     for g in &cfg.groups {
         for (i, d) in g.deployments.iter().enumerate() {
@@ -162,7 +164,14 @@ pub fn render_check(cfg: &Config) -> String {
     }
 
     let r = &cfg.router;
-    let _ = writeln!(out, "\nrouting: {:?}, {} retries, cooldown {:?} after {} fails", r.routing_strategy, r.num_retries, r.cooldown_time, r.allowed_fails);
+    let _ = writeln!(
+        out,
+        "\nrouting: {}, {} retries, cooldown {}s after {} fails",
+        r.routing_strategy.as_str(),
+        r.num_retries,
+        r.cooldown_time.as_secs_f64(),
+        r.allowed_fails
+    );
     for (what, map) in [
         ("fallbacks", &r.fallbacks),
         ("context_window_fallbacks", &r.context_window_fallbacks),
@@ -190,7 +199,10 @@ fn credentials_json(d: &Deployment) -> Value {
         CredentialSource::Missing { .. } => "missing",
     };
     let (var, origin) = match &d.credentials {
-        CredentialSource::ApiKey(s) | CredentialSource::BedrockApiKey(s) | CredentialSource::AwsKeys(s) | CredentialSource::AwsProfile { source: s, .. } => match s {
+        CredentialSource::ApiKey(s)
+        | CredentialSource::BedrockApiKey(s)
+        | CredentialSource::AwsKeys(s)
+        | CredentialSource::AwsProfile { source: s, .. } => match s {
             ValueSource::ConfigEnvRef { var, origin, .. } | ValueSource::Env { var, origin } => {
                 (Some(var.clone()), Some(origin_text(origin)))
             }
@@ -265,7 +277,7 @@ pub fn check_json(cfg: &Config) -> Value {
         "warnings": warnings,
         "aliases": aliases,
         "router": {
-            "routing_strategy": format!("{:?}", r.routing_strategy),
+            "routing_strategy": r.routing_strategy.as_str(),
             "num_retries": r.num_retries,
             "allowed_fails": r.allowed_fails,
             "cooldown_time_secs": r.cooldown_time.as_secs_f64(),

@@ -8,9 +8,15 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::model::{BudgetLimit, Budgets, FallbackMap, GeneralSettings, RetryPolicy, RouterSettings, RoutingStrategy, SourcedSecret, ValueSource};
+use super::model::{
+    BudgetLimit, Budgets, FallbackMap, GeneralSettings, RetryPolicy, RouterSettings,
+    RoutingStrategy, SourcedSecret, ValueSource,
+};
 use super::path::KeyPath;
-use super::raw::{parse_flag, RawBudget, RawFallbacks, RawGeneralSettings, RawLitellmSettings, RawRetryPolicy, RawRouterSettings, Seconds, Text, Whole};
+use super::raw::{
+    RawBudget, RawFallbacks, RawGeneralSettings, RawLitellmSettings, RawRetryPolicy,
+    RawRouterSettings, Seconds, Text, Whole, parse_flag,
+};
 use super::validate::Ctx;
 use crate::secret::Secret;
 
@@ -26,16 +32,32 @@ pub struct Parts {
 const STRATEGIES: &str = "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, cost-based-routing";
 
 /// A duration in seconds; `positive` rejects 0 where 0 would mean "fail at once".
-pub fn secs(ctx: &mut Ctx<'_>, v: Option<Seconds>, path: &KeyPath, positive: bool) -> Option<Duration> {
+pub fn secs(
+    ctx: &mut Ctx<'_>,
+    v: Option<Seconds>,
+    path: &KeyPath,
+    positive: bool,
+) -> Option<Duration> {
     let Seconds(s) = v?;
     if positive && s == 0.0 {
-        ctx.problem("CFG-09", path, format!("{path} is 0 seconds"), "write a number of seconds greater than 0, or remove the key for the default".to_owned());
+        ctx.problem(
+            "CFG-09",
+            path,
+            format!("{path} is 0 seconds"),
+            "write a number of seconds greater than 0, or remove the key for the default"
+                .to_owned(),
+        );
         return None;
     }
     match Duration::try_from_secs_f64(s) {
         Ok(d) => Some(d),
         Err(_) => {
-            ctx.problem("CFG-09", path, format!("{path} = {s} seconds is out of range"), "write a number of seconds, e.g. 600".to_owned());
+            ctx.problem(
+                "CFG-09",
+                path,
+                format!("{path} = {s} seconds is out of range"),
+                "write a number of seconds, e.g. 600".to_owned(),
+            );
             None
         }
     }
@@ -45,7 +67,12 @@ fn whole<T>(v: Option<Whole<T>>) -> Option<T> {
     v.map(|Whole(n)| n)
 }
 
-pub fn build(ctx: &mut Ctx<'_>, router: Option<Value>, litellm: Option<Value>, general: Option<Value>) -> Parts {
+pub fn build(
+    ctx: &mut Ctx<'_>,
+    router: Option<Value>,
+    litellm: Option<Value>,
+    general: Option<Value>,
+) -> Parts {
     let rp = KeyPath::root().key("router_settings");
     let lp = KeyPath::root().key("litellm_settings");
     let gp = KeyPath::root().key("general_settings");
@@ -59,7 +86,9 @@ pub fn build(ctx: &mut Ctx<'_>, router: Option<Value>, litellm: Option<Value>, g
         match s.trim() {
             "simple-shuffle" => out.routing_strategy = RoutingStrategy::SimpleShuffle,
             "least-busy" => out.routing_strategy = RoutingStrategy::LeastBusy,
-            "usage-based-routing" | "usage-based-routing-v2" => out.routing_strategy = RoutingStrategy::UsageBased,
+            "usage-based-routing" | "usage-based-routing-v2" => {
+                out.routing_strategy = RoutingStrategy::UsageBased
+            }
             "latency-based-routing" => out.routing_strategy = RoutingStrategy::LatencyBased,
             "cost-based-routing" => out.routing_strategy = RoutingStrategy::CostBased,
             "provider-budget-routing" => ctx.warn(
@@ -77,13 +106,27 @@ pub fn build(ctx: &mut Ctx<'_>, router: Option<Value>, litellm: Option<Value>, g
     }
     let both = |ctx: &mut Ctx<'_>, key: &str, in_router: bool, in_litellm: bool| {
         if in_router && in_litellm {
-            ctx.warn("CFG-06", &lp.key(key), format!("ignored: router_settings.{key} is also set and wins"));
+            ctx.warn(
+                "CFG-06",
+                &lp.key(key),
+                format!("ignored: router_settings.{key} is also set and wins"),
+            );
         }
     };
     both(ctx, "num_retries", r.num_retries.is_some(), l.num_retries.is_some());
     both(ctx, "fallbacks", r.fallbacks.is_some(), l.fallbacks.is_some());
-    both(ctx, "context_window_fallbacks", r.context_window_fallbacks.is_some(), l.context_window_fallbacks.is_some());
-    both(ctx, "content_policy_fallbacks", r.content_policy_fallbacks.is_some(), l.content_policy_fallbacks.is_some());
+    both(
+        ctx,
+        "context_window_fallbacks",
+        r.context_window_fallbacks.is_some(),
+        l.context_window_fallbacks.is_some(),
+    );
+    both(
+        ctx,
+        "content_policy_fallbacks",
+        r.content_policy_fallbacks.is_some(),
+        l.content_policy_fallbacks.is_some(),
+    );
     both(ctx, "default_fallbacks", r.default_fallbacks.is_some(), l.default_fallbacks.is_some());
 
     if let Some(n) = whole(r.num_retries).or(whole(l.num_retries)) {
@@ -132,9 +175,16 @@ pub fn build(ctx: &mut Ctx<'_>, router: Option<Value>, litellm: Option<Value>, g
         (None, Some(f)) => Some((lp.key("default_fallbacks"), f.0)),
         (None, None) => None,
     };
-    out.default_fallbacks = default_fallbacks_source.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
+    out.default_fallbacks =
+        default_fallbacks_source.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
 
-    Parts { router: out, general, fallback_sources, default_fallbacks_source, router_budgets: r.provider_budget_config }
+    Parts {
+        router: out,
+        general,
+        fallback_sources,
+        default_fallbacks_source,
+        router_budgets: r.provider_budget_config,
+    }
 }
 
 fn fallback_map(f: &RawFallbacks) -> FallbackMap {
@@ -171,10 +221,16 @@ fn general_settings(
     gp: &KeyPath,
     lp: &KeyPath,
 ) -> GeneralSettings {
-    let mut out = GeneralSettings::default();
-    out.master_key = master_key(ctx, g.master_key, &gp.key("master_key"));
+    let mut out = GeneralSettings {
+        master_key: master_key(ctx, g.master_key, &gp.key("master_key")),
+        ..GeneralSettings::default()
+    };
 
-    let size_key = if g.max_request_body_size_mb.is_some() { "max_request_body_size_mb" } else { "max_request_size_mb" };
+    let size_key = if g.max_request_body_size_mb.is_some() {
+        "max_request_body_size_mb"
+    } else {
+        "max_request_size_mb"
+    };
     if let Some(mb) = g.max_request_body_size_mb.or(g.max_request_size_mb) {
         let bytes = mb.0 * 1024.0 * 1024.0;
         if mb.0 < 1.0 / 1024.0 || bytes >= 1e15 {
@@ -233,7 +289,11 @@ fn master_key(ctx: &mut Ctx<'_>, written: Option<Text>, path: &KeyPath) -> Optio
     for var in ["LITELLM_MASTER_KEY", "SWITCHYARD_MASTER_KEY"] {
         if let Some(v) = ctx.env.get(var) {
             if v.value.trim().is_empty() {
-                ctx.warn("CFG-02", path, format!("{var} is set but empty (set in {}); it is ignored", v.origin));
+                ctx.warn(
+                    "CFG-02",
+                    path,
+                    format!("{var} is set but empty (set in {}); it is ignored", v.origin),
+                );
                 continue;
             }
             return Some(SourcedSecret {
@@ -253,16 +313,28 @@ pub fn budgets(
     provider_top: Option<Map<String, Value>>,
     provider_router: Option<Map<String, Value>>,
 ) -> Budgets {
-    let mut out = Budgets::default();
-    out.model_max_budget = budget_map(ctx, model_max_budget, &KeyPath::root().key("model_max_budget"));
-    out.provider_budget_config =
-        budget_map(ctx, provider_router, &KeyPath::root().key("router_settings").key("provider_budget_config"));
+    let mut out = Budgets {
+        model_max_budget: budget_map(
+            ctx,
+            model_max_budget,
+            &KeyPath::root().key("model_max_budget"),
+        ),
+        provider_budget_config: budget_map(
+            ctx,
+            provider_router,
+            &KeyPath::root().key("router_settings").key("provider_budget_config"),
+        ),
+    };
     let top = budget_map(ctx, provider_top, &KeyPath::root().key("provider_budget_config"));
     out.provider_budget_config.extend(top);
     out
 }
 
-fn budget_map(ctx: &mut Ctx<'_>, map: Option<Map<String, Value>>, base: &KeyPath) -> BTreeMap<String, BudgetLimit> {
+fn budget_map(
+    ctx: &mut Ctx<'_>,
+    map: Option<Map<String, Value>>,
+    base: &KeyPath,
+) -> BTreeMap<String, BudgetLimit> {
     let mut out = BTreeMap::new();
     for (name, value) in map.unwrap_or_default() {
         let path = base.key(name.clone());
@@ -289,7 +361,10 @@ fn budget_map(ctx: &mut Ctx<'_>, map: Option<Map<String, Value>>, base: &KeyPath
                 );
             }
         }
-        out.insert(name, BudgetLimit { budget_limit: limit.0, time_period, location: ctx.loc(&path) });
+        out.insert(
+            name,
+            BudgetLimit { budget_limit: limit.0, time_period, location: ctx.loc(&path) },
+        );
     }
     out
 }

@@ -12,13 +12,12 @@ use super::env::{ConfigVar, Env, LayeredEnv};
 use super::envfile::EnvFile;
 use super::interpolate::{self, EnvRef, Resolver};
 use super::model::{
-    Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret,
-    ValueSource,
+    Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret, ValueSource,
 };
 use super::path::KeyPath;
 use super::raw::{self, RawFallbacks, RawTop, TypeError};
 use super::yaml::{self, Kind, Node};
-use super::{deploy, keys, settings, ConfigErrors, ConfigProblem};
+use super::{ConfigErrors, ConfigProblem, deploy, keys, settings};
 use crate::secret::Secret;
 
 /// Everything a config is checked against.
@@ -112,7 +111,11 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         Err(e) => {
             problems.push(ConfigProblem {
                 id: "CFG-03",
-                location: Some(Location { file: path.to_owned(), line: e.pos.line, column: e.pos.column }),
+                location: Some(Location {
+                    file: path.to_owned(),
+                    line: e.pos.line,
+                    column: e.pos.column,
+                }),
                 key: String::new(),
                 message: format!("YAML syntax error: {}", e.message),
                 remedy: format!(
@@ -125,13 +128,22 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
             return Err(fail(problems));
         }
     };
-    let mut root = parsed.root.unwrap_or(Node { kind: Kind::Map(Vec::new()), pos: yaml::Pos { line: 1, column: 1 } });
+    let mut root = parsed
+        .root
+        .unwrap_or(Node { kind: Kind::Map(Vec::new()), pos: yaml::Pos { line: 1, column: 1 } });
     if !matches!(root.kind, Kind::Map(_)) {
         problems.push(ConfigProblem {
             id: "CFG-09",
-            location: Some(Location { file: path.to_owned(), line: root.pos.line, column: root.pos.column }),
+            location: Some(Location {
+                file: path.to_owned(),
+                line: root.pos.line,
+                column: root.pos.column,
+            }),
             key: String::new(),
-            message: format!("the config must be a mapping with model_list, router_settings, ...; found {}", root.type_name()),
+            message: format!(
+                "the config must be a mapping with model_list, router_settings, ...; found {}",
+                root.type_name()
+            ),
             remedy: "start the file with `model_list:` (see examples/quickstart.yaml)".to_owned(),
         });
         return Err(fail(problems));
@@ -143,7 +155,11 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         .map(|d| ConfigWarning {
             id: "CFG-03",
             key: d.path.to_string(),
-            location: Some(Location { file: path.to_owned(), line: d.second.line, column: d.second.column }),
+            location: Some(Location {
+                file: path.to_owned(),
+                line: d.second.line,
+                column: d.second.column,
+            }),
             message: format!(
                 "`{}` is written twice (also at line {}); the later value wins, as in LiteLLM",
                 d.path, d.first.line
@@ -183,10 +199,17 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
     let top: RawTop = ctx.raw(Some(root.to_json()), &KeyPath::root());
     let groups = build_groups(&mut ctx, top.model_list.unwrap_or_default());
     let aliases: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-    let ids: HashSet<String> = groups.iter().flat_map(|g| g.deployments.iter().map(|d| d.id.clone())).collect();
+    let ids: HashSet<String> =
+        groups.iter().flat_map(|g| g.deployments.iter().map(|d| d.id.clone())).collect();
 
-    let parts = settings::build(&mut ctx, top.router_settings, top.litellm_settings, top.general_settings);
-    let budgets = settings::budgets(&mut ctx, top.model_max_budget, top.provider_budget_config, parts.router_budgets);
+    let parts =
+        settings::build(&mut ctx, top.router_settings, top.litellm_settings, top.general_settings);
+    let budgets = settings::budgets(
+        &mut ctx,
+        top.model_max_budget,
+        top.provider_budget_config,
+        parts.router_budgets,
+    );
     for (p, fallbacks) in &parts.fallback_sources {
         check_fallbacks(&mut ctx, p, fallbacks, &aliases, &ids);
     }
@@ -200,7 +223,15 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
     for name in budgets.model_max_budget.keys() {
         if !aliases.contains(name) {
             let p = KeyPath::root().key("model_max_budget").key(name.clone());
-            undefined_alias(&mut ctx, &p, name, "model_max_budget", &aliases);
+            let location = Some(ctx.key_loc(&p));
+            let (message, remedy) = undefined_text(name, "model_max_budget", &aliases, false);
+            ctx.problems.push(ConfigProblem {
+                id: "CFG-05",
+                location,
+                key: p.to_string(),
+                message,
+                remedy,
+            });
         }
     }
 
@@ -235,7 +266,11 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
 
 /// The `environment_variables` section, read straight from the tree: it feeds the
 /// environment that `os.environ/` references are resolved against.
-fn environment_variables(root: &Node, file: &Path, problems: &mut Vec<ConfigProblem>) -> Vec<ConfigVar> {
+fn environment_variables(
+    root: &Node,
+    file: &Path,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<ConfigVar> {
     let Some(section) = root.get("environment_variables") else { return Vec::new() };
     let mut vars = Vec::new();
     for e in section.entries() {
@@ -248,9 +283,17 @@ fn environment_variables(root: &Node, file: &Path, problems: &mut Vec<ConfigProb
             Kind::Seq(_) | Kind::Map(_) => {
                 problems.push(ConfigProblem {
                     id: "CFG-09",
-                    location: Some(Location { file: file.to_owned(), line: e.value.pos.line, column: e.value.pos.column }),
+                    location: Some(Location {
+                        file: file.to_owned(),
+                        line: e.value.pos.line,
+                        column: e.value.pos.column,
+                    }),
                     key: format!("environment_variables.{}", e.key),
-                    message: format!("environment variable {} must be a single value, found {}", e.key, e.value.type_name()),
+                    message: format!(
+                        "environment variable {} must be a single value, found {}",
+                        e.key,
+                        e.value.type_name()
+                    ),
                     remedy: "write it as NAME: value".to_owned(),
                 });
                 continue;
@@ -286,8 +329,12 @@ fn build_groups(ctx: &mut Ctx<'_>, entries: Vec<Value>) -> Vec<ModelGroup> {
             ctx.problem(
                 "CFG-09",
                 &id_path,
-                format!("deployment id `{}` is also used by {} (line {})", d.id, first, first_at.line),
-                "give each deployment its own model_info.id, or remove it to get a derived id".to_owned(),
+                format!(
+                    "deployment id `{}` is also used by {} (line {})",
+                    d.id, first, first_at.line
+                ),
+                "give each deployment its own model_info.id, or remove it to get a derived id"
+                    .to_owned(),
             );
             continue;
         }
@@ -326,7 +373,8 @@ fn check_fallbacks(
             });
         }
         // `{a: b}` names one target as a plain string; `{a: [b, c]}` a list of them.
-        let as_list = matches!(ctx.root.find(rule_path.segs()).map(|n| &n.kind), Some(Kind::Seq(_)));
+        let as_list =
+            matches!(ctx.root.find(rule_path.segs()).map(|n| &n.kind), Some(Kind::Seq(_)));
         for (j, to) in rule.to.iter().enumerate() {
             if !aliases.contains(to) && !ids.contains(to) {
                 let p = if as_list { rule_path.index(j) } else { rule_path.clone() };
@@ -337,7 +385,12 @@ fn check_fallbacks(
     }
 }
 
-fn undefined_text(name: &str, what: &str, aliases: &[String], ids_allowed: bool) -> (String, String) {
+fn undefined_text(
+    name: &str,
+    what: &str,
+    aliases: &[String],
+    ids_allowed: bool,
+) -> (String, String) {
     let message = format!("{what} names `{name}`, which is not a model_name in model_list");
     let close = aliases
         .iter()
@@ -356,6 +409,6 @@ fn undefined_text(name: &str, what: &str, aliases: &[String], ids_allowed: bool)
 }
 
 fn undefined_alias(ctx: &mut Ctx<'_>, path: &KeyPath, name: &str, what: &str, aliases: &[String]) {
-    let (message, remedy) = undefined_text(name, what, aliases, what.ends_with("fallbacks"));
+    let (message, remedy) = undefined_text(name, what, aliases, true);
     ctx.problem("CFG-05", path, message, remedy);
 }

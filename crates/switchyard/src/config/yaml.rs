@@ -119,9 +119,10 @@ impl Node {
         let mut pos = self.pos;
         for seg in path {
             let next = match (seg, &node.kind) {
-                (Seg::Key(k), Kind::Map(entries)) => entries.iter().find(|e| &e.key == k).map(|e| {
-                    (&e.value, if key_pos { e.key_pos } else { e.value.pos })
-                }),
+                (Seg::Key(k), Kind::Map(entries)) => entries
+                    .iter()
+                    .find(|e| &e.key == k)
+                    .map(|e| (&e.value, if key_pos { e.key_pos } else { e.value.pos })),
                 (Seg::Index(i), Kind::Seq(items)) => items.get(*i).map(|n| (n, n.pos)),
                 _ => None,
             };
@@ -156,7 +157,9 @@ impl Node {
             Kind::Null => Value::Null,
             Kind::Bool(b) => Value::Bool(*b),
             Kind::Int(i) => Value::Number((*i).into()),
-            Kind::Float(f) => Number::from_f64(*f).map_or_else(|| Value::String(f.to_string()), Value::Number),
+            Kind::Float(f) => {
+                Number::from_f64(*f).map_or_else(|| Value::String(f.to_string()), Value::Number)
+            }
             Kind::Str(s) => Value::String(s.clone()),
             Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             Kind::Map(entries) => {
@@ -203,7 +206,9 @@ fn plain_scalar(v: String) -> Kind {
         return Kind::Int(i);
     }
     match v.as_str() {
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Kind::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Kind::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Kind::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Kind::Float(f64::NAN),
         _ => {}
@@ -399,10 +404,7 @@ impl MarkedEventReceiver for Builder {
                     self.close_map(anchor, start, entries, pos);
                 }
             }
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentEnd
-            | Event::Nothing => {}
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
     }
 }
@@ -424,17 +426,31 @@ mod tests {
     #[test]
     fn every_node_knows_its_line_and_column() {
         let n = root("model_list:\n  - model_name: cheap\n    litellm_params:\n      rpm: 10\n");
-        assert_eq!(n.locate(&path(&["model_list", "0", "model_name"]), false), Pos { line: 2, column: 17 });
-        assert_eq!(n.locate(&path(&["model_list", "0", "model_name"]), true), Pos { line: 2, column: 5 });
+        assert_eq!(
+            n.locate(&path(&["model_list", "0", "model_name"]), false),
+            Pos { line: 2, column: 17 }
+        );
+        assert_eq!(
+            n.locate(&path(&["model_list", "0", "model_name"]), true),
+            Pos { line: 2, column: 5 }
+        );
         assert_eq!(n.locate(&path(&["model_list", "0"]), false), Pos { line: 2, column: 5 });
-        assert_eq!(n.locate(&path(&["model_list", "0", "litellm_params", "rpm"]), false), Pos { line: 4, column: 12 });
+        assert_eq!(
+            n.locate(&path(&["model_list", "0", "litellm_params", "rpm"]), false),
+            Pos { line: 4, column: 12 }
+        );
         // A path that runs out points at the deepest node that exists.
-        assert_eq!(n.locate(&path(&["model_list", "0", "litellm_params", "tpm"]), false), Pos { line: 4, column: 7 });
+        assert_eq!(
+            n.locate(&path(&["model_list", "0", "litellm_params", "tpm"]), false),
+            Pos { line: 4, column: 7 }
+        );
     }
 
     #[test]
     fn scalars_resolve_like_yaml_core_and_quotes_keep_strings() {
-        let n = root("a: 10\nb: '10'\nc: 1.5\nd: true\ne:\nf: os.environ/X\ng: !!str 7\nh: 2024-01-01\n");
+        let n = root(
+            "a: 10\nb: '10'\nc: 1.5\nd: true\ne:\nf: os.environ/X\ng: !!str 7\nh: 2024-01-01\n",
+        );
         assert_eq!(n.get("a").unwrap().kind, Kind::Int(10));
         assert_eq!(n.get("b").unwrap().kind, Kind::Str("10".into()));
         assert_eq!(n.get("c").unwrap().kind, Kind::Float(1.5));

@@ -1,0 +1,809 @@
+//! Loading LiteLLM configs as a user would: a realistic multi-tier file, one test per
+//! catalog entry CFG-01..CFG-06 asserting where the problem is and what it says, env
+//! files, and the config search order. The environment is always a `MapEnv`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use switchyard::config::{
+    self, BedrockApi, Config, ConfigErrors, ConfigOrigin, ConfigProblem, CredentialSource,
+    EnvOrigin, LoadOptions, MapEnv, OpenAiFlavor, ProviderKind, RoutingStrategy, SslVerify,
+    ValueSource,
+};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/litellm_tiers.yaml");
+
+fn load_str(text: &str, env: &MapEnv) -> Result<Config, ConfigErrors> {
+    config::load_from_str(text, Path::new("/etc/switchyard/config.yaml"), env)
+}
+
+fn ok(text: &str, env: &MapEnv) -> Config {
+    match load_str(text, env) {
+        Ok(c) => c,
+        Err(e) => panic!("expected the config to load, got:\n{e}"),
+    }
+}
+
+fn problems(text: &str, env: &MapEnv) -> Vec<ConfigProblem> {
+    match load_str(text, env) {
+        Ok(_) => panic!("expected the config to be rejected"),
+        Err(e) => e.problems,
+    }
+}
+
+/// 1-based line and column of the first occurrence of `needle` in `text`.
+fn pos(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).unwrap_or_else(|| panic!("`{needle}` not in text"));
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+fn at(p: &ConfigProblem) -> (usize, usize) {
+    let l = p.location.as_ref().expect("problem has a location");
+    (l.line, l.column)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+// ---------------------------------------------------------------------------------------
+// The realistic config.
+
+fn load_fixture(dir: &Path) -> (Config, PathBuf) {
+    let env_file = write(
+        dir,
+        "team.env",
+        "# keys for the gateway\nexport ANTHROPIC_API_KEY='sk-ant-api03-fixture-key-0123456789'\n",
+    );
+    let env = MapEnv::new([("LITELLM_MASTER_KEY", "sk-master-fixture-123456")]);
+    let opts = LoadOptions { config_path: Some(FIXTURE.into()), env_files: vec![env_file.clone()] };
+    match config::load(&opts, &env) {
+        Ok(c) => (c, env_file),
+        Err(e) => panic!("fixture should load:\n{e}"),
+    }
+}
+
+#[test]
+fn a_realistic_litellm_config_loads_and_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, env_file) = load_fixture(dir.path());
+
+    assert_eq!(cfg.origin, ConfigOrigin::Flag);
+    assert_eq!(cfg.env_files, vec![env_file.clone()]);
+    assert_eq!(cfg.aliases().collect::<Vec<_>>(), vec!["cheap", "balanced", "frontier", "free"]);
+
+    let cheap = cfg.group("cheap").unwrap();
+    assert_eq!(cheap.deployments.len(), 2);
+    let bedrock = &cheap.deployments[0];
+    assert_eq!(bedrock.id, "cheap-bedrock");
+    assert_eq!(bedrock.provider, ProviderKind::Bedrock(BedrockApi::Auto));
+    assert_eq!(bedrock.model, "us.anthropic.claude-3-5-haiku-20241022-v1:0");
+    assert_eq!(bedrock.aws.region_name.as_deref(), Some("us-east-1"));
+    assert_eq!(bedrock.aws.profile_name.as_deref(), Some("cc"));
+    assert!(
+        matches!(&bedrock.credentials, CredentialSource::AwsProfile { name, .. } if name == "cc")
+    );
+    assert_eq!(bedrock.rpm, Some(100));
+    assert_eq!(bedrock.timeout, Some(Duration::from_secs(30)));
+
+    let anthropic = &cheap.deployments[1];
+    assert_eq!(anthropic.provider, ProviderKind::Anthropic);
+    assert_eq!(anthropic.model, "claude-3-5-haiku-20241022");
+    assert_eq!(anthropic.rpm, Some(50), "rpm written as a string is a number");
+    let key = anthropic.api_key.as_ref().unwrap();
+    assert_eq!(key.value.expose(), "sk-ant-api03-fixture-key-0123456789");
+    match &key.source {
+        ValueSource::ConfigEnvRef { var, origin, at } => {
+            assert_eq!(var, "ANTHROPIC_API_KEY");
+            assert_eq!(origin, &EnvOrigin::File { path: env_file.clone(), line: 2 });
+            assert_eq!((at.line, at.column), (17, 16));
+        }
+        other => panic!("api_key should come from os.environ/, got {other:?}"),
+    }
+
+    let balanced = cfg.group("balanced").unwrap();
+    assert_eq!(balanced.deployments[0].stream_timeout, Some(Duration::from_secs_f64(120.5)));
+    assert_eq!(balanced.deployments[1].costs.output_cost_per_token, Some(0.000015));
+    assert_eq!(
+        cfg.group("frontier").unwrap().deployments[0].aws.region_name.as_deref(),
+        Some("us-west-2")
+    );
+
+    let free = &cfg.group("free").unwrap().deployments[0];
+    assert_eq!(free.provider, ProviderKind::OpenAi(OpenAiFlavor::OllamaChat));
+    assert_eq!(free.model, "llama3.1:8b");
+    assert_eq!(free.api_base.as_deref(), Some("http://localhost:11434"));
+    assert_eq!(free.tags, vec!["local"]);
+    assert_eq!(free.credentials, CredentialSource::NoneNeeded);
+    assert_eq!(free.ssl_verify, SslVerify::System);
+
+    let r = &cfg.router;
+    assert_eq!(r.routing_strategy, RoutingStrategy::SimpleShuffle);
+    assert_eq!((r.num_retries, r.allowed_fails), (3, 2));
+    assert_eq!(r.cooldown_time, Duration::from_secs(30));
+    assert_eq!(r.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(r.fallbacks.get("free"), Some(&vec!["cheap".to_owned()]));
+    assert_eq!(r.fallbacks.get("cheap"), Some(&vec!["balanced".to_owned()]));
+    assert_eq!(r.context_window_fallbacks.get("balanced"), Some(&vec!["frontier".to_owned()]));
+
+    let g = &cfg.general;
+    let master = g.master_key.as_ref().unwrap();
+    assert_eq!(master.value.expose(), "sk-master-fixture-123456");
+    assert!(
+        matches!(&master.source, ValueSource::ConfigEnvRef { var, origin: EnvOrigin::Process, .. } if var == "LITELLM_MASTER_KEY")
+    );
+    assert_eq!(g.health_check_interval, Duration::from_secs(120));
+    assert!(g.background_health_checks);
+    assert!(g.drop_params);
+    assert_eq!(g.request_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(g.max_request_body_bytes, 32 * 1024 * 1024);
+
+    let frontier_budget = &cfg.budgets.model_max_budget["frontier"];
+    assert_eq!(
+        (frontier_budget.budget_limit, frontier_budget.time_period.as_deref()),
+        (50.0, Some("30d"))
+    );
+    assert_eq!(cfg.budgets.provider_budget_config["anthropic"].budget_limit, 100.0);
+
+    // Cache, callbacks and the database are LiteLLM features not implemented: one warning
+    // each, with the key's own position — and their unset variables (REDIS_PASSWORD,
+    // DATABASE_URL) do not stop the gateway.
+    let text = std::fs::read_to_string(FIXTURE).unwrap();
+    for (key, needle) in [
+        ("litellm_settings.cache", "cache: true"),
+        ("litellm_settings.cache_params", "cache_params:"),
+        ("litellm_settings.success_callback", "success_callback:"),
+        ("litellm_settings.callbacks", "callbacks: [\"prometheus\"]"),
+        ("general_settings.database_url", "database_url:"),
+    ] {
+        let found: Vec<_> = cfg.warnings.iter().filter(|w| w.key == key).collect();
+        assert_eq!(found.len(), 1, "one warning for {key}: {:?}", cfg.warnings);
+        let w = found[0];
+        assert_eq!(w.id, "CFG-06");
+        assert!(w.message.contains("ignored"), "{}", w.message);
+        let l = w.location.as_ref().unwrap();
+        assert_eq!((l.line, l.column), pos(&text, needle), "{key}");
+    }
+    let budget_warning = cfg.warnings.iter().find(|w| w.key == "model_max_budget").unwrap();
+    assert!(budget_warning.message.contains("not enforced"), "{}", budget_warning.message);
+}
+
+#[test]
+fn derived_ids_are_the_same_on_every_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = load_fixture(dir.path());
+    let (b, _) = load_fixture(dir.path());
+    let ids = |c: &Config| c.deployments().map(|d| d.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b));
+    let all = ids(&a);
+    let unique: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "ids are distinct: {all:?}");
+}
+
+#[test]
+fn config_check_names_credential_sources_but_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, env_file) = load_fixture(dir.path());
+    let text = config::render_check(&cfg);
+    assert!(text.contains(FIXTURE), "{text}");
+    assert!(text.contains("from --config"), "{text}");
+    assert!(text.contains("aws profile cc"), "{text}");
+    let expected = format!("api_key from ANTHROPIC_API_KEY (env file {}:2)", env_file.display());
+    assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
+    assert!(text.contains("us.anthropic.claude-sonnet-4-20250514-v1:0"), "{text}");
+    assert!(text.contains("us-west-2"), "{text}");
+    assert!(text.contains("http://localhost:11434"), "{text}");
+    assert!(text.contains("litellm_settings.cache"), "warnings are listed:\n{text}");
+    assert!(text.contains("free → cheap"), "{text}");
+    assert!(!text.contains("fixture-key-0123456789"), "secret leaked:\n{text}");
+    assert!(!text.contains("sk-master-fixture-123456"), "secret leaked:\n{text}");
+
+    let json = config::check_json(&cfg);
+    let json_text = json.to_string();
+    assert!(!json_text.contains("fixture-key-0123456789"), "secret leaked: {json_text}");
+    let cheap = &json["aliases"][0];
+    assert_eq!(cheap["alias"], "cheap");
+    assert_eq!(cheap["deployments"][0]["credentials"]["kind"], "aws_profile");
+    assert_eq!(cheap["deployments"][1]["credentials"]["variable"], "ANTHROPIC_API_KEY");
+    assert_eq!(cheap["deployments"][1]["credentials"]["safe_prefix"], "sk-ant-a…");
+}
+
+#[test]
+fn check_shows_mock_bedrock_keys_and_the_default_chain() {
+    let text = "\
+model_list:
+  - model_name: quick
+    litellm_params:
+      model: claude-3-5-haiku-latest
+      mock_response: WORKS
+  - model_name: keyed
+    litellm_params:
+      model: bedrock/us.anthropic.claude-3-5-haiku-20241022-v1:0
+  - model_name: chain
+    litellm_params:
+      model: bedrock/converse/meta.llama3-70b-instruct-v1:0
+      aws_region_name: eu-west-1
+";
+    let env =
+        MapEnv::new([("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-abcdefghijklmnopqrstuvwxyz")]);
+    let cfg = ok(text, &env);
+    let out = config::render_check(&cfg);
+    assert!(out.contains("mock_response (no upstream)"), "{out}");
+    assert!(
+        out.contains("Bedrock API key from AWS_BEARER_TOKEN_BEDROCK (process environment)"),
+        "{out}"
+    );
+    assert!(!out.contains("abcdefghijklmnopqrstuvwxyz"), "{out}");
+    let keyed = &cfg.group("keyed").unwrap().deployments[0];
+    assert!(matches!(keyed.credentials, CredentialSource::BedrockApiKey(ValueSource::Env { .. })));
+
+    let cfg = ok(text, &MapEnv::default());
+    let out = config::render_check(&cfg);
+    assert!(out.contains("default AWS chain"), "{out}");
+    let chain = &cfg.group("chain").unwrap().deployments[0];
+    assert_eq!(chain.provider, ProviderKind::Bedrock(BedrockApi::Converse));
+}
+
+// ---------------------------------------------------------------------------------------
+// One test per catalog entry.
+
+const UNSET_KEY: &str = "\
+model_list:
+  - model_name: cheap
+    litellm_params:
+      model: anthropic/claude-3-5-haiku-20241022
+      api_key: os.environ/MISSING_KEY
+";
+
+#[test]
+fn cfg01_an_unset_variable_names_itself_the_alias_the_place_and_the_env_files() {
+    let ps = problems(UNSET_KEY, &MapEnv::default());
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    let p = &ps[0];
+    assert_eq!(p.id, "CFG-01");
+    assert_eq!(p.key, "model_list[0].litellm_params.api_key");
+    assert_eq!(at(p), (5, 16));
+    assert_eq!(p.location.as_ref().unwrap().file, Path::new("/etc/switchyard/config.yaml"));
+    assert!(p.message.contains("MISSING_KEY is not set"), "{}", p.message);
+    assert!(p.message.contains("alias `cheap`"), "{}", p.message);
+    assert!(p.message.contains("No env files were loaded"), "{}", p.message);
+    assert!(p.remedy.contains("export MISSING_KEY="), "{}", p.remedy);
+    assert!(p.remedy.contains("--env-file"), "{}", p.remedy);
+    assert!(p.remedy.contains("environment_variables"), "{}", p.remedy);
+}
+
+#[test]
+fn cfg01_lists_the_env_files_that_were_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "config.yaml", UNSET_KEY);
+    let a = write(dir.path(), "a.env", "OTHER=1\n");
+    let b = write(dir.path(), "b.env", "ANOTHER=2\n");
+    let env = MapEnv::new([("SWITCHYARD_ENV_FILE", b.display().to_string())]);
+    let opts = LoadOptions { config_path: Some(cfg), env_files: vec![a.clone()] };
+    let err = config::load(&opts, &env).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.id, "CFG-01");
+    let expected = format!("Env files loaded: {}, {}.", a.display(), b.display());
+    assert!(p.message.contains(&expected), "{}", p.message);
+}
+
+#[test]
+fn cfg02_a_variable_set_but_empty_says_so_and_where_it_was_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        write(dir.path(), "config.yaml", &UNSET_KEY.replace("MISSING_KEY", "ANTHROPIC_API_KEY"));
+    let env_file = write(dir.path(), "dev.env", "# dev\nexport ANTHROPIC_API_KEY=''\n");
+    let opts = LoadOptions { config_path: Some(cfg.clone()), env_files: vec![env_file.clone()] };
+    let err = config::load(&opts, &MapEnv::default()).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    let p = &err.problems[0];
+    assert_eq!(p.id, "CFG-02");
+    assert_eq!(at(p), (5, 16));
+    assert_eq!(p.location.as_ref().unwrap().file, cfg);
+    assert!(p.message.contains("ANTHROPIC_API_KEY is set but empty"), "{}", p.message);
+    let where_set = format!("{}:2", env_file.display());
+    assert!(p.message.contains(&where_set), "{}", p.message);
+    assert!(p.remedy.contains(&where_set), "{}", p.remedy);
+
+    // Empty in the process environment: that wins over files, and the fix says so.
+    let env = MapEnv::new([("ANTHROPIC_API_KEY", "")]);
+    let err = config::load(&opts, &env).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.id, "CFG-02");
+    assert!(p.message.contains("set in the process environment"), "{}", p.message);
+    assert!(p.remedy.contains("unset ANTHROPIC_API_KEY"), "{}", p.remedy);
+}
+
+#[test]
+fn cfg03_a_yaml_syntax_error_has_line_column_and_the_parser_message() {
+    let text = "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: a: b\n";
+    let err = load_str(text, &MapEnv::default()).unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    let p = &err.problems[0];
+    assert_eq!(p.id, "CFG-03");
+    assert_eq!(at(p), (4, 15));
+    assert!(p.message.contains("YAML syntax error"), "{}", p.message);
+    assert!(p.message.contains("mapping values are not allowed"), "{}", p.message);
+    assert!(p.remedy.contains("line 4 column 15"), "{}", p.remedy);
+    let shown = err.to_string();
+    assert!(shown.contains("/etc/switchyard/config.yaml:4:15: CFG-03"), "{shown}");
+    assert!(shown.contains("\n    fix: "), "{shown}");
+
+    let tabs = "model_list:\n\t- model_name: x\n";
+    let p = &problems(tabs, &MapEnv::default())[0];
+    assert_eq!((p.id, at(p).0), ("CFG-03", 2));
+}
+
+#[test]
+fn cfg04_an_unknown_provider_prefix_shows_the_value_and_the_accepted_prefixes() {
+    let text = "\
+model_list:
+  - model_name: gpt
+    litellm_params:
+      model: azure/gpt-4o
+";
+    let ps = problems(text, &MapEnv::default());
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    let p = &ps[0];
+    assert_eq!(p.id, "CFG-04");
+    assert_eq!(p.key, "model_list[0].litellm_params.model");
+    assert_eq!(at(p), (4, 14));
+    assert!(p.message.contains("azure/gpt-4o"), "{}", p.message);
+    for prefix in
+        ["anthropic/", "bedrock/", "bedrock/converse/", "openai/", "ollama/", "hosted_vllm/"]
+    {
+        assert!(p.remedy.contains(prefix), "{prefix} missing from {}", p.remedy);
+    }
+}
+
+#[test]
+fn cfg04_unprefixed_names_are_inferred_or_reported() {
+    let text = "\
+model_list:
+  - model_name: a
+    litellm_params: {model: claude-sonnet-4-5}
+  - model_name: b
+    litellm_params: {model: gpt-4o-mini, api_key: sk-test-123456789012}
+  - model_name: c
+    litellm_params: {model: llama3, mock_response: hi}
+  - model_name: d
+    litellm_params: {model: bedrock/llama/meta.llama3-70b}
+";
+    let ps = problems(text, &MapEnv::default());
+    let ids: Vec<(&str, &str)> = ps.iter().map(|p| (p.id, p.key.as_str())).collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("CFG-04", "model_list[2].litellm_params.model"),
+            ("CFG-04", "model_list[3].litellm_params.model")
+        ]
+    );
+    assert!(
+        ps[0].message.contains("llama3") && ps[0].message.contains("no provider prefix"),
+        "{}",
+        ps[0].message
+    );
+    assert!(ps[0].remedy.contains("ollama/llama3"), "{}", ps[0].remedy);
+    assert!(ps[1].remedy.contains("bedrock/converse/meta.llama3-70b"), "{}", ps[1].remedy);
+}
+
+#[test]
+fn cfg05_a_fallback_to_an_undefined_alias_names_it_and_the_aliases_that_exist() {
+    let text = "\
+model_list:
+  - model_name: cheap
+    litellm_params: {model: claude-3-5-haiku-latest, mock_response: ok}
+  - model_name: free
+    litellm_params: {model: ollama/llama3}
+router_settings:
+  fallbacks:
+    - free: [cheep]
+";
+    let ps = problems(text, &MapEnv::default());
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    let p = &ps[0];
+    assert_eq!(p.id, "CFG-05");
+    assert_eq!(p.key, "router_settings.fallbacks[0].free[0]");
+    assert_eq!(at(p), pos(text, "cheep"));
+    assert!(
+        p.message.contains("`cheep`") && p.message.contains("not a model_name"),
+        "{}",
+        p.message
+    );
+    assert!(p.remedy.contains("cheap, free"), "{}", p.remedy);
+    assert!(p.remedy.contains("did you mean `cheap`?"), "{}", p.remedy);
+}
+
+#[test]
+fn cfg05_budgets_and_fallback_sources_are_checked_and_ids_are_valid_targets() {
+    let text = "\
+model_list:
+  - model_name: cheap
+    litellm_params: {model: claude-3-5-haiku-latest, mock_response: ok}
+    model_info: {id: cheap-1}
+  - model_name: balanced
+    litellm_params: {model: claude-sonnet-4-5, mock_response: ok}
+litellm_settings:
+  fallbacks: [{balanced: [cheap-1]}]
+  context_window_fallbacks: [{nope: [cheap]}]
+model_max_budget:
+  frontier: {budget_limit: 10, time_period: 1d}
+";
+    let ps = problems(text, &MapEnv::default());
+    let got: Vec<(&str, &str, (usize, usize))> =
+        ps.iter().map(|p| (p.id, p.key.as_str(), at(p))).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("CFG-05", "litellm_settings.context_window_fallbacks[0].nope", pos(text, "nope")),
+            ("CFG-05", "model_max_budget.frontier", pos(text, "frontier")),
+        ]
+    );
+    assert!(ps[1].message.contains("`frontier`"), "{}", ps[1].message);
+    assert!(ps[1].remedy.contains("cheap, balanced"), "{}", ps[1].remedy);
+}
+
+#[test]
+fn cfg06_keys_not_implemented_warn_once_each_and_never_fail() {
+    let text = "\
+model_list:
+  - model_name: cheap
+    litellm_params:
+      model: claude-3-5-haiku-latest
+      mock_response: ok
+      extra_headers: {x: y}
+    model_info: {mode: chat, anything: goes}
+litellm_settings:
+  success_callback: [langfuse]
+  cache: true
+router_settings:
+  num_retry: 4
+general_settings:
+  alerting: [slack]
+mystery_section: {}
+";
+    let cfg = ok(text, &MapEnv::default());
+    let got: Vec<(&str, &str, (usize, usize))> = cfg
+        .warnings
+        .iter()
+        .map(|w| (w.id, w.key.as_str(), w.location.as_ref().map(|l| (l.line, l.column)).unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("CFG-06", "model_list[0].litellm_params.extra_headers", pos(text, "extra_headers")),
+            ("CFG-06", "litellm_settings.success_callback", pos(text, "success_callback")),
+            ("CFG-06", "litellm_settings.cache", pos(text, "cache")),
+            ("CFG-06", "router_settings.num_retry", pos(text, "num_retry")),
+            ("CFG-06", "general_settings.alerting", pos(text, "alerting")),
+            ("CFG-06", "mystery_section", pos(text, "mystery_section")),
+        ]
+    );
+    for w in &cfg.warnings {
+        assert!(w.message.starts_with("ignored"), "{}", w.message);
+    }
+    let typo = cfg.warnings.iter().find(|w| w.key == "router_settings.num_retry").unwrap();
+    assert!(typo.message.contains("did you mean `num_retries`?"), "{}", typo.message);
+    assert_eq!(cfg.router.num_retries, 2, "the misspelt key did not apply");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = "\
+model_list:
+  - model_name: cheap
+    litellm_params:
+      model: anthropic/claude-3-5-haiku-20241022
+      api_key: os.environ/NOT_SET
+      rpm: -5
+  - model_name: odd
+    litellm_params:
+      model: vertex_ai/gemini-pro
+      timeout: soon
+  - litellm_params:
+      model: openai/gpt-4o
+router_settings:
+  fallbacks: [{cheap: [frontier]}]
+  routing_strategy: fastest
+";
+    let err = load_str(text, &MapEnv::default()).unwrap_err();
+    let got: Vec<(&str, &str)> = err.problems.iter().map(|p| (p.id, p.key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("CFG-01", "model_list[0].litellm_params.api_key"),
+            ("CFG-09", "model_list[0].litellm_params.rpm"),
+            ("CFG-04", "model_list[1].litellm_params.model"),
+            ("CFG-09", "model_list[1].litellm_params.timeout"),
+            ("CFG-09", "model_list[2]"),
+            ("CFG-05", "router_settings.fallbacks[0].cheap[0]"),
+            ("CFG-09", "router_settings.routing_strategy"),
+        ],
+        "{err}"
+    );
+    let rpm = &err.problems[1];
+    let (line, col) = pos(text, "rpm: -5");
+    assert_eq!(at(rpm), (line, col + "rpm: ".len()));
+    assert!(rpm.message.contains("-5") && rpm.message.contains("0 or more"), "{}", rpm.message);
+    assert!(err.problems[4].message.contains("no model_name"), "{}", err.problems[4].message);
+    let shown = err.to_string();
+    assert!(shown.starts_with("/etc/switchyard/config.yaml has 7 problems:"), "{shown}");
+    assert_eq!(shown.matches("\n    fix: ").count(), 7, "{shown}");
+    let json = err.to_json();
+    assert_eq!(json["problems"].as_array().unwrap().len(), 7);
+    assert_eq!(json["problems"][0]["id"], "CFG-01");
+    assert_eq!(json["problems"][0]["line"], 5);
+}
+
+// ---------------------------------------------------------------------------------------
+// Other validation.
+
+#[test]
+fn os_environ_works_for_numbers_flags_and_settings() {
+    let text = "\
+model_list:
+  - model_name: cheap
+    litellm_params:
+      model: os.environ/MODEL
+      rpm: os.environ/RPM
+      timeout: os.environ/TIMEOUT
+      drop_params: os.environ/DROP
+      mock_response: ok
+environment_variables:
+  MODEL: anthropic/claude-3-5-haiku-latest
+  RPM: 7
+";
+    let env = MapEnv::new([("TIMEOUT", "2.5"), ("DROP", "True"), ("RPM", "9")]);
+    let cfg = ok(text, &env);
+    let d = &cfg.deployments().next().unwrap();
+    assert_eq!(d.model, "claude-3-5-haiku-latest");
+    assert_eq!(d.rpm, Some(9), "the process environment wins over environment_variables");
+    assert_eq!(d.timeout, Some(Duration::from_millis(2500)));
+    assert_eq!(d.drop_params, Some(true));
+}
+
+#[test]
+fn duplicate_ids_wrong_types_and_empty_lists() {
+    let text = "\
+model_list:
+  - model_name: a
+    litellm_params: {model: claude-x, mock_response: ok}
+    model_info: {id: same}
+  - model_name: b
+    litellm_params: {model: claude-y, mock_response: ok, tags: {a: 1}, weight: -1}
+    model_info: {id: same}
+";
+    let ps = problems(text, &MapEnv::default());
+    let got: Vec<(&str, &str)> = ps.iter().map(|p| (p.id, p.key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("CFG-09", "model_list[1].litellm_params.tags"),
+            ("CFG-09", "model_list[1].litellm_params.weight"),
+            ("CFG-09", "model_list[1].model_info.id"),
+        ]
+    );
+    assert!(
+        ps[2].message.contains("`same`") && ps[2].message.contains("model_list[0]"),
+        "{}",
+        ps[2].message
+    );
+
+    let cfg = ok("model_list: []\n", &MapEnv::default());
+    assert!(cfg.groups.is_empty());
+    assert_eq!(cfg.warnings.len(), 1);
+    assert!(
+        cfg.warnings[0].message.contains("no models are configured"),
+        "{}",
+        cfg.warnings[0].message
+    );
+    let cfg = ok("", &MapEnv::default());
+    assert!(cfg.warnings[0].message.contains("no models are configured"));
+}
+
+#[test]
+fn ssl_verify_false_warns_and_master_key_falls_back_to_the_environment() {
+    let text = "\
+model_list:
+  - model_name: local
+    litellm_params: {model: openai/qwen, api_base: 'https://llm.internal/v1', ssl_verify: false}
+general_settings:
+  max_request_body_size_mb: 4
+";
+    let env = MapEnv::new([("SWITCHYARD_MASTER_KEY", "sk-switchyard-000000000000")]);
+    let cfg = ok(text, &env);
+    let d = cfg.deployments().next().unwrap();
+    assert_eq!(d.ssl_verify, SslVerify::Disabled);
+    assert_eq!(
+        d.credentials,
+        CredentialSource::NoneNeeded,
+        "a compatible server with api_base needs no key"
+    );
+    let w = cfg.warnings.iter().find(|w| w.id == "NET-02").unwrap();
+    assert_eq!(w.key, "model_list[0].litellm_params.ssl_verify");
+    assert!(w.message.contains("verification is disabled"), "{}", w.message);
+    let key = cfg.general.master_key.as_ref().unwrap();
+    assert!(matches!(&key.source, ValueSource::Env { var, .. } if var == "SWITCHYARD_MASTER_KEY"));
+    assert_eq!(cfg.general.max_request_body_bytes, 4 * 1024 * 1024);
+
+    let env = MapEnv::new([
+        ("SWITCHYARD_MASTER_KEY", "sk-b-000000000000"),
+        ("LITELLM_MASTER_KEY", "sk-a-000000000000"),
+    ]);
+    let cfg = ok(text, &env);
+    assert_eq!(cfg.general.master_key.unwrap().value.expose(), "sk-a-000000000000");
+}
+
+#[test]
+fn a_missing_conventional_key_is_a_warning_naming_the_variables() {
+    let text = "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude-x}\n";
+    let cfg = ok(text, &MapEnv::default());
+    let d = cfg.deployments().next().unwrap();
+    assert_eq!(
+        d.credentials,
+        CredentialSource::Missing { looked_for: vec!["api_key", "ANTHROPIC_API_KEY"] }
+    );
+    assert!(
+        cfg.warnings.iter().any(|w| w.message.contains("ANTHROPIC_API_KEY")),
+        "{:?}",
+        cfg.warnings
+    );
+    assert!(config::render_check(&cfg).contains("MISSING"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Env files.
+
+#[test]
+fn env_files_support_export_quotes_comments_and_report_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "config.yaml",
+        "\
+model_list:
+  - model_name: a
+    litellm_params:
+      model: anthropic/claude-x
+      api_key: os.environ/ANTHROPIC_API_KEY
+  - model_name: b
+    litellm_params:
+      model: bedrock/us.anthropic.claude-x
+general_settings:
+  master_key: os.environ/GATEWAY_KEY
+",
+    );
+    let env_file = write(
+        dir.path(),
+        "dev.env",
+        "# comment line\n\
+         \n\
+         export ANTHROPIC_API_KEY=\"sk-ant-quoted value\" # trailing comment\n\
+         GATEWAY_KEY='sk-#not-a-comment'\n\
+         AWS_PROFILE=from-file\n",
+    );
+    let opts = LoadOptions { config_path: Some(cfg), env_files: vec![env_file.clone()] };
+    let loaded = config::load(&opts, &MapEnv::default()).unwrap();
+    let a = loaded.group("a").unwrap().deployments[0].clone();
+    let key = a.api_key.as_ref().unwrap();
+    assert_eq!(key.value.expose(), "sk-ant-quoted value");
+    assert!(matches!(
+        &key.source,
+        ValueSource::ConfigEnvRef { origin: EnvOrigin::File { line: 3, .. }, .. }
+    ));
+    assert_eq!(loaded.general.master_key.as_ref().unwrap().value.expose(), "sk-#not-a-comment");
+    let b = &loaded.group("b").unwrap().deployments[0];
+    assert_eq!(
+        b.aws.profile_name.as_deref(),
+        Some("from-file"),
+        "AWS_PROFILE from an env file reaches the deployment"
+    );
+    match &b.credentials {
+        CredentialSource::AwsProfile { name, source: ValueSource::Env { var, origin } } => {
+            assert_eq!((name.as_str(), var.as_str()), ("from-file", "AWS_PROFILE"));
+            assert_eq!(origin, &EnvOrigin::File { path: env_file.clone(), line: 5 });
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A variable already in the process environment wins over the file.
+    let env = MapEnv::new([("ANTHROPIC_API_KEY", "sk-ant-from-process-000000")]);
+    let loaded = config::load(&opts, &env).unwrap();
+    let key = loaded.group("a").unwrap().deployments[0].api_key.clone().unwrap();
+    assert_eq!(key.value.expose(), "sk-ant-from-process-000000");
+    assert!(matches!(key.source, ValueSource::ConfigEnvRef { origin: EnvOrigin::Process, .. }));
+}
+
+#[test]
+fn the_first_env_file_wins_and_bad_env_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "config.yaml", &UNSET_KEY.replace("MISSING_KEY", "K"));
+    let first = write(dir.path(), "first.env", "K=one\n");
+    let second = write(dir.path(), "second.env", "\nK=two\n");
+    let opts =
+        LoadOptions { config_path: Some(cfg.clone()), env_files: vec![first, second.clone()] };
+    let loaded = config::load(&opts, &MapEnv::default()).unwrap();
+    assert_eq!(
+        loaded.deployments().next().unwrap().api_key.as_ref().unwrap().value.expose(),
+        "one"
+    );
+
+    let broken = write(dir.path(), "broken.env", "K=1\nthis is not an assignment\n");
+    let missing = dir.path().join("missing.env");
+    let opts =
+        LoadOptions { config_path: Some(cfg), env_files: vec![broken.clone(), missing.clone()] };
+    let err = config::load(&opts, &MapEnv::default()).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.id, "CFG-03");
+    let l = p.location.as_ref().unwrap();
+    assert_eq!((l.file.as_path(), l.line), (broken.as_path(), 2));
+    let p = &err.problems[1];
+    assert_eq!(p.id, "CFG-08");
+    assert!(
+        p.message.contains(&missing.display().to_string()) && p.message.contains("--env-file"),
+        "{}",
+        p.message
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Where the config is found.
+
+#[test]
+fn the_search_order_is_flag_env_var_cwd_then_home() {
+    use switchyard::config::locate::locate;
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let env = MapEnv::new([("HOME", home.path().display().to_string())]);
+
+    let err = locate(None, &env, cwd.path()).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.id, "CFG-08");
+    for searched in [
+        cwd.path().join("switchyard.yaml"),
+        home.path().join(".config/switchyard/config.yaml"),
+        home.path().join(".config/litellm/config.yaml"),
+    ] {
+        assert!(
+            p.message.contains(&searched.display().to_string()),
+            "{searched:?} not in {}",
+            p.message
+        );
+    }
+    assert!(p.remedy.contains("--config") && p.remedy.contains("switchyard init"), "{}", p.remedy);
+
+    let litellm = write(home.path(), ".config/litellm/config.yaml", "model_list: []\n");
+    assert_eq!(locate(None, &env, cwd.path()).unwrap(), (litellm, ConfigOrigin::SearchPath));
+    let own = write(home.path(), ".config/switchyard/config.yaml", "model_list: []\n");
+    assert_eq!(locate(None, &env, cwd.path()).unwrap(), (own, ConfigOrigin::SearchPath));
+    let local = write(cwd.path(), "switchyard.yaml", "model_list: []\n");
+    assert_eq!(locate(None, &env, cwd.path()).unwrap(), (local, ConfigOrigin::SearchPath));
+
+    let env = env.with("SWITCHYARD_CONFIG", "/srv/gw.yaml", EnvOrigin::Process);
+    assert_eq!(
+        locate(None, &env, cwd.path()).unwrap(),
+        (PathBuf::from("/srv/gw.yaml"), ConfigOrigin::EnvVar("SWITCHYARD_CONFIG"))
+    );
+    assert_eq!(
+        locate(Some(Path::new("x.yaml")), &env, cwd.path()).unwrap(),
+        (PathBuf::from("x.yaml"), ConfigOrigin::Flag)
+    );
+}
+
+#[test]
+fn a_config_named_by_the_environment_that_does_not_exist_is_reported_with_its_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.yaml");
+    let env = MapEnv::new([("SWITCHYARD_CONFIG", missing.display().to_string())]);
+    let err = config::load(&LoadOptions::default(), &env).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.id, "CFG-08");
+    assert!(p.message.contains(&missing.display().to_string()), "{}", p.message);
+    assert!(p.message.contains("from $SWITCHYARD_CONFIG"), "{}", p.message);
+}
