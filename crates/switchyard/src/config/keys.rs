@@ -69,6 +69,11 @@ const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
 const DB_NOTE: &str = "Switchyard keeps no database yet";
+const BEDROCK_NOTE: &str = "Bedrock deployments are not called yet";
+const ROUTING_NOTE: &str = "retries, cooldowns, weights and cross-alias fallbacks are not \
+     applied yet (a group's deployments are tried in order)";
+const COST_NOTE: &str = "cost is not tracked yet";
+const PROBE_NOTE: &str = "/health reports what traffic showed, without live probes";
 const ROUTER_ONLY: &str = "set it under router_settings";
 
 pub const KNOWN_KEYS: &[KnownKey] = &[
@@ -99,32 +104,32 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "api_base", Supported, ""),
     k(LitellmParams, "api_version", Supported, ""),
     k(LitellmParams, "custom_llm_provider", Supported, ""),
-    k(LitellmParams, "aws_access_key_id", Supported, ""),
-    k(LitellmParams, "aws_secret_access_key", Supported, ""),
-    k(LitellmParams, "aws_session_token", Supported, ""),
-    k(LitellmParams, "aws_region_name", Supported, ""),
-    k(LitellmParams, "aws_session_name", Supported, ""),
-    k(LitellmParams, "aws_profile_name", Supported, ""),
-    k(LitellmParams, "aws_role_name", Supported, ""),
-    k(LitellmParams, "aws_web_identity_token", Supported, ""),
-    k(LitellmParams, "aws_sts_endpoint", Supported, ""),
-    k(LitellmParams, "aws_external_id", Supported, ""),
-    k(LitellmParams, "aws_bedrock_runtime_endpoint", Supported, ""),
+    k(LitellmParams, "aws_access_key_id", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_secret_access_key", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_session_token", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_region_name", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_session_name", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_profile_name", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_role_name", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_web_identity_token", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_sts_endpoint", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_external_id", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_bedrock_runtime_endpoint", NotEnforced, BEDROCK_NOTE),
     k(LitellmParams, "timeout", Supported, "seconds"),
     k(LitellmParams, "stream_timeout", Supported, "seconds"),
-    k(LitellmParams, "max_retries", Supported, ""),
-    k(LitellmParams, "num_retries", Supported, ""),
-    k(LitellmParams, "rpm", Supported, ""),
-    k(LitellmParams, "tpm", Supported, ""),
-    k(LitellmParams, "weight", Supported, ""),
-    k(LitellmParams, "order", Supported, ""),
-    k(LitellmParams, "max_parallel_requests", Supported, ""),
-    k(LitellmParams, "cooldown_time", Supported, "seconds"),
+    k(LitellmParams, "max_retries", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "num_retries", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "rpm", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "tpm", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "weight", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "order", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "max_parallel_requests", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "cooldown_time", NotEnforced, ROUTING_NOTE),
     k(LitellmParams, "drop_params", Supported, ""),
-    k(LitellmParams, "input_cost_per_token", Supported, ""),
-    k(LitellmParams, "output_cost_per_token", Supported, ""),
-    k(LitellmParams, "cache_read_input_token_cost", Supported, ""),
-    k(LitellmParams, "cache_creation_input_token_cost", Supported, ""),
+    k(LitellmParams, "input_cost_per_token", NotEnforced, COST_NOTE),
+    k(LitellmParams, "output_cost_per_token", NotEnforced, COST_NOTE),
+    k(LitellmParams, "cache_read_input_token_cost", NotEnforced, COST_NOTE),
+    k(LitellmParams, "cache_creation_input_token_cost", NotEnforced, COST_NOTE),
     k(LitellmParams, "max_budget", NotEnforced, BUDGET_NOTE),
     k(LitellmParams, "budget_duration", NotEnforced, BUDGET_NOTE),
     k(LitellmParams, "mock_response", Supported, ""),
@@ -170,19 +175,19 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "default request parameters are not applied; send them per request",
     ),
     // router_settings.
-    k(RouterSettings, "routing_strategy", Supported, ""),
-    k(RouterSettings, "num_retries", Supported, ""),
-    k(RouterSettings, "timeout", Supported, "seconds, whole request"),
-    k(RouterSettings, "retry_after", Supported, "seconds"),
-    k(RouterSettings, "retry_policy", Supported, ""),
-    k(RouterSettings, "allowed_fails", Supported, ""),
-    k(RouterSettings, "cooldown_time", Supported, "seconds"),
-    k(RouterSettings, "disable_cooldowns", Supported, ""),
-    k(RouterSettings, "fallbacks", Supported, ""),
-    k(RouterSettings, "context_window_fallbacks", Supported, ""),
-    k(RouterSettings, "content_policy_fallbacks", Supported, ""),
-    k(RouterSettings, "default_fallbacks", Supported, ""),
-    k(RouterSettings, "enable_pre_call_checks", Supported, ""),
+    k(RouterSettings, "routing_strategy", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "num_retries", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "timeout", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "retry_after", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "retry_policy", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "allowed_fails", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "cooldown_time", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "disable_cooldowns", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "fallbacks", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "context_window_fallbacks", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "content_policy_fallbacks", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "default_fallbacks", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "enable_pre_call_checks", NotEnforced, ROUTING_NOTE),
     k(RouterSettings, "provider_budget_config", NotEnforced, BUDGET_NOTE),
     k(RouterSettings, "routing_strategy_args", Ignored, "strategy tuning is not implemented"),
     k(RouterSettings, "model_group_retry_policy", Ignored, "use retry_policy"),
@@ -202,11 +207,11 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     // litellm_settings.
     k(LitellmSettings, "drop_params", Supported, ""),
     k(LitellmSettings, "request_timeout", Supported, "seconds"),
-    k(LitellmSettings, "num_retries", Supported, "router_settings.num_retries wins"),
-    k(LitellmSettings, "fallbacks", Supported, "router_settings.fallbacks wins"),
-    k(LitellmSettings, "context_window_fallbacks", Supported, "router_settings wins"),
-    k(LitellmSettings, "content_policy_fallbacks", Supported, "router_settings wins"),
-    k(LitellmSettings, "default_fallbacks", Supported, "router_settings wins"),
+    k(LitellmSettings, "num_retries", NotEnforced, ROUTING_NOTE),
+    k(LitellmSettings, "fallbacks", NotEnforced, ROUTING_NOTE),
+    k(LitellmSettings, "context_window_fallbacks", NotEnforced, ROUTING_NOTE),
+    k(LitellmSettings, "content_policy_fallbacks", NotEnforced, ROUTING_NOTE),
+    k(LitellmSettings, "default_fallbacks", NotEnforced, ROUTING_NOTE),
     k(LitellmSettings, "cache", Ignored, CACHE_NOTE),
     k(LitellmSettings, "cache_params", Ignored, CACHE_NOTE),
     k(LitellmSettings, "callbacks", Ignored, CALLBACK_NOTE),
@@ -234,8 +239,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmSettings, "routing_strategy", Ignored, ROUTER_ONLY),
     // general_settings.
     k(GeneralSettings, "master_key", Supported, "or LITELLM_MASTER_KEY / SWITCHYARD_MASTER_KEY"),
-    k(GeneralSettings, "health_check_interval", Supported, "seconds"),
-    k(GeneralSettings, "background_health_checks", Supported, ""),
+    k(GeneralSettings, "health_check_interval", NotEnforced, PROBE_NOTE),
+    k(GeneralSettings, "background_health_checks", NotEnforced, PROBE_NOTE),
     k(GeneralSettings, "max_request_body_size_mb", Supported, "Switchyard key; default 32"),
     k(
         GeneralSettings,
@@ -295,7 +300,7 @@ pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
             let message = match lookup(section, &e.key) {
                 Some(KnownKey { support: Supported, .. }) => continue,
                 Some(KnownKey { support: NotEnforced, note, .. }) => {
-                    format!("checked but not enforced yet: {note}")
+                    format!("no effect yet: {note}")
                 }
                 Some(KnownKey { support: Ignored, note, .. }) => {
                     format!("ignored: a LiteLLM setting Switchyard does not implement yet ({note})")
@@ -341,7 +346,7 @@ pub fn reference_markdown() -> String {
     for k in KNOWN_KEYS {
         let status = match k.support {
             Supported => "supported",
-            NotEnforced => "checked, not enforced yet (warning)",
+            NotEnforced => "planned: checked, no effect yet (warning)",
             Ignored => "ignored (warning)",
         };
         let key = match k.section {
@@ -464,7 +469,8 @@ mod tests {
     fn the_reference_has_a_row_per_key() {
         let md = reference_markdown();
         assert_eq!(md.lines().count(), KNOWN_KEYS.len() + 2);
-        assert!(md.contains("| `model_list[].litellm_params.aws_profile_name` | supported |"));
+        assert!(md.contains("| `model_list[].litellm_params.mock_response` | supported |"));
+        assert!(md.contains("| `model_list[].litellm_params.aws_profile_name` | planned: "));
         assert!(md.contains("| `litellm_settings.cache` | ignored (warning) |"));
     }
 
