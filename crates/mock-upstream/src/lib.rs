@@ -18,7 +18,11 @@
 //! (authentication, missing fields) are answered by the API's own checks and do not consume a
 //! scripted reply; valid ones take the next scripted reply, or the default when the script is
 //! empty.
+//!
+//! Another process (the Python SDK suite, via the binary's `--admin`) scripts the same
+//! replies over HTTP: see [`Builder::admin`] and the `/_mock/*` routes in `admin.rs`.
 
+mod admin;
 mod anthropic;
 mod faults;
 mod reply;
@@ -35,6 +39,7 @@ use axum::response::Response;
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use axum::http::HeaderMap;
@@ -70,6 +75,7 @@ pub struct Builder {
     addr: SocketAddr,
     api_key: Option<String>,
     record: bool,
+    admin: bool,
     default: Reply,
 }
 
@@ -94,6 +100,14 @@ impl Builder {
         self
     }
 
+    /// Serve the `/_mock/*` admin routes (push, default, received, calls, release, reset) so
+    /// another process can script the mock over HTTP. Off by default: the emulated API then
+    /// answers those paths like any unknown path. Admin requests are never recorded or counted.
+    pub fn admin(mut self, enabled: bool) -> Self {
+        self.admin = enabled;
+        self
+    }
+
     /// The reply used when the script is empty (default: [`Reply::echo`]).
     pub fn default_reply(mut self, reply: Reply) -> Self {
         self.default = reply;
@@ -104,14 +118,7 @@ impl Builder {
     pub async fn try_start(self) -> io::Result<MockUpstream> {
         let listener = tokio::net::TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            api_key: self.api_key,
-            record: self.record,
-            script: Mutex::new(VecDeque::new()),
-            default: Mutex::new(self.default),
-            received: Mutex::new(Vec::new()),
-            calls: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(self.api_key, self.record, self.admin, self.default));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
         let listener = listener.tap_io(|tcp| {
             // Best effort: without it responses are only slower, never wrong.
@@ -145,6 +152,7 @@ impl MockUpstream {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             api_key: None,
             record: true,
+            admin: false,
             default: Reply::echo(),
         }
     }
@@ -187,6 +195,12 @@ impl MockUpstream {
     pub fn calls(&self) -> usize {
         usize::try_from(self.shared.calls.load(Ordering::SeqCst)).unwrap_or(usize::MAX)
     }
+
+    /// Back to the state at start: empty script and recorder, the builder's default reply,
+    /// call numbering (and so ids) from 1 again.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
 }
 
 impl Drop for MockUpstream {
@@ -200,13 +214,44 @@ impl Drop for MockUpstream {
 pub(crate) struct Shared {
     pub api_key: Option<String>,
     record: bool,
+    admin: bool,
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
+    /// The builder's default, restored by a reset.
+    initial_default: Reply,
     received: Mutex<Vec<Received>>,
     calls: AtomicU64,
+    /// Releases replies scripted over HTTP with `hold_after`.
+    release: Arc<Notify>,
 }
 
 impl Shared {
+    fn new(api_key: Option<String>, record: bool, admin: bool, default: Reply) -> Self {
+        Self {
+            api_key,
+            record,
+            admin,
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(default.clone()),
+            initial_default: default,
+            received: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
+            release: Arc::new(Notify::new()),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Self::new(None, true, true, Reply::echo())
+    }
+
+    fn reset(&self) {
+        lock(&self.script).clear();
+        lock(&self.received).clear();
+        *lock(&self.default) = self.initial_default.clone();
+        self.calls.store(0, Ordering::SeqCst);
+    }
+
     /// The next scripted reply, or a copy of the default.
     pub fn next_reply(&self) -> Reply {
         if let Some(reply) = lock(&self.script).pop_front() {
@@ -228,11 +273,15 @@ pub(crate) struct Call {
 /// Records every request, then routes it to the emulated API.
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let seq = shared.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let admin = shared.admin && parts.uri.path().starts_with(admin::PREFIX);
+    let seq = if admin { 0 } else { shared.calls.fetch_add(1, Ordering::SeqCst) + 1 };
     let (raw, too_large) = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(raw) => (raw, false),
         Err(_) => (Bytes::new(), true),
     };
+    if admin {
+        return admin::route(&shared, parts.method.as_str(), parts.uri.path(), &raw);
+    }
     let json = serde_json::from_slice::<Value>(&raw).ok();
     if shared.record {
         lock(&shared.received).push(Received {

@@ -1,20 +1,24 @@
-//! `mock-upstream --port P [--host H] [--api-key K]`: serves the default replies (answered at
-//! once, nothing recorded) until Ctrl-C, for benchmarks. All behaviour lives in the library.
+//! `mock-upstream --port P [--host H] [--api-key K] [--admin]`: serves the default replies
+//! (answered at once, nothing recorded) until Ctrl-C, for benchmarks. With `--admin` it records
+//! every request and serves the `/_mock/*` routes, so another process (the Python SDK suite)
+//! scripts it over HTTP. All behaviour lives in the library.
 
 use std::process::ExitCode;
 
 use mock_upstream::MockUpstream;
 
-const USAGE: &str = "usage: mock-upstream --port P [--host H] [--api-key K]";
+const USAGE: &str = "usage: mock-upstream --port P [--host H] [--api-key K] [--admin]";
 
 struct Args {
     host: String,
     port: u16,
     api_key: Option<String>,
+    admin: bool,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut host, mut port, mut api_key) = ("127.0.0.1".to_owned(), None, None);
+    let mut admin = false;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -24,12 +28,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 port = Some(text.parse().map_err(|_| format!("--port: not a port: {text}"))?);
             }
             "--api-key" => api_key = Some(value()?),
+            "--admin" => admin = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
     }
     let port = port.ok_or("--port is required")?;
-    Ok(Args { host, port, api_key })
+    Ok(Args { host, port, api_key, admin })
 }
 
 #[tokio::main]
@@ -57,7 +62,8 @@ async fn main() -> ExitCode {
         eprintln!("mock-upstream: cannot resolve host {}", args.host);
         return ExitCode::from(2);
     };
-    let mut builder = MockUpstream::builder().bind(addr).record(false);
+    // Benchmarks (no --admin) skip the recorder so memory stays flat; scripting needs it.
+    let mut builder = MockUpstream::builder().bind(addr).record(args.admin).admin(args.admin);
     if let Some(key) = args.api_key {
         builder = builder.api_key(key);
     }

@@ -54,6 +54,12 @@ pub enum ContentBlock {
     RedactedThinking {
         data: String,
     },
+    /// A block type the gateway does not interpret (`document`, `search_result`,
+    /// `server_tool_use`, `web_search_tool_result` …), kept verbatim with its `type` and
+    /// `cache_control` so an Anthropic-speaking upstream receives exactly what the client
+    /// sent. Serializes as the object itself.
+    #[serde(untagged)]
+    Other(Map<String, Value>),
 }
 
 impl ContentBlock {
@@ -104,6 +110,23 @@ pub enum ToolChoice {
     None,
 }
 
+/// Which client vocabulary [`ChatRequest::extra`] is written in, so a provider knows
+/// whether an unknown field is something to forward or a parameter it cannot honour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    OpenAi,
+    Anthropic,
+}
+
+/// OpenAI's `response_format`: structured output the provider must produce.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    /// Any JSON object.
+    JsonObject,
+    JsonSchema { name: String, description: Option<String>, schema: Value, strict: bool },
+}
+
 /// What the client asked for, in provider-neutral form.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {
@@ -122,9 +145,17 @@ pub struct ChatRequest {
     /// Asked for the usage of a streamed response (OpenAI `stream_options.include_usage`).
     pub stream_usage: bool,
     pub user: Option<String>,
+    pub response_format: Option<ResponseFormat>,
+    /// Anthropic beta flags (`anthropic-beta`), forwarded to providers that take them.
+    pub betas: Vec<String>,
     /// Fields the gateway does not interpret, kept so providers that understand them
     /// (and pass-through upstreams) can forward them.
     pub extra: Map<String, Value>,
+    /// The vocabulary `extra` is in.
+    pub dialect: Dialect,
+    /// LiteLLM's per-request gateway parameters (`fallbacks`, `metadata`, `num_retries`,
+    /// `mock_testing_*` …): for the router, never forwarded upstream.
+    pub gateway: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,6 +62,7 @@ fn estimate_block(block: &ContentBlock) -> u64 {
         ContentBlock::ToolResult { content, .. } => content.iter().map(estimate_block).sum(),
         ContentBlock::Thinking { thinking, .. } => estimate(thinking),
         ContentBlock::RedactedThinking { data } => estimate(data),
+        ContentBlock::Other(fields) => serde_json::to_string(fields).map_or(0, |s| estimate(&s)),
     }
 }
 

@@ -86,6 +86,11 @@ impl Provider for MockProvider {
             Ok(stream)
         })
     }
+
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+        let tokens = crate::tokens::estimate_request(req);
+        Box::pin(async move { Ok(tokens) })
+    }
 }
 
 /// `chatcmpl-` + milliseconds since the epoch + a process-wide counter, both hex: unique

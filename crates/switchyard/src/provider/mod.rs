@@ -31,6 +31,9 @@ pub trait Provider: Send + Sync {
     /// and first event are known), so a failure here can still be retried or fall back.
     fn stream<'a>(&'a self, req: &'a ChatRequest)
     -> BoxFuture<'a, Result<EventStream, UpstreamError>>;
+
+    /// Input tokens `req` would use, as the upstream counts them where it can.
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>>;
 }
 
 /// The adapter that serves one deployment.

@@ -44,4 +44,9 @@ impl Provider for Unsupported {
         let error = self.error.clone();
         Box::pin(async move { Err(error) })
     }
+
+    fn count_tokens<'a>(&'a self, _: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+        let error = self.error.clone();
+        Box::pin(async move { Err(error) })
+    }
 }

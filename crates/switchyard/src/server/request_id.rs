@@ -35,7 +35,7 @@ pub async fn tag_and_log(mut req: Request, next: Next) -> Response {
         status,
         deployment,
         // Time to the response head; a stream's body may still be flowing.
-        ms = started.elapsed().as_secs_f64() * 1e3,
+        us = started.elapsed().as_micros() as u64,
         "request"
     );
     response.headers_mut().insert(REQUEST_ID, id);

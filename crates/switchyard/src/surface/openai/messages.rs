@@ -206,7 +206,12 @@ fn set_cache_control(blocks: &mut [ContentBlock], cache_control: Option<Value>) 
             | ContentBlock::ToolUse { cache_control, .. }
             | ContentBlock::ToolResult { cache_control, .. },
         ) => *cache_control = Some(cc),
-        Some(ContentBlock::Thinking { .. } | ContentBlock::RedactedThinking { .. }) | None => {}
+        Some(
+            ContentBlock::Thinking { .. }
+            | ContentBlock::RedactedThinking { .. }
+            | ContentBlock::Other(_),
+        )
+        | None => {}
     }
 }
 

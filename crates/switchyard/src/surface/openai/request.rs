@@ -4,10 +4,10 @@
 //! the message and `param`. Unknown top-level fields are kept in `ChatRequest.extra`, never
 //! rejected: whether an upstream can honour them is decided downstream, not here.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::request_wire::{WireRequest, WireStop, WireTool, WireToolChoice};
-use crate::canonical::{ChatRequest, Tool, ToolChoice};
+use crate::canonical::{ChatRequest, Dialect, ResponseFormat, Tool, ToolChoice};
 use crate::classify::ApiError;
 
 /// Decode an OpenAI chat completions body. Errors are `invalid_request` (400) with the
@@ -84,6 +84,11 @@ impl WireRequest {
             Some(WireStop::One(s)) => vec![s],
             Some(WireStop::Many(v)) => v,
         };
+        let (mut extra, gateway) = split_gateway_params(self.extra);
+        let response_format = match extra.remove("response_format") {
+            None => None,
+            Some(value) => convert_response_format(value)?,
+        };
         Ok(ChatRequest {
             model: self.model,
             system,
@@ -98,8 +103,76 @@ impl WireRequest {
             stream: self.stream.unwrap_or(false),
             stream_usage: self.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
             user: self.user,
-            extra: self.extra,
+            response_format,
+            betas: Vec::new(),
+            extra,
+            dialect: Dialect::OpenAi,
+            gateway,
         })
+    }
+}
+
+/// LiteLLM's per-request gateway parameters: they steer the gateway and must never reach
+/// an upstream, which would reject them as unknown.
+const GATEWAY_PARAMS: &[&str] = &[
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "mock_testing_fallbacks",
+    "mock_testing_context_window_fallbacks",
+    "mock_testing_content_policy_fallbacks",
+    "mock_response",
+    "num_retries",
+    "timeout",
+    "metadata",
+    "tags",
+    "caching",
+    "cache",
+];
+
+fn split_gateway_params(mut extra: Map<String, Value>) -> (Map<String, Value>, Map<String, Value>) {
+    let mut gateway = Map::new();
+    for key in GATEWAY_PARAMS {
+        if let Some(value) = extra.remove(*key) {
+            gateway.insert((*key).to_owned(), value);
+        }
+    }
+    (extra, gateway)
+}
+
+fn convert_response_format(value: Value) -> Result<Option<ResponseFormat>, ApiError> {
+    let kind = value.get("type").and_then(Value::as_str);
+    match kind {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(ResponseFormat::JsonObject)),
+        Some("json_schema") => {
+            let Some(spec) = value.get("json_schema").and_then(Value::as_object) else {
+                return Err(invalid(
+                    "response_format.json_schema",
+                    "is required when type is `json_schema`",
+                ));
+            };
+            let Some(name) = spec.get("name").and_then(Value::as_str) else {
+                return Err(invalid("response_format.json_schema.name", "is required"));
+            };
+            let schema = spec
+                .get("schema")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"type": "object"}));
+            if !schema.is_object() {
+                return Err(invalid("response_format.json_schema.schema", "must be an object"));
+            }
+            Ok(Some(ResponseFormat::JsonSchema {
+                name: name.to_owned(),
+                description: spec.get("description").and_then(Value::as_str).map(str::to_owned),
+                schema,
+                strict: spec.get("strict").and_then(Value::as_bool).unwrap_or(false),
+            }))
+        }
+        _ => Err(invalid(
+            "response_format.type",
+            "must be one of `text`, `json_object`, `json_schema`",
+        )),
     }
 }
 
@@ -302,10 +375,11 @@ pub(super) mod tests {
             stream: true,
             stream_usage: true,
             user: Some("alice".into()),
-            extra: json!({"response_format": {"type": "json_object"}, "seed": 7, "fallbacks": ["cheap"]})
-                .as_object()
-                .unwrap()
-                .clone(),
+            response_format: Some(ResponseFormat::JsonObject),
+            betas: Vec::new(),
+            extra: json!({"seed": 7}).as_object().unwrap().clone(),
+            dialect: Dialect::OpenAi,
+            gateway: json!({"fallbacks": ["cheap"]}).as_object().unwrap().clone(),
         };
         assert_eq!(req, expected);
     }

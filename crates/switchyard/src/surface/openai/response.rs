@@ -32,7 +32,8 @@ pub(super) fn encode_response_at(resp: &ChatResponse, created: u64) -> Bytes {
             }),
             ContentBlock::Image { .. }
             | ContentBlock::ToolResult { .. }
-            | ContentBlock::RedactedThinking { .. } => {}
+            | ContentBlock::RedactedThinking { .. }
+            | ContentBlock::Other(_) => {}
         }
     }
     // `null` only when the answer is tool calls alone: clients read `content` as a string.
