@@ -81,14 +81,22 @@ pub struct Message {
     pub content: Vec<ContentBlock>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Tool {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The input's JSON Schema; `Null` for an Anthropic server tool (`web_search_…`,
+    /// `bash_…`), which has none and is named by its `type` in `extra`.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub input_schema: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
+    /// Fields the gateway does not interpret (`type`, `defer_loading`, `strict`,
+    /// `eager_input_streaming` …), in the request's [`Dialect`], kept so a provider that
+    /// speaks it forwards them verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,7 +132,12 @@ pub enum Dialect {
 pub enum ResponseFormat {
     /// Any JSON object.
     JsonObject,
-    JsonSchema { name: String, description: Option<String>, schema: Value, strict: bool },
+    JsonSchema {
+        name: String,
+        description: Option<String>,
+        schema: Value,
+        strict: bool,
+    },
 }
 
 /// What the client asked for, in provider-neutral form.

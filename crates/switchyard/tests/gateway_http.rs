@@ -26,6 +26,7 @@ model_list:
     litellm_params:
       model: anthropic/claude-opus-4-6
       api_key: sk-ant-not-used
+      api_base: http://127.0.0.1:1
 general_settings:
   master_key: sk-gw-test-0123456789
   max_request_body_size_mb: 1
@@ -57,10 +58,8 @@ fn hello(model: &str) -> Value {
 
 async fn error_of(resp: reqwest::Response) -> (u16, Option<String>, Value) {
     let status = resp.status().as_u16();
-    let class = resp
-        .headers()
-        .get("x-switchyard-error-class")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let class =
+        resp.headers().get("x-switchyard-error-class").map(|v| v.to_str().unwrap().to_owned());
     let body: Value = resp.json().await.unwrap();
     (status, class, body["error"].clone())
 }

@@ -100,15 +100,16 @@ async fn quickstart_streams_sse_chunks_usage_and_done() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let text = resp.text().await.unwrap();
-    let events: Vec<&str> =
-        text.split("\n\n").filter(|e| !e.is_empty()).map(|e| e.trim_start_matches("data: ")).collect();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| e.trim_start_matches("data: "))
+        .collect();
     assert_eq!(events.last(), Some(&"[DONE]"), "stream must end with [DONE]: {text}");
     let chunks: Vec<serde_json::Value> =
         events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let content: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(content, "WORKS");
     assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
     let usage_chunk = chunks.last().unwrap();
@@ -122,7 +123,9 @@ async fn quickstart_rejects_a_request_without_the_key() {
     let gw = spawn_gateway(&["--config", config.to_str().unwrap(), "--port", "0"]);
     let resp = client()
         .post(format!("{}/v1/chat/completions", gw.url))
-        .json(&serde_json::json!({"model": "cheap", "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &serde_json::json!({"model": "cheap", "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -191,10 +194,7 @@ async fn sigterm_stops_the_gateway_cleanly() {
     let http = client();
     let ready = http.get(format!("{}/health/readiness", gw.url)).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &gw.child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

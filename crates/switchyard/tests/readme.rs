@@ -12,7 +12,8 @@ const END: &str = "<!-- config-reference:end -->";
 fn readme_config_reference_matches_the_key_table() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme.find(BEGIN).expect("README lacks the config-reference markers") + BEGIN.len();
+    let start =
+        readme.find(BEGIN).expect("README lacks the config-reference markers") + BEGIN.len();
     let end = readme[start..].find(END).expect("README lacks the end marker") + start;
     let generated = switchyard::config::keys::reference_markdown();
     if readme[start..end] == generated {

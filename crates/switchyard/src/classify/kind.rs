@@ -88,7 +88,9 @@ impl ErrorKind {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             // 529 is Anthropic's overloaded status; SDKs retry it and map it to
             // `InternalServerError` / `OverloadedError`.
-            Self::Overloaded => StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            Self::Overloaded => {
+                StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnavailable | Self::Tls | Self::ClockSkew => StatusCode::BAD_GATEWAY,
             Self::Configuration | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,6 +152,116 @@ impl ErrorKind {
     }
 }
 
+/// What the router does with a deployment after an attempt failed with this kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cooling {
+    /// Cool it at once: the next request would fail the same way (bad credentials, a
+    /// missing permission, a wrong model id, a rate limit).
+    Now,
+    /// Count the failure; cool it when it fails more than `allowed_fails` times a minute.
+    Counted,
+    /// The deployment is fine; the request was at fault.
+    Never,
+}
+
+/// Where the request may go after an attempt failed with this kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Other deployments of the group, then the group's `fallbacks`/`default_fallbacks`.
+    Any,
+    /// Only the group's `context_window_fallbacks`.
+    ContextWindow,
+    /// Only the group's `content_policy_fallbacks`.
+    ContentPolicy,
+    /// Nowhere: the same request would fail anywhere; answer the client now.
+    None,
+}
+
+impl ErrorKind {
+    /// Whether trying the same deployment again can succeed.
+    pub fn is_retryable(self) -> bool {
+        match self {
+            Self::RateLimited | Self::Overloaded | Self::Timeout | Self::UpstreamUnavailable => {
+                true
+            }
+            Self::CredentialsInvalid
+            | Self::CredentialsExpired
+            | Self::CredentialsMissing
+            | Self::PermissionDenied
+            | Self::ModelAccess
+            | Self::ModelNeedsProfile
+            | Self::ModelNotFound
+            | Self::InvalidRequest
+            | Self::ContextWindow
+            | Self::ContentPolicy
+            | Self::Billing
+            | Self::Tls
+            | Self::ClockSkew
+            | Self::Configuration
+            | Self::Unauthorized
+            | Self::UnknownModel
+            | Self::PayloadTooLarge
+            | Self::NotFound
+            | Self::Internal => false,
+        }
+    }
+
+    pub fn cooling(self) -> Cooling {
+        match self {
+            Self::CredentialsInvalid
+            | Self::CredentialsExpired
+            | Self::CredentialsMissing
+            | Self::PermissionDenied
+            | Self::ModelAccess
+            | Self::ModelNeedsProfile
+            | Self::ModelNotFound
+            | Self::Billing
+            | Self::RateLimited
+            | Self::Tls
+            | Self::ClockSkew
+            | Self::Configuration => Cooling::Now,
+            Self::Overloaded | Self::Timeout | Self::UpstreamUnavailable | Self::Internal => {
+                Cooling::Counted
+            }
+            Self::InvalidRequest
+            | Self::ContextWindow
+            | Self::ContentPolicy
+            | Self::Unauthorized
+            | Self::UnknownModel
+            | Self::PayloadTooLarge
+            | Self::NotFound => Cooling::Never,
+        }
+    }
+
+    pub fn fallback(self) -> Fallback {
+        match self {
+            Self::CredentialsInvalid
+            | Self::CredentialsExpired
+            | Self::CredentialsMissing
+            | Self::PermissionDenied
+            | Self::ModelAccess
+            | Self::ModelNeedsProfile
+            | Self::ModelNotFound
+            | Self::Billing
+            | Self::RateLimited
+            | Self::Overloaded
+            | Self::Timeout
+            | Self::UpstreamUnavailable
+            | Self::Tls
+            | Self::ClockSkew
+            | Self::Configuration
+            | Self::Internal => Fallback::Any,
+            Self::ContextWindow => Fallback::ContextWindow,
+            Self::ContentPolicy => Fallback::ContentPolicy,
+            Self::InvalidRequest
+            | Self::Unauthorized
+            | Self::UnknownModel
+            | Self::PayloadTooLarge
+            | Self::NotFound => Fallback::None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +274,64 @@ mod tests {
         assert_eq!(ErrorKind::PayloadTooLarge.http_status(), 413);
         assert_eq!(ErrorKind::RateLimited.http_status(), 429);
         assert_eq!(ErrorKind::Overloaded.http_status(), 529);
+    }
+
+    #[test]
+    fn credential_and_permission_failures_cool_at_once_and_fall_back_without_retrying() {
+        for kind in [
+            ErrorKind::CredentialsInvalid,
+            ErrorKind::CredentialsExpired,
+            ErrorKind::CredentialsMissing,
+            ErrorKind::PermissionDenied,
+            ErrorKind::ModelAccess,
+            ErrorKind::ModelNeedsProfile,
+            ErrorKind::ModelNotFound,
+            ErrorKind::Billing,
+            ErrorKind::Tls,
+            ErrorKind::ClockSkew,
+            ErrorKind::Configuration,
+        ] {
+            assert!(!kind.is_retryable(), "{kind:?}");
+            assert_eq!(kind.cooling(), Cooling::Now, "{kind:?}");
+            assert_eq!(kind.fallback(), Fallback::Any, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_retried_counted_and_fall_back() {
+        for kind in [ErrorKind::Overloaded, ErrorKind::Timeout, ErrorKind::UpstreamUnavailable] {
+            assert!(kind.is_retryable(), "{kind:?}");
+            assert_eq!(kind.cooling(), Cooling::Counted, "{kind:?}");
+            assert_eq!(kind.fallback(), Fallback::Any, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_is_retried_and_cools_the_deployment_at_once() {
+        assert!(ErrorKind::RateLimited.is_retryable());
+        assert_eq!(ErrorKind::RateLimited.cooling(), Cooling::Now);
+        assert_eq!(ErrorKind::RateLimited.fallback(), Fallback::Any);
+    }
+
+    #[test]
+    fn request_faults_never_cool_and_only_special_fallbacks_apply() {
+        assert_eq!(ErrorKind::ContextWindow.fallback(), Fallback::ContextWindow);
+        assert_eq!(ErrorKind::ContentPolicy.fallback(), Fallback::ContentPolicy);
+        for kind in [
+            ErrorKind::InvalidRequest,
+            ErrorKind::ContextWindow,
+            ErrorKind::ContentPolicy,
+            ErrorKind::Unauthorized,
+            ErrorKind::UnknownModel,
+            ErrorKind::PayloadTooLarge,
+            ErrorKind::NotFound,
+        ] {
+            assert!(!kind.is_retryable(), "{kind:?}");
+            assert_eq!(kind.cooling(), Cooling::Never, "{kind:?}");
+        }
+        assert_eq!(ErrorKind::InvalidRequest.fallback(), Fallback::None);
+        assert_eq!(ErrorKind::Internal.cooling(), Cooling::Counted);
+        assert!(!ErrorKind::Internal.is_retryable());
     }
 
     #[test]

@@ -5,9 +5,13 @@
 //! Only this module turns upstream payloads into kinds; nothing else inspects provider
 //! error strings.
 
+mod anthropic;
 mod kind;
 
-pub use kind::ErrorKind;
+pub use anthropic::{
+    anthropic_http_error, anthropic_missing_key, anthropic_stream_error, anthropic_unsendable_key,
+};
+pub use kind::{Cooling, ErrorKind, Fallback};
 
 use std::time::Duration;
 
@@ -45,10 +49,7 @@ impl ApiError {
     }
 
     pub fn invalid_request(message: impl Into<String>, param: Option<&str>) -> Self {
-        Self {
-            param: param.map(str::to_owned),
-            ..Self::new(ErrorKind::InvalidRequest, message)
-        }
+        Self { param: param.map(str::to_owned), ..Self::new(ErrorKind::InvalidRequest, message) }
     }
 
     pub fn with_param(mut self, param: &str) -> Self {

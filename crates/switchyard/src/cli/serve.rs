@@ -106,10 +106,8 @@ async fn serve(addr: SocketAddr, config: Config) -> u8 {
 
 /// The first SIGTERM/SIGINT starts a graceful drain; a second one arrives on the receiver
 /// so the caller can stop waiting.
-fn shutdown_signals() -> (
-    impl std::future::Future<Output = ()> + Send + 'static,
-    tokio::sync::mpsc::Receiver<()>,
-) {
+fn shutdown_signals()
+-> (impl std::future::Future<Output = ()> + Send + 'static, tokio::sync::mpsc::Receiver<()>) {
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
     let (second_tx, second_rx) = tokio::sync::mpsc::channel::<()>(1);
     tokio::spawn(async move {

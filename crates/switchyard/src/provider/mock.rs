@@ -87,7 +87,10 @@ impl Provider for MockProvider {
         })
     }
 
-    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+    fn count_tokens<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<u64, UpstreamError>> {
         let tokens = crate::tokens::estimate_request(req);
         Box::pin(async move { Ok(tokens) })
     }

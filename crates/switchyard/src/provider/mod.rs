@@ -3,19 +3,23 @@
 //! Providers never retry and never fall back: they return a classified
 //! [`UpstreamError`] and the router decides. They know nothing about client surfaces.
 
+mod anthropic;
+mod http;
 mod mock;
 mod unsupported;
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 
 use crate::canonical::{ChatRequest, ChatResponse, StreamEvent};
 use crate::classify::UpstreamError;
-use crate::config::Deployment;
+use crate::config::{Config, Deployment, Env, ProcessEnv, ProviderKind};
 
+pub use anthropic::AnthropicProvider;
 pub use mock::MockProvider;
 
 /// A stream of canonical events. An `Err` item ends the stream: the upstream failed after
@@ -24,22 +28,61 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamErr
 
 pub trait Provider: Send + Sync {
     /// One complete answer.
-    fn send<'a>(&'a self, req: &'a ChatRequest)
-    -> BoxFuture<'a, Result<ChatResponse, UpstreamError>>;
+    fn send<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>>;
 
     /// A streamed answer. Resolves only once the upstream accepted the request (its status
     /// and first event are known), so a failure here can still be retried or fall back.
-    fn stream<'a>(&'a self, req: &'a ChatRequest)
-    -> BoxFuture<'a, Result<EventStream, UpstreamError>>;
+    fn stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<EventStream, UpstreamError>>;
 
     /// Input tokens `req` would use, as the upstream counts them where it can.
-    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>>;
+    fn count_tokens<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<u64, UpstreamError>>;
+}
+
+/// What every provider built from one config shares: the pooled upstream HTTP clients (one
+/// per TLS setting) and gateway-wide settings. Built once per config load, so a reload picks
+/// up a changed CA bundle; in-flight requests finish on the clients they started with.
+pub struct Upstreams {
+    clients: http::Clients,
+    /// `litellm_settings.drop_params`: a deployment's own `drop_params` wins.
+    drop_params: bool,
+    /// `litellm_settings.request_timeout`: a deployment's own `timeout` wins.
+    request_timeout: Option<Duration>,
+}
+
+impl Upstreams {
+    /// For `config`, with proxy and CA variables named from the process environment — the
+    /// one the HTTP client itself honours.
+    pub fn new(config: &Config) -> Self {
+        Self::with_env(config, &ProcessEnv)
+    }
+
+    pub fn with_env(config: &Config, env: &dyn Env) -> Self {
+        Self {
+            clients: http::Clients::new(http::NetEnv::from_env(env)),
+            drop_params: config.general.drop_params,
+            request_timeout: config.general.request_timeout,
+        }
+    }
 }
 
 /// The adapter that serves one deployment.
-pub fn for_deployment(deployment: &Arc<Deployment>) -> Arc<dyn Provider> {
+pub fn for_deployment(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Arc<dyn Provider> {
     if let Some(text) = &deployment.mock_response {
         return Arc::new(MockProvider::new(text.clone(), deployment.model.clone()));
     }
-    Arc::new(unsupported::Unsupported::new(deployment))
+    match deployment.provider {
+        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(deployment, upstreams)),
+        ProviderKind::Bedrock(_) | ProviderKind::OpenAi(_) => {
+            Arc::new(unsupported::Unsupported::new(deployment))
+        }
+    }
 }

@@ -35,12 +35,18 @@ impl Unsupported {
 }
 
 impl Provider for Unsupported {
-    fn send<'a>(&'a self, _: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
+    fn send<'a>(
+        &'a self,
+        _: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
         let error = self.error.clone();
         Box::pin(async move { Err(error) })
     }
 
-    fn stream<'a>(&'a self, _: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
+    fn stream<'a>(
+        &'a self,
+        _: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
         let error = self.error.clone();
         Box::pin(async move { Err(error) })
     }

@@ -48,13 +48,14 @@ impl Router {
     pub fn new(config: &Config) -> Self {
         let mut groups = HashMap::new();
         let mut by_id = HashMap::new();
+        let upstreams = provider::Upstreams::new(config);
         for group in &config.groups {
             let targets: Vec<Target> = group
                 .deployments
                 .iter()
                 .map(|d| Target {
                     deployment: d.clone(),
-                    provider: provider::for_deployment(d),
+                    provider: provider::for_deployment(d, &upstreams),
                     health: Arc::default(),
                 })
                 .collect();
@@ -121,21 +122,34 @@ impl Router {
         }
         Err(all_failed(&req.model, failed))
     }
+
+    /// Input tokens `req` would use, counted by the first deployment of its plan that
+    /// can count them. Counting serves nothing, so deployment health is left alone.
+    pub async fn count_tokens(&self, req: &ChatRequest) -> Result<Served<u64>, ApiError> {
+        let plan = self.plan(&req.model)?;
+        let mut failed = Vec::new();
+        for target in plan {
+            match target.provider.count_tokens(req).await {
+                Ok(value) => return Ok(Served { value, deployment: target.deployment, failed }),
+                Err(error) => failed.push(Attempt { deployment: target.deployment, error }),
+            }
+        }
+        Err(all_failed(&req.model, failed))
+    }
 }
 
 /// GW-02: the client named something the gateway does not serve.
 pub fn unknown_model(model: &str, aliases: &[String]) -> ApiError {
-    let known = if aliases.is_empty() {
-        "none are configured".to_owned()
-    } else {
-        aliases.join(", ")
-    };
+    let known =
+        if aliases.is_empty() { "none are configured".to_owned() } else { aliases.join(", ") };
     ApiError::new(ErrorKind::UnknownModel, format!("Unknown model `{model}`."))
         .with_diagnosis(Diagnosis::new(
             "GW-02",
             format!("No alias or deployment id `{model}` is configured; the aliases are: {known}."),
-            "Use one of those names as `model`, or add a `model_list` entry with \
-             `model_name: {model}` to the config.",
+            format!(
+                "Use one of those names as `model`, or add a `model_list` entry with \
+                 `model_name: {model}` to the config."
+            ),
         ))
         .with_param("model")
 }
@@ -144,7 +158,10 @@ fn all_failed(model: &str, failed: Vec<Attempt>) -> ApiError {
     // With one attempt its own error is the most useful answer; with several, the last
     // error leads and the message lists every attempt.
     let Some(last) = failed.last() else {
-        return ApiError::new(ErrorKind::Internal, format!("No deployment was tried for `{model}`."));
+        return ApiError::new(
+            ErrorKind::Internal,
+            format!("No deployment was tried for `{model}`."),
+        );
     };
     let mut message = if failed.len() == 1 {
         format!("{} → {}: {}", model, describe(&last.deployment), last.error.message)
@@ -153,7 +170,11 @@ fn all_failed(model: &str, failed: Vec<Attempt>) -> ApiError {
             .iter()
             .map(|a| format!("{} ({})", describe(&a.deployment), a.error.kind.as_str()))
             .collect();
-        format!("Every deployment of `{model}` failed: {}. Last: {}", tried.join("; "), last.error.message)
+        format!(
+            "Every deployment of `{model}` failed: {}. Last: {}",
+            tried.join("; "),
+            last.error.message
+        )
     };
     if !message.ends_with('.') {
         message.push('.');

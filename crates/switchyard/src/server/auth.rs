@@ -1,7 +1,8 @@
 //! Checks the gateway key on every authenticated route (GW-01).
 //!
 //! Accepts `Authorization: Bearer <key>` (OpenAI SDKs, curl) and `x-api-key` (Anthropic
-//! SDKs, Claude Code). Never echoes or logs the presented key.
+//! SDKs, Claude Code); a rejection comes in the caller's own error shape (Anthropic's on
+//! `/v1/messages`). Never echoes or logs the presented key.
 
 use std::sync::Arc;
 
@@ -11,9 +12,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::AppState;
+use super::{AppState, errors};
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
-use crate::surface::openai;
 
 pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let runtime = state.runtime();
@@ -30,7 +30,8 @@ pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next:
                 .as_ref()
                 .map(|k| k.source.to_string())
                 .unwrap_or_default();
-            openai::error_response(&unauthorized(presented.is_some(), &key_source))
+            let err = unauthorized(presented.is_some(), &key_source);
+            errors::error_response(req.uri().path(), req.headers(), &err)
         }
     }
 }
@@ -52,10 +53,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 fn unauthorized(presented: bool, key_source: &str) -> ApiError {
     let (message, cause) = if presented {
-        (
-            "Invalid gateway key.",
-            "The key sent does not match the gateway's master key.".to_owned(),
-        )
+        ("Invalid gateway key.", "The key sent does not match the gateway's master key.".to_owned())
     } else {
         (
             "Missing gateway key.",

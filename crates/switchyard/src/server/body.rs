@@ -9,7 +9,11 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
 
-pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -22,10 +26,9 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Resu
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(None, limit)),
-        Err(err) => Err(ApiError::invalid_request(
-            format!("Could not read the request body: {err}."),
-            None,
-        )),
+        Err(err) => {
+            Err(ApiError::invalid_request(format!("Could not read the request body: {err}."), None))
+        }
     }
 }
 

@@ -29,7 +29,8 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
     if chat.stream {
         match runtime.router.stream(&chat).await {
             Ok(served) => {
-                let body = Body::from_stream(openai::encode_stream(served.value, chat.stream_usage));
+                let body =
+                    Body::from_stream(openai::encode_stream(served.value, chat.stream_usage));
                 let mut response = Response::new(body);
                 let headers = response.headers_mut();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -42,7 +43,8 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
     } else {
         match runtime.router.send(&chat).await {
             Ok(served) => {
-                let mut response = Response::new(Body::from(openai::encode_response(&served.value)));
+                let mut response =
+                    Response::new(Body::from(openai::encode_response(&served.value)));
                 *response.status_mut() = StatusCode::OK;
                 let headers = response.headers_mut();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -55,7 +57,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
 }
 
 /// Which deployment served, under our names and LiteLLM's (existing scripts read those).
-fn served_headers(headers: &mut HeaderMap, deployment: &Deployment) {
+pub(super) fn served_headers(headers: &mut HeaderMap, deployment: &Deployment) {
     if let Ok(id) = HeaderValue::from_str(&deployment.id) {
         headers.insert(DEPLOYMENT, id.clone());
         headers.insert("x-litellm-model-id", id);

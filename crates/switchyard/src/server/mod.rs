@@ -6,7 +6,9 @@
 mod auth;
 mod body;
 mod chat;
+mod errors;
 mod health;
+mod messages;
 mod models;
 mod request_id;
 mod state;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -27,7 +29,6 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::classify::{ApiError, ErrorKind};
-use crate::surface::openai;
 
 /// The whole HTTP application for one gateway.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -37,6 +38,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/models", get(models::list))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/chat/completions", post(chat::completions))
+        .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()
@@ -106,22 +109,24 @@ async fn not_found(req: Request) -> Response {
     let err = ApiError::new(
         ErrorKind::NotFound,
         format!(
-            "No route for {} {}. Switchyard serves POST /v1/chat/completions, GET /v1/models \
-             and the /health endpoints.",
+            "No route for {} {}. Switchyard serves POST /v1/chat/completions, POST /v1/messages, \
+             POST /v1/messages/count_tokens, GET /v1/models and the /health endpoints.",
             req.method(),
             req.uri().path()
         ),
     );
-    openai::error_response(&err)
+    errors::error_response(req.uri().path(), req.headers(), &err)
 }
 
 async fn method_not_allowed(method: Method, req: Request) -> Response {
-    let mut err = ApiError::new(
-        ErrorKind::NotFound,
+    let err = ApiError::new(
+        ErrorKind::InvalidRequest,
         format!("{} is not allowed on {}.", method, req.uri().path()),
     );
-    err.kind = ErrorKind::InvalidRequest;
-    let mut response = openai::error_response(&err);
-    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    response
+    errors::error_response_with_status(
+        req.uri().path(),
+        req.headers(),
+        &err,
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
 }

@@ -4,4 +4,5 @@
 //! **Invariant:** surfaces never import `provider`; they see only `canonical` and
 //! `classify`.
 
+pub mod anthropic;
 pub mod openai;

@@ -201,6 +201,7 @@ fn convert_tool(tool: WireTool, i: usize) -> Result<Tool, ApiError> {
         description: function.description,
         input_schema,
         cache_control: tool.cache_control,
+        extra: Map::new(),
     })
 }
 
@@ -360,12 +361,14 @@ pub(super) mod tests {
                     description: Some("Weather".into()),
                     input_schema: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
                     cache_control: None,
+                    extra: Map::new(),
                 },
                 Tool {
                     name: "get_time".into(),
                     description: None,
                     input_schema: json!({"type": "object", "properties": {}}),
                     cache_control: None,
+                    extra: Map::new(),
                 },
             ],
             tool_choice: Some(ToolChoice::Tool {

@@ -1,0 +1,331 @@
+//! The Anthropic Messages API provider (`anthropic/<model>` deployments): one request per
+//! call over the shared pooled client, the body built once from the canonical request, the
+//! answer (JSON or SSE) translated back, every failure classified.
+//!
+//! Never retries, never falls back, never logs a key or a body; the key leaves this module
+//! only in the `x-api-key` header, marked sensitive.
+
+mod body;
+mod params;
+mod response;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::HeaderValue;
+use http::header::CONTENT_TYPE;
+use serde::Deserialize;
+
+use self::body::{Body, Options, Purpose, Target};
+use super::http::{
+    Clients, Destination, NetEnv, Timeout, setup_error, timeout_error, transport_error,
+};
+use super::{EventStream, Provider, Upstreams};
+use crate::canonical::{ChatRequest, ChatResponse};
+use crate::classify::{
+    ErrorKind, UpstreamError, anthropic_http_error, anthropic_missing_key, anthropic_unsendable_key,
+};
+use crate::config::Deployment;
+
+/// The Anthropic API, when a deployment names no `api_base`.
+pub const DEFAULT_API_BASE: &str = "https://api.anthropic.com";
+/// The API version this provider speaks.
+pub const API_VERSION: &str = "2023-06-01";
+/// The per-request timeout when neither the deployment (`timeout`) nor
+/// `litellm_settings.request_timeout` sets one: the Anthropic SDKs' 10 minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The most of an error body that is read: error bodies are small; a proxy's page need not
+/// be read whole.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// What a request and its stream need to name and reach their deployment.
+pub(super) struct Site {
+    deployment: Arc<Deployment>,
+    /// "the deployment of `alias` (anthropic/model)".
+    who: String,
+    /// `host:port` of the API base.
+    host_port: String,
+    /// The API root URL.
+    base: String,
+    env: Arc<NetEnv>,
+}
+
+impl Site {
+    fn destination(&self) -> Destination<'_> {
+        Destination {
+            who: &self.who,
+            host_port: &self.host_port,
+            base: &self.base,
+            ssl: &self.deployment.ssl_verify,
+            env: &self.env,
+        }
+    }
+}
+
+/// A timeout and the setting it came from, for NET-03.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    after: Duration,
+    setting: &'static str,
+}
+
+pub struct AnthropicProvider {
+    site: Arc<Site>,
+    client: Result<reqwest::Client, UpstreamError>,
+    key: Result<HeaderValue, UpstreamError>,
+    messages_url: String,
+    count_url: String,
+    default_max_tokens: u32,
+    drop_params: bool,
+    timeout: Limit,
+    stream_timeout: Limit,
+}
+
+impl AnthropicProvider {
+    pub fn new(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Self {
+        let d = deployment.as_ref();
+        let who = format!("the deployment of `{}` (anthropic/{})", d.alias, d.model);
+        let base = api_base(d.api_base.as_deref());
+        let host_port = reqwest::Url::parse(&base)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .unwrap_or_else(|| base.clone());
+        let clients: &Clients = &upstreams.clients;
+        let client = clients.get(&d.ssl_verify).map_err(|problem| setup_error(&who, &problem));
+        let key = match &d.api_key {
+            None => Err(anthropic_missing_key(d)),
+            Some(k) => HeaderValue::from_str(k.value.expose())
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                })
+                .map_err(|_| anthropic_unsendable_key(d)),
+        };
+        let timeout = match (d.timeout, upstreams.request_timeout) {
+            (Some(after), _) => Limit { after, setting: "the deployment's timeout" },
+            (None, Some(after)) => Limit { after, setting: "litellm_settings.request_timeout" },
+            (None, None) => Limit { after: DEFAULT_TIMEOUT, setting: "the default timeout" },
+        };
+        let stream_timeout = match d.stream_timeout {
+            Some(after) => Limit { after, setting: "the deployment's stream_timeout" },
+            None => timeout,
+        };
+        Self {
+            messages_url: format!("{base}/v1/messages"),
+            count_url: format!("{base}/v1/messages/count_tokens"),
+            site: Arc::new(Site {
+                deployment: Arc::clone(deployment),
+                who,
+                host_port,
+                base,
+                env: clients.net_env(),
+            }),
+            client,
+            key,
+            default_max_tokens: body::configured_max_tokens(&d.model_info)
+                .unwrap_or(body::DEFAULT_MAX_TOKENS),
+            drop_params: d.drop_params.unwrap_or(upstreams.drop_params),
+            timeout,
+            stream_timeout,
+        }
+    }
+
+    fn body(&self, req: &ChatRequest, purpose: Purpose) -> Result<Body, UpstreamError> {
+        body::build(
+            req,
+            &Options {
+                target: Target::Api,
+                purpose,
+                model: &self.site.deployment.model,
+                default_max_tokens: self.default_max_tokens,
+                drop_params: self.drop_params,
+                who: &self.site.who,
+            },
+        )
+    }
+
+    /// The POST of `body` to `url` with the API's headers.
+    fn post(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        betas: &[String],
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let key = self.key.as_ref().map_err(Clone::clone)?;
+        let mut request = client
+            .post(url)
+            .header("x-api-key", key.clone())
+            .header("anthropic-version", API_VERSION)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if !betas.is_empty() {
+            let joined = betas.join(",");
+            let value = HeaderValue::from_str(&joined).map_err(|_| {
+                UpstreamError::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "the beta flags `{joined}` cannot be sent in the anthropic-beta header"
+                    ),
+                )
+            })?;
+            request = request.header("anthropic-beta", value);
+        }
+        Ok(request)
+    }
+
+    /// Sends and, for a non-2xx answer, reads and classifies the error.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        request_bytes: usize,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let response =
+            request.send().await.map_err(|e| transport_error(&e, &self.site.destination()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = read_capped(response).await;
+        Err(anthropic_http_error(
+            &self.site.deployment,
+            status.as_u16(),
+            &headers,
+            &body,
+            request_bytes,
+        ))
+    }
+
+    /// A whole request (send and read the answer) within the per-request timeout.
+    async fn bounded<T>(
+        &self,
+        limit: Limit,
+        which: Timeout,
+        work: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        match tokio::time::timeout(limit.after, work).await {
+            Ok(result) => result,
+            Err(_) => Err(timeout_error(&self.site.who, which, limit.after, limit.setting)),
+        }
+    }
+}
+
+impl Provider for AnthropicProvider {
+    fn send<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
+        Box::pin(async move {
+            let Body { bytes, json_mode } = self.body(req, Purpose::Send)?;
+            let size = bytes.len();
+            let request = self.post(&self.messages_url, bytes, &req.betas)?;
+            self.bounded(self.timeout, Timeout::Request, async {
+                let response = self.call(request, size).await?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| transport_error(&e, &self.site.destination()))?;
+                response::parse(&bytes, json_mode)
+            })
+            .await
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
+        Box::pin(async move {
+            let Body { bytes, json_mode } = self.body(req, Purpose::Stream)?;
+            let size = bytes.len();
+            let request = self.post(&self.messages_url, bytes, &req.betas)?;
+            let limit = self.stream_timeout;
+            let idle = stream::Idle { after: limit.after, setting: limit.setting };
+            // The commit point: status and first event, both within stream_timeout.
+            self.bounded(limit, Timeout::FirstEvent, async {
+                let response = self.call(request, size).await?;
+                stream::open(response, json_mode, Arc::clone(&self.site), idle).await
+            })
+            .await
+        })
+    }
+
+    fn count_tokens<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+        Box::pin(async move {
+            let Body { bytes, .. } = self.body(req, Purpose::CountTokens)?;
+            let size = bytes.len();
+            let request = self.post(&self.count_url, bytes, &req.betas)?;
+            self.bounded(self.timeout, Timeout::Request, async {
+                let response = self.call(request, size).await?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| transport_error(&e, &self.site.destination()))?;
+                #[derive(Deserialize)]
+                struct Count {
+                    input_tokens: u64,
+                }
+                serde_json::from_slice::<Count>(&bytes).map(|c| c.input_tokens).map_err(|e| {
+                    UpstreamError::new(
+                        ErrorKind::UpstreamUnavailable,
+                        format!("the upstream's token count is unreadable: {e}"),
+                    )
+                })
+            })
+            .await
+        })
+    }
+}
+
+/// The API root: `api_base` (with or without a trailing `/v1`) or the Anthropic API.
+fn api_base(configured: Option<&str>) -> String {
+    let base = configured.unwrap_or(DEFAULT_API_BASE).trim().trim_end_matches('/');
+    base.strip_suffix("/v1").unwrap_or(base).to_owned()
+}
+
+/// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer; a body that breaks off is used as
+/// far as it came.
+async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= ERROR_BODY_LIMIT {
+            break;
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{self, MapEnv};
+
+    pub(in crate::provider) fn site() -> Site {
+        let yaml = "model_list:\n  - model_name: balanced\n    litellm_params:\n      model: anthropic/claude-sonnet-4-6\n      api_key: sk-ant-api03-abcdefghijklmnopqrstuvwxyz\n";
+        let cfg = config::load_from_str(yaml, Path::new("c.yaml"), &MapEnv::default()).unwrap();
+        Site {
+            deployment: cfg.groups[0].deployments[0].clone(),
+            who: "the deployment of `balanced` (anthropic/claude-sonnet-4-6)".into(),
+            host_port: "api.anthropic.com:443".into(),
+            base: "https://api.anthropic.com".into(),
+            env: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn api_base_is_accepted_with_or_without_v1() {
+        assert_eq!(api_base(None), "https://api.anthropic.com");
+        assert_eq!(api_base(Some("http://127.0.0.1:9/v1/")), "http://127.0.0.1:9");
+        assert_eq!(api_base(Some("https://proxy.corp/anthropic/")), "https://proxy.corp/anthropic");
+    }
+}

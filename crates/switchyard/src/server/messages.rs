@@ -1,0 +1,106 @@
+//! `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic surface in, router,
+//! Anthropic surface out. Every answer, error or not, carries Anthropic's `request-id`.
+//!
+//! Thin on purpose: never interprets a request or response beyond what the surface and
+//! router return.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+
+use super::AppState;
+use super::body::read_limited;
+use super::chat::served_headers;
+use super::errors::request_id;
+use crate::classify::ApiError;
+use crate::surface::anthropic;
+
+/// Anthropic's request id header; the SDKs read it into `_request_id`.
+const ANTHROPIC_REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// `POST /v1/messages` (Claude Code adds `?beta=true`; the query changes nothing).
+pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let runtime = state.runtime();
+    let (parts, body) = req.into_parts();
+    let request_id = request_id(&parts.headers);
+    let fail = |err: &ApiError| anthropic::error_response(err, request_id);
+    let bytes = match read_limited(&parts.headers, body, runtime.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(err) => return fail(&err),
+    };
+    let chat = match anthropic::decode_messages_request(&bytes, &parts.headers) {
+        Ok(chat) => chat,
+        Err(err) => return fail(&err),
+    };
+
+    if chat.stream {
+        match runtime.router.stream(&chat).await {
+            Ok(served) => {
+                let mut response =
+                    Response::new(Body::from_stream(anthropic::encode_stream(served.value)));
+                let headers = response.headers_mut();
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream; charset=utf-8"),
+                );
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                served_headers(headers, &served.deployment);
+                tag(headers, request_id);
+                response
+            }
+            Err(err) => fail(&err),
+        }
+    } else {
+        match runtime.router.send(&chat).await {
+            Ok(served) => {
+                let mut response = json(anthropic::encode_response(&served.value), request_id);
+                served_headers(response.headers_mut(), &served.deployment);
+                response
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}` from the model's deployment.
+pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let runtime = state.runtime();
+    let (parts, body) = req.into_parts();
+    let request_id = request_id(&parts.headers);
+    let fail = |err: &ApiError| anthropic::error_response(err, request_id);
+    let bytes = match read_limited(&parts.headers, body, runtime.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(err) => return fail(&err),
+    };
+    let chat = match anthropic::decode_count_tokens_request(&bytes, &parts.headers) {
+        Ok(chat) => chat,
+        Err(err) => return fail(&err),
+    };
+    match runtime.router.count_tokens(&chat).await {
+        Ok(served) => {
+            let mut response = json(anthropic::encode_count_tokens(served.value), request_id);
+            served_headers(response.headers_mut(), &served.deployment);
+            response
+        }
+        Err(err) => fail(&err),
+    }
+}
+
+fn json(body: Bytes, request_id: Option<&str>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    tag(headers, request_id);
+    response
+}
+
+fn tag(headers: &mut HeaderMap, request_id: Option<&str>) {
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        headers.insert(ANTHROPIC_REQUEST_ID, id);
+    }
+}
