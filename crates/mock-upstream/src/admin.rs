@@ -73,12 +73,15 @@ pub(crate) fn route(shared: &Shared, method: &str, path: &str, body: &[u8]) -> R
             "pending": lock(&shared.script).len(),
         })),
         ("POST", "/_mock/release") => {
-            shared.release.notify_one();
+            lock(&shared.release).notify_one();
             ok(&json!({}))
         }
         ("POST", "/_mock/reset") => {
             shared.reset();
             ok(&json!({}))
+        }
+        (_, path) if path.starts_with(crate::aws::admin::PREFIX) => {
+            crate::aws::admin::route(shared, method, path, body)
         }
         _ => respond(
             StatusCode::NOT_FOUND,
@@ -238,7 +241,7 @@ impl ReplySpec {
             reply = reply.with_stream_error_after(e.events, e.kind, e.message);
         }
         if let Some(events) = self.hold_after {
-            reply = reply.hold_after(events, Arc::clone(&shared.release));
+            reply = reply.hold_after(events, Arc::clone(&lock(&shared.release)));
         }
         if let Some(ms) = self.event_gap_ms {
             reply = reply.event_gap(Duration::from_millis(ms));

@@ -141,18 +141,19 @@ fn check<'a>(
     }
 }
 
-/// A successful message with everything the request and the call decide filled in.
-struct Rendered {
-    id: String,
-    model: String,
+/// A successful message with everything the request and the call decide filled in. Bedrock
+/// (`aws/bedrock.rs`) renders the same message, with its own id and model name.
+pub(crate) struct Rendered {
+    pub(crate) id: String,
+    pub(crate) model: String,
     blocks: Vec<Block>,
-    tool_ids: Vec<String>,
+    pub(crate) tool_ids: Vec<String>,
     stop_reason: String,
-    usage: Usage,
+    pub(crate) usage: Usage,
 }
 
 impl Rendered {
-    fn new(seq: u64, request: &Map<String, Value>, message: Message) -> Self {
+    pub(crate) fn new(seq: u64, request: &Map<String, Value>, message: Message) -> Self {
         let tool_ids = (0..message.blocks.len()).map(|i| format!("toolu_mock_{seq:06}_{i}"));
         let calls_tool = message.blocks.iter().any(|b| matches!(b, Block::ToolUse { .. }));
         let default_stop = if calls_tool { "tool_use" } else { "end_turn" };
@@ -173,7 +174,7 @@ impl Rendered {
     }
 
     /// The non-streaming response body.
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         let content: Vec<Value> = self
             .blocks
             .iter()
@@ -208,10 +209,15 @@ impl Rendered {
 
     /// The SSE events, in the API's order, each its own chunk.
     fn events(&self, ping: bool) -> Vec<Bytes> {
+        let events = self.event_values(ping);
+        events.iter().map(|e| sse(e["type"].as_str().unwrap_or_default(), e)).collect()
+    }
+
+    /// The stream's events as JSON, in the API's order (each carries its name in `type`).
+    pub(crate) fn event_values(&self, ping: bool) -> Vec<Value> {
         let mut start = self.head(Vec::new(), Value::Null);
         start["usage"] = usage_json(&self.usage, self.usage.output_tokens.min(1));
-        let mut out =
-            vec![sse("message_start", &json!({ "type": "message_start", "message": start }))];
+        let mut out = vec![json!({ "type": "message_start", "message": start })];
         for (index, (block, id)) in self.blocks.iter().zip(&self.tool_ids).enumerate() {
             let (empty, deltas) = match block {
                 Block::Text(chunks) => {
@@ -236,25 +242,22 @@ impl Rendered {
             };
             let start =
                 json!({ "type": "content_block_start", "index": index, "content_block": empty });
-            out.push(sse("content_block_start", &start));
+            out.push(start);
             if ping && index == 0 {
-                out.push(sse("ping", &json!({ "type": "ping" })));
+                out.push(json!({ "type": "ping" }));
             }
             for delta in deltas {
-                let event =
-                    json!({ "type": "content_block_delta", "index": index, "delta": delta });
-                out.push(sse("content_block_delta", &event));
+                out.push(json!({ "type": "content_block_delta", "index": index, "delta": delta }));
             }
-            let stop = json!({ "type": "content_block_stop", "index": index });
-            out.push(sse("content_block_stop", &stop));
+            out.push(json!({ "type": "content_block_stop", "index": index }));
         }
         let delta = json!({
             "type": "message_delta",
             "delta": { "stop_reason": self.stop_reason, "stop_sequence": null },
             "usage": usage_json(&self.usage, self.usage.output_tokens),
         });
-        out.push(sse("message_delta", &delta));
-        out.push(sse("message_stop", &json!({ "type": "message_stop" })));
+        out.push(delta);
+        out.push(json!({ "type": "message_stop" }));
         out
     }
 }
@@ -276,7 +279,7 @@ fn thirds(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A deterministic stand-in for the tokenizer: a quarter of the prompt's JSON length.
-fn estimate_input(request: &Map<String, Value>) -> u64 {
+pub(crate) fn estimate_input(request: &Map<String, Value>) -> u64 {
     let prompt = ["system", "messages", "tools"].map(|key| request.get(key).cloned());
     let len = json!(prompt).to_string().len() as u64;
     len.div_ceil(4).max(1)
@@ -293,7 +296,7 @@ fn estimate_output(block: &Block) -> u64 {
 
 /// The text after the last `Say:` in the last user message (up to the end of its line), or
 /// `WORKS`.
-fn echo_text(request: &Map<String, Value>) -> String {
+pub(crate) fn echo_text(request: &Map<String, Value>) -> String {
     let messages = request.get("messages").and_then(Value::as_array);
     let last_user =
         messages.and_then(|list| list.iter().rev().find(|m| m.get("role") == Some(&json!("user"))));

@@ -21,9 +21,15 @@
 //!
 //! Another process (the Python SDK suite, via the binary's `--admin`) scripts the same
 //! replies over HTTP: see [`Builder::admin`] and the `/_mock/*` routes in `admin.rs`.
+//!
+//! The same mock emulates AWS for Bedrock — the runtime (`/model/{id}/invoke`, with SigV4 or
+//! API-key checks and event-stream frames), STS and the SSO portal — configured through
+//! [`MockUpstream::aws`]; scripted replies render as Bedrock answers, [`AwsError`] names AWS's
+//! errors.
 
 mod admin;
 mod anthropic;
+mod aws;
 mod faults;
 mod reply;
 
@@ -42,6 +48,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use aws::{Aws, AwsError, AwsIdentity};
 pub use axum::http::HeaderMap;
 pub use reply::{Reply, Usage};
 
@@ -197,7 +204,7 @@ impl MockUpstream {
     }
 
     /// Back to the state at start: empty script and recorder, the builder's default reply,
-    /// call numbering (and so ids) from 1 again.
+    /// call numbering (and so ids) from 1 again, no AWS identities, keys or tokens.
     pub fn reset(&self) {
         self.shared.reset();
     }
@@ -221,8 +228,11 @@ pub(crate) struct Shared {
     initial_default: Reply,
     received: Mutex<Vec<Received>>,
     calls: AtomicU64,
-    /// Releases replies scripted over HTTP with `hold_after`.
-    release: Arc<Notify>,
+    /// Releases replies scripted over HTTP with `hold_after`. A reset replaces it, so a
+    /// release left over from one test never lets another test's hold through.
+    release: Mutex<Arc<Notify>>,
+    /// Identities, Bedrock API keys and SSO tokens of the AWS emulation.
+    aws: aws::AwsState,
 }
 
 impl Shared {
@@ -236,7 +246,8 @@ impl Shared {
             initial_default: default,
             received: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
-            release: Arc::new(Notify::new()),
+            release: Mutex::new(Arc::new(Notify::new())),
+            aws: aws::AwsState::default(),
         }
     }
 
@@ -250,6 +261,8 @@ impl Shared {
         lock(&self.received).clear();
         *lock(&self.default) = self.initial_default.clone();
         self.calls.store(0, Ordering::SeqCst);
+        *lock(&self.release) = Arc::new(Notify::new());
+        self.aws.reset();
     }
 
     /// The next scripted reply, or a copy of the default.
@@ -290,8 +303,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             query: parts.uri.query().map(str::to_owned),
             headers: parts.headers.clone(),
             body: json.clone().unwrap_or(Value::Null),
-            raw_body: raw,
+            raw_body: raw.clone(),
         });
+    }
+    if aws::owns(parts.method.as_str(), parts.uri.path()) {
+        return aws::route(&shared, seq, &parts, &raw).await;
     }
     let call = Call { seq, headers: parts.headers, body: json };
     if too_large {

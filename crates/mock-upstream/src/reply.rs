@@ -237,7 +237,7 @@ impl Reply {
     }
 }
 
-/// The HTTP status the Anthropic API uses for an error type.
+/// The HTTP status the Anthropic API uses for an error type (or AWS for an AWS error code).
 pub(crate) fn status_for(kind: &str) -> u16 {
     match kind {
         "invalid_request_error" => 400,
@@ -249,7 +249,9 @@ pub(crate) fn status_for(kind: &str) -> u16 {
         "rate_limit_error" => 429,
         "timeout_error" => 504,
         "overloaded_error" => 529,
-        _ => 500,
+        // AWS error codes (`ThrottlingException`, …) take AWS's status, so Bedrock errors
+        // scripted by name (also over the admin API) answer as AWS does.
+        other => crate::aws::status_for(other).unwrap_or(500),
     }
 }
 

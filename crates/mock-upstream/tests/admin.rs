@@ -202,3 +202,18 @@ async fn binary_with_admin_records_and_scripts() {
         client.get(format!("{url}/_mock/received")).send().await.unwrap().json().await.unwrap();
     assert_eq!(received.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn reset_forgets_a_release_nobody_waited_for() {
+    let mock = MockUpstream::builder().admin(true).start().await;
+    admin(&mock, "POST", "/_mock/release", None).await;
+    admin(&mock, "POST", "/_mock/reset", None).await;
+    admin(&mock, "POST", "/_mock/push", Some(json!({"text": "a b c", "hold_after": 2}))).await;
+    let mut held = messages(&mock, true, "Say: x").await;
+    let mut seen = String::new();
+    while seen.matches("\n\n").count() < 2 {
+        seen.push_str(std::str::from_utf8(&held.chunk().await.unwrap().unwrap()).unwrap());
+    }
+    let waiting = tokio::time::timeout(Duration::from_millis(100), held.chunk()).await;
+    assert!(waiting.is_err(), "a release from before the reset must not count");
+}

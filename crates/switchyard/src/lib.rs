@@ -8,6 +8,7 @@ pub mod canonical;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod exit;
 pub mod logging;
 pub mod provider;

@@ -487,8 +487,8 @@ async fn the_first_event_reaches_the_client_while_the_upstream_holds_back_the_re
 
 #[tokio::test]
 async fn timeouts_fire_at_their_configured_values() {
-    // A whole request slower than `timeout`.
-    let (mock, gw) = setup(&["timeout: 0.2"]).await;
+    // A whole request slower than `timeout` (not retried, to see the timeout itself).
+    let (mock, gw) = setup(&["timeout: 0.2", "num_retries: 0"]).await;
     mock.push(Reply::text("late").delay(Duration::from_millis(700)));
     let started = std::time::Instant::now();
     let resp = chat(&gw, &say(false)).await;
@@ -499,7 +499,7 @@ async fn timeouts_fire_at_their_configured_values() {
     assert!(v["error"]["message"].as_str().unwrap().contains("0.2 s"), "{v}");
 
     // No first event within `stream_timeout`: an ordinary failed attempt (a 504, no stream).
-    let (mock, gw) = setup(&["stream_timeout: 0.2"]).await;
+    let (mock, gw) = setup(&["stream_timeout: 0.2", "num_retries: 0"]).await;
     mock.push(Reply::text("late").delay(Duration::from_millis(700)));
     let resp = chat(&gw, &say(true)).await;
     assert_eq!(resp.status(), 504);

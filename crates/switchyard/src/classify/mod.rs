@@ -6,17 +6,22 @@
 //! error strings.
 
 mod anthropic;
+mod bedrock;
 mod kind;
 
 pub use anthropic::{
     anthropic_http_error, anthropic_missing_key, anthropic_stream_error, anthropic_unsendable_key,
+};
+pub use bedrock::{
+    AwsAuth, AwsContext, CredentialFailure, UsedKey, bedrock_credentials_error, bedrock_http_error,
+    bedrock_no_region, bedrock_stream_exception, bedrock_unsupported,
 };
 pub use kind::{Cooling, ErrorKind, Fallback};
 
 use std::time::Duration;
 
 /// The cause in one sentence and the remedy as something to run or change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnosis {
     /// Catalog id (`CFG-01`, `AWS-05`, `GW-02` …); stable, for docs and tests.
     pub id: &'static str,
@@ -41,11 +46,32 @@ pub struct ApiError {
     pub param: Option<String>,
     pub diagnosis: Option<Diagnosis>,
     pub retry_after: Option<Duration>,
+    /// Every failed attempt behind this error, in order (empty for gateway errors).
+    pub attempts: Vec<AttemptReport>,
+}
+
+/// One failed attempt as a client sees it in an error body.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptReport {
+    /// The deployment id (`model_info.id`).
+    pub deployment: String,
+    /// `provider/model`, e.g. `bedrock/us.anthropic.claude-…`.
+    pub model: String,
+    pub class: &'static str,
+    pub message: String,
+    pub diagnosis: Option<Diagnosis>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), param: None, diagnosis: None, retry_after: None }
+        Self {
+            kind,
+            message: message.into(),
+            param: None,
+            diagnosis: None,
+            retry_after: None,
+            attempts: Vec::new(),
+        }
     }
 
     pub fn invalid_request(message: impl Into<String>, param: Option<&str>) -> Self {

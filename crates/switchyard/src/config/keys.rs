@@ -70,8 +70,9 @@ const CALLBACK_NOTE: &str =
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
 const DB_NOTE: &str = "Switchyard keeps no database yet";
 const BEDROCK_NOTE: &str = "Bedrock deployments are not called yet";
-const ROUTING_NOTE: &str = "retries, cooldowns, weights and cross-alias fallbacks are not \
-     applied yet (a group's deployments are tried in order)";
+const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
+const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
+     context_window_fallbacks handle an overflow";
 const COST_NOTE: &str = "cost is not tracked yet";
 const PROBE_NOTE: &str = "/health reports what traffic showed, without live probes";
 const ROUTER_ONLY: &str = "set it under router_settings";
@@ -117,14 +118,14 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "aws_bedrock_runtime_endpoint", NotEnforced, BEDROCK_NOTE),
     k(LitellmParams, "timeout", Supported, "seconds"),
     k(LitellmParams, "stream_timeout", Supported, "seconds"),
-    k(LitellmParams, "max_retries", NotEnforced, ROUTING_NOTE),
-    k(LitellmParams, "num_retries", NotEnforced, ROUTING_NOTE),
-    k(LitellmParams, "rpm", NotEnforced, ROUTING_NOTE),
-    k(LitellmParams, "tpm", NotEnforced, ROUTING_NOTE),
-    k(LitellmParams, "weight", NotEnforced, ROUTING_NOTE),
-    k(LitellmParams, "order", NotEnforced, ROUTING_NOTE),
-    k(LitellmParams, "max_parallel_requests", NotEnforced, ROUTING_NOTE),
-    k(LitellmParams, "cooldown_time", NotEnforced, ROUTING_NOTE),
+    k(LitellmParams, "max_retries", Supported, ""),
+    k(LitellmParams, "num_retries", Supported, ""),
+    k(LitellmParams, "rpm", Supported, ""),
+    k(LitellmParams, "tpm", Supported, ""),
+    k(LitellmParams, "weight", Supported, ""),
+    k(LitellmParams, "order", Supported, ""),
+    k(LitellmParams, "max_parallel_requests", NotEnforced, PARALLEL_NOTE),
+    k(LitellmParams, "cooldown_time", Supported, "seconds"),
     k(LitellmParams, "drop_params", Supported, ""),
     k(LitellmParams, "input_cost_per_token", NotEnforced, COST_NOTE),
     k(LitellmParams, "output_cost_per_token", NotEnforced, COST_NOTE),
@@ -175,19 +176,19 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "default request parameters are not applied; send them per request",
     ),
     // router_settings.
-    k(RouterSettings, "routing_strategy", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "num_retries", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "timeout", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "retry_after", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "retry_policy", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "allowed_fails", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "cooldown_time", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "disable_cooldowns", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "fallbacks", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "context_window_fallbacks", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "content_policy_fallbacks", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "default_fallbacks", NotEnforced, ROUTING_NOTE),
-    k(RouterSettings, "enable_pre_call_checks", NotEnforced, ROUTING_NOTE),
+    k(RouterSettings, "routing_strategy", Supported, ""),
+    k(RouterSettings, "num_retries", Supported, ""),
+    k(RouterSettings, "timeout", Supported, "seconds, whole request"),
+    k(RouterSettings, "retry_after", Supported, ""),
+    k(RouterSettings, "retry_policy", Supported, ""),
+    k(RouterSettings, "allowed_fails", Supported, ""),
+    k(RouterSettings, "cooldown_time", Supported, "seconds"),
+    k(RouterSettings, "disable_cooldowns", Supported, ""),
+    k(RouterSettings, "fallbacks", Supported, ""),
+    k(RouterSettings, "context_window_fallbacks", Supported, ""),
+    k(RouterSettings, "content_policy_fallbacks", Supported, ""),
+    k(RouterSettings, "default_fallbacks", Supported, ""),
+    k(RouterSettings, "enable_pre_call_checks", NotEnforced, PRECALL_NOTE),
     k(RouterSettings, "provider_budget_config", NotEnforced, BUDGET_NOTE),
     k(RouterSettings, "routing_strategy_args", Ignored, "strategy tuning is not implemented"),
     k(RouterSettings, "model_group_retry_policy", Ignored, "use retry_policy"),
@@ -207,11 +208,11 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     // litellm_settings.
     k(LitellmSettings, "drop_params", Supported, ""),
     k(LitellmSettings, "request_timeout", Supported, "seconds"),
-    k(LitellmSettings, "num_retries", NotEnforced, ROUTING_NOTE),
-    k(LitellmSettings, "fallbacks", NotEnforced, ROUTING_NOTE),
-    k(LitellmSettings, "context_window_fallbacks", NotEnforced, ROUTING_NOTE),
-    k(LitellmSettings, "content_policy_fallbacks", NotEnforced, ROUTING_NOTE),
-    k(LitellmSettings, "default_fallbacks", NotEnforced, ROUTING_NOTE),
+    k(LitellmSettings, "num_retries", Supported, "router_settings.num_retries wins"),
+    k(LitellmSettings, "fallbacks", Supported, "router_settings.fallbacks wins"),
+    k(LitellmSettings, "context_window_fallbacks", Supported, "router_settings wins"),
+    k(LitellmSettings, "content_policy_fallbacks", Supported, "router_settings wins"),
+    k(LitellmSettings, "default_fallbacks", Supported, "router_settings wins"),
     k(LitellmSettings, "cache", Ignored, CACHE_NOTE),
     k(LitellmSettings, "cache_params", Ignored, CACHE_NOTE),
     k(LitellmSettings, "callbacks", Ignored, CALLBACK_NOTE),

@@ -4,6 +4,7 @@
 //! [`UpstreamError`] and the router decides. They know nothing about client surfaces.
 
 mod anthropic;
+mod bedrock;
 mod http;
 mod mock;
 mod unsupported;
@@ -12,14 +13,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_types::sdk_config::SharedHttpClient;
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 
 use crate::canonical::{ChatRequest, ChatResponse, StreamEvent};
 use crate::classify::UpstreamError;
 use crate::config::{Config, Deployment, Env, ProcessEnv, ProviderKind};
+use crate::credentials::{self, AwsEnvironment};
 
 pub use anthropic::AnthropicProvider;
+pub use bedrock::BedrockProvider;
 pub use mock::MockProvider;
 
 /// A stream of canonical events. An `Err` item ends the stream: the upstream failed after
@@ -56,11 +60,17 @@ pub struct Upstreams {
     drop_params: bool,
     /// `litellm_settings.request_timeout`: a deployment's own `timeout` wins.
     request_timeout: Option<Duration>,
+    /// The AWS variables of this config load (process, then env files), as aws-config sees
+    /// them for every Bedrock deployment.
+    aws_env: Arc<AwsEnvironment>,
+    /// The HTTPS client aws-config uses for STS and SSO calls (rustls on ring).
+    aws_http: SharedHttpClient,
 }
 
 impl Upstreams {
     /// For `config`, with proxy and CA variables named from the process environment — the
-    /// one the HTTP client itself honours.
+    /// one the HTTP client itself honours — and the AWS variables from it and the config's
+    /// env files.
     pub fn new(config: &Config) -> Self {
         Self::with_env(config, &ProcessEnv)
     }
@@ -70,6 +80,8 @@ impl Upstreams {
             clients: http::Clients::new(http::NetEnv::from_env(env)),
             drop_params: config.general.drop_params,
             request_timeout: config.general.request_timeout,
+            aws_env: Arc::new(AwsEnvironment::snapshot(env, &config.env_files)),
+            aws_http: credentials::http_client(),
         }
     }
 }
@@ -81,8 +93,7 @@ pub fn for_deployment(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Ar
     }
     match deployment.provider {
         ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(deployment, upstreams)),
-        ProviderKind::Bedrock(_) | ProviderKind::OpenAi(_) => {
-            Arc::new(unsupported::Unsupported::new(deployment))
-        }
+        ProviderKind::Bedrock(_) => Arc::new(BedrockProvider::new(deployment, upstreams)),
+        ProviderKind::OpenAi(_) => Arc::new(unsupported::Unsupported::new(deployment)),
     }
 }

@@ -1,26 +1,39 @@
-//! Turns the model name a client asked for into an ordered plan of deployments and runs
-//! it: the first deployment that answers serves; each failure is recorded as an attempt.
+//! Turns the model name a client asked for into deployments to try and runs them:
+//! strategy order within a group, failover to the group's other deployments, retries with
+//! backoff, cooldowns, then fallback groups — recording every attempt.
 //!
-//! Precompiled from the config once per load; nothing here parses config or wire formats.
+//! Precompiled from the config once per load (`Router::new`); per-deployment live state
+//! survives nothing but the router itself. Nothing here parses config or wire formats, and
+//! only the kind of an error (see `classify::kind`) decides what happens next.
 
-mod health;
+mod report;
+mod run;
+mod state;
+mod strategy;
 
-pub use health::{DeploymentHealth, Failure};
+pub use report::unknown_model;
+pub use state::{Cooldown, CooldownPolicy, DeploymentState, Failure};
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::canonical::{ChatRequest, ChatResponse};
-use crate::classify::{ApiError, Diagnosis, ErrorKind, UpstreamError};
-use crate::config::{Config, Deployment};
+use crate::classify::{ApiError, UpstreamError};
+use crate::config::{Config, Deployment, FallbackMap, RouterSettings};
 use crate::provider::{self, EventStream, Provider};
+
+/// The whole-request budget when no `router_settings.timeout` or
+/// `litellm_settings.request_timeout` is configured; it also bounds waiting for a cooldown.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One deployment ready to call.
 #[derive(Clone)]
 pub struct Target {
     pub deployment: Arc<Deployment>,
     pub provider: Arc<dyn Provider>,
-    pub health: Arc<DeploymentHealth>,
+    pub state: Arc<DeploymentState>,
+    pub cooldown: CooldownPolicy,
 }
 
 /// A failed attempt, as reported to the client in headers and error bodies.
@@ -33,30 +46,58 @@ pub struct Attempt {
 /// A successful answer and how it was obtained.
 pub struct Served<T> {
     pub value: T,
+    pub route: Route,
+}
+
+/// How an answer was obtained: for response headers and logs.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The deployment that served.
     pub deployment: Arc<Deployment>,
-    /// The failures before the one that served, in order.
+    /// The failures before it, in order.
     pub failed: Vec<Attempt>,
+    /// Attempts beyond the first within a group (failovers included, as LiteLLM counts).
+    pub retries: u32,
+    /// Fallback groups tried after the requested one.
+    pub fallbacks: u32,
 }
 
 pub struct Router {
     groups: HashMap<String, Vec<Target>>,
     by_id: HashMap<String, Target>,
     aliases: Vec<String>,
+    settings: RouterSettings,
+    total_timeout: Duration,
 }
 
 impl Router {
     pub fn new(config: &Config) -> Self {
+        let upstreams = provider::Upstreams::new(config);
+        Self::with_providers(config, |d| provider::for_deployment(d, &upstreams))
+    }
+
+    /// A router whose deployments are served by `make` — for tests that script failures
+    /// without any network.
+    pub fn with_providers(
+        config: &Config,
+        mut make: impl FnMut(&Arc<Deployment>) -> Arc<dyn Provider>,
+    ) -> Self {
+        let settings = config.router.clone();
         let mut groups = HashMap::new();
         let mut by_id = HashMap::new();
-        let upstreams = provider::Upstreams::new(config);
         for group in &config.groups {
             let targets: Vec<Target> = group
                 .deployments
                 .iter()
                 .map(|d| Target {
                     deployment: d.clone(),
-                    provider: provider::for_deployment(d, &upstreams),
-                    health: Arc::default(),
+                    provider: make(d),
+                    state: Arc::new(DeploymentState::new()),
+                    cooldown: CooldownPolicy {
+                        allowed_fails: settings.allowed_fails,
+                        cooldown_time: d.cooldown_time.unwrap_or(settings.cooldown_time),
+                        disabled: settings.disable_cooldowns,
+                    },
                 })
                 .collect();
             for t in &targets {
@@ -64,127 +105,56 @@ impl Router {
             }
             groups.insert(group.name.clone(), targets);
         }
-        Self { groups, by_id, aliases: config.aliases().map(str::to_owned).collect() }
+        let total_timeout =
+            settings.timeout.or(config.general.request_timeout).unwrap_or(DEFAULT_TOTAL_TIMEOUT);
+        Self {
+            groups,
+            by_id,
+            aliases: config.aliases().map(str::to_owned).collect(),
+            settings,
+            total_timeout,
+        }
     }
 
     pub fn aliases(&self) -> &[String] {
         &self.aliases
     }
 
-    /// Every deployment in config order with what is known of its health.
+    /// Every deployment in config order with its live state.
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
         self.aliases.iter().filter_map(|a| self.groups.get(a)).flatten()
     }
 
-    /// The deployments to try for `model`, in order. A deployment id names exactly one.
-    pub fn plan(&self, model: &str) -> Result<Vec<Target>, ApiError> {
-        if let Some(targets) = self.groups.get(model) {
-            return Ok(targets.clone());
-        }
-        if let Some(target) = self.by_id.get(model) {
-            return Ok(vec![target.clone()]);
-        }
-        Err(unknown_model(model, &self.aliases))
+    pub fn settings(&self) -> &RouterSettings {
+        &self.settings
     }
 
     pub async fn send(&self, req: &ChatRequest) -> Result<Served<ChatResponse>, ApiError> {
-        let plan = self.plan(&req.model)?;
-        let mut failed = Vec::new();
-        for target in plan {
-            match target.provider.send(req).await {
-                Ok(value) => {
-                    target.health.record_success();
-                    return Ok(Served { value, deployment: target.deployment, failed });
-                }
-                Err(error) => {
-                    target.health.record_failure(&error);
-                    failed.push(Attempt { deployment: target.deployment, error });
-                }
-            }
-        }
-        Err(all_failed(&req.model, failed))
+        run::execute::<run::SendCall>(self, req).await
     }
 
+    /// A streamed answer, committed to one deployment once its first event arrived. The
+    /// stream keeps that deployment's in-flight count and records a failure after the
+    /// commit point in its state.
     pub async fn stream(&self, req: &ChatRequest) -> Result<Served<EventStream>, ApiError> {
-        let plan = self.plan(&req.model)?;
-        let mut failed = Vec::new();
-        for target in plan {
-            match target.provider.stream(req).await {
-                Ok(value) => {
-                    target.health.record_success();
-                    return Ok(Served { value, deployment: target.deployment, failed });
-                }
-                Err(error) => {
-                    target.health.record_failure(&error);
-                    failed.push(Attempt { deployment: target.deployment, error });
-                }
-            }
-        }
-        Err(all_failed(&req.model, failed))
+        run::execute::<run::StreamCall>(self, req).await
     }
 
-    /// Input tokens `req` would use, counted by the first deployment of its plan that
-    /// can count them. Counting serves nothing, so deployment health is left alone.
+    /// Input tokens `req` would use, counted by the first deployment of its plan that can
+    /// count them. Counting serves nothing, so deployment state is left alone.
     pub async fn count_tokens(&self, req: &ChatRequest) -> Result<Served<u64>, ApiError> {
-        let plan = self.plan(&req.model)?;
-        let mut failed = Vec::new();
-        for target in plan {
-            match target.provider.count_tokens(req).await {
-                Ok(value) => return Ok(Served { value, deployment: target.deployment, failed }),
-                Err(error) => failed.push(Attempt { deployment: target.deployment, error }),
-            }
+        run::execute::<run::CountCall>(self, req).await
+    }
+
+    fn group(&self, name: &str) -> Option<&[Target]> {
+        self.groups.get(name).map(Vec::as_slice)
+    }
+
+    fn fallback_map(&self, which: run::FallbackKind) -> &FallbackMap {
+        match which {
+            run::FallbackKind::General => &self.settings.fallbacks,
+            run::FallbackKind::ContextWindow => &self.settings.context_window_fallbacks,
+            run::FallbackKind::ContentPolicy => &self.settings.content_policy_fallbacks,
         }
-        Err(all_failed(&req.model, failed))
     }
-}
-
-/// GW-02: the client named something the gateway does not serve.
-pub fn unknown_model(model: &str, aliases: &[String]) -> ApiError {
-    let known =
-        if aliases.is_empty() { "none are configured".to_owned() } else { aliases.join(", ") };
-    ApiError::new(ErrorKind::UnknownModel, format!("Unknown model `{model}`."))
-        .with_diagnosis(Diagnosis::new(
-            "GW-02",
-            format!("No alias or deployment id `{model}` is configured; the aliases are: {known}."),
-            format!(
-                "Use one of those names as `model`, or add a `model_list` entry with \
-                 `model_name: {model}` to the config."
-            ),
-        ))
-        .with_param("model")
-}
-
-fn all_failed(model: &str, failed: Vec<Attempt>) -> ApiError {
-    // With one attempt its own error is the most useful answer; with several, the last
-    // error leads and the message lists every attempt.
-    let Some(last) = failed.last() else {
-        return ApiError::new(
-            ErrorKind::Internal,
-            format!("No deployment was tried for `{model}`."),
-        );
-    };
-    let mut message = if failed.len() == 1 {
-        format!("{} → {}: {}", model, describe(&last.deployment), last.error.message)
-    } else {
-        let tried: Vec<String> = failed
-            .iter()
-            .map(|a| format!("{} ({})", describe(&a.deployment), a.error.kind.as_str()))
-            .collect();
-        format!(
-            "Every deployment of `{model}` failed: {}. Last: {}",
-            tried.join("; "),
-            last.error.message
-        )
-    };
-    if !message.ends_with('.') {
-        message.push('.');
-    }
-    let mut err = ApiError::new(last.error.kind, message);
-    err.diagnosis = last.error.diagnosis.clone();
-    err.retry_after = last.error.retry_after;
-    err
-}
-
-fn describe(d: &Deployment) -> String {
-    format!("{}/{}", d.provider.prefix(), d.model)
 }

@@ -11,7 +11,7 @@ use axum::response::Response;
 use super::AppState;
 use super::body::read_limited;
 use super::request_id::DEPLOYMENT;
-use crate::config::Deployment;
+use crate::router::Route;
 use crate::surface::openai;
 
 pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -35,7 +35,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 let headers = response.headers_mut();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                served_headers(headers, &served.deployment);
+                served_headers(headers, &served.route);
                 response
             }
             Err(err) => openai::error_response(&err),
@@ -48,7 +48,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 *response.status_mut() = StatusCode::OK;
                 let headers = response.headers_mut();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                served_headers(headers, &served.deployment);
+                served_headers(headers, &served.route);
                 response
             }
             Err(err) => openai::error_response(&err),
@@ -56,8 +56,10 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
     }
 }
 
-/// Which deployment served, under our names and LiteLLM's (existing scripts read those).
-pub(super) fn served_headers(headers: &mut HeaderMap, deployment: &Deployment) {
+/// Which deployment served and what was tried first, under our names and LiteLLM's
+/// (existing scripts read those).
+pub(super) fn served_headers(headers: &mut HeaderMap, served: &Route) {
+    let deployment = &served.deployment;
     if let Ok(id) = HeaderValue::from_str(&deployment.id) {
         headers.insert(DEPLOYMENT, id.clone());
         headers.insert("x-litellm-model-id", id);
@@ -66,4 +68,18 @@ pub(super) fn served_headers(headers: &mut HeaderMap, deployment: &Deployment) {
         headers.insert("x-switchyard-model-group", group.clone());
         headers.insert("x-litellm-model-group", group);
     }
+    // `failed-id=class, …, served-id=ok`: every attempt in order.
+    let mut attempts: Vec<String> = served
+        .failed
+        .iter()
+        .map(|a| format!("{}={}", a.deployment.id, a.error.kind.as_str()))
+        .collect();
+    attempts.push(format!("{}=ok", deployment.id));
+    if let Ok(value) = HeaderValue::from_str(&attempts.join(", ")) {
+        headers.insert("x-switchyard-attempts", value);
+    }
+    headers.insert("x-switchyard-retries", HeaderValue::from(served.retries));
+    headers.insert("x-switchyard-fallbacks", HeaderValue::from(served.fallbacks));
+    headers.insert("x-litellm-attempted-retries", HeaderValue::from(served.retries));
+    headers.insert("x-litellm-attempted-fallbacks", HeaderValue::from(served.fallbacks));
 }

@@ -1,7 +1,7 @@
 //! `/health` in LiteLLM's shape, plus the unauthenticated liveliness and readiness probes.
 //!
-//! A deployment's status here is what traffic has shown of it: unhealthy while its last
-//! attempt failed, healthy otherwise. Never includes secrets.
+//! A deployment's status here is what traffic has shown of it: unhealthy while it is
+//! cooling down or its last attempt failed, healthy otherwise. Never includes secrets.
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -35,10 +35,17 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     let runtime = state.runtime();
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
+    let now = tokio::time::Instant::now();
     for target in runtime.router.targets() {
         let mut entry = endpoint(target);
-        match target.health.last_failure() {
-            None => healthy.push(entry),
+        let cooldown = target.state.cooldown(now);
+        if let Some(c) = &cooldown {
+            let left = c.until.saturating_duration_since(now).as_secs_f64();
+            entry["cooldown_remaining_seconds"] = json!((left * 10.0).ceil() / 10.0);
+        }
+        match target.state.last_failure() {
+            None if cooldown.is_none() => healthy.push(entry),
+            None => unhealthy.push(entry),
             Some(failure) => {
                 let at = failure.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
                 entry["error"] = Value::String(failure.error.message.clone());

@@ -49,7 +49,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
                     HeaderValue::from_static("text/event-stream; charset=utf-8"),
                 );
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                served_headers(headers, &served.deployment);
+                served_headers(headers, &served.route);
                 tag(headers, request_id);
                 response
             }
@@ -59,7 +59,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         match runtime.router.send(&chat).await {
             Ok(served) => {
                 let mut response = json(anthropic::encode_response(&served.value), request_id);
-                served_headers(response.headers_mut(), &served.deployment);
+                served_headers(response.headers_mut(), &served.route);
                 response
             }
             Err(err) => fail(&err),
@@ -84,7 +84,7 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> R
     match runtime.router.count_tokens(&chat).await {
         Ok(served) => {
             let mut response = json(anthropic::encode_count_tokens(served.value), request_id);
-            served_headers(response.headers_mut(), &served.deployment);
+            served_headers(response.headers_mut(), &served.route);
             response
         }
         Err(err) => fail(&err),

@@ -5,10 +5,12 @@
 //! Never retries, never falls back, never logs a key or a body; the key leaves this module
 //! only in the `x-api-key` header, marked sensitive.
 
-mod body;
+// `body`, `response` and `stream` are shared with Bedrock InvokeModel, which speaks the
+// same Messages body and events.
+pub(super) mod body;
 mod params;
-mod response;
-mod stream;
+pub(super) mod response;
+pub(super) mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;

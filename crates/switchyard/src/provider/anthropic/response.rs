@@ -105,7 +105,7 @@ pub(super) fn stop_reason(reason: Option<&str>) -> Option<StopReason> {
 }
 
 /// The answer of a non-streamed request. `json_mode`: the request carried `response_format`.
-pub(super) fn parse(bytes: &[u8], json_mode: bool) -> Result<ChatResponse, UpstreamError> {
+pub(crate) fn parse(bytes: &[u8], json_mode: bool) -> Result<ChatResponse, UpstreamError> {
     let wire: WireMessage = serde_json::from_slice(bytes).map_err(|e| {
         UpstreamError::new(
             ErrorKind::UpstreamUnavailable,

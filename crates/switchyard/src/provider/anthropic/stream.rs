@@ -20,6 +20,7 @@ use super::body::JSON_TOOL;
 use super::response::{WireBlock, WireUsage, stop_reason};
 use crate::canonical::{BlockDelta, ContentBlock, StopReason, StreamEvent};
 use crate::classify::{ErrorKind, UpstreamError, anthropic_stream_error};
+use crate::config::Deployment;
 use crate::provider::EventStream;
 use crate::provider::http::{Timeout, broken, timeout_error, transport_error};
 
@@ -58,7 +59,7 @@ async fn open_sse(
             Some(Err(e)) => return Err(state.broken(e)),
             Some(Ok(event)) => {
                 state.seen += 1;
-                if let Some(first) = state.decoder.decode(&event, &state.site)? {
+                if let Some(first) = state.decoder.decode(&event, &state.site.deployment)? {
                     break first;
                 }
             }
@@ -117,7 +118,7 @@ impl State {
                 }
             };
             self.seen += 1;
-            match self.decoder.decode(&event, &self.site) {
+            match self.decoder.decode(&event, &self.site.deployment) {
                 Ok(None) => {}
                 Ok(Some(event)) => {
                     // After `message_stop` nothing more is read: the answer is complete.
@@ -214,18 +215,20 @@ enum WireDelta {
 }
 
 /// Per-stream translation state: which blocks were skipped or carry the JSON answer.
-struct Decoder {
+/// Bedrock's decoded chunks go through it too.
+pub(crate) struct Decoder {
     json_mode: bool,
     /// Blocks of types the canonical stream cannot represent: their deltas are skipped too.
     skipped: Vec<usize>,
     /// The `response_format` tool's block, streamed as text.
     json_block: Option<usize>,
     other_tools: bool,
-    stopped: bool,
+    /// `message_stop` was seen.
+    pub(crate) stopped: bool,
 }
 
 impl Decoder {
-    fn new(json_mode: bool) -> Self {
+    pub(crate) fn new(json_mode: bool) -> Self {
         Self {
             json_mode,
             skipped: Vec::new(),
@@ -236,9 +239,13 @@ impl Decoder {
     }
 
     /// One upstream event → at most one canonical event.
-    fn decode(&mut self, event: &Event, site: &Site) -> Result<Option<StreamEvent>, UpstreamError> {
+    pub(crate) fn decode(
+        &mut self,
+        event: &Event,
+        deployment: &Deployment,
+    ) -> Result<Option<StreamEvent>, UpstreamError> {
         if event.event == "error" {
-            return Err(anthropic_stream_error(&site.deployment, &event.data));
+            return Err(anthropic_stream_error(deployment, &event.data));
         }
         let wire: WireEvent = serde_json::from_str(&event.data).map_err(|e| {
             unreadable(&format!("the upstream sent an unreadable `{}` event: {e}", event.event))
@@ -297,7 +304,7 @@ impl Decoder {
             }
             WireEvent::Ping => Some(StreamEvent::Ping),
             // An `error` payload under another event name is still an error.
-            WireEvent::Error => return Err(anthropic_stream_error(&site.deployment, &event.data)),
+            WireEvent::Error => return Err(anthropic_stream_error(deployment, &event.data)),
             WireEvent::Unknown => None,
         })
     }
@@ -343,7 +350,7 @@ mod tests {
     ) -> Vec<Result<Option<StreamEvent>, ErrorKind>> {
         let site = site();
         let mut d = Decoder::new(json_mode);
-        events.iter().map(|e| d.decode(e, &site).map_err(|e| e.kind)).collect()
+        events.iter().map(|e| d.decode(e, &site.deployment).map_err(|e| e.kind)).collect()
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::json_bytes;
-use crate::classify::ApiError;
+use crate::classify::{ApiError, AttemptReport, Diagnosis};
 
 /// The header naming the error class (`ErrorKind::as_str`), for scripts and dashboards.
 const ERROR_CLASS: HeaderName = HeaderName::from_static("x-switchyard-error-class");
@@ -69,10 +69,23 @@ struct WireError<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     message: &'a str,
+    /// Switchyard's class, catalog id, cause and remedy; clients ignore unknown fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    attempts: &'a [AttemptReport],
 }
 
 fn wire<'a>(err: &'a ApiError, message: &'a str) -> WireError<'a> {
-    WireError { kind: err.kind.anthropic_type(), message }
+    WireError {
+        kind: err.kind.anthropic_type(),
+        message,
+        class: err.diagnosis.as_ref().map(|_| err.kind.as_str()),
+        diagnosis: err.diagnosis.as_ref(),
+        attempts: &err.attempts,
+    }
 }
 
 #[cfg(test)]

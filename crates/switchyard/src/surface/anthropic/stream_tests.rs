@@ -141,7 +141,7 @@ async fn upstream_error_mid_stream_ends_with_one_error_event() {
     let expected_tail = concat!(
         r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#,
         "\n\nevent: error\n",
-        r#"data: {"type":"error","error":{"type":"overloaded_error","message":"The upstream failed after the response started: Overloaded Fix: Retry later."}}"#,
+        r#"data: {"type":"error","error":{"type":"overloaded_error","message":"The upstream failed after the response started: Overloaded Fix: Retry later.","class":"overloaded","diagnosis":{"id":"ANT-09","cause":"","remedy":"Retry later."}}}"#,
         "\n\n"
     );
     assert!(out.ends_with(expected_tail), "{out}");

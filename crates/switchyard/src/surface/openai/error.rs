@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::json_bytes;
-use crate::classify::ApiError;
+use crate::classify::{ApiError, AttemptReport, Diagnosis};
 
 /// The header naming the error class (`ErrorKind::as_str`), for scripts and dashboards.
 const ERROR_CLASS: HeaderName = HeaderName::from_static("x-switchyard-error-class");
@@ -60,6 +60,12 @@ struct WireError<'a> {
     kind: &'static str,
     param: Option<&'a str>,
     code: &'static str,
+    /// Catalog id, cause and remedy, for tools that act on them (`switchyard verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
+    /// Every failed attempt behind this error, when deployments were tried.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    attempts: &'a [AttemptReport],
 }
 
 fn wire<'a>(err: &'a ApiError, message: &'a str) -> WireError<'a> {
@@ -68,6 +74,8 @@ fn wire<'a>(err: &'a ApiError, message: &'a str) -> WireError<'a> {
         kind: err.kind.openai_type(),
         param: err.param.as_deref(),
         code: err.kind.as_str(),
+        diagnosis: err.diagnosis.as_ref(),
+        attempts: &err.attempts,
     }
 }
 

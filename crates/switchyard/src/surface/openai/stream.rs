@@ -451,7 +451,8 @@ mod tests {
         let out = collect(events, true).await;
         let expected_tail = concat!(
             r#"data: {"error":{"message":"The upstream failed after the response started: "#,
-            r#"Overloaded Fix: Retry later.","type":"api_error","param":null,"code":"overloaded"}}"#,
+            r#"Overloaded Fix: Retry later.","type":"api_error","param":null,"code":"overloaded","#,
+            r#""diagnosis":{"id":"ANT-09","cause":"","remedy":"Retry later."}}}"#,
             "\n\ndata: [DONE]\n\n"
         );
         assert!(out.ends_with(expected_tail), "{out}");

@@ -1,0 +1,427 @@
+//! Runs one request: the requested group, then its fallback groups; within a group,
+//! deployments in strategy order, failover before retries, backoff that honours
+//! `retry-after`, waiting for a cooldown when it ends within the request's budget.
+//!
+//! Decisions come only from `ErrorKind` (`is_retryable`, `cooling`, `fallback`). Every
+//! failed attempt is logged for the response headers and the final error.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::report::{self, Stop};
+use super::strategy;
+use super::{Attempt, Route, Router, Served, Target};
+use crate::canonical::{ChatRequest, ChatResponse};
+use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
+use crate::config::{Deployment, RetryPolicy};
+use crate::provider::EventStream;
+
+/// One kind of call through the router.
+pub(super) trait Call {
+    type Out;
+    /// Whether attempts count as traffic (in flight, latency, usage, cooldowns).
+    const IS_TRAFFIC: bool;
+    fn call<'a>(
+        t: &'a Target,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Self::Out, UpstreamError>>;
+    /// What the caller receives once `t` answered.
+    fn commit(out: Self::Out, t: &Target) -> Self::Out {
+        let _ = t;
+        out
+    }
+}
+
+pub(super) struct SendCall;
+pub(super) struct StreamCall;
+pub(super) struct CountCall;
+
+impl Call for SendCall {
+    type Out = ChatResponse;
+    const IS_TRAFFIC: bool = true;
+    fn call<'a>(
+        t: &'a Target,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
+        t.provider.send(req)
+    }
+}
+
+impl Call for StreamCall {
+    type Out = EventStream;
+    const IS_TRAFFIC: bool = true;
+    fn call<'a>(
+        t: &'a Target,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
+        t.provider.stream(req)
+    }
+
+    /// Keeps the deployment counted as busy until the stream ends, and records a failure
+    /// after the commit point in its state (it can no longer fall back, but `/health` and
+    /// cooldowns must know).
+    fn commit(out: EventStream, t: &Target) -> EventStream {
+        let guard = t.state.begin();
+        let state = t.state.clone();
+        let policy = t.cooldown;
+        Box::pin(out.map(move |item| {
+            let _busy = &guard;
+            if let Err(error) = &item {
+                state.record_failure(error, Instant::now(), policy);
+            }
+            item
+        }))
+    }
+}
+
+impl Call for CountCall {
+    type Out = u64;
+    const IS_TRAFFIC: bool = false;
+    fn call<'a>(t: &'a Target, req: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+        t.provider.count_tokens(req)
+    }
+}
+
+/// What happened so far, whatever the outcome.
+#[derive(Default)]
+pub(super) struct Log {
+    pub failed: Vec<Attempt>,
+    pub retries: u32,
+    pub fallbacks: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum FallbackKind {
+    General,
+    ContextWindow,
+    ContentPolicy,
+}
+
+pub(super) async fn execute<C: Call>(
+    router: &Router,
+    req: &ChatRequest,
+) -> Result<Served<C::Out>, ApiError> {
+    if router.group(&req.model).is_none() && !router.by_id.contains_key(&req.model) {
+        return Err(report::unknown_model(&req.model, &router.aliases));
+    }
+    let deadline = Instant::now() + router.total_timeout;
+    let mut log = Log::default();
+    let outcome = tokio::select! {
+        result = chain::<C>(router, req, deadline, &mut log) => result,
+        () = tokio::time::sleep_until(deadline) => Err(Stop::TotalTimeout(router.total_timeout)),
+    };
+    match outcome {
+        Ok((value, deployment)) => Ok(Served {
+            value,
+            route: Route {
+                deployment,
+                failed: log.failed,
+                retries: log.retries,
+                fallbacks: log.fallbacks,
+            },
+        }),
+        Err(stop) => Err(report::failure(&req.model, stop, log)),
+    }
+}
+
+async fn chain<C: Call>(
+    router: &Router,
+    req: &ChatRequest,
+    deadline: Instant,
+    log: &mut Log,
+) -> Result<(C::Out, Arc<Deployment>), Stop> {
+    let mut group = req.model.clone();
+    let mut queue: Option<VecDeque<String>> = None;
+    let mut simulated = simulated_failure(req);
+    loop {
+        let failed_with = match simulated.take() {
+            Some(error) => {
+                if let Some(first) = targets_for(router, &group).and_then(|(t, _)| t.first()) {
+                    log.failed.push(Attempt {
+                        deployment: first.deployment.clone(),
+                        error: error.clone(),
+                    });
+                }
+                error.kind
+            }
+            None => match targets_for(router, &group) {
+                Some((targets, pinned)) => {
+                    match run_group::<C>(router, req, targets, pinned, deadline, log).await {
+                        Ok(done) => return Ok(done),
+                        Err(kind) => kind,
+                    }
+                }
+                // A fallback naming nothing configured (the config's are validated; a
+                // client's may be wrong): skip it.
+                None => ErrorKind::UnknownModel,
+            },
+        };
+        let which = match failed_with.fallback() {
+            Fallback::Any => FallbackKind::General,
+            Fallback::ContextWindow => FallbackKind::ContextWindow,
+            Fallback::ContentPolicy => FallbackKind::ContentPolicy,
+            Fallback::None if failed_with == ErrorKind::UnknownModel && queue.is_some() => {
+                FallbackKind::General
+            }
+            Fallback::None => return Err(Stop::Final),
+        };
+        let queue = queue.get_or_insert_with(|| fallbacks_for(router, req, which));
+        match queue.pop_front() {
+            Some(next) => {
+                log.fallbacks += 1;
+                group = next;
+            }
+            None => return Err(Stop::Exhausted),
+        }
+    }
+}
+
+/// The group's deployments, or the one deployment a `model_info.id` names (which is
+/// tried even while cooling, as LiteLLM does for an explicit id).
+fn targets_for<'r>(router: &'r Router, name: &str) -> Option<(&'r [Target], bool)> {
+    if let Some(targets) = router.group(name) {
+        return Some((targets, false));
+    }
+    router.by_id.get(name).map(|t| (std::slice::from_ref(t), true))
+}
+
+/// The fallback groups for the requested model, in order: a client's own `fallbacks`
+/// first, then the config's for this kind of failure, then `default_fallbacks`.
+fn fallbacks_for(router: &Router, req: &ChatRequest, which: FallbackKind) -> VecDeque<String> {
+    if which == FallbackKind::General
+        && let Some(Value::Array(list)) = req.gateway.get("fallbacks")
+    {
+        return list
+            .iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(o) => o.get("model").and_then(Value::as_str).map(str::to_owned),
+                _ => None,
+            })
+            .filter(|m| *m != req.model)
+            .collect();
+    }
+    let configured = router.fallback_map(which).get(&req.model);
+    match (configured, which) {
+        (Some(list), _) => list.iter().cloned().collect(),
+        (None, FallbackKind::General) => {
+            router.settings.default_fallbacks.iter().filter(|m| **m != req.model).cloned().collect()
+        }
+        (None, _) => VecDeque::new(),
+    }
+}
+
+/// LiteLLM's `mock_testing_*` request flags: fail the requested group on purpose so a
+/// client can check its fallbacks.
+fn simulated_failure(req: &ChatRequest) -> Option<UpstreamError> {
+    let flag = |name: &str| req.gateway.get(name).is_some_and(|v| v == &Value::Bool(true));
+    let kind = if flag("mock_testing_fallbacks") {
+        ErrorKind::UpstreamUnavailable
+    } else if flag("mock_testing_context_window_fallbacks") {
+        ErrorKind::ContextWindow
+    } else if flag("mock_testing_content_policy_fallbacks") {
+        ErrorKind::ContentPolicy
+    } else {
+        return None;
+    };
+    Some(UpstreamError::new(kind, "a failure simulated by the request's mock_testing flag"))
+}
+
+/// Tries the group's deployments; `Err` carries the kind of the failure that ended it.
+async fn run_group<C: Call>(
+    router: &Router,
+    req: &ChatRequest,
+    targets: &[Target],
+    pinned: bool,
+    deadline: Instant,
+    log: &mut Log,
+) -> Result<(C::Out, Arc<Deployment>), ErrorKind> {
+    let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
+    let order = if pinned {
+        vec![0]
+    } else {
+        strategy::rank(router.settings.routing_strategy, targets, Instant::now(), &mut rng)
+    };
+    let needs_tokens = C::IS_TRAFFIC && targets.iter().any(|t| t.deployment.tpm.is_some());
+    let tokens = if needs_tokens { crate::tokens::estimate_request(req) } else { 0 };
+    // The kind each deployment last failed with in this request; None = not tried yet.
+    let mut last: Vec<Option<ErrorKind>> = vec![None; targets.len()];
+    let mut last_error: Option<(ErrorKind, Option<Duration>)> = None;
+    let mut retries = 0u32;
+    let mut waited = false;
+    loop {
+        let now = Instant::now();
+        let usable = |i: usize| {
+            pinned
+                || !C::IS_TRAFFIC
+                || (!targets[i].state.is_cooling(now)
+                    && !strategy::over_limits(&targets[i], now, tokens))
+        };
+        let retry_budget = last_error.map_or(0, |(kind, _)| {
+            retries_for(&router.settings.retry_policy, router.settings.num_retries, kind)
+        });
+        let fresh = order.iter().copied().find(|&i| last[i].is_none() && usable(i));
+        let retry = || {
+            order.iter().copied().find(|&i| {
+                last[i].is_some_and(ErrorKind::is_retryable)
+                    && usable(i)
+                    && retries < retry_budget.min(deployment_retries(&targets[i].deployment))
+            })
+        };
+        let Some(i) = fresh.or_else(retry) else {
+            // Nothing usable now: wait for the earliest cooldown that could still help,
+            // if it ends within the request's budget.
+            let waitable = order.iter().copied().filter(|&i| {
+                last[i].is_none()
+                    || (last[i].is_some_and(ErrorKind::is_retryable) && retries < retry_budget)
+            });
+            let earliest =
+                waitable.filter_map(|i| targets[i].state.cooldown(now)).map(|c| c.until).min();
+            match earliest {
+                Some(until) if until <= deadline => {
+                    tokio::time::sleep_until(until).await;
+                    waited = true;
+                    continue;
+                }
+                _ if last_error.is_none() => {
+                    log.failed.extend(report::all_cooling(targets, now));
+                    return Err(ErrorKind::UpstreamUnavailable);
+                }
+                _ => return Err(last_error.map_or(ErrorKind::UpstreamUnavailable, |(k, _)| k)),
+            }
+        };
+        if last[i].is_some() {
+            retries += 1;
+            log.retries += 1;
+            if !waited {
+                let retry_after = last_error.and_then(|(_, ra)| ra);
+                tokio::time::sleep(backoff(
+                    retries,
+                    retry_after,
+                    router.settings.retry_after,
+                    &mut rng,
+                ))
+                .await;
+            }
+        } else if last_error.is_some() {
+            // Failover to another deployment of the group counts as a retry of the group,
+            // as LiteLLM reports it.
+            log.retries += 1;
+        }
+        waited = false;
+
+        let target = &targets[i];
+        let busy = C::IS_TRAFFIC.then(|| target.state.begin());
+        if C::IS_TRAFFIC {
+            target.state.count_request(now, tokens);
+        }
+        let started = Instant::now();
+        let result = C::call(target, req).await;
+        drop(busy);
+        match result {
+            Ok(out) => {
+                if C::IS_TRAFFIC {
+                    target.state.record_success(started.elapsed());
+                }
+                return Ok((C::commit(out, target), target.deployment.clone()));
+            }
+            Err(error) => {
+                if C::IS_TRAFFIC {
+                    target.state.record_failure(&error, Instant::now(), target.cooldown);
+                }
+                let kind = error.kind;
+                last[i] = Some(kind);
+                last_error = Some((kind, error.retry_after));
+                tracing::debug!(deployment = %target.deployment.id, class = kind.as_str(), "attempt failed");
+                log.failed.push(Attempt { deployment: target.deployment.clone(), error });
+                if kind.fallback() != Fallback::Any {
+                    return Err(kind);
+                }
+            }
+        }
+    }
+}
+
+/// How many retries a failure of this kind allows in one group (LiteLLM's
+/// `retry_policy`, else `num_retries`). Non-retryable kinds are never retried on the same
+/// deployment whatever the policy says; the count then only bounds nothing.
+fn retries_for(policy: &RetryPolicy, num_retries: u32, kind: ErrorKind) -> u32 {
+    let specific = match kind {
+        ErrorKind::RateLimited => policy.rate_limit,
+        ErrorKind::Timeout => policy.timeout,
+        ErrorKind::Overloaded | ErrorKind::UpstreamUnavailable => {
+            policy.service_unavailable.or(policy.internal_server)
+        }
+        ErrorKind::Internal => policy.internal_server,
+        ErrorKind::CredentialsInvalid
+        | ErrorKind::CredentialsExpired
+        | ErrorKind::CredentialsMissing => policy.authentication,
+        ErrorKind::InvalidRequest => policy.bad_request,
+        ErrorKind::ContentPolicy => policy.content_policy,
+        ErrorKind::ModelNotFound => policy.not_found,
+        _ => None,
+    };
+    specific.or(policy.default).unwrap_or(num_retries)
+}
+
+/// A deployment's own cap on retries (`litellm_params.num_retries` / `max_retries`).
+fn deployment_retries(d: &Deployment) -> u32 {
+    d.num_retries.or(d.max_retries).unwrap_or(u32::MAX)
+}
+
+/// Exponential backoff with jitter (0.5 s, 1 s, 2 s … up to 8 s, each between half and
+/// all of that), or exactly the upstream's `retry-after`; never less than the configured
+/// `router_settings.retry_after`.
+fn backoff(
+    retry: u32,
+    retry_after: Option<Duration>,
+    floor: Duration,
+    rng: &mut fastrand::Rng,
+) -> Duration {
+    let delay = match retry_after {
+        Some(ra) => ra,
+        None => {
+            let base =
+                Duration::from_millis(500).saturating_mul(1 << retry.saturating_sub(1).min(4));
+            let base = base.min(Duration::from_secs(8));
+            base / 2 + base.mul_f64(rng.f64() / 2.0)
+        }
+    };
+    delay.max(floor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let first = backoff(1, None, Duration::ZERO, &mut rng);
+        assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
+        let third = backoff(3, None, Duration::ZERO, &mut rng);
+        assert!(third >= Duration::from_secs(1) && third <= Duration::from_secs(2));
+        let late = backoff(20, None, Duration::ZERO, &mut rng);
+        assert!(late <= Duration::from_secs(8));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(3)), Duration::ZERO, &mut rng),
+            Duration::from_secs(3)
+        );
+        assert_eq!(backoff(1, None, Duration::from_secs(2), &mut rng), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn retry_policy_overrides_num_retries_per_class() {
+        let policy =
+            RetryPolicy { rate_limit: Some(5), default: Some(1), ..RetryPolicy::default() };
+        assert_eq!(retries_for(&policy, 2, ErrorKind::RateLimited), 5);
+        assert_eq!(retries_for(&policy, 2, ErrorKind::Timeout), 1);
+        assert_eq!(retries_for(&RetryPolicy::default(), 2, ErrorKind::Timeout), 2);
+    }
+}
