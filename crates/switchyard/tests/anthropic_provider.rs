@@ -287,7 +287,8 @@ async fn response_format_answers_arrive_as_json_text_with_finish_reason_stop() {
 
 /// `(status, error.code, retry-after, message)` of a non-streamed request answered by `reply`.
 async fn failure(reply: Reply) -> (u16, String, Option<String>, String) {
-    let (mock, gw) = setup(&[]).await;
+    // No retries: this checks how one upstream answer is classified, not the router.
+    let (mock, gw) = setup(&["num_retries: 0"]).await;
     mock.set_default(reply);
     let resp = chat(&gw, &say(false)).await;
     let status = resp.status().as_u16();

@@ -322,6 +322,16 @@ async fn retry_after_is_honoured_exactly() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_deployment_with_num_retries_0_fails_at_once_even_with_retry_after() {
+    let yaml = config(&[dep("cheap", "only", "num_retries: 0")], "num_retries: 3");
+    let h =
+        Harness::new(&yaml, vec![("only", Step::Fail(ErrorKind::RateLimited, Some(30)), vec![])]);
+    let start = Instant::now();
+    assert_eq!(h.ask("cheap").await, Err((ErrorKind::RateLimited, 1)));
+    assert_eq!(start.elapsed(), Duration::ZERO, "no wait for a retry that will not happen");
+}
+
+#[tokio::test(start_paused = true)]
 async fn errors_that_cannot_succeed_are_never_retried_on_the_same_deployment() {
     let yaml = config(&[dep("cheap", "only", "")], "num_retries: 5");
     for kind in [

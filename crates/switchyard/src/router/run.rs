@@ -267,20 +267,15 @@ async fn run_group<C: Call>(
             retries_for(&router.settings.retry_policy, router.settings.num_retries, kind)
         });
         let fresh = order.iter().copied().find(|&i| last[i].is_none() && usable(i));
-        let retry = || {
-            order.iter().copied().find(|&i| {
-                last[i].is_some_and(ErrorKind::is_retryable)
-                    && usable(i)
-                    && retries < retry_budget.min(deployment_retries(&targets[i].deployment))
-            })
+        let may_retry = |i: usize| {
+            last[i].is_some_and(ErrorKind::is_retryable)
+                && retries < retry_budget.min(deployment_retries(&targets[i].deployment))
         };
+        let retry = || order.iter().copied().find(|&i| may_retry(i) && usable(i));
         let Some(i) = fresh.or_else(retry) else {
             // Nothing usable now: wait for the earliest cooldown that could still help,
             // if it ends within the request's budget.
-            let waitable = order.iter().copied().filter(|&i| {
-                last[i].is_none()
-                    || (last[i].is_some_and(ErrorKind::is_retryable) && retries < retry_budget)
-            });
+            let waitable = order.iter().copied().filter(|&i| last[i].is_none() || may_retry(i));
             let earliest =
                 waitable.filter_map(|i| targets[i].state.cooldown(now)).map(|c| c.until).min();
             match earliest {
