@@ -631,3 +631,28 @@ async fn thousands_of_concurrent_requests_get_exactly_one_answer_each() {
         assert_eq!(t.state.in_flight(), 0);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_state_of_unchanged_deployments_only() {
+    let before =
+        config(&[dep("cheap", "same", ""), dep("cheap", "edited", "")], "cooldown_time: 60");
+    let h = Harness::new(
+        &before,
+        vec![
+            ("same", fail(ErrorKind::CredentialsInvalid), vec![]),
+            ("edited", fail(ErrorKind::CredentialsInvalid), vec![]),
+        ],
+    );
+    h.ask("cheap").await.unwrap_err();
+    let after = config(
+        &[dep("cheap", "same", ""), dep("cheap", "edited", "weight: 3")],
+        "cooldown_time: 60",
+    );
+    let cfg = config::load_from_str(&after, Path::new("routing.yaml"), &MapEnv::default()).unwrap();
+    let reloaded = Router::reloaded(&cfg, &h.router);
+    let cooling = |id: &str| {
+        reloaded.targets().find(|t| t.deployment.id == id).unwrap().state.is_cooling(Instant::now())
+    };
+    assert!(cooling("same"), "an unchanged deployment stays cooled across a reload");
+    assert!(!cooling("edited"), "a changed deployment starts fresh");
+}

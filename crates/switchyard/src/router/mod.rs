@@ -76,6 +76,33 @@ impl Router {
         Self::with_providers(config, |d| provider::for_deployment(d, &upstreams))
     }
 
+    /// A router for a reloaded config that keeps the live state (cooldowns, latency,
+    /// usage, last failure) of every deployment whose configuration did not change.
+    pub fn reloaded(config: &Config, previous: &Router) -> Self {
+        let mut next = Self::new(config);
+        next.keep_state_from(previous);
+        next
+    }
+
+    fn keep_state_from(&mut self, previous: &Router) {
+        for targets in self.groups.values_mut() {
+            for t in targets.iter_mut() {
+                if let Some(old) = previous.by_id.get(&t.deployment.id)
+                    && old.deployment == t.deployment
+                {
+                    t.state = old.state.clone();
+                }
+            }
+        }
+        for t in self.by_id.values_mut() {
+            if let Some(old) = previous.by_id.get(&t.deployment.id)
+                && old.deployment == t.deployment
+            {
+                t.state = old.state.clone();
+            }
+        }
+    }
+
     /// A router whose deployments are served by `make` — for tests that script failures
     /// without any network.
     pub fn with_providers(
