@@ -159,7 +159,7 @@ mod tests {
         )
         .unwrap();
         let env = MapEnv::new([("HOME", "/home/u"), ("AWS_REGION", "us-east-1")]);
-        let aws = AwsEnvironment::snapshot(&env, &[file.clone()]);
+        let aws = AwsEnvironment::snapshot(&env, std::slice::from_ref(&file));
         assert_eq!(aws.get("AWS_REGION"), Some("us-east-1"));
         assert_eq!(aws.get("AWS_PROFILE"), Some("cc"));
         assert_eq!(aws.origin("AWS_PROFILE"), Some(&EnvOrigin::File { path: file, line: 1 }));

@@ -26,8 +26,8 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::sdk_config::SharedHttpClient;
 
-use crate::classify::AwsAuth;
-use crate::config::{CredentialSource, Deployment, ValueSource};
+use crate::classify::{AwsAuth, AwsContext, UpstreamError, bedrock_no_region};
+use crate::config::{Config, CredentialSource, Deployment, ProviderKind, ValueSource};
 use crate::secret::Secret;
 
 /// The credentials of one deployment: how to get them, and the cache in front.
@@ -145,8 +145,37 @@ pub fn region(deployment: &Deployment, profiles: &Profiles) -> Option<(String, S
     let name = profile_name(deployment);
     let profile = profiles.profile(name)?;
     let region = profile.region()?.to_owned();
-    let file = profile.file.as_deref().map(|f| shown(f)).unwrap_or_default();
+    let file = profile.file.as_deref().map(shown).unwrap_or_default();
     Some((region, format!("the region of profile `{name}` in {file}")))
+}
+
+/// AWS-14 for every Bedrock deployment that has no region anywhere — for `config check` and
+/// the startup log. `env` is the config's environment ([`AwsEnvironment::snapshot`]).
+pub fn region_problems(
+    config: &Config,
+    env: &AwsEnvironment,
+) -> Vec<(Arc<Deployment>, UpstreamError)> {
+    let profiles = Profiles::load(env);
+    config
+        .deployments()
+        .filter(|d| matches!(d.provider, ProviderKind::Bedrock(_)) && d.mock_response.is_none())
+        .filter(|d| region(d, &profiles).is_none())
+        .map(|d| {
+            let ctx = AwsContext {
+                who: format!(
+                    "the deployment of `{}` ({}/{}, no region)",
+                    d.alias,
+                    d.provider.prefix(),
+                    d.model
+                ),
+                model: d.model.clone(),
+                auth: auth(d, &profiles),
+                files: env.profile_files(),
+                ..AwsContext::default()
+            };
+            (Arc::clone(d), bedrock_no_region(&ctx))
+        })
+        .collect()
 }
 
 /// How diagnoses name the credentials of a SigV4 or bearer deployment.

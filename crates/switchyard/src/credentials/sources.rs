@@ -90,8 +90,9 @@ pub fn http_client() -> SharedHttpClient {
 }
 
 /// The SDK config STS calls (assume-role, web identity) are made with: `region`, the
-/// gateway's HTTP client, and the STS endpoint from `aws_sts_endpoint` or
-/// AWS_ENDPOINT_URL_STS (an env file's counts).
+/// gateway's HTTP client, and the STS endpoint from `aws_sts_endpoint`, else
+/// AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL (an env file's count) unless
+/// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS.
 async fn sts_config(
     plan: &Plan,
     env: &AwsEnvironment,
@@ -102,11 +103,12 @@ async fn sts_config(
         .http_client(http.clone())
         .region(Region::new(region.to_owned()))
         .no_credentials();
-    let endpoint = plan
-        .sts_endpoint
-        .as_deref()
-        .or_else(|| env.get("AWS_ENDPOINT_URL_STS"))
-        .or_else(|| env.get("AWS_ENDPOINT_URL"));
+    let ignore_env = env
+        .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let from_env = || env.get("AWS_ENDPOINT_URL_STS").or_else(|| env.get("AWS_ENDPOINT_URL"));
+    let endpoint =
+        plan.sts_endpoint.as_deref().or_else(|| if ignore_env { None } else { from_env() });
     if let Some(url) = endpoint {
         loader = loader.endpoint_url(url.trim());
     }
@@ -132,10 +134,24 @@ pub async fn build(
             "switchyard-config",
         )),
         Base::Profile(name) => {
-            let files = EnvConfigFiles::builder()
-                .with_file(EnvConfigFileKind::Config, env.config_file())
-                .with_file(EnvConfigFileKind::Credentials, env.credentials_file())
-                .build();
+            // Named files must exist (aws-config fails on a missing one, where it skips a
+            // missing default); with neither, the defaults say "profile not found".
+            let mut files = EnvConfigFiles::builder();
+            let mut any = false;
+            for (kind, path) in [
+                (EnvConfigFileKind::Config, env.config_file()),
+                (EnvConfigFileKind::Credentials, env.credentials_file()),
+            ] {
+                if path.is_file() {
+                    files = files.with_file(kind, path);
+                    any = true;
+                }
+            }
+            if !any {
+                files =
+                    files.include_default_config_file(true).include_default_credentials_file(true);
+            }
+            let files = files.build();
             SharedCredentialsProvider::new(
                 ProfileFileCredentialsProvider::builder()
                     .configure(&conf)

@@ -425,13 +425,3 @@ fn compact_timestamps_parse() {
     assert_eq!(compact_time("20180920T174101Z"), Some(1_537_465_261));
     assert_eq!(compact_time("2018-09-20"), None);
 }
-
-#[test]
-fn print_samples() {
-    let e = http(&env_keys(), 403, "UnrecognizedClientException", "The security token included in the request is invalid.");
-    println!("{}\n", text(&e));
-    let message = "User: arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_ClaudeAccess_0123456789abcdef/dev@example.com is not authorized to perform: bedrock:InvokeModelWithResponseStream on resource: arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0 because no identity-based policy allows the bedrock:InvokeModelWithResponseStream action";
-    println!("{}\n", text(&http(&sso_profile(), 403, "AccessDeniedException", message)));
-    let e = bedrock_stream_exception(&sso_profile(), "throttlingException", br#"{"message":"Too many requests, please wait before trying again."}"#);
-    println!("{}\n", text(&e));
-}
