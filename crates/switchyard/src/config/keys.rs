@@ -69,7 +69,6 @@ const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
 const DB_NOTE: &str = "Switchyard keeps no database yet";
-const BEDROCK_NOTE: &str = "Bedrock deployments are not called yet";
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
 const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
      context_window_fallbacks handle an overflow";
@@ -105,17 +104,17 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "api_base", Supported, ""),
     k(LitellmParams, "api_version", Supported, ""),
     k(LitellmParams, "custom_llm_provider", Supported, ""),
-    k(LitellmParams, "aws_access_key_id", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_secret_access_key", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_session_token", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_region_name", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_session_name", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_profile_name", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_role_name", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_web_identity_token", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_sts_endpoint", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_external_id", NotEnforced, BEDROCK_NOTE),
-    k(LitellmParams, "aws_bedrock_runtime_endpoint", NotEnforced, BEDROCK_NOTE),
+    k(LitellmParams, "aws_access_key_id", Supported, ""),
+    k(LitellmParams, "aws_secret_access_key", Supported, ""),
+    k(LitellmParams, "aws_session_token", Supported, ""),
+    k(LitellmParams, "aws_region_name", Supported, ""),
+    k(LitellmParams, "aws_session_name", Supported, ""),
+    k(LitellmParams, "aws_profile_name", Supported, ""),
+    k(LitellmParams, "aws_role_name", Supported, ""),
+    k(LitellmParams, "aws_web_identity_token", Supported, ""),
+    k(LitellmParams, "aws_sts_endpoint", Supported, ""),
+    k(LitellmParams, "aws_external_id", Supported, ""),
+    k(LitellmParams, "aws_bedrock_runtime_endpoint", Supported, ""),
     k(LitellmParams, "timeout", Supported, "seconds"),
     k(LitellmParams, "stream_timeout", Supported, "seconds"),
     k(LitellmParams, "max_retries", Supported, ""),
@@ -471,7 +470,7 @@ mod tests {
         let md = reference_markdown();
         assert_eq!(md.lines().count(), KNOWN_KEYS.len() + 2);
         assert!(md.contains("| `model_list[].litellm_params.mock_response` | supported |"));
-        assert!(md.contains("| `model_list[].litellm_params.aws_profile_name` | planned: "));
+        assert!(md.contains("| `model_list[].litellm_params.aws_profile_name` | supported |"));
         assert!(md.contains("| `litellm_settings.cache` | ignored (warning) |"));
     }
 
