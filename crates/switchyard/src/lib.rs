@@ -9,6 +9,8 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod daemon;
+pub mod diagnose;
 pub mod exit;
 pub mod logging;
 pub mod provider;

@@ -211,8 +211,10 @@ async fn models_lists_the_aliases_in_config_order() {
 #[tokio::test]
 async fn health_shows_a_failed_deployment_as_unhealthy_with_its_diagnosis() {
     let gw = gateway().await;
+    // `cached=true`: what traffic showed, without live probes (`tests/diagnostics.rs`
+    // covers those).
     let health = |gw: &Handle| {
-        let url = format!("{}/health", gw.url());
+        let url = format!("{}/health?cached=true", gw.url());
         async move {
             let resp = http().get(url).bearer_auth(KEY).send().await.unwrap();
             assert_eq!(resp.status(), 200);

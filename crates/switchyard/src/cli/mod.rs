@@ -2,8 +2,17 @@
 //! returns an exit code from [`crate::exit`]; only `main` turns it into the process status.
 
 mod config_check;
+mod doctor;
+mod init;
+mod logs;
 mod output;
+mod policy;
 mod serve;
+mod service;
+mod start;
+mod status;
+mod stop;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +46,30 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check every alias: config, credentials and identity, a live probe per deployment,
+    /// and the next steps. Exit 0 when every alias works, 1 when one does not, 64 for a
+    /// bad config.
+    Doctor(doctor::DoctorArgs),
+    /// "Say: WORKS" through a running gateway for every alias. Exit 0 when all pass.
+    Verify(verify::VerifyArgs),
+    /// Print the minimal IAM policy for the configured Bedrock deployments.
+    Policy(policy::PolicyArgs),
+    /// Start the gateway in the background and wait until it is ready.
+    Start(start::StartArgs),
+    /// Stop the background gateway: drain in-flight requests, then exit.
+    Stop(stop::StopArgs),
+    /// Stop the background gateway and start it again with the same command line.
+    Restart(start::RestartArgs),
+    /// Is the gateway running: pid, uptime, URL, config, last reload, health per alias.
+    /// Exit 0 when running, 3 when not.
+    Status(status::StatusArgs),
+    /// Show the background gateway's log.
+    Logs(logs::LogsArgs),
+    /// Write a starter config (three tiers) and an env file template.
+    Init(init::InitArgs),
+    /// Run the gateway as a systemd user service (Linux) or a launchd agent (macOS).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +126,30 @@ pub struct ServeArgs {
     /// Accepted for LiteLLM command-line compatibility: same as `--log-level debug`.
     #[arg(long = "detailed_debug", alias = "detailed-debug", hide = true)]
     pub detailed_debug: bool,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests and streams may take to finish
+    /// before the gateway exits anyway.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub drain_timeout: u64,
+
+    /// Directory for the pid file and gateway.json, so `status`, `stop` and `logs` find this
+    /// gateway. `start` defaults to $XDG_STATE_HOME/switchyard, else
+    /// ~/.local/state/switchyard; `serve` writes one only when given.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Do not watch the config and env files for changes (SIGHUP and POST /config/reload
+    /// still reload).
+    #[arg(long)]
+    pub no_watch: bool,
+
+    /// How often the config and env files are checked for changes.
+    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
+    pub watch_interval_ms: u64,
+
+    /// Set by `start`: leave the terminal's session.
+    #[arg(long, hide = true)]
+    pub detached: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -112,6 +169,16 @@ pub fn run() -> ExitCode {
         Some(Command::Serve(args)) => serve::run(args),
         None => serve::run(cli.serve),
         Some(Command::Config(ConfigCommand::Check(args))) => config_check::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Verify(args)) => verify::run(&args),
+        Some(Command::Policy(args)) => policy::run(&args),
+        Some(Command::Start(args)) => start::run(&args),
+        Some(Command::Stop(args)) => stop::run(&args),
+        Some(Command::Restart(args)) => start::restart(&args),
+        Some(Command::Status(args)) => status::run(&args),
+        Some(Command::Logs(args)) => logs::run(&args),
+        Some(Command::Init(args)) => init::run(&args),
+        Some(Command::Service(command)) => service::run(&command),
     };
     ExitCode::from(code)
 }

@@ -1,16 +1,28 @@
-//! `switchyard serve`: load the config, bind, serve until SIGTERM/SIGINT, drain.
+//! `switchyard serve`: load the config, bind, serve until SIGTERM/SIGINT, drain (bounded by
+//! `--drain-timeout`). SIGHUP and changes to the config or env files reload; with
+//! `--state-dir` the pid file and gateway.json tell `status`/`stop` where this gateway is.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::ServeArgs;
 use super::output;
 use crate::config::{self, Config, ConfigOrigin, LoadOptions, ProcessEnv};
+use crate::daemon::{self, GatewayInfo, Lookup, StateDir, clock};
 use crate::exit;
+use crate::server::reload::{Reloader, Trigger};
 use crate::server::{self, AppState, Runtime};
 
 pub fn run(args: ServeArgs) -> u8 {
+    // First, before anything can be logged about it: `start` asked for a session of our own.
+    let detach = args.detached.then(daemon::process::detach_session);
+
     let level = if args.detailed_debug { "debug" } else { args.log_level.as_str() };
     crate::logging::init(args.log_format, level);
+    if let Some(Err(err)) = detach {
+        tracing::warn!(%err, "could not leave the terminal's session");
+    }
 
     let opts = LoadOptions {
         config_path: args.config.config.clone(),
@@ -55,21 +67,14 @@ pub fn run(args: ServeArgs) -> u8 {
             return exit::CANNOT_SERVE;
         }
     };
-    runtime.block_on(serve(addr, config))
+    runtime.block_on(serve(addr, config, &opts, &args))
 }
 
-async fn serve(addr: SocketAddr, config: Config) -> u8 {
+async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &ServeArgs) -> u8 {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-            output::stderr(&format!(
-                "switchyard: port {} on {} is already in use (GW-03).\n  fix: stop the process \
-                 holding it (`ss -ltnp 'sport = :{}'` shows it), or pick another port with \
-                 --port.",
-                addr.port(),
-                addr.ip(),
-                addr.port()
-            ));
+            output::stderr(&port_in_use(addr));
             return exit::CANNOT_SERVE;
         }
         Err(err) => {
@@ -79,13 +84,55 @@ async fn serve(addr: SocketAddr, config: Config) -> u8 {
     };
     let bound = listener.local_addr().unwrap_or(addr);
     let aliases: Vec<String> = config.aliases().map(str::to_owned).collect();
+    let reloader = Reloader::new(opts, &config);
+    let env_files = config.env_files.clone();
     let state = AppState::new(Runtime::new(config));
-    tracing::info!(url = %format!("http://{bound}"), aliases = %aliases.join(", "), "ready");
-    // The one line scripts and tests wait for: the real address, even with --port 0.
-    output::stdout(&format!("Switchyard listening on http://{bound}"));
+    state.set_reloader(reloader.clone());
+    // Before the pid is published: SIGHUP's default action would end the process.
+    reload_on_hangup(state.clone(), reloader.clone());
+    if !args.no_watch {
+        reloader
+            .spawn_watcher(state.clone(), Duration::from_millis(args.watch_interval_ms.max(50)));
+    }
 
+    let url = format!("http://{bound}");
+    let _published = match &args.state_dir {
+        None => None,
+        Some(dir) => match publish(dir, &url, &reloader, env_files, args) {
+            Ok(published) => Some(published),
+            Err(message) => {
+                output::stderr(&format!("switchyard: {message}"));
+                return exit::CANNOT_SERVE;
+            }
+        },
+    };
+
+    tracing::info!(url = %url, aliases = %aliases.join(", "), "ready");
+    // The one line scripts and tests wait for: the real address, even with --port 0.
+    output::stdout(&format!("Switchyard listening on {url}"));
+
+    let drain_timeout = Duration::from_secs(args.drain_timeout);
     let (first_signal, mut second_signal) = shutdown_signals();
-    let server = server::serve(listener, state, first_signal);
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let drain_state = state.clone();
+    let shutdown = async move {
+        first_signal.await;
+        let in_flight: u32 =
+            drain_state.runtime().router.targets().map(|t| t.state.in_flight()).sum();
+        tracing::info!(
+            upstream_calls_in_flight = in_flight,
+            drain_timeout_secs = drain_timeout.as_secs(),
+            "shutting down: accepting no new connections, finishing in-flight requests"
+        );
+        let _ = draining_tx.send(());
+    };
+    let drain_deadline = async move {
+        if draining_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(drain_timeout).await;
+    };
+    let server = server::serve(listener, state, shutdown);
     tokio::select! {
         result = server => match result {
             Ok(()) => {
@@ -101,7 +148,120 @@ async fn serve(addr: SocketAddr, config: Config) -> u8 {
             tracing::warn!("second signal: exiting without waiting for in-flight requests");
             exit::FAILED
         }
+        () = drain_deadline => {
+            tracing::warn!(
+                drain_timeout_secs = drain_timeout.as_secs(),
+                "drain timeout: exiting with requests still in flight"
+            );
+            exit::FAILED
+        }
     }
+}
+
+/// The pid file and gateway.json, kept up to date with the last reload and removed when
+/// this process exits.
+struct Published {
+    dir: StateDir,
+    pid: u32,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        self.dir.remove_if_pid(self.pid);
+    }
+}
+
+fn publish(
+    dir: &std::path::Path,
+    url: &str,
+    reloader: &Arc<Reloader>,
+    env_files: Vec<std::path::PathBuf>,
+    args: &ServeArgs,
+) -> Result<Published, String> {
+    let dir = StateDir::resolve(Some(dir), &ProcessEnv)?;
+    dir.create().map_err(|e| format!("cannot create {}: {e}", dir.root().display()))?;
+    if let Lookup::Running(other) = dir.lookup()
+        && other.pid != std::process::id()
+    {
+        return Err(format!(
+            "state directory {} belongs to the gateway running as pid {} at {}; stop it \
+             (`switchyard stop`) or pass another --state-dir",
+            dir.root().display(),
+            other.pid,
+            other.connect_url()
+        ));
+    }
+    let info = GatewayInfo {
+        pid: std::process::id(),
+        url: url.to_owned(),
+        config: reloader.files()[0].clone(),
+        env_files: env_files.iter().map(|p| std::path::absolute(p).unwrap_or(p.clone())).collect(),
+        started_at: clock::unix_now(),
+        detached: args.detached,
+        log: args.detached.then(|| dir.log_file()),
+        drain_timeout_secs: args.drain_timeout,
+        args: std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        last_reload: None,
+    };
+    dir.write_info(&info)
+        .map_err(|e| format!("cannot write {}: {e}", dir.info_file().display()))?;
+    let published = Published { dir: dir.clone(), pid: info.pid };
+    let info = Arc::new(Mutex::new(info));
+    let mut records = reloader.subscribe();
+    tokio::spawn(async move {
+        while records.changed().await.is_ok() {
+            let record = records.borrow_and_update().clone();
+            let mut info = info.lock().unwrap_or_else(PoisonError::into_inner);
+            info.last_reload = record.map(|r| r.to_json());
+            if let Err(err) = dir.write_info(&info) {
+                tracing::warn!(%err, "could not record the reload in the state directory");
+            }
+        }
+    });
+    Ok(published)
+}
+
+#[cfg(unix)]
+fn reload_on_hangup(state: Arc<AppState>, reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the config");
+                    reloader.reload(&state, Trigger::Signal).await;
+                }
+            });
+        }
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGHUP; POST /config/reload still works")
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn reload_on_hangup(_state: Arc<AppState>, _reloader: Arc<Reloader>) {}
+
+/// GW-03, naming the process that holds the port when it can be found.
+fn port_in_use(addr: SocketAddr) -> String {
+    let port = addr.port();
+    let who = match daemon::port::holder(port) {
+        Some(h) => {
+            let command = h.command.map(|c| format!(" ({c})")).unwrap_or_default();
+            format!("held by pid {}{command}", h.pid)
+        }
+        None => format!(
+            "the process holding it could not be identified (it may belong to another user: \
+             `sudo ss -ltnp 'sport = :{port}'` shows it)"
+        ),
+    };
+    format!(
+        "switchyard: port {port} on {} is already in use (GW-03): {who}.\n  fix: stop that \
+         process (if it is a gateway started with `switchyard start`: `switchyard stop`), or \
+         pick another port with --port.",
+        addr.ip()
+    )
 }
 
 /// The first SIGTERM/SIGINT starts a graceful drain; a second one arrives on the receiver
@@ -116,7 +276,6 @@ fn shutdown_signals()
             wait_for_signal().await;
             match first.take() {
                 Some(tx) => {
-                    tracing::info!("shutting down: finishing in-flight requests");
                     let _ = tx.send(());
                 }
                 None => {

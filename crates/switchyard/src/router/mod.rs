@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, UpstreamError};
-use crate::config::{Config, Deployment, FallbackMap, RouterSettings};
+use crate::config::{
+    Config, CredentialSource, Deployment, EnvOrigin, FallbackMap, Location, RouterSettings,
+    ValueSource,
+};
 use crate::provider::{self, EventStream, Provider};
 
 /// The whole-request budget when no `router_settings.timeout` or
@@ -70,6 +73,60 @@ pub struct Router {
     total_timeout: Duration,
 }
 
+/// Whether a reloaded deployment is the same as before. Where it is written does not count:
+/// a line added above an entry moves it without changing what it calls.
+pub fn unchanged(old: &Deployment, new: &Deployment) -> bool {
+    old == new || positionless(old) == positionless(new)
+}
+
+fn positionless(d: &Deployment) -> Deployment {
+    fn source(s: &mut ValueSource) {
+        match s {
+            ValueSource::Literal(at) => *at = Location::default(),
+            ValueSource::ConfigEnvRef { origin, at, .. } => {
+                *at = Location::default();
+                origin_line(origin);
+            }
+            ValueSource::Env { origin, .. } => origin_line(origin),
+        }
+    }
+    fn origin_line(o: &mut EnvOrigin) {
+        match o {
+            EnvOrigin::File { line, .. } | EnvOrigin::ConfigFile { line, .. } => *line = 0,
+            EnvOrigin::Process => {}
+        }
+    }
+    let mut d = d.clone();
+    d.location = Location::default();
+    let aws = &mut d.aws;
+    for secret in [
+        &mut d.api_key,
+        &mut aws.access_key_id,
+        &mut aws.secret_access_key,
+        &mut aws.session_token,
+        &mut aws.web_identity_token,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        source(&mut secret.source);
+    }
+    if let Some(s) = &mut aws.region_source {
+        source(s);
+    }
+    match &mut d.credentials {
+        CredentialSource::ApiKey(s)
+        | CredentialSource::BedrockApiKey(s)
+        | CredentialSource::AwsKeys(s)
+        | CredentialSource::AwsProfile { source: s, .. } => source(s),
+        CredentialSource::Mock
+        | CredentialSource::AwsDefaultChain
+        | CredentialSource::NoneNeeded
+        | CredentialSource::Missing { .. } => {}
+    }
+    d
+}
+
 impl Router {
     pub fn new(config: &Config) -> Self {
         let upstreams = provider::Upstreams::new(config);
@@ -88,7 +145,7 @@ impl Router {
         for targets in self.groups.values_mut() {
             for t in targets.iter_mut() {
                 if let Some(old) = previous.by_id.get(&t.deployment.id)
-                    && old.deployment == t.deployment
+                    && unchanged(&old.deployment, &t.deployment)
                 {
                     t.state = old.state.clone();
                 }
@@ -96,7 +153,7 @@ impl Router {
         }
         for t in self.by_id.values_mut() {
             if let Some(old) = previous.by_id.get(&t.deployment.id)
-                && old.deployment == t.deployment
+                && unchanged(&old.deployment, &t.deployment)
             {
                 t.state = old.state.clone();
             }

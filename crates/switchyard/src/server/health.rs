@@ -1,18 +1,92 @@
 //! `/health` in LiteLLM's shape, plus the unauthenticated liveliness and readiness probes.
 //!
-//! A deployment's status here is what traffic has shown of it: unhealthy while it is
-//! cooling down or its last attempt failed, healthy otherwise. Never includes secrets.
+//! `/health` probes every deployment live ("Say: WORKS", a few tokens, through its real
+//! provider), at most [`CONCURRENCY`] at a time; each result is reused for
+//! `general_settings.health_check_interval` (60 s by default). `/health?cached=true` — and
+//! every `/health` when `background_health_checks` is on, which then probes on that interval
+//! in the background — answers from the last results only. What traffic showed counts too: a
+//! deployment cooling down, or whose last request failed after its last probe, is unhealthy.
+//! Each unhealthy endpoint carries `error`, `error_class` and a `diagnosis` object. Probes
+//! never cool a deployment down and never print a secret.
 
-use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::classify::{Cooling, UpstreamError};
+use crate::config::Deployment;
+use crate::diagnose::probe::{self, Answer};
 use crate::router::Target;
+
+/// How many deployments are probed at once.
+pub const CONCURRENCY: usize = 4;
+
+/// The last probe of each deployment, shared by every `/health` request of one gateway.
+#[derive(Default)]
+pub struct Probes {
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+struct Slot {
+    deployment: Arc<Deployment>,
+    /// Held while probing, so concurrent `/health` calls share one probe.
+    gate: tokio::sync::Mutex<()>,
+    last: Mutex<Option<Probed>>,
+}
+
+#[derive(Clone)]
+struct Probed {
+    at: SystemTime,
+    taken: tokio::time::Instant,
+    result: Result<Answer, UpstreamError>,
+}
+
+impl Probes {
+    /// The slot of a deployment; a changed deployment (after a reload) starts afresh.
+    fn slot(&self, deployment: &Arc<Deployment>) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        match slots.get(&deployment.id) {
+            Some(slot) if slot.deployment == *deployment => Arc::clone(slot),
+            _ => {
+                let slot = Arc::new(Slot {
+                    deployment: Arc::clone(deployment),
+                    gate: tokio::sync::Mutex::new(()),
+                    last: Mutex::new(None),
+                });
+                slots.insert(deployment.id.clone(), Arc::clone(&slot));
+                slot
+            }
+        }
+    }
+
+    /// The last result, without probing or waiting for a probe in progress.
+    fn cached(&self, deployment: &Arc<Deployment>) -> Option<Probed> {
+        self.slot(deployment).last.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// A result no older than `fresh`, probing when there is none.
+    async fn probe(&self, target: &Target, fresh: Duration) -> Probed {
+        let slot = self.slot(&target.deployment);
+        let _gate = slot.gate.lock().await;
+        let last = slot.last.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(p) = last.filter(|p| p.taken.elapsed() < fresh) {
+            return p;
+        }
+        let result = probe::send(target.provider.as_ref(), &target.deployment).await;
+        let probed = Probed { at: SystemTime::now(), taken: tokio::time::Instant::now(), result };
+        *slot.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(probed.clone());
+        probed
+    }
+}
 
 pub async fn liveliness() -> Response {
     ([(CONTENT_TYPE, "application/json")], "\"I'm alive!\"").into_response()
@@ -31,32 +105,27 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-pub async fn health(State(state): State<Arc<AppState>>) -> Response {
+#[derive(Debug, Default, Deserialize)]
+pub struct HealthQuery {
+    #[serde(default)]
+    cached: Option<String>,
+}
+
+pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQuery>) -> Response {
     let runtime = state.runtime();
+    let general = &runtime.config.general;
+    let cached = q.cached.as_deref().is_some_and(|v| matches!(v, "true" | "1" | "yes"))
+        || general.background_health_checks;
+    let targets: Vec<&Target> = runtime.router.targets().collect();
+    if !cached {
+        probe_all(&state.health, &targets, general.health_check_interval).await;
+    }
+    let now = tokio::time::Instant::now();
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    let now = tokio::time::Instant::now();
-    for target in runtime.router.targets() {
-        let mut entry = endpoint(target);
-        let cooldown = target.state.cooldown(now);
-        if let Some(c) = &cooldown {
-            let left = c.until.saturating_duration_since(now).as_secs_f64();
-            entry["cooldown_remaining_seconds"] = json!((left * 10.0).ceil() / 10.0);
-        }
-        match target.state.last_failure() {
-            None if cooldown.is_none() => healthy.push(entry),
-            None => unhealthy.push(entry),
-            Some(failure) => {
-                let at = failure.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                entry["error"] = Value::String(failure.error.message.clone());
-                entry["error_class"] = Value::String(failure.error.kind.as_str().to_owned());
-                entry["failed_at"] = json!(at);
-                if let Some(d) = &failure.error.diagnosis {
-                    entry["diagnosis"] = json!({"id": d.id, "cause": d.cause, "remedy": d.remedy});
-                }
-                unhealthy.push(entry);
-            }
-        }
+    for target in targets {
+        let (entry, ok) = endpoint(target, state.health.cached(&target.deployment), now);
+        if ok { healthy.push(entry) } else { unhealthy.push(entry) }
     }
     let body = json!({
         "healthy_count": healthy.len(),
@@ -67,7 +136,39 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-fn endpoint(target: &Target) -> Value {
+/// Probes every target whose last result is older than `fresh`, [`CONCURRENCY`] at a time.
+async fn probe_all(probes: &Probes, targets: &[&Target], fresh: Duration) {
+    // Collected first: a closure inside the stream would not be `Send` for every lifetime.
+    let work: Vec<BoxFuture<'_, Probed>> =
+        targets.iter().map(|t| Box::pin(probes.probe(t, fresh)) as BoxFuture<'_, Probed>).collect();
+    futures_util::stream::iter(work).buffer_unordered(CONCURRENCY).collect::<Vec<_>>().await;
+}
+
+/// With `background_health_checks`, probes every deployment each `health_check_interval`
+/// until the gateway is gone. The caller aborts the task when serving ends.
+pub(super) fn spawn_background(state: &Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.runtime().config.general.background_health_checks {
+        return None;
+    }
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    Some(tokio::spawn(async move {
+        loop {
+            let interval = {
+                let Some(state) = weak.upgrade() else { return };
+                let runtime = state.runtime();
+                let interval = runtime.config.general.health_check_interval;
+                let targets: Vec<&Target> = runtime.router.targets().collect();
+                // Slightly under the interval, so each round probes again.
+                probe_all(&state.health, &targets, interval.mul_f64(0.9)).await;
+                interval
+            };
+            tokio::time::sleep(interval.max(Duration::from_secs(1))).await;
+        }
+    }))
+}
+
+/// One endpoint in LiteLLM's shape, and whether it is healthy.
+fn endpoint(target: &Target, probed: Option<Probed>, now: tokio::time::Instant) -> (Value, bool) {
     let d = &target.deployment;
     let mut entry = json!({
         "model": d.model_as_written,
@@ -84,5 +185,48 @@ fn endpoint(target: &Target) -> Value {
     if d.mock_response.is_some() {
         entry["mock_response"] = Value::Bool(true);
     }
-    entry
+    let cooldown = target.state.cooldown(now);
+    if let Some(c) = &cooldown {
+        let left = c.until.saturating_duration_since(now).as_secs_f64();
+        entry["cooldown_remaining_seconds"] = json!((left * 10.0).ceil() / 10.0);
+    }
+    // A request fault (a bad request, a prompt too long) says nothing about the deployment.
+    let traffic = target.state.last_failure().filter(|f| f.error.kind.cooling() != Cooling::Never);
+    let mut failure: Option<(&UpstreamError, SystemTime, &str)> = None;
+    if let Some(p) = &probed {
+        entry["last_checked_at"] = json!(secs(p.at));
+        match &p.result {
+            Ok(answer) => {
+                entry["latency_ms"] = json!(answer.latency_ms);
+                if let Some(t) = traffic.as_ref().filter(|t| t.at > p.at) {
+                    failure = Some((&t.error, t.at, "traffic"));
+                }
+            }
+            Err(e) => failure = Some((e, p.at, "probe")),
+        }
+    } else if let Some(t) = &traffic {
+        failure = Some((&t.error, t.at, "traffic"));
+    }
+    let ok = failure.is_none() && cooldown.is_none();
+    if let Some((error, at, seen_by)) = failure {
+        entry["error"] = Value::String(error.message.clone());
+        entry["error_class"] = Value::String(error.kind.as_str().to_owned());
+        entry["failed_at"] = json!(secs(at));
+        entry["seen_by"] = Value::String(seen_by.to_owned());
+        if let Some(diag) = &error.diagnosis {
+            entry["diagnosis"] = json!({"id": diag.id, "class": error.kind.as_str(), "cause": diag.cause, "remedy": diag.remedy});
+        }
+    } else if let Some(c) = &cooldown {
+        entry["error"] = Value::String(c.reason.message.clone());
+        entry["error_class"] = Value::String(c.reason.kind.as_str().to_owned());
+        entry["seen_by"] = Value::String("traffic".to_owned());
+        if let Some(diag) = &c.reason.diagnosis {
+            entry["diagnosis"] = json!({"id": diag.id, "class": c.reason.kind.as_str(), "cause": diag.cause, "remedy": diag.remedy});
+        }
+    }
+    (entry, ok)
+}
+
+fn secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -10,6 +10,7 @@ mod errors;
 mod health;
 mod messages;
 mod models;
+pub mod reload;
 mod request_id;
 mod state;
 
@@ -40,6 +41,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/config/reload", post(reload::reload_route))
+        .route("/config/status", get(reload::status_route))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()
@@ -67,7 +70,13 @@ pub async fn serve(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    // `background_health_checks`: probes on `health_check_interval` while serving.
+    let background = health::spawn_background(&state);
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    if let Some(task) = background {
+        task.abort();
+    }
+    served
 }
 
 /// A gateway serving in the background of the current tokio runtime, for tests and

@@ -1,11 +1,12 @@
 //! What every request handler can reach: the current runtime (config + precompiled
 //! router), swapped atomically on reload, and process facts for health endpoints.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+use super::reload::Reloader;
 use crate::config::Config;
 use crate::router::Router;
 use crate::secret::Secret;
@@ -22,6 +23,17 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(config: Config) -> Self {
         let router = Router::new(&config);
+        Self::with_router(config, router)
+    }
+
+    /// The runtime for a reloaded config: deployments whose configuration did not change
+    /// keep their live state (cooldowns, latency, usage) from `previous`.
+    pub fn reloaded(config: Config, previous: &Runtime) -> Self {
+        let router = Router::reloaded(&config, &previous.router);
+        Self::with_router(config, router)
+    }
+
+    fn with_router(config: Config, router: Router) -> Self {
         let master_key = config.general.master_key.as_ref().map(|k| k.value.clone());
         let max_body_bytes = config.general.max_request_body_bytes;
         Self { config: Arc::new(config), router, master_key, max_body_bytes }
@@ -31,11 +43,20 @@ impl Runtime {
 pub struct AppState {
     runtime: ArcSwap<Runtime>,
     pub started: Instant,
+    /// Set when the gateway was started from a config file it can reload.
+    reloader: OnceLock<Arc<Reloader>>,
+    /// The last live probe of each deployment, for `/health`.
+    pub health: super::health::Probes,
 }
 
 impl AppState {
     pub fn new(runtime: Runtime) -> Arc<Self> {
-        Arc::new(Self { runtime: ArcSwap::from_pointee(runtime), started: Instant::now() })
+        Arc::new(Self {
+            runtime: ArcSwap::from_pointee(runtime),
+            started: Instant::now(),
+            reloader: OnceLock::new(),
+            health: super::health::Probes::default(),
+        })
     }
 
     /// The runtime to serve one request with; hold it for the whole request.
@@ -45,5 +66,14 @@ impl AppState {
 
     pub fn replace(&self, runtime: Runtime) {
         self.runtime.store(Arc::new(runtime));
+    }
+
+    /// Attaches the reloader (once; a second one is ignored).
+    pub fn set_reloader(&self, reloader: Arc<Reloader>) {
+        let _ = self.reloader.set(reloader);
+    }
+
+    pub fn reloader(&self) -> Option<&Arc<Reloader>> {
+        self.reloader.get()
     }
 }

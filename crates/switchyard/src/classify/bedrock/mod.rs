@@ -227,7 +227,9 @@ pub fn bedrock_credentials_error(
     let sso_expired = lower.contains("sso token has expired")
         || (lower.contains("failed to read") && lower.contains("sso/cache"))
         || lower.contains("session token not found or invalid")
-        || lower.contains("token has expired and refresh failed");
+        || lower.contains("token has expired and refresh failed")
+        // aws-config's sso-session token provider when the cache file is missing.
+        || lower.contains("failed to load the cached sso token");
     let (kind, diagnosis) = if sso_expired {
         let session = match &ctx.auth {
             AwsAuth::Profile { sso: Some((s, url)), .. } => format!("SSO session `{s}` ({url})"),

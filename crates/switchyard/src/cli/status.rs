@@ -1,0 +1,299 @@
+//! `switchyard status`: is the gateway of the state directory running, and how is it —
+//! pid, uptime, URL, config, the last reload and its result (CFG-07 problems included),
+//! health per alias (what traffic and the last probes showed; `--probe` probes live). Exit 0
+//! running, 3 not running (GW-04), 1 running but not answering.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::output;
+use crate::config::ProcessEnv;
+use crate::daemon::client::{self, Client};
+use crate::daemon::{GatewayInfo, Lookup, StateDir, clock, logfile};
+use crate::exit;
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// State directory (default: $XDG_STATE_HOME/switchyard, else ~/.local/state/switchyard).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Probe every deployment live for the health summary (a few tokens each) instead of
+    /// showing what traffic and the last probes showed.
+    #[arg(long)]
+    pub probe: bool,
+}
+
+pub fn run(args: &StatusArgs) -> u8 {
+    let dir = match StateDir::resolve(args.state_dir.as_deref(), &ProcessEnv) {
+        Ok(dir) => dir,
+        Err(message) => {
+            output::stderr(&format!("switchyard: {message}"));
+            return exit::USAGE;
+        }
+    };
+    let report = match dir.lookup() {
+        Lookup::Running(info) => running(&dir, &info, args.probe),
+        Lookup::Stale { pid } => not_running(&dir, Some(pid), args.state_dir.is_some()),
+        Lookup::NotRunning => not_running(&dir, None, args.state_dir.is_some()),
+    };
+    if args.json {
+        output::stdout(&report.json.to_string());
+    } else {
+        output::stdout(&report.text);
+    }
+    report.code
+}
+
+struct Report {
+    json: Value,
+    text: String,
+    code: u8,
+}
+
+fn not_running(dir: &StateDir, stale: Option<u32>, flag: bool) -> Report {
+    let sd = if flag { format!(" --state-dir {}", dir.root().display()) } else { String::new() };
+    let log = dir.log_file();
+    let why = match stale {
+        Some(pid) => format!("its last process (pid {pid}) is gone: it crashed or was killed"),
+        None => format!("no gateway is recorded in {}", dir.root().display()),
+    };
+    let cause = format!("Switchyard is not running: {why}.");
+    let remedy =
+        format!("start it with `switchyard start{sd}` (or `switchyard serve` in the foreground)");
+    let mut text = format!("{cause}  (GW-04)\n  fix: {remedy}");
+    if log.exists() {
+        text.push_str(&format!("\n  its log: {}", log.display()));
+        if stale.is_some() {
+            for line in logfile::tail(&log, 10).unwrap_or_default() {
+                text.push_str(&format!("\n    {line}"));
+            }
+        }
+    }
+    let json = json!({
+        "running": false,
+        "state_dir": dir.root(),
+        "stale_pid": stale,
+        "log": log.exists().then_some(&log),
+        "diagnosis": {"id": "GW-04", "cause": cause, "remedy": remedy},
+    });
+    Report { json, text, code: exit::NOT_RUNNING }
+}
+
+fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
+    let url = info.connect_url();
+    let uptime = clock::unix_now().saturating_sub(info.started_at);
+    let client = Client::new(&url, client::key_for(info));
+    let answering = match &client {
+        Ok(c) => c.readiness(Duration::from_secs(3)).map(|a| a.status == 200),
+        Err(e) => Err(e.clone()),
+    };
+    let answering_error = match &answering {
+        Ok(true) => None,
+        Ok(false) => Some("readiness did not answer 200".to_owned()),
+        Err(e) => Some(e.clone()),
+    };
+    // The live record when the gateway answers, else the one it wrote in the state dir.
+    let live =
+        client.as_ref().ok().and_then(|c| c.get("/config/status", Duration::from_secs(3)).ok());
+    let last_reload = live
+        .as_ref()
+        .filter(|a| a.status == 200)
+        .map(|a| a.body["last_reload"].clone())
+        .or_else(|| info.last_reload.clone())
+        .filter(|v| !v.is_null());
+    let aliases: Vec<String> = live
+        .as_ref()
+        .filter(|a| a.status == 200)
+        .and_then(|a| serde_json::from_value(a.body["aliases"].clone()).ok())
+        .unwrap_or_default();
+    let health = match &client {
+        Ok(c) if answering_error.is_none() => match c.get(
+            if probe { "/health" } else { "/health?cached=true" },
+            Duration::from_secs(if probe { 60 } else { 5 }),
+        ) {
+            Ok(a) if a.status == 200 => Ok(per_alias(&a.body, &aliases)),
+            Ok(a) => Err(format!(
+                "/health answered {}: {} (status reads the master key from the config and \
+                 env files, or SWITCHYARD_MASTER_KEY)",
+                a.status,
+                client::error_message(&a)
+            )),
+            Err(e) => Err(e),
+        },
+        _ => Err("the gateway is not answering".to_owned()),
+    };
+    let log = info.log.clone().or_else(|| dir.log_file().exists().then(|| dir.log_file()));
+
+    let mut text = format!(
+        "Switchyard is running (pid {}), up {}.\n  url:          {url}{}\n  config:       {}\n",
+        info.pid,
+        clock::duration(uptime),
+        match &answering_error {
+            None => "  (answering)".to_owned(),
+            Some(e) => format!("  (NOT ANSWERING: {e})"),
+        },
+        info.config.display()
+    );
+    for file in &info.env_files {
+        text.push_str(&format!("  env file:     {}\n", file.display()));
+    }
+    if let Some(log) = &log {
+        text.push_str(&format!("  log:          {}\n", log.display()));
+    }
+    text.push_str(&format!("  last reload:  {}\n", describe_reload(last_reload.as_ref())));
+    match &health {
+        Ok(rows) => {
+            text.push_str("  health:\n");
+            for row in rows {
+                text.push_str(&format!("    {}\n", health_line(row)));
+            }
+        }
+        Err(e) => text.push_str(&format!("  health:       unavailable: {e}\n")),
+    }
+    let json = json!({
+        "running": true,
+        "answering": answering_error.is_none(),
+        "answering_error": answering_error,
+        "pid": info.pid,
+        "url": url,
+        "started_at": info.started_at,
+        "uptime_seconds": uptime,
+        "config": info.config,
+        "env_files": info.env_files,
+        "log": log,
+        "state_dir": dir.root(),
+        "version": info.version,
+        "last_reload": last_reload,
+        "health": health.as_ref().ok(),
+        "health_error": health.as_ref().err(),
+    });
+    let code = if answering_error.is_none() { exit::OK } else { exit::FAILED };
+    Report { json, text: text.trim_end().to_owned(), code }
+}
+
+/// `12 s ago (SIGHUP): ok — aliases added: b (4 aliases)`, and a rejection's problems.
+fn describe_reload(record: Option<&Value>) -> String {
+    let Some(r) = record else { return "none since start".to_owned() };
+    let at = r["at"].as_u64().map(clock::ago).unwrap_or_default();
+    let trigger = r["trigger"].as_str().unwrap_or("?");
+    let summary = r["summary"].as_str().unwrap_or("");
+    if r["ok"].as_bool() == Some(true) {
+        return format!("{at} ({trigger}): ok, {summary}");
+    }
+    let mut text = format!("{at} ({trigger}): REJECTED (CFG-07), {summary}");
+    if let Some(problems) = r["error"]["text"].as_str() {
+        for line in problems.lines().filter(|l| !l.trim().is_empty()) {
+            text.push_str(&format!("\n      {line}"));
+        }
+    }
+    text
+}
+
+/// `/health` grouped per alias, in config order: counts and each unhealthy deployment.
+fn per_alias(health: &Value, order: &[String]) -> Vec<Value> {
+    let mut aliases: Vec<String> = order.to_vec();
+    let empty = Vec::new();
+    let healthy = health["healthy_endpoints"].as_array().unwrap_or(&empty);
+    let unhealthy = health["unhealthy_endpoints"].as_array().unwrap_or(&empty);
+    for e in healthy.iter().chain(unhealthy) {
+        if let Some(a) = e["model_name"].as_str()
+            && !aliases.iter().any(|x| x == a)
+        {
+            aliases.push(a.to_owned());
+        }
+    }
+    let of = |list: &Vec<Value>, alias: &str| -> Vec<Value> {
+        list.iter().filter(|e| e["model_name"] == alias).cloned().collect()
+    };
+    aliases
+        .iter()
+        .map(|alias| {
+            let bad: Vec<Value> = of(unhealthy, alias)
+                .iter()
+                .map(|e| {
+                    json!({
+                        "model_id": e["model_id"],
+                        "error_class": e["error_class"],
+                        "diagnosis": e["diagnosis"]["id"],
+                        "cooldown_remaining_seconds": e["cooldown_remaining_seconds"],
+                    })
+                })
+                .collect();
+            json!({
+                "alias": alias,
+                "healthy": of(healthy, alias).len(),
+                "unhealthy": bad.len(),
+                "unhealthy_endpoints": bad,
+            })
+        })
+        .collect()
+}
+
+fn health_line(row: &Value) -> String {
+    let healthy = row["healthy"].as_u64().unwrap_or(0);
+    let unhealthy = row["unhealthy"].as_u64().unwrap_or(0);
+    let mut line = format!(
+        "{:<14} {healthy}/{} healthy",
+        row["alias"].as_str().unwrap_or("?"),
+        healthy + unhealthy
+    );
+    if let Some(bad) = row["unhealthy_endpoints"].as_array() {
+        let parts: Vec<String> = bad
+            .iter()
+            .map(|e| {
+                let mut p = format!(
+                    "{}: {}",
+                    e["model_id"].as_str().unwrap_or("?"),
+                    e["error_class"].as_str().unwrap_or("cooling down")
+                );
+                if let Some(id) = e["diagnosis"].as_str() {
+                    p.push_str(&format!(" ({id})"));
+                }
+                p
+            })
+            .collect();
+        if !parts.is_empty() {
+            line.push_str(&format!(" — {}", parts.join("; ")));
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_grouped_per_alias_in_config_order() {
+        let health = json!({
+            "healthy_endpoints": [{"model_name": "cheap", "model_id": "a"}],
+            "unhealthy_endpoints": [{"model_name": "frontier", "model_id": "b",
+                "error_class": "credentials_invalid", "diagnosis": {"id": "ANT-01"}}],
+        });
+        let rows = per_alias(&health, &["frontier".into(), "cheap".into()]);
+        assert_eq!(rows[0]["alias"], "frontier");
+        assert_eq!(
+            health_line(&rows[0]),
+            "frontier       0/1 healthy — b: credentials_invalid (ANT-01)"
+        );
+        assert_eq!(health_line(&rows[1]), "cheap          1/1 healthy");
+    }
+
+    #[test]
+    fn a_rejected_reload_shows_its_problems() {
+        let r = json!({"at": clock::unix_now(), "trigger": "SIGHUP", "ok": false,
+            "summary": "rejected: 1 problem", "error": {"text": "c.yaml has 1 problem:\nc.yaml:2:3: CFG-03 x\n"}});
+        let text = describe_reload(Some(&r));
+        assert!(text.contains("REJECTED (CFG-07)"), "{text}");
+        assert!(text.contains("\n      c.yaml:2:3: CFG-03 x"), "{text}");
+        assert_eq!(describe_reload(None), "none since start");
+    }
+}
