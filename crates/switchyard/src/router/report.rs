@@ -93,8 +93,14 @@ pub(super) fn failure(model: &str, stop: Stop, log: Log) -> ApiError {
             ApiError::new(ErrorKind::Internal, format!("No deployment was tried for `{model}`."))
         }
         (_, Some(last)) => {
+            // A diagnosis that quotes the upstream's words already carries them: saying
+            // them twice makes the message harder to read.
+            let upstream = match &last.error.diagnosis {
+                Some(d) if d.cause.contains(last.error.message.trim_end_matches('.')) => "",
+                _ => last.error.message.as_str(),
+            };
             let mut message = if log.failed.len() == 1 {
-                format!("{model} → {}: {}", describe(&last.deployment), last.error.message)
+                format!("{model} → {}: {upstream}", describe(&last.deployment))
             } else {
                 let tried: Vec<String> = log
                     .failed
@@ -102,13 +108,14 @@ pub(super) fn failure(model: &str, stop: Stop, log: Log) -> ApiError {
                     .map(|a| format!("{} ({})", describe(&a.deployment), a.error.kind.as_str()))
                     .collect();
                 format!(
-                    "Every attempt for `{model}` failed: {}. Last: {} → {}",
+                    "Every attempt for `{model}` failed: {}. Last: {}: {upstream}",
                     tried.join("; "),
                     describe(&last.deployment),
-                    last.error.message
                 )
             };
-            if !message.ends_with('.') {
+            let message_end = message.trim_end();
+            message.truncate(message_end.len());
+            if !message.ends_with('.') && !message.ends_with(':') {
                 message.push('.');
             }
             let mut err = ApiError::new(last.error.kind, message);
