@@ -4,6 +4,7 @@ instantiated for. Nothing here asserts gateway behaviour; the tests do."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -13,9 +14,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
@@ -161,14 +163,21 @@ class Mock:
         self._call("POST", "/_mock/release")
 
     def reset(self) -> None:
+        """Back to the start: empty script and recorder, the echo default, and no AWS
+        identities (providers register theirs again in `prepare`)."""
         self._call("POST", "/_mock/reset")
+
+    def aws(self, route: str, spec: dict[str, Any]) -> None:
+        """One `/_mock/aws/<route>` call: `identity`, `bedrock_api_key`, … (see
+        crates/mock-upstream/src/aws/admin.rs)."""
+        self._call("POST", f"/_mock/aws/{route}", spec)
 
 
 # --------------------------------------------------------------------------------------------
 # Upstream providers. The conformance suite is one set of tests; each provider says how to
 # configure a deployment that reaches the mock, how to script its errors, and how to read
-# what it received. Adding Bedrock or an OpenAI-compatible upstream means adding a class here
-# and its name to PROVIDERS (plus its emulation in mock-upstream).
+# what it received. Adding an upstream (e.g. OpenAI-compatible) means adding a class here and
+# its name to PROVIDERS (plus its emulation in mock-upstream).
 # --------------------------------------------------------------------------------------------
 
 
@@ -181,10 +190,16 @@ class UpstreamCall:
     its `calls()`, so the tests stay one suite."""
 
     model: str
+    # What authenticated the call: the API key, or the SigV4 access key id.
     credential: str | None
     headers: dict[str, str]
     query: str | None
     body: dict[str, Any]
+    # A streaming call: `"stream": true` in the Messages body, or Bedrock's
+    # InvokeModelWithResponseStream (which has no `stream` in its body).
+    stream: bool = False
+    # The beta flags: the `anthropic-beta` header, or Bedrock's `anthropic_beta` body field.
+    betas: list[str] = field(default_factory=list)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -210,12 +225,29 @@ class AnthropicProvider:
         "balanced": "claude-sonnet-4-6",
         "frontier": "claude-opus-4-6",
     }
+    # The credential a call of a good deployment carries (UpstreamCall.credential).
+    credential = UPSTREAM_KEY
     # Words the diagnosis of a rejected upstream key must contain (ANT-01): what keys look
     # like, and where this one came from.
     bad_key_words = ["sk-ant-", "config.yaml"]
+    # What the bad-key deployment is configured with; no error message may contain it.
+    bad_key_secrets = [BAD_UPSTREAM_KEY]
+    # Whether the upstream has a status of its own for "overloaded" (Anthropic's 529), which
+    # the gateway keeps; others report it as an unavailable service (a 5xx).
+    has_overloaded_status = True
+    # Whether its error replies carry `retry-after` (the gateway passes it on).
+    sends_retry_after = True
 
-    def litellm_params(self, model_id: str, mock_url: str, key: str = UPSTREAM_KEY) -> dict[str, Any]:
+    def litellm_params(self, model_id: str, mock_url: str, bad_key: bool = False) -> dict[str, Any]:
+        key = BAD_UPSTREAM_KEY if bad_key else UPSTREAM_KEY
         return {"model": f"anthropic/{model_id}", "api_base": mock_url, "api_key": key}
+
+    def prepare(self, mock: Mock) -> None:
+        """After each mock reset: nothing to register, the mock takes UPSTREAM_KEY itself."""
+
+    def counted_model(self, model_id: str) -> str:
+        """The model a token count is asked for, for a deployment of `model_id`."""
+        return model_id
 
     # Each error class as the Messages API really sends it (provider-facts.md section C).
     ERRORS = {
@@ -237,6 +269,12 @@ class AnthropicProvider:
         status, kind, message = self.ERRORS[cls]
         return {"error": {"status": status, "type": kind, "message": message}}
 
+    def stream_error_after(self, events: int) -> dict[str, Any]:
+        """A `stream_error_after` spec: the upstream's "overloaded" arriving after `events`
+        events of a 200 stream."""
+        _, kind, message = self.ERRORS["overloaded"]
+        return {"events": events, "type": kind, "message": message}
+
     # response_format json_schema, as LiteLLM maps it for Anthropic: a forced tool carrying the
     # schema, whose input the gateway returns as the message content.
     def structured_output_reply(self, answer: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +295,9 @@ class AnthropicProvider:
                 headers=r["headers"],
                 query=r["query"],
                 body=r["body"],
+                stream=r["body"].get("stream") is True,
+                betas=[b.strip() for b in r["headers"].get("anthropic-beta", "").split(",")
+                       if b.strip()],
             )
             for r in received
             if r["method"] == "POST" and r["path"] == path and isinstance(r["body"], dict)
@@ -267,7 +308,145 @@ class AnthropicProvider:
         return self.calls(received, "/v1/messages/count_tokens")
 
 
-PROVIDERS = {"anthropic": AnthropicProvider()}
+# The AWS test identity Bedrock deployments sign with: temporary credentials of an SSO role,
+# as the gateway's users have them (the session token travels in x-amz-security-token).
+AWS_ACCOUNT = "123456789012"
+AWS_ACCESS_KEY_ID = "ASIAMOCKSDKSUITE0001"
+AWS_SECRET_ACCESS_KEY = "mockSdkSuiteSecretAccessKey0000000000001"
+AWS_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEMockSdkSuiteSessionToken//////////wEaCXVzLWVhc3QtMQ=="
+AWS_ARN = (f"arn:aws:sts::{AWS_ACCOUNT}:assumed-role/"
+           "AWSReservedSSO_BedrockUsers_0123456789abcdef/dev@example.com")
+# A key id the mock has never heard of: Bedrock's UnrecognizedClientException (AWS-01).
+AWS_UNKNOWN_ACCESS_KEY_ID = "AKIAMOCKSDKUNKNOWN01"
+AWS_UNKNOWN_SECRET = "mockSdkSuiteUnknownSecretAccessKey000001"
+
+
+def sigv4_access_key(authorization: str | None) -> str | None:
+    """The access key id of `AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request,
+    …`, or the key of `Bearer KEY` (a Bedrock API key)."""
+    if not authorization:
+        return None
+    if authorization.startswith("Bearer "):
+        return authorization[len("Bearer "):]
+    for part in authorization.split(" ", 1)[-1].split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "Credential":
+            return value.split("/", 1)[0]
+    return None
+
+
+class BedrockProvider(AnthropicProvider):
+    """`bedrock/<model id>` deployments signing with SigV4 against the mock's Bedrock runtime
+    emulation (`aws_bedrock_runtime_endpoint`). InvokeModel's body is an Anthropic Messages
+    body (with `anthropic_version`, without `model` and `stream`), so the structured-output
+    hooks are Anthropic's."""
+
+    name = "bedrock"
+    # One tier per model-id form: a geo inference profile, an inference-profile ARN, a bare
+    # foundation-model id (the mock does not check what a model supports).
+    models = {
+        "cheap": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "balanced": (f"arn:aws:bedrock:us-east-1:{AWS_ACCOUNT}:inference-profile/"
+                     "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        "frontier": "anthropic.claude-3-haiku-20240307-v1:0",
+    }
+    credential = AWS_ACCESS_KEY_ID
+    # AWS-01: not a missing permission, and where the unknown key came from.
+    bad_key_words = ["not a missing permission", "config.yaml"]
+    bad_key_secrets = [AWS_UNKNOWN_ACCESS_KEY_ID, AWS_UNKNOWN_SECRET]
+    has_overloaded_status = False
+    # Bedrock's ThrottlingException carries no retry-after (epam/ai-dial-adapter-bedrock#371
+    # compared it with the Anthropic API's), so none is scripted.
+    sends_retry_after = False
+
+    def litellm_params(self, model_id: str, mock_url: str, bad_key: bool = False) -> dict[str, Any]:
+        params = {
+            "model": f"bedrock/{model_id}",
+            "aws_region_name": "us-east-1",
+            "aws_bedrock_runtime_endpoint": mock_url,
+        }
+        if bad_key:
+            params |= {"aws_access_key_id": AWS_UNKNOWN_ACCESS_KEY_ID,
+                       "aws_secret_access_key": AWS_UNKNOWN_SECRET}
+        else:
+            params |= {"aws_access_key_id": AWS_ACCESS_KEY_ID,
+                       "aws_secret_access_key": AWS_SECRET_ACCESS_KEY,
+                       "aws_session_token": AWS_SESSION_TOKEN}
+        return params
+
+    def prepare(self, mock: Mock) -> None:
+        """A reset forgets every AWS identity: register the suite's again."""
+        mock.aws("identity", {
+            "access_key_id": AWS_ACCESS_KEY_ID,
+            "secret_access_key": AWS_SECRET_ACCESS_KEY,
+            "session_token": AWS_SESSION_TOKEN,
+            "arn": AWS_ARN,
+        })
+
+    def counted_model(self, model_id: str) -> str:
+        """CountTokens takes the foundation model, not an inference profile or its ARN."""
+        model_id = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
+        geo, _, rest = model_id.partition(".")
+        return rest if geo != "anthropic" and rest.startswith("anthropic.") else model_id
+
+    # Each error class as Bedrock really sends it (provider-facts.md A5/A6; DIAGNOSES.md
+    # AWS-05, AWS-10, AWS-15 … AWS-17). The mock fills in {principal}, {action} and {resource}
+    # from the call. Anthropic's validation messages pass through in a ValidationException;
+    # "overloaded" is a ServiceUnavailableException, as the mock maps overloaded_error.
+    ERRORS = {
+        "permission": (403, "AccessDeniedException",
+                       "User: {principal} is not authorized to perform: {action} on resource: "
+                       "{resource} because no identity-based policy allows the {action} action"),
+        "not_found": (400, "ValidationException", "The provided model identifier is invalid."),
+        "bad_request": (400, "ValidationException",
+                        "messages.0.content.0.text: Input should be a valid string"),
+        "context_window": (400, "ValidationException",
+                           "The model returned the following errors: prompt is too long: "
+                           "209303 tokens > 200000 maximum"),
+        "rate_limit": (429, "ThrottlingException",
+                       "Too many requests, please wait before trying again."),
+        "overloaded": (503, "ServiceUnavailableException",
+                       "The service isn't currently available. Try again later."),
+        "server": (500, "InternalServerException",
+                   "An internal server error occurred. Retry your request."),
+    }
+
+    def calls(
+        self,
+        received: list[dict[str, Any]],
+        operations: tuple[str, ...] = ("invoke", "invoke-with-response-stream"),
+    ) -> list[UpstreamCall]:
+        """InvokeModel and InvokeModelWithResponseStream calls in arrival order: the model from
+        the URL path (decoded), the body as sent."""
+        out = []
+        for r in received:
+            if r["method"] != "POST" or not r["path"].startswith("/model/"):
+                continue
+            model, _, operation = r["path"][len("/model/"):].rpartition("/")
+            if operation not in operations or not isinstance(r["body"], dict):
+                continue
+            out.append(UpstreamCall(
+                model=unquote(model),
+                credential=sigv4_access_key(r["headers"].get("authorization")),
+                headers=r["headers"],
+                query=r["query"],
+                body=r["body"],
+                stream=operation == "invoke-with-response-stream",
+                betas=list(r["body"].get("anthropic_beta", [])),
+            ))
+        return out
+
+    def token_counts(self, received: list[dict[str, Any]]) -> list[UpstreamCall]:
+        """CountTokens calls, with the InvokeModel body they carry (base64 in
+        `input.invokeModel.body`) as the body."""
+        calls = self.calls(received, ("count-tokens",))
+        for call in calls:
+            encoded = call.body.get("input", {}).get("invokeModel", {}).get("body")
+            call.body = json.loads(base64.b64decode(encoded)) if isinstance(encoded, str) else {}
+        return calls
+
+
+PROVIDERS = {"anthropic": AnthropicProvider(), "bedrock": BedrockProvider()}
 
 
 def claude_code_binary() -> Path:

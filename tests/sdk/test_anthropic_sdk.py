@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from harness import UPSTREAM_KEY, HeldStream, tiny_png
+from harness import HeldStream, tiny_png
 
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -39,7 +39,8 @@ def test_text(ant, gateway):
 
     [call] = gateway.calls()
     assert call.model == gateway.model_id("cheap")
-    assert call.credential == UPSTREAM_KEY, "the upstream gets the deployment's key, not the gateway's"
+    assert call.credential == gateway.provider.credential, \
+        "the upstream gets the deployment's credentials, not the gateway's key"
     assert call.body["max_tokens"] == 64
     assert call.messages == [{"role": "user", "content": "Say: WORKS"}] or call.messages == [
         {"role": "user", "content": [{"type": "text", "text": "Say: WORKS"}]}
@@ -71,7 +72,7 @@ def test_stream_helper_final_message(ant, gateway):
     assert final.usage.input_tokens == 12
     assert final.usage.output_tokens == 4
     [call] = gateway.calls()
-    assert call.model == gateway.model_id("balanced") and call.body.get("stream") is True
+    assert call.model == gateway.model_id("balanced") and call.stream
 
 
 def test_tool_use_round_trip(ant, gateway):
@@ -169,9 +170,13 @@ def test_thinking_blocks_round_trip(ant, gateway):
 def test_count_tokens(ant, gateway):
     count = ant.messages.count_tokens(model="cheap", messages=say("How many tokens is this?"))
     assert count.input_tokens > 0
-    [call] = gateway.provider.token_counts(gateway.mock.received())
-    assert call.model == gateway.model_id("cheap"), "counted by the upstream, for the alias's model"
-    assert call.credential == UPSTREAM_KEY
+    [call] = gateway.token_counts()
+    assert call.model == gateway.provider.counted_model(gateway.model_id("cheap")), \
+        "counted by the upstream, for the alias's model"
+    assert call.credential == gateway.provider.credential
+    assert call.messages == say("How many tokens is this?") or call.messages == [
+        {"role": "user", "content": [{"type": "text", "text": "How many tokens is this?"}]}
+    ]
 
 
 def test_first_delta_arrives_while_the_upstream_holds_the_rest(ant, gateway):

@@ -63,6 +63,10 @@ def test_claude_code_says_works(gateway, tmp_path):
     content = last_user["content"]
     texts = [content] if isinstance(content, str) else [b.get("text", "") for b in content]
     assert any("Say: WORKS" in t for t in texts)
+    # Its betas (the features its body uses, e.g. context_management) reach the upstream: in
+    # the anthropic-beta header, or on Bedrock in the body.
+    assert "claude-code-20250219" in main[-1].betas
+    assert any(b.startswith("context-management-") for b in main[-1].betas)
     # Prompt caching is Claude Code's main cost saver: its cache_control marks arrive intact.
     system = main[-1].body.get("system")
     assert isinstance(system, list) and any("cache_control" in b for b in system)

@@ -8,12 +8,11 @@ import anthropic
 import openai
 import pytest
 
-from harness import BAD_UPSTREAM_KEY, MASTER_KEY
+from harness import MASTER_KEY
 
 WRONG_GATEWAY_KEY = "sk-wrong-gateway-key-123456"
 HI = [{"role": "user", "content": "Hi"}]
 SIX_WORDS = "one two three four five six"
-OVERLOADED_AFTER_4 = {"events": 4, "type": "overloaded_error", "message": "Overloaded"}
 
 # class -> (openai exception, anthropic exception, the status the SDK must see (None: any
 # 5xx), words the message must contain, case-insensitively: at least one of each group).
@@ -32,12 +31,33 @@ UPSTREAM_ERRORS = {
         [["209303", "too long", "context"]]),
     "rate_limit": (
         openai.RateLimitError, anthropic.RateLimitError, 429,
-        [["rate limit", "rate_limit", "rate-limit"]]),
+        [["rate limit", "rate_limit", "rate-limit", "throttl"]]),
     "overloaded": (openai.InternalServerError, anthropic.OverloadedError, 529, [["overload"]]),
     "server": (
         openai.InternalServerError, anthropic.InternalServerError, None,
         [["500", "internal server error", "api_error"]]),
 }
+# "overloaded" from an upstream without a status of its own for it (Bedrock's 503
+# ServiceUnavailableException): an unavailable upstream, any 5xx.
+UNAVAILABLE = (openai.InternalServerError, anthropic.InternalServerError, None, [["unavailable"]])
+# The Anthropic `error.type` of each Anthropic SDK exception above (for errors after the 200).
+ANTHROPIC_TYPES = {
+    anthropic.OverloadedError: "overloaded_error",
+    anthropic.InternalServerError: "api_error",
+}
+
+
+def expected(cls: str, provider) -> tuple:
+    """UPSTREAM_ERRORS[cls] as it applies to the provider."""
+    if cls == "overloaded" and not provider.has_overloaded_status:
+        return UNAVAILABLE
+    return UPSTREAM_ERRORS[cls]
+
+
+def upstream_error(gateway, cls: str) -> dict:
+    """The provider's reply spec for the class, with a retry-after where the upstream sends one."""
+    spec = gateway.provider.error(cls)
+    return {**spec, "retry_after": 7} if gateway.provider.sends_retry_after else spec
 
 
 def assert_names(message: str, groups: list[list[str]]) -> None:
@@ -56,6 +76,11 @@ def user_message(exc) -> str:
     assert isinstance(body, dict) and isinstance(body.get("message"), str), \
         f"no error message in {exc.body!r}"
     return body["message"]
+
+
+def assert_no_secrets(message: str, gateway) -> None:
+    for secret in [*gateway.provider.bad_key_secrets, MASTER_KEY]:
+        assert secret not in message, "keys are never echoed"
 
 
 def assert_status(exc, status: int | None) -> None:
@@ -117,7 +142,7 @@ def test_openai_upstream_rejects_the_key(oai, gateway, stream):
         oai.chat.completions.create(model="bad-key", messages=HI, stream=stream)
     message = user_message(caught.value)
     assert_names(message, [[w] for w in gateway.provider.bad_key_words])
-    assert BAD_UPSTREAM_KEY not in message and MASTER_KEY not in message, "keys are never echoed"
+    assert_no_secrets(message, gateway)
     assert gateway.mock.calls() == 1
 
 
@@ -127,16 +152,16 @@ def test_anthropic_upstream_rejects_the_key(ant, gateway, stream):
         ant.messages.create(model="bad-key", max_tokens=16, messages=HI, stream=stream)
     message = user_message(caught.value)
     assert_names(message, [[w] for w in gateway.provider.bad_key_words])
-    assert BAD_UPSTREAM_KEY not in message and MASTER_KEY not in message
+    assert_no_secrets(message, gateway)
     assert gateway.mock.calls() == 1
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("cls", list(UPSTREAM_ERRORS))
 def test_openai_upstream_error(oai, gateway, cls, stream):
-    oai_exc, _, status, words = UPSTREAM_ERRORS[cls]
+    oai_exc, _, status, words = expected(cls, gateway.provider)
     # As the default reply, so a retry (should one happen) meets the same error.
-    gateway.mock.set_default({**gateway.provider.error(cls), "retry_after": 7})
+    gateway.mock.set_default(upstream_error(gateway, cls))
     with pytest.raises(oai_exc) as caught:
         response = oai.chat.completions.create(model="balanced", messages=HI, stream=stream)
         for _ in response if stream else []:
@@ -149,15 +174,15 @@ def test_openai_upstream_error(oai, gateway, cls, stream):
     assert gateway.model_id("balanced") in message or "balanced" in message, "names the deployment"
     if cls != "bad_request":  # a malformed request is the client's to fix; the rest need a remedy
         assert "Fix:" in message
-    if cls == "rate_limit":
+    if cls == "rate_limit" and gateway.provider.sends_retry_after:
         assert exc.response.headers.get("retry-after") == "7", "the upstream's retry-after is kept"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("cls", list(UPSTREAM_ERRORS))
 def test_anthropic_upstream_error(ant, gateway, cls, stream):
-    _, ant_exc, status, words = UPSTREAM_ERRORS[cls]
-    gateway.mock.set_default({**gateway.provider.error(cls), "retry_after": 7})
+    _, ant_exc, status, words = expected(cls, gateway.provider)
+    gateway.mock.set_default(upstream_error(gateway, cls))
     with pytest.raises(ant_exc) as caught:
         if stream:
             with ant.messages.stream(model="balanced", max_tokens=16, messages=HI) as s:
@@ -173,7 +198,7 @@ def test_anthropic_upstream_error(ant, gateway, cls, stream):
     if cls != "bad_request":
         assert "Fix:" in message
     assert exc.body["type"] == "error"
-    if cls == "rate_limit":
+    if cls == "rate_limit" and gateway.provider.sends_retry_after:
         assert exc.response.headers.get("retry-after") == "7", "the upstream's retry-after is kept"
 
 
@@ -181,7 +206,9 @@ def test_anthropic_upstream_error(ant, gateway, cls, stream):
 
 
 def test_openai_error_mid_stream_is_raised_not_truncated(oai, gateway):
-    gateway.mock.push({"text": SIX_WORDS, "stream_error_after": OVERLOADED_AFTER_4})
+    # The upstream's "overloaded" after four events of a 200 stream.
+    gateway.mock.push({"text": SIX_WORDS,
+                       "stream_error_after": gateway.provider.stream_error_after(4)})
     stream = oai.chat.completions.create(model="cheap", messages=HI, stream=True)
     text = []
     with pytest.raises(openai.APIError) as caught:
@@ -189,7 +216,7 @@ def test_openai_error_mid_stream_is_raised_not_truncated(oai, gateway):
             for choice in chunk.choices:
                 text.append(choice.delta.content or "")
     assert "".join(text).startswith("one"), "what arrived before the error reached the client"
-    assert_names(str(caught.value), [["overload"]])
+    assert_names(str(caught.value), expected("overloaded", gateway.provider)[3])
 
 
 def test_openai_dropped_stream_is_raised_not_truncated(oai, gateway):
@@ -203,14 +230,17 @@ def test_openai_dropped_stream_is_raised_not_truncated(oai, gateway):
 
 
 def test_anthropic_error_mid_stream_is_raised_not_truncated(ant, gateway):
-    gateway.mock.push({"text": SIX_WORDS, "stream_error_after": OVERLOADED_AFTER_4})
+    gateway.mock.push({"text": SIX_WORDS,
+                       "stream_error_after": gateway.provider.stream_error_after(4)})
     text = []
     with pytest.raises(anthropic.APIStatusError) as caught:
         with ant.messages.stream(model="cheap", max_tokens=64, messages=HI) as stream:
             for piece in stream.text_stream:
                 text.append(piece)
     assert "".join(text).startswith("one")
-    assert caught.value.body["error"]["type"] == "overloaded_error"
+    _, ant_exc, _, words = expected("overloaded", gateway.provider)
+    assert caught.value.body["error"]["type"] == ANTHROPIC_TYPES[ant_exc]
+    assert_names(user_message(caught.value), words)
 
 
 def test_anthropic_dropped_stream_is_raised_not_truncated(ant, gateway):

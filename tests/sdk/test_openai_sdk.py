@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness import UPSTREAM_KEY, HeldStream, tiny_png
+from harness import HeldStream, tiny_png
 
 WEATHER_TOOL = {
     "type": "function",
@@ -37,7 +37,7 @@ def test_text(oai, gateway):
 
     [call] = gateway.calls()
     assert call.model == gateway.model_id("cheap")
-    assert call.credential == UPSTREAM_KEY
+    assert call.credential == gateway.provider.credential
     assert isinstance(call.body.get("max_tokens"), int), "Anthropic requires max_tokens: a default"
     assert call.messages[-1]["role"] == "user"
 
@@ -85,7 +85,7 @@ def test_stream_text_and_usage(oai, gateway):
     assert finish == "stop"
     assert usage is not None and usage.completion_tokens > 0
     [call] = gateway.calls()
-    assert call.body.get("stream") is True
+    assert call.stream
 
 
 def test_tool_call_round_trip(oai, gateway):

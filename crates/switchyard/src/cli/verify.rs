@@ -7,16 +7,18 @@ use clap::Args;
 use super::output;
 use crate::config::{Env, ProcessEnv};
 use crate::diagnose::verify::{self, DEFAULT_URL, Options};
-use crate::exit;
 use crate::secret::Secret;
+use crate::{daemon, exit};
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// The gateway's base URL.
-    #[arg(long, default_value = DEFAULT_URL)]
-    pub url: String,
+    /// The gateway's base URL. Default: the gateway `switchyard start` runs, else
+    /// http://127.0.0.1:4000.
+    #[arg(long)]
+    pub url: Option<String>,
 
-    /// The gateway's key. Default: $SWITCHYARD_MASTER_KEY, else $LITELLM_MASTER_KEY.
+    /// The gateway's key. Default: $SWITCHYARD_MASTER_KEY, else $LITELLM_MASTER_KEY, else
+    /// the key of the gateway `switchyard start` runs (from its config or env files).
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
 
@@ -35,15 +37,30 @@ pub struct VerifyArgs {
 
 pub fn run(args: &VerifyArgs) -> u8 {
     let env = ProcessEnv;
+    // The gateway `start` launched, when no URL was given: its URL, and its key when the
+    // environment holds none (after `init` + `start` the key lives in the env file).
+    let started = match &args.url {
+        Some(_) => None,
+        None => match daemon::StateDir::resolve(None, &env).map(|dir| dir.lookup()) {
+            Ok(daemon::Lookup::Running(info)) => Some(info),
+            _ => None,
+        },
+    };
     let key = args
         .key
         .clone()
         .or_else(|| env.get("SWITCHYARD_MASTER_KEY").map(|v| v.value))
         .or_else(|| env.get("LITELLM_MASTER_KEY").map(|v| v.value))
+        .or_else(|| started.as_deref().and_then(daemon::client::key_for))
         .filter(|k| !k.trim().is_empty())
         .map(Secret::new);
+    let url = match (&args.url, &started) {
+        (Some(url), _) => url.clone(),
+        (None, Some(info)) => info.connect_url(),
+        (None, None) => DEFAULT_URL.to_owned(),
+    };
     let opts = Options {
-        url: args.url.clone(),
+        url,
         key,
         models: args.models.clone(),
         stream: args.stream,
