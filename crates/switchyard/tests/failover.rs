@@ -127,6 +127,10 @@ async fn bedrock_rejects_the_credentials_and_the_anthropic_api_serves() {
     assert_eq!(bad["diagnosis"]["id"], "AWS-01");
     let cause = bad["diagnosis"]["cause"].as_str().unwrap();
     assert!(cause.contains("not a missing permission"), "{cause}");
+    // The keys are written in the config, so the fix is an edit there, not an unexport.
+    let remedy = bad["diagnosis"]["remedy"].as_str().unwrap();
+    assert!(remedy.contains("Remove aws_access_key_id"), "{remedy}");
+    assert!(remedy.contains("aws_profile_name"), "{remedy}");
     assert!(bad["cooldown_remaining_seconds"].as_f64().unwrap() > 0.0, "{bad}");
     assert!(!h.to_string().contains(STALE_SECRET), "health must never show a secret");
     assert_eq!(h["healthy_endpoints"][0]["model_id"], "cheap-anthropic");

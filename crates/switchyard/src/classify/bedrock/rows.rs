@@ -36,18 +36,36 @@ pub(super) fn unrecognised(ctx: &AwsContext, message: &str) -> Diagnosis {
         ctx.creds()
     );
     let remedy = match &ctx.auth {
-        AwsAuth::Keys { key_prefix, session_token, .. } => {
+        AwsAuth::Keys { key_prefix, session_token, source } => {
             if key_prefix.starts_with("ASIA") && !session_token {
                 cause.push_str(
                     " The key starts with ASIA (temporary credentials) but no session token \
                      (AWS_SESSION_TOKEN / aws_session_token) came with it.",
                 );
             }
-            cause.push_str(
-                " Keys exported into the environment or an env file are usually stale \
-                 temporary credentials from an earlier session.",
-            );
-            capitalise(&ctx.use_a_profile())
+            let temporary = key_prefix.starts_with("ASIA");
+            if source.starts_with("written in") {
+                // Keys pasted into the config: nothing was exported, so say what to edit.
+                cause.push_str(if temporary {
+                    " Temporary keys written into a config file expire within hours and are \
+                     then unknown to AWS."
+                } else {
+                    " A long-term key AWS does not know was deleted, deactivated or mistyped."
+                });
+                let p = ctx.profile();
+                format!(
+                    "Remove aws_access_key_id, aws_secret_access_key and aws_session_token from \
+                     the deployment and set `aws_profile_name: {p}` so the gateway resolves and \
+                     refreshes credentials itself; run `aws sso login --profile {p}`; check with \
+                     `aws sts get-caller-identity --profile {p}`."
+                )
+            } else {
+                cause.push_str(
+                    " Keys exported into the environment or an env file are usually stale \
+                     temporary credentials from an earlier session.",
+                );
+                capitalise(&ctx.use_a_profile())
+            }
         }
         _ => {
             let p = ctx.profile();
@@ -365,10 +383,15 @@ pub(super) fn wrong_endpoint(ctx: &AwsContext) -> Diagnosis {
 
 /// AWS-15.
 pub(super) fn throttled(ctx: &AwsContext, message: &str) -> Diagnosis {
+    // Name the profile only when the deployment does not already use one (an id with a
+    // geo prefix, or an inference-profile ARN).
+    let uses_profile = |p: &str| {
+        ctx.model == p
+            || ctx.model.ends_with(&format!("/{p}"))
+            || ctx.model.contains("inference-profile/")
+    };
     let profile = match &ctx.profile_model {
-        Some(p) if !ctx.model.contains('.') || p != &ctx.model => {
-            format!(" (`model: {}/{p}`)", ctx.prefix)
-        }
+        Some(p) if !uses_profile(p) => format!(" (`model: {}/{p}`)", ctx.prefix),
         _ => String::new(),
     };
     Diagnosis::new(
