@@ -237,6 +237,18 @@ class AnthropicProvider:
     has_overloaded_status = True
     # Whether its error replies carry `retry-after` (the gateway passes it on).
     sends_retry_after = True
+    # Whether `cache_control` and `thinking` reach the upstream as sent, and thinking comes back
+    # signed (an OpenAI-compatible upstream has neither: they are dropped or mapped).
+    keeps_cache_control = True
+    forwards_betas = True
+    forwards_thinking = True
+    thinking_signature: str | None = "mock-signature"
+    # Whether the upstream counts tokens itself (else the gateway estimates, calling nothing).
+    counts_tokens_upstream = True
+    # Whether a max_tokens the client did not give is sent upstream (a default).
+    sends_default_max_tokens = True
+    # Whether an image given by http(s) URL travels as a URL (else it is refused by name).
+    takes_image_urls = True
 
     def litellm_params(self, model_id: str, mock_url: str, bad_key: bool = False) -> dict[str, Any]:
         key = BAD_UPSTREAM_KEY if bad_key else UPSTREAM_KEY
@@ -358,6 +370,8 @@ class BedrockProvider(AnthropicProvider):
     # Bedrock's ThrottlingException carries no retry-after (epam/ai-dial-adapter-bedrock#371
     # compared it with the Anthropic API's), so none is scripted.
     sends_retry_after = False
+    # A max_tokens the client did not give is sent (the Anthropic body requires one).
+    sends_default_max_tokens = True
 
     def litellm_params(self, model_id: str, mock_url: str, bad_key: bool = False) -> dict[str, Any]:
         params = {
@@ -446,7 +460,280 @@ class BedrockProvider(AnthropicProvider):
         return calls
 
 
-PROVIDERS = {"anthropic": AnthropicProvider(), "bedrock": BedrockProvider()}
+def converse_to_messages(body: dict[str, Any]) -> dict[str, Any]:
+    """A recorded Converse body in Anthropic Messages terms, so the shared suite reads it like
+    any other upstream's: `inferenceConfig` → max_tokens/temperature/top_p/stop_sequences,
+    `toolConfig` → tools/tool_choice, `additionalModelRequestFields` → top-level fields, content
+    blocks → Messages blocks. A `cachePoint` after a block is Converse's cache breakpoint: it
+    reads back as that block's `cache_control: {"type": "ephemeral"}` (a TTL does not travel)."""
+
+    def blocks(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for block in content:
+            if "cachePoint" in block and out:
+                out[-1]["cache_control"] = {"type": "ephemeral"}
+            elif "text" in block:
+                out.append({"type": "text", "text": block["text"]})
+            elif "image" in block:
+                image = block["image"]
+                out.append({"type": "image", "source": {
+                    "type": "base64", "media_type": f"image/{image['format']}",
+                    "data": image["source"]["bytes"]}})
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                out.append({"type": "tool_use", "id": use["toolUseId"], "name": use["name"],
+                            "input": use["input"]})
+            elif "toolResult" in block:
+                result = block["toolResult"]
+                converted = {"type": "tool_result", "tool_use_id": result["toolUseId"],
+                             "content": blocks(result.get("content", []))}
+                if result.get("status") == "error":
+                    converted["is_error"] = True
+                out.append(converted)
+            elif "reasoningContent" in block:
+                text = block["reasoningContent"].get("reasoningText", {})
+                out.append({"type": "thinking", "thinking": text.get("text", ""),
+                            "signature": text.get("signature")})
+            else:
+                out.append({"type": next(iter(block), "unknown"), **block})
+        return out
+
+    out: dict[str, Any] = dict(body.get("additionalModelRequestFields") or {})
+    out["messages"] = [{"role": m["role"], "content": blocks(m.get("content", []))}
+                       for m in body.get("messages", [])]
+    if body.get("system"):
+        out["system"] = blocks(body["system"])
+    config = body.get("inferenceConfig") or {}
+    for wire, name in [("maxTokens", "max_tokens"), ("temperature", "temperature"),
+                       ("topP", "top_p"), ("stopSequences", "stop_sequences")]:
+        if wire in config:
+            out[name] = config[wire]
+    tools = (body.get("toolConfig") or {}).get("tools", [])
+    specs = [t["toolSpec"] for t in tools if "toolSpec" in t]
+    if specs:
+        out["tools"] = [{"name": t["name"], "input_schema": t["inputSchema"]["json"],
+                         **({"description": t["description"]} if "description" in t else {})}
+                        for t in specs]
+    choice = (body.get("toolConfig") or {}).get("toolChoice")
+    if choice:
+        kind = next(iter(choice))
+        out["tool_choice"] = {"type": kind, **choice[kind]}
+    return out
+
+
+class BedrockConverseProvider(BedrockProvider):
+    """`bedrock/converse/<model id>` deployments of non-Claude models (Nova, Llama, Mistral)
+    calling the mock's Converse emulation, with the same SigV4 identity and AWS errors as
+    InvokeModel. Recorded Converse bodies are read back in Messages terms
+    (`converse_to_messages`)."""
+
+    name = "bedrock-converse"
+    models = {
+        "cheap": "us.amazon.nova-lite-v1:0",
+        "balanced": "us.meta.llama3-3-70b-instruct-v1:0",
+        "frontier": "mistral.mistral-large-2407-v1:0",
+    }
+    # Converse sends maxTokens only when asked (or set in model_info): each model family has
+    # its own default and ceiling, so a default that suits Claude could fail on Llama.
+    sends_default_max_tokens = False
+    # Converse takes image bytes (or S3), not URLs; the gateway does not fetch them.
+    takes_image_urls = False
+
+    def litellm_params(self, model_id: str, mock_url: str, bad_key: bool = False) -> dict[str, Any]:
+        params = super().litellm_params(model_id, mock_url, bad_key)
+        params["model"] = f"bedrock/converse/{model_id}"
+        return params
+
+    def counted_model(self, model_id: str) -> str:
+        """CountTokens takes the foundation model: the id without its geo prefix."""
+        geo, _, rest = model_id.partition(".")
+        return rest if geo in ("us", "eu", "apac", "global", "jp") else model_id
+
+    def calls(
+        self,
+        received: list[dict[str, Any]],
+        operations: tuple[str, ...] = ("converse", "converse-stream"),
+    ) -> list[UpstreamCall]:
+        calls = super().calls(received, operations)
+        streams = [r["path"].endswith("/converse-stream") for r in received
+                   if r["method"] == "POST" and r["path"].startswith("/model/")
+                   and r["path"].rpartition("/")[2] in operations and isinstance(r["body"], dict)]
+        for call, stream in zip(calls, streams):
+            call.body = converse_to_messages(call.body)
+            call.stream = stream
+            call.betas = list(call.body.get("anthropic_beta", []))
+        return calls
+
+    def token_counts(self, received: list[dict[str, Any]]) -> list[UpstreamCall]:
+        """CountTokens calls, with their `input.converse` read as a Messages body."""
+        calls = BedrockProvider.calls(self, received, ("count-tokens",))
+        for call in calls:
+            call.body = converse_to_messages(call.body.get("input", {}).get("converse", {}))
+        return calls
+
+
+def openai_to_messages(body: dict[str, Any]) -> dict[str, Any]:
+    """A recorded chat completions body read back in Anthropic Messages terms, so the shared
+    suite asserts one vocabulary: system messages → `system`, `tool_calls` → `tool_use`
+    blocks, `tool` messages → `tool_result` blocks in a user turn, `image_url` → `image`,
+    `stop` → `stop_sequences`, `max_completion_tokens` → `max_tokens`."""
+
+    def image(url: str) -> dict[str, Any]:
+        if url.startswith("data:"):
+            head, _, data = url[len("data:"):].partition(",")
+            return {"type": "image", "source": {"type": "base64",
+                                                "media_type": head.split(";")[0], "data": data}}
+        return {"type": "image", "source": {"type": "url", "url": url}}
+
+    def blocks(content: Any) -> list[dict[str, Any]]:
+        if isinstance(content, str):
+            return [{"type": "text", "text": content}] if content else []
+        out = []
+        for part in content or []:
+            if part.get("type") == "text":
+                out.append({"type": "text", "text": part["text"]})
+            elif part.get("type") == "image_url":
+                out.append(image(part["image_url"]["url"]))
+        return out
+
+    out: dict[str, Any] = {k: v for k, v in body.items()
+                           if k not in ("messages", "tools", "tool_choice", "stop",
+                                        "max_completion_tokens", "stream_options")}
+    if "max_completion_tokens" in body:
+        out["max_tokens"] = body["max_completion_tokens"]
+    if body.get("stop"):
+        stop = body["stop"]
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for m in body.get("messages", []):
+        role = m.get("role")
+        if role in ("system", "developer"):
+            system.extend(blocks(m.get("content")))
+        elif role == "tool":
+            result = {"type": "tool_result", "tool_use_id": m.get("tool_call_id"),
+                      "content": m.get("content")}
+            if messages and messages[-1]["role"] == "user" and messages[-1].get("_results"):
+                messages[-1]["content"].append(result)
+            else:
+                messages.append({"role": "user", "content": [result], "_results": True})
+        elif role == "user":
+            content = m.get("content")
+            if messages and messages[-1].get("_results"):
+                messages[-1]["content"].extend(blocks(content))
+                messages[-1].pop("_results")
+            else:
+                messages.append({"role": "user", "content": content if isinstance(content, str)
+                                 else blocks(content)})
+        elif role == "assistant":
+            content = blocks(m.get("content"))
+            for call in m.get("tool_calls") or []:
+                arguments = call["function"].get("arguments") or "{}"
+                content.append({"type": "tool_use", "id": call.get("id"),
+                                "name": call["function"]["name"], "input": json.loads(arguments)})
+            messages.append({"role": "assistant", "content": content})
+    for m in messages:
+        m.pop("_results", None)
+    if system:
+        out["system"] = system
+    out["messages"] = messages
+    if body.get("tools"):
+        out["tools"] = [{"name": t["function"]["name"],
+                         "input_schema": t["function"].get("parameters"),
+                         **({"description": t["function"]["description"]}
+                            if "description" in t["function"] else {})}
+                        for t in body["tools"]]
+    choice = body.get("tool_choice")
+    if isinstance(choice, str):
+        out["tool_choice"] = {"type": {"required": "any"}.get(choice, choice)}
+    elif isinstance(choice, dict):
+        out["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+    return out
+
+
+class OpenAiProvider(AnthropicProvider):
+    """`openai/<model>` deployments with an `api_base` at the mock's chat completions
+    emulation (`/v1/chat/completions`, bearer key). Recorded bodies are read back in Messages
+    terms (`openai_to_messages`); errors are OpenAI's, with their codes."""
+
+    name = "openai"
+    models = {"cheap": "gpt-4o-mini", "balanced": "gpt-4o", "frontier": "o3-mini"}
+    credential = UPSTREAM_KEY
+    # OAI-01: where the rejected key came from.
+    bad_key_words = ["did not accept", "config.yaml"]
+    bad_key_secrets = [BAD_UPSTREAM_KEY]
+    # 503 "overloaded" is classified as overloaded (the client sees 529).
+    has_overloaded_status = True
+    sends_retry_after = True
+    # Chat completions take no required max_tokens: none is invented.
+    sends_default_max_tokens = False
+    # Chat completions have no cache_control, no Anthropic thinking and no token counting.
+    keeps_cache_control = False
+    forwards_betas = False
+    forwards_thinking = False
+    thinking_signature = None
+    counts_tokens_upstream = False
+
+    def litellm_params(self, model_id: str, mock_url: str, bad_key: bool = False) -> dict[str, Any]:
+        key = BAD_UPSTREAM_KEY if bad_key else UPSTREAM_KEY
+        return {"model": f"openai/{model_id}", "api_base": f"{mock_url}/v1", "api_key": key}
+
+    ERRORS = {
+        "permission": (403, "invalid_request_error",
+                       "You do not have permission to use this model with this project."),
+        "not_found": (404, "model_not_found",
+                      "The model `gpt-4o` does not exist or you do not have access to it."),
+        "bad_request": (400, "invalid_request_error",
+                        "messages.0.content.0.text: Input should be a valid string"),
+        "context_window": (400, "context_length_exceeded",
+                           "This model's maximum context length is 200000 tokens. However, your "
+                           "messages resulted in 209303 tokens."),
+        "rate_limit": (429, "rate_limit_exceeded",
+                       "Rate limit reached for gpt-4o on requests per min (RPM): Limit 3."),
+        "overloaded": (503, "server_error",
+                       "The engine is currently overloaded, please try again later."),
+        "server": (500, "server_error",
+                   "The server had an error while processing your request."),
+    }
+
+    def structured_output_reply(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI answers structured output as JSON text."""
+        return {"text": json.dumps(answer)}
+
+    def assert_structured_output_request(self, call: UpstreamCall, schema: dict[str, Any]) -> None:
+        fmt = call.body.get("response_format", {})
+        assert fmt.get("type") == "json_schema", f"response_format passed on, got {fmt}"
+        assert fmt["json_schema"]["schema"]["properties"] == schema["properties"]
+
+    def calls(self, received: list[dict[str, Any]], path: str = "") -> list[UpstreamCall]:
+        out = []
+        for r in received:
+            if r["method"] != "POST" or not r["path"].endswith("/chat/completions"):
+                continue
+            if not isinstance(r["body"], dict):
+                continue
+            auth = r["headers"].get("authorization", "")
+            out.append(UpstreamCall(
+                model=r["body"].get("model"),
+                credential=auth[len("Bearer "):] if auth.startswith("Bearer ") else None,
+                headers=r["headers"],
+                query=r["query"],
+                body=openai_to_messages(r["body"]),
+                stream=r["body"].get("stream") is True,
+            ))
+        return out
+
+    def token_counts(self, received: list[dict[str, Any]]) -> list[UpstreamCall]:
+        """Chat completions servers count no tokens: the gateway estimates, nothing is sent."""
+        return []
+
+
+PROVIDERS = {
+    "anthropic": AnthropicProvider(),
+    "bedrock": BedrockProvider(),
+    "bedrock-converse": BedrockConverseProvider(),
+    "openai": OpenAiProvider(),
+}
 
 
 def claude_code_binary() -> Path:

@@ -140,7 +140,8 @@ def test_usage_with_cached_tokens_and_cache_control_passed_through(ant, gateway)
     assert message.usage.cache_read_input_tokens == 200
     assert message.usage.cache_creation_input_tokens == 30
     [call] = gateway.calls()
-    assert call.body["system"] == system, "cache_control reaches the upstream untouched"
+    if gateway.provider.keeps_cache_control:
+        assert call.body["system"] == system, "cache_control reaches the upstream untouched"
 
 
 def test_streamed_usage_with_cached_tokens(ant, gateway):
@@ -161,15 +162,19 @@ def test_thinking_blocks_round_trip(ant, gateway):
     )
     assert [b.type for b in message.content] == ["thinking", "text"]
     assert message.content[0].thinking == "Paris is in France."
-    assert message.content[0].signature == "mock-signature"
+    assert message.content[0].signature == gateway.provider.thinking_signature
     [call] = gateway.calls()
     assert call.model == gateway.model_id("frontier")
-    assert call.body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    if gateway.provider.forwards_thinking:
+        assert call.body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
 
 
 def test_count_tokens(ant, gateway):
     count = ant.messages.count_tokens(model="cheap", messages=say("How many tokens is this?"))
     assert count.input_tokens > 0
+    if not gateway.provider.counts_tokens_upstream:
+        assert gateway.token_counts() == [] and gateway.calls() == [], "estimated, nothing sent"
+        return
     [call] = gateway.token_counts()
     assert call.model == gateway.provider.counted_model(gateway.model_id("cheap")), \
         "counted by the upstream, for the alias's model"

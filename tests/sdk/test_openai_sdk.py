@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+import openai
 import pytest
 
 from harness import HeldStream, tiny_png
@@ -38,7 +39,8 @@ def test_text(oai, gateway):
     [call] = gateway.calls()
     assert call.model == gateway.model_id("cheap")
     assert call.credential == gateway.provider.credential
-    assert isinstance(call.body.get("max_tokens"), int), "Anthropic requires max_tokens: a default"
+    assert isinstance(call.body.get("max_tokens"), int) == gateway.provider.sends_default_max_tokens, \
+        "a default max_tokens exactly where the upstream needs one (Anthropic requires it)"
     assert call.messages[-1]["role"] == "user"
 
 
@@ -170,13 +172,18 @@ def test_image_data_url_reaches_the_upstream(oai, gateway):
 
 def test_image_http_url_is_passed_as_a_url(oai, gateway):
     url = "https://example.com/cat.png"
-    oai.chat.completions.create(
-        model="balanced",
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "Describe"},
-            {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
-        ]}],
-    )
+    messages = [{"role": "user", "content": [
+        {"type": "text", "text": "Describe"},
+        {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+    ]}]
+    if not gateway.provider.takes_image_urls:
+        # The upstream takes image bytes only; the gateway does not fetch URLs for it.
+        with pytest.raises(openai.BadRequestError) as refused:
+            oai.chat.completions.create(model="balanced", messages=messages)
+        assert "not a URL" in str(refused.value) and "base64" in str(refused.value)
+        assert gateway.calls() == [], "nothing is sent for a refused request"
+        return
+    oai.chat.completions.create(model="balanced", messages=messages)
     [call] = gateway.calls()
     [image] = call.blocks("image")
     assert image["source"] == {"type": "url", "url": url}

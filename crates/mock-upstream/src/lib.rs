@@ -31,6 +31,7 @@ mod admin;
 mod anthropic;
 mod aws;
 mod faults;
+mod openai;
 mod reply;
 
 use std::collections::VecDeque;
@@ -312,6 +313,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let call = Call { seq, headers: parts.headers, body: json };
     if too_large {
         return anthropic::too_large(&call);
+    }
+    if openai::owns(parts.method.as_str(), parts.uri.path()) {
+        return openai::route(&shared, &call).await;
     }
     anthropic::route(&shared, parts.method.as_str(), parts.uri.path(), &call).await
 }

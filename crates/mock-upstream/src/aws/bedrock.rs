@@ -35,29 +35,34 @@ const EXTRANEOUS: [&str; 6] = [
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Operation {
+pub(super) enum Operation {
     Invoke,
     Stream,
     CountTokens,
+    /// Converse and ConverseStream (`converse.rs`).
+    Converse,
+    ConverseStream,
 }
 
 impl Operation {
     fn action(self) -> &'static str {
         match self {
-            Operation::Invoke => "bedrock:InvokeModel",
-            Operation::Stream => "bedrock:InvokeModelWithResponseStream",
+            Operation::Invoke | Operation::Converse => "bedrock:InvokeModel",
+            Operation::Stream | Operation::ConverseStream => {
+                "bedrock:InvokeModelWithResponseStream"
+            }
             Operation::CountTokens => "bedrock:CountTokens",
         }
     }
 }
 
 /// What a scripted message may name: the caller, the action and the model's resource.
-struct Context {
+pub(super) struct Context {
     principal: String,
     account: String,
     region: String,
-    model: String,
-    operation: Operation,
+    pub(super) model: String,
+    pub(super) operation: Operation,
 }
 
 impl Context {
@@ -75,7 +80,7 @@ impl Context {
     }
 
     /// The error with its message's placeholders filled in.
-    fn fill(&self, error: AwsError) -> AwsError {
+    pub(super) fn fill(&self, error: AwsError) -> AwsError {
         let message = error
             .message()
             .replace("{principal}", &self.principal)
@@ -104,6 +109,9 @@ pub(crate) async fn route(shared: &Shared, call: &AwsCall<'_>) -> Response {
     if operation == Operation::CountTokens {
         return count_tokens(call);
     }
+    if matches!(operation, Operation::Converse | Operation::ConverseStream) {
+        return super::converse::route(shared, call, &context).await;
+    }
     match check_body(call.body) {
         Ok(request) => invoke(shared, call, &context, &request).await,
         Err(error) => json_error(call, &error, &[]),
@@ -117,6 +125,8 @@ fn parse_path(path: &str) -> Option<(String, Operation)> {
         "invoke" => Operation::Invoke,
         "invoke-with-response-stream" => Operation::Stream,
         "count-tokens" => Operation::CountTokens,
+        "converse" => Operation::Converse,
+        "converse-stream" => Operation::ConverseStream,
         _ => return None,
     };
     let model = percent_decode_str(model).decode_utf8().ok()?.into_owned();
@@ -360,7 +370,7 @@ fn cache_counts(metrics: &mut Value, read: u64, write: u64) {
 }
 
 /// Latency in whole milliseconds, at least 1 (AWS never reports 0).
-fn millis(duration: Duration) -> u64 {
+pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -413,7 +423,9 @@ mod tests {
             ),
             Some(("anthropic.claude-3-haiku-20240307-v1:0".into(), Operation::Stream))
         );
-        assert_eq!(parse_path("/model/x/converse"), None);
+        assert_eq!(parse_path("/model/x/converse"), Some(("x".into(), Operation::Converse)));
+        assert_eq!(parse_path("/model/x/converse-stream").unwrap().1, Operation::ConverseStream);
+        assert_eq!(parse_path("/model/x/other"), None);
     }
 
     #[test]

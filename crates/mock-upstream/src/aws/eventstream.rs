@@ -32,7 +32,8 @@ pub(crate) fn exception(member: &str, message: &str) -> Bytes {
     frame(&headers, &payload)
 }
 
-fn frame(headers: &[(&str, &str)], payload: &Value) -> Bytes {
+/// One frame with these string headers and a JSON payload.
+pub(crate) fn frame(headers: &[(&str, &str)], payload: &Value) -> Bytes {
     let message =
         headers.iter().fold(Message::new(payload.to_string()), |message, (name, value)| {
             message.add_header(Header::new(

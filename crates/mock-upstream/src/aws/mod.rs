@@ -17,6 +17,7 @@
 
 pub(crate) mod admin;
 mod bedrock;
+mod converse;
 mod errors;
 mod eventstream;
 mod sigv4;

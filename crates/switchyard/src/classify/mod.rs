@@ -8,6 +8,7 @@
 mod anthropic;
 mod bedrock;
 mod kind;
+mod openai;
 
 pub use anthropic::{
     anthropic_http_error, anthropic_missing_key, anthropic_stream_error, anthropic_unsendable_key,
@@ -17,6 +18,10 @@ pub use bedrock::{
     bedrock_no_region, bedrock_stream_exception, bedrock_unsupported,
 };
 pub use kind::{Cooling, ErrorKind, Fallback};
+pub use openai::{
+    openai_connect_error, openai_http_error, openai_missing_key, openai_stream_error,
+    openai_unsendable_key,
+};
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ mod anthropic;
 mod bedrock;
 mod http;
 mod mock;
-mod unsupported;
+mod openai;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::credentials::{self, AwsEnvironment};
 pub use anthropic::AnthropicProvider;
 pub use bedrock::BedrockProvider;
 pub use mock::MockProvider;
+pub use openai::OpenAiProvider;
 
 /// A stream of canonical events. An `Err` item ends the stream: the upstream failed after
 /// the response started.
@@ -94,6 +95,6 @@ pub fn for_deployment(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Ar
     match deployment.provider {
         ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(deployment, upstreams)),
         ProviderKind::Bedrock(_) => Arc::new(BedrockProvider::new(deployment, upstreams)),
-        ProviderKind::OpenAi(_) => Arc::new(unsupported::Unsupported::new(deployment)),
+        ProviderKind::OpenAi(_) => Arc::new(OpenAiProvider::new(deployment, upstreams)),
     }
 }

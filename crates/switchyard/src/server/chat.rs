@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::AppState;
@@ -56,30 +56,55 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
     }
 }
 
+const LITELLM_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+const MODEL_GROUP: HeaderName = HeaderName::from_static("x-switchyard-model-group");
+const LITELLM_MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+const RETRIES: HeaderName = HeaderName::from_static("x-switchyard-retries");
+const FALLBACKS: HeaderName = HeaderName::from_static("x-switchyard-fallbacks");
+const LITELLM_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+const LITELLM_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
+
 /// Which deployment served and what was tried first, under our names and LiteLLM's
-/// (existing scripts read those).
+/// (existing scripts read those). Header names are constants: a `&str` name is parsed and
+/// validated again on every insert.
 pub(super) fn served_headers(headers: &mut HeaderMap, served: &Route) {
+    // The nine below and the few the server adds, without growing the map twice.
+    headers.reserve(12);
     let deployment = &served.deployment;
     if let Ok(id) = HeaderValue::from_str(&deployment.id) {
         headers.insert(DEPLOYMENT, id.clone());
-        headers.insert("x-litellm-model-id", id);
+        headers.insert(LITELLM_MODEL_ID, id);
     }
     if let Ok(group) = HeaderValue::from_str(&deployment.alias) {
-        headers.insert("x-switchyard-model-group", group.clone());
-        headers.insert("x-litellm-model-group", group);
+        headers.insert(MODEL_GROUP, group.clone());
+        headers.insert(LITELLM_MODEL_GROUP, group);
     }
     // `failed-id=class, …, served-id=ok`: every attempt in order.
-    let mut attempts: Vec<String> = served
-        .failed
-        .iter()
-        .map(|a| format!("{}={}", a.deployment.id, a.error.kind.as_str()))
-        .collect();
-    attempts.push(format!("{}=ok", deployment.id));
-    if let Ok(value) = HeaderValue::from_str(&attempts.join(", ")) {
-        headers.insert("x-switchyard-attempts", value);
+    let mut attempts = String::with_capacity(deployment.id.len() + 3);
+    for a in &served.failed {
+        attempts.push_str(&a.deployment.id);
+        attempts.push('=');
+        attempts.push_str(a.error.kind.as_str());
+        attempts.push_str(", ");
     }
-    headers.insert("x-switchyard-retries", HeaderValue::from(served.retries));
-    headers.insert("x-switchyard-fallbacks", HeaderValue::from(served.fallbacks));
-    headers.insert("x-litellm-attempted-retries", HeaderValue::from(served.retries));
-    headers.insert("x-litellm-attempted-fallbacks", HeaderValue::from(served.fallbacks));
+    attempts.push_str(&deployment.id);
+    attempts.push_str("=ok");
+    if let Ok(value) = HeaderValue::from_str(&attempts) {
+        headers.insert(ATTEMPTS, value);
+    }
+    let (retries, fallbacks) = (count(served.retries), count(served.fallbacks));
+    headers.insert(RETRIES, retries.clone());
+    headers.insert(FALLBACKS, fallbacks.clone());
+    headers.insert(LITELLM_RETRIES, retries);
+    headers.insert(LITELLM_FALLBACKS, fallbacks);
+}
+
+/// A small count without an allocation (nearly always 0).
+fn count(n: u32) -> HeaderValue {
+    const SMALL: [&str; 4] = ["0", "1", "2", "3"];
+    match SMALL.get(n as usize) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(n),
+    }
 }

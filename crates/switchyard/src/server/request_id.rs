@@ -22,7 +22,8 @@ pub async fn tag_and_log(mut req: Request, next: Next) -> Response {
     };
     req.headers_mut().insert(REQUEST_ID, id.clone());
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // A reference-counted clone: no copy of the path.
+    let uri = req.uri().clone();
 
     let mut response = next.run(req).await;
 
@@ -31,7 +32,7 @@ pub async fn tag_and_log(mut req: Request, next: Next) -> Response {
     tracing::info!(
         request_id = id.to_str().unwrap_or_default(),
         %method,
-        path,
+        path = uri.path(),
         status,
         deployment,
         // Time to the response head; a stream's body may still be flowing.
@@ -58,8 +59,27 @@ fn generate() -> HeaderValue {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let text = format!("req_{seed:016x}{n:08x}");
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("req_unknown"))
+    // `req_{seed:016x}{n:08x}`, written by hand below 2^32 requests: `format!` cost more
+    // than the rest of this middleware.
+    let text = match u32::try_from(n) {
+        Ok(low) => {
+            let mut text = Vec::with_capacity(28);
+            text.extend_from_slice(b"req_");
+            hex(&mut text, seed, 16);
+            hex(&mut text, u64::from(low), 8);
+            text
+        }
+        Err(_) => format!("req_{seed:016x}{n:08x}").into_bytes(),
+    };
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .unwrap_or(HeaderValue::from_static("req_unknown"))
+}
+
+/// The low `digits` hex digits of `value`, lowercase, most significant first.
+fn hex(out: &mut Vec<u8>, value: u64, digits: u32) {
+    for shift in (0..digits).rev() {
+        out.push(b"0123456789abcdef"[(value >> (shift * 4) & 0xf) as usize]);
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +92,12 @@ mod tests {
         let b = generate();
         assert_ne!(a, b);
         assert!(is_sane(&a));
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(a.len(), 28, "{a}");
+        assert!(a.starts_with("req_") && a[4..].bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        let n = |id: &str| u64::from_str_radix(&id[20..], 16).unwrap();
+        assert_eq!(n(b), n(a) + 1);
+        assert_eq!(a[..20], b[..20]);
     }
 
     #[test]

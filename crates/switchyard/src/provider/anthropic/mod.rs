@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use http::HeaderValue;
 use http::header::CONTENT_TYPE;
+use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use self::body::{Body, Options, Purpose, Target};
@@ -38,6 +38,10 @@ pub const API_VERSION: &str = "2023-06-01";
 /// The per-request timeout when neither the deployment (`timeout`) nor
 /// `litellm_settings.request_timeout` sets one: the Anthropic SDKs' 10 minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// The most of an error body that is read: error bodies are small; a proxy's page need not
 /// be read whole.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -77,8 +81,8 @@ pub struct AnthropicProvider {
     site: Arc<Site>,
     client: Result<reqwest::Client, UpstreamError>,
     key: Result<HeaderValue, UpstreamError>,
-    messages_url: String,
-    count_url: String,
+    messages_url: Endpoint,
+    count_url: Endpoint,
     default_max_tokens: u32,
     drop_params: bool,
     timeout: Limit,
@@ -115,8 +119,8 @@ impl AnthropicProvider {
             None => timeout,
         };
         Self {
-            messages_url: format!("{base}/v1/messages"),
-            count_url: format!("{base}/v1/messages/count_tokens"),
+            messages_url: Endpoint::new(format!("{base}/v1/messages")),
+            count_url: Endpoint::new(format!("{base}/v1/messages/count_tokens")),
             site: Arc::new(Site {
                 deployment: Arc::clone(deployment),
                 who,
@@ -151,17 +155,21 @@ impl AnthropicProvider {
     /// The POST of `body` to `url` with the API's headers.
     fn post(
         &self,
-        url: &str,
+        url: &Endpoint,
         body: Vec<u8>,
         betas: &[String],
     ) -> Result<reqwest::RequestBuilder, UpstreamError> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
         let key = self.key.as_ref().map_err(Clone::clone)?;
-        let mut request = client
-            .post(url)
-            .header("x-api-key", key.clone())
-            .header("anthropic-version", API_VERSION)
-            .header(CONTENT_TYPE, "application/json")
+        let request = match &url.parsed {
+            Some(parsed) => client.post(parsed.clone()),
+            // Unparseable: reqwest reports it when sending, as it always did.
+            None => client.post(url.text.as_str()),
+        };
+        let mut request = request
+            .header(X_API_KEY, key.clone())
+            .header(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION))
+            .header(CONTENT_TYPE, APPLICATION_JSON)
             .body(body);
         if !betas.is_empty() {
             let joined = betas.join(",");
@@ -173,7 +181,7 @@ impl AnthropicProvider {
                     ),
                 )
             })?;
-            request = request.header("anthropic-beta", value);
+            request = request.header(ANTHROPIC_BETA, value);
         }
         Ok(request)
     }
@@ -282,6 +290,18 @@ impl Provider for AnthropicProvider {
             })
             .await
         })
+    }
+}
+
+/// An upstream URL, parsed once per config load rather than once per request.
+struct Endpoint {
+    text: String,
+    parsed: Option<reqwest::Url>,
+}
+
+impl Endpoint {
+    fn new(text: String) -> Self {
+        Self { parsed: reqwest::Url::parse(&text).ok(), text }
     }
 }
 

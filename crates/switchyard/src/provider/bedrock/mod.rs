@@ -7,6 +7,9 @@
 //!
 //! Never retries, never falls back, never logs a key, a signature or a body.
 
+mod converse;
+mod converse_call;
+mod converse_stream;
 mod model_id;
 mod sign;
 mod stream;
@@ -84,6 +87,8 @@ pub struct BedrockProvider {
     client: Result<reqwest::Client, UpstreamError>,
     /// Why nothing can be sent (AWS-14, an API not supported yet), decided at load.
     blocked: Option<UpstreamError>,
+    /// Set when the deployment speaks Converse (`bedrock/converse/`, non-Claude models).
+    converse: Option<converse_call::Urls>,
     auth: Auth,
     invoke_url: String,
     stream_url: String,
@@ -132,14 +137,18 @@ impl BedrockProvider {
             policy_template: model.iam_policy(region.as_deref().unwrap_or("*"), Some("{account}")),
             anthropic_model: model.anthropic_equivalent(),
         };
-        let blocked = if matches!(d.provider, ProviderKind::Bedrock(BedrockApi::Converse)) {
-            Some(bedrock_unsupported(&ctx, "the Converse API (bedrock/converse/)"))
-        } else if !model.is_claude() {
+        // Converse when asked for, and for every non-Claude model unless Invoke is asked for.
+        let uses_converse = match d.provider {
+            ProviderKind::Bedrock(BedrockApi::Converse) => true,
+            ProviderKind::Bedrock(BedrockApi::Invoke) => false,
+            _ => !model.is_claude(),
+        };
+        let blocked = if !uses_converse && !model.is_claude() {
             Some(bedrock_unsupported(
                 &ctx,
                 &format!(
-                    "model `{}`, which is not a Claude model (only Claude is served through InvokeModel so far)",
-                    d.model
+                    "model `{}` through InvokeModel (bedrock/invoke/), which serves only Claude here; write bedrock/converse/{} to use Converse",
+                    d.model, d.model
                 ),
             ))
         } else if region.is_none() {
@@ -186,6 +195,7 @@ impl BedrockProvider {
             None => timeout,
         };
         let path = model.path_segment();
+        let converse = uses_converse.then(|| converse_call::Urls::new(&base, &path));
         // CountTokens takes a foundation model, not an inference profile.
         let count_id = model.foundation().map(ModelId::parse).unwrap_or_else(|| model.clone());
         let clients = &upstreams.clients;
@@ -203,6 +213,7 @@ impl BedrockProvider {
                 ctx,
             }),
             blocked,
+            converse,
             auth,
             default_max_tokens: body::configured_max_tokens(&d.model_info)
                 .unwrap_or(body::DEFAULT_MAX_TOKENS),
@@ -310,6 +321,9 @@ impl Provider for BedrockProvider {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
         Box::pin(async move {
+            if let Some(urls) = &self.converse {
+                return self.converse_send(urls, req).await;
+            }
             let Body { bytes, json_mode } = self.body(req, Purpose::Send)?;
             self.bounded(self.timeout, Timeout::Request, async {
                 let response = self.call(&self.invoke_url, bytes, JSON).await?;
@@ -331,6 +345,9 @@ impl Provider for BedrockProvider {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
         Box::pin(async move {
+            if let Some(urls) = &self.converse {
+                return self.converse_stream(urls, req).await;
+            }
             let Body { bytes, json_mode } = self.body(req, Purpose::Stream)?;
             let limit = self.stream_timeout;
             // The commit point: status and first event, both within stream_timeout.
@@ -349,6 +366,9 @@ impl Provider for BedrockProvider {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<u64, UpstreamError>> {
         Box::pin(async move {
+            if self.converse.is_some() {
+                return self.converse_count_tokens(req).await;
+            }
             // CountTokens takes the body InvokeModel would get.
             let Body { bytes, .. } = self.body(req, Purpose::Send)?;
             let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);

@@ -98,23 +98,16 @@ fn an_arn_gives_its_region_and_travels_encoded() {
 }
 
 #[tokio::test]
-async fn converse_non_claude_and_no_region_are_configuration_errors_before_sending() {
+async fn invoke_for_non_claude_and_no_region_are_configuration_errors_before_sending() {
     let env = MapEnv::new([("HOME", "/nonexistent")]);
     let req = ChatRequest { messages: Vec::new(), ..ChatRequest::default() };
     let cases = [
         (
-            vec![
-                "model: bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0",
-                "aws_region_name: us-east-1",
-            ],
+            vec!["model: bedrock/invoke/amazon.nova-pro-v1:0", "aws_region_name: us-east-1"],
             "CFG-04",
-            "Converse",
+            "bedrock/converse/amazon.nova-pro-v1:0",
         ),
-        (
-            vec!["model: bedrock/amazon.nova-pro-v1:0", "aws_region_name: us-east-1"],
-            "CFG-04",
-            "not a Claude model",
-        ),
+        (vec!["model: bedrock/converse/meta.llama3-70b-instruct-v1:0"], "AWS-14", "region"),
         (vec!["model: bedrock/anthropic.claude-3-haiku-20240307-v1:0"], "AWS-14", "region"),
     ];
     for (params, id, needle) in cases {

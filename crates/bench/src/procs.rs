@@ -1,0 +1,156 @@
+//! The processes under test: the release builds of `mock-upstream` and `switchyard`, started
+//! as children (killed when dropped), and their memory as `/proc` reports it.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process that is killed (by its own pid) when dropped.
+pub struct Proc {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resets the peak RSS (`VmHWM`) to the current RSS (`/proc/PID/clear_refs`, "5").
+    pub fn reset_peak(&self) -> Result<(), String> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5")
+            .map_err(|e| format!("cannot reset the peak RSS of pid {}: {e}", self.pid()))
+    }
+
+    /// (`VmRSS`, `VmHWM`) in bytes.
+    pub fn memory(&self) -> Result<Memory, String> {
+        memory(self.pid())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    pub rss: u64,
+    pub peak: u64,
+}
+
+pub fn memory(pid: u32) -> Result<Memory, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Ok(Memory { rss: field("VmRSS:").unwrap_or(0), peak: field("VmHWM:").unwrap_or(0) })
+}
+
+/// A port free right now on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// Builds the release binaries of the gateway and the mock (cargo's own lock makes this wait
+/// for other builds) and returns the directory holding them.
+pub fn build_release(workspace: &Path, target_dir: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace)
+        .args(["build", "--release", "-p", "switchyard", "-p", "mock-upstream", "--bins"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release failed ({status})"));
+    }
+    Ok(target_dir.join("release"))
+}
+
+/// Starts `mock-upstream` and waits for its address line.
+pub fn start_mock(bin_dir: &Path) -> Result<Proc, String> {
+    let port = free_port()?;
+    let child = Command::new(bin_dir.join("mock-upstream"))
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start mock-upstream: {e}"))?;
+    wait_for_line(child, "mock-upstream listening on http://")
+}
+
+/// Starts the gateway on `config` (any free port), its log going to `log`, and waits for
+/// its address line.
+pub fn start_gateway(bin_dir: &Path, config: &Path, log: &Path) -> Result<Proc, String> {
+    let log = std::fs::File::create(log).map_err(|e| format!("cannot create the log: {e}"))?;
+    let child = Command::new(bin_dir.join("switchyard"))
+        .arg("--config")
+        .arg(config)
+        .args(["--port", "0"])
+        .env_remove("SWITCHYARD_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start switchyard: {e}"))?;
+    wait_for_line(child, "Switchyard listening on http://")
+}
+
+/// Starts the gateway on a known port and returns at once (for readiness timing).
+pub fn spawn_gateway_at(bin_dir: &Path, config: &Path, port: u16) -> Result<Child, String> {
+    Command::new(bin_dir.join("switchyard"))
+        .arg("--config")
+        .arg(config)
+        .args(["--port", &port.to_string()])
+        .env_remove("SWITCHYARD_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start switchyard: {e}"))
+}
+
+fn wait_for_line(mut child: Child, prefix: &str) -> Result<Proc, String> {
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err("no stdout".into());
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_owned();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut sent = false;
+        // Keep reading after the address so the child never blocks on a full pipe.
+        while let Some(Ok(line)) = lines.next() {
+            if !sent && let Some(addr) = line.strip_prefix(&prefix) {
+                let _ = tx.send(addr.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => match addr.parse() {
+            Ok(addr) => Ok(Proc { child, addr }),
+            Err(_) => {
+                let _ = child.kill();
+                Err(format!("unreadable address {addr:?}"))
+            }
+        },
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            Err(format!("no address line within 30 s ({status})"))
+        }
+    }
+}

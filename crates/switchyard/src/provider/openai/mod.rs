@@ -1,0 +1,309 @@
+//! OpenAI chat completions upstreams (`openai/`, `ollama/`, `ollama_chat/`, `hosted_vllm/`,
+//! `custom_llm_provider: openai` with an `api_base`): one request per call to
+//! `{api_base}/chat/completions` over the shared pooled client, the body built once from the
+//! canonical request (re-encoded for the OpenAI dialect, translated for the Anthropic one),
+//! the answer (JSON or SSE chunks) translated back, every failure classified.
+//!
+//! Never retries, never falls back, never logs a key or a body; the key leaves this module
+//! only in the `Authorization` header, marked sensitive.
+
+mod body;
+mod response;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::HeaderValue;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+
+use super::http::{
+    Clients, Destination, NetEnv, Timeout, setup_error, timeout_error, transport_error,
+};
+use super::{EventStream, Provider, Upstreams};
+use crate::canonical::{ChatRequest, ChatResponse};
+use crate::classify::{
+    UpstreamError, openai_connect_error, openai_http_error, openai_missing_key,
+    openai_unsendable_key,
+};
+use crate::config::{Deployment, OpenAiFlavor, ProviderKind};
+
+/// OpenAI's API, when an `openai/` deployment names no `api_base`.
+pub const DEFAULT_API_BASE: &str = "https://api.openai.com/v1";
+/// Ollama's OpenAI-compatible endpoint on its default port.
+pub const OLLAMA_API_BASE: &str = "http://localhost:11434/v1";
+/// The per-request timeout when neither the deployment nor `litellm_settings` sets one: the
+/// OpenAI SDKs' 10 minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The most of an error body that is read.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// What a request and its stream need to name and reach their deployment.
+pub(super) struct Site {
+    deployment: Arc<Deployment>,
+    /// "the deployment of `alias` (ollama/model)".
+    who: String,
+    host_port: String,
+    /// The API root URL (ending in `/v1` for the usual servers).
+    base: String,
+    env: Arc<NetEnv>,
+}
+
+impl Site {
+    fn destination(&self) -> Destination<'_> {
+        Destination {
+            who: &self.who,
+            host_port: &self.host_port,
+            base: &self.base,
+            ssl: &self.deployment.ssl_verify,
+            env: &self.env,
+        }
+    }
+
+    /// A transport failure, with "is Ollama running?" for a refused local server.
+    fn transport(&self, e: &reqwest::Error) -> UpstreamError {
+        openai_connect_error(&self.deployment, &self.base, transport_error(e, &self.destination()))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    after: Duration,
+    setting: &'static str,
+}
+
+pub struct OpenAiProvider {
+    site: Arc<Site>,
+    client: Result<reqwest::Client, UpstreamError>,
+    /// `None`: the server takes no key (a local server); `Some(Err)`: a key is needed but
+    /// missing or unsendable.
+    key: Option<Result<HeaderValue, UpstreamError>>,
+    url: String,
+    flavor: OpenAiFlavor,
+    max_tokens_field: &'static str,
+    drop_params: bool,
+    timeout: Limit,
+    stream_timeout: Limit,
+}
+
+impl OpenAiProvider {
+    pub fn new(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Self {
+        let d = deployment.as_ref();
+        let flavor = match d.provider {
+            ProviderKind::OpenAi(flavor) => flavor,
+            _ => OpenAiFlavor::OpenAi,
+        };
+        let who = format!("the deployment of `{}` ({}/{})", d.alias, d.provider.prefix(), d.model);
+        let base = api_base(d.api_base.as_deref(), flavor);
+        let host_port = reqwest::Url::parse(&base)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .unwrap_or_else(|| base.clone());
+        let clients: &Clients = &upstreams.clients;
+        let client = clients.get(&d.ssl_verify).map_err(|problem| setup_error(&who, &problem));
+        let key = match (&d.api_key, flavor, &d.api_base) {
+            (Some(k), _, _) => Some(
+                HeaderValue::from_str(&format!("Bearer {}", k.value.expose()))
+                    .map(|mut v| {
+                        v.set_sensitive(true);
+                        v
+                    })
+                    .map_err(|_| openai_unsendable_key(d)),
+            ),
+            (None, OpenAiFlavor::OpenAi, None) => Some(Err(openai_missing_key(d))),
+            (None, _, _) => None,
+        };
+        let timeout = match (d.timeout, upstreams.request_timeout) {
+            (Some(after), _) => Limit { after, setting: "the deployment's timeout" },
+            (None, Some(after)) => Limit { after, setting: "litellm_settings.request_timeout" },
+            (None, None) => Limit { after: DEFAULT_TIMEOUT, setting: "the default timeout" },
+        };
+        let stream_timeout = match d.stream_timeout {
+            Some(after) => Limit { after, setting: "the deployment's stream_timeout" },
+            None => timeout,
+        };
+        let official = flavor == OpenAiFlavor::OpenAi && d.api_base.is_none();
+        Self {
+            url: format!("{base}/chat/completions"),
+            site: Arc::new(Site {
+                deployment: Arc::clone(deployment),
+                who,
+                host_port,
+                base,
+                env: clients.net_env(),
+            }),
+            client,
+            key,
+            flavor,
+            max_tokens_field: if official { "max_completion_tokens" } else { "max_tokens" },
+            drop_params: d.drop_params.unwrap_or(upstreams.drop_params),
+            timeout,
+            stream_timeout,
+        }
+    }
+
+    fn request(
+        &self,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        let bytes = body::build(
+            req,
+            &body::Options {
+                model: &self.site.deployment.model,
+                flavor: self.flavor,
+                stream,
+                max_tokens_field: self.max_tokens_field,
+                drop_params: self.drop_params,
+                who: &self.site.who,
+            },
+        )?;
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let mut request =
+            client.post(&self.url).header(CONTENT_TYPE, "application/json").body(bytes);
+        match &self.key {
+            None => {}
+            Some(Ok(key)) => request = request.header(AUTHORIZATION, key.clone()),
+            Some(Err(e)) => return Err(e.clone()),
+        }
+        Ok(request)
+    }
+
+    /// Sends and, for a non-2xx answer, reads and classifies the error.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let response = request.send().await.map_err(|e| self.site.transport(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = read_capped(response).await;
+        Err(openai_http_error(&self.site.deployment, status.as_u16(), &headers, &body))
+    }
+
+    async fn bounded<T>(
+        &self,
+        limit: Limit,
+        which: Timeout,
+        work: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        match tokio::time::timeout(limit.after, work).await {
+            Ok(result) => result,
+            Err(_) => Err(timeout_error(&self.site.who, which, limit.after, limit.setting)),
+        }
+    }
+}
+
+impl Provider for OpenAiProvider {
+    fn send<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
+        Box::pin(async move {
+            let request = self.request(req, false)?;
+            self.bounded(self.timeout, Timeout::Request, async {
+                let response = self.call(request).await?;
+                let bytes = response.bytes().await.map_err(|e| self.site.transport(&e))?;
+                response::parse(&bytes)
+            })
+            .await
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
+        Box::pin(async move {
+            let request = self.request(req, true)?;
+            let limit = self.stream_timeout;
+            let idle = stream::Idle { after: limit.after, setting: limit.setting };
+            // The commit point: status and first chunk, both within stream_timeout.
+            self.bounded(limit, Timeout::FirstEvent, async {
+                let response = self.call(request).await?;
+                stream::open(response, Arc::clone(&self.site), idle).await
+            })
+            .await
+        })
+    }
+
+    /// Chat completions servers have no token-counting endpoint: the gateway's estimate.
+    fn count_tokens<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+        Box::pin(async move { Ok(crate::tokens::estimate_request(req)) })
+    }
+}
+
+/// The API root: `api_base` as configured when it has a path (`…/v1`, `…/openai/v1`), with
+/// `/v1` added to a bare host (`http://localhost:11434` → `…/v1`), a trailing
+/// `/chat/completions` removed; else the flavor's default.
+fn api_base(configured: Option<&str>, flavor: OpenAiFlavor) -> String {
+    let default = match flavor {
+        OpenAiFlavor::Ollama | OpenAiFlavor::OllamaChat => OLLAMA_API_BASE,
+        _ => DEFAULT_API_BASE,
+    };
+    let base = configured.unwrap_or(default).trim().trim_end_matches('/');
+    let base = base.strip_suffix("/chat/completions").unwrap_or(base).trim_end_matches('/');
+    let bare = reqwest::Url::parse(base).is_ok_and(|u| u.path() == "/" || u.path().is_empty());
+    if bare { format!("{base}/v1") } else { base.to_owned() }
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= ERROR_BODY_LIMIT {
+            break;
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{self, MapEnv};
+
+    pub(super) fn site() -> Site {
+        let yaml = "model_list:\n  - model_name: free\n    litellm_params:\n      model: ollama/llama3.1\n";
+        let cfg = config::load_from_str(yaml, Path::new("c.yaml"), &MapEnv::default()).unwrap();
+        Site {
+            deployment: cfg.groups[0].deployments[0].clone(),
+            who: "the deployment of `free` (ollama/llama3.1)".into(),
+            host_port: "localhost:11434".into(),
+            base: OLLAMA_API_BASE.into(),
+            env: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn api_base_defaults_and_v1_handling() {
+        assert_eq!(api_base(None, OpenAiFlavor::OpenAi), "https://api.openai.com/v1");
+        assert_eq!(api_base(None, OpenAiFlavor::Ollama), "http://localhost:11434/v1");
+        assert_eq!(
+            api_base(Some("http://localhost:11434"), OpenAiFlavor::Ollama),
+            "http://localhost:11434/v1"
+        );
+        assert_eq!(
+            api_base(Some("http://gpu:8000/v1/"), OpenAiFlavor::HostedVllm),
+            "http://gpu:8000/v1"
+        );
+        assert_eq!(
+            api_base(Some("https://proxy.corp/openai/v1/chat/completions"), OpenAiFlavor::OpenAi),
+            "https://proxy.corp/openai/v1"
+        );
+        assert_eq!(
+            api_base(Some("https://proxy.corp/openai"), OpenAiFlavor::OpenAi),
+            "https://proxy.corp/openai"
+        );
+    }
+}
