@@ -206,3 +206,58 @@ async fn sigterm_stops_the_gateway_cleanly() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn json_logs_carry_request_ids_and_never_a_secret() {
+    const MASTER: &str = "sk-master-log-test-0123456789abcdef";
+    const UPSTREAM: &str = "sk-ant-api03-log-test-secret-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logs.yaml");
+    // One deployment answers; the other's upstream refuses connections, so its failure
+    // (with the key that would have been sent) goes through the error paths and the log.
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      mock_response: WORKS\n  - model_name: down\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      api_key: {UPSTREAM}\n      api_base: http://127.0.0.1:1\ngeneral_settings:\n  master_key: {MASTER}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--config", config.to_str().unwrap(), "--port", "0", "--log-format", "json"])
+        .args(["--log-level", "debug"])
+        .env_remove("SWITCHYARD_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let url = line.strip_prefix("Switchyard listening on ").unwrap().to_owned();
+    let gw = Gateway { child, url };
+    let http = client();
+    let ask = |model: &str, key: &str| {
+        http.post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(key)
+            .header("x-request-id", format!("trace-{model}"))
+            .json(&serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    assert_eq!(ask("cheap", MASTER).await.unwrap().status(), 200);
+    assert_eq!(ask("cheap", "sk-wrong-presented-key-999").await.unwrap().status(), 401);
+    assert!(ask("down", MASTER).await.unwrap().status().is_server_error());
+    drop(gw);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["request_id"] == "trace-cheap" && l["status"] == 200),
+        "an access line per request, with its id: {text}"
+    );
+    for secret in [MASTER, UPSTREAM, "sk-wrong-presented-key-999"] {
+        assert!(!text.contains(secret), "a secret reached the log: {secret}");
+    }
+}
