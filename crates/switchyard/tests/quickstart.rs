@@ -261,3 +261,29 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
         assert!(!text.contains(secret), "a secret reached the log: {secret}");
     }
 }
+
+#[test]
+fn config_check_names_a_bedrock_deployment_without_a_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noregion.yaml");
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: bedrock/anthropic.claude-3-haiku-20240307-v1:0\n      aws_access_key_id: AKIAEXAMPLE000000001\n      aws_secret_access_key: secretsecretsecretsecretsecret00\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["config", "check", "--json", "--config", path.to_str().unwrap()])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problem = &json["deployment_problems"][0];
+    assert_eq!(problem["id"], "AWS-14", "{json}");
+    assert_eq!(problem["alias"], "cheap");
+    assert!(problem["remedy"].as_str().unwrap().contains("aws_region_name"), "{problem}");
+    assert!(!json.to_string().contains("secretsecret"), "never the secret");
+}
