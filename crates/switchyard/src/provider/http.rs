@@ -342,6 +342,44 @@ fn tls_problem(err: &(dyn StdError + 'static)) -> Option<String> {
     found
 }
 
+/// A timeout and the setting it came from, for NET-03.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub after: Duration,
+    pub setting: &'static str,
+}
+
+/// `work` (send and read the answer) within `limit`; NET-03 naming `who` when it fires.
+pub async fn bounded<T>(
+    who: &str,
+    limit: Limit,
+    which: Timeout,
+    work: impl std::future::Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    match tokio::time::timeout(limit.after, work).await {
+        Ok(result) => result,
+        Err(_) => Err(timeout_error(who, which, limit.after, limit.setting)),
+    }
+}
+
+/// The most of an error body that is read: error bodies are small; a proxy's page need not
+/// be read whole.
+pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer; a body that breaks off is used as
+/// far as it came.
+pub async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= ERROR_BODY_LIMIT {
+            break;
+        }
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use self::body::{Body, Options, Purpose, Target};
 use super::http::{
-    Clients, Destination, NetEnv, Timeout, setup_error, timeout_error, transport_error,
+    Clients, Destination, Limit, NetEnv, Timeout, bounded, read_capped, setup_error,
+    transport_error,
 };
 use super::{EventStream, Provider, Upstreams};
 use crate::canonical::{ChatRequest, ChatResponse};
@@ -42,9 +43,6 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
-/// The most of an error body that is read: error bodies are small; a proxy's page need not
-/// be read whole.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// What a request and its stream need to name and reach their deployment.
 pub(super) struct Site {
@@ -68,13 +66,6 @@ impl Site {
             env: &self.env,
         }
     }
-}
-
-/// A timeout and the setting it came from, for NET-03.
-#[derive(Debug, Clone, Copy)]
-struct Limit {
-    after: Duration,
-    setting: &'static str,
 }
 
 pub struct AnthropicProvider {
@@ -208,19 +199,6 @@ impl AnthropicProvider {
             request_bytes,
         ))
     }
-
-    /// A whole request (send and read the answer) within the per-request timeout.
-    async fn bounded<T>(
-        &self,
-        limit: Limit,
-        which: Timeout,
-        work: impl Future<Output = Result<T, UpstreamError>>,
-    ) -> Result<T, UpstreamError> {
-        match tokio::time::timeout(limit.after, work).await {
-            Ok(result) => result,
-            Err(_) => Err(timeout_error(&self.site.who, which, limit.after, limit.setting)),
-        }
-    }
 }
 
 impl Provider for AnthropicProvider {
@@ -232,7 +210,7 @@ impl Provider for AnthropicProvider {
             let Body { bytes, json_mode } = self.body(req, Purpose::Send)?;
             let size = bytes.len();
             let request = self.post(&self.messages_url, bytes, &req.betas)?;
-            self.bounded(self.timeout, Timeout::Request, async {
+            bounded(&self.site.who, self.timeout, Timeout::Request, async {
                 let response = self.call(request, size).await?;
                 let bytes = response
                     .bytes()
@@ -255,7 +233,7 @@ impl Provider for AnthropicProvider {
             let limit = self.stream_timeout;
             let idle = stream::Idle { after: limit.after, setting: limit.setting };
             // The commit point: status and first event, both within stream_timeout.
-            self.bounded(limit, Timeout::FirstEvent, async {
+            bounded(&self.site.who, limit, Timeout::FirstEvent, async {
                 let response = self.call(request, size).await?;
                 stream::open(response, json_mode, Arc::clone(&self.site), idle).await
             })
@@ -271,7 +249,7 @@ impl Provider for AnthropicProvider {
             let Body { bytes, .. } = self.body(req, Purpose::CountTokens)?;
             let size = bytes.len();
             let request = self.post(&self.count_url, bytes, &req.betas)?;
-            self.bounded(self.timeout, Timeout::Request, async {
+            bounded(&self.site.who, self.timeout, Timeout::Request, async {
                 let response = self.call(request, size).await?;
                 let bytes = response
                     .bytes()
@@ -309,20 +287,6 @@ impl Endpoint {
 fn api_base(configured: Option<&str>) -> String {
     let base = configured.unwrap_or(DEFAULT_API_BASE).trim().trim_end_matches('/');
     base.strip_suffix("/v1").unwrap_or(base).to_owned()
-}
-
-/// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer; a body that breaks off is used as
-/// far as it came.
-async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= ERROR_BODY_LIMIT {
-            break;
-        }
-    }
-    body
 }
 
 #[cfg(test)]

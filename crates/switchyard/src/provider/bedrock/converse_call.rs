@@ -12,7 +12,7 @@ use super::{BedrockProvider, JSON, converse_stream, counting_unavailable};
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ErrorKind, UpstreamError};
 use crate::provider::EventStream;
-use crate::provider::http::{Timeout, transport_error};
+use crate::provider::http::{Timeout, bounded, transport_error};
 
 /// The Converse endpoints of one deployment.
 pub(super) struct Urls {
@@ -55,7 +55,7 @@ impl BedrockProvider {
     ) -> Result<ChatResponse, UpstreamError> {
         let body = self.converse_body(req)?;
         let bytes = body.bytes()?;
-        self.bounded(self.timeout, Timeout::Request, async {
+        bounded(&self.site.who, self.timeout, Timeout::Request, async {
             let response = self.call(&urls.send, bytes, JSON).await?;
             let id = converse::message_id(response.headers());
             let answer = response
@@ -76,7 +76,7 @@ impl BedrockProvider {
         let bytes = body.bytes()?;
         let limit = self.stream_timeout;
         // The commit point: status and first event, both within stream_timeout.
-        self.bounded(limit, Timeout::FirstEvent, async {
+        bounded(&self.site.who, limit, Timeout::FirstEvent, async {
             let response =
                 self.call(&urls.stream, bytes, "application/vnd.amazon.eventstream").await?;
             let id = converse::message_id(response.headers());
@@ -97,26 +97,25 @@ impl BedrockProvider {
                 format!("the count body cannot be encoded: {e}"),
             )
         })?;
-        let counted = self
-            .bounded(self.timeout, Timeout::Request, async {
-                let response = self.call(&self.count_url, payload, JSON).await?;
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_error(&e, &self.site.destination()))?;
-                #[derive(Deserialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Count {
-                    input_tokens: u64,
-                }
-                serde_json::from_slice::<Count>(&bytes).map(|c| c.input_tokens).map_err(|e| {
-                    UpstreamError::new(
-                        ErrorKind::UpstreamUnavailable,
-                        format!("Bedrock's token count is unreadable: {e}"),
-                    )
-                })
+        let counted = bounded(&self.site.who, self.timeout, Timeout::Request, async {
+            let response = self.call(&self.count_url, payload, JSON).await?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(&e, &self.site.destination()))?;
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Count {
+                input_tokens: u64,
+            }
+            serde_json::from_slice::<Count>(&bytes).map(|c| c.input_tokens).map_err(|e| {
+                UpstreamError::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!("Bedrock's token count is unreadable: {e}"),
+                )
             })
-            .await;
+        })
+        .await;
         match counted {
             Err(e) if counting_unavailable(&e) => {
                 tracing::debug!(who = %self.site.who, error = %e.message, "CountTokens unavailable; estimating");

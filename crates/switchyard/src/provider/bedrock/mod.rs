@@ -26,7 +26,9 @@ use serde::Deserialize;
 use self::model_id::ModelId;
 use super::anthropic::body::{self, Body, Options, Purpose, Target};
 use super::anthropic::response;
-use super::http::{Destination, NetEnv, Timeout, setup_error, timeout_error, transport_error};
+use super::http::{
+    Destination, Limit, NetEnv, Timeout, bounded, read_capped, setup_error, transport_error,
+};
 use super::{EventStream, Provider, Upstreams};
 use crate::canonical::{ChatRequest, ChatResponse, Usage};
 use crate::classify::{
@@ -39,8 +41,6 @@ use crate::secret::Secret;
 
 /// The per-request timeout when neither the deployment nor `litellm_settings` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-/// The most of an error body that is read.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 const JSON: &str = "application/json";
 
 /// What a request and its stream need to name and reach their deployment.
@@ -66,13 +66,6 @@ impl Site {
             env: &self.env,
         }
     }
-}
-
-/// A timeout and the setting it came from, for NET-03.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Limit {
-    after: Duration,
-    setting: &'static str,
 }
 
 enum Auth {
@@ -301,18 +294,6 @@ impl BedrockProvider {
         let body = read_capped(response).await;
         Err(bedrock_http_error(&self.site.ctx, used.as_ref(), status.as_u16(), &headers, &body))
     }
-
-    async fn bounded<T>(
-        &self,
-        limit: Limit,
-        which: Timeout,
-        work: impl Future<Output = Result<T, UpstreamError>>,
-    ) -> Result<T, UpstreamError> {
-        match tokio::time::timeout(limit.after, work).await {
-            Ok(result) => result,
-            Err(_) => Err(timeout_error(&self.site.who, which, limit.after, limit.setting)),
-        }
-    }
 }
 
 impl Provider for BedrockProvider {
@@ -325,7 +306,7 @@ impl Provider for BedrockProvider {
                 return self.converse_send(urls, req).await;
             }
             let Body { bytes, json_mode } = self.body(req, Purpose::Send)?;
-            self.bounded(self.timeout, Timeout::Request, async {
+            bounded(&self.site.who, self.timeout, Timeout::Request, async {
                 let response = self.call(&self.invoke_url, bytes, JSON).await?;
                 let headers = response.headers().clone();
                 let bytes = response
@@ -351,7 +332,7 @@ impl Provider for BedrockProvider {
             let Body { bytes, json_mode } = self.body(req, Purpose::Stream)?;
             let limit = self.stream_timeout;
             // The commit point: status and first event, both within stream_timeout.
-            self.bounded(limit, Timeout::FirstEvent, async {
+            bounded(&self.site.who, limit, Timeout::FirstEvent, async {
                 let response = self
                     .call(&self.stream_url, bytes, "application/vnd.amazon.eventstream")
                     .await?;
@@ -379,26 +360,25 @@ impl Provider for BedrockProvider {
                     format!("the count body cannot be encoded: {e}"),
                 )
             })?;
-            let counted = self
-                .bounded(self.timeout, Timeout::Request, async {
-                    let response = self.call(&self.count_url, payload, JSON).await?;
-                    let bytes = response
-                        .bytes()
-                        .await
-                        .map_err(|e| transport_error(&e, &self.site.destination()))?;
-                    #[derive(Deserialize)]
-                    #[serde(rename_all = "camelCase")]
-                    struct Count {
-                        input_tokens: u64,
-                    }
-                    serde_json::from_slice::<Count>(&bytes).map(|c| c.input_tokens).map_err(|e| {
-                        UpstreamError::new(
-                            ErrorKind::UpstreamUnavailable,
-                            format!("Bedrock's token count is unreadable: {e}"),
-                        )
-                    })
+            let counted = bounded(&self.site.who, self.timeout, Timeout::Request, async {
+                let response = self.call(&self.count_url, payload, JSON).await?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| transport_error(&e, &self.site.destination()))?;
+                #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Count {
+                    input_tokens: u64,
+                }
+                serde_json::from_slice::<Count>(&bytes).map(|c| c.input_tokens).map_err(|e| {
+                    UpstreamError::new(
+                        ErrorKind::UpstreamUnavailable,
+                        format!("Bedrock's token count is unreadable: {e}"),
+                    )
                 })
-                .await;
+            })
+            .await;
             match counted {
                 // Not offered for this model, region or identity: estimate instead.
                 Err(e) if counting_unavailable(&e) => {
@@ -455,19 +435,6 @@ fn usage_from_headers(usage: &mut Usage, headers: &HeaderMap) {
             *to = count(name);
         }
     }
-}
-
-/// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer.
-async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= ERROR_BODY_LIMIT {
-            break;
-        }
-    }
-    body
 }
 
 #[cfg(test)]

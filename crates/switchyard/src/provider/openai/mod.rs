@@ -19,7 +19,8 @@ use http::HeaderValue;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use super::http::{
-    Clients, Destination, NetEnv, Timeout, setup_error, timeout_error, transport_error,
+    Clients, Destination, Limit, NetEnv, Timeout, bounded, read_capped, setup_error,
+    transport_error,
 };
 use super::{EventStream, Provider, Upstreams};
 use crate::canonical::{ChatRequest, ChatResponse};
@@ -36,9 +37,6 @@ pub const OLLAMA_API_BASE: &str = "http://localhost:11434/v1";
 /// The per-request timeout when neither the deployment nor `litellm_settings` sets one: the
 /// OpenAI SDKs' 10 minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-/// The most of an error body that is read.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
-
 /// What a request and its stream need to name and reach their deployment.
 pub(super) struct Site {
     deployment: Arc<Deployment>,
@@ -65,12 +63,6 @@ impl Site {
     fn transport(&self, e: &reqwest::Error) -> UpstreamError {
         openai_connect_error(&self.deployment, &self.base, transport_error(e, &self.destination()))
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Limit {
-    after: Duration,
-    setting: &'static str,
 }
 
 pub struct OpenAiProvider {
@@ -184,18 +176,6 @@ impl OpenAiProvider {
         let body = read_capped(response).await;
         Err(openai_http_error(&self.site.deployment, status.as_u16(), &headers, &body))
     }
-
-    async fn bounded<T>(
-        &self,
-        limit: Limit,
-        which: Timeout,
-        work: impl Future<Output = Result<T, UpstreamError>>,
-    ) -> Result<T, UpstreamError> {
-        match tokio::time::timeout(limit.after, work).await {
-            Ok(result) => result,
-            Err(_) => Err(timeout_error(&self.site.who, which, limit.after, limit.setting)),
-        }
-    }
 }
 
 impl Provider for OpenAiProvider {
@@ -205,7 +185,7 @@ impl Provider for OpenAiProvider {
     ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
         Box::pin(async move {
             let request = self.request(req, false)?;
-            self.bounded(self.timeout, Timeout::Request, async {
+            bounded(&self.site.who, self.timeout, Timeout::Request, async {
                 let response = self.call(request).await?;
                 let bytes = response.bytes().await.map_err(|e| self.site.transport(&e))?;
                 response::parse(&bytes)
@@ -223,7 +203,7 @@ impl Provider for OpenAiProvider {
             let limit = self.stream_timeout;
             let idle = stream::Idle { after: limit.after, setting: limit.setting };
             // The commit point: status and first chunk, both within stream_timeout.
-            self.bounded(limit, Timeout::FirstEvent, async {
+            bounded(&self.site.who, limit, Timeout::FirstEvent, async {
                 let response = self.call(request).await?;
                 stream::open(response, Arc::clone(&self.site), idle).await
             })
@@ -252,18 +232,6 @@ fn api_base(configured: Option<&str>, flavor: OpenAiFlavor) -> String {
     let base = base.strip_suffix("/chat/completions").unwrap_or(base).trim_end_matches('/');
     let bare = reqwest::Url::parse(base).is_ok_and(|u| u.path() == "/" || u.path().is_empty());
     if bare { format!("{base}/v1") } else { base.to_owned() }
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= ERROR_BODY_LIMIT {
-            break;
-        }
-    }
-    body
 }
 
 #[cfg(test)]
