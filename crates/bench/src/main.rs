@@ -255,6 +255,8 @@ async fn measure(
             let round = Round { concurrency, ..round };
             let (mut f, mut g) = (Option::<Outcome>::None, Option::<Outcome>::None);
             let mut peak = 0u64;
+            // CPU seconds used by the mock during floor rounds, by the gateway during its own.
+            let (mut floor_cpu, mut gateway_cpu) = (0.0, 0.0);
             for rep in 0..args.reps {
                 flip = !flip;
                 let order = if flip { [false, true] } else { [true, false] };
@@ -262,13 +264,19 @@ async fn measure(
                     let mode = if streaming { "stream" } else { "json" };
                     let who = if via_gateway { "gateway" } else { "floor" };
                     eprintln!("bench: {mode} {concurrency} clients, {who}, round {}", rep + 1);
+                    let cpu = (gateway.cpu_seconds()?, mock.cpu_seconds()?);
+                    // The CPU clock also runs through the warm-up; requests count after it.
+                    let measured = round.duration.as_secs_f64()
+                        / (round.duration + round.warmup).as_secs_f64();
                     if via_gateway {
                         gateway.reset_peak()?;
                         let o = load::run(Arc::clone(&through), round).await;
                         peak = peak.max(gateway.memory()?.peak);
+                        gateway_cpu += (gateway.cpu_seconds()? - cpu.0) * measured;
                         merge(&mut g, o);
                     } else {
                         let o = load::run(Arc::clone(&floor), round).await;
+                        floor_cpu += (mock.cpu_seconds()? - cpu.1) * measured;
                         merge(&mut f, o);
                     }
                 }
@@ -280,6 +288,8 @@ async fn measure(
                 floor: Side::new(&f, streaming),
                 gateway: Side::new(&g, streaming),
                 gateway_peak_rss: peak,
+                floor_cpu,
+                gateway_cpu,
             });
         }
     }
@@ -344,7 +354,6 @@ async fn time_to_ready(bins: &Path, config: &Path) -> Result<f64, String> {
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    procs::stop(&mut child);
     result
 }

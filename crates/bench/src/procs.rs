@@ -24,6 +24,11 @@ impl Proc {
             .map_err(|e| format!("cannot reset the peak RSS of pid {}: {e}", self.pid()))
     }
 
+    /// CPU time used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        cpu_seconds(self.pid())
+    }
+
     /// (`VmRSS`, `VmHWM`) in bytes.
     pub fn memory(&self) -> Result<Memory, String> {
         memory(self.pid())
@@ -32,9 +37,24 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// SIGTERM (a graceful stop, so a profiler wrapped around the child writes its data), then
+/// SIGKILL if it has not exited within 5 s.
+pub fn stop(child: &mut Child) {
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    if term.is_ok_and(|s| s.success()) {
+        for _ in 0..500 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,6 +74,32 @@ pub fn memory(pid: u32) -> Result<Memory, String> {
             .map(|kb| kb * 1024)
     };
     Ok(Memory { rss: field("VmRSS:").unwrap_or(0), peak: field("VmHWM:").unwrap_or(0) })
+}
+
+/// utime + stime of `pid` (fields 14 and 15 of `/proc/PID/stat`), in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
+    // The command name (field 2) may hold spaces: count from after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // Fields 14 and 15 overall are the 12th and 13th after the command name.
+    Ok((ticks(11) + ticks(12)) as f64 / clock_ticks())
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless configured otherwise).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// A port free right now on 127.0.0.1 (bound, read, released).

@@ -61,6 +61,10 @@ pub struct Row {
     pub gateway: Side,
     /// The gateway's peak RSS during its rounds of this row, bytes.
     pub gateway_peak_rss: u64,
+    /// CPU seconds (user + system) the mock used in the floor rounds of this row, and the
+    /// gateway in its rounds. Per request, they are steadier than req/s on a busy machine.
+    pub floor_cpu: f64,
+    pub gateway_cpu: f64,
 }
 
 impl Row {
@@ -80,9 +84,24 @@ impl Row {
         self.gateway.p99 - self.floor.p99
     }
 
+    /// Microseconds of mock CPU per floor request (all the floor's server-side work).
+    pub fn floor_cpu_us(&self) -> f64 {
+        per_request_us(self.floor_cpu, self.floor.requests)
+    }
+
+    /// Microseconds of gateway CPU per request (its own work only: the mock's is apart).
+    pub fn gateway_cpu_us(&self) -> f64 {
+        per_request_us(self.gateway_cpu, self.gateway.requests)
+    }
+
     pub fn ttfb_overhead_p50(&self) -> Option<f64> {
         Some(self.gateway.ttfb_p50? - self.floor.ttfb_p50?)
     }
+}
+
+/// CPU seconds over requests, in µs (the CPU of the warm-up is prorated out by the caller).
+fn per_request_us(seconds: f64, requests: u64) -> f64 {
+    if requests == 0 { 0.0 } else { seconds * 1e6 / requests as f64 }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -248,9 +267,9 @@ impl Report {
         out.push_str(
             "| mode | clients | floor req/s | gateway req/s | ratio | floor p50 / p90 / p99 ms \
              | gateway p50 / p90 / p99 ms | overhead p50 / p99 ms | TTFB p50 floor / gateway ms \
-             | errors | gateway peak RSS |\n",
+             | CPU µs/req mock / gateway | errors | gateway peak RSS |\n",
         );
-        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.rows {
             let ttfb = match (r.floor.ttfb_p50, r.gateway.ttfb_p50) {
                 (Some(f), Some(g)) => format!("{f:.3} / {g:.3}"),
@@ -259,7 +278,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.0} | {:.0} | {:.2} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} \
-                 | {:+.3} / {:+.3} | {} | {} | {:.1} MB |",
+                 | {:+.3} / {:+.3} | {} | {:.1} / {:.1} | {} | {:.1} MB |",
                 r.mode(),
                 r.concurrency,
                 r.floor.rps,
@@ -274,6 +293,8 @@ impl Report {
                 r.overhead_p50(),
                 r.overhead_p99(),
                 ttfb,
+                r.floor_cpu_us(),
+                r.gateway_cpu_us(),
                 r.floor.errors + r.gateway.errors,
                 mb(r.gateway_peak_rss),
             );
@@ -330,6 +351,8 @@ impl Report {
                 "overhead_p99_ms": round(r.overhead_p99(), 4),
                 "ttfb_overhead_p50_ms": r.ttfb_overhead_p50().map(|v| round(v, 4)),
                 "gateway_peak_rss_mb": round(mb(r.gateway_peak_rss), 2),
+                "floor_mock_cpu_us_per_request": round(r.floor_cpu_us(), 2),
+                "gateway_cpu_us_per_request": round(r.gateway_cpu_us(), 2),
             })).collect::<Vec<_>>(),
             "gateway_idle_rss_mb": round(mb(self.idle_rss), 2),
             "gateway_idle_rss_after_mb": round(mb(self.idle_rss_after), 2),

