@@ -452,6 +452,41 @@ mod tests {
     }
 
     #[test]
+    fn text_deltas_read_in_one_pass_decode_as_the_tagged_events_do() {
+        let delta = |index: u64, delta: serde_json::Value| json!({"type": "content_block_delta", "index": index, "delta": delta});
+        let skipped_start = ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}}),
+        );
+        let out = decode_all(
+            false,
+            &[
+                ev("content_block_delta", delta(0, json!({"type": "text_delta", "text": "a\"b"}))),
+                // No `event:` line: the data's type decides, as before.
+                ev("message", delta(0, json!({"type": "text_delta", "text": "c"}))),
+                skipped_start,
+                ev("content_block_delta", delta(1, json!({"type": "text_delta", "text": "x"}))),
+                ev("content_block_delta", delta(0, json!({"type": "text_delta", "text": null}))),
+                ev("content_block_delta", json!({"type": "ping"})),
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![
+                Ok(Some(StreamEvent::BlockDelta {
+                    index: 0,
+                    delta: BlockDelta::Text("a\"b".into())
+                })),
+                Ok(Some(StreamEvent::BlockDelta { index: 0, delta: BlockDelta::Text("c".into()) })),
+                Ok(None),
+                Ok(None),
+                Err(ErrorKind::UpstreamUnavailable),
+                Ok(Some(StreamEvent::Ping)),
+            ]
+        );
+    }
+
+    #[test]
     fn blocks_of_unknown_types_are_skipped_with_their_deltas() {
         let out = decode_all(
             false,
