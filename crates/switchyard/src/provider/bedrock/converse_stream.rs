@@ -11,23 +11,19 @@
 //! (AWS-18) — never a silent truncation. Buffers at most one frame; spawns nothing.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
-use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::converse::{JSON_TOOL, WireUsage, stop_reason};
+use super::stream::{Body, Frames, unreadable};
 use super::{Limit, Site};
 use crate::canonical::{BlockDelta, ContentBlock, StopReason, StreamEvent, Usage};
-use crate::classify::{ErrorKind, UpstreamError, bedrock_stream_exception};
+use crate::classify::{UpstreamError, bedrock_stream_exception};
 use crate::provider::EventStream;
-use crate::provider::http::{Timeout, broken, timeout_error, transport_error};
-
-type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+use crate::provider::http::{Timeout, broken, timeout_error};
 
 /// Reads `response` (a 200 with an event-stream body) up to its first event and returns the
 /// stream of canonical events, that event first. `id` names the message.
@@ -49,14 +45,11 @@ pub(super) async fn open_body(
     idle: Limit,
 ) -> Result<EventStream, UpstreamError> {
     let mut state = State {
-        body,
-        buf: BytesMut::new(),
-        frames: MessageFrameDecoder::new(),
+        reader: Frames::new(body),
         site,
         idle,
         id,
         json_mode,
-        seen: 0,
         done: false,
         queue: VecDeque::new(),
         open: BTreeSet::new(),
@@ -83,15 +76,11 @@ pub(super) async fn open_body(
 }
 
 struct State {
-    body: Body,
-    buf: BytesMut,
-    frames: MessageFrameDecoder,
+    reader: Frames,
     site: Arc<Site>,
     idle: Limit,
     id: String,
     json_mode: bool,
-    /// Frames read so far, for messages.
-    seen: usize,
     /// Nothing more is read: the answer is complete or failed.
     done: bool,
     /// Canonical events translated but not yet handed out.
@@ -145,30 +134,9 @@ impl State {
         }
     }
 
-    /// The next whole frame, reading the body as needed; `None` when the body ended.
+    /// The next whole frame; `None` when the body ended.
     async fn frame(&mut self) -> Option<Result<Message, UpstreamError>> {
-        loop {
-            match self.frames.decode_frame(&mut self.buf) {
-                Ok(DecodedFrame::Complete(message)) => {
-                    self.seen += 1;
-                    return Some(Ok(message));
-                }
-                Ok(DecodedFrame::Incomplete) => {}
-                Err(e) => {
-                    return Some(Err(unreadable(&format!("a broken event-stream frame: {e}"))));
-                }
-            }
-            match self.body.next().await {
-                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
-                Some(Err(e)) => return Some(Err(transport_error(&e, &self.site.destination()))),
-                None if self.buf.is_empty() => return None,
-                None => {
-                    let what =
-                        format!("the stream ended inside a frame after {} frames", self.seen);
-                    return Some(Err(broken(&self.site.destination(), &what)));
-                }
-            }
-        }
+        self.reader.next(&self.site).await
     }
 
     /// One frame → the canonical events it stands for, queued.
@@ -331,13 +299,10 @@ impl State {
 
     /// The body ended before `messageStop`.
     fn dropped(&self) -> UpstreamError {
-        let what = format!("the stream ended after {} frames, before messageStop", self.seen);
+        let what =
+            format!("the stream ended after {} frames, before messageStop", self.reader.seen);
         broken(&self.site.destination(), &what)
     }
-}
-
-fn unreadable(what: &str) -> UpstreamError {
-    UpstreamError::new(ErrorKind::UpstreamUnavailable, format!("Bedrock sent {what}"))
 }
 
 #[cfg(test)]

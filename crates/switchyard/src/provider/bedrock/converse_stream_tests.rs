@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::Header;
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::classify::ErrorKind;
 
 fn event(kind: &str, payload: Value) -> Vec<u8> {
     let headers =

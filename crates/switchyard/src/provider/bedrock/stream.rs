@@ -27,7 +27,7 @@ use crate::provider::EventStream;
 use crate::provider::anthropic::stream::Decoder;
 use crate::provider::http::{Timeout, broken, timeout_error, transport_error};
 
-type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 /// Reads `response` (a 200 with an event-stream body) up to its first event and returns the
 /// stream of canonical events, that event first.
@@ -47,13 +47,10 @@ pub(super) async fn open_body(
     idle: Limit,
 ) -> Result<EventStream, UpstreamError> {
     let mut state = State {
-        body,
-        buf: BytesMut::new(),
-        frames: MessageFrameDecoder::new(),
+        reader: Frames::new(body),
         decoder: Decoder::new(json_mode),
         site,
         idle,
-        seen: 0,
         done: false,
         pending: None,
         usage: Usage::default(),
@@ -79,15 +76,53 @@ pub(super) async fn open_body(
     Ok(Box::pin(futures_util::stream::once(async { Ok(first) }).chain(rest)))
 }
 
-struct State {
+/// Whole event-stream frames out of a response body, for both InvokeModelWithResponseStream
+/// and ConverseStream.
+pub(super) struct Frames {
     body: Body,
     buf: BytesMut,
-    frames: MessageFrameDecoder,
+    decoder: MessageFrameDecoder,
+    /// Frames read so far, for messages.
+    pub(super) seen: usize,
+}
+
+impl Frames {
+    pub(super) fn new(body: Body) -> Self {
+        Self { body, buf: BytesMut::new(), decoder: MessageFrameDecoder::new(), seen: 0 }
+    }
+
+    /// The next whole frame, reading the body as needed; `None` when the body ended.
+    pub(super) async fn next(&mut self, site: &Site) -> Option<Result<Message, UpstreamError>> {
+        loop {
+            match self.decoder.decode_frame(&mut self.buf) {
+                Ok(DecodedFrame::Complete(message)) => {
+                    self.seen += 1;
+                    return Some(Ok(message));
+                }
+                Ok(DecodedFrame::Incomplete) => {}
+                Err(e) => {
+                    return Some(Err(unreadable(&format!("a broken event-stream frame: {e}"))));
+                }
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(e)) => return Some(Err(transport_error(&e, &site.destination()))),
+                None if self.buf.is_empty() => return None,
+                None => {
+                    let what =
+                        format!("the stream ended inside a frame after {} frames", self.seen);
+                    return Some(Err(broken(&site.destination(), &what)));
+                }
+            }
+        }
+    }
+}
+
+struct State {
+    reader: Frames,
     decoder: Decoder,
     site: Arc<Site>,
     idle: Limit,
-    /// Frames read so far, for messages.
-    seen: usize,
     done: bool,
     /// `Stop`, held back one step behind the usage Bedrock's metrics added.
     pending: Option<StreamEvent>,
@@ -145,30 +180,9 @@ impl State {
         }
     }
 
-    /// The next whole frame, reading the body as needed; `None` when the body ended.
+    /// The next whole frame; `None` when the body ended.
     async fn frame(&mut self) -> Option<Result<Message, UpstreamError>> {
-        loop {
-            match self.frames.decode_frame(&mut self.buf) {
-                Ok(DecodedFrame::Complete(message)) => {
-                    self.seen += 1;
-                    return Some(Ok(message));
-                }
-                Ok(DecodedFrame::Incomplete) => {}
-                Err(e) => {
-                    return Some(Err(unreadable(&format!("a broken event-stream frame: {e}"))));
-                }
-            }
-            match self.body.next().await {
-                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
-                Some(Err(e)) => return Some(Err(transport_error(&e, &self.site.destination()))),
-                None if self.buf.is_empty() => return None,
-                None => {
-                    let what =
-                        format!("the stream ended inside a frame after {} frames", self.seen);
-                    return Some(Err(broken(&self.site.destination(), &what)));
-                }
-            }
-        }
+        self.reader.next(&self.site).await
     }
 
     /// One frame → at most one canonical event (plus a held-back `Stop`).
@@ -268,7 +282,8 @@ impl State {
 
     /// The body ended before `message_stop`.
     fn dropped(&self) -> UpstreamError {
-        let what = format!("the stream ended after {} frames, before message_stop", self.seen);
+        let what =
+            format!("the stream ended after {} frames, before message_stop", self.reader.seen);
         broken(&self.site.destination(), &what)
     }
 }
@@ -300,7 +315,7 @@ fn merge(into: &mut Usage, from: &Usage) {
     }
 }
 
-fn unreadable(what: &str) -> UpstreamError {
+pub(super) fn unreadable(what: &str) -> UpstreamError {
     UpstreamError::new(ErrorKind::UpstreamUnavailable, format!("Bedrock sent {what}"))
 }
 
