@@ -736,13 +736,20 @@ PROVIDERS = {
 }
 
 
-def claude_code_binary() -> Path:
-    """Claude Code from $CLAUDE_CODE_BIN or the cache scripts/test installs it into."""
-    explicit = os.environ.get("CLAUDE_CODE_BIN")
-    candidates = [Path(explicit)] if explicit else [
-        REPO / ".cache/claude-code/node_modules/.bin/claude",
+def claude_code_versions() -> list[str]:
+    """The pinned Claude Code versions (tests/sdk/claude-code-versions.txt), newest first."""
+    lines = (REPO / "tests/sdk/claude-code-versions.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def claude_code_binary(version: str) -> Path:
+    """Claude Code `version` from the cache scripts/test installs it into ($CLAUDE_CODE_DIR,
+    else .cache/claude-code/<version>)."""
+    root = Path(os.environ.get("CLAUDE_CODE_DIR", REPO / ".cache/claude-code")) / version
+    candidates = [
+        root / "node_modules/.bin/claude",
         # When npm skipped the postinstall that copies the native binary into place.
-        REPO / ".cache/claude-code/node_modules/@anthropic-ai/claude-code-linux-x64/claude",
+        root / "node_modules/@anthropic-ai/claude-code-linux-x64/claude",
     ]
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
@@ -750,13 +757,13 @@ def claude_code_binary() -> Path:
                 out = subprocess.run([str(path), "--version"], capture_output=True, timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 continue
-            if out.returncode == 0:
+            if out.returncode == 0 and version in out.stdout.decode(errors="replace"):
                 return path
-    found = shutil.which("claude") if not explicit else None
-    hint = f" (a `claude` is on PATH at {found}, but the suite uses a pinned one)" if found else ""
+    found = shutil.which("claude")
+    hint = f" (a `claude` is on PATH at {found}, but the suite uses pinned ones)" if found else ""
     raise RuntimeError(
-        "Claude Code is not installed in .cache/claude-code; scripts/test installs it, or set "
-        f"CLAUDE_CODE_BIN{hint}."
+        f"Claude Code {version} is not installed in {root}; scripts/test installs every version "
+        f"listed in tests/sdk/claude-code-versions.txt{hint}."
     )
 
 
@@ -813,3 +820,65 @@ class HeldStream:
 
     def __exit__(self, *exc) -> None:
         self.timer.cancel()
+
+
+class RecordingRelay:
+    """A loopback HTTP relay in front of the gateway that records each request a client sends
+    (method, path, body) and streams the gateway's answer back as it arrives, so a test can
+    compare what a real client sent with what the upstream received."""
+
+    def __init__(self, target: str):
+        import http.client
+        import http.server
+        from urllib.parse import urlsplit
+
+        self.requests: list[dict[str, Any]] = []
+        host = urlsplit(target)
+        relay = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                relay.requests.append({"method": self.command, "path": self.path, "body": body})
+                upstream = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "content-length")}
+                upstream.request(self.command, self.path, body=raw or None, headers=headers)
+                answer = upstream.getresponse()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                if self.command == "HEAD":
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    upstream.close()
+                    return
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                while chunk := answer.read1(65536):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                upstream.close()
+
+            do_GET = do_POST = do_HEAD = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name="relay", daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -137,7 +137,17 @@ fn check<'a>(
         Some(Some(list)) if list.is_empty() => {
             Err(invalid("messages: at least one message is required"))
         }
-        Some(Some(_)) => Ok(request),
+        Some(Some(list)) => {
+            // The schema's role enum: a system prompt belongs in the top-level `system`.
+            match list.iter().position(|m| {
+                !matches!(m.get("role").and_then(Value::as_str), Some("user" | "assistant"))
+            }) {
+                Some(i) => Err(invalid(&format!(
+                    "messages.{i}.role: Input should be 'user' or 'assistant'"
+                ))),
+                None => Ok(request),
+            }
+        }
     }
 }
 

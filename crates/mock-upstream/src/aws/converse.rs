@@ -124,6 +124,7 @@ fn check_body(raw: &[u8]) -> Result<Map<String, Value>, AwsError> {
     if messages.is_empty() {
         return Err(AwsError::validation("A conversation must start with a user message."));
     }
+    let mut previous = None;
     for (i, m) in messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str);
         if !matches!(role, Some("user" | "assistant")) {
@@ -133,6 +134,13 @@ fn check_body(raw: &[u8]) -> Result<Map<String, Value>, AwsError> {
                 i + 1
             )));
         }
+        if previous == role {
+            return Err(AwsError::validation(
+                "A conversation must alternate between user and assistant roles. Make sure \
+                 the conversation alternates between user and assistant roles and try again.",
+            ));
+        }
+        previous = role;
         for block in m.get("content").and_then(Value::as_array).into_iter().flatten() {
             let members: Vec<&String> =
                 block.as_object().into_iter().flat_map(|o| o.keys()).collect();

@@ -98,8 +98,7 @@ pub(super) fn build(req: &ChatRequest, opts: &Options<'_>) -> Result<Body, Upstr
     let mut additional = Map::new();
     extras(req, &mut additional, &mut no);
     let mut body = Map::new();
-    let messages: Vec<Value> = req.messages.iter().map(|m| message(m, &mut no)).collect();
-    body.insert("messages".into(), Value::Array(messages));
+    body.insert("messages".into(), Value::Array(messages(&req.messages, &mut no)));
     let system = blocks(&req.system, &mut no, Place::System);
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
@@ -183,12 +182,27 @@ enum Place {
     ToolResult,
 }
 
-fn message(m: &Message, no: &mut Refusals<'_>) -> Value {
-    let role = match m.role {
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    };
-    json!({ "role": role, "content": blocks(&m.content, no, Place::Message) })
+/// Converse requires the roles to alternate (the Messages API merges consecutive turns
+/// itself), so consecutive messages of one role become one message, in order: tool results
+/// followed by a user's text, or two user turns around a system message folded away.
+fn messages(list: &[Message], no: &mut Refusals<'_>) -> Vec<Value> {
+    let mut out: Vec<(Role, Vec<Value>)> = Vec::with_capacity(list.len());
+    for m in list {
+        let content = blocks(&m.content, no, Place::Message);
+        match out.last_mut() {
+            Some((role, blocks)) if *role == m.role => blocks.extend(content),
+            _ => out.push((m.role, content)),
+        }
+    }
+    out.into_iter()
+        .map(|(role, content)| {
+            let role = match role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({ "role": role, "content": content })
+        })
+        .collect()
 }
 
 /// Canonical blocks → Converse content blocks; a `cache_control` mark becomes a

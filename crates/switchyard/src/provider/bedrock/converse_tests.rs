@@ -78,6 +78,28 @@ fn text_system_parameters_and_tools_become_the_converse_body() {
 }
 
 #[test]
+fn consecutive_turns_of_one_role_become_one_converse_message() {
+    let req = ChatRequest {
+        messages: vec![
+            user("first"),
+            user("second"),
+            Message { role: Role::Assistant, content: vec![ContentBlock::text("ok")] },
+            user("third"),
+        ],
+        ..ChatRequest::default()
+    };
+    let body = build(&req, &opts(false)).unwrap();
+    assert_eq!(
+        body.value["messages"],
+        json!([
+            {"role": "user", "content": [{"text": "first"}, {"text": "second"}]},
+            {"role": "assistant", "content": [{"text": "ok"}]},
+            {"role": "user", "content": [{"text": "third"}]},
+        ])
+    );
+}
+
+#[test]
 fn images_travel_as_bytes_and_urls_are_refused() {
     let image = |source| Message {
         role: Role::User,

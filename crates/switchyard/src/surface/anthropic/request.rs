@@ -73,16 +73,31 @@ impl WireRequest {
         if self.messages.is_empty() {
             return Err(invalid("messages", "must contain at least one message"));
         }
-        let system = match self.system {
+        let mut system = match self.system {
             None => Vec::new(),
-            Some(StringOrBlocks::Text(text)) if text.is_empty() => Vec::new(),
-            Some(StringOrBlocks::Text(text)) => vec![ContentBlock::text(text)],
-            Some(StringOrBlocks::Blocks(list)) => system_blocks(list)?,
+            Some(content) => system_blocks(content, "system")?,
         };
         let mut messages = Vec::with_capacity(self.messages.len());
         for (i, message) in self.messages.into_iter().enumerate() {
-            let content = blocks::content(message.content, &format!("messages[{i}].content"))?;
-            messages.push(Message { role: message.role, content });
+            match message.role.conversation() {
+                Some(role) => {
+                    let content =
+                        blocks::content(message.content, &format!("messages[{i}].content"))?;
+                    messages.push(Message { role, content });
+                }
+                // Every provider gets a valid request: the Messages API (and Bedrock, and
+                // Converse) take system text only at the top, an OpenAI-compatible server
+                // gets it as the leading system message, as from the OpenAI surface.
+                None => system
+                    .extend(system_blocks(message.content, &format!("messages[{i}].content"))?),
+            }
+        }
+        if messages.is_empty() {
+            return Err(invalid(
+                "messages",
+                "must contain at least one `user` or `assistant` message (system messages \
+                 become the system prompt)",
+            ));
         }
         let mut tools = Vec::with_capacity(self.tools.as_ref().map_or(0, Vec::len));
         for (i, tool) in self.tools.into_iter().flatten().enumerate() {
@@ -117,11 +132,17 @@ impl WireRequest {
     }
 }
 
-/// `system` blocks: the API takes text blocks only.
-fn system_blocks(list: Vec<Object>) -> Result<Vec<ContentBlock>, ApiError> {
+/// The system prompt's blocks, from `system` or from a system-role message at `at`: a
+/// string or text blocks (the API takes text only); an empty string adds nothing.
+fn system_blocks(content: StringOrBlocks, at: &str) -> Result<Vec<ContentBlock>, ApiError> {
+    let list = match content {
+        StringOrBlocks::Text(text) if text.is_empty() => return Ok(Vec::new()),
+        StringOrBlocks::Text(text) => return Ok(vec![ContentBlock::text(text)]),
+        StringOrBlocks::Blocks(list) => list,
+    };
     let mut system = Vec::with_capacity(list.len());
     for (i, object) in list.into_iter().enumerate() {
-        let at = format!("system[{i}]");
+        let at = format!("{at}[{i}]");
         let block = blocks::block(object, &at)?;
         let is_text = match &block {
             ContentBlock::Text { .. } => true,

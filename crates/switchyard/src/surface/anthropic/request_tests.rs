@@ -224,6 +224,37 @@ fn claude_code_shaped_request_keeps_everything_it_sends() {
     assert!(req.gateway.is_empty());
 }
 
+/// What Claude Code 2.1.197 … 2.1.332 send with a tier alias as the model (`--model cheap`):
+/// a `system` message inside `messages`, after the user turn. It joins the system prompt
+/// after the top-level blocks, in order, keeping its cache_control; the turns stay as sent.
+#[test]
+fn system_messages_inside_messages_fold_into_the_system_prompt_in_order() {
+    let req = decode(json!({
+        "model": "cheap", "max_tokens": 32000,
+        "system": [{"type": "text", "text": "You are a Claude agent.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Say: WORKS"}]},
+            {"role": "system", "content": "Available agent types for the Agent tool: ..."},
+            {"role": "assistant", "content": "OK"},
+            {"role": "system", "content": [{"type": "text", "text": "Second.", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": ""},
+            {"role": "user", "content": "again"}
+        ]
+    }))
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&req.system).unwrap(),
+        json!([
+            {"type": "text", "text": "You are a Claude agent.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "Available agent types for the Agent tool: ..."},
+            {"type": "text", "text": "Second.", "cache_control": {"type": "ephemeral"}}
+        ])
+    );
+    let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant, Role::User]);
+    assert_eq!(req.messages[2].content, vec![ContentBlock::text("again")]);
+}
+
 #[test]
 fn string_system_and_content_and_non_anthropic_metadata() {
     let req = decode(json!({"model": "m", "max_tokens": 5, "system": "Be brief.",
@@ -324,8 +355,13 @@ fn required_fields_are_named_as_the_api_requires_them() {
 #[test]
 fn message_problems_name_their_paths() {
     let cases: &[(&str, &str)] = &[
-        (r#"[{"role": "system", "content": "x"}]"#, "messages[0].role"),
+        (r#"[{"role": "system", "content": "x"}]"#, "messages"),
+        (r#"[{"role": "tool", "content": "x"}]"#, "messages[0].role"),
         (r#"[{"content": "x"}]"#, "messages[0].role"),
+        (
+            r#"[{"role": "user", "content": "x"}, {"role": "system", "content": [{"type": "image", "source": {"type": "url", "url": "https://x"}}]}]"#,
+            "messages[1].content[0].type",
+        ),
         (r#"[{"role": "user"}]"#, "messages[0].content"),
         (
             r#"[{"role": "user", "content": "x"}, {"role": "assistant", "content": 5}]"#,

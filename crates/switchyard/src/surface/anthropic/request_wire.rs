@@ -41,8 +41,30 @@ pub(super) struct WireRequest {
 
 #[derive(Deserialize)]
 pub(super) struct WireMessage {
-    pub role: Role,
+    pub role: WireRole,
     pub content: StringOrBlocks,
+}
+
+/// A message's role as clients send it. The Messages API's own roles are `user` and
+/// `assistant`; Claude Code (2.1.197 and later, at least) also sends `system` messages
+/// inside `messages`, which the gateway folds into the system prompt in order.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum WireRole {
+    User,
+    Assistant,
+    System,
+}
+
+impl WireRole {
+    /// The conversation role; `None` for a system message.
+    pub fn conversation(self) -> Option<Role> {
+        match self {
+            WireRole::User => Some(Role::User),
+            WireRole::Assistant => Some(Role::Assistant),
+            WireRole::System => None,
+        }
+    }
 }
 
 /// `content`, `system` and a tool result's `content`: a string or an array of blocks.
