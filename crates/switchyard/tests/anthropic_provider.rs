@@ -532,12 +532,12 @@ async fn a_deployment_without_a_key_fails_without_calling_the_upstream() {
 
 #[tokio::test]
 async fn connection_and_tls_failures_name_the_host_and_the_fix() {
-    // Nothing listens on port 1.
+    // Nothing listens on port 1: on loopback that is a server that is down.
     let gw = gateway(&yaml("http://127.0.0.1:1", &[])).await;
     let v: Value = chat(&gw, &say(false)).await.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "upstream_unavailable", "{v}");
+    assert_eq!(v["error"]["code"], "server_down", "{v}");
     let message = v["error"]["message"].as_str().unwrap();
-    assert!(message.contains("127.0.0.1:1") && message.contains("HTTPS_PROXY"), "{message}");
+    assert!(message.contains("127.0.0.1:1") && message.contains("Start the server"), "{message}");
 
     // TLS spoken to a plain-HTTP server fails the handshake.
     let mock = MockUpstream::start().await;

@@ -369,10 +369,10 @@ fn cases() -> Vec<Case> {
             ],
             ..ant(
                 "NET-01",
-                "upstream_unavailable",
+                "server_down",
                 Reply::text("unused"),
-                "127.0.0.1:1",
-                "HTTPS_PROXY",
+                "127.0.0.1:1 (Connection refused",
+                "Start the server that should listen on 127.0.0.1:1",
             )
         },
         Case {

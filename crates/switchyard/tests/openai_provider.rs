@@ -399,26 +399,39 @@ async fn closed_port() -> String {
     format!("http://{addr}")
 }
 
+/// Ollama is not running: with the default retries, the refused connection is tried once,
+/// the deployment cools, and `cheap` serves at once; while `free` cools, `cheap` serves
+/// without `free` being tried or waited for.
 #[tokio::test]
 async fn free_falls_back_to_cheap_when_the_local_server_is_down() {
     let base = closed_port().await;
-    let gw = gateway(&yaml("ollama/qwen3-coder:30b", &base, &["num_retries: 0"])).await;
-    for stream in [false, true] {
+    let gw = gateway(&yaml("ollama/qwen3-coder:30b", &base, &[])).await;
+    // Without the fallback: NET-01 asking whether Ollama runs, after one attempt.
+    let body =
+        json!({"model": "free", "messages": [{"role": "user", "content": "Hi"}], "fallbacks": []});
+    let resp = chat(&gw, &body).await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-switchyard-error-class"], "server_down");
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("NET-01") && text.contains("Nothing listens there."), "{text}");
+    assert!(text.contains("Is Ollama running at") && text.contains("ollama serve"), "{text}");
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["error"]["attempts"].as_array().map(Vec::len), Some(1), "{text}");
+
+    let gw = gateway(&yaml("ollama/qwen3-coder:30b", &base, &[])).await;
+    for (i, stream) in [false, true, false].into_iter().enumerate() {
         let body = json!({"model": "free", "stream": stream,
                           "messages": [{"role": "user", "content": "Hi"}]});
         let resp = chat(&gw, &body).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["x-litellm-model-group"], "cheap");
+        assert_eq!(resp.headers()["x-switchyard-retries"], "0");
+        let attempts = resp.headers()["x-switchyard-attempts"].to_str().unwrap().to_owned();
+        let tried_free = attempts.matches("=server_down").count();
+        assert_eq!(tried_free, usize::from(i == 0), "request {i}: {attempts}");
+        assert!(attempts.ends_with("=ok"), "{attempts}");
         assert!(resp.text().await.unwrap().contains("FROM"));
     }
-    // Without the fallback: NET-01 asking whether Ollama runs.
-    let body =
-        json!({"model": "free", "messages": [{"role": "user", "content": "Hi"}], "fallbacks": []});
-    let resp = chat(&gw, &body).await;
-    assert_eq!(resp.status(), 502);
-    let text = resp.text().await.unwrap();
-    assert!(text.contains("NET-01") || text.contains("Is Ollama running"), "{text}");
-    assert!(text.contains("Is Ollama running at") && text.contains("ollama serve"), "{text}");
 }
 
 #[tokio::test]

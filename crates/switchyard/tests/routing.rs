@@ -527,6 +527,39 @@ async fn a_request_waits_for_a_cooldown_that_ends_within_its_timeout() {
     assert_eq!(start.elapsed(), Duration::from_secs(5), "waited for the cooldown to end");
 }
 
+/// Ollama is down: the refused connection is not retried, the deployment cools, and while it
+/// cools the fallback serves at once instead of the request waiting out the cooldown.
+#[tokio::test(start_paused = true)]
+async fn a_local_server_that_is_down_falls_over_at_once_and_cools() {
+    let yaml = config(
+        &[dep("free", "ollama", ""), dep("cheap", "haiku", "")],
+        "num_retries: 3
+cooldown_time: 5
+timeout: 30
+fallbacks: [{\"free\": [\"cheap\"]}]",
+    );
+    let h = Harness::new(
+        &yaml,
+        vec![("ollama", fail(ErrorKind::ServerDown), vec![]), ("haiku", OK, vec![])],
+    );
+    let start = Instant::now();
+    let served = h.router.send(&request("free")).await.unwrap();
+    assert_eq!(served.route.deployment.id, "haiku");
+    assert_eq!((served.route.retries, served.route.fallbacks), (0, 1));
+    assert_eq!(h.calls("ollama"), 1, "a server that is down is not retried");
+    assert_eq!(start.elapsed(), Duration::ZERO, "no backoff before the fallback");
+    let ollama = h.router.targets().find(|t| t.deployment.id == "ollama").unwrap();
+    assert!(ollama.state.is_cooling(Instant::now()));
+    // While it cools: the fallback at once, no wait for the cooldown to end.
+    assert_eq!(h.ask("free").await.unwrap(), "haiku");
+    assert_eq!(start.elapsed(), Duration::ZERO, "did not wait for the cooldown");
+    assert_eq!(h.calls("ollama"), 1);
+    // Once the cooldown is over it is tried again.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(h.ask("free").await.unwrap(), "haiku");
+    assert_eq!(h.calls("ollama"), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_request_fails_fast_with_gw05_when_the_cooldown_outlasts_its_timeout() {
     let yaml = config(&[dep("cheap", "only", "")], "cooldown_time: 60\ntimeout: 10");

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Overloaded,
     Timeout,
     UpstreamUnavailable,
+    /// Nothing listens at a local upstream's address (a refused connection on loopback): the
+    /// server is not running, and trying it again within the request cannot help.
+    ServerDown,
     Tls,
     ClockSkew,
     /// The gateway's own configuration prevents serving.
@@ -58,6 +61,7 @@ impl ErrorKind {
             Self::Overloaded => "overloaded",
             Self::Timeout => "timeout",
             Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::ServerDown => "server_down",
             Self::Tls => "tls",
             Self::ClockSkew => "clock_skew",
             Self::Configuration => "configuration",
@@ -92,7 +96,9 @@ impl ErrorKind {
                 StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
             }
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamUnavailable | Self::Tls | Self::ClockSkew => StatusCode::BAD_GATEWAY,
+            Self::UpstreamUnavailable | Self::ServerDown | Self::Tls | Self::ClockSkew => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Configuration | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +123,7 @@ impl ErrorKind {
             Self::Overloaded
             | Self::Timeout
             | Self::UpstreamUnavailable
+            | Self::ServerDown
             | Self::Tls
             | Self::ClockSkew
             | Self::Configuration
@@ -144,6 +151,7 @@ impl ErrorKind {
             Self::Overloaded => "overloaded_error",
             Self::Timeout => "timeout_error",
             Self::UpstreamUnavailable
+            | Self::ServerDown
             | Self::Tls
             | Self::ClockSkew
             | Self::Configuration
@@ -195,6 +203,7 @@ impl ErrorKind {
             | Self::ContextWindow
             | Self::ContentPolicy
             | Self::Billing
+            | Self::ServerDown
             | Self::Tls
             | Self::ClockSkew
             | Self::Configuration
@@ -217,6 +226,7 @@ impl ErrorKind {
             | Self::ModelNotFound
             | Self::Billing
             | Self::RateLimited
+            | Self::ServerDown
             | Self::Tls
             | Self::ClockSkew
             | Self::Configuration => Cooling::Now,
@@ -247,6 +257,7 @@ impl ErrorKind {
             | Self::Overloaded
             | Self::Timeout
             | Self::UpstreamUnavailable
+            | Self::ServerDown
             | Self::Tls
             | Self::ClockSkew
             | Self::Configuration
@@ -287,6 +298,7 @@ mod tests {
             ErrorKind::ModelNeedsProfile,
             ErrorKind::ModelNotFound,
             ErrorKind::Billing,
+            ErrorKind::ServerDown,
             ErrorKind::Tls,
             ErrorKind::ClockSkew,
             ErrorKind::Configuration,
@@ -353,6 +365,7 @@ mod tests {
             ErrorKind::Overloaded,
             ErrorKind::Timeout,
             ErrorKind::UpstreamUnavailable,
+            ErrorKind::ServerDown,
             ErrorKind::Tls,
             ErrorKind::ClockSkew,
             ErrorKind::Configuration,

@@ -178,25 +178,42 @@ pub fn transport_error(err: &reqwest::Error, dest: &Destination<'_>) -> Upstream
     if !err.is_connect() {
         return broken(dest, &detail);
     }
-    let mut error = UpstreamError::new(
-        ErrorKind::UpstreamUnavailable,
-        format!("cannot connect to {}: {detail}", dest.host_port),
-    );
-    error.diagnosis = Some(Diagnosis::new(
-        "NET-01",
-        format!(
-            "{} could not reach {} ({detail}). {}",
-            dest.who,
-            dest.host_port,
-            dest.env.proxies()
-        ),
-        format!(
-            "Check that {} is reachable from this machine (curl -sS {}); behind a proxy set \
-             HTTPS_PROXY (and NO_PROXY for hosts that must bypass it); for a local server \
-             check that it runs and that api_base names its port.",
-            dest.host_port, dest.base
-        ),
-    ));
+    // On loopback there is no network in between: a refusal means the server is not
+    // running, so the deployment cools and the request falls over at once, unretried.
+    let down = refused(err) && is_loopback(dest.host_port);
+    let kind = if down { ErrorKind::ServerDown } else { ErrorKind::UpstreamUnavailable };
+    let mut error =
+        UpstreamError::new(kind, format!("cannot connect to {}: {detail}", dest.host_port));
+    let (cause, remedy) = if down {
+        (
+            format!(
+                "{} could not reach {} ({detail}). Nothing listens there.",
+                dest.who, dest.host_port
+            ),
+            format!(
+                "Start the server that should listen on {} (check with `curl -sS {}`), or set \
+                 api_base to where it listens. Meanwhile the alias falls back to its next \
+                 deployment when it has one.",
+                dest.host_port, dest.base
+            ),
+        )
+    } else {
+        (
+            format!(
+                "{} could not reach {} ({detail}). {}",
+                dest.who,
+                dest.host_port,
+                dest.env.proxies()
+            ),
+            format!(
+                "Check that {} is reachable from this machine (curl -sS {}); behind a proxy \
+                 set HTTPS_PROXY (and NO_PROXY for hosts that must bypass it); for a local \
+                 server check that it runs and that api_base names its port.",
+                dest.host_port, dest.base
+            ),
+        )
+    };
+    error.diagnosis = Some(Diagnosis::new("NET-01", cause, remedy));
     error
 }
 
@@ -309,6 +326,32 @@ fn seconds(d: Duration) -> String {
 }
 
 /// The innermost message of an error chain: the one that says what actually went wrong.
+/// Whether the connection was refused (a TCP reset to the SYN: nothing listens on the port).
+fn refused(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Whether `host:port` names this machine: `localhost`, 127.0.0.0/8, `[::1]` (or the
+/// unspecified address, which connects to this machine too).
+fn is_loopback(host_port: &str) -> bool {
+    let host = match host_port.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => host_port,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
 fn deepest(err: &(dyn StdError + 'static)) -> String {
     let mut current = err;
     while let Some(next) = current.source() {
@@ -412,6 +455,46 @@ mod tests {
         );
         assert_eq!(tls_problem(&dns), None);
         assert_eq!(deepest(&dns), "dns error: failed to lookup address information");
+    }
+
+    #[test]
+    fn loopback_hosts_are_this_machine() {
+        for local in
+            ["localhost:11434", "LOCALHOST", "127.0.0.1:8000", "127.1.2.3:80", "[::1]:4000"]
+        {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in
+            ["api.anthropic.com:443", "10.0.0.5:11434", "[2001:db8::1]:80", "ollama:11434"]
+        {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+    }
+
+    /// A real refused connection: a port nothing listens on, on loopback.
+    #[tokio::test]
+    async fn a_refused_local_connection_is_a_server_down() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let host_port = format!("127.0.0.1:{port}");
+        let base = format!("http://{host_port}/v1");
+        let err = reqwest::Client::new().get(&base).send().await.unwrap_err();
+        let (env, ssl) = (NetEnv::default(), SslVerify::System);
+        let dest = Destination {
+            who: "the deployment of `free` (ollama/llama3)",
+            host_port: &host_port,
+            base: &base,
+            ssl: &ssl,
+            env: &env,
+        };
+        let e = transport_error(&err, &dest);
+        assert_eq!(e.kind, ErrorKind::ServerDown, "{}", e.message);
+        assert!(e.message.starts_with("cannot connect to 127.0.0.1:"), "{}", e.message);
+        let d = e.diagnosis.unwrap();
+        assert_eq!(d.id, "NET-01");
+        assert!(d.cause.contains("Nothing listens there."), "{}", d.cause);
+        // The same refusal from a host elsewhere may be a restart in progress: retryable.
+        let far = Destination { host_port: "ollama.internal:11434", ..dest };
+        assert_eq!(transport_error(&err, &far).kind, ErrorKind::UpstreamUnavailable);
     }
 
     #[test]

@@ -152,7 +152,8 @@ async fn chain<C: Call>(
             }
             None => match targets_for(router, &group) {
                 Some((targets, pinned)) => {
-                    match run_group::<C>(router, req, targets, pinned, deadline, log).await {
+                    let ahead = queue.as_ref().map(VecDeque::len);
+                    match run_group::<C>(router, req, targets, pinned, ahead, deadline, log).await {
                         Ok(done) => return Ok(done),
                         Err(kind) => kind,
                     }
@@ -234,11 +235,14 @@ fn simulated_failure(req: &ChatRequest) -> Option<UpstreamError> {
 }
 
 /// Tries the group's deployments; `Err` carries the kind of the failure that ended it.
+/// `fallbacks_ahead` is how many fallback groups remain once the chain has started on them
+/// (None before the first fallback: then the requested model's general fallbacks count).
 async fn run_group<C: Call>(
     router: &Router,
     req: &ChatRequest,
     targets: &[Target],
     pinned: bool,
+    fallbacks_ahead: Option<usize>,
     deadline: Instant,
     log: &mut Log,
 ) -> Result<(C::Out, Arc<Deployment>), ErrorKind> {
@@ -273,13 +277,17 @@ async fn run_group<C: Call>(
         };
         let retry = || order.iter().copied().find(|&i| may_retry(i) && usable(i));
         let Some(i) = fresh.or_else(retry) else {
-            // Nothing usable now: wait for the earliest cooldown that could still help,
-            // if it ends within the request's budget.
+            // Nothing usable now: wait for the earliest cooldown that could still help, if it
+            // ends within the request's budget and there is no fallback to go to instead.
             let waitable = order.iter().copied().filter(|&i| last[i].is_none() || may_retry(i));
             let earliest =
                 waitable.filter_map(|i| targets[i].state.cooldown(now)).map(|c| c.until).min();
+            let fall_over = || match fallbacks_ahead {
+                Some(n) => n > 0,
+                None => !fallbacks_for(router, req, FallbackKind::General).is_empty(),
+            };
             match earliest {
-                Some(until) if until <= deadline => {
+                Some(until) if until <= deadline && !fall_over() => {
                     tokio::time::sleep_until(until).await;
                     waited = true;
                     continue;
