@@ -112,3 +112,40 @@ def test_claude_code_says_works(gateway, tmp_path, version, naming):
             "Claude Code sends a system-role message for a model it does not know; if a new "
             "version stopped, this test no longer covers that shape"
         )
+
+
+@pytest.mark.parametrize("version", claude_code_versions())
+def test_claude_code_runs_a_tool_and_sends_its_result_back(gateway, tmp_path, version):
+    """A whole agent turn: the model asks for Bash, Claude Code runs it and sends the result
+    back in a second request, which the upstream answers."""
+    gateway.mock.push(
+        {"tool_use": {"name": "Bash",
+                      "input": {"command": "echo TOOL-RAN", "description": "Print a word"}}},
+        {"text": "DONE-AFTER-TOOL"},
+    )
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    result = subprocess.run(
+        [str(claude_code_binary(version)), "-p", "Run: echo TOOL-RAN", "--model", ALIAS,
+         "--allowedTools", "Bash(echo:*)"],
+        cwd=work,
+        env=claude_env(gateway.url, home),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.returncode == 0, output
+    assert "DONE-AFTER-TOOL" in result.stdout, output
+
+    calls = [c for c in gateway.calls() if c.body.get("tools")]
+    assert len(calls) == 2, [c.messages for c in calls]
+    history = calls[1].messages
+    [tool_use] = [b for m in history if m["role"] == "assistant" and isinstance(m["content"], list)
+                  for b in m["content"] if b.get("type") == "tool_use"]
+    assert tool_use["name"] == "Bash" and tool_use["input"]["command"] == "echo TOOL-RAN"
+    [tool_result] = calls[1].blocks("tool_result")
+    assert tool_result["tool_use_id"] == tool_use["id"]
+    assert any("TOOL-RAN" in t for t in texts(tool_result.get("content"))), tool_result
