@@ -288,3 +288,17 @@ async fn unknown_routes_and_methods_answer_in_openai_shape() {
     assert_eq!(status, 405);
     assert!(err["message"].as_str().unwrap().contains("GET"));
 }
+
+/// Claude Code's `HEAD /` before its first request, and a load balancer's `GET /`: 200
+/// without a key, naming the product, with no configuration in it.
+#[tokio::test]
+async fn the_root_answers_without_a_key() {
+    let gw = gateway().await;
+    let head = http().head(format!("{}/", gw.url())).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let resp = http().get(format!("{}/", gw.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["name"], "switchyard");
+    assert!(!body.to_string().contains(KEY));
+}

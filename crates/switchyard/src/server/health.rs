@@ -88,6 +88,16 @@ impl Probes {
     }
 }
 
+/// `/`: what answers here, without a key (load balancers and clients probe it).
+pub async fn root() -> Response {
+    let body = json!({
+        "name": "switchyard",
+        "version": env!("CARGO_PKG_VERSION"),
+        "endpoints": ["/v1/chat/completions", "/v1/messages", "/v1/models", "/health"],
+    });
+    ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
 pub async fn liveliness() -> Response {
     ([(CONTENT_TYPE, "application/json")], "\"I'm alive!\"").into_response()
 }

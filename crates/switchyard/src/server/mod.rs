@@ -46,6 +46,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()
+        // Claude Code sends `HEAD /` before its first request to warm the connection.
+        .route("/", get(health::root))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))
