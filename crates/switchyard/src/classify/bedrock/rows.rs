@@ -222,10 +222,14 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
         let end = rest.find(to).unwrap_or(rest.len());
         Some(rest[..end].trim().trim_end_matches('.').to_owned())
     };
-    let identity =
-        between("User: ", " is not authorized").unwrap_or_else(|| "the identity".to_owned());
-    let action =
-        between("perform: ", " on resource").unwrap_or_else(|| "bedrock:InvokeModel".to_owned());
+    let named = between("User: ", " is not authorized").or_else(|| {
+        let end = message.find(" may not call ")?;
+        Some(message[..end].trim().to_owned())
+    });
+    let action = between("perform: ", " on resource").or_else(|| between("may not call ", " on "));
+    let (Some(identity), Some(action)) = (named, action) else {
+        return unexplained_denial(ctx, message);
+    };
     let resource = between("on resource: ", " because")
         .or_else(|| between("on resource: ", " with an explicit"))
         .unwrap_or_else(|| ctx.model.clone());
@@ -291,6 +295,30 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
             ctx.creds()
         ),
         format!("Grant this minimal policy — {who_can}: {policy}.{}", ctx.fallback_hint()),
+    )
+}
+
+/// AWS-05 for a refusal that names neither a permission nor the credentials (a bare 403,
+/// "Access Denied" from a proxy): say so, and check the credentials before granting anything.
+fn unexplained_denial(ctx: &AwsContext, message: &str) -> Diagnosis {
+    let p = ctx.profile();
+    Diagnosis::new(
+        "AWS-05",
+        format!(
+            "{} refused the request of {} (\"{message}\") without saying whether a permission \
+             is missing or the credentials are not recognised ({}).",
+            ctx.endpoint,
+            ctx.who,
+            ctx.creds()
+        ),
+        format!(
+            "First check that AWS recognises the credentials: `aws sts get-caller-identity \
+             --profile {p}` (`switchyard doctor` asks STS too). If it names the identity you \
+             expect, grant it this minimal policy: {}. If the endpoint is a proxy, check its \
+             access rules.{}",
+            ctx.policy_template.replace("{account}", "*"),
+            ctx.fallback_hint()
+        ),
     )
 }
 
