@@ -55,12 +55,33 @@ pub enum AwsAuth {
     /// Static keys: the key id's safe prefix (`ASIA…`), where it came from, whether a
     /// session token came with it.
     Keys { key_prefix: String, source: String, session_token: bool },
-    /// A named profile, with its SSO session (name, start URL) or credential_process.
-    Profile { name: String, source: String, sso: Option<(String, String)>, process: bool },
+    /// A named profile, with its SSO session (name, start URL) or credential_process;
+    /// `undefined` when no file the gateway read defines it.
+    Profile {
+        name: String,
+        source: String,
+        sso: Option<(String, String)>,
+        process: bool,
+        undefined: Option<UndefinedProfile>,
+    },
     /// Web identity (`aws_web_identity_token` + `aws_role_name`).
     WebIdentity { source: String },
     #[default]
     DefaultChain,
+}
+
+/// Where a profile named in the config was looked for and not found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UndefinedProfile {
+    /// Each file read, and what it lacks: "/home/u/.aws/config (no `[profile cc]` section)",
+    /// "/home/u/.aws/credentials (does not exist)".
+    pub searched: Vec<String>,
+    /// The profiles those files do define.
+    pub defined: Vec<String>,
+    /// Where a `[profile NAME]` section goes.
+    pub config_file: String,
+    /// Where a `[NAME]` section with keys goes.
+    pub credentials_file: String,
 }
 
 /// The credentials one attempt was signed with, for diagnoses that name them.
@@ -219,7 +240,17 @@ pub fn bedrock_credentials_error(
         || lower.contains("token has expired and refresh failed")
         // aws-config's sso-session token provider when the cache file is missing.
         || lower.contains("failed to load the cached sso token");
-    let (kind, diagnosis) = if sso_expired {
+    let undefined = match &ctx.auth {
+        AwsAuth::Profile { name, source, undefined: Some(u), .. }
+            if failure != CredentialFailure::TimedOut =>
+        {
+            Some((name, source, u))
+        }
+        _ => None,
+    };
+    let (kind, diagnosis) = if let Some((name, source, u)) = undefined {
+        (ErrorKind::CredentialsMissing, undefined_profile(ctx, name, source, u))
+    } else if sso_expired {
         let session = match &ctx.auth {
             AwsAuth::Profile { sso: Some((s, url)), .. } => format!("SSO session `{s}` ({url})"),
             _ => "SSO session".to_owned(),

@@ -8,7 +8,7 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use http::HeaderMap;
 
-use super::{AwsAuth, AwsContext, CredentialFailure, UsedKey, header};
+use super::{AwsAuth, AwsContext, CredentialFailure, UndefinedProfile, UsedKey, header};
 use crate::classify::{Diagnosis, ErrorKind};
 
 /// Claude ids Bedrock serves, for "did you mean" suggestions (AWS-10).
@@ -496,6 +496,41 @@ pub(super) fn missing(ctx: &AwsContext, failure: CredentialFailure, detail: &str
              AWS_PROFILE) and run `aws sso login --profile {p}`; set AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary keys); or set a Bedrock \
              API key in AWS_BEARER_TOKEN_BEDROCK (or `api_key` on the deployment)."
+        ),
+    )
+}
+
+/// AWS-04 for a profile the config names but no file defines.
+pub(super) fn undefined_profile(
+    ctx: &AwsContext,
+    name: &str,
+    source: &str,
+    u: &UndefinedProfile,
+) -> Diagnosis {
+    // `source` ends with "; no file defines it", which the cause says in full.
+    let source = source.split("; no file defines it").next().unwrap_or(source);
+    let defined = match u.defined.as_slice() {
+        [] => " They define no profile at all.".to_owned(),
+        names => format!(" They define: {}.", names.join(", ")),
+    };
+    let section = if name == "default" { "default".to_owned() } else { format!("profile {name}") };
+    Diagnosis::new(
+        "AWS-04",
+        format!(
+            "Profile `{name}` ({source}) used by {} is not defined in any file the gateway \
+             read: {}.{defined}",
+            ctx.who,
+            u.searched.join(", ")
+        ),
+        format!(
+            "Create the profile: run `aws configure sso --profile {name}` (IAM Identity Center), \
+             or add a `[{section}]` section to {} with its `region` and credentials \
+             (`sso_session`, `credential_process`, or `role_arn` with `source_profile`), or a \
+             `[{name}]` section with `aws_access_key_id` and `aws_secret_access_key` to {}. Or \
+             set `aws_profile_name` to a profile that exists; if your files live elsewhere, \
+             point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at them (an env file counts). \
+             Then reload the config (SIGHUP or `POST /config/reload`) or restart the gateway.",
+            u.config_file, u.credentials_file
         ),
     )
 }

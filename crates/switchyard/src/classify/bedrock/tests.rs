@@ -42,6 +42,7 @@ fn sso_profile() -> AwsContext {
         source: "aws_profile_name in c.yaml:7:7, defined in /home/u/.aws/config".into(),
         sso: Some(("corp".into(), "https://corp.awsapps.com/start".into())),
         process: false,
+        undefined: None,
     })
 }
 
@@ -680,4 +681,46 @@ fn sts_refusals_of_assume_role_are_classified_by_code_and_text() {
         let e = bedrock_credentials_error(&env_keys(), CredentialFailure::Provider, detail);
         assert_eq!((e.kind, id(&e)), (kind, catalog), "{detail}");
     }
+}
+
+#[test]
+fn aws04_a_profile_no_file_defines_says_where_it_looked_and_how_to_create_it() {
+    let c = ctx(AwsAuth::Profile {
+        name: "work".into(),
+        source: "aws_profile_name in c.yaml:7:7; no file defines it".into(),
+        sso: None,
+        process: false,
+        undefined: Some(UndefinedProfile {
+            searched: vec![
+                "/home/u/.aws/config (no `[profile work]` section)".into(),
+                "/home/u/.aws/credentials (does not exist)".into(),
+            ],
+            defined: vec!["default".into(), "cc".into()],
+            config_file: "/home/u/.aws/config".into(),
+            credentials_file: "/home/u/.aws/credentials".into(),
+        }),
+    });
+    for failure in [CredentialFailure::NotLoaded, CredentialFailure::InvalidConfiguration] {
+        let e = bedrock_credentials_error(
+            &c,
+            failure,
+            "the credential provider was not enabled: no providers in chain provided credentials",
+        );
+        assert_eq!((e.kind, id(&e)), (ErrorKind::CredentialsMissing, "AWS-04"));
+        let d = e.diagnosis.as_ref().unwrap();
+        assert_eq!(
+            d.cause,
+            "Profile `work` (aws_profile_name in c.yaml:7:7) used by the deployment of `balanced` \
+             (bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0, us-east-1) is not defined in any \
+             file the gateway read: /home/u/.aws/config (no `[profile work]` section), \
+             /home/u/.aws/credentials (does not exist). They define: default, cc."
+        );
+        assert!(d.remedy.starts_with("Create the profile: run `aws configure sso --profile work`"));
+        assert!(d.remedy.contains("a `[profile work]` section to /home/u/.aws/config"));
+        assert!(!d.remedy.contains("aws_profile_name: work"), "{}", d.remedy);
+    }
+    // A timeout is still a timeout.
+    let e =
+        bedrock_credentials_error(&c, CredentialFailure::TimedOut, "no credentials within 30 s");
+    assert_eq!(id(&e), "NET-03");
 }
