@@ -464,6 +464,11 @@ fn classify(
     let denied = matches!(code, Some("AccessDeniedException" | "AccessDenied"))
         || DENIED_TEXT.iter().any(|t| lower.contains(t));
     let (kind, diagnosis) = match (refusal(code, &lower), code.unwrap_or_default()) {
+        // A Bedrock API key signs nothing and has no AWS credentials behind it: whatever AWS
+        // says about "the security token", it is the key that was refused.
+        (Some(Refusal::Unrecognised | Refusal::Expired | Refusal::BadSignature), _) if bearer => {
+            (ErrorKind::CredentialsInvalid, Some(bad_api_key(ctx)))
+        }
         (Some(Refusal::Unrecognised), _) => {
             (ErrorKind::CredentialsInvalid, Some(unrecognised(ctx, message)))
         }

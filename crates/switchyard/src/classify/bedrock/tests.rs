@@ -724,3 +724,20 @@ fn aws04_a_profile_no_file_defines_says_where_it_looked_and_how_to_create_it() {
         bedrock_credentials_error(&c, CredentialFailure::TimedOut, "no credentials within 30 s");
     assert_eq!(id(&e), "NET-03");
 }
+
+#[test]
+fn a_refused_bedrock_api_key_is_aws13_whatever_aws_says_about_the_token() {
+    let c = ctx(AwsAuth::BearerKey {
+        prefix: "ABSK…".into(),
+        source: "AWS_BEARER_TOKEN_BEDROCK from the process environment".into(),
+    });
+    for (shape, code, message) in [
+        (Shape::RestJson, "UnrecognizedClientException", INVALID),
+        (Shape::MotoXml, "InvalidClientTokenId", INVALID),
+        (Shape::TextOnly, "", EXPIRED),
+    ] {
+        let e = answer(&c, shape, code, message);
+        assert_eq!((e.kind, id(&e)), (ErrorKind::CredentialsInvalid, "AWS-13"), "{shape:?}");
+        assert!(!text(&e).contains("sts get-caller-identity"), "{}", text(&e));
+    }
+}

@@ -42,8 +42,11 @@ pub fn read(headers: &HeaderMap, body: &[u8]) -> AwsErrorBody {
         None if trimmed.starts_with('<') => from_xml(trimmed),
         None => AwsErrorBody::default(),
     };
-    let header = headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok());
-    if let Some(code) = header.and_then(normalise_code) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // awsQuery-compatible JSON services name the query code in `x-amzn-query-error`
+    // (`InvalidClientTokenId;Sender`); the SDKs prefer it.
+    let query = header("x-amzn-query-error").and_then(|v| v.split(';').next());
+    if let Some(code) = query.or(header("x-amzn-errortype")).and_then(normalise_code) {
         out.code = Some(code);
     }
     // A JSON error without a message has nothing more to quote.
@@ -320,6 +323,8 @@ mod tests {
         // The header wins over the body, as in the SDKs.
         let r = read(&h, br#"{"__type":"Other","message":"m"}"#);
         assert_eq!(r.code.as_deref(), Some("ExpiredTokenException"));
+        h.insert("x-amzn-query-error", "ExpiredToken;Sender".parse().unwrap());
+        assert_eq!(read(&h, b"").code.as_deref(), Some("ExpiredToken"));
     }
 
     #[test]
