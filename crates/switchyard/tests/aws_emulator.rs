@@ -135,7 +135,13 @@ struct Keys {
 
 /// One Bedrock deployment signing with `keys`, Bedrock and STS both at `endpoint`.
 fn config(home: &Home, endpoint: &str, keys: &Keys) -> PathBuf {
+    config_with(home, endpoint, keys, "")
+}
+
+/// [`config`] with more `litellm_params` lines (each ending in a newline).
+fn config_with(home: &Home, endpoint: &str, keys: &Keys, more: &str) -> PathBuf {
     let token = keys.token.as_ref().map(|t| format!("      aws_session_token: {t}\n"));
+    let lines = format!("{}{more}", token.unwrap_or_default());
     let yaml = format!(
         "model_list:\n  - model_name: balanced\n    litellm_params:\n      model: bedrock/{MODEL}\n      \
          aws_region_name: us-east-1\n      aws_bedrock_runtime_endpoint: {endpoint}\n      \
@@ -143,9 +149,7 @@ fn config(home: &Home, endpoint: &str, keys: &Keys) -> PathBuf {
          \x20   model_info:\n      id: balanced-bedrock\n\
          router_settings:\n  num_retries: 0\n  disable_cooldowns: true\n\
          general_settings:\n  master_key: {MASTER}\n",
-        keys.id,
-        keys.secret,
-        token.unwrap_or_default()
+        keys.id, keys.secret, lines
     );
     home.write("config.yaml", &yaml)
 }
@@ -424,4 +428,46 @@ async fn an_expired_token_in_motos_envelope_is_aws02() {
     assert_eq!(d["identity"]["code"], "ExpiredToken", "{d}");
     assert_eq!(d["identity"]["message"], "The security token included in the request is expired");
     assert_clean("doctor --json", &report, &keys);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assuming_a_role_through_moto_sts_is_classified_by_what_sts_said() {
+    let Some(moto) = Moto::start() else { return };
+    let home = Home::new();
+    let role = format!("      aws_role_name: {}\n", moto.iam["role"].as_str().unwrap());
+    // moto's STS answers in its <Errors>-wrapped XML, which the STS SDK cannot read: the
+    // gateway reads the answer itself.
+    let unknown = Keys {
+        id: "AKIAUNKNOWN000000002".into(),
+        secret: "unknownSecret0000000000000000000000000000".into(),
+        token: None,
+    };
+    let (status, body) = ask(&home, &config_with(&home, &moto.url, &unknown, &role)).await;
+    let diag = client_diagnosis(status, &body, 401, "credentials_invalid", "AWS-01");
+    let cause = diag["cause"].as_str().unwrap();
+    assert!(
+        cause.contains(
+            "InvalidClientTokenId: The security token included in the request is invalid."
+        ),
+        "{cause}"
+    );
+    assert!(cause.contains(", assuming role arn:aws:iam::123456789012:role/no-bedrock"), "{cause}");
+    assert_clean("the client's error", &body, &unknown);
+
+    // A known user without sts:AssumeRole: AWS-05 naming that action, not Bedrock's.
+    let keys = moto.key("noperm");
+    let (status, body) = ask(&home, &config_with(&home, &moto.url, &keys, &role)).await;
+    let diag = client_diagnosis(status, &body, 403, "permission_denied", "AWS-05");
+    let cause = diag["cause"].as_str().unwrap();
+    let role = moto.iam["role"].as_str().unwrap();
+    assert!(
+        cause.starts_with(&format!(
+            "{} may not call sts:AssumeRole on {role} (",
+            moto.arn("noperm")
+        )),
+        "{cause}"
+    );
+    let remedy = diag["remedy"].as_str().unwrap();
+    assert!(remedy.contains("trust policy") && !remedy.contains("bedrock:Invoke"), "{remedy}");
+    assert_clean("the client's error", &body, &keys);
 }

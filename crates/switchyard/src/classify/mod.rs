@@ -16,7 +16,7 @@ pub use anthropic::{
 pub use bedrock::{
     AwsAuth, AwsContext, AwsErrorBody, CredentialFailure, Refusal, UndefinedProfile, UsedKey,
     bedrock_credentials_error, bedrock_http_error, bedrock_no_region, bedrock_stream_exception,
-    bedrock_unsupported, plain_text, read_aws_error, refusal,
+    bedrock_unsupported, plain_text, read_aws_error, read_sdk_response, refusal,
 };
 pub use kind::{Cooling, ErrorKind, Fallback};
 pub use openai::{

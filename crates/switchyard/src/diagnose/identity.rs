@@ -17,7 +17,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde::Serialize;
 
-use crate::classify;
+use crate::classify::{self, AwsErrorBody};
 use crate::config::Deployment;
 use crate::credentials::{self, AwsCredentials, AwsEnvironment, CredentialReport};
 use crate::secret::Secret;
@@ -187,22 +187,8 @@ pub async fn caller_identity(
             })
         }
         Err(SdkError::ServiceError(e)) => {
-            let raw = e.raw();
-            let mut headers = http::HeaderMap::new();
-            for (name, value) in raw.headers().iter() {
-                if let (Ok(n), Ok(v)) =
-                    (http::HeaderName::try_from(name), http::HeaderValue::from_str(value))
-                {
-                    headers.append(n, v);
-                }
-            }
-            refused(
-                raw.status().as_u16(),
-                &headers,
-                raw.body().bytes().unwrap_or_default(),
-                e.err().code(),
-                e.err().message(),
-            )
+            let read = classify::read_sdk_response(e.raw());
+            refused(e.raw().status().as_u16(), read, e.err().code(), e.err().message())
         }
         Err(other) => {
             let detail = DisplayErrorContext(&other).to_string();
@@ -216,12 +202,10 @@ pub async fn caller_identity(
 /// the awsQuery XML, else what the body says in whichever shape an emulator or proxy used.
 pub fn refused(
     status: u16,
-    headers: &http::HeaderMap,
-    body: &[u8],
+    read: AwsErrorBody,
     code: Option<&str>,
     message: Option<&str>,
 ) -> IdentityCheck {
-    let read = classify::read_aws_error(headers, body);
     let message = message
         .map(classify::plain_text)
         .filter(|m| !m.is_empty())
@@ -255,8 +239,7 @@ mod tests {
         // The SDK read STS's XML: its code and message are kept.
         let r = refused(
             403,
-            &none,
-            b"",
+            AwsErrorBody::default(),
             Some("InvalidClientTokenId"),
             Some("The security token included in the request is invalid."),
         );
@@ -268,8 +251,7 @@ mod tests {
         // A proxy or emulator answered JSON, or HTML, which the SDK could not read.
         let r = refused(
             403,
-            &none,
-            br#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}"#,
+            classify::read_aws_error(&none, br#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}"#),
             None,
             None,
         );
@@ -277,8 +259,7 @@ mod tests {
         assert!(!r.summary().contains('{'), "{}", r.summary());
         let r = refused(
             403,
-            &none,
-            b"<html><body><h1>403 Forbidden</h1><p>The AWS Access Key Id you provided does not exist in our records.</p></body></html>",
+            classify::read_aws_error(&none, b"<html><body><h1>403 Forbidden</h1><p>The AWS Access Key Id you provided does not exist in our records.</p></body></html>"),
             None,
             None,
         );
@@ -287,7 +268,7 @@ mod tests {
             r.summary(),
             "STS GetCallerIdentity refused these credentials: 403 Forbidden The AWS Access Key Id you provided does not exist in our records."
         );
-        let r = refused(403, &none, b"", Some("SignatureDoesNotMatch"), None);
+        let r = refused(403, AwsErrorBody::default(), Some("SignatureDoesNotMatch"), None);
         assert!(!r.unrecognised());
         assert!(
             r.summary().ends_with("SignatureDoesNotMatch: HTTP 403 without a message"),

@@ -15,7 +15,7 @@ mod rows;
 mod wire;
 
 use self::rows::*;
-pub use self::wire::{AwsErrorBody, plain_text, read as read_aws_error};
+pub use self::wire::{AwsErrorBody, plain_text, read as read_aws_error, read_sdk_response};
 use super::{Diagnosis, ErrorKind, UpstreamError};
 
 /// What a Bedrock diagnosis names, built once per deployment by its provider.

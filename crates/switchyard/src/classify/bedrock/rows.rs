@@ -230,8 +230,11 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
     let (Some(identity), Some(action)) = (named, action) else {
         return unexplained_denial(ctx, message);
     };
+    // STS's AssumeRole is about the role, not the model.
+    let assume = action.starts_with("sts:AssumeRole");
     let resource = between("on resource: ", " because")
         .or_else(|| between("on resource: ", " with an explicit"))
+        .or_else(|| assume.then(|| ctx.role.clone()).flatten())
         .unwrap_or_else(|| ctx.model.clone());
     // arn:aws:sts::ACCOUNT:assumed-role/AWSReservedSSO_<set>_<hash>/user
     let account = identity
@@ -285,7 +288,19 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
     }
     let set =
         permission_set.map(|s| format!(" It is the SSO permission set `{s}`.")).unwrap_or_default();
-    let policy = ctx.policy_template.replace("{account}", account.unwrap_or("*"));
+    let (policy, trust) = if assume {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]
+        });
+        let trust = format!(
+            " The role's trust policy must also name {identity} as a principal allowed to \
+             assume it."
+        );
+        (policy.to_string(), trust)
+    } else {
+        (ctx.policy_template.replace("{account}", account.unwrap_or("*")), String::new())
+    };
     Diagnosis::new(
         "AWS-05",
         format!(
@@ -294,7 +309,7 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
             ctx.who,
             ctx.creds()
         ),
-        format!("Grant this minimal policy — {who_can}: {policy}.{}", ctx.fallback_hint()),
+        format!("Grant this minimal policy — {who_can}: {policy}.{trust}{}", ctx.fallback_hint()),
     )
 }
 

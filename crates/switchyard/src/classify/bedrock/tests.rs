@@ -418,7 +418,33 @@ fn assume_role_failures_from_sts_are_classified_like_bedrock_ones() {
         "service error: AccessDenied: User: arn:aws:iam::123456789012:user/u is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/Bedrock",
     );
     assert_eq!((e.kind, id(&e)), (ErrorKind::PermissionDenied, "AWS-05"));
-    assert!(text(&e).contains("sts:AssumeRole"), "{}", text(&e));
+    let d = e.diagnosis.as_ref().unwrap();
+    assert!(
+        d.cause.starts_with("arn:aws:iam::123456789012:user/u may not call sts:AssumeRole on arn:aws:iam::123456789012:role/Bedrock ("),
+        "{}",
+        d.cause
+    );
+    assert!(
+        d.remedy.contains(r#""Action":"sts:AssumeRole","Effect":"Allow","Resource":"arn:aws:iam::123456789012:role/Bedrock""#),
+        "{}",
+        d.remedy
+    );
+    assert!(d.remedy.contains("trust policy") && !d.remedy.contains("bedrock:"), "{}", d.remedy);
+    // moto names no resource; the role comes from the deployment.
+    let mut c = env_keys();
+    c.role = Some("arn:aws:iam::123456789012:role/no-bedrock".into());
+    let e = bedrock_credentials_error(
+        &c,
+        CredentialFailure::Provider,
+        "service error: STS answered HTTP 403: AccessDenied: User: arn:aws:iam::123456789012:user/noperm is not authorized to perform: sts:AssumeRole",
+    );
+    let d = e.diagnosis.as_ref().unwrap();
+    assert!(
+        d.cause
+            .contains("may not call sts:AssumeRole on arn:aws:iam::123456789012:role/no-bedrock ("),
+        "{}",
+        d.cause
+    );
 }
 
 #[test]

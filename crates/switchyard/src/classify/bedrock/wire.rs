@@ -59,6 +59,20 @@ pub fn read(headers: &HeaderMap, body: &[u8]) -> AwsErrorBody {
     out
 }
 
+/// [`read`] for an answer the AWS SDK holds (`SdkError::ServiceError(e).raw()`), for when the
+/// SDK could not read its error itself (an emulator's or proxy's shape).
+pub fn read_sdk_response(raw: &aws_smithy_runtime_api::http::Response) -> AwsErrorBody {
+    let mut headers = HeaderMap::new();
+    for (name, value) in raw.headers().iter() {
+        if let (Ok(n), Ok(v)) =
+            (http::HeaderName::try_from(name), http::HeaderValue::from_str(value))
+        {
+            headers.append(n, v);
+        }
+    }
+    read(&headers, raw.body().bytes().unwrap_or_default())
+}
+
 /// `Code:http://internal.amazon.com/coral/…/` and `com.amazon.coral.service#Code` → `Code`.
 pub fn normalise_code(raw: &str) -> Option<String> {
     let code = raw.trim().split(':').next().unwrap_or_default();
