@@ -16,7 +16,7 @@
 
 mod diag_support;
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,6 +44,8 @@ struct Moto {
     child: Child,
     url: String,
     iam: Value,
+    /// Its stderr (werkzeug logs every request there): a file, so no pipe ever fills up.
+    log: std::fs::File,
 }
 
 impl Moto {
@@ -63,14 +65,15 @@ impl Moto {
         }
         for _ in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let log = tempfile::tempfile().unwrap();
             let child = Command::new(&server)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
+                .stderr(log.try_clone().unwrap())
                 .spawn()
                 .unwrap();
-            let mut moto =
-                Moto { child, url: format!("http://127.0.0.1:{port}"), iam: Value::Null };
+            let url = format!("http://127.0.0.1:{port}");
+            let mut moto = Moto { child, url, iam: Value::Null, log };
             if moto.wait_ready() {
                 moto.iam = moto.set_up_iam();
                 return Some(moto);
@@ -85,7 +88,8 @@ impl Moto {
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut err = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                self.log.seek(SeekFrom::Start(0)).unwrap();
+                self.log.read_to_string(&mut err).unwrap();
                 loud(&format!("moto_server exited ({status}), trying another port: {err}"));
                 return false;
             }

@@ -11,6 +11,7 @@
 use std::time::SystemTime;
 
 use http::HeaderMap;
+
 mod rows;
 mod wire;
 
@@ -241,8 +242,12 @@ pub fn bedrock_credentials_error(
         // aws-config's sso-session token provider when the cache file is missing.
         || lower.contains("failed to load the cached sso token");
     let undefined = match &ctx.auth {
+        // aws-config says "not properly configured … was not defined", or "not enabled".
         AwsAuth::Profile { name, source, undefined: Some(u), .. }
-            if failure != CredentialFailure::TimedOut =>
+            if matches!(
+                failure,
+                CredentialFailure::NotLoaded | CredentialFailure::InvalidConfiguration
+            ) =>
         {
             Some((name, source, u))
         }
