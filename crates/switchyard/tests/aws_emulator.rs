@@ -164,26 +164,41 @@ fn env(home: &Home) -> MapEnv {
 
 /// What an OpenAI client receives for "Say: WORKS": status and body.
 async fn ask(home: &Home, config: &Path) -> (u16, Value) {
+    ask_as(home, config, false).await
+}
+
+/// [`ask`], streaming or not. A stream refused before its first event is an error body too.
+async fn ask_as(home: &Home, config: &Path, stream: bool) -> (u16, Value) {
     let env = env(home);
     let gw = gateway(load(config, &[], &env), &env).await;
+    let say = json!({"model": "balanced", "stream": stream,
+                     "messages": [{"role": "user", "content": "Say: WORKS"}]});
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", gw.url()))
         .bearer_auth(MASTER)
-        .json(
-            &json!({"model": "balanced", "messages": [{"role": "user", "content": "Say: WORKS"}]}),
-        )
+        .json(&say)
         .send()
         .await
         .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
 }
 
 /// `switchyard doctor --json` as a user runs it: the real binary, a clean environment.
 async fn doctor_json(home: &Home, config: &Path) -> Value {
+    serde_json::from_str(&doctor(home, config, &["--json"]).await).unwrap()
+}
+
+/// `switchyard doctor ARGS --config CONFIG`'s stdout; it exits 1 (the alias is not served).
+async fn doctor(home: &Home, config: &Path, args: &[&str]) -> String {
     let (home, config) = (home.path().to_owned(), config.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["doctor", "--json", "--config"])
+            .arg("doctor")
+            .args(args)
+            .arg("--config")
             .arg(config)
             .env_clear()
             .env("HOME", home)
@@ -194,7 +209,7 @@ async fn doctor_json(home: &Home, config: &Path) -> Value {
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(1), "not served: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// No markup and no secret anywhere in what the user reads.
@@ -254,6 +269,10 @@ async fn an_unknown_key_is_not_recognised_never_a_missing_permission() {
             "{message}"
         );
         assert_clean("the client's error", &body, &keys);
+        // InvokeModelWithResponseStream is refused the same way, before the first event.
+        let (status, body) = ask_as(&home, &config, true).await;
+        client_diagnosis(status, &body, 401, "credentials_invalid", "AWS-01");
+        assert_clean("the client's streaming error", &body, &keys);
 
         let report = doctor_json(&home, &config).await;
         let d = deployment(&report);
@@ -275,6 +294,16 @@ async fn an_unknown_key_is_not_recognised_never_a_missing_permission() {
         assert!(!steps.contains("AWS-05") && !steps.contains("\"grant\""), "{steps}");
         assert!(!steps.contains("bedrock:InvokeModel"), "{steps}");
         assert_clean("doctor --json", &report, &keys);
+
+        // What a person reads.
+        let text = doctor(&home, &config, &[]).await;
+        assert!(text.contains("FAILED credentials_invalid (AWS-01)"), "{text}");
+        assert!(
+            text.contains("identity: STS GetCallerIdentity refused these credentials: InvalidClientTokenId: The security token included in the request is invalid. — STS agrees with Bedrock"),
+            "{text}"
+        );
+        assert!(!text.contains("AWS-05") && !text.contains("may not call"), "{text}");
+        assert_clean("doctor", &Value::String(text), &keys);
     }
 }
 
@@ -298,6 +327,12 @@ async fn a_known_key_without_the_permission_is_aws05_quoting_moto_cleanly() {
         assert!(remedy.contains("arn:aws:bedrock:us-east-1::foundation-model/"), "{remedy}");
         assert!(remedy.contains(&format!("attach it to {arn}")), "{remedy}");
         assert_clean("the client's error", &body, &keys);
+        // Streaming is its own action, and the cause names it.
+        let (status, body) = ask_as(&home, &config, true).await;
+        let diag = client_diagnosis(status, &body, 403, "permission_denied", "AWS-05");
+        let cause = diag["cause"].as_str().unwrap();
+        let stream = format!("{arn} may not call bedrock:InvokeModelWithResponseStream on ");
+        assert!(cause.starts_with(&stream), "{cause}");
 
         let report = doctor_json(&home, &config).await;
         let d = deployment(&report);
