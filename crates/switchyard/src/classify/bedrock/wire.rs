@@ -104,8 +104,10 @@ fn from_xml(doc: &str) -> AwsErrorBody {
     // document for shapes that put them elsewhere.
     let scope = element(doc, "Error").unwrap_or(doc);
     let code = element(scope, "Code").map(unescape).and_then(|c| normalise_code(&c));
-    let message =
-        element(scope, "Message").map(|m| excerpt(&plain_text(m))).filter(|m| !m.is_empty());
+    // CDATA is text, but a proxy may still have wrapped HTML in it.
+    let message = element(scope, "Message")
+        .map(|m| excerpt(&text_of(&plain_text(m))))
+        .filter(|m| !m.is_empty());
     let request_id = element(doc, "RequestId")
         .or_else(|| element(doc, "RequestID"))
         .map(|r| unescape(r).trim().to_owned())
@@ -359,6 +361,34 @@ mod tests {
         assert_eq!(read_body("{not json").message.as_deref(), Some("{not json"));
         let long = "x".repeat(500);
         assert_eq!(read_body(&long).message.unwrap().chars().count(), EXCERPT + 1);
+    }
+
+    #[test]
+    fn broken_and_odd_bodies_never_panic_and_never_keep_markup() {
+        for body in [
+            "<",
+            "<<<",
+            "&",
+            "&#xZZ;&#99999999;&;",
+            "<Error>",
+            "<Error><Code>X",
+            "<Error><Message>unterminated",
+            "<![CDATA[never closed",
+            "<é><ü>text</ü>",
+            "<Error><Message><![CDATA[<b>bold</b> & more]]></Message></Error>",
+            "<Error/><Code/>",
+            "{\"message\": 5}",
+            "{\"Error\": \"flat\"}",
+            "\u{feff}<Error><Code>InvalidClientTokenId</Code></Error>",
+        ] {
+            let r = read_body(body);
+            let m = r.message.unwrap_or_default();
+            assert!(!m.contains("</") && !m.contains("<Error"), "{body:?} → {m:?}");
+        }
+        let r = read_body("\u{feff}<Error><Code>InvalidClientTokenId</Code></Error>");
+        assert_eq!(r.code.as_deref(), Some("InvalidClientTokenId"));
+        let r = read_body("<Error><Message><![CDATA[a <b> & c]]></Message></Error>");
+        assert_eq!(r.message.as_deref(), Some("a <b> & c"));
     }
 
     #[test]
