@@ -309,3 +309,50 @@ async fn the_binary_prints_the_diagnosis_and_exits_by_what_it_found() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cheap, balanced, frontier"));
 }
+
+#[tokio::test]
+async fn a_profile_no_file_defines_is_named_with_the_files_read_and_how_to_create_it() {
+    let home = Home::new();
+    let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
+    let config = home.write(
+        "undefined.yaml",
+        "model_list:\n  - model_name: balanced\n    litellm_params:\n      \
+         model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0\n      \
+         aws_region_name: us-east-1\n      aws_profile_name: claude-prod\n    \
+         model_info:\n      id: balanced-bedrock\n",
+    );
+    let env = home.env(&mock);
+    let cfg = load(&config, &[], &env);
+    let report = doctor::run(&cfg, &env, &DoctorOptions::default()).await;
+    let text = render::text(&report);
+    println!("{text}");
+    assert_eq!(report.exit_code, 1, "{text}");
+    let failure = report.aliases[0].deployments[0].failure().unwrap();
+    assert_eq!(failure.class, "credentials_missing");
+    let diag = failure.diagnosis.as_ref().unwrap();
+    assert_eq!(diag.id, "AWS-04");
+    let aws = home.path().join(".aws");
+    for needle in [
+        format!("Profile `claude-prod` (aws_profile_name in {}:", config.display()),
+        "is not defined in any file the gateway read".to_owned(),
+        format!("{} (no `[profile claude-prod]` section)", aws.join("config").display()),
+        format!("{} (does not exist)", aws.join("credentials").display()),
+        "They define: claude, nocreds.".to_owned(),
+    ] {
+        assert!(diag.cause.contains(&needle), "missing {needle:?} in {}", diag.cause);
+    }
+    assert!(diag.remedy.contains("`aws configure sso --profile claude-prod`"), "{}", diag.remedy);
+    assert!(
+        diag.remedy.contains(&format!(
+            "a `[profile claude-prod]` section to {}",
+            aws.join("config").display()
+        )),
+        "{}",
+        diag.remedy
+    );
+    // Not the old advice to set the key that is already set.
+    assert!(!diag.remedy.contains("aws_profile_name: claude-prod"), "{}", diag.remedy);
+    assert!(!text.contains("was not enabled"), "{text}");
+    let step = report.next_steps.iter().find(|s| s.diagnoses.contains(&"AWS-04")).unwrap();
+    assert!(step.text.contains("aws configure sso --profile claude-prod"), "{}", step.text);
+}

@@ -14,8 +14,9 @@ pub use anthropic::{
     anthropic_http_error, anthropic_missing_key, anthropic_stream_error, anthropic_unsendable_key,
 };
 pub use bedrock::{
-    AwsAuth, AwsContext, CredentialFailure, UsedKey, bedrock_credentials_error, bedrock_http_error,
-    bedrock_no_region, bedrock_stream_exception, bedrock_unsupported,
+    AwsAuth, AwsContext, AwsErrorBody, CredentialFailure, Refusal, UndefinedProfile, UsedKey,
+    bedrock_credentials_error, bedrock_http_error, bedrock_no_region, bedrock_stream_exception,
+    bedrock_unsupported, plain_text, read_aws_error, read_sdk_response, refusal,
 };
 pub use kind::{Cooling, ErrorKind, Fallback};
 pub use openai::{

@@ -26,7 +26,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::sdk_config::SharedHttpClient;
 
-use crate::classify::{AwsAuth, AwsContext, UpstreamError, bedrock_no_region};
+use crate::classify::{AwsAuth, AwsContext, UndefinedProfile, UpstreamError, bedrock_no_region};
 use crate::config::{Config, CredentialSource, Deployment, ProviderKind, ValueSource};
 use crate::secret::Secret;
 
@@ -211,11 +211,18 @@ pub fn auth(deployment: &Deployment, profiles: &Profiles) -> AwsAuth {
                 Some(file) => format!("{source}, defined in {}", shown(file)),
                 None => format!("{source}; no file defines it"),
             };
+            let undefined = info.is_none().then(|| UndefinedProfile {
+                searched: profiles.searched(name),
+                defined: profiles.names(),
+                config_file: shown(profiles.config_file()),
+                credentials_file: shown(profiles.credentials_file()),
+            });
             AwsAuth::Profile {
                 name: name.clone(),
                 source,
                 sso: info.as_ref().and_then(ProfileInfo::sso),
                 process: info.is_some_and(|i| i.get("credential_process").is_some()),
+                undefined,
             }
         }
         None => AwsAuth::DefaultChain,
@@ -283,7 +290,7 @@ pub fn describe(deployment: &Deployment, env: &AwsEnvironment) -> CredentialRepo
             report.kind = SourceKind::WebIdentity;
             format!("web identity token ({source})")
         }
-        AwsAuth::Profile { name, source, sso, process } => {
+        AwsAuth::Profile { name, source, sso, process, .. } => {
             let info = profiles.profile(&name);
             let mut text = format!("profile `{name}` ({source})");
             report.kind = SourceKind::Profile;

@@ -63,6 +63,8 @@ pub struct Profiles {
     credentials: Vec<(String, HashMap<String, String>)>,
     config_file: PathBuf,
     credentials_file: PathBuf,
+    config_exists: bool,
+    credentials_exists: bool,
 }
 
 impl Profiles {
@@ -72,9 +74,53 @@ impl Profiles {
         Self {
             config: parse(&std::fs::read_to_string(&config_file).unwrap_or_default()),
             credentials: parse(&std::fs::read_to_string(&credentials_file).unwrap_or_default()),
+            config_exists: config_file.is_file(),
+            credentials_exists: credentials_file.is_file(),
             config_file,
             credentials_file,
         }
+    }
+
+    /// Where profile `name` was looked for and not found, for a diagnosis: each file read,
+    /// with the section it lacks or that it does not exist.
+    pub fn searched(&self, name: &str) -> Vec<String> {
+        let header =
+            if name == "default" { "default".to_owned() } else { format!("profile {name}") };
+        [
+            (&self.config_file, self.config_exists, header),
+            (&self.credentials_file, self.credentials_exists, name.to_owned()),
+        ]
+        .into_iter()
+        .map(|(path, exists, section)| match exists {
+            true => format!("{} (no `[{section}]` section)", path.display()),
+            false => format!("{} (does not exist)", path.display()),
+        })
+        .collect()
+    }
+
+    /// Every profile the files define, config file first, each once.
+    pub fn names(&self) -> Vec<String> {
+        let from_config = self.config.iter().filter_map(|(h, _)| {
+            h.strip_prefix("profile ").or_else(|| (h == "default").then_some("default"))
+        });
+        let from_credentials = self.credentials.iter().map(|(h, _)| h.as_str());
+        let mut names: Vec<String> = Vec::new();
+        for name in from_config.chain(from_credentials) {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        names
+    }
+
+    /// The config file, where `[profile NAME]` sections go.
+    pub fn config_file(&self) -> &Path {
+        &self.config_file
+    }
+
+    /// The credentials file, where `[NAME]` sections with keys go.
+    pub fn credentials_file(&self) -> &Path {
+        &self.credentials_file
     }
 
     /// Profile `name` as the CLI sees it, or `None` when no file mentions it.
@@ -223,6 +269,19 @@ s3 =
         let stat = profiles.profile("static").unwrap();
         assert_eq!(stat.file.unwrap(), dir.path().join(".aws/credentials"));
         assert!(profiles.profile("nope").is_none());
+        let config = dir.path().join(".aws/config").display().to_string();
+        let credentials = dir.path().join(".aws/credentials").display().to_string();
+        assert_eq!(
+            profiles.searched("nope"),
+            [
+                format!("{config} (no `[profile nope]` section)"),
+                format!("{credentials} (no `[nope]` section)")
+            ]
+        );
+        assert_eq!(profiles.names(), ["default", "cc", "legacy", "static"]);
+        std::fs::remove_file(dir.path().join(".aws/credentials")).unwrap();
+        let profiles = Profiles::load(&env);
+        assert_eq!(profiles.searched("nope")[1], format!("{credentials} (does not exist)"));
         assert_eq!(profiles.suggestion().as_deref(), Some("cc"));
     }
 

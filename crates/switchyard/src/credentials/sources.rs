@@ -22,9 +22,13 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{Provider as Tls, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder as HttpBuilder, Connector};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use aws_types::sdk_config::SharedHttpClient;
@@ -208,11 +212,16 @@ pub fn load_error(error: &CredentialsError) -> LoadError {
     LoadError { failure, detail: chain(error) }
 }
 
-/// An error and its sources as one line, each distinct message once.
+/// An error and its sources as one line, each distinct message once. An STS refusal the
+/// SDK could not read (an emulator's or proxy's shape) is read from its raw answer instead.
 fn chain(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current = Some(error);
     while let Some(e) = current {
+        if let Some(refusal) = unread_sts_refusal(e) {
+            parts.push(refusal);
+            break;
+        }
         let text = e.to_string();
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
@@ -220,6 +229,27 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
         current = e.source();
     }
     parts.join(": ")
+}
+
+/// "service error: Code: message" for an STS AssumeRole / AssumeRoleWithWebIdentity refusal
+/// whose code the SDK could not read (it reads only STS's own XML shape), from the answer.
+fn unread_sts_refusal(error: &(dyn StdError + 'static)) -> Option<String> {
+    fn read<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<String> {
+        let SdkError::ServiceError(context) = e else { return None };
+        if context.err().code().is_some() {
+            return None;
+        }
+        let status = context.raw().status().as_u16();
+        let read = crate::classify::read_sdk_response(context.raw());
+        let code = read.code.map(|c| format!("{c}: ")).unwrap_or_default();
+        let message = read.message.unwrap_or_else(|| "no message".to_owned());
+        Some(format!("service error: STS answered HTTP {status}: {code}{message}"))
+    }
+    error.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>().and_then(read).or_else(|| {
+        error
+            .downcast_ref::<SdkError<AssumeRoleWithWebIdentityError, HttpResponse>>()
+            .and_then(read)
+    })
 }
 
 /// STS AssumeRoleWithWebIdentity with a token given in the config (LiteLLM's

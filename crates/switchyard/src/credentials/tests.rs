@@ -220,8 +220,39 @@ async fn a_profile_that_does_not_exist_is_not_loaded() {
     let env = home.env();
     let aws = Arc::new(AwsEnvironment::snapshot(&env, &[]));
     let d = deployment(&["aws_profile_name: nope"], &env);
-    let err = AwsCredentials::new(&d, aws, "us-east-1", http_client()).get().await.unwrap_err();
+    let err =
+        AwsCredentials::new(&d, aws.clone(), "us-east-1", http_client()).get().await.unwrap_err();
     assert!(err.detail.contains("nope"), "{err:?}");
+    // The diagnosis says it is not defined, where it looked, and how to create it.
+    let ctx = crate::classify::AwsContext {
+        auth: auth(&d, &Profiles::load(&aws)),
+        who: "the deployment of `balanced`".into(),
+        ..Default::default()
+    };
+    let e = crate::classify::bedrock_credentials_error(&ctx, err.failure, &err.detail);
+    assert_eq!(e.kind, crate::classify::ErrorKind::CredentialsMissing);
+    let d = e.diagnosis.unwrap();
+    assert_eq!(d.id, "AWS-04");
+    let config = home.path(".aws/config").display().to_string();
+    let credentials = home.path(".aws/credentials").display().to_string();
+    for needle in [
+        "Profile `nope` (aws_profile_name in c.yaml:".to_owned(),
+        "is not defined in any file the gateway read".to_owned(),
+        format!("{config} (no `[profile nope]` section), {credentials} (no `[nope]` section)"),
+        "They define: default, cc, keys, proc, broken.".to_owned(),
+    ] {
+        assert!(d.cause.contains(&needle), "missing {needle:?} in {}", d.cause);
+    }
+    assert!(!d.cause.contains("was not enabled"), "{}", d.cause);
+    for needle in [
+        "`aws configure sso --profile nope`".to_owned(),
+        format!("a `[profile nope]` section to {config}"),
+        format!(
+            "a `[nope]` section with `aws_access_key_id` and `aws_secret_access_key` to {credentials}"
+        ),
+    ] {
+        assert!(d.remedy.contains(&needle), "missing {needle:?} in {}", d.remedy);
+    }
 }
 
 #[test]
@@ -237,4 +268,23 @@ fn region_problems_name_each_deployment_without_a_region() {
     let d = problems[0].1.diagnosis.as_ref().unwrap();
     assert_eq!(d.id, "AWS-14");
     assert!(d.cause.contains("`region` of profile `cc`") && d.cause.contains("`a`"), "{}", d.cause);
+}
+
+#[tokio::test]
+async fn a_named_profile_with_no_files_at_all_is_reported_as_not_defined() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = MapEnv::new([("HOME", dir.path().to_str().unwrap())]);
+    let aws = Arc::new(AwsEnvironment::snapshot(&env, &[]));
+    let d = deployment(&["aws_profile_name: work"], &env);
+    let err =
+        AwsCredentials::new(&d, aws.clone(), "us-east-1", http_client()).get().await.unwrap_err();
+    let ctx =
+        crate::classify::AwsContext { auth: auth(&d, &Profiles::load(&aws)), ..Default::default() };
+    let e = crate::classify::bedrock_credentials_error(&ctx, err.failure, &err.detail);
+    let diag = e.diagnosis.unwrap();
+    assert_eq!(diag.id, "AWS-04", "{err:?}");
+    let config = dir.path().join(".aws/config").display().to_string();
+    assert!(diag.cause.contains(&format!("{config} (does not exist)")), "{}", diag.cause);
+    assert!(diag.cause.contains("They define no profile at all."), "{}", diag.cause);
+    assert!(diag.remedy.contains("aws configure sso --profile work"), "{}", diag.remedy);
 }

@@ -17,6 +17,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde::Serialize;
 
+use crate::classify::{self, AwsErrorBody};
 use crate::config::Deployment;
 use crate::credentials::{self, AwsCredentials, AwsEnvironment, CredentialReport};
 use crate::secret::Secret;
@@ -73,9 +74,16 @@ impl IdentityCheck {
         }
     }
 
-    /// STS does not know the key: the same verdict as Bedrock's UnrecognizedClientException.
+    /// STS does not know the key (`InvalidClientTokenId`, or a message that says so): the
+    /// same verdict as Bedrock's UnrecognizedClientException.
     pub fn unrecognised(&self) -> bool {
-        matches!(self, Self::Refused { code: Some(c), .. } if c == "InvalidClientTokenId")
+        match self {
+            Self::Refused { code, message } => {
+                classify::refusal(code.as_deref(), &message.to_ascii_lowercase())
+                    == Some(classify::Refusal::Unrecognised)
+            }
+            _ => false,
+        }
     }
 
     pub fn account(&self) -> Option<&str> {
@@ -178,16 +186,32 @@ pub async fn caller_identity(
                 user_id: out.user_id.unwrap_or_default(),
             })
         }
-        Err(SdkError::ServiceError(e)) => IdentityCheck::Refused {
-            code: e.err().code().map(str::to_owned),
-            message: e.err().message().unwrap_or("no message").to_owned(),
-        },
+        Err(SdkError::ServiceError(e)) => {
+            let read = classify::read_sdk_response(e.raw());
+            refused(e.raw().status().as_u16(), read, e.err().code(), e.err().message())
+        }
         Err(other) => {
             let detail = DisplayErrorContext(&other).to_string();
             tracing::debug!(key = %key, %detail, "STS GetCallerIdentity failed");
             IdentityCheck::Unreachable { detail }
         }
     }
+}
+
+/// STS's refusal as data, without markup: the SDK's code and message when it could read
+/// the awsQuery XML, else what the body says in whichever shape an emulator or proxy used.
+pub fn refused(
+    status: u16,
+    read: AwsErrorBody,
+    code: Option<&str>,
+    message: Option<&str>,
+) -> IdentityCheck {
+    let message = message
+        .map(classify::plain_text)
+        .filter(|m| !m.is_empty())
+        .or(read.message)
+        .unwrap_or_else(|| format!("HTTP {status} without a message"));
+    IdentityCheck::Refused { code: code.map(str::to_owned).or(read.code), message }
 }
 
 /// `arn:aws:sts::ACCOUNT:assumed-role/AWSReservedSSO_<set>_<hash>/user` → `<set>`.
@@ -208,6 +232,50 @@ pub fn rfc3339(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sts_refusals_are_data_without_markup_in_any_shape() {
+        let none = http::HeaderMap::new();
+        // The SDK read STS's XML: its code and message are kept.
+        let r = refused(
+            403,
+            AwsErrorBody::default(),
+            Some("InvalidClientTokenId"),
+            Some("The security token included in the request is invalid."),
+        );
+        assert!(r.unrecognised());
+        assert_eq!(
+            r.summary(),
+            "STS GetCallerIdentity refused these credentials: InvalidClientTokenId: The security token included in the request is invalid."
+        );
+        // A proxy or emulator answered JSON, or HTML, which the SDK could not read.
+        let r = refused(
+            403,
+            classify::read_aws_error(&none, br#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}"#),
+            None,
+            None,
+        );
+        assert!(r.unrecognised(), "{r:?}");
+        assert!(!r.summary().contains('{'), "{}", r.summary());
+        let r = refused(
+            403,
+            classify::read_aws_error(&none, b"<html><body><h1>403 Forbidden</h1><p>The AWS Access Key Id you provided does not exist in our records.</p></body></html>"),
+            None,
+            None,
+        );
+        assert!(r.unrecognised(), "by its text: {r:?}");
+        assert_eq!(
+            r.summary(),
+            "STS GetCallerIdentity refused these credentials: 403 Forbidden The AWS Access Key Id you provided does not exist in our records."
+        );
+        let r = refused(403, AwsErrorBody::default(), Some("SignatureDoesNotMatch"), None);
+        assert!(!r.unrecognised());
+        assert!(
+            r.summary().ends_with("SignatureDoesNotMatch: HTTP 403 without a message"),
+            "{}",
+            r.summary()
+        );
+    }
 
     #[test]
     fn the_permission_set_is_read_from_an_sso_role_arn() {

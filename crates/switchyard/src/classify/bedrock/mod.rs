@@ -1,7 +1,9 @@
-//! Classifies AWS Bedrock's answers and AWS credential failures: an HTTP error (status,
-//! `x-amzn-ErrorType`, JSON `message`), an event-stream exception frame, or an aws-config
-//! credential error becomes an [`UpstreamError`] with its kind and a diagnosis from the
-//! catalog (AWS-01 … AWS-18).
+//! Classifies AWS Bedrock's answers and AWS credential failures: an HTTP error (status, and
+//! a code and message read from any AWS wire shape by [`wire`]), an event-stream exception
+//! frame, or an aws-config credential error becomes an [`UpstreamError`] with its kind and a
+//! diagnosis from the catalog (AWS-01 … AWS-18). The class follows the error code and the
+//! message text together, so an answer that says the credentials are unknown is AWS-01
+//! whatever status or code came with it.
 //!
 //! Pure functions over bytes and strings; no I/O. Names credentials by source and safe
 //! prefix only (`ASIA…`), never the secret.
@@ -9,11 +11,12 @@
 use std::time::SystemTime;
 
 use http::HeaderMap;
-use serde::Deserialize;
 
 mod rows;
+mod wire;
 
 use self::rows::*;
+pub use self::wire::{AwsErrorBody, plain_text, read as read_aws_error, read_sdk_response};
 use super::{Diagnosis, ErrorKind, UpstreamError};
 
 /// What a Bedrock diagnosis names, built once per deployment by its provider.
@@ -53,12 +56,33 @@ pub enum AwsAuth {
     /// Static keys: the key id's safe prefix (`ASIA…`), where it came from, whether a
     /// session token came with it.
     Keys { key_prefix: String, source: String, session_token: bool },
-    /// A named profile, with its SSO session (name, start URL) or credential_process.
-    Profile { name: String, source: String, sso: Option<(String, String)>, process: bool },
+    /// A named profile, with its SSO session (name, start URL) or credential_process;
+    /// `undefined` when no file the gateway read defines it.
+    Profile {
+        name: String,
+        source: String,
+        sso: Option<(String, String)>,
+        process: bool,
+        undefined: Option<UndefinedProfile>,
+    },
     /// Web identity (`aws_web_identity_token` + `aws_role_name`).
     WebIdentity { source: String },
     #[default]
     DefaultChain,
+}
+
+/// Where a profile named in the config was looked for and not found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UndefinedProfile {
+    /// Each file read, and what it lacks: "/home/u/.aws/config (no `[profile cc]` section)",
+    /// "/home/u/.aws/credentials (does not exist)".
+    pub searched: Vec<String>,
+    /// The profiles those files do define.
+    pub defined: Vec<String>,
+    /// Where a `[profile NAME]` section goes.
+    pub config_file: String,
+    /// Where a `[NAME]` section with keys goes.
+    pub credentials_file: String,
 }
 
 /// The credentials one attempt was signed with, for diagnoses that name them.
@@ -150,17 +174,9 @@ impl AwsContext {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct ErrorBody {
-    #[serde(alias = "Message", alias = "errorMessage")]
-    message: Option<String>,
-    #[serde(rename = "__type")]
-    type_: Option<String>,
-    code: Option<String>,
-}
-
-/// An HTTP error answer of Bedrock Runtime (any non-2xx status). `used` is the key the
-/// request was signed with (SigV4 only).
+/// An HTTP error answer of Bedrock Runtime (any non-2xx status), in any of the shapes AWS,
+/// its emulators and proxies use (see [`wire`]). `used` is the key the request was signed
+/// with (SigV4 only).
 pub fn bedrock_http_error(
     ctx: &AwsContext,
     used: Option<&UsedKey>,
@@ -168,20 +184,14 @@ pub fn bedrock_http_error(
     headers: &HeaderMap,
     body: &[u8],
 ) -> UpstreamError {
-    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    // As the AWS SDKs: the header first, then `code`, then `__type`; strip `:…` and `…#`.
-    let code = header(headers, "x-amzn-errortype")
-        .map(str::to_owned)
-        .or(parsed.code)
-        .or(parsed.type_)
-        .map(|c| {
-            let c = c.split(':').next().unwrap_or_default();
-            c.rsplit('#').next().unwrap_or_default().to_owned()
-        })
-        .filter(|c| !c.is_empty());
-    let message = parsed.message.unwrap_or_else(|| body_excerpt(body, status));
-    let mut error = classify(ctx, used, Some(status), code.as_deref(), &message, headers);
-    if let (Some(diag), Some(id)) = (&mut error.diagnosis, request_id(headers)) {
+    let read = wire::read(headers, body);
+    let message = read.message.unwrap_or_else(|| match body.iter().all(u8::is_ascii_whitespace) {
+        true => format!("HTTP {status} with an empty body"),
+        false => format!("HTTP {status} without a message"),
+    });
+    let mut error = classify(ctx, used, Some(status), read.code.as_deref(), &message, headers);
+    let id = request_id(headers).map(str::to_owned).or(read.request_id);
+    if let (Some(diag), Some(id)) = (&mut error.diagnosis, id) {
         diag.cause.push_str(&format!(" (AWS request id {id})"));
     }
     error.status = Some(status);
@@ -195,8 +205,9 @@ pub fn bedrock_stream_exception(
     exception: &str,
     payload: &[u8],
 ) -> UpstreamError {
-    let parsed: ErrorBody = serde_json::from_slice(payload).unwrap_or_default();
-    let message = parsed.message.unwrap_or_else(|| body_excerpt(payload, 200));
+    let message = wire::read(&HeaderMap::new(), payload)
+        .message
+        .unwrap_or_else(|| "an exception frame with an empty payload".to_owned());
     let mut code = exception.to_owned();
     if let Some(first) = code.get_mut(..1) {
         first.make_ascii_uppercase();
@@ -230,7 +241,21 @@ pub fn bedrock_credentials_error(
         || lower.contains("token has expired and refresh failed")
         // aws-config's sso-session token provider when the cache file is missing.
         || lower.contains("failed to load the cached sso token");
-    let (kind, diagnosis) = if sso_expired {
+    let undefined = match &ctx.auth {
+        // aws-config says "not properly configured … was not defined", or "not enabled".
+        AwsAuth::Profile { name, source, undefined: Some(u), .. }
+            if matches!(
+                failure,
+                CredentialFailure::NotLoaded | CredentialFailure::InvalidConfiguration
+            ) =>
+        {
+            Some((name, source, u))
+        }
+        _ => None,
+    };
+    let (kind, diagnosis) = if let Some((name, source, u)) = undefined {
+        (ErrorKind::CredentialsMissing, undefined_profile(ctx, name, source, u))
+    } else if sso_expired {
         let session = match &ctx.auth {
             AwsAuth::Profile { sso: Some((s, url)), .. } => format!("SSO session `{s}` ({url})"),
             _ => "SSO session".to_owned(),
@@ -247,11 +272,17 @@ pub fn bedrock_credentials_error(
                 format!("Run {}; the next request then works without a restart.", ctx.login()),
             ),
         )
-    } else if lower.contains("invalidclienttokenid") || lower.contains("unrecognizedclient") {
-        (ErrorKind::CredentialsInvalid, unrecognised(ctx, detail))
-    } else if lower.contains("expiredtoken") {
-        (ErrorKind::CredentialsExpired, expired(ctx, None, detail))
-    } else if lower.contains("accessdenied") || lower.contains("not authorized to perform") {
+    } else if let Some(refused) = refusal(named_code(detail), &lower) {
+        // STS (assume-role, web identity) refused the base credentials.
+        match refused {
+            Refusal::Unrecognised => (ErrorKind::CredentialsInvalid, unrecognised(ctx, detail)),
+            Refusal::Expired => (ErrorKind::CredentialsExpired, expired(ctx, None, detail)),
+            Refusal::ClockSkew => {
+                (ErrorKind::ClockSkew, clock_skew(ctx, detail, &HeaderMap::new()))
+            }
+            Refusal::BadSignature => (ErrorKind::CredentialsInvalid, bad_secret(ctx, None)),
+        }
+    } else if lower.contains("accessdenied") || DENIED_TEXT.iter().any(|t| lower.contains(t)) {
         (ErrorKind::PermissionDenied, permission(ctx, detail))
     } else if lower.contains("external process")
         || lower.contains("credential_process")
@@ -356,6 +387,74 @@ pub fn bedrock_unsupported(ctx: &AwsContext, what: &str) -> UpstreamError {
     error
 }
 
+/// How AWS refused the credentials themselves (before any permission was looked at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The access key (or its session token) is unknown to AWS: AWS-01.
+    Unrecognised,
+    /// Temporary credentials past their expiry: AWS-02.
+    Expired,
+    /// The signing time is too far from AWS's clock: AWS-12.
+    ClockSkew,
+    /// The key is known but the signature is not its secret's: AWS-11.
+    BadSignature,
+}
+
+/// Codes and phrases that say the credentials are not recognised, in every service's
+/// spelling: Bedrock's and Lambda's UnrecognizedClientException, STS's and IAM's
+/// InvalidClientTokenId, S3's InvalidAccessKeyId and InvalidToken, EC2's AuthFailure.
+const UNRECOGNISED_CODES: &[&str] = &[
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "AuthFailure",
+];
+const UNRECOGNISED_TEXT: &[&str] = &[
+    "security token included in the request is invalid",
+    "access key id you provided does not exist in our records",
+    "provided token is malformed or otherwise invalid",
+    "not able to validate the provided access credentials",
+];
+const EXPIRED_CODES: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
+const EXPIRED_TEXT: &[&str] =
+    &["security token included in the request is expired", "provided token has expired"];
+const SKEW_CODES: &[&str] = &["RequestExpired", "RequestTimeTooSkewed"];
+const SKEW_TEXT: &[&str] = &[
+    "signature expired",
+    "signature not yet current",
+    "request has expired",
+    "difference between the request time and the current time is too large",
+];
+const SIGNATURE_CODES: &[&str] =
+    &["InvalidSignatureException", "SignatureDoesNotMatch", "IncompleteSignature"];
+const SIGNATURE_TEXT: &[&str] = &["signature we calculated does not match"];
+/// Phrases of a missing permission (IAM's, and this gateway's own wording when relayed).
+const DENIED_TEXT: &[&str] =
+    &["is not authorized to perform", "may not call", "with an explicit deny"];
+
+/// Whether `code` or the (lower-cased) `lower` message says the credentials themselves were
+/// refused, and how. "Not recognised" wins whenever anything says so: telling a user to grant
+/// a permission to credentials AWS does not know is the mistake this avoids.
+pub fn refusal(code: Option<&str>, lower: &str) -> Option<Refusal> {
+    let code = code.unwrap_or_default();
+    let says = |codes: &[&str], texts: &[&str]| {
+        codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+            || texts.iter().any(|t| lower.contains(t))
+    };
+    if says(UNRECOGNISED_CODES, UNRECOGNISED_TEXT) {
+        Some(Refusal::Unrecognised)
+    } else if says(EXPIRED_CODES, EXPIRED_TEXT) {
+        Some(Refusal::Expired)
+    } else if says(SKEW_CODES, SKEW_TEXT) {
+        Some(Refusal::ClockSkew)
+    } else if says(SIGNATURE_CODES, SIGNATURE_TEXT) {
+        Some(Refusal::BadSignature)
+    } else {
+        None
+    }
+}
+
 /// The kind and diagnosis for an AWS error code (without its namespace) and message.
 fn classify(
     ctx: &AwsContext,
@@ -367,21 +466,24 @@ fn classify(
 ) -> UpstreamError {
     let lower = message.to_ascii_lowercase();
     let bearer = matches!(ctx.auth, AwsAuth::BearerKey { .. });
-    let (kind, diagnosis) = match code.unwrap_or_default() {
-        "UnrecognizedClientException" | "InvalidClientTokenId" => {
+    let denied = matches!(code, Some("AccessDeniedException" | "AccessDenied"))
+        || DENIED_TEXT.iter().any(|t| lower.contains(t));
+    let (kind, diagnosis) = match (refusal(code, &lower), code.unwrap_or_default()) {
+        // A Bedrock API key signs nothing and has no AWS credentials behind it: whatever AWS
+        // says about "the security token", it is the key that was refused.
+        (Some(Refusal::Unrecognised | Refusal::Expired | Refusal::BadSignature), _) if bearer => {
+            (ErrorKind::CredentialsInvalid, Some(bad_api_key(ctx)))
+        }
+        (Some(Refusal::Unrecognised), _) => {
             (ErrorKind::CredentialsInvalid, Some(unrecognised(ctx, message)))
         }
-        "ExpiredTokenException" | "ExpiredToken" => {
+        (Some(Refusal::Expired), _) => {
             (ErrorKind::CredentialsExpired, Some(expired(ctx, used, message)))
         }
-        "InvalidSignatureException" | "SignatureDoesNotMatch" | "RequestExpired"
-            if lower.contains("signature expired")
-                || lower.contains("not yet current")
-                || lower.contains("request has expired") =>
-        {
+        (Some(Refusal::ClockSkew), _) => {
             (ErrorKind::ClockSkew, Some(clock_skew(ctx, message, headers)))
         }
-        "InvalidSignatureException" | "SignatureDoesNotMatch" | "IncompleteSignature" => {
+        (Some(Refusal::BadSignature), _) => {
             (ErrorKind::CredentialsInvalid, Some(bad_secret(ctx, used)))
         }
         _ if bearer
@@ -389,11 +491,11 @@ fn classify(
         {
             (ErrorKind::CredentialsInvalid, Some(bad_api_key(ctx)))
         }
-        "AccessDeniedException" | "AccessDenied" => access_denied(ctx, &lower, message),
-        "ValidationException" if lower.contains("on-demand throughput") => {
+        _ if denied => access_denied(ctx, &lower, message),
+        (_, "ValidationException") if lower.contains("on-demand throughput") => {
             (ErrorKind::ModelNeedsProfile, Some(needs_profile(ctx)))
         }
-        "ValidationException" if lower.contains("model identifier is invalid") => {
+        (_, "ValidationException") if lower.contains("model identifier is invalid") => {
             (ErrorKind::ModelNotFound, Some(model_not_found(ctx)))
         }
         _ if lower.contains("prompt is too long")
@@ -402,26 +504,28 @@ fn classify(
         {
             (ErrorKind::ContextWindow, Some(context_window(ctx, message)))
         }
-        "ResourceNotFoundException" if lower.contains("use case") => {
+        (_, "ResourceNotFoundException") if lower.contains("use case") => {
             (ErrorKind::ModelAccess, Some(no_model_access(ctx)))
         }
-        "ResourceNotFoundException" => (ErrorKind::ModelNotFound, Some(model_not_found(ctx))),
-        "ThrottlingException" | "ServiceQuotaExceededException" | "TooManyRequestsException" => {
-            (ErrorKind::RateLimited, Some(throttled(ctx, message)))
-        }
-        code @ ("ModelTimeoutException" | "RequestTimeout") => {
+        (_, "ResourceNotFoundException") => (ErrorKind::ModelNotFound, Some(model_not_found(ctx))),
+        (
+            _,
+            "ThrottlingException" | "ServiceQuotaExceededException" | "TooManyRequestsException",
+        ) => (ErrorKind::RateLimited, Some(throttled(ctx, message))),
+        (_, code @ ("ModelTimeoutException" | "RequestTimeout")) => {
             (ErrorKind::Timeout, Some(transient(ctx, code, status, message)))
         }
-        code @ ("InternalServerException"
-        | "ServiceUnavailableException"
-        | "ModelNotReadyException"
-        | "ModelErrorException"
-        | "ModelStreamErrorException"
-        | "InternalFailure"
-        | "ServiceUnavailable") => {
-            (ErrorKind::UpstreamUnavailable, Some(transient(ctx, code, status, message)))
-        }
-        "UnknownOperationException" => (ErrorKind::Configuration, Some(wrong_endpoint(ctx))),
+        (
+            _,
+            code @ ("InternalServerException"
+            | "ServiceUnavailableException"
+            | "ModelNotReadyException"
+            | "ModelErrorException"
+            | "ModelStreamErrorException"
+            | "InternalFailure"
+            | "ServiceUnavailable"),
+        ) => (ErrorKind::UpstreamUnavailable, Some(transient(ctx, code, status, message))),
+        (_, "UnknownOperationException") => (ErrorKind::Configuration, Some(wrong_endpoint(ctx))),
         _ => match status {
             Some(401 | 403) => access_denied(ctx, &lower, message),
             Some(404) => (ErrorKind::Configuration, Some(wrong_endpoint(ctx))),
@@ -447,21 +551,21 @@ fn classify(
     }
 }
 
+/// The AWS error code an SDK error line names ("service error: InvalidClientTokenId: …").
+fn named_code(detail: &str) -> Option<&str> {
+    detail.split(|c: char| !c.is_ascii_alphanumeric()).find(|word| {
+        [UNRECOGNISED_CODES, EXPIRED_CODES, SKEW_CODES, SIGNATURE_CODES]
+            .iter()
+            .any(|codes| codes.contains(word))
+    })
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn request_id(headers: &HeaderMap) -> Option<&str> {
     header(headers, "x-amzn-requestid").or_else(|| header(headers, "x-amz-request-id"))
-}
-
-fn body_excerpt(body: &[u8], status: u16) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return format!("HTTP {status} with an empty body");
-    }
-    text.chars().take(300).collect()
 }
 
 #[cfg(test)]

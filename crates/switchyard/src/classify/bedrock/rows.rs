@@ -8,7 +8,7 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use http::HeaderMap;
 
-use super::{AwsAuth, AwsContext, CredentialFailure, UsedKey, header};
+use super::{AwsAuth, AwsContext, CredentialFailure, UndefinedProfile, UsedKey, header};
 use crate::classify::{Diagnosis, ErrorKind};
 
 /// Claude ids Bedrock serves, for "did you mean" suggestions (AWS-10).
@@ -222,12 +222,19 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
         let end = rest.find(to).unwrap_or(rest.len());
         Some(rest[..end].trim().trim_end_matches('.').to_owned())
     };
-    let identity =
-        between("User: ", " is not authorized").unwrap_or_else(|| "the identity".to_owned());
-    let action =
-        between("perform: ", " on resource").unwrap_or_else(|| "bedrock:InvokeModel".to_owned());
+    let named = between("User: ", " is not authorized").or_else(|| {
+        let end = message.find(" may not call ")?;
+        Some(message[..end].trim().to_owned())
+    });
+    let action = between("perform: ", " on resource").or_else(|| between("may not call ", " on "));
+    let (Some(identity), Some(action)) = (named, action) else {
+        return unexplained_denial(ctx, message);
+    };
+    // STS's AssumeRole is about the role, not the model.
+    let assume = action.starts_with("sts:AssumeRole");
     let resource = between("on resource: ", " because")
         .or_else(|| between("on resource: ", " with an explicit"))
+        .or_else(|| assume.then(|| ctx.role.clone()).flatten())
         .unwrap_or_else(|| ctx.model.clone());
     // arn:aws:sts::ACCOUNT:assumed-role/AWSReservedSSO_<set>_<hash>/user
     let account = identity
@@ -281,7 +288,19 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
     }
     let set =
         permission_set.map(|s| format!(" It is the SSO permission set `{s}`.")).unwrap_or_default();
-    let policy = ctx.policy_template.replace("{account}", account.unwrap_or("*"));
+    let (policy, trust) = if assume {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]
+        });
+        let trust = format!(
+            " The role's trust policy must also name {identity} as a principal allowed to \
+             assume it."
+        );
+        (policy.to_string(), trust)
+    } else {
+        (ctx.policy_template.replace("{account}", account.unwrap_or("*")), String::new())
+    };
     Diagnosis::new(
         "AWS-05",
         format!(
@@ -290,7 +309,31 @@ pub(super) fn permission(ctx: &AwsContext, message: &str) -> Diagnosis {
             ctx.who,
             ctx.creds()
         ),
-        format!("Grant this minimal policy — {who_can}: {policy}.{}", ctx.fallback_hint()),
+        format!("Grant this minimal policy — {who_can}: {policy}.{trust}{}", ctx.fallback_hint()),
+    )
+}
+
+/// AWS-05 for a refusal that names neither a permission nor the credentials (a bare 403,
+/// "Access Denied" from a proxy): say so, and check the credentials before granting anything.
+fn unexplained_denial(ctx: &AwsContext, message: &str) -> Diagnosis {
+    let p = ctx.profile();
+    Diagnosis::new(
+        "AWS-05",
+        format!(
+            "{} refused the request of {} (\"{message}\") without saying whether a permission \
+             is missing or the credentials are not recognised ({}).",
+            ctx.endpoint,
+            ctx.who,
+            ctx.creds()
+        ),
+        format!(
+            "First check that AWS recognises the credentials: `aws sts get-caller-identity \
+             --profile {p}` (`switchyard doctor` asks STS too). If it names the identity you \
+             expect, grant it this minimal policy: {}. If the endpoint is a proxy, check its \
+             access rules.{}",
+            ctx.policy_template.replace("{account}", "*"),
+            ctx.fallback_hint()
+        ),
     )
 }
 
@@ -468,6 +511,41 @@ pub(super) fn missing(ctx: &AwsContext, failure: CredentialFailure, detail: &str
              AWS_PROFILE) and run `aws sso login --profile {p}`; set AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary keys); or set a Bedrock \
              API key in AWS_BEARER_TOKEN_BEDROCK (or `api_key` on the deployment)."
+        ),
+    )
+}
+
+/// AWS-04 for a profile the config names but no file defines.
+pub(super) fn undefined_profile(
+    ctx: &AwsContext,
+    name: &str,
+    source: &str,
+    u: &UndefinedProfile,
+) -> Diagnosis {
+    // `source` ends with "; no file defines it", which the cause says in full.
+    let source = source.split("; no file defines it").next().unwrap_or(source);
+    let defined = match u.defined.as_slice() {
+        [] => " They define no profile at all.".to_owned(),
+        names => format!(" They define: {}.", names.join(", ")),
+    };
+    let section = if name == "default" { "default".to_owned() } else { format!("profile {name}") };
+    Diagnosis::new(
+        "AWS-04",
+        format!(
+            "Profile `{name}` ({source}) used by {} is not defined in any file the gateway \
+             read: {}.{defined}",
+            ctx.who,
+            u.searched.join(", ")
+        ),
+        format!(
+            "Create the profile: run `aws configure sso --profile {name}` (IAM Identity Center), \
+             or add a `[{section}]` section to {} with its `region` and credentials \
+             (`sso_session`, `credential_process`, or `role_arn` with `source_profile`), or a \
+             `[{name}]` section with `aws_access_key_id` and `aws_secret_access_key` to {}. Or \
+             set `aws_profile_name` to a profile that exists; if your files live elsewhere, \
+             point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at them (an env file counts). \
+             Then reload the config (SIGHUP or `POST /config/reload`) or restart the gateway.",
+            u.config_file, u.credentials_file
         ),
     )
 }
