@@ -261,21 +261,62 @@ model_list:
       api_key: os.environ/MISSING_KEY
 ";
 
+/// The warning about `key` (there is exactly one).
+fn warning<'a>(cfg: &'a Config, key: &str) -> &'a config::ConfigWarning {
+    let found: Vec<_> = cfg.warnings.iter().filter(|w| w.key == key).collect();
+    assert_eq!(found.len(), 1, "one warning for {key}: {:#?}", cfg.warnings);
+    found[0]
+}
+
+fn warning_at(w: &config::ConfigWarning) -> (usize, usize) {
+    let l = w.location.as_ref().expect("warning has a location");
+    (l.line, l.column)
+}
+
 #[test]
 fn cfg01_an_unset_variable_names_itself_the_alias_the_place_and_the_env_files() {
-    let ps = problems(UNSET_KEY, &MapEnv::default());
+    // LiteLLM starts with the variable unset, and so does Switchyard: a warning now, and
+    // the same problem as the answer to every request the deployment gets.
+    let cfg = ok(UNSET_KEY, &MapEnv::default());
+    let w = warning(&cfg, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-01");
+    assert_eq!(warning_at(w), (5, 16));
+    assert_eq!(w.location.as_ref().unwrap().file, Path::new("/etc/switchyard/config.yaml"));
+    for part in [
+        "MISSING_KEY is not set",
+        "alias `cheap`",
+        "No env files were loaded",
+        "every request to this deployment fails",
+        "export MISSING_KEY=",
+        "--env-file",
+        "environment_variables",
+    ] {
+        assert!(w.message.contains(part), "`{part}` not in {}", w.message);
+    }
+    let d = &cfg.group("cheap").unwrap().deployments[0];
+    let u = d.unservable.as_ref().expect("the deployment is not served");
+    assert_eq!(u.id, "CFG-01");
+    assert!(u.cause.contains("MISSING_KEY is not set"), "{}", u.cause);
+    assert!(u.remedy.contains("export MISSING_KEY="), "{}", u.remedy);
+    let check = config::render_check(&cfg);
+    assert!(check.contains("NOT SERVED (CFG-01): MISSING_KEY is not set"), "{check}");
+}
+
+#[test]
+fn cfg01_an_unset_master_key_stops_the_gateway() {
+    // The one reference that is fatal: LiteLLM would run without auth.
+    let text = "general_settings:\n  master_key: os.environ/GATEWAY_KEY\n";
+    let ps = problems(text, &MapEnv::default());
     assert_eq!(ps.len(), 1, "{ps:?}");
-    let p = &ps[0];
-    assert_eq!(p.id, "CFG-01");
-    assert_eq!(p.key, "model_list[0].litellm_params.api_key");
-    assert_eq!(at(p), (5, 16));
-    assert_eq!(p.location.as_ref().unwrap().file, Path::new("/etc/switchyard/config.yaml"));
-    assert!(p.message.contains("MISSING_KEY is not set"), "{}", p.message);
-    assert!(p.message.contains("alias `cheap`"), "{}", p.message);
-    assert!(p.message.contains("No env files were loaded"), "{}", p.message);
-    assert!(p.remedy.contains("export MISSING_KEY="), "{}", p.remedy);
-    assert!(p.remedy.contains("--env-file"), "{}", p.remedy);
-    assert!(p.remedy.contains("environment_variables"), "{}", p.remedy);
+    assert_eq!((ps[0].id, ps[0].key.as_str()), ("CFG-01", "general_settings.master_key"));
+    assert!(ps[0].message.contains("GATEWAY_KEY is not set"), "{}", ps[0].message);
+    // Any other setting read from an unset variable is left unset, with a warning.
+    let text = "router_settings:\n  timeout: os.environ/ROUTER_TIMEOUT\n";
+    let cfg = ok(text, &MapEnv::default());
+    assert_eq!(cfg.router.timeout, None);
+    let w = warning(&cfg, "router_settings.timeout");
+    assert_eq!(w.id, "CFG-01");
+    assert!(w.message.contains("left unset"), "{}", w.message);
 }
 
 #[test]
@@ -286,11 +327,11 @@ fn cfg01_lists_the_env_files_that_were_loaded() {
     let b = write(dir.path(), "b.env", "ANOTHER=2\n");
     let env = MapEnv::new([("SWITCHYARD_ENV_FILE", b.display().to_string())]);
     let opts = LoadOptions { config_path: Some(cfg), env_files: vec![a.clone()] };
-    let err = config::load(&opts, &env).unwrap_err();
-    let p = &err.problems[0];
-    assert_eq!(p.id, "CFG-01");
+    let cfg = config::load(&opts, &env).unwrap();
+    let w = warning(&cfg, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-01");
     let expected = format!("Env files loaded: {}, {}.", a.display(), b.display());
-    assert!(p.message.contains(&expected), "{}", p.message);
+    assert!(w.message.contains(&expected), "{}", w.message);
 }
 
 #[test]
@@ -300,24 +341,25 @@ fn cfg02_a_variable_set_but_empty_says_so_and_where_it_was_set() {
         write(dir.path(), "config.yaml", &UNSET_KEY.replace("MISSING_KEY", "ANTHROPIC_API_KEY"));
     let env_file = write(dir.path(), "dev.env", "# dev\nexport ANTHROPIC_API_KEY=''\n");
     let opts = LoadOptions { config_path: Some(cfg.clone()), env_files: vec![env_file.clone()] };
-    let err = config::load(&opts, &MapEnv::default()).unwrap_err();
-    assert_eq!(err.problems.len(), 1, "{err}");
-    let p = &err.problems[0];
-    assert_eq!(p.id, "CFG-02");
-    assert_eq!(at(p), (5, 16));
-    assert_eq!(p.location.as_ref().unwrap().file, cfg);
-    assert!(p.message.contains("ANTHROPIC_API_KEY is set but empty"), "{}", p.message);
+    let loaded = config::load(&opts, &MapEnv::default()).unwrap();
+    let w = warning(&loaded, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-02");
+    assert_eq!(warning_at(w), (5, 16));
+    assert_eq!(w.location.as_ref().unwrap().file, cfg);
+    assert!(w.message.contains("ANTHROPIC_API_KEY is set but empty"), "{}", w.message);
     let where_set = format!("{}:2", env_file.display());
-    assert!(p.message.contains(&where_set), "{}", p.message);
-    assert!(p.remedy.contains(&where_set), "{}", p.remedy);
+    assert!(w.message.contains(&format!("set in {where_set}")), "{}", w.message);
+    assert!(w.message.contains(&format!("a value at {where_set}")), "{}", w.message);
+    let u = loaded.deployments().next().unwrap().unservable.clone().unwrap();
+    assert_eq!(u.id, "CFG-02");
 
     // Empty in the process environment: that wins over files, and the fix says so.
     let env = MapEnv::new([("ANTHROPIC_API_KEY", "")]);
-    let err = config::load(&opts, &env).unwrap_err();
-    let p = &err.problems[0];
-    assert_eq!(p.id, "CFG-02");
-    assert!(p.message.contains("set in the process environment"), "{}", p.message);
-    assert!(p.remedy.contains("unset ANTHROPIC_API_KEY"), "{}", p.remedy);
+    let loaded = config::load(&opts, &env).unwrap();
+    let w = warning(&loaded, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-02");
+    assert!(w.message.contains("set in the process environment"), "{}", w.message);
+    assert!(w.message.contains("unset ANTHROPIC_API_KEY"), "{}", w.message);
 }
 
 #[test]
@@ -341,29 +383,35 @@ fn cfg03_a_yaml_syntax_error_has_line_column_and_the_parser_message() {
 }
 
 #[test]
-fn cfg04_an_unknown_provider_prefix_shows_the_value_and_the_accepted_prefixes() {
+fn cfg04_an_unknown_provider_prefix_loads_with_a_warning_showing_the_value_and_the_accepted_prefixes()
+ {
     let text = "\
 model_list:
   - model_name: gpt
     litellm_params:
       model: azure/gpt-4o
 ";
-    let ps = problems(text, &MapEnv::default());
-    assert_eq!(ps.len(), 1, "{ps:?}");
-    let p = &ps[0];
-    assert_eq!(p.id, "CFG-04");
-    assert_eq!(p.key, "model_list[0].litellm_params.model");
-    assert_eq!(at(p), (4, 14));
-    assert!(p.message.contains("azure/gpt-4o"), "{}", p.message);
+    let cfg = ok(text, &MapEnv::default());
+    let w = warning(&cfg, "model_list[0].litellm_params.model");
+    assert_eq!(w.id, "CFG-04");
+    assert_eq!(warning_at(w), (4, 14));
+    assert!(w.message.contains("azure/gpt-4o"), "{}", w.message);
+    assert!(w.message.contains("every request to it fails"), "{}", w.message);
     for prefix in
         ["anthropic/", "bedrock/", "bedrock/converse/", "openai/", "ollama/", "hosted_vllm/"]
     {
-        assert!(p.remedy.contains(prefix), "{prefix} missing from {}", p.remedy);
+        assert!(w.message.contains(prefix), "{prefix} missing from {}", w.message);
     }
+    let d = &cfg.group("gpt").unwrap().deployments[0];
+    assert_eq!(d.provider, ProviderKind::Unsupported);
+    assert_eq!(d.unservable.as_ref().unwrap().id, "CFG-04");
+    let check = config::render_check(&cfg);
+    assert!(check.contains("azure (unsupported)"), "{check}");
+    assert!(check.contains("NOT SERVED (CFG-04)"), "{check}");
 }
 
 #[test]
-fn cfg04_unprefixed_names_are_inferred_or_reported() {
+fn cfg04_unprefixed_names_are_inferred_or_warned_about_and_malformed_ones_refused() {
     let text = "\
 model_list:
   - model_name: a
@@ -371,30 +419,85 @@ model_list:
   - model_name: b
     litellm_params: {model: gpt-4o-mini, api_key: sk-test-123456789012}
   - model_name: c
-    litellm_params: {model: llama3, mock_response: hi}
+    litellm_params: {model: llama3}
   - model_name: d
     litellm_params: {model: bedrock/llama/meta.llama3-70b}
+  - model_name: e
+    litellm_params: {model: llama3, mock_response: hi}
 ";
-    let ps = problems(text, &MapEnv::default());
-    let ids: Vec<(&str, &str)> = ps.iter().map(|p| (p.id, p.key.as_str())).collect();
-    assert_eq!(
-        ids,
-        vec![
-            ("CFG-04", "model_list[2].litellm_params.model"),
-            ("CFG-04", "model_list[3].litellm_params.model")
-        ]
-    );
+    let cfg = ok(text, &MapEnv::default());
+    let c = warning(&cfg, "model_list[2].litellm_params.model");
+    assert_eq!(c.id, "CFG-04");
     assert!(
-        ps[0].message.contains("llama3") && ps[0].message.contains("no provider prefix"),
+        c.message.contains("llama3") && c.message.contains("no provider prefix"),
         "{}",
-        ps[0].message
+        c.message
     );
-    assert!(ps[0].remedy.contains("ollama/llama3"), "{}", ps[0].remedy);
-    assert!(ps[1].remedy.contains("bedrock/converse/meta.llama3-70b"), "{}", ps[1].remedy);
+    assert!(c.message.contains("ollama/llama3"), "{}", c.message);
+    let d = warning(&cfg, "model_list[3].litellm_params.model");
+    assert!(d.message.contains("bedrock/converse/meta.llama3-70b"), "{}", d.message);
+    let e = &cfg.group("e").unwrap().deployments[0];
+    assert_eq!(e.unservable, None, "a mock_response calls no provider");
+
+    let ps = problems(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: 'anthropic/claude sonnet'}\n",
+        &MapEnv::default(),
+    );
+    assert_eq!((ps[0].id, ps[0].key.as_str()), ("CFG-04", "model_list[0].litellm_params.model"));
+    assert!(ps[0].message.contains("whitespace"), "{}", ps[0].message);
+}
+
+#[tokio::test]
+async fn a_deployment_that_cannot_be_called_answers_with_its_configuration_error() {
+    let text = "\
+model_list:
+  - model_name: gpt
+    litellm_params: {model: azure/gpt-4o, api_key: os.environ/AZURE_API_KEY}
+  - model_name: keyed
+    litellm_params: {model: anthropic/claude-haiku-4-5, api_key: os.environ/MISSING_KEY}
+  - model_name: both
+    litellm_params: {model: vertex_ai/gemini-2.5-pro}
+  - model_name: both
+    litellm_params: {model: claude-haiku-4-5, mock_response: served by the mock}
+";
+    let cfg = ok(text, &MapEnv::default());
+    let gw = switchyard::server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        switchyard::server::Runtime::new(cfg),
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let chat = |model: &'static str| {
+        let req = client.post(format!("{}/v1/chat/completions", gw.url())).json(
+            &serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = chat("gpt").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "configuration", "{body}");
+    assert_eq!(body["error"]["diagnosis"]["id"], "CFG-04", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`azure/` is not supported"), "{message}");
+    assert!(message.contains("Fix: use one of the accepted prefixes"), "{message}");
+    let (status, body) = chat("keyed").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["diagnosis"]["id"], "CFG-01", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("MISSING_KEY is not set"), "{message}");
+    assert!(message.contains("export MISSING_KEY="), "{message}");
+    // Another deployment of the alias serves the request.
+    let (status, body) = chat("both").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "served by the mock");
 }
 
 #[test]
-fn cfg05_a_fallback_to_an_undefined_alias_names_it_and_the_aliases_that_exist() {
+fn cfg05_a_fallback_to_an_undefined_alias_is_a_warning_naming_it_and_the_aliases_that_exist() {
     let text = "\
 model_list:
   - model_name: cheap
@@ -405,19 +508,17 @@ router_settings:
   fallbacks:
     - free: [cheep]
 ";
-    let ps = problems(text, &MapEnv::default());
-    assert_eq!(ps.len(), 1, "{ps:?}");
-    let p = &ps[0];
-    assert_eq!(p.id, "CFG-05");
-    assert_eq!(p.key, "router_settings.fallbacks[0].free[0]");
-    assert_eq!(at(p), pos(text, "cheep"));
+    let cfg = ok(text, &MapEnv::default());
+    let w = warning(&cfg, "router_settings.fallbacks[0].free[0]");
+    assert_eq!(w.id, "CFG-05");
+    assert_eq!(warning_at(w), pos(text, "cheep"));
     assert!(
-        p.message.contains("`cheep`") && p.message.contains("not a model_name"),
+        w.message.contains("`cheep`") && w.message.contains("not a model_name"),
         "{}",
-        p.message
+        w.message
     );
-    assert!(p.remedy.contains("cheap, free"), "{}", p.remedy);
-    assert!(p.remedy.contains("did you mean `cheap`?"), "{}", p.remedy);
+    assert!(w.message.contains("cheap, free"), "{}", w.message);
+    assert!(w.message.contains("did you mean `cheap`?"), "{}", w.message);
 }
 
 #[test]
@@ -435,9 +536,13 @@ litellm_settings:
 model_max_budget:
   frontier: {budget_limit: 10, time_period: 1d}
 ";
-    let ps = problems(text, &MapEnv::default());
-    let got: Vec<(&str, &str, (usize, usize))> =
-        ps.iter().map(|p| (p.id, p.key.as_str(), at(p))).collect();
+    let cfg = ok(text, &MapEnv::default());
+    let got: Vec<(&str, &str, (usize, usize))> = cfg
+        .warnings
+        .iter()
+        .filter(|w| w.id == "CFG-05")
+        .map(|w| (w.id, w.key.as_str(), warning_at(w)))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -445,8 +550,9 @@ model_max_budget:
             ("CFG-05", "model_max_budget.frontier", pos(text, "frontier")),
         ]
     );
-    assert!(ps[1].message.contains("`frontier`"), "{}", ps[1].message);
-    assert!(ps[1].remedy.contains("cheap, balanced"), "{}", ps[1].remedy);
+    let budget = warning(&cfg, "model_max_budget.frontier");
+    assert!(budget.message.contains("`frontier`"), "{}", budget.message);
+    assert!(budget.message.contains("cheap, balanced"), "{}", budget.message);
 }
 
 #[test]
@@ -517,28 +623,44 @@ router_settings:
     assert_eq!(
         got,
         vec![
-            ("CFG-01", "model_list[0].litellm_params.api_key"),
             ("CFG-09", "model_list[0].litellm_params.rpm"),
-            ("CFG-04", "model_list[1].litellm_params.model"),
             ("CFG-09", "model_list[1].litellm_params.timeout"),
             ("CFG-09", "model_list[2]"),
-            ("CFG-05", "router_settings.fallbacks[0].cheap[0]"),
             ("CFG-09", "router_settings.routing_strategy"),
         ],
         "{err}"
     );
-    let rpm = &err.problems[1];
+    let rpm = &err.problems[0];
     let (line, col) = pos(text, "rpm: -5");
     assert_eq!(at(rpm), (line, col + "rpm: ".len()));
     assert!(rpm.message.contains("-5") && rpm.message.contains("0 or more"), "{}", rpm.message);
-    assert!(err.problems[4].message.contains("no model_name"), "{}", err.problems[4].message);
+    assert!(err.problems[2].message.contains("no model_name"), "{}", err.problems[2].message);
     let shown = err.to_string();
-    assert!(shown.starts_with("/etc/switchyard/config.yaml has 7 problems:"), "{shown}");
-    assert_eq!(shown.matches("\n    fix: ").count(), 7, "{shown}");
+    assert!(shown.starts_with("/etc/switchyard/config.yaml has 4 problems:"), "{shown}");
+    assert_eq!(shown.matches("\n    fix: ").count(), 4, "{shown}");
     let json = err.to_json();
-    assert_eq!(json["problems"].as_array().unwrap().len(), 7);
-    assert_eq!(json["problems"][0]["id"], "CFG-01");
-    assert_eq!(json["problems"][0]["line"], 5);
+    assert_eq!(json["problems"].as_array().unwrap().len(), 4);
+    assert_eq!(json["problems"][0]["id"], "CFG-09");
+    assert_eq!(json["problems"][0]["line"], 6);
+
+    // What LiteLLM starts with despite them are warnings of the same config: the unset
+    // variable, the provider not implemented, the fallback to nothing.
+    let cfg = ok(
+        &text
+            .replace("rpm: -5", "rpm: 5")
+            .replace("soon", "30")
+            .replace("  - litellm_params:\n      model: openai/gpt-4o\n", "")
+            .replace("fastest", "simple-shuffle"),
+        &MapEnv::default(),
+    );
+    let ids: Vec<(&str, &str)> = cfg.warnings.iter().map(|w| (w.id, w.key.as_str())).collect();
+    for expected in [
+        ("CFG-01", "model_list[0].litellm_params.api_key"),
+        ("CFG-04", "model_list[1].litellm_params.model"),
+        ("CFG-05", "router_settings.fallbacks[0].cheap[0]"),
+    ] {
+        assert!(ids.contains(&expected), "{expected:?} not in {ids:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -806,4 +928,51 @@ fn a_config_named_by_the_environment_that_does_not_exist_is_reported_with_its_or
     assert_eq!(p.id, "CFG-08");
     assert!(p.message.contains(&missing.display().to_string()), "{}", p.message);
     assert!(p.message.contains("from $SWITCHYARD_CONFIG"), "{}", p.message);
+}
+
+// ---------------------------------------------------------------------------------------
+// Real-world LiteLLM configs: LiteLLM starts with each of them, so Switchyard must too.
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/litellm-configs");
+
+fn corpus() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(CORPUS)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_litellm_config_of_the_corpus_loads_with_warnings_at_most() {
+    // The gateway's own key is set, as in any deployment of it; every other variable the
+    // configs reference (OPENAI_API_KEY, AZURE_API_BASE, GCP_PROJECT_ID, ...) is unset.
+    let env = MapEnv::new([("LITELLM_MASTER_KEY", "sk-corpus-master-key-000000")]);
+    let files = corpus();
+    assert!(files.len() >= 25, "the corpus has {} configs", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text.starts_with("# from "),
+            "{} must start with a `# from <source>` line",
+            path.display()
+        );
+        let opts = LoadOptions { config_path: Some(path.clone()), env_files: Vec::new() };
+        match config::load(&opts, &env) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    assert!(
+                        w.location.is_some(),
+                        "{}: warning without a place: {w:?}",
+                        path.display()
+                    );
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert!(failures.is_empty(), "{} configs refused:\n{}", failures.len(), failures.join("\n"));
 }

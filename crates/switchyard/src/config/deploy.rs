@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::model::{
     AwsParams, Costs, CredentialSource, Deployment, OpenAiFlavor, ProviderKind, SourcedSecret,
-    SslVerify, ValueSource,
+    SslVerify, Unservable, ValueSource,
 };
 use super::path::KeyPath;
 use super::provider::{self, ModelRef};
@@ -58,13 +58,25 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         return None;
     };
     let p: RawLitellmParams = ctx.raw(Some(params_value), &lp_path);
-    let model_ref = model_ref(ctx, &p, &lp_path)?;
+    let mut unservable = ctx.unservable.get(&index).cloned();
+    let model_ref = model_ref(ctx, &p, &lp_path, &mut unservable)?;
     let alias = alias?;
+    if alias.contains('*') {
+        ctx.warn(
+            "CFG-06",
+            &path.key("model_name"),
+            format!(
+                "no effect yet: `{alias}` is a wildcard, and routing by pattern is not \
+                 implemented; only requests for the model `{alias}` itself reach this deployment"
+            ),
+        );
+    }
     let mut aws = aws_params(ctx, &p, &lp_path);
 
     let api_base = p.api_base.map(|t| t.0);
     if let Some(base) = &api_base {
-        if !is_http_url(base) {
+        // An unservable deployment sends nothing, so its api_base cannot be wrong yet.
+        if unservable.is_none() && !is_http_url(base) {
             ctx.problem(
                 "CFG-09",
                 &lp_path.key("api_base"),
@@ -74,6 +86,10 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         }
     }
     let mock_response = p.mock_response.map(|t| t.0);
+    if mock_response.is_some() {
+        // LiteLLM answers a mock_response without calling (or naming) any provider.
+        unservable = None;
+    }
     if model_ref.provider == ProviderKind::OpenAi(OpenAiFlavor::HostedVllm)
         && api_base.is_none()
         && mock_response.is_none()
@@ -86,7 +102,7 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         );
     }
 
-    let model_info = entry.model_info.unwrap_or_default();
+    let model_info = entry.model_info.map(|m| m.0).unwrap_or_default();
     let id = match model_info.get("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -102,6 +118,9 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
     let mut api_key = p.api_key.map(|Text(v)| ctx.secret(&lp_path.key("api_key"), v));
     let credentials = if mock_response.is_some() {
         CredentialSource::Mock
+    } else if unservable.is_some() {
+        // Nothing is sent, so nothing is looked up (and no second warning is given).
+        CredentialSource::NoneNeeded
     } else {
         credentials(
             ctx,
@@ -148,6 +167,7 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         ssl_verify,
         credentials,
         model_info,
+        unservable,
         location: ctx.loc(path),
     };
     if let Some(period) = &d.budget_duration {
@@ -163,18 +183,28 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
     Some(d)
 }
 
-fn model_ref(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp_path: &KeyPath) -> Option<ModelRef> {
+/// The provider and model id. A model Switchyard cannot serve (a provider or route not
+/// implemented, a name whose provider cannot be inferred) still loads, as in LiteLLM:
+/// a CFG-04 warning now, and the same error as the answer to every request it gets.
+fn model_ref(
+    ctx: &mut Ctx<'_>,
+    p: &RawLitellmParams,
+    lp_path: &KeyPath,
+    unservable: &mut Option<Unservable>,
+) -> Option<ModelRef> {
     let model_path = lp_path.key("model");
     let Some(Text(model)) = &p.model else {
-        if !ctx.failed(&model_path) {
-            let accepted = provider::ACCEPTED_PREFIXES.join(", ");
-            ctx.problem(
-                "CFG-04",
-                lp_path,
-                format!("{lp_path} has no model"),
-                format!("add `model: <provider>/<model-id>`; accepted prefixes: {accepted}"),
-            );
+        if ctx.failed(&model_path) {
+            // `model: os.environ/VAR` with VAR unset: already warned, and `unservable`.
+            return Some(ModelRef { provider: ProviderKind::Unsupported, model: String::new() });
         }
+        let accepted = provider::ACCEPTED_PREFIXES.join(", ");
+        ctx.problem(
+            "CFG-04",
+            lp_path,
+            format!("{lp_path} has no model"),
+            format!("add `model: <provider>/<model-id>`; accepted prefixes: {accepted}"),
+        );
         return None;
     };
     let custom = p.custom_llm_provider.as_ref().map(|t| t.0.as_str());
@@ -187,8 +217,21 @@ fn model_ref(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp_path: &KeyPath) -> Opti
             } else {
                 model_path
             };
-            ctx.problem("CFG-04", &at, message, remedy);
-            None
+            if !e.is_unsupported() {
+                ctx.problem("CFG-04", &at, message, remedy);
+                return None;
+            }
+            ctx.warn_value(
+                "CFG-04",
+                &at,
+                format!(
+                    "{message}: the deployment loads, and every request to it fails with this \
+                     error. Fix: {remedy}"
+                ),
+            );
+            // Before any unset variable: setting it would not make the deployment work.
+            *unservable = Some(Unservable { id: "CFG-04", cause: message, remedy });
+            Some(ModelRef { provider: ProviderKind::Unsupported, model: model.clone() })
         }
     }
 }
@@ -347,7 +390,7 @@ fn credentials(
                 None => missing(ctx, &key_path, alias, vec!["api_key", "OPENAI_API_KEY"]),
             }
         }
-        ProviderKind::OpenAi(_) => CredentialSource::NoneNeeded,
+        ProviderKind::OpenAi(_) | ProviderKind::Unsupported => CredentialSource::NoneNeeded,
         ProviderKind::Bedrock(_) => bedrock_credentials(ctx, api_key, aws, lp, alias),
     }
 }

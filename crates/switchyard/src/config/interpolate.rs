@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::ConfigProblem;
 use super::env::Env;
 use super::keys::{self, Section};
-use super::model::{EnvOrigin, Location};
+use super::model::{ConfigWarning, EnvOrigin, Location, Unservable};
 use super::path::KeyPath;
 use super::yaml::{Kind, Node};
 
@@ -30,6 +30,9 @@ pub struct Resolved {
     /// Key paths whose reference could not be resolved (now null), so later checks do not
     /// report the same key a second time as "missing".
     pub failed: HashSet<KeyPath>,
+    /// `model_list` index → the first unresolved reference of that deployment, which every
+    /// request to it answers with.
+    pub unservable: HashMap<usize, Unservable>,
 }
 
 pub struct Resolver<'a> {
@@ -39,8 +42,13 @@ pub struct Resolver<'a> {
     /// `model_name` of each `model_list` entry, to name the deployment in messages.
     pub aliases: Vec<Option<String>>,
     pub problems: Vec<ConfigProblem>,
+    pub warnings: Vec<ConfigWarning>,
     pub out: Resolved,
 }
+
+/// The one reference that stops the gateway when it cannot be resolved: without its
+/// master key the gateway would otherwise run open (LiteLLM does), or refuse every client.
+const FAIL_CLOSED: &str = "general_settings.master_key";
 
 impl Resolver<'_> {
     /// Resolves every reference under keys the gateway reads. Keys it ignores (CFG-06)
@@ -137,32 +145,38 @@ impl Resolver<'_> {
     ) -> Option<String> {
         let who = self.who(path, entry);
         if var.is_empty() {
-            self.problems.push(ConfigProblem {
-                id: "CFG-01",
-                location: Some(at),
-                key: path.to_string(),
-                message: format!("{who} says `os.environ/` without a variable name"),
-                remedy: "write os.environ/NAME, e.g. api_key: os.environ/ANTHROPIC_API_KEY"
-                    .to_owned(),
-            });
+            self.report(
+                entry,
+                ConfigProblem {
+                    id: "CFG-01",
+                    location: Some(at),
+                    key: path.to_string(),
+                    message: format!("{who} says `os.environ/` without a variable name"),
+                    remedy: "write os.environ/NAME, e.g. api_key: os.environ/ANTHROPIC_API_KEY"
+                        .to_owned(),
+                },
+            );
             return None;
         }
         match self.env.get(var) {
             None => {
-                self.problems.push(ConfigProblem {
-                    id: "CFG-01",
-                    location: Some(at),
-                    key: path.to_string(),
-                    message: format!(
-                        "{var} is not set, but {who} reads it (os.environ/{var}). {}",
-                        self.files_loaded()
-                    ),
-                    remedy: format!(
-                        "export {var}=... before starting the gateway, put {var}=... in an env \
+                self.report(
+                    entry,
+                    ConfigProblem {
+                        id: "CFG-01",
+                        location: Some(at),
+                        key: path.to_string(),
+                        message: format!(
+                            "{var} is not set, but {who} reads it (os.environ/{var}). {}",
+                            self.files_loaded()
+                        ),
+                        remedy: format!(
+                            "export {var}=... before starting the gateway, put {var}=... in an env \
                          file passed with --env-file (or listed in SWITCHYARD_ENV_FILE), or set \
                          it under environment_variables in the config"
-                    ),
-                });
+                        ),
+                    },
+                );
                 None
             }
             Some(v) if v.value.trim().is_empty() => {
@@ -181,7 +195,7 @@ impl Resolver<'_> {
                         path.display()
                     ),
                 };
-                self.problems.push(ConfigProblem {
+                self.report(entry, ConfigProblem {
                     id: "CFG-02",
                     location: Some(at),
                     key: path.to_string(),
@@ -200,6 +214,34 @@ impl Resolver<'_> {
                 Some(v.value)
             }
         }
+    }
+
+    /// An unresolved reference: LiteLLM starts with the value unset, and so does
+    /// Switchyard — with a warning at load, and, for a deployment, the same problem as the
+    /// answer to every request it gets (rather than calling with a value missing). Only the
+    /// master key stops the gateway.
+    fn report(&mut self, entry: Option<usize>, p: ConfigProblem) {
+        if p.key == FAIL_CLOSED {
+            self.problems.push(p);
+            return;
+        }
+        let consequence = match entry {
+            Some(i) => {
+                self.out.unservable.entry(i).or_insert_with(|| Unservable {
+                    id: p.id,
+                    cause: p.message.clone(),
+                    remedy: p.remedy.clone(),
+                });
+                "Until it is, every request to this deployment fails with this error"
+            }
+            None => "The setting is left unset until then",
+        };
+        self.warnings.push(ConfigWarning {
+            id: p.id,
+            key: p.key,
+            location: p.location,
+            message: format!("{} {consequence}. Fix: {}", sentence(&p.message), p.remedy),
+        });
     }
 
     fn who(&self, path: &KeyPath, entry: Option<usize>) -> String {
@@ -221,6 +263,12 @@ impl Resolver<'_> {
             format!("Env files loaded: {}.", list.join(", "))
         }
     }
+}
+
+/// `text` ending with a full stop.
+fn sentence(text: &str) -> String {
+    let text = text.trim_end();
+    if text.ends_with('.') { text.to_owned() } else { format!("{text}.") }
 }
 
 /// The `model_name` of each `model_list` entry, where it is written literally.
@@ -249,6 +297,7 @@ mod tests {
             env_files: &[],
             aliases: aliases(&root),
             problems: Vec::new(),
+            warnings: Vec::new(),
             out: Resolved::default(),
         };
         r.run(&mut root);
@@ -288,10 +337,15 @@ mod tests {
             "general_settings:\n  master_key: os.environ/UNSET\nmodel_list:\n  - model_name: a\n    litellm_params:\n      api_key: os.environ/EMPTY\n",
             &env,
         );
-        let ids: Vec<&str> = r.problems.iter().map(|p| p.id).collect();
-        assert_eq!(ids, vec!["CFG-01", "CFG-02"]);
-        assert!(r.problems[1].message.contains("set but empty"));
-        assert!(r.problems[1].message.contains("alias `a`"));
+        // The master key is the one fatal reference; a deployment's is a warning, and the
+        // deployment answers every request with it.
+        let ids: Vec<(&str, &str)> = r.problems.iter().map(|p| (p.id, p.key.as_str())).collect();
+        assert_eq!(ids, vec![("CFG-01", "general_settings.master_key")]);
+        assert_eq!(r.warnings.len(), 1);
+        assert_eq!(r.warnings[0].id, "CFG-02");
+        assert!(r.warnings[0].message.contains("set but empty"));
+        assert!(r.warnings[0].message.contains("alias `a`"));
+        assert_eq!(r.out.unservable[&0].id, "CFG-02");
         assert_eq!(r.out.failed.len(), 2);
     }
 }

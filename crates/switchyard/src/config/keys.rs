@@ -358,6 +358,40 @@ pub fn reference_markdown() -> String {
     out
 }
 
+/// The key that governs the value at `path` (the first key under a section), when that
+/// key is not applied: planned, ignored, or unknown. Problems found under such a key
+/// cannot change what the gateway does, so they are warnings. None for keys that are
+/// applied and for the structure itself (`model_list[2]`, `router_settings`).
+pub fn not_applied(path: &KeyPath) -> Option<String> {
+    use super::path::Seg::{Index, Key};
+    let (section, key, shown) = match path.segs() {
+        [Key(l), Index(i), Key(p), Key(k), ..] if l == "model_list" && p == "litellm_params" => {
+            (LitellmParams, k, format!("model_list[{i}].litellm_params.{k}"))
+        }
+        [Key(l), Index(i), Key(k), ..] if l == "model_list" => {
+            (Entry, k, format!("model_list[{i}].{k}"))
+        }
+        [Key(s), Key(k), ..] if SECTIONS.iter().any(|(name, _)| name == s) => {
+            let section = SECTIONS.iter().find(|(name, _)| name == s).map(|(_, sec)| *sec)?;
+            (section, k, format!("{s}.{k}"))
+        }
+        [Key(k), ..] if !SECTIONS.iter().any(|(name, _)| name == k) && k != "model_list" => {
+            (Top, k, k.clone())
+        }
+        _ => return None,
+    };
+    match lookup(section, key) {
+        Some(KnownKey { support: Supported, .. }) => None,
+        _ => Some(shown),
+    }
+}
+
+const SECTIONS: [(&str, Section); 3] = [
+    ("router_settings", RouterSettings),
+    ("litellm_settings", LitellmSettings),
+    ("general_settings", GeneralSettings),
+];
+
 pub fn lookup(section: Section, key: &str) -> Option<&'static KnownKey> {
     KNOWN_KEYS.iter().find(|k| k.section == section && k.key == key)
 }
