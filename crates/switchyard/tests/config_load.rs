@@ -976,3 +976,113 @@ fn every_litellm_config_of_the_corpus_loads_with_warnings_at_most() {
     }
     assert!(failures.is_empty(), "{} configs refused:\n{}", failures.len(), failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Shapes LiteLLM accepts, and how a wrong one reads.
+
+#[test]
+fn budgets_take_a_bare_number_or_any_budget_config_shape() {
+    let text = "\
+model_list:
+  - model_name: cheap
+    litellm_params: {model: claude-3-5-haiku-latest, mock_response: ok}
+  - model_name: balanced
+    litellm_params: {model: claude-sonnet-4-5, mock_response: ok}
+model_max_budget: {cheap: 300, balanced: '600.5'}
+provider_budget_config:
+  anthropic: {max_budget: 100, budget_duration: 30d, rpm_limit: 10}
+router_settings:
+  provider_budget_config:
+    openai: {budget_limit: 0.000000000001, time_period: 1d}
+";
+    let cfg = ok(text, &MapEnv::default());
+    let b = &cfg.budgets;
+    assert_eq!(b.model_max_budget["cheap"].budget_limit, 300.0);
+    assert_eq!(b.model_max_budget["cheap"].time_period, None, "a bare number never resets");
+    assert_eq!(b.model_max_budget["balanced"].budget_limit, 600.5);
+    let anthropic = &b.provider_budget_config["anthropic"];
+    assert_eq!((anthropic.budget_limit, anthropic.time_period.as_deref()), (100.0, Some("30d")));
+    assert_eq!(b.provider_budget_config["openai"].time_period.as_deref(), Some("1d"));
+    let ids: Vec<&str> = cfg.warnings.iter().map(|w| w.id).collect();
+    assert!(ids.iter().all(|id| *id == "CFG-06"), "only 'not enforced yet' warnings: {ids:?}");
+
+    // A budget that is not a budget cannot stop the gateway (budgets have no effect yet):
+    // a warning with its place, what was found and what to write.
+    let cfg =
+        ok("model_max_budget:\n  cheap: lots\n  balanced: {time_period: 1d}\n", &MapEnv::default());
+    let w = warning(&cfg, "model_max_budget.cheap");
+    assert_eq!((w.id, warning_at(w)), ("CFG-06", (2, 10)), "{:#?}", cfg.warnings);
+    assert!(w.message.contains("\"lots\""), "{}", w.message);
+    assert!(w.message.contains("a number of US dollars, or {budget_limit: USD"), "{}", w.message);
+    assert!(w.message.contains("does not stop the gateway"), "{}", w.message);
+    let w = warning(&cfg, "model_max_budget.balanced");
+    assert!(w.message.contains("has no budget_limit"), "{}", w.message);
+}
+
+/// Every message and fix a type error can produce, for wrong values of many keys: none
+/// may name a Rust type.
+#[test]
+fn type_errors_describe_what_to_write_and_never_name_an_internal_type() {
+    let configs = [
+        "model_list: cheap\n",
+        "model_list:\n  - cheap\n",
+        "model_list:\n  - model_name: {a: 1}\n    litellm_params: [model]\n",
+        "model_list:\n  - model_name: a\n    litellm_params: model\n",
+        "model_list:\n  - model_name: a\n    model_info: text\n    litellm_params:\n      model: [anthropic/x]\n      api_key: {k: v}\n      rpm: {n: 1}\n      tpm: -1\n      timeout: [1]\n      stream_timeout: soon\n      weight: heavy\n      order: 1.5\n      drop_params: maybe\n      tags: {a: 1}\n      ssl_verify: [x]\n      max_retries: 99999999999\n      max_budget: free\n      input_cost_per_token: -1\n      mock_response: {a: 1}\n",
+        "router_settings: [a]\n",
+        "router_settings:\n  routing_strategy: {a: 1}\n  num_retries: three\n  timeout: -1\n  retry_policy: often\n  allowed_fails: [1]\n  cooldown_time: {s: 1}\n  disable_cooldowns: sometimes\n  fallbacks: cheap\n  context_window_fallbacks: [cheap]\n  content_policy_fallbacks: [{a: {b: c}}]\n  default_fallbacks: {a: b}\n  enable_pre_call_checks: [x]\n  provider_budget_config: [x]\n",
+        "router_settings:\n  retry_policy: {TimeoutErrorRetries: [1], RateLimitErrorRetries: lots}\n",
+        "litellm_settings: true\n",
+        "litellm_settings:\n  drop_params: [x]\n  request_timeout: soon\n  num_retries: -2\n  fallbacks: {a: {b: c}}\n",
+        "general_settings: 3\n",
+        "general_settings:\n  master_key: [k]\n  max_request_body_size_mb: big\n  health_check_interval: {a: 1}\n  background_health_checks: sometimes\n",
+        "environment_variables: [A]\n",
+        "model_max_budget: cheap\nprovider_budget_config:\n  openai: [1]\n  anthropic: {budget_limit: lots, time_period: {a: 1}}\n",
+    ];
+    let forbidden = [
+        "Raw",
+        "struct ",
+        "enum ",
+        "Option<",
+        "<u32>",
+        "<u64>",
+        "Whole",
+        "NonNeg",
+        "Seconds",
+        "TextList",
+        "Text",
+        "Flag",
+        "Map<",
+        "Vec<",
+        "BTreeMap",
+        "Value",
+        "newtype",
+        "tuple",
+        "sequence",
+        "invalid length",
+        "a map,",
+        "unit value",
+        "i64",
+        "u64",
+        "f64",
+    ];
+    let mut texts = Vec::new();
+    for text in configs {
+        match load_str(text, &MapEnv::default()) {
+            Ok(cfg) => texts.extend(cfg.warnings.iter().map(|w| w.message.clone())),
+            Err(e) => {
+                for p in &e.problems {
+                    texts.push(p.message.clone());
+                    texts.push(p.remedy.clone());
+                }
+            }
+        }
+    }
+    let type_errors = texts.iter().filter(|t| t.contains("expected")).count();
+    assert!(type_errors >= 40, "{type_errors} type errors:\n{}", texts.join("\n"));
+    for t in &texts {
+        for word in forbidden {
+            assert!(!t.contains(word), "`{word}` in: {t}");
+        }
+    }
+}

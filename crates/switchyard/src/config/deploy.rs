@@ -198,6 +198,9 @@ fn model_ref(
             // `model: os.environ/VAR` with VAR unset: already warned, and `unservable`.
             return Some(ModelRef { provider: ProviderKind::Unsupported, model: String::new() });
         }
+        if ctx.type_error_at(&model_path) || ctx.type_error_at_exactly(lp_path) {
+            return None; // reported as a type error, with what to write instead
+        }
         let accepted = provider::ACCEPTED_PREFIXES.join(", ");
         ctx.problem(
             "CFG-04",

@@ -616,7 +616,7 @@ where
                 let rel = KeyPath::root().join_serde(err.path());
                 errors.push(TypeError {
                     path: base_join(base, &rel),
-                    message: err.inner().to_string(),
+                    message: plain_words(&err.inner().to_string()),
                 });
                 if !remove(&mut value, rel.segs()) {
                     return T::default();
@@ -625,6 +625,22 @@ where
         }
     }
     T::default()
+}
+
+/// serde's words for what it found, in the words of a YAML file: a list where a mapping
+/// was expected is "invalid length 1" to serde (a struct can be read from a sequence).
+fn plain_words(message: &str) -> String {
+    let message = match message.strip_prefix("invalid length ") {
+        Some(rest) => match rest.split_once(", expected ") {
+            Some((_, expected)) => format!("invalid type: a list, expected {expected}"),
+            None => message.to_owned(),
+        },
+        None => message.to_owned(),
+    };
+    message
+        .replacen("invalid type: sequence,", "invalid type: a list,", 1)
+        .replacen("invalid type: map,", "invalid type: a mapping,", 1)
+        .replacen("invalid type: unit value,", "invalid type: nothing,", 1)
 }
 
 fn base_join(base: &KeyPath, rel: &KeyPath) -> KeyPath {

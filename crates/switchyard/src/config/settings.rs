@@ -340,7 +340,10 @@ fn budget_map(
         let path = base.key(name.clone());
         let raw: RawBudget = ctx.raw(Some(value), &path);
         let Some(limit) = raw.budget_limit else {
-            if !ctx.failed(&path.key("budget_limit")) && !ctx.failed(&path) {
+            if !ctx.failed(&path.key("budget_limit"))
+                && !ctx.failed(&path)
+                && !ctx.type_error_at(&path)
+            {
                 ctx.problem(
                     "CFG-09",
                     &path,

@@ -100,6 +100,17 @@ impl Ctx<'_> {
         self.failed.contains(path)
     }
 
+    /// Whether a type error was found at `path` or inside it (so a "missing" problem
+    /// would report the same value twice).
+    pub fn type_error_at(&self, path: &KeyPath) -> bool {
+        self.type_errors.iter().any(|e| e.path.segs().starts_with(path.segs()))
+    }
+
+    /// Whether a type error was found for the value at `path` itself.
+    pub fn type_error_at_exactly(&self, path: &KeyPath) -> bool {
+        self.type_errors.iter().any(|e| e.path == *path)
+    }
+
     pub fn source(&self, path: &KeyPath) -> ValueSource {
         match self.refs.get(path) {
             Some(r) => ValueSource::ConfigEnvRef {
