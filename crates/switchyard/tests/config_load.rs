@@ -1086,3 +1086,60 @@ fn type_errors_describe_what_to_write_and_never_name_an_internal_type() {
         }
     }
 }
+
+#[test]
+fn include_merges_files_as_litellm_does_and_problems_point_into_them() {
+    // LiteLLM's own example: the parent names model_config.yaml, whose model_list is used.
+    let parent = Path::new(CORPUS).join("26-include-parent.yaml");
+    let cfg = config::load(
+        &LoadOptions { config_path: Some(parent.clone()), env_files: Vec::new() },
+        &MapEnv::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.aliases().collect::<Vec<_>>(), vec!["gpt-4o", "fake-anthropic-endpoint"]);
+    let included = Path::new(CORPUS).join("26-include-model-config.yaml");
+    assert_eq!(cfg.included, vec![included.clone()]);
+    let d = &cfg.group("gpt-4o").unwrap().deployments[0];
+    assert_eq!((d.location.file.as_path(), d.location.line), (included.as_path(), 3));
+    assert!(config::render_check(&cfg).contains("included:"));
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "models.yaml",
+        "model_list:\n  - model_name: extra\n    litellm_params:\n      model: anthropic/claude-x\n      rpm: -1\nlitellm_settings:\n  drop_params: true\n",
+    );
+    let main = write(
+        dir.path(),
+        "config.yaml",
+        "include: [models.yaml]\nmodel_list:\n  - model_name: own\n    litellm_params: {model: claude-x, mock_response: hi}\nlitellm_settings:\n  num_retries: 1\n",
+    );
+    let opts = LoadOptions { config_path: Some(main.clone()), env_files: Vec::new() };
+    let err = config::load(&opts, &MapEnv::default()).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.key, "model_list[1].litellm_params.rpm", "lists extend: {err}");
+    let l = p.location.as_ref().unwrap();
+    assert_eq!((l.file.clone(), l.line, l.column), (dir.path().join("models.yaml"), 5, 12));
+
+    write(
+        dir.path(),
+        "models.yaml",
+        "model_list:\n  - model_name: extra\n    litellm_params: {model: claude-y, mock_response: hi}\nlitellm_settings:\n  drop_params: true\n",
+    );
+    let cfg = config::load(&opts, &MapEnv::default()).unwrap();
+    assert_eq!(cfg.aliases().collect::<Vec<_>>(), vec!["own", "extra"]);
+    assert!(cfg.general.drop_params);
+    assert_eq!(cfg.router.num_retries, 2, "the included litellm_settings replaced the config's");
+    let w = warning(&cfg, "litellm_settings");
+    assert!(w.message.contains("replaces the one written in the config"), "{}", w.message);
+    assert_eq!(w.location.as_ref().unwrap().file, dir.path().join("models.yaml"));
+
+    let main = write(dir.path(), "config.yaml", "include: missing.yaml\nmodel_list: []\n");
+    let err = config::load(
+        &LoadOptions { config_path: Some(main), env_files: Vec::new() },
+        &MapEnv::default(),
+    )
+    .unwrap_err();
+    assert_eq!((err.problems[0].id, err.problems[0].key.as_str()), ("CFG-08", "include"));
+    assert!(err.problems[0].message.contains("missing.yaml"), "{}", err.problems[0].message);
+}

@@ -4,10 +4,11 @@
 //! name the source of a secret without printing it (CFG-01, CFG-02).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::ConfigProblem;
 use super::env::Env;
+use super::include::Sources;
 use super::keys::{self, Section};
 use super::model::{ConfigWarning, EnvOrigin, Location, Unservable};
 use super::path::KeyPath;
@@ -37,7 +38,7 @@ pub struct Resolved {
 
 pub struct Resolver<'a> {
     pub env: &'a dyn Env,
-    pub file: &'a Path,
+    pub sources: &'a Sources,
     pub env_files: &'a [PathBuf],
     /// `model_name` of each `model_list` entry, to name the deployment in messages.
     pub aliases: Vec<Option<String>>,
@@ -118,11 +119,7 @@ impl Resolver<'_> {
             Kind::Str(s) => {
                 if let Some(var) = s.strip_prefix(PREFIX) {
                     let var = var.trim().to_owned();
-                    let at = Location {
-                        file: self.file.to_owned(),
-                        line: node.pos.line,
-                        column: node.pos.column,
-                    };
+                    let at = self.sources.location(path, node.pos);
                     match self.lookup(&var, path, entry, at) {
                         Some(value) => node.kind = Kind::Str(value),
                         None => {
@@ -284,6 +281,8 @@ pub fn aliases(root: &Node) -> Vec<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::config::env::MapEnv;
     use crate::config::yaml;
@@ -293,7 +292,7 @@ mod tests {
         let env: &'static MapEnv = Box::leak(Box::new(env.clone()));
         let mut r = Resolver {
             env,
-            file: Path::new("c.yaml"),
+            sources: Box::leak(Box::new(Sources::single(Path::new("c.yaml")))),
             env_files: &[],
             aliases: aliases(&root),
             problems: Vec::new(),

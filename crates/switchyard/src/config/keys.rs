@@ -50,9 +50,8 @@ pub struct KnownKey {
     pub note: &'static str,
 }
 
-use std::path::Path;
-
-use super::model::{ConfigWarning, Location};
+use super::include::Sources;
+use super::model::ConfigWarning;
 use super::path::KeyPath;
 use super::yaml::{Kind, Node};
 
@@ -85,7 +84,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(Top, "environment_variables", Supported, ""),
     k(Top, "model_max_budget", NotEnforced, BUDGET_NOTE),
     k(Top, "provider_budget_config", NotEnforced, BUDGET_NOTE),
-    k(Top, "include", Ignored, "included files are not read; copy their model_list entries in"),
+    k(
+        Top,
+        "include",
+        Supported,
+        "files merged in order, relative to the config: lists extend, other keys replace",
+    ),
     k(Top, "credential_list", Ignored, "write credentials on each deployment or use env vars"),
     k(Top, "guardrails", Ignored, "guardrails are not implemented"),
     k(Top, "callback_settings", Ignored, CALLBACK_NOTE),
@@ -292,7 +296,7 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
 
 /// One warning per key that is ignored, not enforced yet, or unknown (CFG-06), walking
 /// the sections the table covers. `model_info` is free-form and never warned about.
-pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
+pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
     let mut out = Vec::new();
     let walk = |node: &Node, section: Section, base: &KeyPath, out: &mut Vec<ConfigWarning>| {
         for e in node.entries() {
@@ -310,11 +314,7 @@ pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
                     None => "ignored: not a key Switchyard or LiteLLM reads here".to_owned(),
                 },
             };
-            let location = Some(Location {
-                file: file.to_owned(),
-                line: e.key_pos.line,
-                column: e.key_pos.column,
-            });
+            let location = Some(sources.location(&path, e.key_pos));
             out.push(ConfigWarning { id: "CFG-06", key: path.to_string(), location, message });
         }
     };

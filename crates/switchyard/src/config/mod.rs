@@ -12,6 +12,7 @@
 mod deploy;
 pub mod env;
 pub mod envfile;
+mod include;
 mod interpolate;
 pub mod keys;
 pub mod locate;

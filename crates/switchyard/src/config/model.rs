@@ -388,6 +388,8 @@ pub struct Config {
     pub path: PathBuf,
     pub origin: ConfigOrigin,
     pub env_files: Vec<PathBuf>,
+    /// The files `include` merged in, in order.
+    pub included: Vec<PathBuf>,
     /// Groups in config order; aliases are unique.
     pub groups: Vec<ModelGroup>,
     pub router: RouterSettings,

@@ -267,6 +267,9 @@ pub struct RawTop {
     pub environment_variables: Option<EnvVars>,
     pub model_max_budget: Option<BudgetMap>,
     pub provider_budget_config: Option<BudgetMap>,
+    /// Merged before anything is read (`include`); declared here for its type check.
+    #[allow(dead_code)]
+    pub include: Option<TextList>,
 }
 
 #[derive(Debug, Default, Deserialize)]

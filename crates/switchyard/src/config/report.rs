@@ -135,6 +135,10 @@ pub fn render_check(cfg: &Config) -> String {
         cfg.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     };
     let _ = writeln!(out, "env files: {env_files}");
+    if !cfg.included.is_empty() {
+        let list: Vec<String> = cfg.included.iter().map(|p| p.display().to_string()).collect();
+        let _ = writeln!(out, "included:  {}", list.join(", "));
+    }
     let master = match &cfg.general.master_key {
         Some(k) => format!("set, {} {}", k.value.safe_prefix(), source_text(&k.source)),
         None => "not set (only loopback addresses are served without one)".to_owned(),

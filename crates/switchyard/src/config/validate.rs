@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::env::{ConfigVar, Env, LayeredEnv};
 use super::envfile::EnvFile;
+use super::include::{self, Sources};
 use super::interpolate::{self, EnvRef, Resolver};
 use super::model::{
     Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret, Unservable,
@@ -34,7 +35,7 @@ pub struct Input<'a> {
 
 /// Shared state of one validation run.
 pub struct Ctx<'a> {
-    pub file: &'a Path,
+    pub sources: &'a Sources,
     pub root: &'a Node,
     pub env: &'a dyn Env,
     pub refs: &'a HashMap<KeyPath, EnvRef>,
@@ -49,7 +50,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     fn at(&self, path: &KeyPath, key_pos: bool) -> Location {
         let pos = self.root.locate(path.segs(), key_pos);
-        Location { file: self.file.to_owned(), line: pos.line, column: pos.column }
+        self.sources.location(path, pos)
     }
 
     /// Where the value at `path` is written (or its nearest written parent).
@@ -203,13 +204,16 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         })
         .collect();
 
-    let config_vars = environment_variables(&root, path, &mut pre_warnings);
+    let sources = include::expand(&mut root, path, &mut problems, &mut pre_warnings);
+    let config_vars = environment_variables(&root, &sources, &mut pre_warnings);
     let file_paths: Vec<PathBuf> = env_files.iter().map(|f| f.path.clone()).collect();
-    let layered = LayeredEnv::new(env).with_files(env_files).with_config_vars(path, config_vars);
+    let vars_file = sources.file_of(&KeyPath::root().key("environment_variables"));
+    let layered =
+        LayeredEnv::new(env).with_files(env_files).with_config_vars(vars_file, config_vars);
 
     let mut resolver = Resolver {
         env: &layered,
-        file: path,
+        sources: &sources,
         env_files: &file_paths,
         aliases: interpolate::aliases(&root),
         problems: Vec::new(),
@@ -221,10 +225,10 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
     pre_warnings.append(&mut resolver.warnings);
     let resolved = resolver.out;
 
-    pre_warnings.extend(keys::warnings(&root, path));
+    pre_warnings.extend(keys::warnings(&root, &sources));
 
     let mut ctx = Ctx {
-        file: path,
+        sources: &sources,
         root: &root,
         env: &layered,
         refs: &resolved.refs,
@@ -288,6 +292,7 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         path: path.to_owned(),
         origin,
         env_files: file_paths,
+        included: sources.included(),
         groups,
         router: parts.router,
         general: parts.general,
@@ -300,7 +305,7 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
 /// environment that `os.environ/` references are resolved against.
 fn environment_variables(
     root: &Node,
-    file: &Path,
+    sources: &Sources,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Vec<ConfigVar> {
     let Some(section) = root.get("environment_variables") else { return Vec::new() };
@@ -316,11 +321,10 @@ fn environment_variables(
                 warnings.push(ConfigWarning {
                     id: "CFG-06",
                     key: format!("environment_variables.{}", e.key),
-                    location: Some(Location {
-                        file: file.to_owned(),
-                        line: e.value.pos.line,
-                        column: e.value.pos.column,
-                    }),
+                    location: Some(sources.location(
+                        &KeyPath::root().key("environment_variables").key(e.key.clone()),
+                        e.value.pos,
+                    )),
                     message: format!(
                         "{} is not set: its value is {}, and an environment variable holds a \
                          single value (write it as NAME: value)",
