@@ -411,7 +411,7 @@ model_list:
 }
 
 #[test]
-fn cfg04_unprefixed_names_are_inferred_or_warned_about_and_malformed_ones_refused() {
+fn cfg04_unprefixed_names_are_inferred_or_warned_about_and_so_are_malformed_ones() {
     let text = "\
 model_list:
   - model_name: a
@@ -439,12 +439,15 @@ model_list:
     let e = &cfg.group("e").unwrap().deployments[0];
     assert_eq!(e.unservable, None, "a mock_response calls no provider");
 
-    let ps = problems(
-        "model_list:\n  - model_name: a\n    litellm_params: {model: 'anthropic/claude sonnet'}\n",
+    // Malformed too: LiteLLM starts, so the deployment loads and answers with the error.
+    let cfg = ok(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: 'anthropic/claude sonnet'}\n  - model_name: b\n    litellm_params: {model: anthropic/}\n",
         &MapEnv::default(),
     );
-    assert_eq!((ps[0].id, ps[0].key.as_str()), ("CFG-04", "model_list[0].litellm_params.model"));
-    assert!(ps[0].message.contains("whitespace"), "{}", ps[0].message);
+    let w = warning(&cfg, "model_list[0].litellm_params.model");
+    assert!(w.message.contains("whitespace"), "{}", w.message);
+    let w = warning(&cfg, "model_list[1].litellm_params.model");
+    assert!(w.message.contains("names no model id"), "{}", w.message);
 }
 
 #[tokio::test]

@@ -163,7 +163,7 @@ async fn background_health_checks_probe_without_a_request() {
 }
 
 /// What stops the config from loading — the master key's variable unset (CFG-01) or empty
-/// (CFG-02), a YAML error (CFG-03), a malformed `model` (CFG-04) — makes doctor exit 64 with
+/// (CFG-02), a YAML error (CFG-03), a deployment with no `model` (CFG-04) — makes doctor exit 64 with
 /// each problem's location and fix; what LiteLLM starts with is a warning in the report.
 #[test]
 fn config_entries_reach_doctor_json_with_their_location() {
@@ -182,8 +182,8 @@ fn config_entries_reach_doctor_json_with_their_location() {
         ("CFG-03", "model_list:\n  - model_name: t\n    litellm_params: [\n", "cfg.yaml"),
         (
             "CFG-04",
-            "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/\n",
-            "anthropic/",
+            "model_list:\n  - model_name: t\n    litellm_params:\n      api_key: k\n",
+            "has no model",
         ),
     ];
     for (id, yaml, said) in cases {

@@ -184,8 +184,9 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
 }
 
 /// The provider and model id. A model Switchyard cannot serve (a provider or route not
-/// implemented, a name whose provider cannot be inferred) still loads, as in LiteLLM:
-/// a CFG-04 warning now, and the same error as the answer to every request it gets.
+/// implemented, a name whose provider cannot be inferred, even `azure/` with no id — a
+/// config in LiteLLM's own tests has one) still loads, as in LiteLLM: a CFG-04 warning
+/// now, and the same error as the answer to every request it gets.
 fn model_ref(
     ctx: &mut Ctx<'_>,
     p: &RawLitellmParams,
@@ -220,10 +221,6 @@ fn model_ref(
             } else {
                 model_path
             };
-            if !e.is_unsupported() {
-                ctx.problem("CFG-04", &at, message, remedy);
-                return None;
-            }
             ctx.warn_value(
                 "CFG-04",
                 &at,

@@ -53,18 +53,6 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    /// Whether the model names something Switchyard does not implement (rather than
-    /// something malformed): such a deployment loads and answers with the error.
-    pub fn is_unsupported(&self) -> bool {
-        match self {
-            Self::UnknownPrefix(_)
-            | Self::UnknownCustomProvider(_)
-            | Self::OtherBedrockRoute { .. }
-            | Self::NotInferable => true,
-            Self::Empty | Self::HasWhitespace => false,
-        }
-    }
-
     /// The message and remedy for a `model` value that failed with this error.
     pub fn explain(&self, model: &str) -> (String, String) {
         let accepted = ACCEPTED_PREFIXES.join(", ");
