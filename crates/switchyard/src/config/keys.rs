@@ -311,7 +311,7 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
                 }
                 None => match suggestion(section, &e.key) {
                     Some(hint) => format!("ignored: unknown key; {hint}"),
-                    None => "ignored: not a key Switchyard or LiteLLM reads here".to_owned(),
+                    None => "ignored: not a key Switchyard knows here".to_owned(),
                 },
             };
             let location = Some(sources.location(&path, e.key_pos));
