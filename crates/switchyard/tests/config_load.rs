@@ -1146,3 +1146,50 @@ fn include_merges_files_as_litellm_does_and_problems_point_into_them() {
     assert_eq!((err.problems[0].id, err.problems[0].key.as_str()), ("CFG-08", "include"));
     assert!(err.problems[0].message.contains("missing.yaml"), "{}", err.problems[0].message);
 }
+
+#[test]
+fn a_deployment_that_could_never_be_called_loads_with_the_reason_as_its_answer() {
+    // LiteLLM starts with each of these and fails their requests; so does Switchyard, and
+    // says why at startup.
+    let text = "\
+model_list:
+  - model_name: vllm
+    litellm_params: {model: hosted_vllm/meta-llama/Llama-3.1-8B}
+  - model_name: local
+    litellm_params: {model: ollama/llama3, api_base: 'localhost:11434'}
+  - model_name: tls
+    litellm_params: {model: openai/qwen, api_base: 'https://llm.internal/v1', ssl_verify: /nonexistent/ca.pem}
+  - model_name: keys
+    litellm_params: {model: bedrock/anthropic.claude-x, aws_access_key_id: AKIAEXAMPLE}
+  - model_name: mocked
+    litellm_params: {model: hosted_vllm/x, api_base: 'not a url', mock_response: hi}
+";
+    let cfg = ok(text, &MapEnv::default());
+    for (alias, key, id, said) in [
+        ("vllm", "model_list[0].litellm_params.model", "CFG-09", "has no api_base"),
+        ("local", "model_list[1].litellm_params.api_base", "CFG-09", "not an http(s) URL"),
+        ("tls", "model_list[2].litellm_params.ssl_verify", "CFG-08", "does not exist"),
+        (
+            "keys",
+            "model_list[3].litellm_params.aws_access_key_id",
+            "CFG-09",
+            "aws_secret_access_key is not",
+        ),
+    ] {
+        let w = warning(&cfg, key);
+        assert_eq!(w.id, id, "{alias}");
+        assert!(
+            w.message.contains(said) && w.message.contains("every request to it fails"),
+            "{}",
+            w.message
+        );
+        let u = cfg.group(alias).unwrap().deployments[0].unservable.clone().unwrap();
+        assert!(u.cause.contains(said), "{alias}: {}", u.cause);
+    }
+    assert!(
+        cfg.warnings.iter().all(|w| !w.key.starts_with("model_list[4]")),
+        "{:#?}",
+        cfg.warnings
+    );
+    assert_eq!(cfg.group("mocked").unwrap().deployments[0].unservable, None);
+}

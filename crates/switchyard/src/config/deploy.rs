@@ -71,13 +71,21 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
             ),
         );
     }
-    let mut aws = aws_params(ctx, &p, &lp_path);
+    let mock_response = p.mock_response.clone().map(|t| t.0);
+    if mock_response.is_some() {
+        // LiteLLM answers a mock_response without calling (or naming) any provider.
+        unservable = None;
+    }
+    let mut cannot = CannotCall { mock: mock_response.is_some(), reason: unservable };
+    let mut aws = aws_params(ctx, &p, &lp_path, &mut cannot);
 
     let api_base = p.api_base.map(|t| t.0);
     if let Some(base) = &api_base {
-        // An unservable deployment sends nothing, so its api_base cannot be wrong yet.
-        if unservable.is_none() && !is_http_url(base) {
-            ctx.problem(
+        // A deployment of a provider Switchyard does not speak sends nothing, so its
+        // api_base cannot be wrong yet.
+        if model_ref.provider != ProviderKind::Unsupported && !is_http_url(base) {
+            cannot.warn(
+                ctx,
                 "CFG-09",
                 &lp_path.key("api_base"),
                 format!("api_base `{base}` is not an http(s) URL"),
@@ -85,19 +93,12 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
             );
         }
     }
-    let mock_response = p.mock_response.map(|t| t.0);
-    if mock_response.is_some() {
-        // LiteLLM answers a mock_response without calling (or naming) any provider.
-        unservable = None;
-    }
-    if model_ref.provider == ProviderKind::OpenAi(OpenAiFlavor::HostedVllm)
-        && api_base.is_none()
-        && mock_response.is_none()
-    {
-        ctx.problem(
+    if model_ref.provider == ProviderKind::OpenAi(OpenAiFlavor::HostedVllm) && api_base.is_none() {
+        cannot.warn(
+            ctx,
             "CFG-09",
             &lp_path.key("model"),
-            format!("deployment of alias `{alias}` uses hosted_vllm/ but has no api_base"),
+            format!("the deployment of alias `{alias}` uses hosted_vllm/ but has no api_base"),
             "add api_base: http://<host>:8000/v1 (where the vLLM server listens)".to_owned(),
         );
     }
@@ -114,7 +115,8 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         ),
     };
 
-    let ssl_verify = ssl_verify(ctx, p.ssl_verify, &lp_path.key("ssl_verify"), &alias);
+    let ssl_verify = ssl_verify(ctx, p.ssl_verify, &lp_path.key("ssl_verify"), &alias, &mut cannot);
+    let unservable = cannot.reason;
     let mut api_key = p.api_key.map(|Text(v)| ctx.secret(&lp_path.key("api_key"), v));
     let credentials = if mock_response.is_some() {
         CredentialSource::Mock
@@ -260,6 +262,7 @@ fn ssl_verify(
     v: Option<SslVerifyRaw>,
     path: &KeyPath,
     alias: &str,
+    cannot: &mut CannotCall,
 ) -> SslVerify {
     match v {
         None | Some(SslVerifyRaw::Flag(true)) => SslVerify::System,
@@ -273,7 +276,8 @@ fn ssl_verify(
         }
         Some(SslVerifyRaw::CaBundle(p)) => {
             if !Path::new(&p).is_file() {
-                ctx.problem(
+                cannot.warn(
+                    ctx,
                     "CFG-08",
                     path,
                     format!("ssl_verify names the CA bundle `{p}`, which does not exist"),
@@ -285,7 +289,12 @@ fn ssl_verify(
     }
 }
 
-fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParams {
+fn aws_params(
+    ctx: &mut Ctx<'_>,
+    p: &RawLitellmParams,
+    lp: &KeyPath,
+    cannot: &mut CannotCall,
+) -> AwsParams {
     let secret = |ctx: &Ctx<'_>, key: &str, v: &Option<Text>| {
         v.as_ref().map(|Text(s)| ctx.secret(&lp.key(key), s.clone()))
     };
@@ -304,14 +313,22 @@ fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParam
         sts_endpoint: text(&p.aws_sts_endpoint),
         bedrock_runtime_endpoint: text(&p.aws_bedrock_runtime_endpoint),
     };
-    match (&aws.access_key_id, &aws.secret_access_key) {
-        (Some(_), None) => ctx.problem(
+    // A half read from an unset variable is already reported as that.
+    let unset = |k: &str| ctx.failed(&lp.key(k));
+    let halves = (
+        aws.access_key_id.is_some() || unset("aws_access_key_id"),
+        aws.secret_access_key.is_some() || unset("aws_secret_access_key"),
+    );
+    match halves {
+        (true, false) => cannot.warn(
+            ctx,
             "CFG-09",
             &lp.key("aws_access_key_id"),
             "aws_access_key_id is set but aws_secret_access_key is not".to_owned(),
             "add aws_secret_access_key (e.g. os.environ/AWS_SECRET_ACCESS_KEY), or better, remove both and name a profile with aws_profile_name".to_owned(),
         ),
-        (None, Some(_)) => ctx.problem(
+        (false, true) => cannot.warn(
+            ctx,
             "CFG-09",
             &lp.key("aws_secret_access_key"),
             "aws_secret_access_key is set but aws_access_key_id is not".to_owned(),
@@ -320,6 +337,39 @@ fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParam
         _ => {}
     }
     aws
+}
+
+/// What stops requests to one deployment from being sent. LiteLLM starts with such a
+/// deployment and fails its requests, so it loads here too: each reason is a warning at
+/// its place, and the first is the configuration error every request to it answers with.
+struct CannotCall {
+    /// A `mock_response` deployment calls nothing, so nothing can stop it.
+    mock: bool,
+    reason: Option<Unservable>,
+}
+
+impl CannotCall {
+    fn warn(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: &'static str,
+        path: &KeyPath,
+        message: String,
+        remedy: String,
+    ) {
+        if self.mock {
+            return;
+        }
+        ctx.warn_value(
+            id,
+            path,
+            format!(
+                "{message}: the deployment loads, and every request to it fails with this \
+                 error. Fix: {remedy}"
+            ),
+        );
+        self.reason.get_or_insert(Unservable { id, cause: message, remedy });
+    }
 }
 
 /// A conventional variable from the config's environment, if set to something.
