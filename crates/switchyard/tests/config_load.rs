@@ -317,6 +317,13 @@ fn cfg01_an_unset_master_key_stops_the_gateway() {
     let w = warning(&cfg, "router_settings.timeout");
     assert_eq!(w.id, "CFG-01");
     assert!(w.message.contains("left unset"), "{}", w.message);
+    // So is a deployment setting that does not decide where the request goes or who it
+    // is sent as; the deployment still serves.
+    let text = "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude-x, api_key: sk-ant-x, rpm: os.environ/RPM}\n";
+    let cfg = ok(text, &MapEnv::default());
+    let d = &cfg.group("a").unwrap().deployments[0];
+    assert_eq!((d.rpm, d.unservable.as_ref()), (None, None));
+    assert!(warning(&cfg, "model_list[0].litellm_params.rpm").message.contains("left unset"));
 }
 
 #[test]

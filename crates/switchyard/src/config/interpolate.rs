@@ -223,7 +223,7 @@ impl Resolver<'_> {
             return;
         }
         let consequence = match entry {
-            Some(i) => {
+            Some(i) if decides_the_call(&p.key) => {
                 self.out.unservable.entry(i).or_insert_with(|| Unservable {
                     id: p.id,
                     cause: p.message.clone(),
@@ -231,7 +231,7 @@ impl Resolver<'_> {
                 });
                 "Until it is, every request to this deployment fails with this error"
             }
-            None => "The setting is left unset until then",
+            _ => "The setting is left unset until then",
         };
         self.warnings.push(ConfigWarning {
             id: p.id,
@@ -260,6 +260,19 @@ impl Resolver<'_> {
             format!("Env files loaded: {}.", list.join(", "))
         }
     }
+}
+
+/// Whether the deployment setting at `key` (`model_list[2].litellm_params.api_key`)
+/// decides where a request goes or how it is authenticated: without it the deployment
+/// would call the wrong place, or with the wrong identity, so it answers with the problem
+/// instead. Any other setting (`rpm`, `timeout`, ...) is simply left unset.
+fn decides_the_call(key: &str) -> bool {
+    let Some((_, name)) = key.split_once(".litellm_params.") else { return true };
+    let name = name.split(['.', '[']).next().unwrap_or(name);
+    matches!(
+        name,
+        "model" | "api_key" | "api_base" | "api_version" | "custom_llm_provider" | "mock_response"
+    ) || name.starts_with("aws_")
 }
 
 /// `text` ending with a full stop.
