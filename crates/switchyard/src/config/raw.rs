@@ -174,10 +174,30 @@ impl<'de> Deserialize<'de> for NonNeg {
     }
 }
 
+const SECONDS: &str = "a number of seconds, 0 or more (e.g. 30 or 2.5)";
+
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        non_negative(d, "a number of seconds, 0 or more (e.g. 30 or 2.5)").map(Seconds)
+        // `"30s"`, `"5m"`, `"1h"`, `"500ms"`: a duration with its unit means what it says.
+        let v = Value::deserialize(d)?;
+        if let Value::String(s) = &v {
+            if let Some(secs) = with_unit(s) {
+                return Ok(Seconds(secs));
+            }
+        }
+        non_negative(v, SECONDS).map(Seconds).map_err(|e| de::Error::custom(e.to_string()))
     }
+}
+
+/// A number of seconds written with a unit: `ms`, `s`, `m` or `h`.
+fn with_unit(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (number, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|(unit, scale)| s.strip_suffix(unit).map(|n| (n.trim(), *scale)))?;
+    let n: f64 = number.parse().ok()?;
+    (n.is_finite() && n >= 0.0 && number.starts_with(|c: char| c.is_ascii_digit()))
+        .then_some(n * scale)
 }
 
 /// true/false; also the strings pydantic and env files use (`"true"`, `"False"`, `"1"`,
@@ -690,6 +710,23 @@ mod tests {
         let base = KeyPath::root().key("model_list").index(0).key("litellm_params");
         let p = collect(v, &base, &mut errors);
         (p, errors)
+    }
+
+    #[test]
+    fn durations_may_carry_a_unit() {
+        let (p, errors) =
+            params(json!({"timeout": "30s", "stream_timeout": "2m", "cooldown_time": "500ms"}));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(p.timeout, Some(Seconds(30.0)));
+        assert_eq!(p.stream_timeout, Some(Seconds(120.0)));
+        assert_eq!(p.cooldown_time, Some(Seconds(0.5)));
+        let (_, errors) = params(json!({"timeout": "soon"}));
+        assert_eq!(
+            errors[0].message,
+            "invalid value: string \"soon\", expected a number of seconds, 0 or more (e.g. 30 or 2.5)"
+        );
+        let (_, errors) = params(json!({"timeout": "-1s"}));
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]
