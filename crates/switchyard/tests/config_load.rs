@@ -1118,6 +1118,7 @@ fn include_merges_files_as_litellm_does_and_problems_point_into_them() {
     let d = &cfg.group("gpt-4o").unwrap().deployments[0];
     assert_eq!((d.location.file.as_path(), d.location.line), (included.as_path(), 3));
     assert!(config::render_check(&cfg).contains("included:"));
+    assert_eq!(config::check_json(&cfg)["included"][0], included.display().to_string());
 
     let dir = tempfile::tempdir().unwrap();
     write(
@@ -1205,4 +1206,74 @@ model_list:
         cfg.warnings
     );
     assert_eq!(cfg.group("mocked").unwrap().deployments[0].unservable, None);
+}
+
+#[test]
+fn every_key_takes_the_shapes_litellm_takes() {
+    let text = "\
+model_list:
+  - model_name: a
+    litellm_params:
+      model: anthropic/claude-x
+      api_key: sk-ant-x
+      num_retries: '3'
+      timeout: 30.5
+      stream_timeout: '60'
+      drop_params: 'True'
+      tags: single-tag
+      rpm: os.environ/A
+    model_info: {id: 7, mode: chat, supports_vision: True, access_groups: [beta]}
+  - model_name: b
+    litellm_params: {model: claude-y, mock_response: hi}
+router_settings:
+  num_retries: '4'
+  timeout: '600'
+  allowed_fails: 2.0
+  disable_cooldowns: 'false'
+  fallbacks: {a: b}
+  default_fallbacks: b
+  retry_policy: {RateLimitErrorRetries: '5'}
+  model_group_alias: {gpt-4: a}
+  routing_strategy_args: {ttl: 60}
+litellm_settings:
+  callbacks: prometheus
+  success_callback: [langfuse]
+  cache: 'True'
+  cache_params: {type: redis, host: os.environ/REDIS_HOST, port: 6379}
+  request_timeout: '600'
+general_settings:
+  master_key: 1234567890123
+  alerting: [slack]
+  pass_through_endpoints: [{path: /x, target: 'http://y', headers: {a: b}}]
+  background_health_checks: 'true'
+  health_check_interval: '300'
+environment_variables: {A: 1, B: true, C: 1.5}
+";
+    let cfg = ok(text, &MapEnv::default());
+    let d = &cfg.group("a").unwrap().deployments[0];
+    assert_eq!((d.num_retries, d.rpm, d.drop_params), (Some(3), Some(1), Some(true)));
+    assert_eq!(d.timeout, Some(Duration::from_secs_f64(30.5)));
+    assert_eq!(d.stream_timeout, Some(Duration::from_secs(60)));
+    assert_eq!((d.tags.clone(), d.id.as_str()), (vec!["single-tag".to_owned()], "7"));
+    let r = &cfg.router;
+    assert_eq!((r.num_retries, r.allowed_fails, r.disable_cooldowns), (4, 2, false));
+    assert_eq!(r.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(r.fallbacks.get("a"), Some(&vec!["b".to_owned()]));
+    assert_eq!(r.default_fallbacks, vec!["b".to_owned()]);
+    assert_eq!(r.retry_policy.rate_limit, Some(5));
+    let g = &cfg.general;
+    assert_eq!(g.master_key.as_ref().unwrap().value.expose(), "1234567890123");
+    assert!(g.background_health_checks);
+    assert_eq!(g.health_check_interval, Duration::from_secs(300));
+    assert_eq!(g.request_timeout, Some(Duration::from_secs(600)));
+    // What is not applied yet is named, never refused.
+    for key in [
+        "router_settings.model_group_alias",
+        "router_settings.routing_strategy_args",
+        "litellm_settings.callbacks",
+        "litellm_settings.cache_params",
+        "general_settings.pass_through_endpoints",
+    ] {
+        assert_eq!(warning(&cfg, key).id, "CFG-06");
+    }
 }

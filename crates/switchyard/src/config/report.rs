@@ -287,6 +287,7 @@ pub fn check_json(cfg: &Config) -> Value {
         "config": cfg.path.display().to_string(),
         "found": describe_origin(&cfg.origin),
         "env_files": cfg.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "included": cfg.included.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "master_key": cfg.general.master_key.as_ref().map(|k| json!({
             "safe_prefix": k.value.safe_prefix(),
             "source": source_text(&k.source),
