@@ -1141,7 +1141,7 @@ fn include_merges_files_as_litellm_does_and_problems_point_into_them() {
     write(
         dir.path(),
         "models.yaml",
-        "model_list:\n  - model_name: extra\n    litellm_params: {model: claude-y, mock_response: hi}\nlitellm_settings:\n  drop_params: true\n",
+        "model_list:\n  - model_name: extra\n    litellm_params: {model: claude-y, mock_response: hi}\nlitellm_settings:\n  drop_params: false\n  drop_params: true\n",
     );
     let cfg = config::load(&opts, &MapEnv::default()).unwrap();
     assert_eq!(cfg.aliases().collect::<Vec<_>>(), vec!["own", "extra"]);
@@ -1150,6 +1150,9 @@ fn include_merges_files_as_litellm_does_and_problems_point_into_them() {
     let w = warning(&cfg, "litellm_settings");
     assert!(w.message.contains("replaces the one written in the config"), "{}", w.message);
     assert_eq!(w.location.as_ref().unwrap().file, dir.path().join("models.yaml"));
+    let twice = warning(&cfg, "litellm_settings.drop_params");
+    assert_eq!((twice.id, warning_at(twice)), ("CFG-03", (6, 3)));
+    assert_eq!(twice.location.as_ref().unwrap().file, dir.path().join("models.yaml"));
 
     let main = write(dir.path(), "config.yaml", "include: missing.yaml\nmodel_list: []\n");
     let err = config::load(

@@ -92,7 +92,23 @@ pub fn expand(
             }
         };
         let included = match yaml::parse(&text) {
-            Ok(p) => p.root,
+            Ok(p) => {
+                for d in p.duplicates {
+                    warnings.push(ConfigWarning {
+                        id: "CFG-03",
+                        key: d.path.to_string(),
+                        location: Some(location(&file, d.second)),
+                        message: format!(
+                            "`{}` is written twice in {} (also at line {}); the later value \
+                             wins, as in LiteLLM",
+                            d.path,
+                            file.display(),
+                            d.first.line
+                        ),
+                    });
+                }
+                p.root
+            }
             Err(e) => {
                 problems.push(ConfigProblem {
                     id: "CFG-03",
