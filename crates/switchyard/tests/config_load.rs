@@ -261,21 +261,69 @@ model_list:
       api_key: os.environ/MISSING_KEY
 ";
 
+/// The warning about `key` (there is exactly one).
+fn warning<'a>(cfg: &'a Config, key: &str) -> &'a config::ConfigWarning {
+    let found: Vec<_> = cfg.warnings.iter().filter(|w| w.key == key).collect();
+    assert_eq!(found.len(), 1, "one warning for {key}: {:#?}", cfg.warnings);
+    found[0]
+}
+
+fn warning_at(w: &config::ConfigWarning) -> (usize, usize) {
+    let l = w.location.as_ref().expect("warning has a location");
+    (l.line, l.column)
+}
+
 #[test]
 fn cfg01_an_unset_variable_names_itself_the_alias_the_place_and_the_env_files() {
-    let ps = problems(UNSET_KEY, &MapEnv::default());
+    // LiteLLM starts with the variable unset, and so does Switchyard: a warning now, and
+    // the same problem as the answer to every request the deployment gets.
+    let cfg = ok(UNSET_KEY, &MapEnv::default());
+    let w = warning(&cfg, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-01");
+    assert_eq!(warning_at(w), (5, 16));
+    assert_eq!(w.location.as_ref().unwrap().file, Path::new("/etc/switchyard/config.yaml"));
+    for part in [
+        "MISSING_KEY is not set",
+        "alias `cheap`",
+        "No env files were loaded",
+        "every request to this deployment fails",
+        "export MISSING_KEY=",
+        "--env-file",
+        "environment_variables",
+    ] {
+        assert!(w.message.contains(part), "`{part}` not in {}", w.message);
+    }
+    let d = &cfg.group("cheap").unwrap().deployments[0];
+    let u = d.unservable.as_ref().expect("the deployment is not served");
+    assert_eq!(u.id, "CFG-01");
+    assert!(u.cause.contains("MISSING_KEY is not set"), "{}", u.cause);
+    assert!(u.remedy.contains("export MISSING_KEY="), "{}", u.remedy);
+    let check = config::render_check(&cfg);
+    assert!(check.contains("NOT SERVED (CFG-01): MISSING_KEY is not set"), "{check}");
+}
+
+#[test]
+fn cfg01_an_unset_master_key_stops_the_gateway() {
+    // The one reference that is fatal: LiteLLM would run without auth.
+    let text = "general_settings:\n  master_key: os.environ/GATEWAY_KEY\n";
+    let ps = problems(text, &MapEnv::default());
     assert_eq!(ps.len(), 1, "{ps:?}");
-    let p = &ps[0];
-    assert_eq!(p.id, "CFG-01");
-    assert_eq!(p.key, "model_list[0].litellm_params.api_key");
-    assert_eq!(at(p), (5, 16));
-    assert_eq!(p.location.as_ref().unwrap().file, Path::new("/etc/switchyard/config.yaml"));
-    assert!(p.message.contains("MISSING_KEY is not set"), "{}", p.message);
-    assert!(p.message.contains("alias `cheap`"), "{}", p.message);
-    assert!(p.message.contains("No env files were loaded"), "{}", p.message);
-    assert!(p.remedy.contains("export MISSING_KEY="), "{}", p.remedy);
-    assert!(p.remedy.contains("--env-file"), "{}", p.remedy);
-    assert!(p.remedy.contains("environment_variables"), "{}", p.remedy);
+    assert_eq!((ps[0].id, ps[0].key.as_str()), ("CFG-01", "general_settings.master_key"));
+    assert!(ps[0].message.contains("GATEWAY_KEY is not set"), "{}", ps[0].message);
+    // Any other setting read from an unset variable is left unset, with a warning.
+    let text = "router_settings:\n  timeout: os.environ/ROUTER_TIMEOUT\n";
+    let cfg = ok(text, &MapEnv::default());
+    assert_eq!(cfg.router.timeout, None);
+    let w = warning(&cfg, "router_settings.timeout");
+    assert_eq!(w.id, "CFG-01");
+    assert!(w.message.contains("left unset"), "{}", w.message);
+    // So is a deployment setting that does not decide where the request goes or who it
+    // is sent as; the deployment still serves.
+    let text = "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude-x, api_key: sk-ant-x, rpm: os.environ/RPM}\n";
+    let cfg = ok(text, &MapEnv::default());
+    let d = &cfg.group("a").unwrap().deployments[0];
+    assert_eq!((d.rpm, d.unservable.as_ref()), (None, None));
+    assert!(warning(&cfg, "model_list[0].litellm_params.rpm").message.contains("left unset"));
 }
 
 #[test]
@@ -286,11 +334,11 @@ fn cfg01_lists_the_env_files_that_were_loaded() {
     let b = write(dir.path(), "b.env", "ANOTHER=2\n");
     let env = MapEnv::new([("SWITCHYARD_ENV_FILE", b.display().to_string())]);
     let opts = LoadOptions { config_path: Some(cfg), env_files: vec![a.clone()] };
-    let err = config::load(&opts, &env).unwrap_err();
-    let p = &err.problems[0];
-    assert_eq!(p.id, "CFG-01");
+    let cfg = config::load(&opts, &env).unwrap();
+    let w = warning(&cfg, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-01");
     let expected = format!("Env files loaded: {}, {}.", a.display(), b.display());
-    assert!(p.message.contains(&expected), "{}", p.message);
+    assert!(w.message.contains(&expected), "{}", w.message);
 }
 
 #[test]
@@ -300,24 +348,25 @@ fn cfg02_a_variable_set_but_empty_says_so_and_where_it_was_set() {
         write(dir.path(), "config.yaml", &UNSET_KEY.replace("MISSING_KEY", "ANTHROPIC_API_KEY"));
     let env_file = write(dir.path(), "dev.env", "# dev\nexport ANTHROPIC_API_KEY=''\n");
     let opts = LoadOptions { config_path: Some(cfg.clone()), env_files: vec![env_file.clone()] };
-    let err = config::load(&opts, &MapEnv::default()).unwrap_err();
-    assert_eq!(err.problems.len(), 1, "{err}");
-    let p = &err.problems[0];
-    assert_eq!(p.id, "CFG-02");
-    assert_eq!(at(p), (5, 16));
-    assert_eq!(p.location.as_ref().unwrap().file, cfg);
-    assert!(p.message.contains("ANTHROPIC_API_KEY is set but empty"), "{}", p.message);
+    let loaded = config::load(&opts, &MapEnv::default()).unwrap();
+    let w = warning(&loaded, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-02");
+    assert_eq!(warning_at(w), (5, 16));
+    assert_eq!(w.location.as_ref().unwrap().file, cfg);
+    assert!(w.message.contains("ANTHROPIC_API_KEY is set but empty"), "{}", w.message);
     let where_set = format!("{}:2", env_file.display());
-    assert!(p.message.contains(&where_set), "{}", p.message);
-    assert!(p.remedy.contains(&where_set), "{}", p.remedy);
+    assert!(w.message.contains(&format!("set in {where_set}")), "{}", w.message);
+    assert!(w.message.contains(&format!("a value at {where_set}")), "{}", w.message);
+    let u = loaded.deployments().next().unwrap().unservable.clone().unwrap();
+    assert_eq!(u.id, "CFG-02");
 
     // Empty in the process environment: that wins over files, and the fix says so.
     let env = MapEnv::new([("ANTHROPIC_API_KEY", "")]);
-    let err = config::load(&opts, &env).unwrap_err();
-    let p = &err.problems[0];
-    assert_eq!(p.id, "CFG-02");
-    assert!(p.message.contains("set in the process environment"), "{}", p.message);
-    assert!(p.remedy.contains("unset ANTHROPIC_API_KEY"), "{}", p.remedy);
+    let loaded = config::load(&opts, &env).unwrap();
+    let w = warning(&loaded, "model_list[0].litellm_params.api_key");
+    assert_eq!(w.id, "CFG-02");
+    assert!(w.message.contains("set in the process environment"), "{}", w.message);
+    assert!(w.message.contains("unset ANTHROPIC_API_KEY"), "{}", w.message);
 }
 
 #[test]
@@ -341,29 +390,35 @@ fn cfg03_a_yaml_syntax_error_has_line_column_and_the_parser_message() {
 }
 
 #[test]
-fn cfg04_an_unknown_provider_prefix_shows_the_value_and_the_accepted_prefixes() {
+fn cfg04_an_unknown_provider_prefix_loads_with_a_warning_showing_the_value_and_the_accepted_prefixes()
+ {
     let text = "\
 model_list:
   - model_name: gpt
     litellm_params:
       model: azure/gpt-4o
 ";
-    let ps = problems(text, &MapEnv::default());
-    assert_eq!(ps.len(), 1, "{ps:?}");
-    let p = &ps[0];
-    assert_eq!(p.id, "CFG-04");
-    assert_eq!(p.key, "model_list[0].litellm_params.model");
-    assert_eq!(at(p), (4, 14));
-    assert!(p.message.contains("azure/gpt-4o"), "{}", p.message);
+    let cfg = ok(text, &MapEnv::default());
+    let w = warning(&cfg, "model_list[0].litellm_params.model");
+    assert_eq!(w.id, "CFG-04");
+    assert_eq!(warning_at(w), (4, 14));
+    assert!(w.message.contains("azure/gpt-4o"), "{}", w.message);
+    assert!(w.message.contains("every request to it fails"), "{}", w.message);
     for prefix in
         ["anthropic/", "bedrock/", "bedrock/converse/", "openai/", "ollama/", "hosted_vllm/"]
     {
-        assert!(p.remedy.contains(prefix), "{prefix} missing from {}", p.remedy);
+        assert!(w.message.contains(prefix), "{prefix} missing from {}", w.message);
     }
+    let d = &cfg.group("gpt").unwrap().deployments[0];
+    assert_eq!(d.provider, ProviderKind::Unsupported);
+    assert_eq!(d.unservable.as_ref().unwrap().id, "CFG-04");
+    let check = config::render_check(&cfg);
+    assert!(check.contains("azure (unsupported)"), "{check}");
+    assert!(check.contains("NOT SERVED (CFG-04)"), "{check}");
 }
 
 #[test]
-fn cfg04_unprefixed_names_are_inferred_or_reported() {
+fn cfg04_unprefixed_names_are_inferred_or_warned_about_and_so_are_malformed_ones() {
     let text = "\
 model_list:
   - model_name: a
@@ -371,30 +426,88 @@ model_list:
   - model_name: b
     litellm_params: {model: gpt-4o-mini, api_key: sk-test-123456789012}
   - model_name: c
-    litellm_params: {model: llama3, mock_response: hi}
+    litellm_params: {model: llama3}
   - model_name: d
     litellm_params: {model: bedrock/llama/meta.llama3-70b}
+  - model_name: e
+    litellm_params: {model: llama3, mock_response: hi}
 ";
-    let ps = problems(text, &MapEnv::default());
-    let ids: Vec<(&str, &str)> = ps.iter().map(|p| (p.id, p.key.as_str())).collect();
-    assert_eq!(
-        ids,
-        vec![
-            ("CFG-04", "model_list[2].litellm_params.model"),
-            ("CFG-04", "model_list[3].litellm_params.model")
-        ]
-    );
+    let cfg = ok(text, &MapEnv::default());
+    let c = warning(&cfg, "model_list[2].litellm_params.model");
+    assert_eq!(c.id, "CFG-04");
     assert!(
-        ps[0].message.contains("llama3") && ps[0].message.contains("no provider prefix"),
+        c.message.contains("llama3") && c.message.contains("no provider prefix"),
         "{}",
-        ps[0].message
+        c.message
     );
-    assert!(ps[0].remedy.contains("ollama/llama3"), "{}", ps[0].remedy);
-    assert!(ps[1].remedy.contains("bedrock/converse/meta.llama3-70b"), "{}", ps[1].remedy);
+    assert!(c.message.contains("ollama/llama3"), "{}", c.message);
+    let d = warning(&cfg, "model_list[3].litellm_params.model");
+    assert!(d.message.contains("bedrock/converse/meta.llama3-70b"), "{}", d.message);
+    let e = &cfg.group("e").unwrap().deployments[0];
+    assert_eq!(e.unservable, None, "a mock_response calls no provider");
+
+    // Malformed too: LiteLLM starts, so the deployment loads and answers with the error.
+    let cfg = ok(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: 'anthropic/claude sonnet'}\n  - model_name: b\n    litellm_params: {model: anthropic/}\n",
+        &MapEnv::default(),
+    );
+    let w = warning(&cfg, "model_list[0].litellm_params.model");
+    assert!(w.message.contains("whitespace"), "{}", w.message);
+    let w = warning(&cfg, "model_list[1].litellm_params.model");
+    assert!(w.message.contains("names no model id"), "{}", w.message);
+}
+
+#[tokio::test]
+async fn a_deployment_that_cannot_be_called_answers_with_its_configuration_error() {
+    let text = "\
+model_list:
+  - model_name: gpt
+    litellm_params: {model: azure/gpt-4o, api_key: os.environ/AZURE_API_KEY}
+  - model_name: keyed
+    litellm_params: {model: anthropic/claude-haiku-4-5, api_key: os.environ/MISSING_KEY}
+  - model_name: both
+    litellm_params: {model: vertex_ai/gemini-2.5-pro}
+  - model_name: both
+    litellm_params: {model: claude-haiku-4-5, mock_response: served by the mock}
+";
+    let cfg = ok(text, &MapEnv::default());
+    let gw = switchyard::server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        switchyard::server::Runtime::new(cfg),
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let chat = |model: &'static str| {
+        let req = client.post(format!("{}/v1/chat/completions", gw.url())).json(
+            &serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = chat("gpt").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "configuration", "{body}");
+    assert_eq!(body["error"]["diagnosis"]["id"], "CFG-04", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`azure/` is not supported"), "{message}");
+    assert!(message.contains("Fix: use one of the accepted prefixes"), "{message}");
+    let (status, body) = chat("keyed").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["diagnosis"]["id"], "CFG-01", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("MISSING_KEY is not set"), "{message}");
+    assert!(message.contains("export MISSING_KEY="), "{message}");
+    // Another deployment of the alias serves the request.
+    let (status, body) = chat("both").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "served by the mock");
 }
 
 #[test]
-fn cfg05_a_fallback_to_an_undefined_alias_names_it_and_the_aliases_that_exist() {
+fn cfg05_a_fallback_to_an_undefined_alias_is_a_warning_naming_it_and_the_aliases_that_exist() {
     let text = "\
 model_list:
   - model_name: cheap
@@ -405,19 +518,17 @@ router_settings:
   fallbacks:
     - free: [cheep]
 ";
-    let ps = problems(text, &MapEnv::default());
-    assert_eq!(ps.len(), 1, "{ps:?}");
-    let p = &ps[0];
-    assert_eq!(p.id, "CFG-05");
-    assert_eq!(p.key, "router_settings.fallbacks[0].free[0]");
-    assert_eq!(at(p), pos(text, "cheep"));
+    let cfg = ok(text, &MapEnv::default());
+    let w = warning(&cfg, "router_settings.fallbacks[0].free[0]");
+    assert_eq!(w.id, "CFG-05");
+    assert_eq!(warning_at(w), pos(text, "cheep"));
     assert!(
-        p.message.contains("`cheep`") && p.message.contains("not a model_name"),
+        w.message.contains("`cheep`") && w.message.contains("not a model_name"),
         "{}",
-        p.message
+        w.message
     );
-    assert!(p.remedy.contains("cheap, free"), "{}", p.remedy);
-    assert!(p.remedy.contains("did you mean `cheap`?"), "{}", p.remedy);
+    assert!(w.message.contains("cheap, free"), "{}", w.message);
+    assert!(w.message.contains("did you mean `cheap`?"), "{}", w.message);
 }
 
 #[test]
@@ -435,9 +546,13 @@ litellm_settings:
 model_max_budget:
   frontier: {budget_limit: 10, time_period: 1d}
 ";
-    let ps = problems(text, &MapEnv::default());
-    let got: Vec<(&str, &str, (usize, usize))> =
-        ps.iter().map(|p| (p.id, p.key.as_str(), at(p))).collect();
+    let cfg = ok(text, &MapEnv::default());
+    let got: Vec<(&str, &str, (usize, usize))> = cfg
+        .warnings
+        .iter()
+        .filter(|w| w.id == "CFG-05")
+        .map(|w| (w.id, w.key.as_str(), warning_at(w)))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -445,8 +560,9 @@ model_max_budget:
             ("CFG-05", "model_max_budget.frontier", pos(text, "frontier")),
         ]
     );
-    assert!(ps[1].message.contains("`frontier`"), "{}", ps[1].message);
-    assert!(ps[1].remedy.contains("cheap, balanced"), "{}", ps[1].remedy);
+    let budget = warning(&cfg, "model_max_budget.frontier");
+    assert!(budget.message.contains("`frontier`"), "{}", budget.message);
+    assert!(budget.message.contains("cheap, balanced"), "{}", budget.message);
 }
 
 #[test]
@@ -517,28 +633,44 @@ router_settings:
     assert_eq!(
         got,
         vec![
-            ("CFG-01", "model_list[0].litellm_params.api_key"),
             ("CFG-09", "model_list[0].litellm_params.rpm"),
-            ("CFG-04", "model_list[1].litellm_params.model"),
             ("CFG-09", "model_list[1].litellm_params.timeout"),
             ("CFG-09", "model_list[2]"),
-            ("CFG-05", "router_settings.fallbacks[0].cheap[0]"),
             ("CFG-09", "router_settings.routing_strategy"),
         ],
         "{err}"
     );
-    let rpm = &err.problems[1];
+    let rpm = &err.problems[0];
     let (line, col) = pos(text, "rpm: -5");
     assert_eq!(at(rpm), (line, col + "rpm: ".len()));
     assert!(rpm.message.contains("-5") && rpm.message.contains("0 or more"), "{}", rpm.message);
-    assert!(err.problems[4].message.contains("no model_name"), "{}", err.problems[4].message);
+    assert!(err.problems[2].message.contains("no model_name"), "{}", err.problems[2].message);
     let shown = err.to_string();
-    assert!(shown.starts_with("/etc/switchyard/config.yaml has 7 problems:"), "{shown}");
-    assert_eq!(shown.matches("\n    fix: ").count(), 7, "{shown}");
+    assert!(shown.starts_with("/etc/switchyard/config.yaml has 4 problems:"), "{shown}");
+    assert_eq!(shown.matches("\n    fix: ").count(), 4, "{shown}");
     let json = err.to_json();
-    assert_eq!(json["problems"].as_array().unwrap().len(), 7);
-    assert_eq!(json["problems"][0]["id"], "CFG-01");
-    assert_eq!(json["problems"][0]["line"], 5);
+    assert_eq!(json["problems"].as_array().unwrap().len(), 4);
+    assert_eq!(json["problems"][0]["id"], "CFG-09");
+    assert_eq!(json["problems"][0]["line"], 6);
+
+    // What LiteLLM starts with despite them are warnings of the same config: the unset
+    // variable, the provider not implemented, the fallback to nothing.
+    let cfg = ok(
+        &text
+            .replace("rpm: -5", "rpm: 5")
+            .replace("soon", "30")
+            .replace("  - litellm_params:\n      model: openai/gpt-4o\n", "")
+            .replace("fastest", "simple-shuffle"),
+        &MapEnv::default(),
+    );
+    let ids: Vec<(&str, &str)> = cfg.warnings.iter().map(|w| (w.id, w.key.as_str())).collect();
+    for expected in [
+        ("CFG-01", "model_list[0].litellm_params.api_key"),
+        ("CFG-04", "model_list[1].litellm_params.model"),
+        ("CFG-05", "router_settings.fallbacks[0].cheap[0]"),
+    ] {
+        assert!(ids.contains(&expected), "{expected:?} not in {ids:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -806,4 +938,345 @@ fn a_config_named_by_the_environment_that_does_not_exist_is_reported_with_its_or
     assert_eq!(p.id, "CFG-08");
     assert!(p.message.contains(&missing.display().to_string()), "{}", p.message);
     assert!(p.message.contains("from $SWITCHYARD_CONFIG"), "{}", p.message);
+}
+
+// ---------------------------------------------------------------------------------------
+// Real-world LiteLLM configs: LiteLLM starts with each of them, so Switchyard must too.
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/litellm-configs");
+
+fn corpus() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(CORPUS)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_litellm_config_of_the_corpus_loads_with_warnings_at_most() {
+    // The gateway's own key is set, as in any deployment of it; every other variable the
+    // configs reference (OPENAI_API_KEY, AZURE_API_BASE, GCP_PROJECT_ID, ...) is unset.
+    let env = MapEnv::new([("LITELLM_MASTER_KEY", "sk-corpus-master-key-000000")]);
+    let files = corpus();
+    assert!(files.len() >= 25, "the corpus has {} configs", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text.starts_with("# from "),
+            "{} must start with a `# from <source>` line",
+            path.display()
+        );
+        let opts = LoadOptions { config_path: Some(path.clone()), env_files: Vec::new() };
+        match config::load(&opts, &env) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    assert!(
+                        w.location.is_some(),
+                        "{}: warning without a place: {w:?}",
+                        path.display()
+                    );
+                    assert_no_rust_names(&w.message);
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert!(failures.is_empty(), "{} configs refused:\n{}", failures.len(), failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Shapes LiteLLM accepts, and how a wrong one reads.
+
+#[test]
+fn budgets_take_a_bare_number_or_any_budget_config_shape() {
+    let text = "\
+model_list:
+  - model_name: cheap
+    litellm_params: {model: claude-3-5-haiku-latest, mock_response: ok}
+  - model_name: balanced
+    litellm_params: {model: claude-sonnet-4-5, mock_response: ok}
+model_max_budget: {cheap: 300, balanced: '600.5'}
+provider_budget_config:
+  anthropic: {max_budget: 100, budget_duration: 30d, rpm_limit: 10}
+router_settings:
+  provider_budget_config:
+    openai: {budget_limit: 0.000000000001, time_period: 1d}
+";
+    let cfg = ok(text, &MapEnv::default());
+    let b = &cfg.budgets;
+    assert_eq!(b.model_max_budget["cheap"].budget_limit, 300.0);
+    assert_eq!(b.model_max_budget["cheap"].time_period, None, "a bare number never resets");
+    assert_eq!(b.model_max_budget["balanced"].budget_limit, 600.5);
+    let anthropic = &b.provider_budget_config["anthropic"];
+    assert_eq!((anthropic.budget_limit, anthropic.time_period.as_deref()), (100.0, Some("30d")));
+    assert_eq!(b.provider_budget_config["openai"].time_period.as_deref(), Some("1d"));
+    let ids: Vec<&str> = cfg.warnings.iter().map(|w| w.id).collect();
+    assert!(ids.iter().all(|id| *id == "CFG-06"), "only 'not enforced yet' warnings: {ids:?}");
+
+    // A budget that is not a budget cannot stop the gateway (budgets have no effect yet):
+    // a warning with its place, what was found and what to write.
+    let cfg =
+        ok("model_max_budget:\n  cheap: lots\n  balanced: {time_period: 1d}\n", &MapEnv::default());
+    let w = warning(&cfg, "model_max_budget.cheap");
+    assert_eq!((w.id, warning_at(w)), ("CFG-06", (2, 10)), "{:#?}", cfg.warnings);
+    assert!(w.message.contains("\"lots\""), "{}", w.message);
+    assert!(w.message.contains("a number of US dollars, or {budget_limit: USD"), "{}", w.message);
+    assert!(w.message.contains("does not stop the gateway"), "{}", w.message);
+    let w = warning(&cfg, "model_max_budget.balanced");
+    assert!(w.message.contains("has no budget_limit"), "{}", w.message);
+}
+
+/// Words of Rust and serde that must never reach a person reading a config message.
+fn assert_no_rust_names(text: &str) {
+    const FORBIDDEN: [&str; 25] = [
+        "Raw",
+        "struct ",
+        "enum ",
+        "Option<",
+        "<u32>",
+        "<u64>",
+        "Whole",
+        "NonNeg",
+        "Seconds",
+        "TextList",
+        "Text",
+        "Flag",
+        "Map<",
+        "Vec<",
+        "BTreeMap",
+        "Value",
+        "newtype",
+        "tuple",
+        "sequence",
+        "invalid length",
+        "a map,",
+        "unit value",
+        "i64",
+        "u64",
+        "f64",
+    ];
+    for word in FORBIDDEN {
+        assert!(!text.contains(word), "`{word}` in: {text}");
+    }
+}
+
+/// Every message and fix a type error can produce, for wrong values of many keys: none
+/// may name a Rust type.
+#[test]
+fn type_errors_describe_what_to_write_and_never_name_an_internal_type() {
+    let configs = [
+        "model_list: cheap\n",
+        "model_list:\n  - cheap\n",
+        "model_list:\n  - model_name: {a: 1}\n    litellm_params: [model]\n",
+        "model_list:\n  - model_name: a\n    litellm_params: model\n",
+        "model_list:\n  - model_name: a\n    model_info: text\n    litellm_params:\n      model: [anthropic/x]\n      api_key: {k: v}\n      rpm: {n: 1}\n      tpm: -1\n      timeout: [1]\n      stream_timeout: soon\n      weight: heavy\n      order: 1.5\n      drop_params: maybe\n      tags: {a: 1}\n      ssl_verify: [x]\n      max_retries: 99999999999\n      max_budget: free\n      input_cost_per_token: -1\n      mock_response: {a: 1}\n",
+        "router_settings: [a]\n",
+        "router_settings:\n  routing_strategy: {a: 1}\n  num_retries: three\n  timeout: -1\n  retry_policy: often\n  allowed_fails: [1]\n  cooldown_time: {s: 1}\n  disable_cooldowns: sometimes\n  fallbacks: cheap\n  context_window_fallbacks: [cheap]\n  content_policy_fallbacks: [{a: {b: c}}]\n  default_fallbacks: {a: b}\n  enable_pre_call_checks: [x]\n  provider_budget_config: [x]\n",
+        "router_settings:\n  retry_policy: {TimeoutErrorRetries: [1], RateLimitErrorRetries: lots}\n",
+        "litellm_settings: true\n",
+        "litellm_settings:\n  drop_params: [x]\n  request_timeout: soon\n  num_retries: -2\n  fallbacks: {a: {b: c}}\n",
+        "general_settings: 3\n",
+        "general_settings:\n  master_key: [k]\n  max_request_body_size_mb: big\n  health_check_interval: {a: 1}\n  background_health_checks: sometimes\n",
+        "environment_variables: [A]\n",
+        "model_max_budget: cheap\nprovider_budget_config:\n  openai: [1]\n  anthropic: {budget_limit: lots, time_period: {a: 1}}\n",
+    ];
+    let mut texts = Vec::new();
+    for text in configs {
+        match load_str(text, &MapEnv::default()) {
+            Ok(cfg) => texts.extend(cfg.warnings.iter().map(|w| w.message.clone())),
+            Err(e) => {
+                for p in &e.problems {
+                    texts.push(p.message.clone());
+                    texts.push(p.remedy.clone());
+                }
+            }
+        }
+    }
+    let type_errors = texts.iter().filter(|t| t.contains("expected")).count();
+    assert!(type_errors >= 40, "{type_errors} type errors:\n{}", texts.join("\n"));
+    for t in &texts {
+        assert_no_rust_names(t);
+    }
+}
+
+#[test]
+fn include_merges_files_as_litellm_does_and_problems_point_into_them() {
+    // LiteLLM's own example: the parent names model_config.yaml, whose model_list is used.
+    let parent = Path::new(CORPUS).join("26-include-parent.yaml");
+    let cfg = config::load(
+        &LoadOptions { config_path: Some(parent.clone()), env_files: Vec::new() },
+        &MapEnv::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.aliases().collect::<Vec<_>>(), vec!["gpt-4o", "fake-anthropic-endpoint"]);
+    let included = Path::new(CORPUS).join("26-include-model-config.yaml");
+    assert_eq!(cfg.included, vec![included.clone()]);
+    let d = &cfg.group("gpt-4o").unwrap().deployments[0];
+    assert_eq!((d.location.file.as_path(), d.location.line), (included.as_path(), 3));
+    assert!(config::render_check(&cfg).contains("included:"));
+    assert_eq!(config::check_json(&cfg)["included"][0], included.display().to_string());
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "models.yaml",
+        "model_list:\n  - model_name: extra\n    litellm_params:\n      model: anthropic/claude-x\n      rpm: -1\nlitellm_settings:\n  drop_params: true\n",
+    );
+    let main = write(
+        dir.path(),
+        "config.yaml",
+        "include: [models.yaml]\nmodel_list:\n  - model_name: own\n    litellm_params: {model: claude-x, mock_response: hi}\nlitellm_settings:\n  num_retries: 1\n",
+    );
+    let opts = LoadOptions { config_path: Some(main.clone()), env_files: Vec::new() };
+    let err = config::load(&opts, &MapEnv::default()).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.key, "model_list[1].litellm_params.rpm", "lists extend: {err}");
+    let l = p.location.as_ref().unwrap();
+    assert_eq!((l.file.clone(), l.line, l.column), (dir.path().join("models.yaml"), 5, 12));
+
+    write(
+        dir.path(),
+        "models.yaml",
+        "model_list:\n  - model_name: extra\n    litellm_params: {model: claude-y, mock_response: hi}\nlitellm_settings:\n  drop_params: false\n  drop_params: true\n",
+    );
+    let cfg = config::load(&opts, &MapEnv::default()).unwrap();
+    assert_eq!(cfg.aliases().collect::<Vec<_>>(), vec!["own", "extra"]);
+    assert!(cfg.general.drop_params);
+    assert_eq!(cfg.router.num_retries, 2, "the included litellm_settings replaced the config's");
+    let w = warning(&cfg, "litellm_settings");
+    assert!(w.message.contains("replaces the one written in the config"), "{}", w.message);
+    assert_eq!(w.location.as_ref().unwrap().file, dir.path().join("models.yaml"));
+    let twice = warning(&cfg, "litellm_settings.drop_params");
+    assert_eq!((twice.id, warning_at(twice)), ("CFG-03", (6, 3)));
+    assert_eq!(twice.location.as_ref().unwrap().file, dir.path().join("models.yaml"));
+
+    let main = write(dir.path(), "config.yaml", "include: missing.yaml\nmodel_list: []\n");
+    let err = config::load(
+        &LoadOptions { config_path: Some(main), env_files: Vec::new() },
+        &MapEnv::default(),
+    )
+    .unwrap_err();
+    assert_eq!((err.problems[0].id, err.problems[0].key.as_str()), ("CFG-08", "include"));
+    assert!(err.problems[0].message.contains("missing.yaml"), "{}", err.problems[0].message);
+}
+
+#[test]
+fn a_deployment_that_could_never_be_called_loads_with_the_reason_as_its_answer() {
+    // LiteLLM starts with each of these and fails their requests; so does Switchyard, and
+    // says why at startup.
+    let text = "\
+model_list:
+  - model_name: vllm
+    litellm_params: {model: hosted_vllm/meta-llama/Llama-3.1-8B}
+  - model_name: local
+    litellm_params: {model: ollama/llama3, api_base: 'localhost:11434'}
+  - model_name: tls
+    litellm_params: {model: openai/qwen, api_base: 'https://llm.internal/v1', ssl_verify: /nonexistent/ca.pem}
+  - model_name: keys
+    litellm_params: {model: bedrock/anthropic.claude-x, aws_access_key_id: AKIAEXAMPLE}
+  - model_name: mocked
+    litellm_params: {model: hosted_vllm/x, api_base: 'not a url', mock_response: hi}
+";
+    let cfg = ok(text, &MapEnv::default());
+    for (alias, key, id, said) in [
+        ("vllm", "model_list[0].litellm_params.model", "CFG-09", "has no api_base"),
+        ("local", "model_list[1].litellm_params.api_base", "CFG-09", "not an http(s) URL"),
+        ("tls", "model_list[2].litellm_params.ssl_verify", "CFG-08", "does not exist"),
+        (
+            "keys",
+            "model_list[3].litellm_params.aws_access_key_id",
+            "CFG-09",
+            "aws_secret_access_key is not",
+        ),
+    ] {
+        let w = warning(&cfg, key);
+        assert_eq!(w.id, id, "{alias}");
+        assert!(
+            w.message.contains(said) && w.message.contains("every request to it fails"),
+            "{}",
+            w.message
+        );
+        let u = cfg.group(alias).unwrap().deployments[0].unservable.clone().unwrap();
+        assert!(u.cause.contains(said), "{alias}: {}", u.cause);
+    }
+    assert!(
+        cfg.warnings.iter().all(|w| !w.key.starts_with("model_list[4]")),
+        "{:#?}",
+        cfg.warnings
+    );
+    assert_eq!(cfg.group("mocked").unwrap().deployments[0].unservable, None);
+}
+
+#[test]
+fn every_key_takes_the_shapes_litellm_takes() {
+    let text = "\
+model_list:
+  - model_name: a
+    litellm_params:
+      model: anthropic/claude-x
+      api_key: sk-ant-x
+      num_retries: '3'
+      timeout: 30.5
+      stream_timeout: '60'
+      drop_params: 'True'
+      tags: single-tag
+      rpm: os.environ/A
+    model_info: {id: 7, mode: chat, supports_vision: True, access_groups: [beta]}
+  - model_name: b
+    litellm_params: {model: claude-y, mock_response: hi}
+router_settings:
+  num_retries: '4'
+  timeout: '600'
+  allowed_fails: 2.0
+  disable_cooldowns: 'false'
+  fallbacks: {a: b}
+  default_fallbacks: b
+  retry_policy: {RateLimitErrorRetries: '5'}
+  model_group_alias: {gpt-4: a}
+  routing_strategy_args: {ttl: 60}
+litellm_settings:
+  callbacks: prometheus
+  success_callback: [langfuse]
+  cache: 'True'
+  cache_params: {type: redis, host: os.environ/REDIS_HOST, port: 6379}
+  request_timeout: '600'
+general_settings:
+  master_key: 1234567890123
+  alerting: [slack]
+  pass_through_endpoints: [{path: /x, target: 'http://y', headers: {a: b}}]
+  background_health_checks: 'true'
+  health_check_interval: '300'
+environment_variables: {A: 1, B: true, C: 1.5}
+";
+    let cfg = ok(text, &MapEnv::default());
+    let d = &cfg.group("a").unwrap().deployments[0];
+    assert_eq!((d.num_retries, d.rpm, d.drop_params), (Some(3), Some(1), Some(true)));
+    assert_eq!(d.timeout, Some(Duration::from_secs_f64(30.5)));
+    assert_eq!(d.stream_timeout, Some(Duration::from_secs(60)));
+    assert_eq!((d.tags.clone(), d.id.as_str()), (vec!["single-tag".to_owned()], "7"));
+    let r = &cfg.router;
+    assert_eq!((r.num_retries, r.allowed_fails, r.disable_cooldowns), (4, 2, false));
+    assert_eq!(r.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(r.fallbacks.get("a"), Some(&vec!["b".to_owned()]));
+    assert_eq!(r.default_fallbacks, vec!["b".to_owned()]);
+    assert_eq!(r.retry_policy.rate_limit, Some(5));
+    let g = &cfg.general;
+    assert_eq!(g.master_key.as_ref().unwrap().value.expose(), "1234567890123");
+    assert!(g.background_health_checks);
+    assert_eq!(g.health_check_interval, Duration::from_secs(300));
+    assert_eq!(g.request_timeout, Some(Duration::from_secs(600)));
+    // What is not applied yet is named, never refused.
+    for key in [
+        "router_settings.model_group_alias",
+        "router_settings.routing_strategy_args",
+        "litellm_settings.callbacks",
+        "litellm_settings.cache_params",
+        "general_settings.pass_through_endpoints",
+    ] {
+        assert_eq!(warning(&cfg, key).id, "CFG-06");
+    }
 }

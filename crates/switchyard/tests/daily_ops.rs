@@ -174,8 +174,8 @@ async fn an_invalid_edit_is_rejected_and_the_old_config_keeps_serving() {
     let url = status["url"].as_str().unwrap().to_owned();
     let pid = status["pid"].as_u64().unwrap() as u32;
 
-    // A fallback to an alias that does not exist (CFG-05), asked for by the API.
-    let broken = with_env_key("router_settings:\n  fallbacks: [{cheap: [missing]}]\n");
+    // Fallbacks that are not a list of rules (CFG-09), asked for by the API.
+    let broken = with_env_key("router_settings:\n  fallbacks: cheap\n");
     ops.write("switchyard.yaml", &broken);
     let resp =
         http().post(format!("{url}/config/reload")).bearer_auth(MASTER).send().await.unwrap();
@@ -184,7 +184,7 @@ async fn an_invalid_edit_is_rejected_and_the_old_config_keeps_serving() {
     assert_eq!(record["ok"], false);
     assert_eq!(record["error"]["id"], "CFG-07");
     let problem = &record["error"]["problems"][0];
-    assert_eq!(problem["id"], "CFG-05", "{record}");
+    assert_eq!(problem["id"], "CFG-09", "{record}");
     assert!(
         problem["line"].as_u64().unwrap() > 0
             && problem["key"].as_str().unwrap().contains("fallbacks"),
@@ -196,7 +196,7 @@ async fn an_invalid_edit_is_rejected_and_the_old_config_keeps_serving() {
     let text = ops.run(&["status"]).await;
     assert_eq!(text.code, 0, "{text}");
     assert!(text.stdout.contains("REJECTED (CFG-07)"), "{text}");
-    assert!(text.stdout.contains("CFG-05") && text.stdout.contains("switchyard.yaml:"), "{text}");
+    assert!(text.stdout.contains("CFG-09") && text.stdout.contains("switchyard.yaml:"), "{text}");
     assert!(text.stdout.contains("still serving the config loaded at"), "{text}");
     assert!(text.stdout.contains("cheap          1/1 healthy"), "health still shows: {text}");
 

@@ -162,32 +162,28 @@ async fn background_health_checks_probe_without_a_request() {
     assert!(calls <= 3, "the /health request itself must not probe: {calls}");
 }
 
-/// CFG-01..05 stop the config from loading: doctor exits 64 with each problem's location
-/// and fix (CFG-06 is a warning in the report).
+/// What stops the config from loading — the master key's variable unset (CFG-01) or empty
+/// (CFG-02), a YAML error (CFG-03), a deployment with no `model` (CFG-04) — makes doctor exit 64 with
+/// each problem's location and fix; what LiteLLM starts with is a warning in the report.
 #[test]
 fn config_entries_reach_doctor_json_with_their_location() {
     let home = Home::new();
     let cases = [
         (
             "CFG-01",
-            "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5\n      api_key: os.environ/DIAG_UNSET_KEY\n",
+            "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/x\n      mock_response: hi\ngeneral_settings:\n  master_key: os.environ/DIAG_UNSET_KEY\n",
             "DIAG_UNSET_KEY",
         ),
         (
             "CFG-02",
-            "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5\n      api_key: os.environ/DIAG_EMPTY_KEY\n",
+            "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/x\n      mock_response: hi\ngeneral_settings:\n  master_key: os.environ/DIAG_EMPTY_KEY\n",
             "set but empty",
         ),
         ("CFG-03", "model_list:\n  - model_name: t\n    litellm_params: [\n", "cfg.yaml"),
         (
             "CFG-04",
-            "model_list:\n  - model_name: t\n    litellm_params:\n      model: nosuch/claude\n",
-            "nosuch",
-        ),
-        (
-            "CFG-05",
-            "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/x\n      mock_response: hi\nrouter_settings:\n  fallbacks: [{t: [ghost]}]\n",
-            "ghost",
+            "model_list:\n  - model_name: t\n    litellm_params:\n      api_key: k\n",
+            "has no model",
         ),
     ];
     for (id, yaml, said) in cases {
@@ -211,7 +207,7 @@ fn config_entries_reach_doctor_json_with_their_location() {
     }
     let config = home.write(
         "warn.yaml",
-        "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/x\n      mock_response: hi\nlitellm_settings:\n  success_callback: [langfuse]\n",
+        "model_list:\n  - model_name: t\n    litellm_params:\n      model: anthropic/x\n      mock_response: hi\nlitellm_settings:\n  success_callback: [langfuse]\nrouter_settings:\n  fallbacks: [{t: [ghost]}]\n",
     );
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["doctor", "--json", "--config", config.to_str().unwrap()])
@@ -223,6 +219,8 @@ fn config_entries_reach_doctor_json_with_their_location() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["config"]["warnings"][0]["id"], "CFG-06", "{v}");
     assert_eq!(v["config"]["warnings"][0]["key"], "litellm_settings.success_callback");
+    assert_eq!(v["config"]["warnings"][1]["id"], "CFG-05", "{v}");
+    assert!(v["config"]["warnings"][1]["message"].as_str().unwrap().contains("ghost"), "{v}");
 }
 
 /// GW-03: the port is taken; the binary says so with the port and the fix, exit 69.

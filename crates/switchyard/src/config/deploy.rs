@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::model::{
     AwsParams, Costs, CredentialSource, Deployment, OpenAiFlavor, ProviderKind, SourcedSecret,
-    SslVerify, ValueSource,
+    SslVerify, Unservable, ValueSource,
 };
 use super::path::KeyPath;
 use super::provider::{self, ModelRef};
@@ -58,14 +58,34 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         return None;
     };
     let p: RawLitellmParams = ctx.raw(Some(params_value), &lp_path);
-    let model_ref = model_ref(ctx, &p, &lp_path)?;
+    let mut unservable = ctx.unservable.get(&index).cloned();
+    let model_ref = model_ref(ctx, &p, &lp_path, &mut unservable)?;
     let alias = alias?;
-    let mut aws = aws_params(ctx, &p, &lp_path);
+    if alias.contains('*') {
+        ctx.warn(
+            "CFG-06",
+            &path.key("model_name"),
+            format!(
+                "no effect yet: `{alias}` is a wildcard, and routing by pattern is not \
+                 implemented; only requests for the model `{alias}` itself reach this deployment"
+            ),
+        );
+    }
+    let mock_response = p.mock_response.clone().map(|t| t.0);
+    if mock_response.is_some() {
+        // LiteLLM answers a mock_response without calling (or naming) any provider.
+        unservable = None;
+    }
+    let mut cannot = CannotCall { mock: mock_response.is_some(), reason: unservable };
+    let mut aws = aws_params(ctx, &p, &lp_path, &mut cannot);
 
     let api_base = p.api_base.map(|t| t.0);
     if let Some(base) = &api_base {
-        if !is_http_url(base) {
-            ctx.problem(
+        // A deployment of a provider Switchyard does not speak sends nothing, so its
+        // api_base cannot be wrong yet.
+        if model_ref.provider != ProviderKind::Unsupported && !is_http_url(base) {
+            cannot.warn(
+                ctx,
                 "CFG-09",
                 &lp_path.key("api_base"),
                 format!("api_base `{base}` is not an http(s) URL"),
@@ -73,20 +93,17 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
             );
         }
     }
-    let mock_response = p.mock_response.map(|t| t.0);
-    if model_ref.provider == ProviderKind::OpenAi(OpenAiFlavor::HostedVllm)
-        && api_base.is_none()
-        && mock_response.is_none()
-    {
-        ctx.problem(
+    if model_ref.provider == ProviderKind::OpenAi(OpenAiFlavor::HostedVllm) && api_base.is_none() {
+        cannot.warn(
+            ctx,
             "CFG-09",
             &lp_path.key("model"),
-            format!("deployment of alias `{alias}` uses hosted_vllm/ but has no api_base"),
+            format!("the deployment of alias `{alias}` uses hosted_vllm/ but has no api_base"),
             "add api_base: http://<host>:8000/v1 (where the vLLM server listens)".to_owned(),
         );
     }
 
-    let model_info = entry.model_info.unwrap_or_default();
+    let model_info = entry.model_info.map(|m| m.0).unwrap_or_default();
     let id = match model_info.get("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -98,10 +115,14 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         ),
     };
 
-    let ssl_verify = ssl_verify(ctx, p.ssl_verify, &lp_path.key("ssl_verify"), &alias);
+    let ssl_verify = ssl_verify(ctx, p.ssl_verify, &lp_path.key("ssl_verify"), &alias, &mut cannot);
+    let unservable = cannot.reason;
     let mut api_key = p.api_key.map(|Text(v)| ctx.secret(&lp_path.key("api_key"), v));
     let credentials = if mock_response.is_some() {
         CredentialSource::Mock
+    } else if unservable.is_some() {
+        // Nothing is sent, so nothing is looked up (and no second warning is given).
+        CredentialSource::NoneNeeded
     } else {
         credentials(
             ctx,
@@ -148,6 +169,7 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         ssl_verify,
         credentials,
         model_info,
+        unservable,
         location: ctx.loc(path),
     };
     if let Some(period) = &d.budget_duration {
@@ -163,18 +185,32 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
     Some(d)
 }
 
-fn model_ref(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp_path: &KeyPath) -> Option<ModelRef> {
+/// The provider and model id. A model Switchyard cannot serve (a provider or route not
+/// implemented, a name whose provider cannot be inferred, even `azure/` with no id — a
+/// config in LiteLLM's own tests has one) still loads, as in LiteLLM: a CFG-04 warning
+/// now, and the same error as the answer to every request it gets.
+fn model_ref(
+    ctx: &mut Ctx<'_>,
+    p: &RawLitellmParams,
+    lp_path: &KeyPath,
+    unservable: &mut Option<Unservable>,
+) -> Option<ModelRef> {
     let model_path = lp_path.key("model");
     let Some(Text(model)) = &p.model else {
-        if !ctx.failed(&model_path) {
-            let accepted = provider::ACCEPTED_PREFIXES.join(", ");
-            ctx.problem(
-                "CFG-04",
-                lp_path,
-                format!("{lp_path} has no model"),
-                format!("add `model: <provider>/<model-id>`; accepted prefixes: {accepted}"),
-            );
+        if ctx.failed(&model_path) {
+            // `model: os.environ/VAR` with VAR unset: already warned, and `unservable`.
+            return Some(ModelRef { provider: ProviderKind::Unsupported, model: String::new() });
         }
+        if ctx.type_error_at(&model_path) || ctx.type_error_at_exactly(lp_path) {
+            return None; // reported as a type error, with what to write instead
+        }
+        let accepted = provider::ACCEPTED_PREFIXES.join(", ");
+        ctx.problem(
+            "CFG-04",
+            lp_path,
+            format!("{lp_path} has no model"),
+            format!("add `model: <provider>/<model-id>`; accepted prefixes: {accepted}"),
+        );
         return None;
     };
     let custom = p.custom_llm_provider.as_ref().map(|t| t.0.as_str());
@@ -187,8 +223,17 @@ fn model_ref(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp_path: &KeyPath) -> Opti
             } else {
                 model_path
             };
-            ctx.problem("CFG-04", &at, message, remedy);
-            None
+            ctx.warn_value(
+                "CFG-04",
+                &at,
+                format!(
+                    "{message}: the deployment loads, and every request to it fails with this \
+                     error. Fix: {remedy}"
+                ),
+            );
+            // Before any unset variable: setting it would not make the deployment work.
+            *unservable = Some(Unservable { id: "CFG-04", cause: message, remedy });
+            Some(ModelRef { provider: ProviderKind::Unsupported, model: model.clone() })
         }
     }
 }
@@ -217,6 +262,7 @@ fn ssl_verify(
     v: Option<SslVerifyRaw>,
     path: &KeyPath,
     alias: &str,
+    cannot: &mut CannotCall,
 ) -> SslVerify {
     match v {
         None | Some(SslVerifyRaw::Flag(true)) => SslVerify::System,
@@ -230,7 +276,8 @@ fn ssl_verify(
         }
         Some(SslVerifyRaw::CaBundle(p)) => {
             if !Path::new(&p).is_file() {
-                ctx.problem(
+                cannot.warn(
+                    ctx,
                     "CFG-08",
                     path,
                     format!("ssl_verify names the CA bundle `{p}`, which does not exist"),
@@ -242,7 +289,12 @@ fn ssl_verify(
     }
 }
 
-fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParams {
+fn aws_params(
+    ctx: &mut Ctx<'_>,
+    p: &RawLitellmParams,
+    lp: &KeyPath,
+    cannot: &mut CannotCall,
+) -> AwsParams {
     let secret = |ctx: &Ctx<'_>, key: &str, v: &Option<Text>| {
         v.as_ref().map(|Text(s)| ctx.secret(&lp.key(key), s.clone()))
     };
@@ -261,14 +313,22 @@ fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParam
         sts_endpoint: text(&p.aws_sts_endpoint),
         bedrock_runtime_endpoint: text(&p.aws_bedrock_runtime_endpoint),
     };
-    match (&aws.access_key_id, &aws.secret_access_key) {
-        (Some(_), None) => ctx.problem(
+    // A half read from an unset variable is already reported as that.
+    let unset = |k: &str| ctx.failed(&lp.key(k));
+    let halves = (
+        aws.access_key_id.is_some() || unset("aws_access_key_id"),
+        aws.secret_access_key.is_some() || unset("aws_secret_access_key"),
+    );
+    match halves {
+        (true, false) => cannot.warn(
+            ctx,
             "CFG-09",
             &lp.key("aws_access_key_id"),
             "aws_access_key_id is set but aws_secret_access_key is not".to_owned(),
             "add aws_secret_access_key (e.g. os.environ/AWS_SECRET_ACCESS_KEY), or better, remove both and name a profile with aws_profile_name".to_owned(),
         ),
-        (None, Some(_)) => ctx.problem(
+        (false, true) => cannot.warn(
+            ctx,
             "CFG-09",
             &lp.key("aws_secret_access_key"),
             "aws_secret_access_key is set but aws_access_key_id is not".to_owned(),
@@ -277,6 +337,39 @@ fn aws_params(ctx: &mut Ctx<'_>, p: &RawLitellmParams, lp: &KeyPath) -> AwsParam
         _ => {}
     }
     aws
+}
+
+/// What stops requests to one deployment from being sent. LiteLLM starts with such a
+/// deployment and fails its requests, so it loads here too: each reason is a warning at
+/// its place, and the first is the configuration error every request to it answers with.
+struct CannotCall {
+    /// A `mock_response` deployment calls nothing, so nothing can stop it.
+    mock: bool,
+    reason: Option<Unservable>,
+}
+
+impl CannotCall {
+    fn warn(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: &'static str,
+        path: &KeyPath,
+        message: String,
+        remedy: String,
+    ) {
+        if self.mock {
+            return;
+        }
+        ctx.warn_value(
+            id,
+            path,
+            format!(
+                "{message}: the deployment loads, and every request to it fails with this \
+                 error. Fix: {remedy}"
+            ),
+        );
+        self.reason.get_or_insert(Unservable { id, cause: message, remedy });
+    }
 }
 
 /// A conventional variable from the config's environment, if set to something.
@@ -347,7 +440,7 @@ fn credentials(
                 None => missing(ctx, &key_path, alias, vec!["api_key", "OPENAI_API_KEY"]),
             }
         }
-        ProviderKind::OpenAi(_) => CredentialSource::NoneNeeded,
+        ProviderKind::OpenAi(_) | ProviderKind::Unsupported => CredentialSource::NoneNeeded,
         ProviderKind::Bedrock(_) => bedrock_credentials(ctx, api_key, aws, lp, alias),
     }
 }

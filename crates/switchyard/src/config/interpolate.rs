@@ -4,12 +4,13 @@
 //! name the source of a secret without printing it (CFG-01, CFG-02).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::ConfigProblem;
 use super::env::Env;
+use super::include::Sources;
 use super::keys::{self, Section};
-use super::model::{EnvOrigin, Location};
+use super::model::{ConfigWarning, EnvOrigin, Location, Unservable};
 use super::path::KeyPath;
 use super::yaml::{Kind, Node};
 
@@ -30,17 +31,25 @@ pub struct Resolved {
     /// Key paths whose reference could not be resolved (now null), so later checks do not
     /// report the same key a second time as "missing".
     pub failed: HashSet<KeyPath>,
+    /// `model_list` index → the first unresolved reference of that deployment, which every
+    /// request to it answers with.
+    pub unservable: HashMap<usize, Unservable>,
 }
 
 pub struct Resolver<'a> {
     pub env: &'a dyn Env,
-    pub file: &'a Path,
+    pub sources: &'a Sources,
     pub env_files: &'a [PathBuf],
     /// `model_name` of each `model_list` entry, to name the deployment in messages.
     pub aliases: Vec<Option<String>>,
     pub problems: Vec<ConfigProblem>,
+    pub warnings: Vec<ConfigWarning>,
     pub out: Resolved,
 }
+
+/// The one reference that stops the gateway when it cannot be resolved: without its
+/// master key the gateway would otherwise run open (LiteLLM does), or refuse every client.
+const FAIL_CLOSED: &str = "general_settings.master_key";
 
 impl Resolver<'_> {
     /// Resolves every reference under keys the gateway reads. Keys it ignores (CFG-06)
@@ -110,11 +119,7 @@ impl Resolver<'_> {
             Kind::Str(s) => {
                 if let Some(var) = s.strip_prefix(PREFIX) {
                     let var = var.trim().to_owned();
-                    let at = Location {
-                        file: self.file.to_owned(),
-                        line: node.pos.line,
-                        column: node.pos.column,
-                    };
+                    let at = self.sources.location(path, node.pos);
                     match self.lookup(&var, path, entry, at) {
                         Some(value) => node.kind = Kind::Str(value),
                         None => {
@@ -137,32 +142,38 @@ impl Resolver<'_> {
     ) -> Option<String> {
         let who = self.who(path, entry);
         if var.is_empty() {
-            self.problems.push(ConfigProblem {
-                id: "CFG-01",
-                location: Some(at),
-                key: path.to_string(),
-                message: format!("{who} says `os.environ/` without a variable name"),
-                remedy: "write os.environ/NAME, e.g. api_key: os.environ/ANTHROPIC_API_KEY"
-                    .to_owned(),
-            });
+            self.report(
+                entry,
+                ConfigProblem {
+                    id: "CFG-01",
+                    location: Some(at),
+                    key: path.to_string(),
+                    message: format!("{who} says `os.environ/` without a variable name"),
+                    remedy: "write os.environ/NAME, e.g. api_key: os.environ/ANTHROPIC_API_KEY"
+                        .to_owned(),
+                },
+            );
             return None;
         }
         match self.env.get(var) {
             None => {
-                self.problems.push(ConfigProblem {
-                    id: "CFG-01",
-                    location: Some(at),
-                    key: path.to_string(),
-                    message: format!(
-                        "{var} is not set, but {who} reads it (os.environ/{var}). {}",
-                        self.files_loaded()
-                    ),
-                    remedy: format!(
-                        "export {var}=... before starting the gateway, put {var}=... in an env \
+                self.report(
+                    entry,
+                    ConfigProblem {
+                        id: "CFG-01",
+                        location: Some(at),
+                        key: path.to_string(),
+                        message: format!(
+                            "{var} is not set, but {who} reads it (os.environ/{var}). {}",
+                            self.files_loaded()
+                        ),
+                        remedy: format!(
+                            "export {var}=... before starting the gateway, put {var}=... in an env \
                          file passed with --env-file (or listed in SWITCHYARD_ENV_FILE), or set \
                          it under environment_variables in the config"
-                    ),
-                });
+                        ),
+                    },
+                );
                 None
             }
             Some(v) if v.value.trim().is_empty() => {
@@ -181,7 +192,7 @@ impl Resolver<'_> {
                         path.display()
                     ),
                 };
-                self.problems.push(ConfigProblem {
+                self.report(entry, ConfigProblem {
                     id: "CFG-02",
                     location: Some(at),
                     key: path.to_string(),
@@ -200,6 +211,34 @@ impl Resolver<'_> {
                 Some(v.value)
             }
         }
+    }
+
+    /// An unresolved reference: LiteLLM starts with the value unset, and so does
+    /// Switchyard — with a warning at load, and, for a deployment, the same problem as the
+    /// answer to every request it gets (rather than calling with a value missing). Only the
+    /// master key stops the gateway.
+    fn report(&mut self, entry: Option<usize>, p: ConfigProblem) {
+        if p.key == FAIL_CLOSED {
+            self.problems.push(p);
+            return;
+        }
+        let consequence = match entry {
+            Some(i) if decides_the_call(&p.key) => {
+                self.out.unservable.entry(i).or_insert_with(|| Unservable {
+                    id: p.id,
+                    cause: p.message.clone(),
+                    remedy: p.remedy.clone(),
+                });
+                "Until it is, every request to this deployment fails with this error"
+            }
+            _ => "The setting is left unset until then",
+        };
+        self.warnings.push(ConfigWarning {
+            id: p.id,
+            key: p.key,
+            location: p.location,
+            message: format!("{} {consequence}. Fix: {}", sentence(&p.message), p.remedy),
+        });
     }
 
     fn who(&self, path: &KeyPath, entry: Option<usize>) -> String {
@@ -223,6 +262,25 @@ impl Resolver<'_> {
     }
 }
 
+/// Whether the deployment setting at `key` (`model_list[2].litellm_params.api_key`)
+/// decides where a request goes or how it is authenticated: without it the deployment
+/// would call the wrong place, or with the wrong identity, so it answers with the problem
+/// instead. Any other setting (`rpm`, `timeout`, ...) is simply left unset.
+fn decides_the_call(key: &str) -> bool {
+    let Some((_, name)) = key.split_once(".litellm_params.") else { return true };
+    let name = name.split(['.', '[']).next().unwrap_or(name);
+    matches!(
+        name,
+        "model" | "api_key" | "api_base" | "api_version" | "custom_llm_provider" | "mock_response"
+    ) || name.starts_with("aws_")
+}
+
+/// `text` ending with a full stop.
+fn sentence(text: &str) -> String {
+    let text = text.trim_end();
+    if text.ends_with('.') { text.to_owned() } else { format!("{text}.") }
+}
+
 /// The `model_name` of each `model_list` entry, where it is written literally.
 pub fn aliases(root: &Node) -> Vec<Option<String>> {
     match root.get("model_list").map(|n| &n.kind) {
@@ -236,6 +294,8 @@ pub fn aliases(root: &Node) -> Vec<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::config::env::MapEnv;
     use crate::config::yaml;
@@ -245,10 +305,11 @@ mod tests {
         let env: &'static MapEnv = Box::leak(Box::new(env.clone()));
         let mut r = Resolver {
             env,
-            file: Path::new("c.yaml"),
+            sources: Box::leak(Box::new(Sources::single(Path::new("c.yaml")))),
             env_files: &[],
             aliases: aliases(&root),
             problems: Vec::new(),
+            warnings: Vec::new(),
             out: Resolved::default(),
         };
         r.run(&mut root);
@@ -288,10 +349,15 @@ mod tests {
             "general_settings:\n  master_key: os.environ/UNSET\nmodel_list:\n  - model_name: a\n    litellm_params:\n      api_key: os.environ/EMPTY\n",
             &env,
         );
-        let ids: Vec<&str> = r.problems.iter().map(|p| p.id).collect();
-        assert_eq!(ids, vec!["CFG-01", "CFG-02"]);
-        assert!(r.problems[1].message.contains("set but empty"));
-        assert!(r.problems[1].message.contains("alias `a`"));
+        // The master key is the one fatal reference; a deployment's is a warning, and the
+        // deployment answers every request with it.
+        let ids: Vec<(&str, &str)> = r.problems.iter().map(|p| (p.id, p.key.as_str())).collect();
+        assert_eq!(ids, vec![("CFG-01", "general_settings.master_key")]);
+        assert_eq!(r.warnings.len(), 1);
+        assert_eq!(r.warnings[0].id, "CFG-02");
+        assert!(r.warnings[0].message.contains("set but empty"));
+        assert!(r.warnings[0].message.contains("alias `a`"));
+        assert_eq!(r.out.unservable[&0].id, "CFG-02");
         assert_eq!(r.out.failed.len(), 2);
     }
 }

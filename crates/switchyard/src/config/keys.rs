@@ -50,9 +50,8 @@ pub struct KnownKey {
     pub note: &'static str,
 }
 
-use std::path::Path;
-
-use super::model::{ConfigWarning, Location};
+use super::include::Sources;
+use super::model::ConfigWarning;
 use super::path::KeyPath;
 use super::yaml::{Kind, Node};
 
@@ -85,7 +84,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(Top, "environment_variables", Supported, ""),
     k(Top, "model_max_budget", NotEnforced, BUDGET_NOTE),
     k(Top, "provider_budget_config", NotEnforced, BUDGET_NOTE),
-    k(Top, "include", Ignored, "included files are not read; copy their model_list entries in"),
+    k(
+        Top,
+        "include",
+        Supported,
+        "files merged in order, relative to the config: lists extend, other keys replace",
+    ),
     k(Top, "credential_list", Ignored, "write credentials on each deployment or use env vars"),
     k(Top, "guardrails", Ignored, "guardrails are not implemented"),
     k(Top, "callback_settings", Ignored, CALLBACK_NOTE),
@@ -292,7 +296,7 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
 
 /// One warning per key that is ignored, not enforced yet, or unknown (CFG-06), walking
 /// the sections the table covers. `model_info` is free-form and never warned about.
-pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
+pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
     let mut out = Vec::new();
     let walk = |node: &Node, section: Section, base: &KeyPath, out: &mut Vec<ConfigWarning>| {
         for e in node.entries() {
@@ -307,14 +311,10 @@ pub fn warnings(root: &Node, file: &Path) -> Vec<ConfigWarning> {
                 }
                 None => match suggestion(section, &e.key) {
                     Some(hint) => format!("ignored: unknown key; {hint}"),
-                    None => "ignored: not a key Switchyard or LiteLLM reads here".to_owned(),
+                    None => "ignored: not a key Switchyard knows here".to_owned(),
                 },
             };
-            let location = Some(Location {
-                file: file.to_owned(),
-                line: e.key_pos.line,
-                column: e.key_pos.column,
-            });
+            let location = Some(sources.location(&path, e.key_pos));
             out.push(ConfigWarning { id: "CFG-06", key: path.to_string(), location, message });
         }
     };
@@ -357,6 +357,40 @@ pub fn reference_markdown() -> String {
     }
     out
 }
+
+/// The key that governs the value at `path` (the first key under a section), when that
+/// key is not applied: planned, ignored, or unknown. Problems found under such a key
+/// cannot change what the gateway does, so they are warnings. None for keys that are
+/// applied and for the structure itself (`model_list[2]`, `router_settings`).
+pub fn not_applied(path: &KeyPath) -> Option<String> {
+    use super::path::Seg::{Index, Key};
+    let (section, key, shown) = match path.segs() {
+        [Key(l), Index(i), Key(p), Key(k), ..] if l == "model_list" && p == "litellm_params" => {
+            (LitellmParams, k, format!("model_list[{i}].litellm_params.{k}"))
+        }
+        [Key(l), Index(i), Key(k), ..] if l == "model_list" => {
+            (Entry, k, format!("model_list[{i}].{k}"))
+        }
+        [Key(s), Key(k), ..] if SECTIONS.iter().any(|(name, _)| name == s) => {
+            let section = SECTIONS.iter().find(|(name, _)| name == s).map(|(_, sec)| *sec)?;
+            (section, k, format!("{s}.{k}"))
+        }
+        [Key(k), ..] if !SECTIONS.iter().any(|(name, _)| name == k) && k != "model_list" => {
+            (Top, k, k.clone())
+        }
+        _ => return None,
+    };
+    match lookup(section, key) {
+        Some(KnownKey { support: Supported, .. }) => None,
+        _ => Some(shown),
+    }
+}
+
+const SECTIONS: [(&str, Section); 3] = [
+    ("router_settings", RouterSettings),
+    ("litellm_settings", LitellmSettings),
+    ("general_settings", GeneralSettings),
+];
 
 pub fn lookup(section: Section, key: &str) -> Option<&'static KnownKey> {
     KNOWN_KEYS.iter().find(|k| k.section == section && k.key == key)

@@ -6,12 +6,21 @@
 //!
 //! Problem ids: CFG-01..CFG-06 are the catalog's (`DIAGNOSES.md`). Two more cover what the
 //! catalog does not name: CFG-08, a file that cannot be found or read (the config, an env
-//! file, a CA bundle); CFG-09, a value of the wrong type or out of range, a missing
-//! required key, or a duplicate deployment id.
+//! file, an included file, a CA bundle); CFG-09, a value of the wrong type or out of
+//! range, a missing required key, or a duplicate deployment id.
+//!
+//! A config LiteLLM starts with starts here too. What Switchyard does not apply yet — a
+//! key it does not implement (whatever its value), a provider it does not speak, an unset
+//! variable, a fallback to nothing — is a warning at its place, never a failure; a
+//! deployment that cannot be called loads and answers every request with the reason
+//! ([`Deployment::unservable`]). What stops a config is what would stop LiteLLM or make
+//! the gateway do the wrong thing: YAML errors, wrong types of applied keys, a missing
+//! `model`, an unset master key (LiteLLM would then run open).
 
 mod deploy;
 pub mod env;
 pub mod envfile;
+mod include;
 mod interpolate;
 pub mod keys;
 pub mod locate;

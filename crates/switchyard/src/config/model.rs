@@ -83,6 +83,9 @@ pub enum ProviderKind {
     Bedrock(BedrockApi),
     /// OpenAI chat completions, including compatible servers.
     OpenAi(OpenAiFlavor),
+    /// A provider (or route) Switchyard does not implement yet: the deployment loads,
+    /// and requests to it answer with its [`Deployment::unservable`] error.
+    Unsupported,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,6 +116,7 @@ impl ProviderKind {
             Self::OpenAi(OpenAiFlavor::Ollama) => "ollama",
             Self::OpenAi(OpenAiFlavor::OllamaChat) => "ollama_chat",
             Self::OpenAi(OpenAiFlavor::HostedVllm) => "hosted_vllm",
+            Self::Unsupported => "unsupported",
         }
     }
 }
@@ -192,8 +196,22 @@ pub struct Deployment {
     pub credentials: CredentialSource,
     /// `model_info`, kept whole for `/model/info` and routing hints.
     pub model_info: Map<String, Value>,
+    /// Why requests to this deployment cannot be sent, when they cannot (its provider is
+    /// not implemented, or a variable it reads is unset). Loading warns about it; every
+    /// request to the deployment fails with this configuration error.
+    pub unservable: Option<Unservable>,
     /// Where the entry starts in the config file.
     pub location: Location,
+}
+
+/// The configuration error every request to an unservable deployment answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unservable {
+    /// Catalog id: `CFG-01` (a variable is unset), `CFG-02` (set but empty), `CFG-04`
+    /// (a provider or route not implemented).
+    pub id: &'static str,
+    pub cause: String,
+    pub remedy: String,
 }
 
 /// Where a deployment's credentials come from. Conventional variables (ANTHROPIC_API_KEY,
@@ -370,6 +388,8 @@ pub struct Config {
     pub path: PathBuf,
     pub origin: ConfigOrigin,
     pub env_files: Vec<PathBuf>,
+    /// The files `include` merged in, in order.
+    pub included: Vec<PathBuf>,
     /// Groups in config order; aliases are unique.
     pub groups: Vec<ModelGroup>,
     pub router: RouterSettings,

@@ -6,7 +6,6 @@
 //! The leaf types reject what cannot be meant (negative counts, `timeout: soon`) with a
 //! message a person can act on; [`collect`] turns those into one problem per bad key.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -175,10 +174,30 @@ impl<'de> Deserialize<'de> for NonNeg {
     }
 }
 
+const SECONDS: &str = "a number of seconds, 0 or more (e.g. 30 or 2.5)";
+
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        non_negative(d, "a number of seconds, 0 or more (e.g. 30 or 2.5)").map(Seconds)
+        // `"30s"`, `"5m"`, `"1h"`, `"500ms"`: a duration with its unit means what it says.
+        let v = Value::deserialize(d)?;
+        if let Value::String(s) = &v {
+            if let Some(secs) = with_unit(s) {
+                return Ok(Seconds(secs));
+            }
+        }
+        non_negative(v, SECONDS).map(Seconds).map_err(|e| de::Error::custom(e.to_string()))
     }
+}
+
+/// A number of seconds written with a unit: `ms`, `s`, `m` or `h`.
+fn with_unit(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (number, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|(unit, scale)| s.strip_suffix(unit).map(|n| (n.trim(), *scale)))?;
+    let n: f64 = number.parse().ok()?;
+    (n.is_finite() && n >= 0.0 && number.starts_with(|c: char| c.is_ascii_digit()))
+        .then_some(n * scale)
 }
 
 /// true/false; also the strings pydantic and env files use (`"true"`, `"False"`, `"1"`,
@@ -254,27 +273,37 @@ impl<'de> Deserialize<'de> for SslVerifyRaw {
 // Structs. Field names are the file's keys; `keys::KNOWN_KEYS` must list each of them.
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(
+    expecting = "a mapping with model_list, router_settings, litellm_settings and general_settings"
+)]
 pub struct RawTop {
-    pub model_list: Option<Vec<Value>>,
+    pub model_list: Option<Entries>,
     pub router_settings: Option<Value>,
     pub litellm_settings: Option<Value>,
     pub general_settings: Option<Value>,
     /// Read from the YAML tree (it is needed before `os.environ/` is resolved); declared
     /// here so a wrong type is reported like any other.
     #[allow(dead_code)]
-    pub environment_variables: Option<Map<String, Value>>,
-    pub model_max_budget: Option<Map<String, Value>>,
-    pub provider_budget_config: Option<Map<String, Value>>,
+    pub environment_variables: Option<EnvVars>,
+    pub model_max_budget: Option<BudgetMap>,
+    pub provider_budget_config: Option<BudgetMap>,
+    /// Merged before anything is read (`include`); declared here for its type check.
+    #[allow(dead_code)]
+    pub include: Option<TextList>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a model_list entry: a mapping with model_name and litellm_params")]
 pub struct RawEntry {
     pub model_name: Option<Text>,
     pub litellm_params: Option<Value>,
-    pub model_info: Option<Map<String, Value>>,
+    pub model_info: Option<ModelInfo>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(
+    expecting = "a mapping of deployment settings (model: <provider>/<model-id>, api_key: ..., ...)"
+)]
 pub struct RawLitellmParams {
     pub model: Option<Text>,
     pub api_key: Option<Text>,
@@ -315,6 +344,7 @@ pub struct RawLitellmParams {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a mapping of router settings (routing_strategy: ..., num_retries: ..., ...)")]
 pub struct RawRouterSettings {
     pub routing_strategy: Option<Text>,
     pub num_retries: Option<Whole<u32>>,
@@ -329,10 +359,11 @@ pub struct RawRouterSettings {
     pub content_policy_fallbacks: Option<RawFallbacks>,
     pub default_fallbacks: Option<TextList>,
     pub enable_pre_call_checks: Option<Flag>,
-    pub provider_budget_config: Option<Map<String, Value>>,
+    pub provider_budget_config: Option<BudgetMap>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a mapping of error kinds to retry counts, e.g. {RateLimitErrorRetries: 3}")]
 pub struct RawRetryPolicy {
     #[serde(rename = "BadRequestErrorRetries")]
     pub bad_request: Option<Whole<u32>>,
@@ -355,6 +386,7 @@ pub struct RawRetryPolicy {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a mapping of litellm settings (drop_params: ..., num_retries: ..., ...)")]
 pub struct RawLitellmSettings {
     pub drop_params: Option<Flag>,
     pub request_timeout: Option<Seconds>,
@@ -366,18 +398,13 @@ pub struct RawLitellmSettings {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a mapping of general settings (master_key: ..., ...)")]
 pub struct RawGeneralSettings {
     pub master_key: Option<Text>,
     pub health_check_interval: Option<Seconds>,
     pub background_health_checks: Option<Flag>,
     pub max_request_body_size_mb: Option<NonNeg>,
     pub max_request_size_mb: Option<NonNeg>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct RawBudget {
-    pub budget_limit: Option<NonNeg>,
-    pub time_period: Option<Text>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.
@@ -399,13 +426,13 @@ impl<'de> Deserialize<'de> for RawFallbacks {
         impl<'de> Visitor<'de> for V {
             type Value = RawFallbacks;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list like [{\"alias\": [\"fallback-alias\"]}]")
+                f.write_str(FALLBACKS)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawFallbacks, A::Error> {
                 let mut out = Vec::new();
                 let mut index = 0;
-                while let Some(rule) = seq.next_element::<BTreeMap<String, TextList>>()? {
-                    for (from, TextList(to)) in rule {
+                while let Some(FallbackRule(rule)) = seq.next_element()? {
+                    for (from, to) in rule {
                         out.push(RawFallback { index: Some(index), from, to });
                     }
                     index += 1;
@@ -418,6 +445,169 @@ impl<'de> Deserialize<'de> for RawFallbacks {
                     out.push(RawFallback { index: None, from, to });
                 }
                 Ok(RawFallbacks(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+const FALLBACKS: &str = "a list like [{alias: [fallback-alias, ...]}]";
+
+/// One item of a fallback list: `{alias: [fallback, ...]}` (or `{alias: fallback}`).
+struct FallbackRule(Vec<(String, Vec<String>)>);
+
+impl<'de> Deserialize<'de> for FallbackRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FallbackRule;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping like {alias: [fallback-alias, ...]}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FallbackRule, A::Error> {
+                let mut out = Vec::new();
+                while let Some((from, TextList(to))) = map.next_entry::<String, TextList>()? {
+                    out.push((from, to));
+                }
+                Ok(FallbackRule(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A mapping whose values are kept as written, named for what it holds so a wrong type
+/// reads as "expected a mapping of NAME: value", never as a Rust type.
+macro_rules! mapping {
+    ($(#[$doc:meta])* $name:ident, $expecting:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name(pub Map<String, Value>);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut out = Map::new();
+                        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                            out.insert(k, v);
+                        }
+                        Ok($name(out))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+mapping!(
+    /// `environment_variables`.
+    EnvVars,
+    "a mapping of NAME: value"
+);
+mapping!(
+    /// `model_max_budget` and `provider_budget_config`: name → budget.
+    BudgetMap,
+    "a mapping of name: budget, e.g. {cheap: 300} or {cheap: {budget_limit: 300, time_period: 30d}}"
+);
+mapping!(
+    /// `model_info`, free-form.
+    ModelInfo,
+    "a mapping (model_info is free-form: id, mode, base_model, ...)"
+);
+
+/// `model_list`: the entries as written (each is checked on its own).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Entries(pub Vec<Value>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of deployments, each written `- model_name: <alias>`")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<Value>()? {
+                    out.push(v);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What a budget may be written as, for messages.
+pub const BUDGET: &str =
+    "a number of US dollars, or {budget_limit: USD, time_period: 1d} (also 7d, 30d, 1mo)";
+
+/// One budget: LiteLLM's `BudgetConfig` (`budget_limit` or `max_budget`, `time_period` or
+/// `budget_duration`, `tpm_limit`, `rpm_limit`), or a bare number of dollars — the older
+/// per-model form, a limit with no reset period.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawBudget {
+    pub budget_limit: Option<NonNeg>,
+    pub time_period: Option<Text>,
+}
+
+impl<'de> Deserialize<'de> for RawBudget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl V {
+            fn limit<E: de::Error>(v: f64, unexp: Unexpected<'_>) -> Result<RawBudget, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(RawBudget { budget_limit: Some(NonNeg(v)), time_period: None })
+                } else {
+                    Err(E::invalid_value(unexp, &BUDGET))
+                }
+            }
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = RawBudget;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(BUDGET)
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawBudget, E> {
+                Self::limit(v as f64, Unexpected::Unsigned(v))
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawBudget, E> {
+                Self::limit(v as f64, Unexpected::Signed(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawBudget, E> {
+                Self::limit(v, Unexpected::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawBudget, E> {
+                match v.trim().parse::<f64>() {
+                    Ok(n) => Self::limit(n, Unexpected::Str(v)),
+                    Err(_) => Err(E::invalid_value(Unexpected::Str(v), &BUDGET)),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawBudget, A::Error> {
+                let mut out = RawBudget::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "budget_limit" | "max_budget" => out.budget_limit = map.next_value()?,
+                        "time_period" | "budget_duration" => out.time_period = map.next_value()?,
+                        "tpm_limit" | "rpm_limit" => {
+                            map.next_value::<Option<Whole<u64>>>()?;
+                        }
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
             }
         }
         d.deserialize_any(V)
@@ -449,7 +639,7 @@ where
                 let rel = KeyPath::root().join_serde(err.path());
                 errors.push(TypeError {
                     path: base_join(base, &rel),
-                    message: err.inner().to_string(),
+                    message: plain_words(&err.inner().to_string()),
                 });
                 if !remove(&mut value, rel.segs()) {
                     return T::default();
@@ -458,6 +648,22 @@ where
         }
     }
     T::default()
+}
+
+/// serde's words for what it found, in the words of a YAML file: a list where a mapping
+/// was expected is "invalid length 1" to serde (a struct can be read from a sequence).
+fn plain_words(message: &str) -> String {
+    let message = match message.strip_prefix("invalid length ") {
+        Some(rest) => match rest.split_once(", expected ") {
+            Some((_, expected)) => format!("invalid type: a list, expected {expected}"),
+            None => message.to_owned(),
+        },
+        None => message.to_owned(),
+    };
+    message
+        .replacen("invalid type: sequence,", "invalid type: a list,", 1)
+        .replacen("invalid type: map,", "invalid type: a mapping,", 1)
+        .replacen("invalid type: unit value,", "invalid type: nothing,", 1)
 }
 
 fn base_join(base: &KeyPath, rel: &KeyPath) -> KeyPath {
@@ -504,6 +710,23 @@ mod tests {
         let base = KeyPath::root().key("model_list").index(0).key("litellm_params");
         let p = collect(v, &base, &mut errors);
         (p, errors)
+    }
+
+    #[test]
+    fn durations_may_carry_a_unit() {
+        let (p, errors) =
+            params(json!({"timeout": "30s", "stream_timeout": "2m", "cooldown_time": "500ms"}));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(p.timeout, Some(Seconds(30.0)));
+        assert_eq!(p.stream_timeout, Some(Seconds(120.0)));
+        assert_eq!(p.cooldown_time, Some(Seconds(0.5)));
+        let (_, errors) = params(json!({"timeout": "soon"}));
+        assert_eq!(
+            errors[0].message,
+            "invalid value: string \"soon\", expected a number of seconds, 0 or more (e.g. 30 or 2.5)"
+        );
+        let (_, errors) = params(json!({"timeout": "-1s"}));
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]

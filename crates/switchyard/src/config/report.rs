@@ -43,6 +43,9 @@ fn with_prefix(text: String, secret: Option<&SourcedSecret>) -> String {
 
 /// Where a deployment's credentials will come from, in one line.
 pub fn credentials_text(d: &Deployment) -> String {
+    if let (Some(u), None) = (&d.unservable, &d.mock_response) {
+        return format!("NOT SERVED ({}): {}", u.id, u.cause);
+    }
     let base = match &d.credentials {
         CredentialSource::Mock => "mock_response (no upstream)".to_owned(),
         CredentialSource::ApiKey(s) => {
@@ -72,8 +75,15 @@ pub fn credentials_text(d: &Deployment) -> String {
     }
 }
 
-fn provider_text(p: ProviderKind) -> &'static str {
-    p.prefix()
+fn provider_text(d: &Deployment) -> String {
+    match d.provider {
+        // The prefix as written (`azure`, `vertex_ai`), which names what is missing.
+        ProviderKind::Unsupported => match d.model_as_written.split_once('/') {
+            Some((prefix, _)) => format!("{prefix} (unsupported)"),
+            None => "unsupported".to_owned(),
+        },
+        p => p.prefix().to_owned(),
+    }
 }
 
 fn region_text(d: &Deployment) -> String {
@@ -125,6 +135,10 @@ pub fn render_check(cfg: &Config) -> String {
         cfg.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     };
     let _ = writeln!(out, "env files: {env_files}");
+    if !cfg.included.is_empty() {
+        let list: Vec<String> = cfg.included.iter().map(|p| p.display().to_string()).collect();
+        let _ = writeln!(out, "included:  {}", list.join(", "));
+    }
     let master = match &cfg.general.master_key {
         Some(k) => format!("set, {} {}", k.value.safe_prefix(), source_text(&k.source)),
         None => "not set (only loopback addresses are served without one)".to_owned(),
@@ -149,7 +163,7 @@ pub fn render_check(cfg: &Config) -> String {
         for (i, d) in g.deployments.iter().enumerate() {
             rows.push(vec![
                 if i == 0 { g.name.clone() } else { String::new() },
-                provider_text(d.provider).to_owned(),
+                provider_text(d),
                 d.model.clone(),
                 region_text(d),
                 api_base_text(d),
@@ -235,13 +249,16 @@ pub fn check_json(cfg: &Config) -> Value {
                 .map(|d| {
                     json!({
                         "id": d.id,
-                        "provider": provider_text(d.provider),
+                        "provider": provider_text(d),
                         "model": d.model,
                         "model_as_written": d.model_as_written,
                         "region": d.aws.region_name,
                         "api_base": d.api_base,
                         "credentials": credentials_json(d),
                         "mock_response": d.mock_response.is_some(),
+                        "not_served": d.unservable.as_ref().filter(|_| d.mock_response.is_none()).map(|u| json!({
+                            "id": u.id, "cause": u.cause, "remedy": u.remedy,
+                        })),
                         "tls_verify": !matches!(d.ssl_verify, SslVerify::Disabled),
                         "location": d.location.to_string(),
                     })
@@ -270,6 +287,7 @@ pub fn check_json(cfg: &Config) -> Value {
         "config": cfg.path.display().to_string(),
         "found": describe_origin(&cfg.origin),
         "env_files": cfg.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "included": cfg.included.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "master_key": cfg.general.master_key.as_ref().map(|k| json!({
             "safe_prefix": k.value.safe_prefix(),
             "source": source_text(&k.source),

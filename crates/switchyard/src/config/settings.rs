@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::model::{
     BudgetLimit, Budgets, FallbackMap, GeneralSettings, RetryPolicy, RouterSettings,
@@ -14,8 +14,8 @@ use super::model::{
 };
 use super::path::KeyPath;
 use super::raw::{
-    RawBudget, RawFallbacks, RawGeneralSettings, RawLitellmSettings, RawRetryPolicy,
-    RawRouterSettings, Seconds, Text, Whole, parse_flag,
+    BUDGET, BudgetMap, RawBudget, RawFallbacks, RawGeneralSettings, RawLitellmSettings,
+    RawRetryPolicy, RawRouterSettings, Seconds, Text, Whole, parse_flag,
 };
 use super::validate::Ctx;
 use crate::secret::Secret;
@@ -26,7 +26,7 @@ pub struct Parts {
     /// Every fallback list as written, for the alias check (CFG-05).
     pub fallback_sources: Vec<(KeyPath, RawFallbacks)>,
     pub default_fallbacks_source: Option<(KeyPath, Vec<String>)>,
-    pub router_budgets: Option<Map<String, Value>>,
+    pub router_budgets: Option<BudgetMap>,
 }
 
 const STRATEGIES: &str = "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, cost-based-routing";
@@ -309,9 +309,9 @@ fn master_key(ctx: &mut Ctx<'_>, written: Option<Text>, path: &KeyPath) -> Optio
 /// LiteLLM documents it; the top level wins per provider).
 pub fn budgets(
     ctx: &mut Ctx<'_>,
-    model_max_budget: Option<Map<String, Value>>,
-    provider_top: Option<Map<String, Value>>,
-    provider_router: Option<Map<String, Value>>,
+    model_max_budget: Option<BudgetMap>,
+    provider_top: Option<BudgetMap>,
+    provider_router: Option<BudgetMap>,
 ) -> Budgets {
     let mut out = Budgets {
         model_max_budget: budget_map(
@@ -332,20 +332,23 @@ pub fn budgets(
 
 fn budget_map(
     ctx: &mut Ctx<'_>,
-    map: Option<Map<String, Value>>,
+    map: Option<BudgetMap>,
     base: &KeyPath,
 ) -> BTreeMap<String, BudgetLimit> {
     let mut out = BTreeMap::new();
-    for (name, value) in map.unwrap_or_default() {
+    for (name, value) in map.unwrap_or_default().0 {
         let path = base.key(name.clone());
         let raw: RawBudget = ctx.raw(Some(value), &path);
         let Some(limit) = raw.budget_limit else {
-            if !ctx.failed(&path.key("budget_limit")) {
+            if !ctx.failed(&path.key("budget_limit"))
+                && !ctx.failed(&path)
+                && !ctx.type_error_at(&path)
+            {
                 ctx.problem(
                     "CFG-09",
                     &path,
-                    format!("budget for `{name}` has no budget_limit"),
-                    "write budget_limit: <USD> and time_period: 1d (or 7d, 30d, 1mo)".to_owned(),
+                    format!("the budget for `{name}` has no budget_limit"),
+                    format!("write {BUDGET}"),
                 );
             }
             continue;

@@ -10,9 +10,11 @@ use serde_json::Value;
 
 use super::env::{ConfigVar, Env, LayeredEnv};
 use super::envfile::EnvFile;
+use super::include::{self, Sources};
 use super::interpolate::{self, EnvRef, Resolver};
 use super::model::{
-    Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret, ValueSource,
+    Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret, Unservable,
+    ValueSource,
 };
 use super::path::KeyPath;
 use super::raw::{self, RawFallbacks, RawTop, TypeError};
@@ -33,11 +35,13 @@ pub struct Input<'a> {
 
 /// Shared state of one validation run.
 pub struct Ctx<'a> {
-    pub file: &'a Path,
+    pub sources: &'a Sources,
     pub root: &'a Node,
     pub env: &'a dyn Env,
     pub refs: &'a HashMap<KeyPath, EnvRef>,
     pub failed: &'a HashSet<KeyPath>,
+    /// `model_list` index → why requests to that deployment cannot be sent.
+    pub unservable: &'a HashMap<usize, Unservable>,
     pub problems: Vec<ConfigProblem>,
     pub warnings: Vec<ConfigWarning>,
     pub type_errors: Vec<TypeError>,
@@ -46,7 +50,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     fn at(&self, path: &KeyPath, key_pos: bool) -> Location {
         let pos = self.root.locate(path.segs(), key_pos);
-        Location { file: self.file.to_owned(), line: pos.line, column: pos.column }
+        self.sources.location(path, pos)
     }
 
     /// Where the value at `path` is written (or its nearest written parent).
@@ -59,13 +63,35 @@ impl Ctx<'_> {
         self.at(path, true)
     }
 
+    /// A problem with the value at `path`. Under a key Switchyard does not apply yet (or
+    /// does not know) it cannot change what the gateway does, so it is a CFG-06 warning:
+    /// a config LiteLLM starts with must start here too.
     pub fn problem(&mut self, id: &'static str, path: &KeyPath, message: String, remedy: String) {
         let location = Some(self.loc(path));
+        if let Some(key) = keys::not_applied(path) {
+            let message = format!(
+                "{message} ({key} has no effect yet, so this does not stop the gateway; fix: {remedy})"
+            );
+            self.warnings.push(ConfigWarning {
+                id: "CFG-06",
+                key: path.to_string(),
+                location,
+                message,
+            });
+            return;
+        }
         self.problems.push(ConfigProblem { id, location, key: path.to_string(), message, remedy });
     }
 
+    /// A warning at the key `path` names.
     pub fn warn(&mut self, id: &'static str, path: &KeyPath, message: String) {
         let location = Some(self.key_loc(path));
+        self.warnings.push(ConfigWarning { id, key: path.to_string(), location, message });
+    }
+
+    /// A warning at the value written at `path`.
+    pub fn warn_value(&mut self, id: &'static str, path: &KeyPath, message: String) {
+        let location = Some(self.loc(path));
         self.warnings.push(ConfigWarning { id, key: path.to_string(), location, message });
     }
 
@@ -73,6 +99,17 @@ impl Ctx<'_> {
     /// would report the same key twice).
     pub fn failed(&self, path: &KeyPath) -> bool {
         self.failed.contains(path)
+    }
+
+    /// Whether a type error was found at `path` or inside it (so a "missing" problem
+    /// would report the same value twice).
+    pub fn type_error_at(&self, path: &KeyPath) -> bool {
+        self.type_errors.iter().any(|e| e.path.segs().starts_with(path.segs()))
+    }
+
+    /// Whether a type error was found for the value at `path` itself.
+    pub fn type_error_at_exactly(&self, path: &KeyPath) -> bool {
+        self.type_errors.iter().any(|e| e.path == *path)
     }
 
     pub fn source(&self, path: &KeyPath) -> ValueSource {
@@ -167,37 +204,43 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         })
         .collect();
 
-    let config_vars = environment_variables(&root, path, &mut problems);
+    let sources = include::expand(&mut root, path, &mut problems, &mut pre_warnings);
+    let config_vars = environment_variables(&root, &sources, &mut pre_warnings);
     let file_paths: Vec<PathBuf> = env_files.iter().map(|f| f.path.clone()).collect();
-    let layered = LayeredEnv::new(env).with_files(env_files).with_config_vars(path, config_vars);
+    let vars_file = sources.file_of(&KeyPath::root().key("environment_variables"));
+    let layered =
+        LayeredEnv::new(env).with_files(env_files).with_config_vars(vars_file, config_vars);
 
     let mut resolver = Resolver {
         env: &layered,
-        file: path,
+        sources: &sources,
         env_files: &file_paths,
         aliases: interpolate::aliases(&root),
         problems: Vec::new(),
+        warnings: Vec::new(),
         out: interpolate::Resolved::default(),
     };
     resolver.run(&mut root);
     problems.append(&mut resolver.problems);
+    pre_warnings.append(&mut resolver.warnings);
     let resolved = resolver.out;
 
-    pre_warnings.extend(keys::warnings(&root, path));
+    pre_warnings.extend(keys::warnings(&root, &sources));
 
     let mut ctx = Ctx {
-        file: path,
+        sources: &sources,
         root: &root,
         env: &layered,
         refs: &resolved.refs,
         failed: &resolved.failed,
+        unservable: &resolved.unservable,
         problems: Vec::new(),
         warnings: pre_warnings,
         type_errors: Vec::new(),
     };
 
     let top: RawTop = ctx.raw(Some(root.to_json()), &KeyPath::root());
-    let groups = build_groups(&mut ctx, top.model_list.unwrap_or_default());
+    let groups = build_groups(&mut ctx, top.model_list.map(|e| e.0).unwrap_or_default());
     let aliases: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
     let ids: HashSet<String> =
         groups.iter().flat_map(|g| g.deployments.iter().map(|d| d.id.clone())).collect();
@@ -223,15 +266,8 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
     for name in budgets.model_max_budget.keys() {
         if !aliases.contains(name) {
             let p = KeyPath::root().key("model_max_budget").key(name.clone());
-            let location = Some(ctx.key_loc(&p));
             let (message, remedy) = undefined_text(name, "model_max_budget", &aliases, false);
-            ctx.problems.push(ConfigProblem {
-                id: "CFG-05",
-                location,
-                key: p.to_string(),
-                message,
-                remedy,
-            });
+            ctx.warn("CFG-05", &p, format!("{message}; it limits nothing. Fix: {remedy}"));
         }
     }
 
@@ -256,6 +292,7 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         path: path.to_owned(),
         origin,
         env_files: file_paths,
+        included: sources.included(),
         groups,
         router: parts.router,
         general: parts.general,
@@ -268,8 +305,8 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
 /// environment that `os.environ/` references are resolved against.
 fn environment_variables(
     root: &Node,
-    file: &Path,
-    problems: &mut Vec<ConfigProblem>,
+    sources: &Sources,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Vec<ConfigVar> {
     let Some(section) = root.get("environment_variables") else { return Vec::new() };
     let mut vars = Vec::new();
@@ -281,20 +318,19 @@ fn environment_variables(
             Kind::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
             Kind::Null => String::new(),
             Kind::Seq(_) | Kind::Map(_) => {
-                problems.push(ConfigProblem {
-                    id: "CFG-09",
-                    location: Some(Location {
-                        file: file.to_owned(),
-                        line: e.value.pos.line,
-                        column: e.value.pos.column,
-                    }),
+                warnings.push(ConfigWarning {
+                    id: "CFG-06",
                     key: format!("environment_variables.{}", e.key),
+                    location: Some(sources.location(
+                        &KeyPath::root().key("environment_variables").key(e.key.clone()),
+                        e.value.pos,
+                    )),
                     message: format!(
-                        "environment variable {} must be a single value, found {}",
+                        "{} is not set: its value is {}, and an environment variable holds a \
+                         single value (write it as NAME: value)",
                         e.key,
                         e.value.type_name()
                     ),
-                    remedy: "write it as NAME: value".to_owned(),
                 });
                 continue;
             }
@@ -362,15 +398,14 @@ fn check_fallbacks(
             None => base.key(rule.from.clone()),
         };
         if !aliases.contains(&rule.from) {
-            let location = Some(ctx.key_loc(&rule_path));
             let (message, remedy) = undefined_text(&rule.from, &what, aliases, false);
-            ctx.problems.push(ConfigProblem {
-                id: "CFG-05",
-                location,
-                key: rule_path.to_string(),
-                message,
-                remedy,
-            });
+            ctx.warn(
+                "CFG-05",
+                &rule_path,
+                format!(
+                    "{message}; no request is sent to it, so this rule never applies. Fix: {remedy}"
+                ),
+            );
         }
         // `{a: b}` names one target as a plain string; `{a: [b, c]}` a list of them.
         let as_list =
@@ -378,8 +413,7 @@ fn check_fallbacks(
         for (j, to) in rule.to.iter().enumerate() {
             if !aliases.contains(to) && !ids.contains(to) {
                 let p = if as_list { rule_path.index(j) } else { rule_path.clone() };
-                let (message, remedy) = undefined_text(to, &what, aliases, true);
-                ctx.problem("CFG-05", &p, message, remedy);
+                undefined_alias(ctx, &p, to, &what, aliases);
             }
         }
     }
@@ -408,7 +442,13 @@ fn undefined_text(
     (message, remedy)
 }
 
+/// A fallback target that names nothing: LiteLLM starts with it, and a request that falls
+/// back to it skips it, so it is a warning at the name.
 fn undefined_alias(ctx: &mut Ctx<'_>, path: &KeyPath, name: &str, what: &str, aliases: &[String]) {
     let (message, remedy) = undefined_text(name, what, aliases, true);
-    ctx.problem("CFG-05", path, message, remedy);
+    ctx.warn_value(
+        "CFG-05",
+        path,
+        format!("{message}; a request falling back to it skips it. Fix: {remedy}"),
+    );
 }

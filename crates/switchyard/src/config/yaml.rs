@@ -185,8 +185,13 @@ impl Node {
     }
 }
 
-/// Resolves a plain scalar the way YAML 1.2's core schema does (yaml-rust2's rules).
+/// Resolves a plain scalar the way YAML 1.2's core schema does (yaml-rust2's rules), plus
+/// the digit-group underscores of YAML 1.1 (`tpm: 100_000`), which PyYAML — and so
+/// LiteLLM — reads as a number.
 fn plain_scalar(v: String) -> Kind {
+    if let Some(kind) = grouped_number(&v) {
+        return kind;
+    }
     match v.as_str() {
         "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
         "true" | "True" | "TRUE" => return Kind::Bool(true),
@@ -220,6 +225,28 @@ fn plain_scalar(v: String) -> Kind {
         }
     }
     Kind::Str(v)
+}
+
+/// `1_000`, `-20_000`, `1_000.5`: digits with `_` between them, as YAML 1.1 allows.
+fn grouped_number(v: &str) -> Option<Kind> {
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let grouped = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !v.contains('_')
+        || !int.starts_with(|c: char| c.is_ascii_digit())
+        || !grouped(int)
+        || !frac.is_none_or(grouped)
+    {
+        return None;
+    }
+    let plain = v.replace('_', "");
+    match frac {
+        None => plain.strip_prefix('+').unwrap_or(&plain).parse().ok().map(Kind::Int),
+        Some(_) => plain.parse().ok().map(Kind::Float),
+    }
 }
 
 fn scalar(v: String, style: TScalarStyle, tag: Option<&Tag>) -> Kind {
@@ -459,6 +486,12 @@ mod tests {
         assert_eq!(n.get("f").unwrap().as_str(), Some("os.environ/X"));
         assert_eq!(n.get("g").unwrap().kind, Kind::Str("7".into()));
         assert_eq!(n.get("h").unwrap().as_str(), Some("2024-01-01"));
+        let n = root("tpm: 100_000\nneg: -1_0\nf: 1_000.5\ns: a_1\nq: '1_000'\n");
+        assert_eq!(n.get("tpm").unwrap().kind, Kind::Int(100_000), "as PyYAML reads it");
+        assert_eq!(n.get("neg").unwrap().kind, Kind::Int(-10));
+        assert_eq!(n.get("f").unwrap().kind, Kind::Float(1000.5));
+        assert_eq!(n.get("s").unwrap().kind, Kind::Str("a_1".into()));
+        assert_eq!(n.get("q").unwrap().kind, Kind::Str("1_000".into()));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod bedrock;
 mod http;
 mod mock;
 mod openai;
+mod unservable;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -95,9 +96,13 @@ pub fn for_deployment(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Ar
     if let Some(text) = &deployment.mock_response {
         return Arc::new(MockProvider::new(text.clone(), deployment.model.clone()));
     }
+    if deployment.unservable.is_some() {
+        return Arc::new(unservable::UnservableProvider::new(deployment));
+    }
     match deployment.provider {
         ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(deployment, upstreams)),
         ProviderKind::Bedrock(_) => Arc::new(BedrockProvider::new(deployment, upstreams)),
         ProviderKind::OpenAi(_) => Arc::new(OpenAiProvider::new(deployment, upstreams)),
+        ProviderKind::Unsupported => Arc::new(unservable::UnservableProvider::new(deployment)),
     }
 }
