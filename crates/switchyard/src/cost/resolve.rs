@@ -14,37 +14,49 @@ use crate::provider::BedrockModelId;
 
 /// The effective price of `d`.
 pub fn resolve(d: &Deployment) -> Price {
-    let mut price = table_row(d.provider, &d.model).map(from_row).unwrap_or_default();
+    let region = d.aws.region_name.as_deref();
+    let mut price = table_row(d.provider, &d.model, region).map(from_row).unwrap_or_default();
     overlay_model_info(&mut price, &d.model_info);
     overlay_litellm_params(&mut price.base, &d.costs);
     price
 }
 
-/// The table's row for a deployment's model: by exact id; on Bedrock also through an ARN to
-/// the id inside, and from a geo profile (`us.`, `eu.` …) to the in-region id, which AWS
+/// The table's row for a deployment's model: by exact id; on Bedrock, an in-region id by its
+/// `<region>/<id>` row first (the ARN's region, else the deployment's), an ARN by the id
+/// inside, and a geo profile (`us.`, `eu.` …) the table lacks by its in-region id, which AWS
 /// prices the same. A `global.` profile has its own price or none.
-pub fn table_row(provider: ProviderKind, model: &str) -> Option<&'static Row> {
+pub fn table_row(
+    provider: ProviderKind,
+    model: &str,
+    region: Option<&str>,
+) -> Option<&'static Row> {
     match provider {
         ProviderKind::Anthropic => table::row(Family::Anthropic, model),
         ProviderKind::OpenAi(OpenAiFlavor::OpenAi) => table::row(Family::OpenAi, model),
         // Local and self-hosted servers: priced in the config or unknown.
         ProviderKind::OpenAi(_) => None,
-        ProviderKind::Bedrock(_) => bedrock_row(model),
+        ProviderKind::Bedrock(_) => bedrock_row(model, region),
     }
 }
 
-fn bedrock_row(model: &str) -> Option<&'static Row> {
+fn bedrock_row(model: &str, region: Option<&str>) -> Option<&'static Row> {
     let id = BedrockModelId::parse(model);
-    if let Some(row) = table::row(Family::Bedrock, &id.raw) {
-        return Some(row);
-    }
-    // An ARN: the profile or foundation model it names.
+    // An ARN: the profile or foundation model it names, called from the ARN's region.
     if let Some(inner) = id.arn_resource().filter(|inner| *inner != id.raw) {
-        return bedrock_row(inner);
+        return bedrock_row(inner, id.arn_region().or(region));
     }
+    let in_region = |bare: &str| {
+        region
+            .and_then(|r| table::row(Family::Bedrock, &format!("{r}/{bare}")))
+            .or_else(|| table::row(Family::Bedrock, bare))
+    };
     match id.geo() {
-        Some("global") | None => None,
-        Some(_) => id.foundation().and_then(|bare| table::row(Family::Bedrock, bare)),
+        None => in_region(&id.raw),
+        Some(_) if table::row(Family::Bedrock, &id.raw).is_some() => {
+            table::row(Family::Bedrock, &id.raw)
+        }
+        Some("global") => None,
+        Some(_) => id.foundation().and_then(in_region),
     }
 }
 
@@ -211,6 +223,28 @@ mod tests {
         assert_eq!(cost("bedrock/converse/mistral.mistral-large-2407-v1:0"), Some(d("0.2")));
         // A geo profile the table lacks is priced as its in-region id.
         assert_eq!(cost("bedrock/apac.anthropic.claude-opus-4-6-v1"), Some(d("0.55")));
+        // In-region calls from a region with its own price (GovCloud: 20 % more).
+        let gov = |m: &str, region: &str| {
+            price(&format!("      model: {m}\n      aws_region_name: {region}\n"), "")
+                .cost(&usage(100_000, 0, 0, 0, 0))
+        };
+        assert_eq!(gov(&format!("bedrock/{id}"), "us-gov-west-1"), Some(d("0.36")));
+        assert_eq!(
+            gov(
+                &format!("bedrock/arn:aws-us-gov:bedrock:us-gov-east-1::foundation-model/{id}"),
+                "us-gov-west-1"
+            ),
+            Some(d("0.36"))
+        );
+        assert_eq!(gov(&format!("bedrock/{id}"), "us-west-2"), Some(d("0.33")));
+        assert_eq!(
+            gov("bedrock/converse/meta.llama3-70b-instruct-v1:0", "eu-west-2"),
+            Some(d("0.345"))
+        );
+        assert_eq!(
+            gov("bedrock/converse/meta.llama3-70b-instruct-v1:0", "us-east-1"),
+            Some(d("0.265"))
+        );
         // An application inference profile says nothing about its model.
         assert_eq!(
             cost(

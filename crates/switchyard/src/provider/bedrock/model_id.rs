@@ -77,6 +77,14 @@ impl ModelId {
         }
     }
 
+    /// The region an ARN names (empty for a foundation model's region-less ARN: none).
+    pub fn arn_region(&self) -> Option<&str> {
+        match &self.form {
+            Form::Arn { region, .. } if !region.is_empty() => Some(region),
+            _ => None,
+        }
+    }
+
     /// Whether this is a Claude model (or an ARN that does not say, such as an application
     /// inference profile, which is taken at its word).
     pub fn is_claude(&self) -> bool {
