@@ -223,6 +223,7 @@ impl ReplySpec {
                 output_tokens: u.output_tokens,
                 cache_creation_input_tokens: u.cache_creation_input_tokens,
                 cache_read_input_tokens: u.cache_read_input_tokens,
+                ..Usage::default()
             });
         }
         for (name, value) in self.headers {

@@ -273,12 +273,20 @@ impl Rendered {
 }
 
 fn usage_json(usage: &Usage, output_tokens: u64) -> Value {
-    json!({
+    let mut out = json!({
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
         "output_tokens": output_tokens,
-    })
+    });
+    let one_hour = usage.cache_creation_1h_input_tokens;
+    if one_hour > 0 {
+        out["cache_creation"] = json!({
+            "ephemeral_5m_input_tokens": usage.cache_creation_input_tokens.saturating_sub(one_hour),
+            "ephemeral_1h_input_tokens": one_hour,
+        });
+    }
+    out
 }
 
 /// Splits serialized JSON into up to three fragments, as `input_json_delta`s arrive.

@@ -15,6 +15,9 @@ pub struct Usage {
     pub output_tokens: u64,
     pub cache_creation_input_tokens: u64,
     pub cache_read_input_tokens: u64,
+    /// Of `cache_creation_input_tokens`, those written for one hour. When not zero, the
+    /// Anthropic usage carries the `cache_creation` breakdown and Converse's `cacheDetails`.
+    pub cache_creation_1h_input_tokens: u64,
 }
 
 /// One content block of a successful reply.

@@ -104,6 +104,7 @@ async fn text_stream_has_the_real_event_sequence() {
         output_tokens: 5,
         cache_creation_input_tokens: 3,
         cache_read_input_tokens: 200,
+        ..Usage::default()
     };
     mock.push(Reply::text("Hello big world").usage(usage).with_ping());
     let response = messages(&mock, true).await;

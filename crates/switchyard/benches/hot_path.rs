@@ -4,7 +4,9 @@
 //! - `stream`: Anthropic SSE bytes → canonical events → OpenAI `chat.completion.chunk` frames,
 //!   per event (SSE framing, decoding, the idle timer, re-encoding);
 //! - `routing`: `Router::send` to a provider that answers at once (plan, state, bookkeeping);
-//! - `classify`: an upstream error answer → `UpstreamError` with its diagnosis.
+//! - `classify`: an upstream error answer → `UpstreamError` with its diagnosis;
+//! - `cost`: reported usage → the exact decimal cost (and its header text); a deployment's
+//!   price resolution.
 //!
 //! `cargo bench -p switchyard --bench hot_path`; CI runs each once in test mode
 //! (`cargo test -p switchyard --bench hot_path`). The load benchmark is `crates/bench`.
@@ -264,5 +266,33 @@ mod classify {
         let d = deployment();
         let data = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
         bencher.bench(|| anthropic_stream_error(&d, black_box(data)).kind);
+    }
+}
+
+#[divan::bench_group]
+mod cost {
+    use super::*;
+    use switchyard::cost;
+
+    /// A Claude answer with every token kind, at a table price (what each served request
+    /// pays), and the price as the header's text.
+    #[divan::bench]
+    fn answer_cost(bencher: Bencher) {
+        let price = cost::resolve(&deployment());
+        let usage = Usage {
+            input_tokens: 1_200,
+            output_tokens: 350,
+            cache_read_input_tokens: 48_000,
+            cache_creation_input_tokens: 2_000,
+            cache_creation_1h_input_tokens: 500,
+        };
+        bencher.bench(|| price.cost(black_box(&usage)).map(|c| c.to_string()));
+    }
+
+    /// Resolving a deployment's price (once per deployment per config load).
+    #[divan::bench]
+    fn resolve_price(bencher: Bencher) {
+        let d = deployment();
+        bencher.bench(|| cost::resolve(black_box(&d)).is_known());
     }
 }

@@ -190,13 +190,39 @@ pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_input_tokens: u64,
+    /// Tokens written to the prompt cache, whatever their lifetime.
     pub cache_creation_input_tokens: u64,
+    /// Of `cache_creation_input_tokens`, those written for one hour (Anthropic's
+    /// `cache_creation.ephemeral_1h_input_tokens`), which cost more than 5-minute writes.
+    #[serde(default)]
+    pub cache_creation_1h_input_tokens: u64,
 }
 
 impl Usage {
     /// Every input token, cached or not: what OpenAI calls `prompt_tokens`.
     pub fn total_input_tokens(&self) -> u64 {
         self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+    }
+
+    /// Cache writes with the default 5-minute lifetime.
+    pub fn cache_creation_5m_input_tokens(&self) -> u64 {
+        self.cache_creation_input_tokens.saturating_sub(self.cache_creation_1h_input_tokens)
+    }
+
+    /// Takes the counts a later report of the same answer gives (a stream's closing usage
+    /// after its opening one): each count that is not zero replaces the earlier one.
+    pub fn merge(&mut self, later: &Usage) {
+        for (to, from) in [
+            (&mut self.input_tokens, later.input_tokens),
+            (&mut self.output_tokens, later.output_tokens),
+            (&mut self.cache_read_input_tokens, later.cache_read_input_tokens),
+            (&mut self.cache_creation_input_tokens, later.cache_creation_input_tokens),
+            (&mut self.cache_creation_1h_input_tokens, later.cache_creation_1h_input_tokens),
+        ] {
+            if from > 0 {
+                *to = from;
+            }
+        }
     }
 }
 

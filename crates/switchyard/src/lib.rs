@@ -8,6 +8,7 @@ pub mod canonical;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod credentials;
 pub mod daemon;
 pub mod diagnose;

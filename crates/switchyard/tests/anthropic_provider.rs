@@ -176,6 +176,7 @@ fn cached_usage() -> Usage {
         output_tokens: 5,
         cache_creation_input_tokens: 3,
         cache_read_input_tokens: 100,
+        ..Usage::default()
     }
 }
 

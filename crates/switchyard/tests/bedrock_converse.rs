@@ -230,6 +230,7 @@ async fn text_tool_use_and_usage_reach_both_surfaces_streamed_or_not() {
         output_tokens: 5,
         cache_creation_input_tokens: 100,
         cache_read_input_tokens: 2000,
+        ..Usage::default()
     };
     let (mock, gw) = setup(&[("llama", "d1", LLAMA)]).await;
     let tool_reply =

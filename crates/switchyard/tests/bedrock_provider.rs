@@ -213,6 +213,7 @@ async fn both_surfaces_stream_with_usage_including_cache_tokens() {
         output_tokens: 5,
         cache_creation_input_tokens: 100,
         cache_read_input_tokens: 2000,
+        ..Usage::default()
     };
     let (mock, gw) = setup(&[dep("balanced", "d1", SONNET, keys(KEY, SECRET))]).await;
 

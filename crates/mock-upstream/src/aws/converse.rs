@@ -197,6 +197,14 @@ fn usage_json(usage: &Usage) -> Value {
         out["cacheReadInputTokens"] = json!(usage.cache_read_input_tokens);
         out["cacheWriteInputTokens"] = json!(usage.cache_creation_input_tokens);
     }
+    let one_hour = usage.cache_creation_1h_input_tokens;
+    if one_hour > 0 {
+        // AWS lists the 1-hour writes first.
+        out["cacheDetails"] = json!([
+            {"ttl": "1h", "inputTokens": one_hour},
+            {"ttl": "5m", "inputTokens": usage.cache_creation_input_tokens.saturating_sub(one_hour)},
+        ]);
+    }
     out
 }
 

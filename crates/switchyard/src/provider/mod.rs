@@ -28,6 +28,8 @@ pub use anthropic::AnthropicProvider;
 #[doc(hidden)]
 pub use anthropic::bench as anthropic_bench;
 pub use bedrock::BedrockProvider;
+/// What a Bedrock model id names (bare id, geo profile, ARN), for pricing and diagnoses.
+pub use bedrock::ModelId as BedrockModelId;
 pub use mock::MockProvider;
 pub use openai::OpenAiProvider;
 

@@ -24,6 +24,7 @@ use crate::config::{
     Config, CredentialSource, Deployment, EnvOrigin, FallbackMap, Location, RouterSettings,
     ValueSource,
 };
+use crate::cost::{self, Charged, Price};
 use crate::provider::{self, EventStream, Provider};
 
 /// The whole-request budget when no `router_settings.timeout` or
@@ -37,6 +38,8 @@ pub struct Target {
     pub provider: Arc<dyn Provider>,
     pub state: Arc<DeploymentState>,
     pub cooldown: CooldownPolicy,
+    /// The deployment's effective price, resolved once per config load.
+    pub price: Arc<Price>,
 }
 
 /// A failed attempt, as reported to the client in headers and error bodies.
@@ -50,6 +53,9 @@ pub struct Attempt {
 pub struct Served<T> {
     pub value: T,
     pub route: Route,
+    /// What the answer cost: known now for a JSON answer, when the stream ends for a
+    /// streamed one (the ledger awaits it), none for a token count.
+    pub charge: Charged,
 }
 
 /// How an answer was obtained: for response headers and logs.
@@ -182,6 +188,7 @@ impl Router {
                         cooldown_time: d.cooldown_time.unwrap_or(settings.cooldown_time),
                         disabled: settings.disable_cooldowns,
                     },
+                    price: Arc::new(cost::resolve(d)),
                 })
                 .collect();
             for t in &targets {

@@ -20,6 +20,7 @@ use super::{Attempt, Route, Router, Served, Target};
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
 use crate::config::{Deployment, RetryPolicy};
+use crate::cost::{self, Charge, Charged};
 use crate::provider::EventStream;
 
 /// One kind of call through the router.
@@ -31,10 +32,10 @@ pub(super) trait Call {
         t: &'a Target,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<Self::Out, UpstreamError>>;
-    /// What the caller receives once `t` answered.
-    fn commit(out: Self::Out, t: &Target) -> Self::Out {
+    /// What the caller receives once `t` answered, and what the answer cost.
+    fn commit(out: Self::Out, t: &Target) -> (Self::Out, Charged) {
         let _ = t;
-        out
+        (out, Charged::None)
     }
 }
 
@@ -51,6 +52,12 @@ impl Call for SendCall {
     ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
         t.provider.send(req)
     }
+
+    /// The cost of the answer, from the usage the provider reported.
+    fn commit(out: ChatResponse, t: &Target) -> (ChatResponse, Charged) {
+        let charge = Charge::new(out.usage, &t.price, true);
+        (out, Charged::Now(charge))
+    }
 }
 
 impl Call for StreamCall {
@@ -63,20 +70,23 @@ impl Call for StreamCall {
         t.provider.stream(req)
     }
 
-    /// Keeps the deployment counted as busy until the stream ends, and records a failure
+    /// Keeps the deployment counted as busy until the stream ends, records a failure
     /// after the commit point in its state (it can no longer fall back, but `/health` and
-    /// cooldowns must know).
-    fn commit(out: EventStream, t: &Target) -> EventStream {
+    /// cooldowns must know), and meters the usage the stream reports: its charge is known
+    /// when it ends.
+    fn commit(out: EventStream, t: &Target) -> (EventStream, Charged) {
         let guard = t.state.begin();
         let state = t.state.clone();
         let policy = t.cooldown;
-        Box::pin(out.map(move |item| {
+        let (metered, pending) = cost::meter(out, t.price.clone());
+        let out = Box::pin(metered.map(move |item| {
             let _busy = &guard;
             if let Err(error) = &item {
                 state.record_failure(error, Instant::now(), policy);
             }
             item
-        }))
+        }));
+        (out, Charged::AtEnd(pending))
     }
 }
 
@@ -117,7 +127,7 @@ pub(super) async fn execute<C: Call>(
         () = tokio::time::sleep_until(deadline) => Err(Stop::TotalTimeout(router.total_timeout)),
     };
     match outcome {
-        Ok((value, deployment)) => Ok(Served {
+        Ok(((value, charge), deployment)) => Ok(Served {
             value,
             route: Route {
                 deployment,
@@ -125,6 +135,7 @@ pub(super) async fn execute<C: Call>(
                 retries: log.retries,
                 fallbacks: log.fallbacks,
             },
+            charge,
         }),
         Err(stop) => Err(report::failure(&req.model, stop, log)),
     }
@@ -135,7 +146,7 @@ async fn chain<C: Call>(
     req: &ChatRequest,
     deadline: Instant,
     log: &mut Log,
-) -> Result<(C::Out, Arc<Deployment>), Stop> {
+) -> Result<((C::Out, Charged), Arc<Deployment>), Stop> {
     let mut group = req.model.clone();
     let mut queue: Option<VecDeque<String>> = None;
     let mut simulated = simulated_failure(req);
@@ -245,7 +256,7 @@ async fn run_group<C: Call>(
     fallbacks_ahead: Option<usize>,
     deadline: Instant,
     log: &mut Log,
-) -> Result<(C::Out, Arc<Deployment>), ErrorKind> {
+) -> Result<((C::Out, Charged), Arc<Deployment>), ErrorKind> {
     let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
     let order = if pinned {
         vec![0]

@@ -11,6 +11,7 @@ use axum::response::Response;
 use super::AppState;
 use super::body::read_limited;
 use super::request_id::DEPLOYMENT;
+use crate::cost::Charged;
 use crate::router::Route;
 use crate::surface::openai;
 
@@ -49,6 +50,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 let headers = response.headers_mut();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 served_headers(headers, &served.route);
+                cost_header(headers, &served.charge);
                 response
             }
             Err(err) => openai::error_response(&err),
@@ -98,6 +100,19 @@ pub(super) fn served_headers(headers: &mut HeaderMap, served: &Route) {
     headers.insert(FALLBACKS, fallbacks.clone());
     headers.insert(LITELLM_RETRIES, retries);
     headers.insert(LITELLM_FALLBACKS, fallbacks);
+}
+
+const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+
+/// LiteLLM's `x-litellm-response-cost`: the answer's cost in USD as a plain decimal
+/// (`0.000123`), when it is known now (a JSON answer of a priced deployment). A streamed
+/// answer's cost is known only at its end, after the headers.
+pub(super) fn cost_header(headers: &mut HeaderMap, charge: &Charged) {
+    if let Some(cost) = charge.now().and_then(|c| c.cost)
+        && let Ok(value) = HeaderValue::from_str(&cost.to_string())
+    {
+        headers.insert(RESPONSE_COST, value);
+    }
 }
 
 /// A small count without an allocation (nearly always 0).

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::AppState;
 use super::body::read_limited;
-use super::chat::served_headers;
+use super::chat::{cost_header, served_headers};
 use super::errors::request_id;
 use crate::classify::ApiError;
 use crate::surface::anthropic;
@@ -60,6 +60,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
             Ok(served) => {
                 let mut response = json(anthropic::encode_response(&served.value), request_id);
                 served_headers(response.headers_mut(), &served.route);
+                cost_header(response.headers_mut(), &served.charge);
                 response
             }
             Err(err) => fail(&err),

@@ -74,15 +74,31 @@ pub(super) struct WireUsage {
     cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
     cache_read_input_tokens: Option<u64>,
+    /// The cache writes by lifetime (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`).
+    #[serde(default)]
+    cache_creation: Option<WireCacheCreation>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireCacheCreation {
+    #[serde(default)]
+    ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(default)]
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
+        let by_ttl = u.cache_creation.unwrap_or_default();
+        let one_hour = by_ttl.ephemeral_1h_input_tokens.unwrap_or(0);
+        let by_ttl_total = by_ttl.ephemeral_5m_input_tokens.unwrap_or(0) + one_hour;
         Self {
             input_tokens: u.input_tokens.unwrap_or(0),
             output_tokens: u.output_tokens.unwrap_or(0),
             cache_read_input_tokens: u.cache_read_input_tokens.unwrap_or(0),
-            cache_creation_input_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+            // The total, or the breakdown's sum when only the breakdown was sent.
+            cache_creation_input_tokens: u.cache_creation_input_tokens.unwrap_or(by_ttl_total),
+            cache_creation_1h_input_tokens: one_hour,
         }
     }
 }
@@ -161,7 +177,8 @@ mod tests {
         ],
         "stop_reason": "tool_use", "stop_sequence": null,
         "usage": {"input_tokens": 12, "output_tokens": 30, "cache_creation_input_tokens": 100,
-                  "cache_read_input_tokens": 2000, "service_tier": "standard"}
+                  "cache_read_input_tokens": 2000, "service_tier": "standard",
+                  "cache_creation": {"ephemeral_5m_input_tokens": 60, "ephemeral_1h_input_tokens": 40}}
     }"#;
 
     #[test]
@@ -192,7 +209,8 @@ mod tests {
                 input_tokens: 12,
                 output_tokens: 30,
                 cache_read_input_tokens: 2000,
-                cache_creation_input_tokens: 100
+                cache_creation_input_tokens: 100,
+                cache_creation_1h_input_tokens: 40,
             }
         );
     }

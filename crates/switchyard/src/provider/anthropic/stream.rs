@@ -394,7 +394,8 @@ mod tests {
                     "message_start",
                     json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
                 "model": "claude-sonnet-4-6", "content": [], "stop_reason": null,
-                "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 1}}}),
+                "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 1,
+                    "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 300}}}}),
                 ),
                 ev(
                     "content_block_start",
@@ -429,7 +430,9 @@ mod tests {
                         input_tokens: 10,
                         output_tokens: 1,
                         cache_read_input_tokens: 90,
-                        cache_creation_input_tokens: 0
+                        // Only the breakdown was sent: the writes are its sum.
+                        cache_creation_input_tokens: 320,
+                        cache_creation_1h_input_tokens: 300,
                     }
                 })),
                 Ok(Some(StreamEvent::BlockStart { index: 0, block: ContentBlock::text("") })),

@@ -424,6 +424,29 @@ pub(super) struct WireUsage {
     cache_read_input_tokens: Option<u64>,
     #[serde(default)]
     cache_write_input_tokens: Option<u64>,
+    /// The cache writes by TTL (`[{"ttl": "1h", "inputTokens": N}, {"ttl": "5m", …}]`);
+    /// only the 1-hour count is kept (it is priced apart).
+    #[serde(default, deserialize_with = "one_hour_writes")]
+    cache_details: u64,
+}
+
+/// The `inputTokens` of the `1h` entries of `cacheDetails`, without keeping the array.
+fn one_hour_writes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Detail {
+        #[serde(default)]
+        ttl: Option<String>,
+        #[serde(default)]
+        input_tokens: Option<u64>,
+    }
+    let details: Option<Vec<Detail>> = Deserialize::deserialize(d)?;
+    Ok(details
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.ttl.as_deref() == Some("1h"))
+        .filter_map(|c| c.input_tokens)
+        .sum())
 }
 
 impl From<WireUsage> for Usage {
@@ -433,6 +456,7 @@ impl From<WireUsage> for Usage {
             output_tokens: u.output_tokens.unwrap_or(0),
             cache_read_input_tokens: u.cache_read_input_tokens.unwrap_or(0),
             cache_creation_input_tokens: u.cache_write_input_tokens.unwrap_or(0),
+            cache_creation_1h_input_tokens: u.cache_details,
         }
     }
 }

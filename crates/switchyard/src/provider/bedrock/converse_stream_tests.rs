@@ -102,7 +102,8 @@ async fn reasoning_text_and_tool_use_then_usage_from_metadata() {
                     input_tokens: 4,
                     output_tokens: 6,
                     cache_read_input_tokens: 3,
-                    cache_creation_input_tokens: 0
+                    cache_creation_input_tokens: 0,
+                    cache_creation_1h_input_tokens: 0,
                 },
             },
             StreamEvent::Stop,

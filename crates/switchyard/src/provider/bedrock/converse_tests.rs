@@ -182,7 +182,8 @@ fn an_answer_maps_blocks_stop_reasons_and_usage_with_cache_counts() {
         {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}}}]}},
         "stopReason": "tool_use", "metrics": {"latencyMs": 12},
         "usage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 1515,
-                  "cacheReadInputTokens": 1000, "cacheWriteInputTokens": 500}}"#;
+                  "cacheReadInputTokens": 1000, "cacheWriteInputTokens": 500,
+                  "cacheDetails": [{"ttl": "1h", "inputTokens": 200}, {"ttl": "5m", "inputTokens": 300}]}}"#;
     let r = parse(answer, false, "msg_bdrk_1".into(), "us.meta.llama").unwrap();
     assert_eq!(r.id, "msg_bdrk_1");
     assert_eq!(r.model, "us.meta.llama");
@@ -198,7 +199,8 @@ fn an_answer_maps_blocks_stop_reasons_and_usage_with_cache_counts() {
             input_tokens: 10,
             output_tokens: 5,
             cache_read_input_tokens: 1000,
-            cache_creation_input_tokens: 500
+            cache_creation_input_tokens: 500,
+            cache_creation_1h_input_tokens: 200,
         }
     );
     for (wire, canonical) in [

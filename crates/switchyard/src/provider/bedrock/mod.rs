@@ -23,7 +23,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
-use self::model_id::ModelId;
+pub use self::model_id::ModelId;
 use super::anthropic::body::{self, Body, Options, Purpose, Target};
 use super::anthropic::response;
 use super::http::{

@@ -60,6 +60,31 @@ impl ModelId {
         }
     }
 
+    /// The geo prefix of an inference profile id (`us`, `global` …).
+    pub fn geo(&self) -> Option<&str> {
+        match &self.form {
+            Form::Profile { geo } => Some(geo),
+            Form::Bare | Form::Arn { .. } => None,
+        }
+    }
+
+    /// The resource an ARN names, whatever its kind: an inference profile id, a
+    /// foundation-model id, an application inference profile's opaque id.
+    pub fn arn_resource(&self) -> Option<&str> {
+        match &self.form {
+            Form::Arn { id, .. } => Some(id),
+            Form::Bare | Form::Profile { .. } => None,
+        }
+    }
+
+    /// The region an ARN names (empty for a foundation model's region-less ARN: none).
+    pub fn arn_region(&self) -> Option<&str> {
+        match &self.form {
+            Form::Arn { region, .. } if !region.is_empty() => Some(region),
+            _ => None,
+        }
+    }
+
     /// Whether this is a Claude model (or an ARN that does not say, such as an application
     /// inference profile, which is taken at its word).
     pub fn is_claude(&self) -> bool {

@@ -240,9 +240,9 @@ impl State {
         let event = Event { event: peek.kind, data, ..Event::default() };
         let decoded = self.decoder.decode(&event, &self.site.deployment)?;
         match &decoded {
-            Some(StreamEvent::Start { usage, .. }) => merge(&mut self.usage, usage),
+            Some(StreamEvent::Start { usage, .. }) => self.usage.merge(usage),
             Some(StreamEvent::Delta { usage, stop_reason, stop_sequence }) => {
-                merge(&mut self.usage, usage);
+                self.usage.merge(usage);
                 self.stop = (*stop_reason, stop_sequence.clone());
             }
             Some(StreamEvent::Stop) => {
@@ -300,19 +300,6 @@ pub(super) struct Metrics {
     cache_read: Option<u64>,
     #[serde(rename = "cacheWriteInputTokenCount")]
     cache_write: Option<u64>,
-}
-
-fn merge(into: &mut Usage, from: &Usage) {
-    for (to, from) in [
-        (&mut into.input_tokens, from.input_tokens),
-        (&mut into.output_tokens, from.output_tokens),
-        (&mut into.cache_read_input_tokens, from.cache_read_input_tokens),
-        (&mut into.cache_creation_input_tokens, from.cache_creation_input_tokens),
-    ] {
-        if from > 0 {
-            *to = from;
-        }
-    }
 }
 
 pub(super) fn unreadable(what: &str) -> UpstreamError {

@@ -130,7 +130,8 @@ async fn invocation_metrics_fill_usage_the_events_left_out() {
                     input_tokens: 12,
                     output_tokens: 5,
                     cache_read_input_tokens: 2000,
-                    cache_creation_input_tokens: 100
+                    cache_creation_input_tokens: 100,
+                    cache_creation_1h_input_tokens: 0,
                 }
             );
         }

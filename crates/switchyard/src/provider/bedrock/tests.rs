@@ -177,7 +177,8 @@ fn usage_headers_fill_what_the_body_left_out() {
             input_tokens: 12,
             output_tokens: 7,
             cache_read_input_tokens: 2000,
-            cache_creation_input_tokens: 0
+            cache_creation_input_tokens: 0,
+            cache_creation_1h_input_tokens: 0,
         }
     );
 }

@@ -78,6 +78,7 @@ impl WireUsage {
             output_tokens: self.completion_tokens,
             cache_read_input_tokens: read,
             cache_creation_input_tokens: write,
+            cache_creation_1h_input_tokens: 0,
         }
     }
 }
@@ -196,7 +197,8 @@ mod tests {
                 input_tokens: 20,
                 output_tokens: 9,
                 cache_read_input_tokens: 100,
-                cache_creation_input_tokens: 0
+                cache_creation_input_tokens: 0,
+                cache_creation_1h_input_tokens: 0,
             }
         );
     }

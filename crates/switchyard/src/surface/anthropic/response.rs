@@ -85,6 +85,16 @@ pub(super) struct WireUsage {
     cache_creation_input_tokens: u64,
     cache_read_input_tokens: u64,
     output_tokens: u64,
+    /// The cache writes by lifetime, when some were written for one hour (they cost more,
+    /// and clients that price usage read them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation: Option<WireCacheCreation>,
+}
+
+#[derive(Serialize)]
+struct WireCacheCreation {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
 }
 
 impl From<&Usage> for WireUsage {
@@ -94,6 +104,10 @@ impl From<&Usage> for WireUsage {
             cache_creation_input_tokens: u.cache_creation_input_tokens,
             cache_read_input_tokens: u.cache_read_input_tokens,
             output_tokens: u.output_tokens,
+            cache_creation: (u.cache_creation_1h_input_tokens > 0).then(|| WireCacheCreation {
+                ephemeral_5m_input_tokens: u.cache_creation_5m_input_tokens(),
+                ephemeral_1h_input_tokens: u.cache_creation_1h_input_tokens,
+            }),
         }
     }
 }
@@ -161,6 +175,7 @@ mod tests {
                 output_tokens: 20,
                 cache_read_input_tokens: 100,
                 cache_creation_input_tokens: 5,
+                cache_creation_1h_input_tokens: 0,
             },
         };
         assert_eq!(
@@ -174,6 +189,23 @@ mod tests {
                 r#""stop_reason":"stop_sequence","stop_sequence":"END","#,
                 r#""usage":{"input_tokens":10,"cache_creation_input_tokens":5,"cache_read_input_tokens":100,"output_tokens":20}}"#
             )
+        );
+    }
+
+    #[test]
+    fn one_hour_cache_writes_are_broken_down_as_anthropic_does() {
+        let usage = Usage {
+            input_tokens: 10,
+            output_tokens: 20,
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 300,
+            cache_creation_1h_input_tokens: 100,
+        };
+        assert_eq!(
+            serde_json::to_value(WireUsage::from(&usage)).unwrap(),
+            json!({"input_tokens": 10, "cache_creation_input_tokens": 300,
+                   "cache_read_input_tokens": 0, "output_tokens": 20,
+                   "cache_creation": {"ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 100}})
         );
     }
 

@@ -71,7 +71,7 @@ impl Encoder {
                 &BlockStop { kind: "content_block_stop", index: *index },
             ),
             StreamEvent::Delta { stop_reason: reason, stop_sequence, usage } => {
-                merge_usage(&mut self.usage, usage);
+                self.usage.merge(usage);
                 let delta = WireMessageDelta {
                     stop_reason: stop_reason(*reason),
                     stop_sequence: stop_sequence.as_deref(),
@@ -119,21 +119,6 @@ impl Encoder {
             return;
         }
         self.buf.extend_from_slice(b"\n\n");
-    }
-}
-
-/// A `message_delta`'s usage is cumulative; a provider that reports only what changed
-/// (`output_tokens`) leaves the other counts at 0, which must not erase the start's.
-fn merge_usage(into: &mut Usage, from: &Usage) {
-    for (to, from) in [
-        (&mut into.input_tokens, from.input_tokens),
-        (&mut into.output_tokens, from.output_tokens),
-        (&mut into.cache_read_input_tokens, from.cache_read_input_tokens),
-        (&mut into.cache_creation_input_tokens, from.cache_creation_input_tokens),
-    ] {
-        if from > 0 {
-            *to = from;
-        }
     }
 }
 

@@ -212,6 +212,7 @@ mod tests {
                 output_tokens: 20,
                 cache_read_input_tokens: 100,
                 cache_creation_input_tokens: 5,
+                cache_creation_1h_input_tokens: 0,
             },
         );
         let out = encode_response_at(&resp, 1);

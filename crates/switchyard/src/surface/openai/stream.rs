@@ -100,7 +100,7 @@ impl Encoder {
             StreamEvent::Start { id, model, usage } => {
                 self.id = id;
                 self.model = model;
-                merge_usage(&mut self.usage, &usage);
+                self.usage.merge(&usage);
                 Step::Frame(self.delta(WireDelta { content: Some(""), ..WireDelta::default() }))
             }
             StreamEvent::BlockStart { index, block } => self.block_start(index, &block),
@@ -129,7 +129,7 @@ impl Encoder {
                 if stop_reason.is_some() {
                     self.stop_reason = stop_reason;
                 }
-                merge_usage(&mut self.usage, &usage);
+                self.usage.merge(&usage);
                 Step::Skip
             }
             StreamEvent::Stop => Step::Last(self.finish()),
@@ -239,21 +239,6 @@ impl Encoder {
         self.buf.extend_from_slice(&error_frame(err));
         self.buf.extend_from_slice(DONE);
         self.buf.split().freeze()
-    }
-}
-
-/// Anthropic reports usage at the start and cumulatively at the end; a later non-zero
-/// count replaces an earlier one.
-fn merge_usage(into: &mut Usage, from: &Usage) {
-    for (to, from) in [
-        (&mut into.input_tokens, from.input_tokens),
-        (&mut into.output_tokens, from.output_tokens),
-        (&mut into.cache_read_input_tokens, from.cache_read_input_tokens),
-        (&mut into.cache_creation_input_tokens, from.cache_creation_input_tokens),
-    ] {
-        if from > 0 {
-            *to = from;
-        }
     }
 }
 
