@@ -71,7 +71,7 @@ const DB_NOTE: &str = "Switchyard keeps no database yet";
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
 const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
      context_window_fallbacks handle an overflow";
-const COST_NOTE: &str = "cost is not tracked yet";
+const COST_NOTE: &str = "USD per token; wins over model_info and the built-in price table";
 const PROBE_NOTE: &str = "/health reports what traffic showed, without live probes";
 const ROUTER_ONLY: &str = "set it under router_settings";
 
@@ -101,7 +101,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     // One model_list entry.
     k(Entry, "model_name", Supported, ""),
     k(Entry, "litellm_params", Supported, ""),
-    k(Entry, "model_info", Supported, "kept whole for /model/info"),
+    k(
+        Entry,
+        "model_info",
+        Supported,
+        "kept whole for /model/info; its *_cost_per_token prices apply",
+    ),
     // litellm_params.
     k(LitellmParams, "model", Supported, ""),
     k(LitellmParams, "api_key", Supported, ""),
@@ -130,10 +135,10 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "max_parallel_requests", NotEnforced, PARALLEL_NOTE),
     k(LitellmParams, "cooldown_time", Supported, "seconds"),
     k(LitellmParams, "drop_params", Supported, ""),
-    k(LitellmParams, "input_cost_per_token", NotEnforced, COST_NOTE),
-    k(LitellmParams, "output_cost_per_token", NotEnforced, COST_NOTE),
-    k(LitellmParams, "cache_read_input_token_cost", NotEnforced, COST_NOTE),
-    k(LitellmParams, "cache_creation_input_token_cost", NotEnforced, COST_NOTE),
+    k(LitellmParams, "input_cost_per_token", Supported, COST_NOTE),
+    k(LitellmParams, "output_cost_per_token", Supported, COST_NOTE),
+    k(LitellmParams, "cache_read_input_token_cost", Supported, COST_NOTE),
+    k(LitellmParams, "cache_creation_input_token_cost", Supported, COST_NOTE),
     k(LitellmParams, "max_budget", NotEnforced, BUDGET_NOTE),
     k(LitellmParams, "budget_duration", NotEnforced, BUDGET_NOTE),
     k(LitellmParams, "mock_response", Supported, ""),

@@ -33,8 +33,9 @@ pub fn table_row(
     match provider {
         ProviderKind::Anthropic => table::row(Family::Anthropic, model),
         ProviderKind::OpenAi(OpenAiFlavor::OpenAi) => table::row(Family::OpenAi, model),
-        // Local and self-hosted servers: priced in the config or unknown.
-        ProviderKind::OpenAi(_) => None,
+        // Local and self-hosted servers: priced in the config or unknown. A provider the
+        // gateway does not speak never serves, so it has no price to look up.
+        ProviderKind::OpenAi(_) | ProviderKind::Unsupported => None,
         ProviderKind::Bedrock(_) => bedrock_row(model, region),
     }
 }
