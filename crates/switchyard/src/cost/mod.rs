@@ -14,3 +14,16 @@ pub use price::{Kind, LongContext, Price, Rate, Rates, Source};
 pub use resolve::{resolve, table_row};
 pub use rust_decimal::Decimal;
 pub use table::{DATE as TABLE_DATE, Family, Row, rows as table_rows};
+
+/// Usage in the order prices are listed: input, output, cache read, 5-minute and 1-hour
+/// cache writes.
+#[cfg(test)]
+fn usage(input: u64, output: u64, read: u64, write: u64, write_1h: u64) -> crate::canonical::Usage {
+    crate::canonical::Usage {
+        input_tokens: input,
+        output_tokens: output,
+        cache_read_input_tokens: read,
+        cache_creation_input_tokens: write,
+        cache_creation_1h_input_tokens: write_1h,
+    }
+}

@@ -174,6 +174,7 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
+    use crate::cost::usage;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
@@ -202,16 +203,6 @@ mod tests {
                     cache_write_1h: rate("0.000012"),
                 },
             }),
-        }
-    }
-
-    fn usage(input: u64, output: u64, read: u64, write: u64, write_1h: u64) -> Usage {
-        Usage {
-            input_tokens: input,
-            output_tokens: output,
-            cache_read_input_tokens: read,
-            cache_creation_input_tokens: write,
-            cache_creation_1h_input_tokens: write_1h,
         }
     }
 

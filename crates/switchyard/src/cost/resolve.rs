@@ -145,8 +145,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::canonical::Usage;
     use crate::config::{self, MapEnv};
+    use crate::cost::usage;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
@@ -173,16 +173,6 @@ mod tests {
 
     fn model(m: &str) -> Price {
         price(&format!("      model: {m}\n"), "")
-    }
-
-    fn usage(input: u64, output: u64, read: u64, write: u64, write_1h: u64) -> Usage {
-        Usage {
-            input_tokens: input,
-            output_tokens: output,
-            cache_read_input_tokens: read,
-            cache_creation_input_tokens: write,
-            cache_creation_1h_input_tokens: write_1h,
-        }
     }
 
     const MILLION: u64 = 1_000_000;
