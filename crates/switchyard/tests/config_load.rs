@@ -1345,6 +1345,24 @@ fn cfg10_a_deployment_with_no_price_anywhere_is_a_warning_naming_the_keys_to_wri
     let ids: Vec<&str> =
         json["warnings"].as_array().unwrap().iter().filter_map(|w| w["id"].as_str()).collect();
     assert_eq!(ids.iter().filter(|id| **id == "CFG-10").count(), 2, "{json}");
+
+    // Each deployment's price, per million tokens, with where it came from.
+    for (alias, shown) in [
+        ("cheap", "$1/$5 table"),
+        ("local", "unknown"),
+        ("free", "$0/$0 config"),
+        ("custom", "$1/? unknown"),
+    ] {
+        let row = text.lines().find(|l| l.trim_start().starts_with(&format!("{alias} ")));
+        assert!(row.is_some_and(|r| r.contains(shown)), "{alias}: `{shown}` in\n{text}");
+    }
+    let cheap = &json["aliases"][0]["deployments"][0]["price"];
+    assert_eq!(cheap["known"], true);
+    assert_eq!(cheap["input_per_million"], "1");
+    assert_eq!(cheap["output_per_million"], "5");
+    let custom = &json["aliases"][3]["deployments"][0]["price"];
+    assert_eq!(custom["known"], false);
+    assert_eq!(custom["sources"]["input_cost_per_token"], "model_info");
 }
 
 #[test]

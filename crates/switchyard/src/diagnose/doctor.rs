@@ -126,9 +126,7 @@ pub struct PriceFinding {
 impl PriceReport {
     fn of(d: &Deployment) -> Self {
         let price = cost::resolve(d);
-        let per_million = |rate: Option<cost::Rate>| {
-            rate.map(|r| (r.per_token * cost::Decimal::from(1_000_000)).normalize().to_string())
-        };
+        let per_million = |kind| price.per_million(kind).map(|d| d.to_string());
         let missing = [cost::Kind::Input, cost::Kind::Output]
             .into_iter()
             .filter(|k| price.base.get(*k).is_none())
@@ -136,8 +134,8 @@ impl PriceReport {
             .collect();
         Self {
             known: price.is_known(),
-            input_per_million: per_million(price.base.input),
-            output_per_million: per_million(price.base.output),
+            input_per_million: per_million(cost::Kind::Input),
+            output_per_million: per_million(cost::Kind::Output),
             source: price.base.input.map(|r| r.source.to_string()),
             unpriced: cost::unpriced(d, &price).map(|u| PriceFinding {
                 id: cost::UNPRICED,
