@@ -307,7 +307,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
 ];
 
 /// One warning per key that is ignored, not enforced yet, or unknown (CFG-06), walking
-/// the sections the table covers. `model_info` is free-form and never warned about.
+/// the sections the table covers. `model_info` is free-form: only a LiteLLM price there that
+/// is not applied (per second, per pixel …) is warned about.
 pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
     let mut out = Vec::new();
     let walk = |node: &Node, section: Section, base: &KeyPath, out: &mut Vec<ConfigWarning>| {
