@@ -29,6 +29,17 @@ from harness import (
 # Raw Claude model names a client such as Claude Code sends; the config maps them like aliases.
 RAW_CLAUDE_NAMES = {"claude-sonnet-4-6": "balanced", "claude-haiku-4-5": "cheap"}
 
+# The alias `priced`: the cheap tier's model with prices written in its model_info (USD per
+# token), so every provider's answers have a known cost the tests can compute exactly. A cache
+# write costs what input costs: an OpenAI-compatible upstream reports writes as input.
+PRICED_ALIAS = "priced"
+PRICES = {
+    "input_cost_per_token": "0.0000011",
+    "output_cost_per_token": "0.0000043",
+    "cache_read_input_token_cost": "0.00000013",
+    "cache_creation_input_token_cost": "0.0000011",
+}
+
 SDK_TIMEOUT = 15.0
 
 
@@ -81,6 +92,13 @@ def write_config(path: Path, provider, mock_url: str) -> None:
         lines.append(f"  - model_name: {yaml_scalar(name)}")
         lines.append("    litellm_params:")
         lines.extend(f"      {key}: {yaml_scalar(value)}" for key, value in params.items())
+    lines.append(f"  - model_name: {yaml_scalar(PRICED_ALIAS)}")
+    lines.append("    litellm_params:")
+    params = provider.litellm_params(provider.models["cheap"], mock_url)
+    lines.extend(f"      {key}: {yaml_scalar(value)}" for key, value in params.items())
+    lines.append("    model_info:")
+    # Written as YAML numbers, as LiteLLM configs write them.
+    lines.extend(f"      {key}: {value}" for key, value in PRICES.items())
     lines += [
         "general_settings:",
         f"  master_key: {yaml_scalar(MASTER_KEY)}",

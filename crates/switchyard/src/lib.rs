@@ -4,6 +4,7 @@
 //! The binary (`main.rs`) only parses arguments and calls into [`cli`]; everything else
 //! lives here so tests can drive it in-process.
 
+pub mod attribution;
 pub mod canonical;
 pub mod classify;
 pub mod cli;

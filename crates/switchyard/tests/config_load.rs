@@ -1280,3 +1280,110 @@ environment_variables: {A: 1, B: true, C: 1.5}
         assert_eq!(warning(&cfg, key).id, "CFG-06");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Prices.
+
+const PRICES: &str = "\
+model_list:
+  - model_name: cheap
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_key: sk-ant-api03-prices-0123456789abcdef
+  - model_name: local
+    litellm_params:
+      model: ollama/llama3.2
+      input_cost_per_second: 0.0001
+  - model_name: free
+    litellm_params:
+      model: ollama/qwen3
+      input_cost_per_token: 0
+      output_cost_per_token: 0
+      cache_creation_input_token_cost_above_1hr: 0
+  - model_name: custom
+    litellm_params:
+      model: openai/my-finetune
+      api_base: http://127.0.0.1:9/v1
+    model_info:
+      input_cost_per_token: 0.000001
+      output_cost_per_pixel: 0.1
+      max_input_tokens: 32000
+  - model_name: quick
+    litellm_params:
+      model: openai/whatever
+      mock_response: WORKS
+";
+
+#[test]
+fn cfg10_a_deployment_with_no_price_anywhere_is_a_warning_naming_the_keys_to_write() {
+    let cfg = ok(PRICES, &MapEnv::default());
+    let unpriced: Vec<&config::ConfigWarning> =
+        cfg.warnings.iter().filter(|w| w.id == "CFG-10").collect();
+    // The table prices Haiku, 0 is a price, a mock bills nothing: two deployments remain.
+    assert_eq!(unpriced.len(), 2, "{unpriced:#?}");
+
+    let local = warning(&cfg, "model_list[1].litellm_params.model");
+    assert_eq!(local.id, "CFG-10");
+    assert_eq!(warning_at(local), pos(PRICES, "model: ollama/llama3.2"));
+    assert_eq!(
+        local.message,
+        "`local` (ollama/llama3.2) has no price in its litellm_params, its model_info or the \
+         built-in price table: spend will be recorded as unknown, not as $0. Fix: add \
+         input_cost_per_token and output_cost_per_token (USD per token) to its litellm_params \
+         or model_info, or 0 for a free local model"
+    );
+    // Half a price is no price: the missing key is named.
+    let custom = warning(&cfg, "model_list[3].litellm_params.model");
+    assert!(custom.message.contains("has an input price but no output price"), "{custom:?}");
+    assert!(custom.message.contains("Fix: add output_cost_per_token (USD"), "{custom:?}");
+
+    // `config check`, text and JSON, says the same.
+    let text = config::render_check(&cfg);
+    assert!(text.contains("CFG-10 model_list[1].litellm_params.model: `local`"), "{text}");
+    assert!(text.contains("not as $0"), "{text}");
+    let json = config::check_json(&cfg);
+    let ids: Vec<&str> =
+        json["warnings"].as_array().unwrap().iter().filter_map(|w| w["id"].as_str()).collect();
+    assert_eq!(ids.iter().filter(|id| **id == "CFG-10").count(), 2, "{json}");
+
+    // Each deployment's price, per million tokens, with where it came from.
+    for (alias, shown) in [
+        ("cheap", "$1/$5 table"),
+        ("local", "unknown"),
+        ("free", "$0/$0 config"),
+        ("custom", "$1/? unknown"),
+    ] {
+        let row = text.lines().find(|l| l.trim_start().starts_with(&format!("{alias} ")));
+        assert!(row.is_some_and(|r| r.contains(shown)), "{alias}: `{shown}` in\n{text}");
+    }
+    let cheap = &json["aliases"][0]["deployments"][0]["price"];
+    assert_eq!(cheap["known"], true);
+    assert_eq!(cheap["input_per_million"], "1");
+    assert_eq!(cheap["output_per_million"], "5");
+    let custom = &json["aliases"][3]["deployments"][0]["price"];
+    assert_eq!(custom["known"], false);
+    assert_eq!(custom["sources"]["input_cost_per_token"], "model_info");
+}
+
+#[test]
+fn cfg06_litellm_prices_that_are_not_applied_are_named_where_they_are_written() {
+    let cfg = ok(PRICES, &MapEnv::default());
+    let per_second = warning(&cfg, "model_list[1].litellm_params.input_cost_per_second");
+    assert_eq!(per_second.id, "CFG-06");
+    assert!(per_second.message.contains("per-second prices are not applied"), "{per_second:?}");
+    let moved =
+        warning(&cfg, "model_list[2].litellm_params.cache_creation_input_token_cost_above_1hr");
+    assert!(moved.message.contains("applies under model_info; move it there"), "{moved:?}");
+    let pixel = warning(&cfg, "model_list[3].model_info.output_cost_per_pixel");
+    assert_eq!(pixel.id, "CFG-06");
+    assert!(pixel.message.contains("a LiteLLM price Switchyard does not apply"), "{pixel:?}");
+    assert_eq!(warning_at(pixel), pos(PRICES, "output_cost_per_pixel"));
+    // Applied prices and the rest of model_info are never warned about.
+    for key in [
+        "model_list[2].litellm_params.input_cost_per_token",
+        "model_list[3].model_info.input_cost_per_token",
+        "model_list[3].model_info.max_input_tokens",
+    ] {
+        assert!(cfg.warnings.iter().all(|w| w.key != key), "{key}: {:#?}", cfg.warnings);
+    }
+}

@@ -356,3 +356,62 @@ async fn a_profile_no_file_defines_is_named_with_the_files_read_and_how_to_creat
     let step = report.next_steps.iter().find(|s| s.diagnoses.contains(&"AWS-04")).unwrap();
     assert!(step.text.contains("aws configure sso --profile claude-prod"), "{}", step.text);
 }
+
+#[tokio::test]
+async fn a_working_deployment_without_a_price_is_a_finding_with_the_keys_to_write() {
+    let home = Home::new();
+    let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
+    mock.set_default(Reply::text("WORKS"));
+    let config = home.write(
+        "config.yaml",
+        &format!(
+            "model_list:
+  - model_name: cheap
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_key: {ANTHROPIC_KEY}
+      api_base: {url}
+  - model_name: tuned
+    litellm_params:
+      model: openai/my-finetune
+      api_key: {ANTHROPIC_KEY}
+      api_base: {url}/v1
+    model_info:
+      id: tuned-1
+",
+            url = mock.url()
+        ),
+    );
+    let env = home.env(&mock);
+    let cfg = load(&config, &[], &env);
+    let report = doctor::run(&cfg, &env, &DoctorOptions::default()).await;
+    let text = render::text(&report);
+    println!("{text}");
+
+    // It answers: served, exit 0, and still its spend would be unknown.
+    assert_eq!(report.exit_code, 0);
+    let tuned = &report.aliases.iter().find(|a| a.alias == "tuned").unwrap().deployments[0];
+    assert_eq!(tuned.works(), Some(true));
+    let finding = tuned.price.unpriced.as_ref().expect("a price finding");
+    assert_eq!(finding.id, "CFG-10");
+    assert_eq!(finding.missing, ["input_cost_per_token", "output_cost_per_token"]);
+    let said = about(&text, "tuned-1").join("\n");
+    assert!(said.contains("spend will be recorded as unknown, not as $0 (CFG-10)"), "{said}");
+    assert!(said.contains("fix:   add input_cost_per_token and output_cost_per_token"), "{said}");
+    let step = report.next_steps.iter().find(|s| s.diagnoses == ["CFG-10"]).expect("a step");
+    assert_eq!(step.deployments.len(), 1);
+    assert!(step.deployments[0].starts_with("tuned-1 ("), "{step:?}");
+    // Said once per deployment, not again among the config's warnings.
+    assert!(report.config.warnings.iter().all(|w| w.id != "CFG-10"));
+
+    // The table prices Haiku: no finding, and its price is shown.
+    let cheap = &report.aliases.iter().find(|a| a.alias == "cheap").unwrap().deployments[0];
+    assert!(cheap.price.known && cheap.price.unpriced.is_none());
+    assert_eq!(cheap.price.input_per_million.as_deref(), Some("1"));
+    assert_eq!(cheap.price.output_per_million.as_deref(), Some("5"));
+
+    let json = serde_json::to_value(&report).unwrap();
+    let tuned = &json["aliases"][1]["deployments"][0]["price"];
+    assert_eq!(tuned["known"], false);
+    assert_eq!(tuned["unpriced"]["id"], "CFG-10");
+}

@@ -54,6 +54,7 @@ use super::include::Sources;
 use super::model::ConfigWarning;
 use super::path::KeyPath;
 use super::yaml::{Kind, Node};
+use crate::cost::{applied_in_model_info, is_price_key};
 
 const fn k(section: Section, key: &'static str, support: Support, note: &'static str) -> KnownKey {
     KnownKey { section, key, support, note }
@@ -72,6 +73,8 @@ const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped y
 const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
      context_window_fallbacks handle an overflow";
 const COST_NOTE: &str = "USD per token; wins over model_info and the built-in price table";
+const PER_SECOND_NOTE: &str = "per-second prices are not applied; price the deployment per \
+     token with input_cost_per_token and output_cost_per_token";
 const PROBE_NOTE: &str = "/health reports what traffic showed, without live probes";
 const ROUTER_ONLY: &str = "set it under router_settings";
 
@@ -105,7 +108,9 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         Entry,
         "model_info",
         Supported,
-        "kept whole for /model/info; its *_cost_per_token prices apply",
+        "kept whole for /model/info; its per-token prices apply (the four litellm_params \
+         keys, `cache_creation_input_token_cost_above_1hr`, `<key>_above_<N>k_tokens` \
+         tiers); other LiteLLM prices (per second, per pixel …) are warned about",
     ),
     // litellm_params.
     k(LitellmParams, "model", Supported, ""),
@@ -139,6 +144,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "output_cost_per_token", Supported, COST_NOTE),
     k(LitellmParams, "cache_read_input_token_cost", Supported, COST_NOTE),
     k(LitellmParams, "cache_creation_input_token_cost", Supported, COST_NOTE),
+    k(LitellmParams, "input_cost_per_second", Ignored, PER_SECOND_NOTE),
+    k(LitellmParams, "output_cost_per_second", Ignored, PER_SECOND_NOTE),
     k(LitellmParams, "max_budget", NotEnforced, BUDGET_NOTE),
     k(LitellmParams, "budget_duration", NotEnforced, BUDGET_NOTE),
     k(LitellmParams, "mock_response", Supported, ""),
@@ -300,7 +307,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
 ];
 
 /// One warning per key that is ignored, not enforced yet, or unknown (CFG-06), walking
-/// the sections the table covers. `model_info` is free-form and never warned about.
+/// the sections the table covers. `model_info` is free-form: only a LiteLLM price there that
+/// is not applied (per second, per pixel …) is warned about.
 pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
     let mut out = Vec::new();
     let walk = |node: &Node, section: Section, base: &KeyPath, out: &mut Vec<ConfigWarning>| {
@@ -314,6 +322,7 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
                 Some(KnownKey { support: Ignored, note, .. }) => {
                     format!("ignored: a LiteLLM setting Switchyard does not implement yet ({note})")
                 }
+                None if is_price_key(&e.key) => unapplied_price(&e.key),
                 None => match suggestion(section, &e.key) {
                     Some(hint) => format!("ignored: unknown key; {hint}"),
                     None => "ignored: not a key Switchyard knows here".to_owned(),
@@ -340,9 +349,33 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
             if let Some(params) = item.get("litellm_params") {
                 walk(params, LitellmParams, &base.key("litellm_params"), &mut out);
             }
+            // model_info is free-form; only a LiteLLM price that is not applied is named.
+            for e in item.get("model_info").map(Node::entries).into_iter().flatten() {
+                if is_price_key(&e.key) && !applied_in_model_info(&e.key) {
+                    let path = base.key("model_info").key(e.key.clone());
+                    out.push(ConfigWarning {
+                        id: "CFG-06",
+                        location: Some(sources.location(&path, e.key_pos)),
+                        key: path.to_string(),
+                        message: unapplied_price(&e.key),
+                    });
+                }
+            }
         }
     }
     out
+}
+
+/// The warning for a LiteLLM price key that is not applied where it is written.
+fn unapplied_price(key: &str) -> String {
+    if applied_in_model_info(key) {
+        format!("ignored here: `{key}` applies under model_info; move it there")
+    } else {
+        "ignored: a LiteLLM price Switchyard does not apply; answers are priced per token \
+         (input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, \
+         cache_creation_input_token_cost)"
+            .to_owned()
+    }
 }
 
 /// The configuration reference as a Markdown table, one row per key, for the README.

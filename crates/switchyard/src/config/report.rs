@@ -13,6 +13,7 @@ use super::model::{
     Config, CredentialSource, Deployment, EnvOrigin, OpenAiFlavor, ProviderKind, SourcedSecret,
     SslVerify, ValueSource,
 };
+use crate::cost::{self, Kind, Source};
 
 fn origin_text(origin: &EnvOrigin) -> String {
     match origin {
@@ -105,6 +106,45 @@ fn api_base_text(d: &Deployment) -> String {
     }
 }
 
+/// The price in dollars per million input / output tokens and where it came from, or
+/// "unknown" (CFG-10): `$3/$15 table`, `$0/$0 config`.
+fn price_text(d: &Deployment) -> String {
+    let price = cost::resolve(d);
+    let rate = |kind| price.per_million(kind).map_or("?".to_owned(), |m| format!("${m}"));
+    let text = format!("{}/{}", rate(Kind::Input), rate(Kind::Output));
+    if !price.is_known() {
+        return if price.base.input.is_none() && price.base.output.is_none() {
+            "unknown".to_owned()
+        } else {
+            format!("{text} unknown")
+        };
+    }
+    let from_table =
+        |k: Kind| matches!(price.base.get(k), Some(r) if matches!(r.source, Source::Table { .. }));
+    let origin = match (from_table(Kind::Input), from_table(Kind::Output)) {
+        (true, true) => "table",
+        (false, false) => "config",
+        _ => "config+table",
+    };
+    format!("{text} {origin}")
+}
+
+fn price_json(d: &Deployment) -> Value {
+    let price = cost::resolve(d);
+    let sources: serde_json::Map<String, Value> = Kind::ALL
+        .into_iter()
+        .filter_map(|k| {
+            Some((k.litellm_key().to_owned(), json!(price.base.get(k)?.source.to_string())))
+        })
+        .collect();
+    json!({
+        "known": price.is_known(),
+        "input_per_million": price.per_million(Kind::Input).map(|d| d.to_string()),
+        "output_per_million": price.per_million(Kind::Output).map(|d| d.to_string()),
+        "sources": sources,
+    })
+}
+
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> =
@@ -155,7 +195,7 @@ pub fn render_check(cfg: &Config) -> String {
 
     let _ = writeln!(out, "\naliases ({}):", cfg.groups.len());
     let mut rows = vec![
-        ["ALIAS", "PROVIDER", "MODEL", "REGION", "API BASE", "CREDENTIALS"]
+        ["ALIAS", "PROVIDER", "MODEL", "REGION", "API BASE", "PRICE PER 1M IN/OUT", "CREDENTIALS"]
             .map(String::from)
             .to_vec(),
     ];
@@ -167,6 +207,7 @@ pub fn render_check(cfg: &Config) -> String {
                 d.model.clone(),
                 region_text(d),
                 api_base_text(d),
+                price_text(d),
                 credentials_text(d),
             ]);
         }
@@ -255,6 +296,7 @@ pub fn check_json(cfg: &Config) -> Value {
                         "region": d.aws.region_name,
                         "api_base": d.api_base,
                         "credentials": credentials_json(d),
+                        "price": price_json(d),
                         "mock_response": d.mock_response.is_some(),
                         "not_served": d.unservable.as_ref().filter(|_| d.mock_response.is_none()).map(|u| json!({
                             "id": u.id, "cause": u.cause, "remedy": u.remedy,

@@ -375,6 +375,10 @@ fn build_groups(ctx: &mut Ctx<'_>, entries: Vec<Value>) -> Vec<ModelGroup> {
             continue;
         }
         seen_ids.insert(d.id.clone(), id_path);
+        if let Some(finding) = crate::cost::unpriced(&d, &crate::cost::resolve(&d)) {
+            let model = path.key("litellm_params").key("model");
+            ctx.warn(crate::cost::UNPRICED, &model, finding.message());
+        }
         let d = Arc::new(d);
         match groups.iter_mut().find(|g| g.name == d.alias) {
             Some(g) => g.deployments.push(d),

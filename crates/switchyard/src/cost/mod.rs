@@ -5,11 +5,13 @@
 //! where it commits to the deployment that served.
 
 mod charge;
+mod check;
 mod price;
 mod resolve;
 mod table;
 
 pub use charge::{Charge, Charged, PendingCharge, meter};
+pub use check::{UNPRICED, Unpriced, applied_in_model_info, is_price_key, unpriced};
 pub use price::{Kind, LongContext, Price, Rate, Rates, Source};
 pub use resolve::{resolve, table_row};
 pub use rust_decimal::Decimal;

@@ -150,6 +150,12 @@ impl Price {
         self.base.input.is_some() && self.base.output.is_some()
     }
 
+    /// A base rate in USD per million tokens (as price lists show it), exactly.
+    pub fn per_million(&self, kind: Kind) -> Option<Decimal> {
+        let rate = self.base.get(kind)?;
+        Some((rate.per_token * Decimal::from(1_000_000)).normalize())
+    }
+
     /// What `usage` cost in USD, exactly; `None` when the price is unknown. The
     /// long-context tier applies when the request's whole input exceeds its threshold; a
     /// rate it lacks is the base tier's.

@@ -117,7 +117,7 @@ fn overlay_model_info(price: &mut Price, info: &Map<String, Value>) {
 }
 
 /// `input_cost_per_token_above_200k_tokens` → (input, 200,000).
-fn long_context_key(key: &str) -> Option<(Kind, u64)> {
+pub(super) fn long_context_key(key: &str) -> Option<(Kind, u64)> {
     let (head, rest) = key.rsplit_once("_above_")?;
     let thousands: u64 = rest.strip_suffix("k_tokens")?.parse().ok()?;
     let kind = Kind::ALL.into_iter().find(|k| k.litellm_key() == head)?;

@@ -18,6 +18,7 @@ use super::steps::{self, Step};
 use crate::classify::{Diagnosis, UpstreamError};
 use crate::config::report::credentials_text;
 use crate::config::{Config, CredentialSource, Deployment, Env, ProviderKind, locate};
+use crate::cost;
 use crate::credentials::{self, AwsEnvironment, Profiles, SourceKind};
 use crate::exit;
 use crate::provider::{self, Upstreams};
@@ -96,6 +97,54 @@ pub struct DeploymentReport {
     pub result: Outcome,
     /// With `--stream`: the streaming probe.
     pub stream: Option<Outcome>,
+    /// What its answers cost, and a finding when their spend would be unknown.
+    pub price: PriceReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PriceReport {
+    /// Both the input and the output rate are known (0 counts: a free local model).
+    pub known: bool,
+    /// USD per million tokens, exact decimals.
+    pub input_per_million: Option<String>,
+    pub output_per_million: Option<String>,
+    /// Where the input rate came from (`/model/info` shows every rate's source).
+    pub source: Option<String>,
+    /// CFG-10: why spend would be recorded as unknown, and what to write.
+    pub unpriced: Option<PriceFinding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PriceFinding {
+    pub id: &'static str,
+    pub cause: String,
+    pub remedy: String,
+    /// The keys to add, under the deployment's `litellm_params` or `model_info`.
+    pub missing: Vec<&'static str>,
+}
+
+impl PriceReport {
+    fn of(d: &Deployment) -> Self {
+        let price = cost::resolve(d);
+        let per_million = |kind| price.per_million(kind).map(|d| d.to_string());
+        let missing = [cost::Kind::Input, cost::Kind::Output]
+            .into_iter()
+            .filter(|k| price.base.get(*k).is_none())
+            .map(cost::Kind::litellm_key)
+            .collect();
+        Self {
+            known: price.is_known(),
+            input_per_million: per_million(cost::Kind::Input),
+            output_per_million: per_million(cost::Kind::Output),
+            source: price.base.input.map(|r| r.source.to_string()),
+            unpriced: cost::unpriced(d, &price).map(|u| PriceFinding {
+                id: cost::UNPRICED,
+                cause: u.cause,
+                remedy: u.remedy,
+                missing,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -335,6 +384,7 @@ async fn deployment_report(
         identity: held.and_then(|(_, i)| i.clone()),
         result,
         stream,
+        price: PriceReport::of(d),
     }
 }
 
@@ -401,9 +451,11 @@ fn config_section(config: &Config, aws_env: &AwsEnvironment) -> ConfigSection {
         path: config.path.display().to_string(),
         found: locate::describe_origin(&config.origin),
         env_files: config.env_files.iter().map(|p| p.display().to_string()).collect(),
+        // An unpriced deployment is reported with the deployment (`price.unpriced`).
         warnings: config
             .warnings
             .iter()
+            .filter(|w| w.id != cost::UNPRICED)
             .map(|w| Warning {
                 id: w.id,
                 key: w.key.clone(),

@@ -147,7 +147,14 @@ fn details(out: &mut String, d: &DeploymentReport) {
             None => lines.push(format!("{label}error: {}", f.message)),
         }
     }
-    if lines.is_empty() || (d.works() == Some(true) && d.identity.is_none()) {
+    if d.works() == Some(true) && d.identity.is_none() {
+        lines.clear();
+    }
+    if let Some(u) = &d.price.unpriced {
+        lines.push(format!("price: {} ({})", u.cause, u.id));
+        lines.push(format!("fix:   {}", u.remedy));
+    }
+    if lines.is_empty() {
         return;
     }
     let _ = writeln!(out, "  {}:", d.id);

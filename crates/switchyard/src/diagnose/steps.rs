@@ -100,6 +100,22 @@ pub fn next_steps(config: &Config, aliases: &[AliasReport], profiles: &Profiles)
     if !granted.is_empty() {
         merge_grant(&mut steps, config, &granted);
     }
+    for report in aliases.iter().flat_map(|a| a.deployments.iter()) {
+        let Some(finding) = &report.price.unpriced else { continue };
+        let Some(d) = config.deployments().find(|d| d.id == report.id) else { continue };
+        let lines = finding
+            .missing
+            .iter()
+            .map(|key| format!("{key}: <USD per token>   # under litellm_params; 0 if free"))
+            .collect();
+        let text = "Price these deployments: without a price their spend is recorded as \
+                    unknown, not as $0";
+        merge(
+            &mut steps,
+            step("edit", text, lines, finding.id),
+            &format!("{} ({})", d.id, d.location),
+        );
+    }
     if !steps.is_empty() {
         let mut again = format!("switchyard doctor --config {}", config.path.display());
         for f in &config.env_files {

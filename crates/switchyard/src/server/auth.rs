@@ -36,7 +36,9 @@ pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next:
     }
 }
 
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
+/// The gateway key as the client presented it (`Authorization: Bearer` or `x-api-key`): what
+/// [`crate::attribution::Attribution::of`] hashes.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let value = value.trim();
         let key = match value.split_once(' ') {

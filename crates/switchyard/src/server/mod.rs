@@ -9,6 +9,7 @@ mod chat;
 mod errors;
 mod health;
 mod messages;
+mod model_info;
 mod models;
 pub mod reload;
 mod request_id;
@@ -37,6 +38,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health", get(health::health))
         .route("/v1/models", get(models::list))
         .route("/models", get(models::list))
+        .route("/model/info", get(model_info::info))
+        .route("/v1/model/info", get(model_info::info))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
@@ -125,7 +128,8 @@ async fn not_found(req: Request) -> Response {
         ErrorKind::NotFound,
         format!(
             "No route for {} {}. Switchyard serves POST /v1/chat/completions, POST /v1/messages, \
-             POST /v1/messages/count_tokens, GET /v1/models and the /health endpoints.",
+             POST /v1/messages/count_tokens, GET /v1/models, GET /model/info and the /health \
+             endpoints.",
             req.method(),
             req.uri().path()
         ),

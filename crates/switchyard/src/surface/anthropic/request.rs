@@ -224,6 +224,7 @@ const GATEWAY_PARAMS: &[&str] = &[
     "num_retries",
     "timeout",
     "litellm_metadata",
+    "litellm_session_id",
     "tags",
     "caching",
     "cache",

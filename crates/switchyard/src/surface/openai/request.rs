@@ -130,6 +130,8 @@ const GATEWAY_PARAMS: &[&str] = &[
     "num_retries",
     "timeout",
     "metadata",
+    "litellm_metadata",
+    "litellm_session_id",
     "tags",
     "caching",
     "cache",
