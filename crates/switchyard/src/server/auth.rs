@@ -36,7 +36,7 @@ pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next:
     }
 }
 
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let value = value.trim();
         let key = match value.split_once(' ') {
