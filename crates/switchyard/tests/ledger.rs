@@ -346,3 +346,35 @@ async fn a_thousand_concurrent_requests_are_a_thousand_rows_that_sum_exactly_sql
     let sum: Decimal = spends.iter().map(|s| Decimal::from_str(s).unwrap()).sum();
     assert_eq!(sum, total);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_older_than_the_retention_period_are_deleted() {
+    use switchyard::ledger::{Ledger, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), None);
+    s.retention = switchyard::ledger::parse_period("30d");
+    let ledger = Ledger::open(&s).unwrap();
+    let now = chrono::Utc::now();
+    for (id, age_days) in [("old-1", 45), ("old-2", 31), ("recent", 29), ("today", 0)] {
+        let start = now - chrono::Duration::days(age_days);
+        ledger.record(Record {
+            request_id: id.into(),
+            call_type: "acompletion".into(),
+            start_time: start,
+            end_time: start,
+            ..Record::default()
+        });
+    }
+    ledger.flush().await;
+    let pool = sqlite_pool(dir.path()).await;
+    let left = eventually(Duration::from_secs(10), || async {
+        let ids: Vec<String> =
+            sqlx::query_scalar(r#"SELECT request_id FROM "LiteLLM_SpendLogs" ORDER BY 1"#)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        ids == ["recent", "today"]
+    })
+    .await;
+    assert!(left);
+}

@@ -22,6 +22,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 const RETENTION_BATCH: u32 = 1000;
+/// The first cleanup, soon after start (then every [`RETENTION_EVERY`]).
+const RETENTION_FIRST: Duration = Duration::from_secs(2);
 
 pub enum Msg {
     Row(Box<Record>),
@@ -56,7 +58,7 @@ impl Writer {
             prepared: false,
             retry_at: None,
             backoff: BACKOFF_MIN,
-            next_retention: Instant::now() + Duration::from_secs(5),
+            next_retention: Instant::now() + RETENTION_FIRST,
         }
     }
 
