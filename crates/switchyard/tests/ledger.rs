@@ -378,3 +378,19 @@ async fn rows_older_than_the_retention_period_are_deleted() {
     .await;
     assert!(left);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_url_that_cannot_work_spools_and_says_why_without_the_password() {
+    use switchyard::ledger::{Ledger, Record};
+    for url in ["postgres://ledger:hunter2@127.0.0.1:notaport/spend", "mysql://x:hunter2@h/db"] {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&settings(dir.path(), Some(url))).unwrap();
+        ledger.record(Record { request_id: "r1".into(), ..Record::default() });
+        ledger.flush().await;
+        let status = ledger.status();
+        assert_eq!((status.state, status.spooled), ("degraded", 1), "{status:?}");
+        let text = format!("{status:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(status.error.unwrap().contains("database_url"), "{text}");
+    }
+}

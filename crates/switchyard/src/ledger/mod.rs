@@ -138,9 +138,15 @@ impl Ledger {
     /// degraded (rows spooled), not the gateway fail to start.
     pub fn open(settings: &Settings) -> Result<Self, String> {
         let store: Box<dyn Store> = match &settings.database_url {
-            Some(url) => Box::new(
-                postgres::Postgres::new(url.expose()).map_err(|e| format!("database_url: {e}"))?,
-            ),
+            // A URL that does not parse leaves the ledger degraded (rows spooled until it is
+            // fixed and the gateway restarted), never silently off.
+            Some(url) => match postgres::Postgres::new(url.expose()) {
+                Ok(store) => Box::new(store),
+                Err(err) => Box::new(store::Unusable {
+                    backend: "postgres",
+                    error: format!("database_url is not a usable PostgreSQL URL: {err}"),
+                }),
+            },
             None => {
                 std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
                     format!(

@@ -131,6 +131,12 @@ impl Postgres {
     /// A lazily connecting pool for `url` (nothing is contacted here).
     pub fn new(url: &str) -> Result<Self, StoreError> {
         let password = url::password(url);
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+            return Err(StoreError(
+                "the ledger needs a postgres:// or postgresql:// URL".to_owned(),
+            ));
+        }
         let options: PgConnectOptions =
             url.parse().map_err(|e| describe(&e, password.as_deref()))?;
         let location = format!(

@@ -56,3 +56,36 @@ use chrono::Timelike;
 pub fn int(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
+
+/// A store that cannot work (its configuration is wrong): every write fails with `error`,
+/// so rows go to the spool and the status says why.
+pub struct Unusable {
+    pub backend: &'static str,
+    pub error: String,
+}
+
+impl Store for Unusable {
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    fn location(&self) -> String {
+        "(not configured correctly)".to_owned()
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { Err(StoreError(self.error.clone())) })
+    }
+
+    fn insert<'a>(&'a self, _rows: &'a [Record]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { Err(StoreError(self.error.clone())) })
+    }
+
+    fn delete_before(
+        &self,
+        _before: DateTime<Utc>,
+        _limit: u32,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move { Err(StoreError(self.error.clone())) })
+    }
+}

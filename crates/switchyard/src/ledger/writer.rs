@@ -106,14 +106,14 @@ impl Writer {
     }
 
     /// Writes `batch` (and the spool first, if it holds rows) to the store; on failure the
-    /// batch goes to the spool. `last`: the process is stopping, so a degraded store is not
-    /// waited for.
-    async fn flush(&mut self, batch: &mut Vec<Record>, last: bool) {
+    /// batch goes to the spool. `no_wait`: someone waits for this flush (a stop, a test), so
+    /// a degraded store is not tried again before its backoff ends: the rows are spooled.
+    async fn flush(&mut self, batch: &mut Vec<Record>, no_wait: bool) {
         if batch.is_empty() && self.spool.rows() == 0 {
             return;
         }
         let waiting = self.retry_at.is_some_and(|at| Instant::now() < at);
-        if waiting || (last && self.retry_at.is_some()) {
+        if waiting || (no_wait && self.retry_at.is_some()) {
             self.spool(batch).await;
             return;
         }
