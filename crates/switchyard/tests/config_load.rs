@@ -160,7 +160,6 @@ fn a_realistic_litellm_config_loads_and_resolves() {
         ("litellm_settings.cache_params", "cache_params:"),
         ("litellm_settings.success_callback", "success_callback:"),
         ("litellm_settings.callbacks", "callbacks: [\"prometheus\"]"),
-        ("general_settings.database_url", "database_url:"),
     ] {
         let found: Vec<_> = cfg.warnings.iter().filter(|w| w.key == key).collect();
         assert_eq!(found.len(), 1, "one warning for {key}: {:?}", cfg.warnings);
@@ -170,6 +169,12 @@ fn a_realistic_litellm_config_loads_and_resolves() {
         let l = w.location.as_ref().unwrap();
         assert_eq!((l.line, l.column), pos(&text, needle), "{key}");
     }
+    // `database_url` is read (the spend ledger); its unset variable is a CFG-01 warning and
+    // the ledger stays in SQLite.
+    let db: Vec<_> =
+        cfg.warnings.iter().filter(|w| w.key == "general_settings.database_url").collect();
+    assert_eq!(db.iter().map(|w| w.id).collect::<Vec<_>>(), ["CFG-01"], "{db:?}");
+    assert!(g.database_url.is_none());
     let budget_warning = cfg.warnings.iter().find(|w| w.key == "model_max_budget").unwrap();
     assert!(budget_warning.message.contains("no effect yet"), "{}", budget_warning.message);
 }

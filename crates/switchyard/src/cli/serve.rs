@@ -11,6 +11,7 @@ use super::output;
 use crate::config::{self, Config, ConfigOrigin, LoadOptions, ProcessEnv};
 use crate::daemon::{self, GatewayInfo, Lookup, StateDir, clock};
 use crate::exit;
+use crate::ledger::{Ledger, Settings as LedgerSettings};
 use crate::server::reload::{Reloader, Trigger};
 use crate::server::{self, AppState, Runtime};
 
@@ -86,8 +87,20 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
     let aliases: Vec<String> = config.aliases().map(str::to_owned).collect();
     let reloader = Reloader::new(opts, &config);
     let env_files = config.env_files.clone();
+    // Serving matters more than recording: without a usable state directory the gateway
+    // still serves, and says loudly that nothing is recorded.
+    let ledger = match open_ledger(&config, args) {
+        Ok(ledger) => Some(ledger),
+        Err(message) => {
+            tracing::error!("spend ledger unavailable, requests are not recorded: {message}");
+            None
+        }
+    };
     let state = AppState::new(Runtime::new(config));
     state.set_reloader(reloader.clone());
+    if let Some(ledger) = &ledger {
+        state.set_ledger(ledger.clone());
+    }
     // Before the pid is published: SIGHUP's default action would end the process.
     reload_on_hangup(state.clone(), reloader.clone());
     if !args.no_watch {
@@ -133,7 +146,7 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
         tokio::time::sleep(drain_timeout).await;
     };
     let server = server::serve(listener, state, shutdown);
-    tokio::select! {
+    let code = tokio::select! {
         result = server => match result {
             Ok(()) => {
                 tracing::info!("stopped");
@@ -155,7 +168,34 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
             );
             exit::FAILED
         }
+    };
+    // Every row of a served request is written (or spooled) before the process exits.
+    if let Some(ledger) = ledger {
+        // A second signal or the drain timeout asked for a quick exit: streams still open
+        // are not waited for long.
+        let wait = if code == exit::OK { LEDGER_CLOSE } else { Duration::from_secs(1) };
+        ledger.close(wait).await;
+        let status = ledger.status();
+        tracing::info!(written = status.written, spooled = status.spooled, "ledger flushed");
     }
+    code
+}
+
+/// How long the stop waits for streams still open to deliver their rows.
+const LEDGER_CLOSE: Duration = Duration::from_secs(10);
+
+/// The spend ledger: PostgreSQL with `database_url`, else SQLite in the state directory.
+fn open_ledger(config: &Config, args: &ServeArgs) -> Result<Ledger, String> {
+    let dir = StateDir::resolve(args.state_dir.as_deref(), &ProcessEnv)?;
+    let settings = LedgerSettings {
+        database_url: config.general.database_url.as_ref().map(|u| u.value.clone()),
+        state_dir: dir.root().to_owned(),
+        retention: config.general.spend_logs_retention,
+    };
+    let ledger = Ledger::open(&settings)?;
+    let status = ledger.status();
+    tracing::info!(backend = status.backend, at = %status.location, spooled = status.spooled, "spend ledger");
+    Ok(ledger)
 }
 
 /// The pid file and gateway.json, kept up to date with the last reload and removed when

@@ -114,12 +114,16 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         .filter(|a| a.status == 200)
         .and_then(|a| serde_json::from_value(a.body["aliases"].clone()).ok())
         .unwrap_or_default();
+    let mut ledger: Option<Value> = None;
     let health = match &client {
         Ok(c) if answering_error.is_none() => match c.get(
             if probe { "/health" } else { "/health?cached=true" },
             Duration::from_secs(if probe { 60 } else { 5 }),
         ) {
-            Ok(a) if a.status == 200 => Ok(per_alias(&a.body, &aliases)),
+            Ok(a) if a.status == 200 => {
+                ledger = a.body.get("ledger").cloned().filter(|l| !l.is_null());
+                Ok(per_alias(&a.body, &aliases))
+            }
             Ok(a) => Err(format!(
                 "/health answered {}: {} (status reads the master key from the config and \
                  env files, or SWITCHYARD_MASTER_KEY)",
@@ -158,6 +162,9 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         }
         Err(e) => text.push_str(&format!("  health:       unavailable: {e}\n")),
     }
+    if let Some(l) = &ledger {
+        text.push_str(&format!("  ledger:       {}\n", ledger_line(l)));
+    }
     let json = json!({
         "running": true,
         "answering": answering_error.is_none(),
@@ -174,6 +181,7 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         "last_reload": last_reload,
         "health": health.as_ref().ok(),
         "health_error": health.as_ref().err(),
+        "ledger": ledger,
     });
     let code = if answering_error.is_none() { exit::OK } else { exit::FAILED };
     Report { json, text: text.trim_end().to_owned(), code }
@@ -195,6 +203,28 @@ fn describe_reload(record: Option<&Value>) -> String {
         }
     }
     text
+}
+
+/// `postgres 127.0.0.1:5432/spend: ok, 120 rows written` or `… DEGRADED since 3 min ago: the
+/// database did not answer; 40 rows spooled`.
+fn ledger_line(l: &Value) -> String {
+    let text = |k: &str| l[k].as_str().unwrap_or_default().to_owned();
+    let n = |k: &str| l[k].as_u64().unwrap_or(0);
+    let at = format!("{} {}", text("backend"), text("location"));
+    if text("state") == "ok" {
+        let mut line = format!("{at}: ok, {} rows written", n("written"));
+        if n("spooled") > 0 {
+            line.push_str(&format!(", {} rows spooled", n("spooled")));
+        }
+        return line;
+    }
+    let since = clock::unix_now().saturating_sub(n("since"));
+    format!(
+        "{at}: DEGRADED for {}: {}; {} rows spooled (replayed when the database answers)",
+        clock::duration(since),
+        text("error"),
+        n("spooled")
+    )
 }
 
 /// `/health` grouped per alias, in config order: counts and each unhealthy deployment.
@@ -270,6 +300,18 @@ fn health_line(row: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ledger_line_says_where_rows_go_and_what_waits() {
+        let ok = json!({"backend": "sqlite", "location": "/s/ledger.sqlite3", "state": "ok",
+                        "since": 0, "written": 12, "spooled": 0, "queued": 0});
+        assert_eq!(ledger_line(&ok), "sqlite /s/ledger.sqlite3: ok, 12 rows written");
+        let bad = json!({"backend": "postgres", "location": "db:5432/spend", "state": "degraded",
+                         "since": clock::unix_now(), "error": "refused", "spooled": 40});
+        let line = ledger_line(&bad);
+        assert!(line.starts_with("postgres db:5432/spend: DEGRADED for "), "{line}");
+        assert!(line.ends_with("refused; 40 rows spooled (replayed when the database answers)"));
+    }
 
     #[test]
     fn health_is_grouped_per_alias_in_config_order() {

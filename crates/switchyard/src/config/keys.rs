@@ -69,6 +69,8 @@ const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
 const DB_NOTE: &str = "Switchyard keeps no database yet";
+const LEDGER_NOTE: &str =
+    "or DATABASE_URL: the spend ledger goes to PostgreSQL (LiteLLM_SpendLogs) instead of SQLite";
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
 const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
      context_window_fallbacks handle an overflow";
@@ -264,11 +266,16 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         Supported,
         "LiteLLM's name for max_request_body_size_mb",
     ),
-    k(GeneralSettings, "database_url", Ignored, DB_NOTE),
+    k(GeneralSettings, "database_url", Supported, LEDGER_NOTE),
     k(GeneralSettings, "store_model_in_db", Ignored, DB_NOTE),
     k(GeneralSettings, "disable_spend_logs", Ignored, DB_NOTE),
     k(GeneralSettings, "store_prompts_in_spend_logs", Ignored, DB_NOTE),
-    k(GeneralSettings, "maximum_spend_logs_retention_period", Ignored, DB_NOTE),
+    k(
+        GeneralSettings,
+        "maximum_spend_logs_retention_period",
+        Supported,
+        "ledger rows older than this (30d, 12h, 1mo) are deleted",
+    ),
     k(GeneralSettings, "proxy_batch_write_at", Ignored, DB_NOTE),
     k(GeneralSettings, "database_connection_pool_limit", Ignored, DB_NOTE),
     k(GeneralSettings, "alerting", Ignored, "alerting is not implemented"),

@@ -349,6 +349,10 @@ pub struct GeneralSettings {
     pub background_health_checks: bool,
     pub drop_params: bool,
     pub request_timeout: Option<Duration>,
+    /// `database_url` or DATABASE_URL: the ledger goes to PostgreSQL.
+    pub database_url: Option<SourcedSecret>,
+    /// `maximum_spend_logs_retention_period`.
+    pub spend_logs_retention: Option<Duration>,
 }
 
 impl Default for GeneralSettings {
@@ -360,6 +364,8 @@ impl Default for GeneralSettings {
             background_health_checks: false,
             drop_params: false,
             request_timeout: None,
+            database_url: None,
+            spend_logs_retention: None,
         }
     }
 }

@@ -405,6 +405,8 @@ pub struct RawGeneralSettings {
     pub background_health_checks: Option<Flag>,
     pub max_request_body_size_mb: Option<NonNeg>,
     pub max_request_size_mb: Option<NonNeg>,
+    pub database_url: Option<Text>,
+    pub maximum_spend_logs_retention_period: Option<Text>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

@@ -223,8 +223,21 @@ fn general_settings(
 ) -> GeneralSettings {
     let mut out = GeneralSettings {
         master_key: master_key(ctx, g.master_key, &gp.key("master_key")),
+        database_url: database_url(ctx, g.database_url, &gp.key("database_url")),
         ..GeneralSettings::default()
     };
+    if let Some(Text(t)) = g.maximum_spend_logs_retention_period {
+        let path = gp.key("maximum_spend_logs_retention_period");
+        match crate::ledger::parse_period(&t) {
+            Some(d) => out.spend_logs_retention = Some(d),
+            None => ctx.problem(
+                "CFG-09",
+                &path,
+                format!("maximum_spend_logs_retention_period `{t}` is not a period"),
+                "write a number and a unit: 12h, 30d, 2w or 1mo".to_owned(),
+            ),
+        }
+    }
 
     let size_key = if g.max_request_body_size_mb.is_some() {
         "max_request_body_size_mb"
@@ -303,6 +316,18 @@ fn master_key(ctx: &mut Ctx<'_>, written: Option<Text>, path: &KeyPath) -> Optio
         }
     }
     None
+}
+
+/// `general_settings.database_url`, else DATABASE_URL; empty means none.
+fn database_url(ctx: &mut Ctx<'_>, written: Option<Text>, path: &KeyPath) -> Option<SourcedSecret> {
+    if let Some(Text(v)) = written {
+        return (!v.trim().is_empty()).then(|| ctx.secret(path, v.trim().to_owned()));
+    }
+    let v = ctx.env.get("DATABASE_URL")?;
+    (!v.value.trim().is_empty()).then(|| SourcedSecret {
+        value: Secret::new(v.value.trim()),
+        source: ValueSource::Env { var: "DATABASE_URL".to_owned(), origin: v.origin },
+    })
 }
 
 /// `model_max_budget` and `provider_budget_config` (top level, or under router_settings as

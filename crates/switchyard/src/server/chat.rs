@@ -10,8 +10,10 @@ use axum::response::Response;
 
 use super::AppState;
 use super::body::read_limited;
+use super::ledger_hook::{self, Started};
 use super::request_id::DEPLOYMENT;
 use crate::cost::Charged;
+use crate::ledger::CALL_CHAT;
 use crate::router::Route;
 use crate::surface::openai;
 
@@ -27,9 +29,11 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         Err(err) => return openai::error_response(&err),
     };
 
+    let started = Started::new(&parts.headers, CALL_CHAT, &chat);
     if chat.stream {
         match runtime.router.stream(&chat).await {
             Ok(served) => {
+                ledger_hook::streamed(&state, started, &served.route, served.charge);
                 let body =
                     Body::from_stream(openai::encode_stream(served.value, chat.stream_usage));
                 let mut response = Response::new(body);
@@ -39,7 +43,10 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 served_headers(headers, &served.route);
                 response
             }
-            Err(err) => openai::error_response(&err),
+            Err(err) => {
+                ledger_hook::failed(&state, started, &err);
+                openai::error_response(&err)
+            }
         }
     } else {
         match runtime.router.send(&chat).await {
@@ -51,9 +58,13 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 served_headers(headers, &served.route);
                 cost_header(headers, &served.charge);
+                ledger_hook::served(&state, started, &served.route, &served.charge);
                 response
             }
-            Err(err) => openai::error_response(&err),
+            Err(err) => {
+                ledger_hook::failed(&state, started, &err);
+                openai::error_response(&err)
+            }
         }
     }
 }

@@ -104,9 +104,17 @@ pub async fn liveliness() -> Response {
 
 pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
     let runtime = state.runtime();
+    // LiteLLM's readiness says whether its database is reachable; here: the ledger's.
+    let ledger = state.ledger().map(crate::ledger::Ledger::status);
+    let db = match &ledger {
+        Some(s) if s.ok() => "connected",
+        Some(_) => "disconnected",
+        None => "Not connected",
+    };
     let body = json!({
         "status": "connected",
-        "db": "Not connected",
+        "db": db,
+        "ledger": ledger,
         "cache": null,
         "switchyard_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -142,6 +150,7 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
         "unhealthy_count": unhealthy.len(),
         "healthy_endpoints": healthy,
         "unhealthy_endpoints": unhealthy,
+        "ledger": state.ledger().map(crate::ledger::Ledger::status),
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

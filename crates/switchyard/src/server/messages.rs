@@ -17,7 +17,9 @@ use super::AppState;
 use super::body::read_limited;
 use super::chat::{cost_header, served_headers};
 use super::errors::request_id;
+use super::ledger_hook::{self, Started};
 use crate::classify::ApiError;
+use crate::ledger::CALL_MESSAGES;
 use crate::surface::anthropic;
 
 /// Anthropic's request id header; the SDKs read it into `_request_id`.
@@ -38,9 +40,11 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Err(err) => return fail(&err),
     };
 
+    let started = Started::new(&parts.headers, CALL_MESSAGES, &chat);
     if chat.stream {
         match runtime.router.stream(&chat).await {
             Ok(served) => {
+                ledger_hook::streamed(&state, started, &served.route, served.charge);
                 let mut response =
                     Response::new(Body::from_stream(anthropic::encode_stream(served.value)));
                 let headers = response.headers_mut();
@@ -53,7 +57,10 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 tag(headers, request_id);
                 response
             }
-            Err(err) => fail(&err),
+            Err(err) => {
+                ledger_hook::failed(&state, started, &err);
+                fail(&err)
+            }
         }
     } else {
         match runtime.router.send(&chat).await {
@@ -61,9 +68,13 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 let mut response = json(anthropic::encode_response(&served.value), request_id);
                 served_headers(response.headers_mut(), &served.route);
                 cost_header(response.headers_mut(), &served.charge);
+                ledger_hook::served(&state, started, &served.route, &served.charge);
                 response
             }
-            Err(err) => fail(&err),
+            Err(err) => {
+                ledger_hook::failed(&state, started, &err);
+                fail(&err)
+            }
         }
     }
 }

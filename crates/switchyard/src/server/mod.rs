@@ -8,6 +8,7 @@ mod body;
 mod chat;
 mod errors;
 mod health;
+mod ledger_hook;
 mod messages;
 mod model_info;
 mod models;

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use super::reload::Reloader;
 use crate::config::Config;
+use crate::ledger::Ledger;
 use crate::router::Router;
 use crate::secret::Secret;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     reloader: OnceLock<Arc<Reloader>>,
     /// The last live probe of each deployment, for `/health`.
     pub health: super::health::Probes,
+    /// The spend ledger: one for the process, kept across reloads.
+    ledger: OnceLock<Ledger>,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
             started: Instant::now(),
             reloader: OnceLock::new(),
             health: super::health::Probes::default(),
+            ledger: OnceLock::new(),
         })
     }
 
@@ -75,5 +79,15 @@ impl AppState {
 
     pub fn reloader(&self) -> Option<&Arc<Reloader>> {
         self.reloader.get()
+    }
+
+    /// Attaches the ledger (once; a second one is ignored). Without one, nothing is
+    /// recorded.
+    pub fn set_ledger(&self, ledger: Ledger) {
+        let _ = self.ledger.set(ledger);
+    }
+
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.ledger.get()
     }
 }
