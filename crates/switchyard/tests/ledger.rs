@@ -427,6 +427,9 @@ async fn attributed(base: &str) {
     assert_eq!(resp.status(), 200);
 }
 
+/// request_id, request_tags (JSON text), session_id, end_user.
+type Attributed = (String, Option<String>, Option<String>, Option<String>);
+
 fn tags_of(text: Option<String>) -> Vec<String> {
     serde_json::from_str(&text.unwrap_or_else(|| "[]".into())).unwrap()
 }
@@ -448,8 +451,7 @@ async fn attribution_reaches_its_columns_in_both_stores() {
         })
         .await
     );
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as(query).fetch_all(&pool).await.unwrap();
+    let rows: Vec<Attributed> = sqlx::query_as(query).fetch_all(&pool).await.unwrap();
     // PostgreSQL: the same facts in LiteLLM's JSONB and text columns.
     let db = TestDb::create().await;
     let pdir = tempfile::tempdir().unwrap();
@@ -465,8 +467,7 @@ async fn attribution_reaches_its_columns_in_both_stores() {
     );
     let pg_query = r#"SELECT request_id, request_tags::text, session_id, end_user
         FROM "LiteLLM_SpendLogs" ORDER BY request_id"#;
-    let pg_rows: Vec<(String, Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as(pg_query).fetch_all(&pg).await.unwrap();
+    let pg_rows: Vec<Attributed> = sqlx::query_as(pg_query).fetch_all(&pg).await.unwrap();
     for rows in [rows, pg_rows] {
         let [chat, msg] = <[_; 2]>::try_from(rows).unwrap();
         assert_eq!(chat.0, "a-chat");
