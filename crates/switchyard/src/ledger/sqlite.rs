@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use sqlx::Sqlite as Lite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite as Lite};
 
 use super::postgres::metadata;
 use super::record::Record;
@@ -62,6 +62,8 @@ const COLUMNS: &str = r#""request_id", "call_type", "api_key", "spend", "total_t
 pub struct Sqlite {
     pool: SqlitePool,
     path: PathBuf,
+    /// `INSERT OR IGNORE … VALUES (?, …)` for one row.
+    insert_one: String,
 }
 
 impl Sqlite {
@@ -78,8 +80,44 @@ impl Sqlite {
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
-        Ok(Self { pool, path: path.to_owned() })
+        let slots = vec!["?"; COLUMNS.split(',').count()].join(", ");
+        let insert_one =
+            format!("INSERT OR IGNORE INTO \"LiteLLM_SpendLogs\" ({COLUMNS}) VALUES ({slots})");
+        Ok(Self { pool, path: path.to_owned(), insert_one })
     }
+}
+
+type Insert<'q> = sqlx::query::Query<'q, Lite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind<'q>(q: Insert<'q>, r: &Record) -> Insert<'q> {
+    q.bind(r.request_id.clone())
+        .bind(r.call_type.clone())
+        .bind(r.api_key.clone())
+        .bind(r.spend.map(|s| s.to_string()))
+        .bind(signed(r.tokens.total()))
+        .bind(signed(r.tokens.prompt))
+        .bind(signed(r.tokens.completion))
+        .bind(signed(r.tokens.cache_read))
+        .bind(signed(r.tokens.cache_write))
+        .bind(time(r.start_time))
+        .bind(time(r.end_time))
+        .bind(signed(r.duration_ms))
+        .bind(r.first_token_time.map(time))
+        .bind(r.model.clone())
+        .bind(r.model_id.clone().unwrap_or_default())
+        .bind(r.model_group.clone())
+        .bind(r.provider.clone().unwrap_or_default())
+        .bind(r.api_base.clone().unwrap_or_default())
+        .bind(r.user.clone().unwrap_or_default())
+        .bind(r.key_alias.clone())
+        .bind(metadata(r).to_string())
+        .bind(if r.cache_hit { "True" } else { "False" })
+        .bind(serde_json::Value::from(r.tags.clone()).to_string())
+        .bind(r.team_id.clone())
+        .bind(r.end_user.clone())
+        .bind(r.session_id.clone())
+        .bind(r.status.as_str())
+        .bind(r.error_class.clone())
 }
 
 /// `2026-12-03T17:56:02.123Z`.
@@ -114,40 +152,17 @@ impl Store for Sqlite {
             if rows.is_empty() {
                 return Ok(());
             }
-            let mut q = QueryBuilder::<Lite>::new(format!(
-                "INSERT OR IGNORE INTO \"LiteLLM_SpendLogs\" ({COLUMNS}) "
-            ));
-            q.push_values(rows, |mut b, r| {
-                b.push_bind(r.request_id.clone())
-                    .push_bind(r.call_type.clone())
-                    .push_bind(r.api_key.clone())
-                    .push_bind(r.spend.map(|s| s.to_string()))
-                    .push_bind(signed(r.tokens.total()))
-                    .push_bind(signed(r.tokens.prompt))
-                    .push_bind(signed(r.tokens.completion))
-                    .push_bind(signed(r.tokens.cache_read))
-                    .push_bind(signed(r.tokens.cache_write))
-                    .push_bind(time(r.start_time))
-                    .push_bind(time(r.end_time))
-                    .push_bind(signed(r.duration_ms))
-                    .push_bind(r.first_token_time.map(time))
-                    .push_bind(r.model.clone())
-                    .push_bind(r.model_id.clone().unwrap_or_default())
-                    .push_bind(r.model_group.clone())
-                    .push_bind(r.provider.clone().unwrap_or_default())
-                    .push_bind(r.api_base.clone().unwrap_or_default())
-                    .push_bind(r.user.clone().unwrap_or_default())
-                    .push_bind(r.key_alias.clone())
-                    .push_bind(metadata(r).to_string())
-                    .push_bind(if r.cache_hit { "True" } else { "False" })
-                    .push_bind(serde_json::Value::from(r.tags.clone()).to_string())
-                    .push_bind(r.team_id.clone())
-                    .push_bind(r.end_user.clone())
-                    .push_bind(r.session_id.clone())
-                    .push_bind(r.status.as_str())
-                    .push_bind(r.error_class.clone());
-            });
-            q.build().execute(&self.pool).await.map_err(|e| describe(&e, None))?;
+            // One prepared single-row statement, run for each row in one transaction: SQLite
+            // compiles it once per connection (a multi-row VALUES list would be compiled
+            // again for every batch size).
+            let mut tx = self.pool.begin().await.map_err(|e| describe(&e, None))?;
+            for r in rows {
+                bind(sqlx::query(&self.insert_one), r)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| describe(&e, None))?;
+            }
+            tx.commit().await.map_err(|e| describe(&e, None))?;
             Ok(())
         })
     }
