@@ -11,7 +11,9 @@
 //! whatever the backlog (the queue is bounded, the spool is on disk).
 
 pub mod postgres;
+pub mod read;
 mod record;
+pub mod report;
 mod spool;
 pub mod sqlite;
 mod store;
@@ -62,6 +64,8 @@ struct Inner {
     holds: AtomicUsize,
     released: Notify,
     closed: AtomicBool,
+    /// The same store, read-only, with a pool of its own (`None` for a test's own store).
+    reader: Option<read::Reader>,
 }
 
 /// What the writer reports, for [`Ledger::status`].
@@ -160,7 +164,11 @@ impl Ledger {
                 )
             }
         };
-        Self::with_store(store, settings)
+        let mut ledger = Self::with_store(store, settings)?;
+        if let Some(inner) = Arc::get_mut(&mut ledger.inner) {
+            inner.reader = Some(read::Reader::new(settings));
+        }
+        Ok(ledger)
     }
 
     /// The ledger over any store (tests pass their own).
@@ -184,6 +192,7 @@ impl Ledger {
                 holds: AtomicUsize::new(0),
                 released: Notify::new(),
                 closed: AtomicBool::new(false),
+                reader: None,
             }),
         })
     }
@@ -247,6 +256,11 @@ impl Ledger {
         if self.inner.tx.send(Msg::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// The read side of this ledger's store, for the spend reports.
+    pub fn reader(&self) -> Option<&read::Reader> {
+        self.inner.reader.as_ref()
     }
 
     pub fn status(&self) -> Status {
