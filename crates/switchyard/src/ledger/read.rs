@@ -136,7 +136,7 @@ impl Reader {
     pub async fn scan(
         &self,
         filter: &Filter,
-        visit: &mut dyn FnMut(Entry),
+        visit: &mut (dyn FnMut(Entry) + Send),
     ) -> Result<(), ReadError> {
         self.each(filter, None, &mut |row| visit(Entry::from_row(&row))).await
     }
@@ -154,7 +154,7 @@ impl Reader {
         &self,
         filter: &Filter,
         limit: Option<i64>,
-        visit: &mut dyn FnMut(Map<String, Value>),
+        visit: &mut (dyn FnMut(Map<String, Value>) + Send),
     ) -> Result<(), ReadError> {
         let unavailable =
             |error: String| ReadError::Unavailable { location: self.location(), error };

@@ -14,6 +14,7 @@ mod model_info;
 mod models;
 pub mod reload;
 mod request_id;
+mod spend;
 mod state;
 
 pub use state::{AppState, Runtime};
@@ -47,6 +48,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/config/reload", post(reload::reload_route))
         .route("/config/status", get(reload::status_route))
+        .route("/spend/logs", get(spend::logs))
+        .route("/spend/tags", get(spend::tags))
+        .route("/global/spend/report", get(spend::report))
+        .route("/global/spend/logs", get(spend::global_logs))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()
