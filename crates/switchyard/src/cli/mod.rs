@@ -9,6 +9,7 @@ mod output;
 mod policy;
 mod serve;
 mod service;
+mod spend;
 mod start;
 mod status;
 mod stop;
@@ -65,6 +66,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Show the background gateway's log.
     Logs(logs::LogsArgs),
+    /// What was spent, from the ledger: grouped by alias, model, deployment, provider, tag,
+    /// user, key, session or day. Works without the gateway running.
+    Spend(spend::SpendArgs),
     /// Write a starter config (three tiers) and an env file template.
     Init(init::InitArgs),
     /// Run the gateway as a systemd user service (Linux) or a launchd agent (macOS).
@@ -177,6 +181,7 @@ pub fn run() -> ExitCode {
         Some(Command::Restart(args)) => start::restart(&args),
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Logs(args)) => logs::run(&args),
+        Some(Command::Spend(args)) => spend::run(&args),
         Some(Command::Init(args)) => init::run(&args),
         Some(Command::Service(command)) => service::run(&command),
     };
