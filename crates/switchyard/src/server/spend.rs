@@ -244,16 +244,18 @@ async fn by_key(reader: &Reader, filter: &Filter) -> Result<Value, ApiError> {
             (all, row)
         })
         .collect();
-    rows.sort_by(|a, b| b.0.spend.cmp(&a.0.spend));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0.spend));
     Ok(Value::Array(rows.into_iter().map(|(_, row)| row).collect()))
 }
 
 /// `[{"group_by_day", "teams"|"customers": [{"team_name"|"customer", "total_spend",
 /// "metadata": [{"model", "api_key", "spend", "total_tokens"}]}]}]`, days in order.
 async fn by_day(reader: &Reader, filter: &Filter, teams: bool) -> Result<Value, ApiError> {
-    type Who = Option<String>;
-    let mut days: BTreeMap<NaiveDate, BTreeMap<Who, BTreeMap<(String, String), Totals>>> =
-        BTreeMap::new();
+    /// Per (model, key hash).
+    type Parts = BTreeMap<(String, String), Totals>;
+    /// Per team or customer (`None`: a request that named no end user).
+    type Groups = BTreeMap<Option<String>, Parts>;
+    let mut days: BTreeMap<NaiveDate, Groups> = BTreeMap::new();
     scan(reader, filter, &mut |e| {
         let who = if teams {
             Some(if e.team_id.is_empty() {
