@@ -426,3 +426,37 @@ async fn no_ledger_yet_is_said_and_nothing_is_created() {
     assert!(err.contains("LED-01") && err.contains("127.0.0.1:1/spend"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// A table LiteLLM created and wrote (a float spend, no exact decimal, columns this gateway
+/// never writes) reads back too: its rows count at their float's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_litellm_wrote_read_back_from_its_own_table() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    sqlx::raw_sql(switchyard::ledger::postgres::CREATE_TABLE).execute(&pool).await.unwrap();
+    sqlx::query(
+        r#"INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend, "startTime",
+           "endTime", model, model_group, request_tags, prompt_tokens, completion_tokens, status)
+           VALUES ('litellm-1', 'acompletion', 'abc', 0.25, now(), now(), 'gpt-4o', 'smart',
+                   '["team:old"]', 100, 20, 'success'),
+                  ('litellm-2', 'acompletion', 'abc', 3.4e-05, now(), now(), 'gpt-4o', 'smart',
+                   '[]', 10, 2, 'success')"#,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let s = setup(Some(&db.url())).await;
+    let (code, out, err) = tokio::task::block_in_place(|| spend(&s, &["--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let smart = group(&report, "smart");
+    assert_eq!(smart["spend"], "0.250034");
+    assert_eq!((smart["requests"].as_u64(), smart["input_tokens"].as_u64()), (Some(2), Some(110)));
+    let (_, tags, _) = get(&s, "/spend/tags").await;
+    assert_eq!(tags[0]["individual_request_tag"], "team:old");
+    assert_eq!(dec(&tags[0]["total_spend"]), Decimal::from_str("0.25").unwrap());
+    let (_, rows, _) = get(&s, "/spend/logs?request_id=litellm-1").await;
+    assert_eq!(rows[0]["model"], "gpt-4o");
+    assert_eq!(rows[0]["messages"], json!({}), "LiteLLM's own columns come back as they are");
+}
