@@ -164,15 +164,19 @@ impl Ledger {
                 )
             }
         };
-        let mut ledger = Self::with_store(store, settings)?;
-        if let Some(inner) = Arc::get_mut(&mut ledger.inner) {
-            inner.reader = Some(read::Reader::new(settings));
-        }
-        Ok(ledger)
+        Self::build(store, settings, Some(read::Reader::new(settings)))
     }
 
     /// The ledger over any store (tests pass their own).
     pub fn with_store(store: Box<dyn Store>, settings: &Settings) -> Result<Self, String> {
+        Self::build(store, settings, None)
+    }
+
+    fn build(
+        store: Box<dyn Store>,
+        settings: &Settings,
+        reader: Option<read::Reader>,
+    ) -> Result<Self, String> {
         let spool = Arc::new(Spool::open(&settings.state_dir).map_err(|e| {
             format!("cannot open the ledger spool in {}: {e}", settings.state_dir.display())
         })?);
@@ -192,7 +196,7 @@ impl Ledger {
                 holds: AtomicUsize::new(0),
                 released: Notify::new(),
                 closed: AtomicBool::new(false),
-                reader: None,
+                reader,
             }),
         })
     }
