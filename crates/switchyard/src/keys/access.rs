@@ -57,7 +57,11 @@ impl Keys {
     }
 }
 
-pub(crate) fn identify(snap: &Snapshot, token: &str, now: DateTime<Utc>) -> Result<Identity, Refusal> {
+pub(crate) fn identify(
+    snap: &Snapshot,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Identity, Refusal> {
     let key = snap.keys.get(token).ok_or(Refusal::Unknown)?;
     if key.is_blocked() {
         return Err(Refusal::Blocked);
@@ -114,10 +118,13 @@ impl Refusal {
                 format!("Authentication Error, Team={team} is blocked."),
                 "KEY-03",
                 "An administrator blocked the team this virtual key belongs to.".to_owned(),
-                format!("Ask an administrator to unblock team {team} (`POST /team/update` with `\"blocked\": false`)."),
+                format!(
+                    "Ask an administrator to unblock team {team} (`POST /team/update` with `\"blocked\": false`)."
+                ),
             ),
         };
-        ApiError::new(ErrorKind::Unauthorized, message).with_diagnosis(Diagnosis::new(id, cause, remedy))
+        ApiError::new(ErrorKind::Unauthorized, message)
+            .with_diagnosis(Diagnosis::new(id, cause, remedy))
     }
 }
 
@@ -146,9 +153,7 @@ impl Identity {
             .key
             .models
             .iter()
-            .flat_map(|m| {
-                if m == ALL_TEAM_MODELS { team_models.to_vec() } else { vec![m.clone()] }
-            })
+            .flat_map(|m| if m == ALL_TEAM_MODELS { team_models.to_vec() } else { vec![m.clone()] })
             .collect();
         let names: Vec<&str> = std::iter::once(requested).chain(aliased.as_deref()).collect();
         let key_ok = if self.key.models.is_empty() {
@@ -216,7 +221,10 @@ mod tests {
         assert_eq!(err.kind.http_status().as_u16(), 403);
         assert!(err.message.starts_with("key not allowed to access model"), "{}", err.message);
         assert_eq!(err.diagnosis.unwrap().id, "KEY-04");
-        assert_eq!(identity(&["cheap"], None).resolve_model("fast").unwrap().as_deref(), Some("cheap"));
+        assert_eq!(
+            identity(&["cheap"], None).resolve_model("fast").unwrap().as_deref(),
+            Some("cheap")
+        );
         let team = identity(&["all-team-models"], Some(&["balanced"]));
         assert!(team.resolve_model("balanced").is_ok());
         assert!(team.resolve_model("cheap").is_err());

@@ -33,11 +33,21 @@ pub struct AdminError {
 
 impl AdminError {
     pub fn bad(message: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::InvalidRequest, id: "KEY-06", message: message.into(), remedy: remedy.into() }
+        Self {
+            kind: ErrorKind::InvalidRequest,
+            id: "KEY-06",
+            message: message.into(),
+            remedy: remedy.into(),
+        }
     }
 
     pub fn not_found(message: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::NotFound, id: "KEY-07", message: message.into(), remedy: remedy.into() }
+        Self {
+            kind: ErrorKind::NotFound,
+            id: "KEY-07",
+            message: message.into(),
+            remedy: remedy.into(),
+        }
     }
 
     fn store(e: &super::StoreError) -> Self {
@@ -52,8 +62,11 @@ impl AdminError {
     }
 
     pub fn to_api(&self) -> ApiError {
-        ApiError::new(self.kind, self.message.clone())
-            .with_diagnosis(Diagnosis::new(self.id, "", self.remedy.clone()))
+        ApiError::new(self.kind, self.message.clone()).with_diagnosis(Diagnosis::new(
+            self.id,
+            "",
+            self.remedy.clone(),
+        ))
     }
 }
 
@@ -79,7 +92,12 @@ fn body_object(body: Value, route: &str) -> Result<Map<String, Value>, AdminErro
 }
 
 fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
-    fields.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    fields
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// `rec` with the `direct` fields of `fields` written over it, read back as `T` so a wrong
@@ -145,13 +163,16 @@ pub fn key_name(key: &str) -> String {
     format!("sk-...{tail}")
 }
 
-fn span(fields: &Map<String, Value>, name: &str) -> Result<Option<Option<chrono::TimeDelta>>, AdminError> {
+fn span(
+    fields: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<Option<chrono::TimeDelta>>, AdminError> {
     match fields.get(name) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(s)) => duration::parse(s)
-            .map(|d| Some(Some(d)))
-            .map_err(|m| AdminError::bad(format!("`{name}`: {m}."), "Use e.g. \"30d\" or \"12h\".")),
+        Some(Value::String(s)) => duration::parse(s).map(|d| Some(Some(d))).map_err(|m| {
+            AdminError::bad(format!("`{name}`: {m}."), "Use e.g. \"30d\" or \"12h\".")
+        }),
         Some(_) => Err(AdminError::bad(
             format!("`{name}` must be a string such as \"30d\"."),
             "Use e.g. \"30d\" or \"12h\".",
@@ -181,9 +202,24 @@ fn find_key(snap: &Snapshot, key: &str) -> Result<Arc<KeyRecord>, AdminError> {
 // ---- keys -----------------------------------------------------------------------------------
 
 const KEY_DIRECT: &[&str] = &[
-    "key_alias", "spend", "models", "aliases", "config", "user_id", "team_id", "permissions",
-    "max_parallel_requests", "metadata", "blocked", "tpm_limit", "rpm_limit", "max_budget",
-    "budget_duration", "allowed_cache_controls", "allowed_routes", "model_max_budget",
+    "key_alias",
+    "spend",
+    "models",
+    "aliases",
+    "config",
+    "user_id",
+    "team_id",
+    "permissions",
+    "max_parallel_requests",
+    "metadata",
+    "blocked",
+    "tpm_limit",
+    "rpm_limit",
+    "max_budget",
+    "budget_duration",
+    "allowed_cache_controls",
+    "allowed_routes",
+    "model_max_budget",
     "organization_id",
 ];
 
@@ -216,7 +252,10 @@ fn apply_key(
         && !tags.is_null()
         && !tags.as_array().is_some_and(|a| a.iter().all(Value::is_string))
     {
-        return Err(AdminError::bad("`tags` must be a list of strings.", "e.g. \"tags\": [\"ci\"]"));
+        return Err(AdminError::bad(
+            "`tags` must be a list of strings.",
+            "e.g. \"tags\": [\"ci\"]",
+        ));
     }
     if let Some(d) = span(fields, "duration")? {
         rec.expires = d.map(|d| now + d);
@@ -224,9 +263,17 @@ fn apply_key(
         rec.expires = match v {
             Value::Null => None,
             Value::String(s) => Some(super::record::time::parse(s).ok_or_else(|| {
-                AdminError::bad(format!("`expires` is not a timestamp: {s}."), "Use RFC 3339, e.g. 2030-01-01T00:00:00Z, or `duration`.")
+                AdminError::bad(
+                    format!("`expires` is not a timestamp: {s}."),
+                    "Use RFC 3339, e.g. 2030-01-01T00:00:00Z, or `duration`.",
+                )
             })?),
-            _ => return Err(AdminError::bad("`expires` must be a timestamp string.", "Use RFC 3339 or `duration`.")),
+            _ => {
+                return Err(AdminError::bad(
+                    "`expires` must be a timestamp string.",
+                    "Use RFC 3339 or `duration`.",
+                ));
+            }
         };
     }
     if let Some(d) = span(fields, "budget_duration")? {
@@ -253,7 +300,9 @@ fn apply_key(
     if let Some(soft) = fields.get("soft_budget") {
         let soft = match soft {
             Value::Null => None,
-            v => Some(v.as_f64().ok_or_else(|| AdminError::bad("`soft_budget` must be a number.", "e.g. \"soft_budget\": 10.0"))?),
+            v => Some(v.as_f64().ok_or_else(|| {
+                AdminError::bad("`soft_budget` must be a number.", "e.g. \"soft_budget\": 10.0")
+            })?),
         };
         let mut budget = rec
             .budget_id
@@ -282,20 +331,29 @@ fn apply_key(
 pub fn key_view(snap: &Snapshot, key: &KeyRecord, budget: Option<&BudgetRecord>) -> Value {
     let mut map = row(key);
     map.remove("token");
-    let budget = budget.cloned().or_else(|| key.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).map(|b| (**b).clone()));
+    let budget = budget.cloned().or_else(|| {
+        key.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).map(|b| (**b).clone())
+    });
     map.insert("tags".into(), json!(key.tags()));
     for name in ["model_rpm_limit", "model_tpm_limit"] {
         map.insert(name.into(), key.metadata.get(name).cloned().unwrap_or(json!({})));
     }
     map.insert("soft_budget".into(), json!(budget.as_ref().and_then(|b| b.soft_budget)));
     map.insert("litellm_budget_table".into(), budget.map_or(Value::Null, |b| json!(b)));
-    map.insert("team_alias".into(), json!(key.team_id.as_ref().and_then(|t| snap.teams.get(t)).and_then(|t| t.team_alias.clone())));
+    map.insert(
+        "team_alias".into(),
+        json!(
+            key.team_id.as_ref().and_then(|t| snap.teams.get(t)).and_then(|t| t.team_alias.clone())
+        ),
+    );
     Value::Object(map)
 }
 
 fn soft_budget_of(changes: &[Change]) -> Option<BudgetRecord> {
     changes.iter().find_map(|c| match c {
-        Change::Upsert(Table::Budgets, row) => serde_json::from_value(Value::Object(row.clone())).ok(),
+        Change::Upsert(Table::Budgets, row) => {
+            serde_json::from_value(Value::Object(row.clone())).ok()
+        }
         _ => None,
     })
 }
@@ -355,7 +413,10 @@ pub fn key_info(keys: &Keys, key: &str) -> Answer {
 pub async fn update_key(keys: &Keys, body: Value) -> Answer {
     let fields = body_object(body, "/key/update")?;
     let key = text(&fields, "key").ok_or_else(|| {
-        AdminError::bad("/key/update needs `key`.", "Send {\"key\": \"sk-…\", …the fields to change}.")
+        AdminError::bad(
+            "/key/update needs `key`.",
+            "Send {\"key\": \"sk-…\", …the fields to change}.",
+        )
     })?;
     let snap = keys.snapshot_full();
     let old = find_key(&snap, &key)?;
@@ -407,11 +468,16 @@ pub async fn delete_keys(keys: &Keys, body: Value) -> Answer {
     if !missing.is_empty() {
         // Never echo a key: name how many were not found.
         return Err(AdminError::not_found(
-            format!("{} of the keys or aliases to delete were not found; nothing was deleted.", missing.len()),
+            format!(
+                "{} of the keys or aliases to delete were not found; nothing was deleted.",
+                missing.len()
+            ),
             "Check them with `GET /key/list`; keys may be given as `sk-…` or as their token.",
         ));
     }
-    keys.write(&[Change::Delete(Table::Keys, tokens.clone())]).await.map_err(|e| AdminError::store(&e))?;
+    keys.write(&[Change::Delete(Table::Keys, tokens.clone())])
+        .await
+        .map_err(|e| AdminError::store(&e))?;
     let mut deleted = listed;
     deleted.extend(aliases);
     Ok(json!({"deleted_keys": deleted}))
@@ -478,7 +544,9 @@ pub async fn set_blocked(keys: &Keys, body: Value, blocked: bool) -> Answer {
     rec.blocked = Some(blocked);
     rec.updated_at = Some(Utc::now());
     rec.updated_by = Some(ADMIN.to_owned());
-    keys.write(&[Change::Upsert(Table::Keys, row(&rec))]).await.map_err(|e| AdminError::store(&e))?;
+    keys.write(&[Change::Upsert(Table::Keys, row(&rec))])
+        .await
+        .map_err(|e| AdminError::store(&e))?;
     let mut out = key_view(&snap, &rec, None);
     if let Value::Object(m) = &mut out {
         m.insert("token".into(), json!(rec.token));
@@ -495,7 +563,12 @@ pub async fn regenerate_key(keys: &Keys, key: &str, body: Value) -> Answer {
     let new = match fields.get("new_key") {
         Some(Value::String(k)) if k.starts_with("sk-") && k.len() > 3 => k.clone(),
         None | Some(Value::Null) => new_key(),
-        Some(_) => return Err(AdminError::bad("`new_key` must start with 'sk-'.", "Leave it out for a random key.")),
+        Some(_) => {
+            return Err(AdminError::bad(
+                "`new_key` must start with 'sk-'.",
+                "Leave it out for a random key.",
+            ));
+        }
     };
     let token = hash_key(&new);
     if snap.keys.contains_key(&token) {
@@ -519,22 +592,42 @@ pub async fn regenerate_key(keys: &Keys, key: &str, body: Value) -> Answer {
 // ---- teams ----------------------------------------------------------------------------------
 
 const TEAM_DIRECT: &[&str] = &[
-    "team_alias", "organization_id", "admins", "members", "members_with_roles", "metadata",
-    "max_budget", "soft_budget", "spend", "models", "max_parallel_requests", "tpm_limit",
-    "rpm_limit", "budget_duration", "blocked", "model_max_budget",
+    "team_alias",
+    "organization_id",
+    "admins",
+    "members",
+    "members_with_roles",
+    "metadata",
+    "max_budget",
+    "soft_budget",
+    "spend",
+    "models",
+    "max_parallel_requests",
+    "tpm_limit",
+    "rpm_limit",
+    "budget_duration",
+    "blocked",
+    "model_max_budget",
 ];
 
 fn team_view(snap: &Snapshot, team: &TeamRecord) -> Value {
     let mut map = row(team);
-    let keys: Vec<&str> =
-        snap.keys.values().filter(|k| k.team_id.as_deref() == Some(&team.team_id)).map(|k| k.token.as_str()).collect();
+    let keys: Vec<&str> = snap
+        .keys
+        .values()
+        .filter(|k| k.team_id.as_deref() == Some(&team.team_id))
+        .map(|k| k.token.as_str())
+        .collect();
     map.insert("keys_count".into(), json!(keys.len()));
     Value::Object(map)
 }
 
 fn find_team(snap: &Snapshot, id: &str) -> Result<Arc<TeamRecord>, AdminError> {
     snap.teams.get(id).cloned().ok_or_else(|| {
-        AdminError::not_found(format!("Team not found: team_id={id}."), "List teams with `GET /team/list`.")
+        AdminError::not_found(
+            format!("Team not found: team_id={id}."),
+            "List teams with `GET /team/list`.",
+        )
     })
 }
 
@@ -545,7 +638,10 @@ pub async fn new_team(keys: &Keys, body: Value) -> Answer {
     let now = Utc::now();
     let id = text(&fields, "team_id").unwrap_or_else(uuid);
     if snap.teams.contains_key(&id) {
-        return Err(AdminError::bad(format!("Team id = {id} already exists."), "Pick another `team_id`, or update it with `POST /team/update`."));
+        return Err(AdminError::bad(
+            format!("Team id = {id} already exists."),
+            "Pick another `team_id`, or update it with `POST /team/update`.",
+        ));
     }
     let base = TeamRecord {
         team_id: id,
@@ -558,7 +654,9 @@ pub async fn new_team(keys: &Keys, body: Value) -> Answer {
         team.budget_reset_at = d.map(|d| now + d);
     }
     team.updated_at = Some(now);
-    keys.write(&[Change::Upsert(Table::Teams, row(&team))]).await.map_err(|e| AdminError::store(&e))?;
+    keys.write(&[Change::Upsert(Table::Teams, row(&team))])
+        .await
+        .map_err(|e| AdminError::store(&e))?;
     Ok(Value::Object(row(&team)))
 }
 
@@ -578,13 +676,20 @@ pub fn team_info(keys: &Keys, id: &str) -> Answer {
             v
         })
         .collect();
-    Ok(json!({"team_id": id, "team_info": team_view(&snap, &team), "keys": team_keys, "team_memberships": []}))
+    Ok(
+        json!({"team_id": id, "team_info": team_view(&snap, &team), "keys": team_keys, "team_memberships": []}),
+    )
 }
 
 /// `POST /team/update`: `{"team_id", …fields}`.
 pub async fn update_team(keys: &Keys, body: Value) -> Answer {
     let fields = body_object(body, "/team/update")?;
-    let id = text(&fields, "team_id").ok_or_else(|| AdminError::bad("/team/update needs `team_id`.", "Send {\"team_id\": \"…\", …the fields to change}."))?;
+    let id = text(&fields, "team_id").ok_or_else(|| {
+        AdminError::bad(
+            "/team/update needs `team_id`.",
+            "Send {\"team_id\": \"…\", …the fields to change}.",
+        )
+    })?;
     let snap = keys.snapshot_full();
     let old = find_team(&snap, &id)?;
     let now = Utc::now();
@@ -593,7 +698,9 @@ pub async fn update_team(keys: &Keys, body: Value) -> Answer {
         team.budget_reset_at = d.map(|d| now + d);
     }
     team.updated_at = Some(now);
-    keys.write(&[Change::Upsert(Table::Teams, row(&team))]).await.map_err(|e| AdminError::store(&e))?;
+    keys.write(&[Change::Upsert(Table::Teams, row(&team))])
+        .await
+        .map_err(|e| AdminError::store(&e))?;
     Ok(json!({"team_id": id, "data": row(&team)}))
 }
 
@@ -603,7 +710,10 @@ pub async fn delete_teams(keys: &Keys, body: Value) -> Answer {
     let fields = body_object(body, "/team/delete")?;
     let ids = strings(fields.get("team_ids"));
     if ids.is_empty() {
-        return Err(AdminError::bad("/team/delete needs `team_ids`.", "Send {\"team_ids\": [\"…\"]}."));
+        return Err(AdminError::bad(
+            "/team/delete needs `team_ids`.",
+            "Send {\"team_ids\": [\"…\"]}.",
+        ));
     }
     let snap = keys.snapshot_full();
     for id in &ids {
@@ -633,11 +743,21 @@ pub fn list_teams(keys: &Keys) -> Answer {
 /// unknown users are created.
 pub async fn team_member_add(keys: &Keys, body: Value) -> Answer {
     let fields = body_object(body, "/team/member_add")?;
-    let id = text(&fields, "team_id").ok_or_else(|| AdminError::bad("/team/member_add needs `team_id`.", "Send {\"team_id\": \"…\", \"member\": {\"user_id\": \"…\", \"role\": \"user\"}}."))?;
+    let id = text(&fields, "team_id").ok_or_else(|| {
+        AdminError::bad(
+            "/team/member_add needs `team_id`.",
+            "Send {\"team_id\": \"…\", \"member\": {\"user_id\": \"…\", \"role\": \"user\"}}.",
+        )
+    })?;
     let members: Vec<Value> = match fields.get("member") {
         Some(Value::Array(list)) => list.clone(),
         Some(m @ Value::Object(_)) => vec![m.clone()],
-        _ => return Err(AdminError::bad("/team/member_add needs `member`: an object or a list of them.", "e.g. \"member\": {\"user_id\": \"ana\", \"role\": \"user\"}")),
+        _ => {
+            return Err(AdminError::bad(
+                "/team/member_add needs `member`: an object or a list of them.",
+                "e.g. \"member\": {\"user_id\": \"ana\", \"role\": \"user\"}",
+            ));
+        }
     };
     let snap = keys.snapshot_full();
     let mut team = (*find_team(&snap, &id)?).clone();
@@ -649,15 +769,23 @@ pub async fn team_member_add(keys: &Keys, body: Value) -> Answer {
         let email = m.get("user_email").and_then(Value::as_str).map(str::to_owned);
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user").to_owned();
         if role != "user" && role != "admin" {
-            return Err(AdminError::bad(format!("`role` must be \"user\" or \"admin\", not \"{role}\"."), "Leave it out for \"user\"."));
+            return Err(AdminError::bad(
+                format!("`role` must be \"user\" or \"admin\", not \"{role}\"."),
+                "Leave it out for \"user\".",
+            ));
         }
         let existing = user_id.as_ref().and_then(|u| snap.users.get(u)).cloned().or_else(|| {
-            email.as_ref().and_then(|e| snap.users.values().find(|u| u.user_email.as_ref() == Some(e)).cloned())
+            email.as_ref().and_then(|e| {
+                snap.users.values().find(|u| u.user_email.as_ref() == Some(e)).cloned()
+            })
         });
         let mut user = match existing {
             Some(u) => (*u).clone(),
             None if user_id.is_none() && email.is_none() => {
-                return Err(AdminError::bad("Each member needs `user_id` or `user_email`.", "e.g. {\"user_id\": \"ana\"}"));
+                return Err(AdminError::bad(
+                    "Each member needs `user_id` or `user_email`.",
+                    "e.g. {\"user_id\": \"ana\"}",
+                ));
             }
             None => UserRecord {
                 user_id: user_id.clone().unwrap_or_else(uuid),
@@ -691,9 +819,21 @@ pub async fn team_member_add(keys: &Keys, body: Value) -> Answer {
 // ---- users ----------------------------------------------------------------------------------
 
 const USER_DIRECT: &[&str] = &[
-    "user_alias", "team_id", "organization_id", "teams", "user_role", "max_budget", "spend",
-    "user_email", "models", "metadata", "max_parallel_requests", "tpm_limit", "rpm_limit",
-    "budget_duration", "model_max_budget",
+    "user_alias",
+    "team_id",
+    "organization_id",
+    "teams",
+    "user_role",
+    "max_budget",
+    "spend",
+    "user_email",
+    "models",
+    "metadata",
+    "max_parallel_requests",
+    "tpm_limit",
+    "rpm_limit",
+    "budget_duration",
+    "model_max_budget",
 ];
 
 /// `POST /user/new`: the user, and (unless `auto_create_key` is false) a key of theirs,
@@ -704,7 +844,10 @@ pub async fn new_user(keys: &Keys, body: Value) -> Answer {
     let now = Utc::now();
     let id = text(&fields, "user_id").unwrap_or_else(uuid);
     if snap.users.contains_key(&id) {
-        return Err(AdminError::bad(format!("User id = {id} already exists."), "Pick another `user_id`."));
+        return Err(AdminError::bad(
+            format!("User id = {id} already exists."),
+            "Pick another `user_id`.",
+        ));
     }
     let base = UserRecord {
         user_id: id.clone(),
@@ -720,7 +863,9 @@ pub async fn new_user(keys: &Keys, body: Value) -> Answer {
         user.budget_reset_at = d.map(|d| now + d);
     }
     user.updated_at = Some(now);
-    keys.write(&[Change::Upsert(Table::Users, row(&user))]).await.map_err(|e| AdminError::store(&e))?;
+    keys.write(&[Change::Upsert(Table::Users, row(&user))])
+        .await
+        .map_err(|e| AdminError::store(&e))?;
     let mut out = row(&user);
     if fields.get("auto_create_key").and_then(Value::as_bool) != Some(false) {
         let mut key_fields = Map::new();
@@ -742,7 +887,10 @@ pub async fn new_user(keys: &Keys, body: Value) -> Answer {
 pub fn user_info(keys: &Keys, id: &str) -> Answer {
     let snap = keys.snapshot_full();
     let user = snap.users.get(id).cloned().ok_or_else(|| {
-        AdminError::not_found(format!("User not found: user_id={id}."), "Create it with `POST /user/new`.")
+        AdminError::not_found(
+            format!("User not found: user_id={id}."),
+            "Create it with `POST /user/new`.",
+        )
     })?;
     let user_keys: Vec<Value> = snap
         .keys
@@ -765,7 +913,9 @@ pub fn user_info(keys: &Keys, id: &str) -> Answer {
 
 fn customer_view(snap: &Snapshot, user: &EndUserRecord, budget: Option<&BudgetRecord>) -> Value {
     let mut map = row(user);
-    let budget = budget.cloned().or_else(|| user.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).map(|b| (**b).clone()));
+    let budget = budget.cloned().or_else(|| {
+        user.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).map(|b| (**b).clone())
+    });
     map.insert("litellm_budget_table".into(), budget.map_or(Value::Null, |b| json!(b)));
     Value::Object(map)
 }
@@ -778,22 +928,38 @@ fn customer_budget(
     now: DateTime<Utc>,
     changes: &mut Vec<Change>,
 ) -> Result<Option<BudgetRecord>, AdminError> {
-    const BUDGET: &[&str] = &["max_budget", "soft_budget", "tpm_limit", "rpm_limit", "max_parallel_requests", "budget_duration", "model_max_budget"];
+    const BUDGET: &[&str] = &[
+        "max_budget",
+        "soft_budget",
+        "tpm_limit",
+        "rpm_limit",
+        "max_parallel_requests",
+        "budget_duration",
+        "model_max_budget",
+    ];
     if let Some(id) = text(fields, "budget_id") {
         if !snap.budgets.contains_key(&id) {
-            return Err(AdminError::not_found(format!("Budget not found: budget_id={id}."), "Leave `budget_id` out and pass `max_budget` instead."));
+            return Err(AdminError::not_found(
+                format!("Budget not found: budget_id={id}."),
+                "Leave `budget_id` out and pass `max_budget` instead.",
+            ));
         }
         user.budget_id = Some(id);
     }
     if !BUDGET.iter().any(|f| fields.contains_key(*f)) {
         return Ok(None);
     }
-    let old = user.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).map(|b| (**b).clone()).unwrap_or_else(|| BudgetRecord {
-        budget_id: uuid(),
-        created_at: Some(now),
-        created_by: ADMIN.to_owned(),
-        ..BudgetRecord::default()
-    });
+    let old = user
+        .budget_id
+        .as_ref()
+        .and_then(|b| snap.budgets.get(b))
+        .map(|b| (**b).clone())
+        .unwrap_or_else(|| BudgetRecord {
+            budget_id: uuid(),
+            created_at: Some(now),
+            created_by: ADMIN.to_owned(),
+            ..BudgetRecord::default()
+        });
     let mut budget: BudgetRecord = merged(&old, fields, BUDGET)?;
     if let Some(d) = span(fields, "budget_duration")? {
         budget.budget_reset_at = d.map(|d| now + d);
@@ -805,7 +971,8 @@ fn customer_budget(
     Ok(Some(budget))
 }
 
-const CUSTOMER_DIRECT: &[&str] = &["alias", "spend", "allowed_model_region", "default_model", "blocked"];
+const CUSTOMER_DIRECT: &[&str] =
+    &["alias", "spend", "allowed_model_region", "default_model", "blocked"];
 
 fn check_region(fields: &Map<String, Value>) -> Result<(), AdminError> {
     match fields.get("allowed_model_region") {
@@ -822,14 +989,26 @@ fn check_region(fields: &Map<String, Value>) -> Result<(), AdminError> {
 /// "allowed_model_region", "default_model"}`.
 pub async fn new_customer(keys: &Keys, body: Value) -> Answer {
     let fields = body_object(body, "/customer/new")?;
-    let id = text(&fields, "user_id").ok_or_else(|| AdminError::bad("/customer/new needs `user_id`.", "Send {\"user_id\": \"customer-1\"} — the id requests send as `user`."))?;
+    let id = text(&fields, "user_id").ok_or_else(|| {
+        AdminError::bad(
+            "/customer/new needs `user_id`.",
+            "Send {\"user_id\": \"customer-1\"} — the id requests send as `user`.",
+        )
+    })?;
     check_region(&fields)?;
     let snap = keys.snapshot_full();
     if snap.end_users.contains_key(&id) {
-        return Err(AdminError::bad(format!("Customer already exists, passed user_id={id}."), "Update it with `POST /customer/update`."));
+        return Err(AdminError::bad(
+            format!("Customer already exists, passed user_id={id}."),
+            "Update it with `POST /customer/update`.",
+        ));
     }
     let now = Utc::now();
-    let mut user: EndUserRecord = merged(&EndUserRecord { user_id: id, ..EndUserRecord::default() }, &fields, CUSTOMER_DIRECT)?;
+    let mut user: EndUserRecord = merged(
+        &EndUserRecord { user_id: id, ..EndUserRecord::default() },
+        &fields,
+        CUSTOMER_DIRECT,
+    )?;
     let mut changes = Vec::new();
     let budget = customer_budget(&snap, &mut user, &fields, now, &mut changes)?;
     changes.push(Change::Upsert(Table::EndUsers, row(&user)));
@@ -839,7 +1018,10 @@ pub async fn new_customer(keys: &Keys, body: Value) -> Answer {
 
 fn find_customer(snap: &Snapshot, id: &str) -> Result<Arc<EndUserRecord>, AdminError> {
     snap.end_users.get(id).cloned().ok_or_else(|| {
-        AdminError::not_found(format!("End User Id={id} does not exist in db."), "Create it with `POST /customer/new`.")
+        AdminError::not_found(
+            format!("End User Id={id} does not exist in db."),
+            "Create it with `POST /customer/new`.",
+        )
     })
 }
 
@@ -853,7 +1035,12 @@ pub fn customer_info(keys: &Keys, id: &str) -> Answer {
 /// `POST /customer/update`: `{"user_id", …fields}`.
 pub async fn update_customer(keys: &Keys, body: Value) -> Answer {
     let fields = body_object(body, "/customer/update")?;
-    let id = text(&fields, "user_id").ok_or_else(|| AdminError::bad("/customer/update needs `user_id`.", "Send {\"user_id\": \"…\", …the fields to change}."))?;
+    let id = text(&fields, "user_id").ok_or_else(|| {
+        AdminError::bad(
+            "/customer/update needs `user_id`.",
+            "Send {\"user_id\": \"…\", …the fields to change}.",
+        )
+    })?;
     check_region(&fields)?;
     let snap = keys.snapshot_full();
     let old = find_customer(&snap, &id)?;
@@ -870,13 +1057,18 @@ pub async fn delete_customers(keys: &Keys, body: Value) -> Answer {
     let fields = body_object(body, "/customer/delete")?;
     let ids = strings(fields.get("user_ids"));
     if ids.is_empty() {
-        return Err(AdminError::bad("/customer/delete needs `user_ids`.", "Send {\"user_ids\": [\"…\"]}."));
+        return Err(AdminError::bad(
+            "/customer/delete needs `user_ids`.",
+            "Send {\"user_ids\": [\"…\"]}.",
+        ));
     }
     let snap = keys.snapshot_full();
     for id in &ids {
         find_customer(&snap, id)?;
     }
-    keys.write(&[Change::Delete(Table::EndUsers, ids.clone())]).await.map_err(|e| AdminError::store(&e))?;
+    keys.write(&[Change::Delete(Table::EndUsers, ids.clone())])
+        .await
+        .map_err(|e| AdminError::store(&e))?;
     Ok(json!({"deleted_customers": ids}))
 }
 
@@ -886,4 +1078,3 @@ impl Keys {
         self.inner.snapshot.load_full()
     }
 }
-

@@ -98,11 +98,13 @@ impl Store for Postgres {
             self.prepared().await?;
             let mut rows = Rows::new();
             for t in Table::ALL {
-                let text: Vec<String> =
-                    sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM \"{}\" t", t.name()))
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| self.err(&e))?;
+                let text: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT row_to_json(t)::text FROM \"{}\" t",
+                    t.name()
+                ))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(&e))?;
                 let values =
                     text.iter().filter_map(|r| serde_json::from_str::<Value>(r).ok()).collect();
                 rows.insert(t, values);
@@ -125,11 +127,8 @@ impl Store for Postgres {
             for change in changes {
                 match change {
                     Change::Upsert(t, row) => {
-                        let cols: Vec<&str> = columns[t]
-                            .iter()
-                            .copied()
-                            .filter(|c| row.contains_key(*c))
-                            .collect();
+                        let cols: Vec<&str> =
+                            columns[t].iter().copied().filter(|c| row.contains_key(*c)).collect();
                         let quoted: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
                         let updates: Vec<String> = cols
                             .iter()

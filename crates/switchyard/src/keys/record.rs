@@ -272,8 +272,8 @@ mod tests {
         let key: KeyRecord = serde_json::from_value(row).unwrap();
         assert!(key.models.is_empty() && key.aliases.is_empty() && !key.is_blocked());
         assert_eq!(key.expires.unwrap().to_rfc3339(), "2030-01-02T03:04:05.678+00:00");
-        let team: TeamRecord = serde_json::from_value(json!({"team_id": "t", "blocked": 1}))
-            .unwrap();
+        let team: TeamRecord =
+            serde_json::from_value(json!({"team_id": "t", "blocked": 1})).unwrap();
         assert!(team.blocked);
     }
 }

@@ -41,7 +41,8 @@ pub trait Store: Send + Sync {
 
 /// The fingerprint query, the same SQL on both engines.
 pub fn version_sql() -> String {
-    let mut parts = vec![r#"(SELECT "seq" FROM "Switchyard_KeyChanges" WHERE "id" = 1)"#.to_owned()];
+    let mut parts =
+        vec![r#"(SELECT "seq" FROM "Switchyard_KeyChanges" WHERE "id" = 1)"#.to_owned()];
     for t in Table::ALL {
         parts.push(format!("(SELECT count(*) FROM \"{}\")", t.name()));
         if t.has_updated_at() {

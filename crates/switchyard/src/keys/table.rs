@@ -308,7 +308,11 @@ pub fn sqlite_ddl() -> Vec<String> {
                     }
                 })
                 .collect();
-            format!("CREATE TABLE IF NOT EXISTS \"{}\" (\n    {}\n)", t.name(), cols.join(",\n    "))
+            format!(
+                "CREATE TABLE IF NOT EXISTS \"{}\" (\n    {}\n)",
+                t.name(),
+                cols.join(",\n    ")
+            )
         })
         .collect();
     out.push(
@@ -317,7 +321,8 @@ pub fn sqlite_ddl() -> Vec<String> {
             .to_owned(),
     );
     out.push(
-        "INSERT OR IGNORE INTO \"Switchyard_KeyChanges\" (\"id\", \"seq\") VALUES (1, 0)".to_owned(),
+        "INSERT OR IGNORE INTO \"Switchyard_KeyChanges\" (\"id\", \"seq\") VALUES (1, 0)"
+            .to_owned(),
     );
     out
 }
