@@ -546,3 +546,70 @@ async fn with_the_database_cut_keys_keep_serving_from_memory_and_health_says_deg
     assert!(ok);
     g.gw.shutdown().await.unwrap();
 }
+
+/// `switchyard keys …` as an operator runs it, against the state directory a gateway serves.
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("keys")
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("gw.yaml"))
+        .arg("--state-dir")
+        .arg(dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_lists_updates_and_revokes_keys_a_running_gateway_honours() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = start(dir.path(), None).await;
+    std::fs::write(dir.path().join("gw.yaml"), yaml(&g._mock)).unwrap();
+
+    let (code, out, err) = cli(dir.path(), &["create", "--alias", "laptop", "--models", "good"]);
+    assert_eq!(code, 0, "{err}");
+    let key = out.lines().next().unwrap().trim().to_owned();
+    assert!(key.starts_with("sk-") && out.contains("shown once"), "{out}");
+    let served =
+        eventually(Duration::from_secs(1), || async { g.chat(&key, "good").await.0 == 200 }).await;
+    assert!(served, "the gateway did not see the key the CLI created within 1 s");
+    assert_eq!(g.chat(&key, "bad").await.0, 403);
+
+    let (code, out, _) = cli(dir.path(), &["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&hash_key(&key)) && out.contains("laptop") && !out.contains(&key),
+        "{out}"
+    );
+    let (code, out, _) = cli(dir.path(), &["info", &key, "--json"]);
+    assert_eq!(code, 0);
+    let info: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["info"]["key_alias"], "laptop");
+
+    let (code, _, err) = cli(dir.path(), &["update", &key, "--models", "good,flaky"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        eventually(Duration::from_secs(1), || async { g.chat(&key, "flaky").await.0 == 200 }).await
+    );
+
+    let (code, out, err) = cli(dir.path(), &["revoke", "--alias", "laptop"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revoked"));
+    let refused =
+        eventually(Duration::from_secs(1), || async { g.chat(&key, "good").await.0 == 401 }).await;
+    assert!(refused, "the gateway still served a key the CLI revoked");
+
+    let (code, _, err) = cli(dir.path(), &["revoke", "--alias", "laptop"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("KEY-07"), "{err}");
+    let (code, _, err) = cli(dir.path(), &["create", "--duration", "soon"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("KEY-06") && err.contains("duration"), "{err}");
+    g.gw.shutdown().await.unwrap();
+}
