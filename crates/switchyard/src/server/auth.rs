@@ -25,12 +25,13 @@ pub async fn require_key(
     next: Next,
 ) -> Response {
     let runtime = state.runtime();
-    // Only when a virtual key exists: otherwise auth is exactly the master key's.
-    let keys = state.keys().filter(|k| k.any());
+    // Only when a virtual key exists: otherwise auth is exactly the master key's. Looked up
+    // only after the master key did not match, so the master key's path does not change.
+    let keys = || state.keys().filter(|k| k.any());
     let Some(master) = &runtime.master_key else {
         // No master key: the gateway is open (loopback), as before; a known virtual key still
         // brings its rules and attribution, and a refused one is refused.
-        if let Some(keys) = keys
+        if let Some(keys) = keys()
             && let Some(key) = presented_key(req.headers())
         {
             match keys.authenticate(key, chrono::Utc::now()) {
@@ -51,9 +52,8 @@ pub async fn require_key(
     };
     match presented_key(req.headers()) {
         Some(key) if master.matches(key) => next.run(req).await,
-        Some(key) if keys.is_some() => {
-            let verdict: Result<Identity, Refusal> =
-                keys.map_or(Err(Refusal::Unknown), |k| k.authenticate(key, chrono::Utc::now()));
+        Some(key) if let Some(keys) = keys() => {
+            let verdict: Result<Identity, Refusal> = keys.authenticate(key, chrono::Utc::now());
             match verdict {
                 Ok(identity) => {
                     req.extensions_mut().insert(identity);
