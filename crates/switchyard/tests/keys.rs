@@ -192,6 +192,21 @@ async fn models_outside_the_allow_list_are_403_in_both_shapes_and_aliases_rename
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-litellm-model-group"], "good");
 
+    // The model list shows a key what it may call.
+    let models: Value = g
+        .client
+        .get(format!("{}/v1/models", g.gw.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> =
+        models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["good"]);
+
     // Wildcards: `*` admits anything the gateway serves.
     let any = g.generate(json!({"models": ["*"]})).await;
     assert_eq!(g.chat(&any, "flaky").await.0, 200);
