@@ -114,7 +114,8 @@ async fn a_generated_key_serves_both_surfaces_and_its_identity_reaches_the_ledge
     let team_id = team["team_id"].as_str().unwrap().to_owned();
     let key = g
         .generate(json!({"key_alias": "ci", "user_id": "ana", "team_id": team_id,
-                         "models": ["good"], "max_budget": 5.0, "rpm_limit": 10}))
+                         "models": ["good"], "max_budget": 5.0, "rpm_limit": 10,
+                         "tags": ["from-key"]}))
         .await;
     assert!(key.starts_with("sk-"));
 
@@ -146,6 +147,12 @@ async fn a_generated_key_serves_both_surfaces_and_its_identity_reaches_the_ledge
             (hash_key(&key), Some("ci".into()), Some("ana".into()), Some(team_id.clone()))
         );
     }
+    // The key's tags join the request's.
+    let tags: Vec<String> = sqlx::query_scalar(r#"SELECT request_tags FROM "LiteLLM_SpendLogs""#)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(tags.iter().all(|t| t.contains("from-key")), "{tags:?}");
     // The key is stored only as its hash.
     let keys_db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
@@ -293,11 +300,18 @@ async fn management_routes_are_the_master_keys_and_answer_in_litellms_shapes() {
     g.generate(json!({"key_alias": "other"})).await;
     let (_, list) = g.admin("GET", "/key/list?page=1&size=1", Value::Null).await;
     assert_eq!((list["total_count"].as_u64(), list["total_pages"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(list["current_page"], 1);
     assert_eq!(list["keys"].as_array().unwrap().len(), 1);
     let (_, list) =
         g.admin("GET", "/key/list?key_alias=svc&return_full_object=true", Value::Null).await;
     assert_eq!(list["keys"][0]["token"], hash_key(&key).as_str());
 
+    // Regenerate (body form) on a throwaway key, then the path form on ours.
+    let spare = g.generate(json!({"key_alias": "spare"})).await;
+    let (status, out) = g.admin("POST", "/key/regenerate", json!({"key": spare})).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(g.chat(&spare, "good").await.0, 401);
+    assert_eq!(g.chat(out["key"].as_str().unwrap(), "good").await.0, 200);
     // Regenerate: a new key with the same settings; the old one stops at once.
     let (status, regen) = g.admin("POST", &format!("/key/{key}/regenerate"), Value::Null).await;
     assert_eq!(status, 200, "{regen}");

@@ -41,6 +41,9 @@ use crate::secret::Secret;
 /// How often the store's fingerprint is read.
 pub const POLL: Duration = Duration::from_millis(250);
 
+/// How long the start waits for the first load.
+const START_WAIT: Duration = Duration::from_secs(5);
+
 /// Where the keys live.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -184,8 +187,18 @@ impl Keys {
     /// Loads the set once (an unreachable store leaves it empty and degraded) and starts the
     /// poller on the current tokio runtime; it stops when the last clone is dropped.
     pub async fn start(&self, every: Duration) {
-        if let Err(err) = self.reload().await {
-            tracing::warn!(%err, "keys: the key store cannot be read; retrying in the background");
+        // Bounded: an unreachable database must not hold the gateway's start for long.
+        match tokio::time::timeout(START_WAIT, self.reload()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "keys: the key store cannot be read; retrying in the background");
+            }
+            Err(_) => {
+                self.degraded(&StoreError(format!(
+                    "the key store did not answer within {} s",
+                    START_WAIT.as_secs()
+                )));
+            }
         }
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         tokio::spawn(async move {

@@ -161,6 +161,23 @@ pub async fn key_regenerate(
     respond(&parts, admin::regenerate_key(&keys, &key, body).await)
 }
 
+/// `POST /key/regenerate` with `{"key": …}` (the path form is `/key/{key}/regenerate`).
+pub async fn key_regenerate_body(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, body) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let key = body.get("key").and_then(Value::as_str).map(str::to_owned);
+    let answer = match key {
+        Some(key) => admin::regenerate_key(&keys, &key, body).await,
+        None => Err(AdminError::bad(
+            "/key/regenerate needs `key`.",
+            "Send {\"key\": \"sk-…\"}, or call /key/{key}/regenerate.",
+        )),
+    };
+    respond(&parts, answer)
+}
+
 pub async fn key_info(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (keys, parts, _) = match admin_request(&state, req).await {
         Ok(x) => x,

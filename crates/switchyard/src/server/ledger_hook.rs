@@ -37,7 +37,15 @@ impl Started {
         identity: Option<&Identity>,
     ) -> Self {
         let alias = identity.and_then(|i| i.key.key_alias.as_deref());
-        let who = Attribution::of(headers, presented_key(headers), alias, chat);
+        let mut who = Attribution::of(headers, presented_key(headers), alias, chat);
+        // LiteLLM adds the key's own tags (its `metadata.tags`) to the request's.
+        if let Some(identity) = identity {
+            for tag in identity.key.tags() {
+                if !who.tags.contains(&tag) {
+                    who.tags.push(tag);
+                }
+            }
+        }
         let record = Record {
             request_id: request_id(headers).unwrap_or_default().to_owned(),
             call_type: call_type.to_owned(),

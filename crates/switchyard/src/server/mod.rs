@@ -56,6 +56,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/key/block", post(keys_api::key_block))
         .route("/key/unblock", post(keys_api::key_unblock))
         .route("/key/{key}/regenerate", post(keys_api::key_regenerate))
+        .route("/key/regenerate", post(keys_api::key_regenerate_body))
         .route("/team/new", post(keys_api::team_new))
         .route("/team/info", get(keys_api::team_info))
         .route("/team/update", post(keys_api::team_update))
