@@ -248,6 +248,13 @@ async fn blocked_expired_and_unknown_keys_are_401_and_the_master_key_still_works
         "{msg}"
     );
 
+    let (status, body) = g.message(&expired, "good", "k-expired").await;
+    assert_eq!(status, 401);
+    assert!(anthropic_error(&body, "authentication_error").contains("Expired Key"));
+    let (status, body) = g.message("sk-never-issued-0000", "good", "k-unknown").await;
+    assert_eq!(status, 401);
+    assert!(anthropic_error(&body, "authentication_error").contains("Invalid proxy server token"));
+
     let (status, body) = g.chat("sk-never-issued-0000", "good").await;
     assert_eq!(status, 401);
     let msg = openai_error(&body, "authentication_error", "KEY-01");

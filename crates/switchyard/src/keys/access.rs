@@ -156,11 +156,8 @@ impl Identity {
             .flat_map(|m| if m == ALL_TEAM_MODELS { team_models.to_vec() } else { vec![m.clone()] })
             .collect();
         let names: Vec<&str> = std::iter::once(requested).chain(aliased.as_deref()).collect();
-        let key_ok = if self.key.models.is_empty() {
-            true
-        } else {
-            names.iter().any(|n| allows(&key_models, n)) && !key_models.is_empty()
-        };
+        // Empty (or `all-team-models` of a team without a list): no restriction of its own.
+        let key_ok = names.iter().any(|n| allows(&key_models, n));
         if !key_ok {
             return Err(denied("key", &self.key.models, requested));
         }
@@ -228,6 +225,7 @@ mod tests {
         let team = identity(&["all-team-models"], Some(&["balanced"]));
         assert!(team.resolve_model("balanced").is_ok());
         assert!(team.resolve_model("cheap").is_err());
+        assert!(identity(&["all-team-models"], Some(&[])).resolve_model("cheap").is_ok());
         let err = identity(&[], Some(&["balanced"])).resolve_model("cheap").unwrap_err();
         assert!(err.message.starts_with("team not allowed"), "{}", err.message);
     }
