@@ -449,6 +449,17 @@ async fn a_key_deleted_on_one_replica_is_refused_on_another_within_a_second() {
         eventually(Duration::from_secs(1), || async { b.chat(&key, "good").await.0 == 401 }).await;
     assert!(refused, "B still served a key A deleted");
     assert_eq!(b.keys.status().keys, 0);
+
+    // Times survive LiteLLM's `TIMESTAMP(3)` columns: an expiry in the past refuses, one 30
+    // days ahead reads back as such.
+    let expired = a.generate(json!({"expires": "2020-01-01T00:00:00Z"})).await;
+    assert_eq!(a.chat(&expired, "good").await.0, 401);
+    let later = a.generate(json!({"duration": "30d"})).await;
+    let (_, info) = a.admin("GET", &format!("/key/info?key={later}"), Value::Null).await;
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(info["info"]["expires"].as_str().unwrap()).unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::TimeDelta::days(29), "{info}");
+    assert_eq!(a.chat(&later, "good").await.0, 200);
     a.gw.shutdown().await.unwrap();
     b.gw.shutdown().await.unwrap();
 }
