@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod daemon;
 pub mod diagnose;
 pub mod exit;
+pub mod keys;
 pub mod ledger;
 pub mod logging;
 pub mod provider;

@@ -4,6 +4,7 @@
 mod config_check;
 mod doctor;
 mod init;
+mod keys;
 mod logs;
 mod output;
 mod policy;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Run the gateway as a systemd user service (Linux) or a launchd agent (macOS).
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Virtual keys: create (printed once), list, info, update, revoke. Works on the key
+    /// store directly; running gateways see changes within a second.
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,6 +188,7 @@ pub fn run() -> ExitCode {
         Some(Command::Spend(args)) => spend::run(&args),
         Some(Command::Init(args)) => init::run(&args),
         Some(Command::Service(command)) => service::run(&command),
+        Some(Command::Keys(args)) => keys::run(&args),
     };
     ExitCode::from(code)
 }

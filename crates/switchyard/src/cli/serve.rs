@@ -11,6 +11,7 @@ use super::output;
 use crate::config::{self, Config, ConfigOrigin, LoadOptions, ProcessEnv};
 use crate::daemon::{self, GatewayInfo, Lookup, StateDir, clock};
 use crate::exit;
+use crate::keys::{Keys, Settings as KeySettings};
 use crate::ledger::{Ledger, Settings as LedgerSettings};
 use crate::server::reload::{Reloader, Trigger};
 use crate::server::{self, AppState, Runtime};
@@ -96,10 +97,14 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
             None
         }
     };
+    let keys = open_keys(&config, args).await;
     let state = AppState::new(Runtime::new(config));
     state.set_reloader(reloader.clone());
     if let Some(ledger) = &ledger {
         state.set_ledger(ledger.clone());
+    }
+    if let Some(keys) = keys {
+        state.set_keys(keys);
     }
     // Before the pid is published: SIGHUP's default action would end the process.
     reload_on_hangup(state.clone(), reloader.clone());
@@ -196,6 +201,30 @@ fn open_ledger(config: &Config, args: &ServeArgs) -> Result<Ledger, String> {
     let status = ledger.status();
     tracing::info!(backend = status.backend, at = %status.location, spooled = status.spooled, "spend ledger");
     Ok(ledger)
+}
+
+/// Virtual keys: PostgreSQL with `database_url`, else `keys.sqlite3` in the state directory.
+/// Loaded once before serving; an unreachable database leaves the master key working and the
+/// key store degraded (retried in the background), never the gateway down.
+async fn open_keys(config: &Config, args: &ServeArgs) -> Option<Keys> {
+    let opened = StateDir::resolve(args.state_dir.as_deref(), &ProcessEnv).and_then(|dir| {
+        Keys::open(&KeySettings {
+            database_url: config.general.database_url.as_ref().map(|u| u.value.clone()),
+            state_dir: dir.root().to_owned(),
+        })
+    });
+    match opened {
+        Ok(keys) => {
+            keys.start(crate::keys::POLL).await;
+            let s = keys.status();
+            tracing::info!(backend = s.backend, at = %s.location, keys = s.keys, teams = s.teams, state = s.state, "virtual keys");
+            Some(keys)
+        }
+        Err(message) => {
+            tracing::error!("virtual keys unavailable, only the master key works: {message}");
+            None
+        }
+    }
 }
 
 /// The pid file and gateway.json, kept up to date with the last reload and removed when

@@ -115,6 +115,7 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         .and_then(|a| serde_json::from_value(a.body["aliases"].clone()).ok())
         .unwrap_or_default();
     let mut ledger: Option<Value> = None;
+    let mut keys: Option<Value> = None;
     let health = match &client {
         Ok(c) if answering_error.is_none() => match c.get(
             if probe { "/health" } else { "/health?cached=true" },
@@ -122,6 +123,7 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         ) {
             Ok(a) if a.status == 200 => {
                 ledger = a.body.get("ledger").cloned().filter(|l| !l.is_null());
+                keys = a.body.get("keys").cloned().filter(|k| !k.is_null());
                 Ok(per_alias(&a.body, &aliases))
             }
             Ok(a) => Err(format!(
@@ -165,6 +167,9 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
     if let Some(l) = &ledger {
         text.push_str(&format!("  ledger:       {}\n", ledger_line(l)));
     }
+    if let Some(k) = &keys {
+        text.push_str(&format!("  keys:         {}\n", keys_line(k)));
+    }
     let json = json!({
         "running": true,
         "answering": answering_error.is_none(),
@@ -182,6 +187,7 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         "health": health.as_ref().ok(),
         "health_error": health.as_ref().err(),
         "ledger": ledger,
+        "keys": keys,
     });
     let code = if answering_error.is_none() { exit::OK } else { exit::FAILED };
     Report { json, text: text.trim_end().to_owned(), code }
@@ -225,6 +231,33 @@ fn ledger_line(l: &Value) -> String {
         text("error"),
         n("spooled")
     )
+}
+
+/// `sqlite /s/keys.sqlite3: ok, 3 keys, 1 team` or `… DEGRADED for 2 min: <error>; serving
+/// the last 3 keys loaded`.
+fn keys_line(k: &Value) -> String {
+    let text = |f: &str| k[f].as_str().unwrap_or_default().to_owned();
+    let n = |f: &str| k[f].as_u64().unwrap_or(0);
+    let at = format!("{} {}", text("backend"), text("location"));
+    let counts = format!(
+        "{} keys, {} teams, {} users, {} end users",
+        n("keys"),
+        n("teams"),
+        n("users"),
+        n("end_users")
+    );
+    match text("state").as_str() {
+        "ok" => format!("{at}: ok, {counts}"),
+        state => {
+            let since = clock::unix_now().saturating_sub(n("since"));
+            format!(
+                "{at}: {} for {}: {}; serving the last {counts} loaded",
+                state.to_uppercase(),
+                clock::duration(since),
+                text("error")
+            )
+        }
+    }
 }
 
 /// `/health` grouped per alias, in config order: counts and each unhealthy deployment.
@@ -300,6 +333,25 @@ fn health_line(row: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_keys_line_says_where_keys_live_and_when_they_went_stale() {
+        let ok = json!({"backend": "sqlite", "location": "/s/keys.sqlite3", "state": "ok",
+            "keys": 3, "teams": 1, "users": 0, "end_users": 2});
+        assert_eq!(
+            keys_line(&ok),
+            "sqlite /s/keys.sqlite3: ok, 3 keys, 1 teams, 0 users, 2 end users"
+        );
+        let bad = json!({"backend": "postgres", "location": "h:5432/db", "state": "degraded",
+            "since": 0, "error": "connection refused", "keys": 3});
+        let line = keys_line(&bad);
+        assert!(
+            line.starts_with("postgres h:5432/db: DEGRADED for ")
+                && line.contains("connection refused")
+                && line.contains("serving the last 3 keys"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn the_ledger_line_says_where_rows_go_and_what_waits() {

@@ -69,8 +69,8 @@ const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
 const DB_NOTE: &str = "Switchyard keeps no database yet";
-const LEDGER_NOTE: &str =
-    "or DATABASE_URL: the spend ledger goes to PostgreSQL (LiteLLM_SpendLogs) instead of SQLite";
+const LEDGER_NOTE: &str = "or DATABASE_URL: the spend ledger (LiteLLM_SpendLogs) and the virtual keys \
+     (LiteLLM_VerificationToken, LiteLLM_TeamTable, …) go to PostgreSQL instead of SQLite";
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
 const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
      context_window_fallbacks handle an overflow";

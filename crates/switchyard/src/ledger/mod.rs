@@ -20,7 +20,7 @@ mod store;
 mod writer;
 
 pub use record::{CALL_CHAT, CALL_MESSAGES, Outcome, Record, Tokens, clean_api_base};
-pub use store::{Store, StoreError};
+pub use store::{Store, StoreError, describe};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -1,8 +1,11 @@
-//! Checks the gateway key on every authenticated route (GW-01).
+//! Checks the gateway key on every authenticated route: the master key (GW-01), or a virtual
+//! key from the in-memory key snapshot (KEY-01..03), whose [`Identity`] then rides in the
+//! request's extensions for the handler (model allow-list, aliases, ledger attribution).
 //!
 //! Accepts `Authorization: Bearer <key>` (OpenAI SDKs, curl) and `x-api-key` (Anthropic
 //! SDKs, Claude Code); a rejection comes in the caller's own error shape (Anthropic's on
-//! `/v1/messages`). Never echoes or logs the presented key.
+//! `/v1/messages`). Never echoes or logs the presented key. The master key is compared
+//! first, so its path is what it was before virtual keys: no hash, no lookup, no allocation.
 
 use std::sync::Arc;
 
@@ -14,14 +17,53 @@ use axum::response::Response;
 
 use super::{AppState, errors};
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
+use crate::keys::{Identity, Refusal};
 
-pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn require_key(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let runtime = state.runtime();
+    // Only when a virtual key exists: otherwise auth is exactly the master key's. Looked up
+    // only after the master key did not match, so the master key's path does not change.
+    let keys = || state.keys().filter(|k| k.any());
     let Some(master) = &runtime.master_key else {
+        // No master key: the gateway is open (loopback), as before; a known virtual key still
+        // brings its rules and attribution, and a refused one is refused.
+        if let Some(keys) = keys()
+            && let Some(key) = presented_key(req.headers())
+        {
+            match keys.authenticate(key, chrono::Utc::now()) {
+                Ok(identity) => {
+                    req.extensions_mut().insert(identity);
+                }
+                Err(Refusal::Unknown) => {}
+                Err(refusal) => {
+                    return errors::error_response(
+                        req.uri().path(),
+                        req.headers(),
+                        &refusal.to_error(),
+                    );
+                }
+            }
+        }
         return next.run(req).await;
     };
     match presented_key(req.headers()) {
         Some(key) if master.matches(key) => next.run(req).await,
+        Some(key) if let Some(keys) = keys() => {
+            let verdict: Result<Identity, Refusal> = keys.authenticate(key, chrono::Utc::now());
+            match verdict {
+                Ok(identity) => {
+                    req.extensions_mut().insert(identity);
+                    next.run(req).await
+                }
+                Err(refusal) => {
+                    errors::error_response(req.uri().path(), req.headers(), &refusal.to_error())
+                }
+            }
+        }
         presented => {
             let key_source = runtime
                 .config

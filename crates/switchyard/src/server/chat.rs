@@ -12,7 +12,10 @@ use super::AppState;
 use super::body::read_limited;
 use super::ledger_hook::{self, Started};
 use super::request_id::DEPLOYMENT;
+use crate::canonical::ChatRequest;
+use crate::classify::ApiError;
 use crate::cost::Charged;
+use crate::keys::Identity;
 use crate::ledger::CALL_CHAT;
 use crate::router::Route;
 use crate::surface::openai;
@@ -24,12 +27,16 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         Ok(bytes) => bytes,
         Err(err) => return openai::error_response(&err),
     };
-    let chat = match openai::decode_chat_request(&bytes) {
+    let mut chat = match openai::decode_chat_request(&bytes) {
         Ok(chat) => chat,
         Err(err) => return openai::error_response(&err),
     };
+    let identity = parts.extensions.get::<Identity>();
+    if let Err(err) = apply_key_rules(identity, &mut chat) {
+        return openai::error_response(&err);
+    }
 
-    let started = Started::new(&parts.headers, CALL_CHAT, &chat);
+    let started = Started::new(&parts.headers, CALL_CHAT, &chat, identity);
     if chat.stream {
         match runtime.router.stream(&chat).await {
             Ok(served) => {
@@ -67,6 +74,19 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
             }
         }
     }
+}
+
+/// A virtual key's rules for the request: the model must be on its allow-list (403, KEY-04),
+/// and its `aliases` rename the model before routing. Budgets and rate limits join here.
+pub(super) fn apply_key_rules(
+    identity: Option<&Identity>,
+    chat: &mut ChatRequest,
+) -> Result<(), ApiError> {
+    let Some(identity) = identity else { return Ok(()) };
+    if let Some(model) = identity.resolve_model(&chat.model)? {
+        chat.model = model;
+    }
+    Ok(())
 }
 
 const LITELLM_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");

@@ -19,6 +19,7 @@ use crate::attribution::Attribution;
 use crate::canonical::ChatRequest;
 use crate::classify::ApiError;
 use crate::cost::{Charge, Charged};
+use crate::keys::Identity;
 use crate::ledger::{Outcome, Record, Tokens, clean_api_base};
 use crate::router::{Route, Target};
 
@@ -29,8 +30,22 @@ pub(super) struct Started {
 }
 
 impl Started {
-    pub fn new(headers: &HeaderMap, call_type: &str, chat: &ChatRequest) -> Self {
-        let who = Attribution::of(headers, presented_key(headers), None, chat);
+    pub fn new(
+        headers: &HeaderMap,
+        call_type: &str,
+        chat: &ChatRequest,
+        identity: Option<&Identity>,
+    ) -> Self {
+        let alias = identity.and_then(|i| i.key.key_alias.as_deref());
+        let mut who = Attribution::of(headers, presented_key(headers), alias, chat);
+        // LiteLLM adds the key's own tags (its `metadata.tags`) to the request's.
+        if let Some(identity) = identity {
+            for tag in identity.key.tags() {
+                if !who.tags.contains(&tag) {
+                    who.tags.push(tag);
+                }
+            }
+        }
         let record = Record {
             request_id: request_id(headers).unwrap_or_default().to_owned(),
             call_type: call_type.to_owned(),
@@ -38,6 +53,8 @@ impl Started {
             model_group: chat.model.clone(),
             api_key: who.key_hash.unwrap_or_default(),
             key_alias: who.key_alias,
+            user: identity.and_then(|i| i.key.user_id.clone()),
+            team_id: identity.and_then(|i| i.key.team_id.clone()),
             end_user: who.user,
             tags: who.tags,
             session_id: who.session_id,

@@ -15,10 +15,11 @@ use bytes::Bytes;
 
 use super::AppState;
 use super::body::read_limited;
-use super::chat::{cost_header, served_headers};
+use super::chat::{apply_key_rules, cost_header, served_headers};
 use super::errors::request_id;
 use super::ledger_hook::{self, Started};
 use crate::classify::ApiError;
+use crate::keys::Identity;
 use crate::ledger::CALL_MESSAGES;
 use crate::surface::anthropic;
 
@@ -35,12 +36,16 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(bytes) => bytes,
         Err(err) => return fail(&err),
     };
-    let chat = match anthropic::decode_messages_request(&bytes, &parts.headers) {
+    let mut chat = match anthropic::decode_messages_request(&bytes, &parts.headers) {
         Ok(chat) => chat,
         Err(err) => return fail(&err),
     };
+    let identity = parts.extensions.get::<Identity>();
+    if let Err(err) = apply_key_rules(identity, &mut chat) {
+        return fail(&err);
+    }
 
-    let started = Started::new(&parts.headers, CALL_MESSAGES, &chat);
+    let started = Started::new(&parts.headers, CALL_MESSAGES, &chat, identity);
     if chat.stream {
         match runtime.router.stream(&chat).await {
             Ok(served) => {
@@ -89,10 +94,13 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> R
         Ok(bytes) => bytes,
         Err(err) => return fail(&err),
     };
-    let chat = match anthropic::decode_count_tokens_request(&bytes, &parts.headers) {
+    let mut chat = match anthropic::decode_count_tokens_request(&bytes, &parts.headers) {
         Ok(chat) => chat,
         Err(err) => return fail(&err),
     };
+    if let Err(err) = apply_key_rules(parts.extensions.get::<Identity>(), &mut chat) {
+        return fail(&err);
+    }
     match runtime.router.count_tokens(&chat).await {
         Ok(served) => {
             let mut response = json(anthropic::encode_count_tokens(served.value), request_id);

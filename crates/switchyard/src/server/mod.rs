@@ -8,6 +8,7 @@ mod body;
 mod chat;
 mod errors;
 mod health;
+mod keys_api;
 mod ledger_hook;
 mod messages;
 mod model_info;
@@ -52,6 +53,27 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/spend/tags", get(spend::tags))
         .route("/global/spend/report", get(spend::report))
         .route("/global/spend/logs", get(spend::global_logs))
+        .route("/key/generate", post(keys_api::key_generate))
+        .route("/key/info", get(keys_api::key_info))
+        .route("/key/update", post(keys_api::key_update))
+        .route("/key/delete", post(keys_api::key_delete))
+        .route("/key/list", get(keys_api::key_list))
+        .route("/key/block", post(keys_api::key_block))
+        .route("/key/unblock", post(keys_api::key_unblock))
+        .route("/key/{key}/regenerate", post(keys_api::key_regenerate))
+        .route("/key/regenerate", post(keys_api::key_regenerate_body))
+        .route("/team/new", post(keys_api::team_new))
+        .route("/team/info", get(keys_api::team_info))
+        .route("/team/update", post(keys_api::team_update))
+        .route("/team/delete", post(keys_api::team_delete))
+        .route("/team/list", get(keys_api::team_list))
+        .route("/team/member_add", post(keys_api::team_member_add))
+        .route("/user/new", post(keys_api::user_new))
+        .route("/user/info", get(keys_api::user_info))
+        .route("/customer/new", post(keys_api::customer_new))
+        .route("/customer/info", get(keys_api::customer_info))
+        .route("/customer/update", post(keys_api::customer_update))
+        .route("/customer/delete", post(keys_api::customer_delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()

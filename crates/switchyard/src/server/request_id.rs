@@ -32,7 +32,7 @@ pub async fn tag_and_log(mut req: Request, next: Next) -> Response {
     tracing::info!(
         request_id = id.to_str().unwrap_or_default(),
         %method,
-        path = uri.path(),
+        path = loggable(uri.path()),
         status,
         deployment,
         // Time to the response head; a stream's body may still be flowing.
@@ -41,6 +41,14 @@ pub async fn tag_and_log(mut req: Request, next: Next) -> Response {
     );
     response.headers_mut().insert(REQUEST_ID, id);
     response
+}
+
+/// The path as logged: the key in `/key/{key}/regenerate` never reaches the log.
+fn loggable(path: &str) -> &str {
+    match path.strip_prefix("/key/").and_then(|rest| rest.strip_suffix("/regenerate")) {
+        Some(key) if !key.is_empty() => "/key/****/regenerate",
+        _ => path,
+    }
 }
 
 fn is_sane(value: &HeaderValue) -> bool {
@@ -84,6 +92,13 @@ fn hex(out: &mut Vec<u8>, value: u64, digits: u32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_key_in_the_path_is_not_logged() {
+        assert_eq!(super::loggable("/key/sk-secret-1/regenerate"), "/key/****/regenerate");
+        assert_eq!(super::loggable("/key/generate"), "/key/generate");
+        assert_eq!(super::loggable("/v1/chat/completions"), "/v1/chat/completions");
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use super::reload::Reloader;
 use crate::config::Config;
+use crate::keys::Keys;
 use crate::ledger::Ledger;
 use crate::router::Router;
 use crate::secret::Secret;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub health: super::health::Probes,
     /// The spend ledger: one for the process, kept across reloads.
     ledger: OnceLock<Ledger>,
+    /// Virtual keys, teams, users and end users: one for the process, kept across reloads.
+    keys: OnceLock<Keys>,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ impl AppState {
             reloader: OnceLock::new(),
             health: super::health::Probes::default(),
             ledger: OnceLock::new(),
+            keys: OnceLock::new(),
         })
     }
 
@@ -89,5 +93,15 @@ impl AppState {
 
     pub fn ledger(&self) -> Option<&Ledger> {
         self.ledger.get()
+    }
+
+    /// Attaches the key store (once; a second one is ignored). Without one, only the master
+    /// key authenticates and the management routes answer KEY-08.
+    pub fn set_keys(&self, keys: Keys) {
+        let _ = self.keys.set(keys);
+    }
+
+    pub fn keys(&self) -> Option<&Keys> {
+        self.keys.get()
     }
 }

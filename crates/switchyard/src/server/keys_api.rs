@@ -1,0 +1,233 @@
+//! LiteLLM's management routes for virtual keys, teams, users and end users (`/key/*`,
+//! `/team/*`, `/user/*`, `/customer/*`): thin wrappers over [`crate::keys::admin`]. Master key
+//! only: a request authenticated by a virtual key gets 403 (KEY-05).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::AppState;
+use super::body::read_limited;
+use super::errors::error_response;
+use crate::classify::{ApiError, Diagnosis, ErrorKind};
+use crate::keys::admin::{self, AdminError, Answer, ListQuery};
+use crate::keys::{Identity, Keys};
+
+/// The key store and the request's JSON body, once the caller is known to be the admin.
+async fn admin_request(state: &AppState, req: Request) -> Result<(Keys, Parts, Value), Response> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let fail = |err: &ApiError| error_response(&path, &parts.headers, err);
+    if parts.extensions.get::<Identity>().is_some() {
+        return Err(fail(&not_admin(&path)));
+    }
+    let Some(keys) = state.keys().cloned() else {
+        return Err(fail(&no_store()));
+    };
+    let limit = state.runtime().max_body_bytes;
+    let bytes = match read_limited(&parts.headers, body, limit).await {
+        Ok(b) => b,
+        Err(err) => return Err(fail(&err)),
+    };
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = AdminError::bad(
+                    format!("The request body is not valid JSON: {e}."),
+                    "Send a JSON object with `Content-Type: application/json`.",
+                );
+                return Err(fail(&err.to_api()));
+            }
+        }
+    };
+    Ok((keys, parts, body))
+}
+
+fn not_admin(path: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "Only proxy admin can be used to generate, delete, update info for new keys/users/teams. \
+             Route={path}. A virtual key cannot call the management routes."
+        ),
+    )
+    .with_diagnosis(Diagnosis::new(
+        "KEY-05",
+        "The request was authenticated with a virtual key; management routes need the master key.",
+        "Send the master key (`general_settings.master_key`) as `Authorization: Bearer <key>`.",
+    ))
+}
+
+fn no_store() -> ApiError {
+    ApiError::new(ErrorKind::Internal, "This gateway has no key store.").with_diagnosis(
+        Diagnosis::new(
+            "KEY-08",
+            "The key store could not be opened at start (see the gateway's log).",
+            "Make the state directory writable, or set `database_url`, and restart the gateway.",
+        ),
+    )
+}
+
+fn respond(parts: &Parts, answer: Answer) -> Response {
+    match answer {
+        Ok(value) => {
+            let mut response = Response::new(Body::from(value.to_string()));
+            *response.status_mut() = StatusCode::OK;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(err) => error_response(parts.uri.path(), &parts.headers, &err.to_api()),
+    }
+}
+
+fn query<T: serde::de::DeserializeOwned + Default>(parts: &Parts) -> Result<T, AdminError> {
+    Query::<T>::try_from_uri(&parts.uri).map(|q| q.0).map_err(|e| {
+        AdminError::bad(format!("The query string cannot be read: {e}."), "e.g. ?page=1&size=10")
+    })
+}
+
+fn param(parts: &Parts, names: &[&str]) -> Result<String, AdminError> {
+    let q: HashMap<String, String> = query(parts)?;
+    names.iter().find_map(|n| q.get(*n).filter(|v| !v.is_empty()).cloned()).ok_or_else(|| {
+        AdminError::bad(
+            format!("This route needs `?{}=`.", names[0]),
+            format!("e.g. {}?{}=…", parts.uri.path(), names[0]),
+        )
+    })
+}
+
+macro_rules! post_route {
+    ($name:ident, $op:expr) => {
+        pub async fn $name(State(state): State<Arc<AppState>>, req: Request) -> Response {
+            let (keys, parts, body) = match admin_request(&state, req).await {
+                Ok(x) => x,
+                Err(r) => return r,
+            };
+            let answer = $op(&keys, body).await;
+            respond(&parts, answer)
+        }
+    };
+}
+
+post_route!(key_generate, admin::generate_key);
+post_route!(key_update, admin::update_key);
+post_route!(key_delete, admin::delete_keys);
+post_route!(team_new, admin::new_team);
+post_route!(team_update, admin::update_team);
+post_route!(team_delete, admin::delete_teams);
+post_route!(team_member_add, admin::team_member_add);
+post_route!(user_new, admin::new_user);
+post_route!(customer_new, admin::new_customer);
+post_route!(customer_update, admin::update_customer);
+post_route!(customer_delete, admin::delete_customers);
+
+pub async fn key_block(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, body) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    respond(&parts, admin::set_blocked(&keys, body, true).await)
+}
+
+pub async fn key_unblock(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, body) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    respond(&parts, admin::set_blocked(&keys, body, false).await)
+}
+
+pub async fn key_regenerate(
+    State(state): State<Arc<AppState>>,
+    Path(key): Path<String>,
+    req: Request,
+) -> Response {
+    let (keys, parts, body) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    respond(&parts, admin::regenerate_key(&keys, &key, body).await)
+}
+
+/// `POST /key/regenerate` with `{"key": …}` (the path form is `/key/{key}/regenerate`).
+pub async fn key_regenerate_body(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, body) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let key = body.get("key").and_then(Value::as_str).map(str::to_owned);
+    let answer = match key {
+        Some(key) => admin::regenerate_key(&keys, &key, body).await,
+        None => Err(AdminError::bad(
+            "/key/regenerate needs `key`.",
+            "Send {\"key\": \"sk-…\"}, or call /key/{key}/regenerate.",
+        )),
+    };
+    respond(&parts, answer)
+}
+
+pub async fn key_info(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, _) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let answer = param(&parts, &["key"]).and_then(|k| admin::key_info(&keys, &k));
+    respond(&parts, answer)
+}
+
+pub async fn key_list(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, _) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let answer = query::<ListQuery>(&parts).and_then(|q| admin::list_keys(&keys, &q));
+    respond(&parts, answer)
+}
+
+pub async fn team_info(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, _) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let answer = param(&parts, &["team_id"]).and_then(|t| admin::team_info(&keys, &t));
+    respond(&parts, answer)
+}
+
+pub async fn team_list(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, _) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    respond(&parts, admin::list_teams(&keys))
+}
+
+pub async fn user_info(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, _) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let answer = param(&parts, &["user_id"]).and_then(|u| admin::user_info(&keys, &u));
+    respond(&parts, answer)
+}
+
+pub async fn customer_info(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (keys, parts, _) = match admin_request(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let answer =
+        param(&parts, &["end_user_id", "user_id"]).and_then(|u| admin::customer_info(&keys, &u));
+    respond(&parts, answer)
+}
