@@ -268,7 +268,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     ),
     k(GeneralSettings, "database_url", Supported, LEDGER_NOTE),
     k(GeneralSettings, "store_model_in_db", Ignored, DB_NOTE),
-    k(GeneralSettings, "disable_spend_logs", Ignored, DB_NOTE),
+    k(
+        GeneralSettings,
+        "disable_spend_logs",
+        Supported,
+        "true: no spend ledger rows are written (nothing is opened)",
+    ),
     k(GeneralSettings, "store_prompts_in_spend_logs", Ignored, DB_NOTE),
     k(
         GeneralSettings,
