@@ -12,10 +12,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use rust_decimal::prelude::ToPrimitive;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::Postgres as Pg;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::Postgres as Pg;
 use tokio::sync::OnceCell;
 
 use super::record::Record;
@@ -276,8 +277,8 @@ fn pg_type(column: &str) -> &'static str {
 type PgQuery<'q> = sqlx::query::Query<'q, Pg, sqlx::postgres::PgArguments>;
 
 /// Binds `column` of every row as one array, in [`pg_type`]'s type.
-fn bind_column<'q>(q: PgQuery<'q>, column: &str, rows: &[Record]) -> PgQuery<'q> {
-    fn each<T>(rows: &[Record], f: impl Fn(&Record) -> T) -> Vec<T> {
+fn bind_column<'q>(q: PgQuery<'q>, column: &str, rows: &'q [Record]) -> PgQuery<'q> {
+    fn each<'r, T>(rows: &'r [Record], f: impl Fn(&'r Record) -> T) -> Vec<T> {
         rows.iter().map(f).collect()
     }
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -311,23 +312,60 @@ fn bind_column<'q>(q: PgQuery<'q>, column: &str, rows: &[Record]) -> PgQuery<'q>
     }
 }
 
-/// LiteLLM's `metadata` plus what its columns cannot hold: cache tokens, the key alias,
-/// the exact cost, whether it is unknown, the error class.
-pub fn metadata(r: &Record) -> Value {
-    let mut m = r.metadata.clone();
-    if let Some(alias) = &r.key_alias {
-        m.insert("user_api_key_alias".into(), Value::String(alias.clone()));
+/// LiteLLM's `metadata` plus what its columns cannot hold: the usage object, cache tokens,
+/// the key alias, the exact cost, whether it is unknown, the error class. Serialized
+/// straight from the row (no JSON tree is built).
+#[derive(Serialize)]
+pub struct Metadata<'a> {
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_object: Option<UsageObject>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream_incomplete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_api_key_alias: Option<&'a str>,
+    spend_unknown: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spend_decimal: Option<String>,
+    cache_read_input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_class: Option<&'a str>,
+}
+
+/// LiteLLM's `usage_object`, with Anthropic's cache fields.
+#[derive(Serialize)]
+struct UsageObject {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    input_tokens: u64,
+    cache_read_input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_creation_1h_input_tokens: u64,
+}
+
+pub fn metadata(r: &Record) -> Metadata<'_> {
+    Metadata {
+        extra: &r.metadata,
+        usage_object: r.usage.map(|u| UsageObject {
+            prompt_tokens: u.total_input_tokens(),
+            completion_tokens: u.output_tokens,
+            total_tokens: u.total_input_tokens() + u.output_tokens,
+            input_tokens: u.input_tokens,
+            cache_read_input_tokens: u.cache_read_input_tokens,
+            cache_creation_input_tokens: u.cache_creation_input_tokens,
+            cache_creation_1h_input_tokens: u.cache_creation_1h_input_tokens,
+        }),
+        stream_incomplete: r.stream_incomplete,
+        user_api_key_alias: r.key_alias.as_deref(),
+        spend_unknown: r.spend.is_none(),
+        spend_decimal: r.spend.map(|s| s.to_string()),
+        cache_read_input_tokens: r.tokens.cache_read,
+        cache_creation_input_tokens: r.tokens.cache_write,
+        error_class: r.error_class.as_deref(),
     }
-    m.insert("spend_unknown".into(), Value::Bool(r.spend.is_none()));
-    if let Some(spend) = r.spend {
-        m.insert("spend_decimal".into(), Value::String(spend.to_string()));
-    }
-    m.insert("cache_read_input_tokens".into(), Value::from(r.tokens.cache_read));
-    m.insert("cache_creation_input_tokens".into(), Value::from(r.tokens.cache_write));
-    if let Some(class) = &r.error_class {
-        m.insert("error_class".into(), Value::String(class.clone()));
-    }
-    Value::Object(m)
 }
 
 mod url {
