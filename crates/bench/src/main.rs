@@ -1,5 +1,6 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
-//! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]`
+//! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
+//! [--compare ledger [--database-url URL]]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -19,6 +20,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod compare;
+
 use bench::load::{self, Outcome, Round, Target};
 use bench::procs::{self, Proc};
 use bench::report::{self, Machine, Report, Row, Side};
@@ -29,7 +32,8 @@ const MASTER_KEY: &str = "sk-bench-master";
 const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
-                     [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]";
+                     [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
+                     [--compare ledger [--database-url URL]]";
 
 struct Args {
     quick: bool,
@@ -43,6 +47,10 @@ struct Args {
     /// Only these modes (`json`, `stream`) and sides (`floor`, `gateway`): for profiling.
     modes: Vec<bool>,
     sides: Vec<bool>,
+    /// `ledger`: the ledger off, on PostgreSQL and on SQLite, side by side.
+    compare: Option<String>,
+    /// The PostgreSQL server for `--compare ledger` (a fresh database is created there).
+    database_url: String,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -56,6 +64,8 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         concurrency: vec![1, 16, 64, 256],
         modes: vec![false, true],
         sides: vec![false, true],
+        compare: None,
+        database_url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -89,6 +99,11 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     other => return Err(format!("--side: floor or gateway, not {other}")),
                 }
             }
+            "--compare" => match value()?.as_str() {
+                "ledger" => args.compare = Some("ledger".to_owned()),
+                other => return Err(format!("--compare: ledger, not {other}")),
+            },
+            "--database-url" => args.database_url = value()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -160,6 +175,26 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let work = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    if args.compare.is_some() {
+        let settings = compare::Settings {
+            bins: &bins,
+            work: &work,
+            database_url: &args.database_url,
+            reps: args.reps,
+            seconds: args.seconds,
+            concurrency: &args.concurrency,
+            modes: &args.modes,
+        };
+        let result = compare::ledger(&settings).await;
+        let _ = std::fs::remove_dir_all(&work);
+        let (markdown, json) = result?;
+        println!("{markdown}");
+        if let Some(path) = &args.json {
+            let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+            std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        return Ok(());
+    }
     let result = measure(&args, machine, &bins, &work).await;
     let _ = std::fs::remove_dir_all(&work);
     let report = result?;
@@ -235,7 +270,8 @@ async fn measure(
     let mock = procs::start_mock(bins)?;
     let config_path = work.join("gateway.yaml");
     std::fs::write(&config_path, config(&mock, 1)).map_err(|e| e.to_string())?;
-    let gateway = procs::start_gateway(bins, &config_path, &work.join("gateway.log"))?;
+    let gateway =
+        procs::start_gateway_in(bins, &config_path, &work.join("gateway.log"), Some(work))?;
     eprintln!("bench: mock at {}, gateway at {} (pid {})", mock.addr, gateway.addr, gateway.pid());
     // Settle, then the idle figure: ready, no request served yet.
     tokio::time::sleep(Duration::from_millis(200)).await;

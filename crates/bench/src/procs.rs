@@ -139,13 +139,27 @@ pub fn start_mock(bin_dir: &Path) -> Result<Proc, String> {
 /// Starts the gateway on `config` (any free port), its log going to `log`, and waits for
 /// its address line.
 pub fn start_gateway(bin_dir: &Path, config: &Path, log: &Path) -> Result<Proc, String> {
+    start_gateway_in(bin_dir, config, log, None)
+}
+
+/// [`start_gateway`] with its own state directory (its SQLite ledger, spool and pid file),
+/// so a benchmark never writes into the user's.
+pub fn start_gateway_in(
+    bin_dir: &Path,
+    config: &Path,
+    log: &Path,
+    state_dir: Option<&Path>,
+) -> Result<Proc, String> {
     let log = std::fs::File::create(log).map_err(|e| format!("cannot create the log: {e}"))?;
-    let child = Command::new(bin_dir.join("switchyard"))
-        .arg("--config")
-        .arg(config)
-        .args(["--port", "0"])
+    let mut command = Command::new(bin_dir.join("switchyard"));
+    command.arg("--config").arg(config).args(["--port", "0"]);
+    if let Some(dir) = state_dir {
+        command.arg("--state-dir").arg(dir);
+    }
+    let child = command
         .env_remove("SWITCHYARD_LOG")
         .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

@@ -251,3 +251,45 @@ async fn sigterm_under_load_leaves_a_row_for_every_served_request() {
     );
     assert!(!state.join("ledger-spool.jsonl").exists(), "everything reached the database");
 }
+
+/// LiteLLM's `disable_spend_logs: true`: the gateway serves and records nothing, and says
+/// so; no ledger file or spool is created in the state directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_spend_logs_serves_and_writes_no_ledger() {
+    let mock = MockUpstream::builder().api_key(ANT_KEY).record(false).start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.yaml");
+    std::fs::write(&config, yaml(&mock) + "  disable_spend_logs: true\n").unwrap();
+    let state = tmp.path().join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--port", "0", "--no-watch", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("HOME", tmp.path())
+        .env("XDG_STATE_HOME", tmp.path())
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let base = line.trim().strip_prefix("Switchyard listening on ").unwrap().to_owned();
+    load(&base, "off", 5).await;
+    let ready = health(&base, "/health/readiness").await;
+    assert_eq!(ready["db"], "Not connected", "{ready}");
+    assert!(ready["ledger"].is_null(), "{ready}");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    for file in ["ledger.sqlite3", "ledger-spool.jsonl"] {
+        assert!(!state.join(file).exists(), "{file} was created");
+    }
+}

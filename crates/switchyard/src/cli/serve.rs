@@ -90,11 +90,16 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
     let env_files = config.env_files.clone();
     // Serving matters more than recording: without a usable state directory the gateway
     // still serves, and says loudly that nothing is recorded.
-    let ledger = match open_ledger(&config, args) {
-        Ok(ledger) => Some(ledger),
-        Err(message) => {
-            tracing::error!("spend ledger unavailable, requests are not recorded: {message}");
-            None
+    let ledger = if config.general.disable_spend_logs {
+        tracing::info!("spend ledger off (general_settings.disable_spend_logs)");
+        None
+    } else {
+        match open_ledger(&config, args) {
+            Ok(ledger) => Some(ledger),
+            Err(message) => {
+                tracing::error!("spend ledger unavailable, requests are not recorded: {message}");
+                None
+            }
         }
     };
     let keys = open_keys(&config, args).await;

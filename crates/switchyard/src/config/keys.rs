@@ -68,7 +68,6 @@ const BUDGET_NOTE: &str =
 const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
-const DB_NOTE: &str = "Switchyard keeps no database yet";
 const LEDGER_NOTE: &str = "or DATABASE_URL: the spend ledger (LiteLLM_SpendLogs) and the virtual keys \
      (LiteLLM_VerificationToken, LiteLLM_TeamTable, …) go to PostgreSQL instead of SQLite";
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
@@ -267,17 +266,37 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "LiteLLM's name for max_request_body_size_mb",
     ),
     k(GeneralSettings, "database_url", Supported, LEDGER_NOTE),
-    k(GeneralSettings, "store_model_in_db", Ignored, DB_NOTE),
-    k(GeneralSettings, "disable_spend_logs", Ignored, DB_NOTE),
-    k(GeneralSettings, "store_prompts_in_spend_logs", Ignored, DB_NOTE),
+    k(GeneralSettings, "store_model_in_db", Ignored, "models come from the config file only"),
+    k(
+        GeneralSettings,
+        "disable_spend_logs",
+        Supported,
+        "true: no spend ledger rows are written (nothing is opened)",
+    ),
+    k(
+        GeneralSettings,
+        "store_prompts_in_spend_logs",
+        Ignored,
+        "prompts and answers are never written to the ledger",
+    ),
     k(
         GeneralSettings,
         "maximum_spend_logs_retention_period",
         Supported,
         "ledger rows older than this (30d, 12h, 1mo) are deleted",
     ),
-    k(GeneralSettings, "proxy_batch_write_at", Ignored, DB_NOTE),
-    k(GeneralSettings, "database_connection_pool_limit", Ignored, DB_NOTE),
+    k(
+        GeneralSettings,
+        "proxy_batch_write_at",
+        Ignored,
+        "the ledger writes every 200 ms or 500 rows",
+    ),
+    k(
+        GeneralSettings,
+        "database_connection_pool_limit",
+        Ignored,
+        "the ledger uses 2 connections, the key store its own small pool",
+    ),
     k(GeneralSettings, "alerting", Ignored, "alerting is not implemented"),
     k(GeneralSettings, "alerting_threshold", Ignored, "alerting is not implemented"),
     k(GeneralSettings, "health_check_details", Ignored, "/health always shows the diagnosis"),

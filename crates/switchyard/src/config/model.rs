@@ -353,6 +353,8 @@ pub struct GeneralSettings {
     pub database_url: Option<SourcedSecret>,
     /// `maximum_spend_logs_retention_period`.
     pub spend_logs_retention: Option<Duration>,
+    /// `disable_spend_logs: true`: no ledger rows are written.
+    pub disable_spend_logs: bool,
 }
 
 impl Default for GeneralSettings {
@@ -366,6 +368,7 @@ impl Default for GeneralSettings {
             request_timeout: None,
             database_url: None,
             spend_logs_retention: None,
+            disable_spend_logs: false,
         }
     }
 }

@@ -407,6 +407,7 @@ pub struct RawGeneralSettings {
     pub max_request_size_mb: Option<NonNeg>,
     pub database_url: Option<Text>,
     pub maximum_spend_logs_retention_period: Option<Text>,
+    pub disable_spend_logs: Option<Flag>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

@@ -263,6 +263,7 @@ fn general_settings(
         out.health_check_interval = d;
     }
     out.background_health_checks = g.background_health_checks.is_some_and(|f| f.0);
+    out.disable_spend_logs = g.disable_spend_logs.is_some_and(|f| f.0);
     out.request_timeout = secs(ctx, l.request_timeout, &lp.key("request_timeout"), true);
 
     out.drop_params = match l.drop_params {

@@ -12,11 +12,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use rust_decimal::prelude::ToPrimitive;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::Postgres as Pg;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::query_builder::Separated;
 use sqlx::types::Json;
-use sqlx::{Postgres as Pg, QueryBuilder};
 use tokio::sync::OnceCell;
 
 use super::record::Record;
@@ -123,8 +123,34 @@ pub struct Postgres {
     pool: PgPool,
     password: Option<String>,
     location: String,
-    /// The subset of [`COLUMNS`] the table has, learnt once.
-    columns: OnceCell<Vec<&'static str>>,
+    /// The insert statement for the subset of [`COLUMNS`] the table has, learnt once.
+    insert: OnceCell<Insert>,
+}
+
+/// One statement for every batch: each column is bound as one array and `UNNEST`ed, so
+/// PostgreSQL parses and plans it once per connection (a multi-row `VALUES` list with a
+/// parameter per cell is a new statement for every batch size, ~12,500 parameters each).
+struct Insert {
+    columns: Vec<&'static str>,
+    sql: String,
+}
+
+impl Insert {
+    fn new(columns: Vec<&'static str>) -> Self {
+        let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let arrays: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO \"LiteLLM_SpendLogs\" ({}) SELECT * FROM UNNEST({}) \
+             ON CONFLICT (\"request_id\") DO NOTHING",
+            names.join(", "),
+            arrays.join(", ")
+        );
+        Self { columns, sql }
+    }
 }
 
 impl Postgres {
@@ -150,14 +176,14 @@ impl Postgres {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(options);
-        Ok(Self { pool, password, location, columns: OnceCell::new() })
+        Ok(Self { pool, password, location, insert: OnceCell::new() })
     }
 
     fn err(&self, e: &sqlx::Error) -> StoreError {
         describe(e, self.password.as_deref())
     }
 
-    async fn discover(&self) -> Result<Vec<&'static str>, StoreError> {
+    async fn discover(&self) -> Result<Insert, StoreError> {
         sqlx::query(CREATE_TABLE).execute(&self.pool).await.map_err(|e| self.err(&e))?;
         let found: Vec<String> = sqlx::query_scalar(
             "SELECT column_name::text FROM information_schema.columns \
@@ -182,7 +208,7 @@ impl Postgres {
                 tracing::warn!(error = %self.err(&e), "ledger: could not create an index on \"LiteLLM_SpendLogs\"");
             }
         }
-        Ok(columns)
+        Ok(Insert::new(columns))
     }
 }
 
@@ -197,29 +223,22 @@ impl Store for Postgres {
 
     fn prepare(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            self.columns.get_or_try_init(|| self.discover()).await?;
+            self.insert.get_or_try_init(|| self.discover()).await?;
             Ok(())
         })
     }
 
     fn insert<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let columns = self.columns.get_or_try_init(|| self.discover()).await?;
+            let insert = self.insert.get_or_try_init(|| self.discover()).await?;
             if rows.is_empty() {
                 return Ok(());
             }
-            let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-            let mut q = QueryBuilder::<Pg>::new(format!(
-                "INSERT INTO \"LiteLLM_SpendLogs\" ({}) ",
-                names.join(", ")
-            ));
-            q.push_values(rows, |mut b, r| {
-                for column in columns {
-                    push(&mut b, column, r);
-                }
-            });
-            q.push(" ON CONFLICT (\"request_id\") DO NOTHING");
-            q.build().execute(&self.pool).await.map_err(|e| self.err(&e))?;
+            let mut q = sqlx::query(&insert.sql);
+            for column in &insert.columns {
+                q = bind_column(q, column, rows);
+            }
+            q.execute(&self.pool).await.map_err(|e| self.err(&e))?;
             Ok(())
         })
     }
@@ -244,55 +263,109 @@ impl Store for Postgres {
     }
 }
 
-fn push(b: &mut Separated<'_, '_, Pg, &'static str>, column: &str, r: &Record) {
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+/// The array type a column is bound as (the column's own type in LiteLLM's schema).
+fn pg_type(column: &str) -> &'static str {
     match column {
-        "request_id" => b.push_bind(r.request_id.clone()),
-        "call_type" => b.push_bind(r.call_type.clone()),
-        "api_key" => b.push_bind(r.api_key.clone()),
-        "spend" => b.push_bind(r.spend.and_then(|s| s.to_f64()).unwrap_or(0.0)),
-        "total_tokens" => b.push_bind(int(r.tokens.total())),
-        "prompt_tokens" => b.push_bind(int(r.tokens.prompt)),
-        "completion_tokens" => b.push_bind(int(r.tokens.completion)),
-        "startTime" => b.push_bind(millis(r.start_time)),
-        "endTime" => b.push_bind(millis(r.end_time)),
-        "request_duration_ms" => b.push_bind(int(r.duration_ms)),
-        "completionStartTime" => b.push_bind(r.first_token_time.map(millis)),
-        "model" => b.push_bind(r.model.clone()),
-        "model_id" => b.push_bind(text(&r.model_id)),
-        "model_group" => b.push_bind(r.model_group.clone()),
-        "custom_llm_provider" => b.push_bind(text(&r.provider)),
-        "api_base" => b.push_bind(text(&r.api_base)),
-        "user" => b.push_bind(text(&r.user)),
-        "metadata" => b.push_bind(Json(metadata(r))),
-        "cache_hit" => b.push_bind(if r.cache_hit { "True" } else { "False" }),
-        "cache_key" => b.push_bind(""),
-        "request_tags" => b.push_bind(Json(r.tags.clone())),
-        "team_id" => b.push_bind(r.team_id.clone()),
-        "end_user" => b.push_bind(r.end_user.clone()),
-        "session_id" => b.push_bind(r.session_id.clone()),
-        "status" => b.push_bind(r.status.as_str()),
-        _ => b.push("NULL"),
-    };
+        "spend" => "float8",
+        "total_tokens" | "prompt_tokens" | "completion_tokens" | "request_duration_ms" => "int4",
+        "startTime" | "endTime" | "completionStartTime" => "timestamp",
+        "metadata" | "request_tags" => "jsonb",
+        _ => "text",
+    }
 }
 
-/// LiteLLM's `metadata` plus what its columns cannot hold: cache tokens, the key alias,
-/// the exact cost, whether it is unknown, the error class.
-pub fn metadata(r: &Record) -> Value {
-    let mut m = r.metadata.clone();
-    if let Some(alias) = &r.key_alias {
-        m.insert("user_api_key_alias".into(), Value::String(alias.clone()));
+type PgQuery<'q> = sqlx::query::Query<'q, Pg, sqlx::postgres::PgArguments>;
+
+/// Binds `column` of every row as one array, in [`pg_type`]'s type.
+fn bind_column<'q>(q: PgQuery<'q>, column: &str, rows: &'q [Record]) -> PgQuery<'q> {
+    fn each<'r, T>(rows: &'r [Record], f: impl Fn(&'r Record) -> T) -> Vec<T> {
+        rows.iter().map(f).collect()
     }
-    m.insert("spend_unknown".into(), Value::Bool(r.spend.is_none()));
-    if let Some(spend) = r.spend {
-        m.insert("spend_decimal".into(), Value::String(spend.to_string()));
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    match column {
+        "request_id" => q.bind(each(rows, |r| r.request_id.clone())),
+        "call_type" => q.bind(each(rows, |r| r.call_type.clone())),
+        "api_key" => q.bind(each(rows, |r| r.api_key.clone())),
+        "spend" => q.bind(each(rows, |r| r.spend.and_then(|s| s.to_f64()).unwrap_or(0.0))),
+        "total_tokens" => q.bind(each(rows, |r| int(r.tokens.total()))),
+        "prompt_tokens" => q.bind(each(rows, |r| int(r.tokens.prompt))),
+        "completion_tokens" => q.bind(each(rows, |r| int(r.tokens.completion))),
+        "startTime" => q.bind(each(rows, |r| millis(r.start_time))),
+        "endTime" => q.bind(each(rows, |r| millis(r.end_time))),
+        "request_duration_ms" => q.bind(each(rows, |r| int(r.duration_ms))),
+        "completionStartTime" => q.bind(each(rows, |r| r.first_token_time.map(millis))),
+        "model" => q.bind(each(rows, |r| r.model.clone())),
+        "model_id" => q.bind(each(rows, |r| text(&r.model_id))),
+        "model_group" => q.bind(each(rows, |r| r.model_group.clone())),
+        "custom_llm_provider" => q.bind(each(rows, |r| text(&r.provider))),
+        "api_base" => q.bind(each(rows, |r| text(&r.api_base))),
+        "user" => q.bind(each(rows, |r| text(&r.user))),
+        "metadata" => q.bind(each(rows, |r| Json(metadata(r)))),
+        "cache_hit" => q.bind(each(rows, |r| if r.cache_hit { "True" } else { "False" })),
+        "cache_key" => q.bind(each(rows, |_| "")),
+        "request_tags" => q.bind(each(rows, |r| Json(r.tags.clone()))),
+        "team_id" => q.bind(each(rows, |r| r.team_id.clone())),
+        "end_user" => q.bind(each(rows, |r| r.end_user.clone())),
+        "session_id" => q.bind(each(rows, |r| r.session_id.clone())),
+        "status" => q.bind(each(rows, |r| r.status.as_str())),
+        _ => q.bind(each(rows, |_| Option::<String>::None)),
     }
-    m.insert("cache_read_input_tokens".into(), Value::from(r.tokens.cache_read));
-    m.insert("cache_creation_input_tokens".into(), Value::from(r.tokens.cache_write));
-    if let Some(class) = &r.error_class {
-        m.insert("error_class".into(), Value::String(class.clone()));
+}
+
+/// LiteLLM's `metadata` plus what its columns cannot hold: the usage object, cache tokens,
+/// the key alias, the exact cost, whether it is unknown, the error class. Serialized
+/// straight from the row (no JSON tree is built).
+#[derive(Serialize)]
+pub struct Metadata<'a> {
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_object: Option<UsageObject>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream_incomplete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_api_key_alias: Option<&'a str>,
+    spend_unknown: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spend_decimal: Option<String>,
+    cache_read_input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_class: Option<&'a str>,
+}
+
+/// LiteLLM's `usage_object`, with Anthropic's cache fields.
+#[derive(Serialize)]
+struct UsageObject {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    input_tokens: u64,
+    cache_read_input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_creation_1h_input_tokens: u64,
+}
+
+pub fn metadata(r: &Record) -> Metadata<'_> {
+    Metadata {
+        extra: &r.metadata,
+        usage_object: r.usage.map(|u| UsageObject {
+            prompt_tokens: u.total_input_tokens(),
+            completion_tokens: u.output_tokens,
+            total_tokens: u.total_input_tokens() + u.output_tokens,
+            input_tokens: u.input_tokens,
+            cache_read_input_tokens: u.cache_read_input_tokens,
+            cache_creation_input_tokens: u.cache_creation_input_tokens,
+            cache_creation_1h_input_tokens: u.cache_creation_1h_input_tokens,
+        }),
+        stream_incomplete: r.stream_incomplete,
+        user_api_key_alias: r.key_alias.as_deref(),
+        spend_unknown: r.spend.is_none(),
+        spend_decimal: r.spend.map(|s| s.to_string()),
+        cache_read_input_tokens: r.tokens.cache_read,
+        cache_creation_input_tokens: r.tokens.cache_write,
+        error_class: r.error_class.as_deref(),
     }
-    Value::Object(m)
 }
 
 pub(crate) mod url {

@@ -7,6 +7,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::canonical::Usage;
+
 /// LiteLLM's `call_type` for `POST /v1/chat/completions`.
 pub const CALL_CHAT: &str = "acompletion";
 /// LiteLLM's `call_type` for `POST /v1/messages`.
@@ -73,7 +75,16 @@ pub struct Record {
     /// The failure's class (`rate_limit`, `auth`, …) when it failed.
     pub error_class: Option<String>,
     pub cache_hit: bool,
-    /// Usage details, error information, attempts: LiteLLM's `metadata` JSON.
+    /// The provider's usage as reported, when it reported one: written as
+    /// `metadata.usage_object` by the writer (nothing JSON is built on the request path).
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// A stream that ended before its usage arrived.
+    #[serde(default)]
+    pub stream_incomplete: bool,
+    /// What else goes into LiteLLM's `metadata` JSON: error information and attempts, on
+    /// the paths where something failed.
+    #[serde(default)]
     pub metadata: Map<String, Value>,
 }
 

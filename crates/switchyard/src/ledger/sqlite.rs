@@ -64,7 +64,14 @@ pub struct Sqlite {
     path: PathBuf,
     /// `INSERT OR IGNORE … VALUES (?, …)` for one row.
     insert_one: String,
+    /// The same for [`CHUNK`] rows.
+    insert_chunk: String,
 }
+
+/// Rows per multi-row statement: a full batch is a few statements (one round trip each to
+/// SQLite's worker thread) instead of one per row, and only two statements are ever
+/// compiled. 40 rows × 28 columns stays far below SQLite's parameter limit.
+const CHUNK: usize = 40;
 
 impl Sqlite {
     pub fn new(path: &Path) -> Result<Self, StoreError> {
@@ -80,10 +87,14 @@ impl Sqlite {
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
-        let slots = vec!["?"; COLUMNS.split(',').count()].join(", ");
-        let insert_one =
-            format!("INSERT OR IGNORE INTO \"LiteLLM_SpendLogs\" ({COLUMNS}) VALUES ({slots})");
-        Ok(Self { pool, path: path.to_owned(), insert_one })
+        let slots = format!("({})", vec!["?"; COLUMNS.split(',').count()].join(", "));
+        let insert = |rows: usize| {
+            format!(
+                "INSERT OR IGNORE INTO \"LiteLLM_SpendLogs\" ({COLUMNS}) VALUES {}",
+                vec![slots.as_str(); rows].join(", ")
+            )
+        };
+        Ok(Self { pool, path: path.to_owned(), insert_one: insert(1), insert_chunk: insert(CHUNK) })
     }
 }
 
@@ -110,7 +121,7 @@ fn bind<'q>(q: Insert<'q>, r: &Record) -> Insert<'q> {
         .bind(r.api_base.clone().unwrap_or_default())
         .bind(r.user.clone().unwrap_or_default())
         .bind(r.key_alias.clone())
-        .bind(metadata(r).to_string())
+        .bind(serde_json::to_string(&metadata(r)).unwrap_or_else(|_| "{}".to_owned()))
         .bind(if r.cache_hit { "True" } else { "False" })
         .bind(serde_json::Value::from(r.tags.clone()).to_string())
         .bind(r.team_id.clone())
@@ -152,11 +163,16 @@ impl Store for Sqlite {
             if rows.is_empty() {
                 return Ok(());
             }
-            // One prepared single-row statement, run for each row in one transaction: SQLite
-            // compiles it once per connection (a multi-row VALUES list would be compiled
-            // again for every batch size).
             let mut tx = self.pool.begin().await.map_err(|e| describe(&e, None))?;
-            for r in rows {
+            let mut chunks = rows.chunks_exact(CHUNK);
+            for chunk in &mut chunks {
+                let mut q = sqlx::query(&self.insert_chunk);
+                for r in chunk {
+                    q = bind(q, r);
+                }
+                q.execute(&mut *tx).await.map_err(|e| describe(&e, None))?;
+            }
+            for r in chunks.remainder() {
                 bind(sqlx::query(&self.insert_one), r)
                     .execute(&mut *tx)
                     .await

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::http::HeaderMap;
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::presented_key;
@@ -184,19 +184,6 @@ fn fill_charge(record: &mut Record, charge: &Charge) {
         cache_write: u.cache_creation_input_tokens,
     };
     record.spend = charge.cost;
-    let mut usage = Map::new();
-    usage.insert("prompt_tokens".into(), Value::from(record.tokens.prompt));
-    usage.insert("completion_tokens".into(), Value::from(u.output_tokens));
-    usage.insert("total_tokens".into(), Value::from(record.tokens.total()));
-    usage.insert("input_tokens".into(), Value::from(u.input_tokens));
-    usage.insert("cache_read_input_tokens".into(), Value::from(u.cache_read_input_tokens));
-    usage.insert("cache_creation_input_tokens".into(), Value::from(u.cache_creation_input_tokens));
-    usage.insert(
-        "cache_creation_1h_input_tokens".into(),
-        Value::from(u.cache_creation_1h_input_tokens),
-    );
-    record.metadata.insert("usage_object".into(), Value::Object(usage));
-    if !charge.complete {
-        record.metadata.insert("stream_incomplete".into(), Value::Bool(true));
-    }
+    record.usage = Some(*u);
+    record.stream_incomplete = !charge.complete;
 }
