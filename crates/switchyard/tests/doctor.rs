@@ -415,3 +415,72 @@ async fn a_working_deployment_without_a_price_is_a_finding_with_the_keys_to_writ
     assert_eq!(tuned["known"], false);
     assert_eq!(tuned["unpriced"]["id"], "CFG-10");
 }
+
+#[tokio::test]
+async fn the_spend_ledger_is_reported_degraded_with_the_rows_waiting_for_it() {
+    let home = Home::new();
+    let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
+    mock.set_default(Reply::text("WORKS"));
+    // A port nothing listens on: the database is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = home.write(
+        "config.yaml",
+        &format!(
+            "model_list:
+  - model_name: cheap
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_key: {ANTHROPIC_KEY}
+      api_base: {url}
+general_settings:
+  database_url: postgres://ledger:s3cret-pw@{closed}/spend
+",
+            url = mock.url()
+        ),
+    );
+    let state = home.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("ledger-spool.jsonl"), "{}\n{}\n{}\n").unwrap();
+    let env = home.env(&mock);
+    let cfg = load(&config, &[], &env);
+    let opts = DoctorOptions { state_dir: Some(state.clone()), ..DoctorOptions::default() };
+    let report = doctor::run(&cfg, &env, &opts).await;
+    let text = render::text(&report);
+    println!("{text}");
+
+    // Serving is not affected: exit 0; the ledger is degraded, with what waits and the fix.
+    assert_eq!(report.exit_code, 0);
+    let ledger = report.ledger.as_ref().unwrap();
+    assert_eq!((ledger.backend, ledger.state, ledger.spooled), ("postgres", "unreachable", 3));
+    assert_eq!(ledger.location, format!("{}:{}/spend", closed.ip(), closed.port()));
+    assert!(text.contains("Spend ledger: postgres") && text.contains("DEGRADED"), "{text}");
+    assert!(text.contains("3 row(s) waiting in the spool"), "{text}");
+    let step = report.next_steps.iter().find(|s| s.diagnoses == ["LED-01"]).expect("a step");
+    assert!(step.text.contains("3 row(s) wait in the spool"), "{step:?}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains("s3cret-pw"), "{json}");
+
+    // Offline: PostgreSQL is not contacted, and said so.
+    let offline = DoctorOptions { offline: true, ..opts.clone() };
+    let report = doctor::run(&cfg, &env, &offline).await;
+    assert_eq!(report.ledger.unwrap().state, "not_checked");
+
+    // The default SQLite ledger in a fresh state directory: nothing recorded yet, nothing
+    // created by asking.
+    let plain = home.write(
+        "plain.yaml",
+        &format!(
+            "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: \
+             anthropic/claude-haiku-4-5\n      api_key: {ANTHROPIC_KEY}\n      api_base: {}\n",
+            mock.url()
+        ),
+    );
+    let fresh = home.path().join("fresh");
+    let cfg = load(&plain, &[], &env);
+    let opts = DoctorOptions { state_dir: Some(fresh.clone()), ..DoctorOptions::default() };
+    let report = doctor::run(&cfg, &env, &opts).await;
+    let ledger = report.ledger.unwrap();
+    assert_eq!((ledger.backend, ledger.state, ledger.spooled), ("sqlite", "not_created", 0));
+    assert!(!fresh.join("ledger.sqlite3").exists());
+}

@@ -29,6 +29,10 @@ pub struct DoctorArgs {
     /// Also probe streaming (on Bedrock: bedrock:InvokeModelWithResponseStream).
     #[arg(long)]
     pub stream: bool,
+
+    /// The state directory whose spend ledger and spool are checked (as given to `serve`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &DoctorArgs) -> u8 {
@@ -74,8 +78,12 @@ pub fn run(args: &DoctorArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    let opts =
-        DoctorOptions { aliases: args.aliases.clone(), offline: args.offline, stream: args.stream };
+    let opts = DoctorOptions {
+        aliases: args.aliases.clone(),
+        offline: args.offline,
+        stream: args.stream,
+        state_dir: args.state_dir.clone(),
+    };
     let report = runtime.block_on(diagnose::doctor::run(&config, &ProcessEnv, &opts));
     if args.json {
         let mut json = serde_json::to_value(&report).unwrap_or_default();

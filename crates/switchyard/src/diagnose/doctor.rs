@@ -34,6 +34,8 @@ pub struct Options {
     pub offline: bool,
     /// Also probe streaming (InvokeModelWithResponseStream on Bedrock).
     pub stream: bool,
+    /// The state directory whose ledger and spool are checked (the default one when None).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +46,9 @@ pub struct Report {
     pub all_served: Option<bool>,
     pub next_steps: Vec<Step>,
     pub offline: bool,
+    /// The spend ledger: where rows go and whether that store answers (None when the state
+    /// directory cannot be named).
+    pub ledger: Option<super::ledger::LedgerReport>,
     pub exit_code: u8,
 }
 
@@ -309,13 +314,21 @@ pub async fn run(config: &Config, env: &dyn Env, opts: &Options) -> Report {
         None
     };
     let exit_code = if all_served == Some(false) { exit::FAILED } else { exit::OK };
-    let next_steps = steps::next_steps(config, &aliases, &profiles);
+    let mut next_steps = steps::next_steps(config, &aliases, &profiles);
+    let ledger = match crate::daemon::StateDir::resolve(opts.state_dir.as_deref(), env) {
+        Ok(dir) => Some(super::ledger::check(config, dir.root(), opts.offline).await),
+        Err(_) => None,
+    };
+    if let Some(step) = ledger.as_ref().and_then(steps::ledger_step) {
+        next_steps.push(step);
+    }
     Report {
         config: config_section(config, &aws_env),
         aliases,
         all_served,
         next_steps,
         offline: opts.offline,
+        ledger,
         exit_code,
     }
 }

@@ -9,6 +9,7 @@
 pub mod doctor;
 pub mod grant;
 pub mod identity;
+pub mod ledger;
 pub mod policy;
 pub mod probe;
 pub mod regions;

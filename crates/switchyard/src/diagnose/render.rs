@@ -47,6 +47,9 @@ pub fn text(report: &Report) -> String {
         None => "Not probed (--offline): run without --offline to know which aliases work.",
     };
     let _ = writeln!(out, "  {summary}");
+    if let Some(l) = &report.ledger {
+        let _ = writeln!(out, "  {}", ledger_line(l));
+    }
     if !report.next_steps.is_empty() {
         let _ = writeln!(out, "\nNext steps");
         let mut previous: &[String] = &[];
@@ -220,4 +223,29 @@ fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+fn ledger_line(l: &super::ledger::LedgerReport) -> String {
+    let spooled = if l.spooled > 0 {
+        format!(", {} row(s) waiting in the spool", l.spooled)
+    } else {
+        String::new()
+    };
+    match l.state {
+        "off" => format!("Spend ledger: off (disable_spend_logs){spooled}."),
+        "ok" => format!("Spend ledger: {} {}: ok{spooled}.", l.backend, l.location),
+        "not_created" => format!(
+            "Spend ledger: {} {}: nothing recorded yet (created by the first request){spooled}.",
+            l.backend, l.location
+        ),
+        "not_checked" => {
+            format!("Spend ledger: {} {}: not checked (--offline){spooled}.", l.backend, l.location)
+        }
+        _ => format!(
+            "Spend ledger: {} {}: DEGRADED, {}{spooled}.",
+            l.backend,
+            l.location,
+            l.error.as_deref().unwrap_or("no answer")
+        ),
+    }
 }

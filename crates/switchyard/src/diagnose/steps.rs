@@ -280,3 +280,40 @@ fn merge_grant(
         None => steps.push(grant),
     }
 }
+
+/// What to do about the spend ledger, when anything: its database does not answer, or rows
+/// wait in the spool. Serving is not affected either way.
+pub fn ledger_step(l: &super::ledger::LedgerReport) -> Option<Step> {
+    let waiting = if l.spooled > 0 {
+        format!(" {} row(s) wait in the spool and are written once it answers.", l.spooled)
+    } else {
+        String::new()
+    };
+    if l.degraded() {
+        return Some(Step {
+            action: "do",
+            text: format!(
+                "The spend ledger's {} at {} does not answer ({}): requests are still served \
+                 and their rows spooled, not lost.{waiting} Start the database or fix \
+                 `database_url`.",
+                l.backend,
+                l.location,
+                l.error.as_deref().unwrap_or("no answer")
+            ),
+            lines: Vec::new(),
+            diagnoses: vec!["LED-01"],
+            deployments: Vec::new(),
+        });
+    }
+    (l.spooled > 0).then(|| Step {
+        action: "do",
+        text: format!(
+            "{} spend ledger row(s) wait in the spool of this state directory; the gateway \
+             writes them to {} when it runs (`switchyard start`).",
+            l.spooled, l.location
+        ),
+        lines: Vec::new(),
+        diagnoses: Vec::new(),
+        deployments: Vec::new(),
+    })
+}

@@ -20,6 +20,7 @@ mod store;
 mod writer;
 
 pub use record::{CALL_CHAT, CALL_MESSAGES, Outcome, Record, Tokens, clean_api_base};
+pub use spool::waiting as spooled_rows;
 pub use store::{Store, StoreError, describe};
 
 use std::path::PathBuf;

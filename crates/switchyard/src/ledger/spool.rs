@@ -120,6 +120,13 @@ impl Replay {
     }
 }
 
+/// Rows waiting in the spool of the state directory `dir`, without opening (or creating)
+/// anything: what `doctor` reports.
+pub fn waiting(dir: &Path) -> std::io::Result<u64> {
+    Ok(count_lines(&dir.join("ledger-spool.jsonl"))?
+        + count_lines(&dir.join("ledger-spool.replay.jsonl"))?)
+}
+
 fn count_lines(path: &Path) -> std::io::Result<u64> {
     match File::open(path) {
         Ok(file) => {
