@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod diagnose;
 pub mod exit;
 pub mod ledger;
+pub mod limits;
 pub mod logging;
 pub mod provider;
 pub mod router;

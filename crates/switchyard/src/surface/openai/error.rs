@@ -73,7 +73,7 @@ fn wire<'a>(err: &'a ApiError, message: &'a str) -> WireError<'a> {
         message,
         kind: err.kind.openai_type(),
         param: err.param.as_deref(),
-        code: err.kind.as_str(),
+        code: err.kind.openai_code(),
         diagnosis: err.diagnosis.as_ref(),
         attempts: &err.attempts,
     }
