@@ -278,6 +278,9 @@ impl Limits {
         settings: &RedisSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, String> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err("Redis needs the async runtime, which is not running yet".to_owned());
+        }
         let backend = redis::RedisBackend::new(
             settings.url.expose(),
             settings.place.clone(),
@@ -285,6 +288,20 @@ impl Limits {
             settings.fail_closed,
         )?;
         Ok(Self::with_backend(Arc::new(backend), clock))
+    }
+
+    /// The engine a config asks for: Redis when it names one, else in process.
+    pub fn for_config(config: &crate::config::Config) -> Arc<Self> {
+        match &config.general.redis {
+            Some(settings) => match Self::redis(settings, Arc::new(SystemClock)) {
+                Ok(limits) => limits,
+                Err(error) => {
+                    tracing::warn!(redis = %settings.place, %error, "LIM-03: Redis cannot be used; budgets and rate limits are counted in this process");
+                    Self::in_process()
+                }
+            },
+            None => Self::in_process(),
+        }
     }
 
     fn with_backend(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>) -> Arc<Self> {

@@ -115,6 +115,7 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         "status": "connected",
         "db": db,
         "ledger": ledger,
+        "limits": runtime.router.limits().health_json(),
         "cache": null,
         "switchyard_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -151,6 +152,7 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
         "healthy_endpoints": healthy,
         "unhealthy_endpoints": unhealthy,
         "ledger": state.ledger().map(crate::ledger::Ledger::status),
+        "limits": runtime.router.limits().health_json(),
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
