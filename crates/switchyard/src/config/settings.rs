@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::model::{
-    BudgetLimit, Budgets, FallbackMap, GeneralSettings, RedisConfig, RetryPolicy,
-    RouterSettings, RoutingStrategy, SourcedSecret, ValueSource,
+    BudgetLimit, Budgets, FallbackMap, GeneralSettings, RedisConfig, RetryPolicy, RouterSettings,
+    RoutingStrategy, SourcedSecret, ValueSource,
 };
 use super::path::KeyPath;
 use super::raw::{
@@ -223,7 +223,8 @@ fn redis_settings(
     let env = |ctx: &mut Ctx<'_>, var: &str| {
         ctx.env.get(var).map(|v| v.value.trim().to_owned()).filter(|v| !v.is_empty())
     };
-    let text = |t: &Option<Text>| t.as_ref().map(|Text(s)| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let text =
+        |t: &Option<Text>| t.as_ref().map(|Text(s)| s.trim().to_owned()).filter(|s| !s.is_empty());
     let url = match text(&r.redis_url) {
         Some(url) => Some(url),
         None if text(&r.redis_host).is_some() => None,

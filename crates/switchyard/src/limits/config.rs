@@ -59,9 +59,7 @@ impl ConfigLimits {
         let global = b.global.as_ref().map(|g| {
             from_limit(Scope::Global, g, "litellm_settings.max_budget".to_owned(), OnExceed::Refuse)
         });
-        let end_user = b
-            .max_end_user_budget
-            .map(|limit| (dec(limit), Period::Forever));
+        let end_user = b.max_end_user_budget.map(|limit| (dec(limit), Period::Forever));
         let aliases = b
             .model_max_budget
             .iter()
@@ -124,7 +122,13 @@ impl ConfigLimits {
 
     /// The plan of one attempt at `d` (priced `price`) for `req`: the request's own budgets
     /// (refuse) and the deployment's provider and deployment limits (skip).
-    pub fn plan(&self, req: &ChatRequest, end_user: Option<&str>, d: &Deployment, price: &Price) -> Plan {
+    pub fn plan(
+        &self,
+        req: &ChatRequest,
+        end_user: Option<&str>,
+        d: &Deployment,
+        price: &Price,
+    ) -> Plan {
         let mut plan = Plan::default();
         if let Some(g) = &self.global {
             plan.budgets.push(g.clone());
@@ -193,8 +197,13 @@ mod tests {
     use crate::cost::{Rate, Rates, Source};
 
     fn price(input: &str, output: &str) -> Price {
-        let rate = |s: &str| Some(Rate { per_token: Decimal::from_str(s).unwrap(), source: Source::LitellmParams });
-        Price { base: Rates { input: rate(input), output: rate(output), ..Rates::default() }, long_context: None }
+        let rate = |s: &str| {
+            Some(Rate { per_token: Decimal::from_str(s).unwrap(), source: Source::LitellmParams })
+        };
+        Price {
+            base: Rates { input: rate(input), output: rate(output), ..Rates::default() },
+            long_context: None,
+        }
     }
 
     #[test]

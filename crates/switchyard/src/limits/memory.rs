@@ -69,12 +69,14 @@ impl Memory {
         let mut order: Vec<usize> = (0..checks.len()).collect();
         order.sort_by(|&a, &b| checks[a].key.cmp(&checks[b].key));
         order.dedup_by(|a, b| checks[*a].key == checks[*b].key);
-        let mut guards: Vec<Option<MutexGuard<'_, Counter>>> = (0..checks.len()).map(|_| None).collect();
+        let mut guards: Vec<Option<MutexGuard<'_, Counter>>> =
+            (0..checks.len()).map(|_| None).collect();
         for &i in &order {
             guards[i] = Some(lock(&counters[i]));
         }
         // A key listed twice (never in practice) shares the first listing's guard.
-        let slot = |i: usize| order.iter().copied().find(|&j| checks[j].key == checks[i].key).unwrap_or(i);
+        let slot =
+            |i: usize| order.iter().copied().find(|&j| checks[j].key == checks[i].key).unwrap_or(i);
         for (i, check) in checks.iter().enumerate() {
             let Some(g) = guards[slot(i)].as_ref() else { continue };
             if !check.fits(g.used, g.reserved) {

@@ -17,14 +17,12 @@ mod period;
 mod redis;
 mod refusal;
 
-
+pub use crate::config::RedisConfig as RedisSettings;
 pub use check::Nanos;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigLimits, DEFAULT_MAX_OUTPUT, max_cost, max_output, provider_name};
-pub use crate::config::RedisConfig as RedisSettings;
 pub use period::{Period, Window};
 pub use refusal::{RateHeaders, all_skipped, rate_limit_headers};
-
 
 use std::collections::HashSet;
 use std::fmt;
@@ -239,10 +237,24 @@ pub struct Refusal {
 #[derive(Debug, Clone)]
 pub enum Reached {
     /// A budget: spent (settled) and reserved by requests in flight, USD.
-    Budget { spent: Decimal, reserved: Decimal, limit: Decimal, period: Period, resets_at: Option<DateTime<Utc>> },
-    Requests { limit: u64, reset_in: i64 },
-    Tokens { limit: u64, reset_in: i64 },
-    Parallel { limit: u64 },
+    Budget {
+        spent: Decimal,
+        reserved: Decimal,
+        limit: Decimal,
+        period: Period,
+        resets_at: Option<DateTime<Utc>>,
+    },
+    Requests {
+        limit: u64,
+        reset_in: i64,
+    },
+    Tokens {
+        limit: u64,
+        reset_in: i64,
+    },
+    Parallel {
+        limit: u64,
+    },
     /// Redis is unreachable and `fail_closed` is set.
     Unavailable(Unavailable),
 }
@@ -274,10 +286,7 @@ impl Limits {
     }
 
     /// Counters in Redis at `url`, under `prefix`, connecting on first use.
-    pub fn redis(
-        settings: &RedisSettings,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Arc<Self>, String> {
+    pub fn redis(settings: &RedisSettings, clock: Arc<dyn Clock>) -> Result<Arc<Self>, String> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err("Redis needs the async runtime, which is not running yet".to_owned());
         }
@@ -464,7 +473,12 @@ impl Limits {
                     CheckKind::Tokens => Reached::Tokens { limit, reset_in },
                     CheckKind::Parallel | CheckKind::Budget => Reached::Parallel { limit },
                 };
-                Refusal { scope: r.scope.clone(), source: r.source.clone(), on_exceed: r.on_exceed, what }
+                Refusal {
+                    scope: r.scope.clone(),
+                    source: r.source.clone(),
+                    on_exceed: r.on_exceed,
+                    what,
+                }
             }
         }
     }
@@ -496,10 +510,10 @@ impl Limits {
     pub async fn seed(&self, budget: &Budget, spent: Decimal) {
         let now = self.clock.now();
         let w = budget.period.window(now);
-        let key = format!("b:{}:{}:{}", budget.scope.key(), budget.period.tag(), w.start.timestamp());
+        let key =
+            format!("b:{}:{}:{}", budget.scope.key(), budget.period.tag(), w.start.timestamp());
         self.backend.seed(&key, to_nanos(spent), budget_ttl(&w, now), now.timestamp()).await;
     }
-
 }
 
 fn budget_ttl(w: &Window, now: DateTime<Utc>) -> i64 {
@@ -571,6 +585,8 @@ fn finish(held: Held, done: Settlement) {
                 held.engine.backend.settle(&held.checks, done, held.local, now).await;
             });
         }
-        Err(_) => tracing::warn!("a reservation was released outside the runtime; it expires with its window"),
+        Err(_) => tracing::warn!(
+            "a reservation was released outside the runtime; it expires with its window"
+        ),
     }
 }

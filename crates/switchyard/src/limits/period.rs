@@ -187,6 +187,9 @@ mod tests {
         assert_eq!(s.seconds_left(t("2026-12-03T20:15:45Z")), Some(15));
         let f = Period::Forever.window(t("2026-12-03T20:15:45Z"));
         assert_eq!(f.end, None);
-        assert_eq!(Period::Day.window(t("2026-12-31T23:59:59Z")).end, Some(t("2027-01-01T00:00:00Z")));
+        assert_eq!(
+            Period::Day.window(t("2026-12-31T23:59:59Z")).end,
+            Some(t("2027-01-01T00:00:00Z"))
+        );
     }
 }

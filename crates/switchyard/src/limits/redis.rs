@@ -128,7 +128,8 @@ impl RedisBackend {
         prefix: String,
         fail_closed: bool,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("{} ({place})", format!("{:?}", e.kind())))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| format!("{} ({place})", format!("{:?}", e.kind())))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
@@ -218,7 +219,10 @@ impl RedisBackend {
         let reply: Vec<i64> = inv.invoke_async(&mut conn).await?;
         Ok(match reply.first() {
             Some(&0) => Verdict::Admitted {
-                used: reply[1..].chunks(2).map(|p| (p[0], p.get(1).copied().unwrap_or(0))).collect(),
+                used: reply[1..]
+                    .chunks(2)
+                    .map(|p| (p[0], p.get(1).copied().unwrap_or(0)))
+                    .collect(),
             },
             Some(&i) => Verdict::Refused {
                 index: usize::try_from(i - 1).unwrap_or(0),
@@ -301,7 +305,8 @@ impl Backend for RedisBackend {
                     Ok(()) => return,
                     Err(e) => {
                         self.degrade(&e);
-                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1)))
+                            .await;
                     }
                 }
             }
@@ -313,13 +318,8 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             self.local.seed(key, spent, ttl, now);
             let mut conn = self.conn.clone();
-            let seeded: redis::RedisResult<Value> = self
-                .seed
-                .key(self.key(key))
-                .arg(spent)
-                .arg(ttl)
-                .invoke_async(&mut conn)
-                .await;
+            let seeded: redis::RedisResult<Value> =
+                self.seed.key(self.key(key)).arg(spent).arg(ttl).invoke_async(&mut conn).await;
             if let Err(e) = seeded {
                 self.degrade(&e);
             }

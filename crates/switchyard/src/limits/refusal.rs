@@ -118,7 +118,11 @@ impl Refusal {
                 ))
             }
             Reached::Requests { limit, reset_in } | Reached::Tokens { limit, reset_in } => {
-                let unit = if matches!(self.what, Reached::Requests { .. }) { "requests" } else { "tokens" };
+                let unit = if matches!(self.what, Reached::Requests { .. }) {
+                    "requests"
+                } else {
+                    "tokens"
+                };
                 let mut err = ApiError::new(
                     ErrorKind::RateLimited,
                     format!("Rate limit reached for {}: {limit} {unit} per minute.", self.scope),
@@ -172,11 +176,23 @@ pub fn all_skipped(alias: &str, refusals: &[(String, Refusal)]) -> ApiError {
         .iter()
         .map(|(id, r)| match &r.what {
             Reached::Budget { spent, limit, .. } => {
-                format!("{id}: {} over its budget ({}: ${} of ${})", r.scope, r.source, usd(*spent), usd(*limit))
+                format!(
+                    "{id}: {} over its budget ({}: ${} of ${})",
+                    r.scope,
+                    r.source,
+                    usd(*spent),
+                    usd(*limit)
+                )
             }
-            Reached::Requests { limit, .. } => format!("{id}: {} at {limit} requests per minute", r.scope),
-            Reached::Tokens { limit, .. } => format!("{id}: {} at {limit} tokens per minute", r.scope),
-            Reached::Parallel { limit } => format!("{id}: {} at {limit} requests in flight", r.scope),
+            Reached::Requests { limit, .. } => {
+                format!("{id}: {} at {limit} requests per minute", r.scope)
+            }
+            Reached::Tokens { limit, .. } => {
+                format!("{id}: {} at {limit} tokens per minute", r.scope)
+            }
+            Reached::Parallel { limit } => {
+                format!("{id}: {} at {limit} requests in flight", r.scope)
+            }
             Reached::Unavailable(_) => format!("{id}: limits unavailable"),
         })
         .collect();

@@ -145,9 +145,10 @@ pub(super) async fn execute<C: Call>(
             },
             charge,
         }),
-        Err(_) if log.refusal.is_some() => Err(log.refusal.take().unwrap_or_else(|| {
-            ApiError::new(ErrorKind::Internal, "a limit refused the request")
-        })),
+        Err(_) if log.refusal.is_some() => Err(log
+            .refusal
+            .take()
+            .unwrap_or_else(|| ApiError::new(ErrorKind::Internal, "a limit refused the request"))),
         Err(stop) => Err(report::failure(&req.model, stop, log)),
     }
 }
@@ -403,7 +404,11 @@ async fn run_group<C: Call>(
 }
 
 /// Admits one attempt at `target` against every limit that applies to it.
-async fn admit(router: &Router, req: &ChatRequest, target: &Target) -> Result<Reservation, Refusal> {
+async fn admit(
+    router: &Router,
+    req: &ChatRequest,
+    target: &Target,
+) -> Result<Reservation, Refusal> {
     let limits = router.config_limits();
     if limits.is_empty() {
         return Ok(Reservation::none());
