@@ -361,7 +361,7 @@ pub struct RawRouterSettings {
     pub enable_pre_call_checks: Option<Flag>,
     pub provider_budget_config: Option<BudgetMap>,
     pub redis_host: Option<Text>,
-    pub redis_port: Option<Whole<u32>>,
+    pub redis_port: Option<Text>,
     pub redis_password: Option<Text>,
     pub redis_url: Option<Text>,
 }

@@ -234,12 +234,20 @@ fn redis_settings(
         Some(url) => url,
         None => {
             let host = text(&r.redis_host).or_else(|| env(ctx, "REDIS_HOST"))?;
-            let port = r
-                .redis_port
-                .as_ref()
-                .map(|Whole(p)| p.to_string())
+            let port = text(&r.redis_port)
                 .or_else(|| env(ctx, "REDIS_PORT"))
                 .unwrap_or_else(|| "6379".to_owned());
+            if port.parse::<u16>().is_err() {
+                ctx.warn(
+                    "CFG-06",
+                    &KeyPath::root().key("router_settings").key("redis_port"),
+                    format!(
+                        "redis_port `{port}` is not a port number; Redis is not used and budgets \
+                         and rate limits are counted in this process"
+                    ),
+                );
+                return None;
+            }
             let password = text(&r.redis_password).or_else(|| env(ctx, "REDIS_PASSWORD"));
             match password {
                 Some(pw) => {

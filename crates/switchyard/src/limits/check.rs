@@ -50,7 +50,7 @@ impl Check {
         match self.kind {
             CheckKind::Budget => taken < self.limit && taken + self.amount <= self.limit,
             CheckKind::Tokens => taken < self.limit && taken + self.amount <= self.limit,
-            CheckKind::Requests | CheckKind::Parallel => taken + 1 <= self.limit,
+            CheckKind::Requests | CheckKind::Parallel => taken < self.limit,
         }
     }
 }

@@ -128,15 +128,14 @@ impl RedisBackend {
         prefix: String,
         fail_closed: bool,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url)
-            .map_err(|e| format!("{} ({place})", format!("{:?}", e.kind())))?;
+        let client = redis::Client::open(url).map_err(|e| format!("{:?} ({place})", e.kind()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| format!("{} ({place})", format!("{:?}", e.kind())))?;
+            .map_err(|e| format!("{:?} ({place})", e.kind()))?;
         Ok(Self {
             conn,
             prefix,
@@ -259,7 +258,7 @@ fn describe(e: &redis::RedisError) -> String {
     } else if e.is_connection_dropped() || e.is_io_error() {
         "connection lost".to_owned()
     } else {
-        format!("{:?}", e.kind()).to_owned()
+        format!("{:?}", e.kind())
     }
 }
 
