@@ -41,3 +41,30 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// UTC time read as the wall clock at creation plus tokio's monotonic time since: never goes
+/// backwards, and follows tokio's paused clock in tests (`tokio::time::advance`). The
+/// in-process engine's default; Redis engines use [`SystemClock`] so replicas agree.
+pub struct MonotonicClock {
+    wall: DateTime<Utc>,
+    base: tokio::time::Instant,
+}
+
+impl MonotonicClock {
+    pub fn new() -> Self {
+        Self { wall: Utc::now(), base: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.base);
+        self.wall + chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::zero())
+    }
+}

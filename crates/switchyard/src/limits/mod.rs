@@ -19,7 +19,7 @@ mod refusal;
 
 pub use crate::config::RedisConfig as RedisSettings;
 pub use check::Nanos;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock};
 pub use config::{ConfigLimits, DEFAULT_MAX_OUTPUT, max_cost, max_output, provider_name};
 pub use period::{Period, Window};
 pub use refusal::{RateHeaders, all_skipped, rate_limit_headers};
@@ -276,9 +276,9 @@ enum Origin {
 }
 
 impl Limits {
-    /// In-process counters on the system clock.
+    /// In-process counters on a monotonic clock (tokio's, so paused-clock tests move it).
     pub fn in_process() -> Arc<Self> {
-        Self::with_backend(Arc::new(InProcess(Memory::default())), Arc::new(SystemClock))
+        Self::with_backend(Arc::new(InProcess(Memory::default())), Arc::new(MonotonicClock::new()))
     }
 
     pub fn in_process_with_clock(clock: Arc<dyn Clock>) -> Arc<Self> {
