@@ -474,3 +474,47 @@ async fn fail_closed_refuses_with_a_clear_error_while_redis_is_away() {
     gw.shutdown().await.unwrap();
     prefix.clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_settles_to_its_cost_when_it_ends_and_a_failure_releases_its_reservation() {
+    let mock = mock().await;
+    // Room for one reservation ($0.000107) at a time; an answer costs $0.000002.
+    mock.set_default(Reply::text("WORKS").usage(usage(1, 1)));
+    let cfg = config(
+        &[deployment(&mock, "cheap", "anthropic/claude-haiku-4-5", &[])],
+        "litellm_settings:\n  max_budget: 0.00015\n",
+    );
+    let gw = start(cfg, Limits::in_process()).await;
+    let c = client();
+    for round in 0..3 {
+        let mut body = chat("cheap", None);
+        body["stream"] = json!(true);
+        let resp = post_chat(&c, &gw.url(), &body).await;
+        assert_eq!(resp.status(), 200, "round {round}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("[DONE]"), "{text}");
+        // Settled in the background once the stream's charge is known.
+        let settled = eventually(Duration::from_secs(5), || {
+            let c = c.clone();
+            let url = gw.url();
+            async move {
+                let resp = post_chat(&c, &url, &chat("cheap", None)).await;
+                resp.status() == 200
+            }
+        })
+        .await;
+        assert!(settled, "round {round}: the stream's reservation was settled to its cost");
+    }
+    // A failed attempt releases its reservation too.
+    mock.push(Reply::error(400, "invalid_request_error", "bad request"));
+    let failed = post_chat(&c, &gw.url(), &chat("cheap", None)).await;
+    assert_eq!(failed.status(), 400);
+    let released = eventually(Duration::from_secs(5), || {
+        let c = c.clone();
+        let url = gw.url();
+        async move { post_chat(&c, &url, &chat("cheap", None)).await.status() == 200 }
+    })
+    .await;
+    assert!(released);
+    gw.shutdown().await.unwrap();
+}

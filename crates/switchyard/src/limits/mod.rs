@@ -590,3 +590,65 @@ fn finish(held: Held, done: Settlement) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limit: &str, soft: Option<&str>) -> Budget {
+        Budget {
+            scope: Scope::Team("t1".into()),
+            limit: limit.parse().unwrap(),
+            period: Period::Day,
+            soft: soft.map(|s| s.parse().unwrap()),
+            source: "team t1 max_budget".into(),
+            on_exceed: OnExceed::Refuse,
+        }
+    }
+
+    fn plan(b: Budget, cost: &str) -> Plan {
+        Plan { budgets: vec![b], rates: vec![], max_cost: Some(cost.parse().unwrap()), tokens: 10 }
+    }
+
+    #[tokio::test]
+    async fn a_soft_budget_is_noted_once_per_period_and_never_refuses() {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let limits = Limits::in_process_with_clock(clock.clone());
+        let p = plan(budget("1", Some("0.25")), "0.1");
+        for _ in 0..5 {
+            let r = limits.admit(&p).await.unwrap();
+            r.settle(None);
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limits.soft_budget_crossings(), 1, "crossed once, noted once");
+        clock.advance(chrono::Duration::days(1));
+        for _ in 0..4 {
+            limits.admit(&p).await.unwrap().settle(None);
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limits.soft_budget_crossings(), 2, "a new period notes it again");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_spent_reserved_and_the_reset() {
+        let clock = Arc::new(ManualClock::new("2026-12-03T20:00:00Z".parse().unwrap()));
+        let limits = Limits::in_process_with_clock(clock);
+        let p = plan(budget("0.3", None), "0.1");
+        let held: Vec<_> = vec![limits.admit(&p).await.unwrap(), limits.admit(&p).await.unwrap()];
+        limits.admit(&p).await.unwrap().settle(None);
+        tokio::task::yield_now().await;
+        let refusal = limits.admit(&p).await.err().unwrap();
+        let Reached::Budget { spent, reserved, resets_at, .. } = &refusal.what else { panic!() };
+        assert_eq!((spent.to_string(), reserved.to_string()), ("0.1".into(), "0.2".into()));
+        assert_eq!(resets_at.unwrap().to_rfc3339(), "2026-12-04T00:00:00+00:00");
+        let err = refusal.to_error();
+        assert_eq!(err.kind, crate::classify::ErrorKind::BudgetExceeded);
+        assert!(
+            err.message.starts_with("Budget has been exceeded! Current cost: 0.1, Max budget: 0.3")
+        );
+        assert_eq!(err.diagnosis.as_ref().unwrap().id, "BUD-01");
+        drop(held);
+        tokio::task::yield_now().await;
+        assert!(limits.admit(&p).await.is_ok(), "dropped reservations are released");
+    }
+}
