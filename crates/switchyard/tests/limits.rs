@@ -518,3 +518,37 @@ async fn a_stream_settles_to_its_cost_when_it_ends_and_a_failure_releases_its_re
     assert!(released);
     gw.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_remembers_this_periods_spend_from_the_ledger() {
+    use switchyard::ledger::{Ledger, Settings};
+    use switchyard::limits::{ConfigLimits, seed_from_ledger};
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings =
+        Settings { database_url: None, state_dir: dir.path().to_owned(), retention: None };
+    let mock = mock().await;
+    let sections = "litellm_settings:\n  max_budget: 0.00015\n  budget_duration: daily\n";
+    let d = deployment(&mock, "cheap", "anthropic/claude-haiku-4-5", &[]);
+
+    let ledger = Ledger::open(&settings).unwrap();
+    let first = start(config(std::slice::from_ref(&d), sections), Limits::in_process()).await;
+    first.state.set_ledger(ledger.clone());
+    assert_eq!(post_chat(&client(), &first.url(), &chat("cheap", None)).await.status(), 200);
+    first.shutdown().await.unwrap();
+    ledger.close(Duration::from_secs(5)).await;
+
+    // A new process: its counters start empty, then the ledger's rows of today are summed.
+    let cfg = config(&[d], sections);
+    let limits = Limits::in_process();
+    let seeded = seed_from_ledger(&limits, &ConfigLimits::new(&cfg), &settings).await.unwrap();
+    assert_eq!(seeded, 1);
+    let second = start(cfg, limits).await;
+    let resp = post_chat(&client(), &second.url(), &chat("cheap", None)).await;
+    assert_eq!(resp.status(), 400, "today's $0.000107 is remembered: another does not fit");
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Current cost: 0.000107"), "{message}");
+    assert_eq!(mock.calls(), 1);
+    second.shutdown().await.unwrap();
+}

@@ -12,12 +12,14 @@
 
 pub mod postgres;
 mod record;
+mod spend;
 mod spool;
 pub mod sqlite;
 mod store;
 mod writer;
 
 pub use record::{CALL_CHAT, CALL_MESSAGES, Outcome, Record, Tokens, clean_api_base};
+pub use spend::{SpendFilter, SpendReader};
 pub use store::{Store, StoreError};
 
 use std::path::PathBuf;

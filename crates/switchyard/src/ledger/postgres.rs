@@ -295,7 +295,7 @@ pub fn metadata(r: &Record) -> Value {
     Value::Object(m)
 }
 
-mod url {
+pub(super) mod url {
     /// The password of a `postgres://user:password@host/db` URL, to mask it in errors.
     pub fn password(url: &str) -> Option<String> {
         let rest = url.split_once("://")?.1;

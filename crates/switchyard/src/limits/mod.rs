@@ -16,6 +16,7 @@ mod memory;
 mod period;
 mod redis;
 mod refusal;
+mod seed;
 
 pub use crate::config::RedisConfig as RedisSettings;
 pub use check::Nanos;
@@ -23,6 +24,7 @@ pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock};
 pub use config::{ConfigLimits, DEFAULT_MAX_OUTPUT, max_cost, max_output, provider_name};
 pub use period::{Period, Window};
 pub use refusal::{RateHeaders, all_skipped, rate_limit_headers};
+pub use seed::seed_from_ledger;
 
 use std::collections::HashSet;
 use std::fmt;
