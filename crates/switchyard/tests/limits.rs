@@ -519,14 +519,18 @@ async fn a_stream_settles_to_its_cost_when_it_ends_and_a_failure_releases_its_re
     gw.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_remembers_this_periods_spend_from_the_ledger() {
+/// Serves one request with a ledger, then starts a new engine seeded from that ledger: the
+/// day's spend is remembered.
+async fn a_restart_remembers_this_periods_spend(database_url: Option<String>) {
     use switchyard::ledger::{Ledger, Settings};
     use switchyard::limits::{ConfigLimits, seed_from_ledger};
 
     let dir = tempfile::tempdir().unwrap();
-    let settings =
-        Settings { database_url: None, state_dir: dir.path().to_owned(), retention: None };
+    let settings = Settings {
+        database_url: database_url.map(Secret::new),
+        state_dir: dir.path().to_owned(),
+        retention: None,
+    };
     let mock = mock().await;
     let sections = "litellm_settings:\n  max_budget: 0.00015\n  budget_duration: daily\n";
     let d = deployment(&mock, "cheap", "anthropic/claude-haiku-4-5", &[]);
@@ -551,4 +555,15 @@ async fn a_restart_remembers_this_periods_spend_from_the_ledger() {
     assert!(message.contains("Current cost: 0.000107"), "{message}");
     assert_eq!(mock.calls(), 1);
     second.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_remembers_this_periods_spend_from_the_sqlite_ledger() {
+    a_restart_remembers_this_periods_spend(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_remembers_this_periods_spend_from_litellm_spendlogs_in_postgres() {
+    let db = ledger_support::TestDb::create().await;
+    a_restart_remembers_this_periods_spend(Some(db.url())).await;
 }

@@ -54,8 +54,9 @@ impl Memory {
         drop(map);
         {
             let mut g = lock(&c);
-            if g.expires <= now && (g.used != 0 || g.reserved != 0) && g.expires != 0 {
-                // A window's counter outlived its lifetime: it starts again.
+            if g.expires != 0 && g.expires <= now {
+                // Past its lifetime (the sweep has not reached it yet): it starts again, as
+                // an expired Redis key would.
                 *g = Counter::default();
             }
             g.expires = g.expires.max(now + ttl);
