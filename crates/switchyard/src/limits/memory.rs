@@ -124,7 +124,6 @@ impl Memory {
     }
 
     /// Spend and reservations of a counter.
-    #[cfg(test)]
     pub fn read(&self, key: &str, now: i64) -> (i64, i64) {
         let c = self.counter(key, now, 1);
         let g = lock(&c);

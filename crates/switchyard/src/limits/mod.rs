@@ -165,6 +165,8 @@ pub trait Backend: Send + Sync {
     ) -> BoxFuture<'a, ()>;
     /// Sets a budget counter's spend unless it already has one.
     fn seed<'a>(&'a self, key: &'a str, spent: i64, ttl: i64, now: i64) -> BoxFuture<'a, ()>;
+    /// A budget counter's spend and reservations.
+    fn read<'a>(&'a self, key: &'a str, now: i64) -> BoxFuture<'a, (i64, i64)>;
     fn health(&self) -> Health;
 }
 
@@ -221,6 +223,9 @@ impl Backend for InProcess {
     fn seed<'a>(&'a self, key: &'a str, spent: i64, ttl: i64, now: i64) -> BoxFuture<'a, ()> {
         self.0.seed(key, spent, ttl, now);
         Box::pin(std::future::ready(()))
+    }
+    fn read<'a>(&'a self, key: &'a str, now: i64) -> BoxFuture<'a, (i64, i64)> {
+        Box::pin(std::future::ready(self.0.read(key, now)))
     }
     fn health(&self) -> Health {
         Health { backend: "memory", degraded: None, fail_closed: false, place: None }
@@ -507,6 +512,17 @@ impl Limits {
         }
     }
 
+    /// What a budget's current period has spent (settled) and what requests in flight
+    /// reserve, USD — for key and team info, metrics and `/health`.
+    pub async fn spent(&self, budget: &Budget) -> (Decimal, Decimal) {
+        let now = self.clock.now();
+        let w = budget.period.window(now);
+        let key =
+            format!("b:{}:{}:{}", budget.scope.key(), budget.period.tag(), w.start.timestamp());
+        let (spent, reserved) = self.backend.read(&key, now.timestamp()).await;
+        (from_nanos(spent), from_nanos(reserved))
+    }
+
     /// Sets a budget's current-period spend (from the ledger at start) unless the counter
     /// already has one (another replica seeded it, or Redis kept it).
     pub async fn seed(&self, budget: &Budget, spent: Decimal) {
@@ -623,6 +639,8 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(limits.soft_budget_crossings(), 1, "crossed once, noted once");
+        let spent = limits.spent(&p.budgets[0]).await;
+        assert_eq!(spent, ("0.5".parse().unwrap(), Decimal::ZERO), "five settled at $0.1");
         clock.advance(chrono::Duration::days(1));
         for _ in 0..4 {
             limits.admit(&p).await.unwrap().settle(None);

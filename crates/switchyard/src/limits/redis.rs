@@ -325,6 +325,28 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn read<'a>(&'a self, key: &'a str, now: i64) -> BoxFuture<'a, (i64, i64)> {
+        Box::pin(async move {
+            if self.state().degraded.is_some() {
+                return self.local.read(key, now);
+            }
+            let mut conn = self.conn.clone();
+            let read: redis::RedisResult<(Option<i64>, Option<i64>)> = redis::cmd("HMGET")
+                .arg(self.key(key))
+                .arg("u")
+                .arg("r")
+                .query_async(&mut conn)
+                .await;
+            match read {
+                Ok((u, r)) => (u.unwrap_or(0), r.unwrap_or(0)),
+                Err(e) => {
+                    self.degrade(&e);
+                    self.local.read(key, now)
+                }
+            }
+        })
+    }
+
     fn health(&self) -> Health {
         let s = self.state();
         Health {
