@@ -9,6 +9,7 @@
 //! one Lua script per admission and per settlement, shared by every replica). Time comes
 //! from a [`Clock`] so tests cross period boundaries without sleeping.
 
+mod backend;
 mod check;
 mod clock;
 mod config;
@@ -16,14 +17,17 @@ mod memory;
 mod period;
 mod redis;
 mod refusal;
+mod reservation;
 mod seed;
 
 pub use crate::config::RedisConfig as RedisSettings;
+pub use backend::{Backend, Health, Unavailable};
 pub use check::Nanos;
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock};
 pub use config::{ConfigLimits, DEFAULT_MAX_OUTPUT, max_cost, max_output, provider_name};
 pub use period::{Period, Window};
 pub use refusal::{RateHeaders, all_skipped, rate_limit_headers};
+pub use reservation::Reservation;
 pub use seed::seed_from_ledger;
 
 use std::collections::HashSet;
@@ -32,13 +36,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde::Serialize;
 
-use check::{Check, CheckKind, Settlement, Verdict};
+use backend::{HealthJson, InProcess};
+use check::{Check, CheckKind, Verdict};
 use memory::Memory;
+use reservation::Held;
 
 /// Who or what a limit applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -144,91 +148,6 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.budgets.is_empty() && self.rates.is_empty()
-    }
-}
-
-/// Counted by a backend: in process or shared.
-pub trait Backend: Send + Sync {
-    /// Checks every counter and, when all pass, increases them; `bool`: counted locally
-    /// (Redis was unreachable).
-    fn admit<'a>(
-        &'a self,
-        checks: &'a [Check],
-        now: i64,
-    ) -> BoxFuture<'a, Result<(Verdict, bool), Unavailable>>;
-    fn settle<'a>(
-        &'a self,
-        checks: &'a [Check],
-        done: Settlement,
-        local: bool,
-        now: i64,
-    ) -> BoxFuture<'a, ()>;
-    /// Sets a budget counter's spend unless it already has one.
-    fn seed<'a>(&'a self, key: &'a str, spent: i64, ttl: i64, now: i64) -> BoxFuture<'a, ()>;
-    /// A budget counter's spend and reservations.
-    fn read<'a>(&'a self, key: &'a str, now: i64) -> BoxFuture<'a, (i64, i64)>;
-    fn health(&self) -> Health;
-}
-
-/// The shared backend is unreachable and the gateway fails closed.
-#[derive(Debug, Clone)]
-pub struct Unavailable {
-    pub place: String,
-    pub error: String,
-}
-
-/// The engine's state for `/health`.
-#[derive(Debug, Clone)]
-pub struct Health {
-    pub backend: &'static str,
-    pub degraded: Option<(DateTime<Utc>, String)>,
-    pub fail_closed: bool,
-    pub place: Option<String>,
-}
-
-#[derive(Serialize)]
-struct HealthJson<'a> {
-    backend: &'static str,
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    since: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    fail_closed: bool,
-    soft_budget_crossings: u64,
-}
-
-struct InProcess(Memory);
-
-impl Backend for InProcess {
-    fn admit<'a>(
-        &'a self,
-        checks: &'a [Check],
-        now: i64,
-    ) -> BoxFuture<'a, Result<(Verdict, bool), Unavailable>> {
-        Box::pin(std::future::ready(Ok((self.0.admit(checks, now), true))))
-    }
-    fn settle<'a>(
-        &'a self,
-        checks: &'a [Check],
-        done: Settlement,
-        _local: bool,
-        now: i64,
-    ) -> BoxFuture<'a, ()> {
-        self.0.settle(checks, done, now);
-        Box::pin(std::future::ready(()))
-    }
-    fn seed<'a>(&'a self, key: &'a str, spent: i64, ttl: i64, now: i64) -> BoxFuture<'a, ()> {
-        self.0.seed(key, spent, ttl, now);
-        Box::pin(std::future::ready(()))
-    }
-    fn read<'a>(&'a self, key: &'a str, now: i64) -> BoxFuture<'a, (i64, i64)> {
-        Box::pin(std::future::ready(self.0.read(key, now)))
-    }
-    fn health(&self) -> Health {
-        Health { backend: "memory", degraded: None, fail_closed: false, place: None }
     }
 }
 
@@ -547,66 +466,6 @@ pub fn to_nanos(usd: Decimal) -> Nanos {
 
 pub fn from_nanos(n: Nanos) -> Decimal {
     (Decimal::from(n) / Decimal::from(1_000_000_000)).normalize()
-}
-
-/// What a reservation holds, to settle or release.
-struct Held {
-    engine: Arc<Limits>,
-    checks: Vec<Check>,
-    local: bool,
-    reserved: Nanos,
-    tokens: i64,
-}
-
-/// An admitted request's hold on its limits. Settle it with the actual cost; dropped
-/// unsettled (failure, cancellation), it releases everything it reserved, in the
-/// background.
-pub struct Reservation {
-    held: Option<Held>,
-    pub headers: RateHeaders,
-}
-
-impl Reservation {
-    pub fn none() -> Self {
-        Self { held: None, headers: RateHeaders::default() }
-    }
-
-    /// Counts what the request actually spent and used. `cost` `None` with a known price
-    /// (the charge never arrived) keeps the whole reservation as spent.
-    pub fn settle(mut self, charge: Option<&crate::cost::Charge>) {
-        let Some(held) = self.held.take() else { return };
-        let done = match charge {
-            Some(c) => Settlement {
-                cost: c.cost.map_or(0, to_nanos),
-                tokens: i64::try_from(c.usage.total_input_tokens() + c.usage.output_tokens)
-                    .unwrap_or(i64::MAX),
-            },
-            None => Settlement { cost: held.reserved, tokens: held.tokens },
-        };
-        finish(held, done);
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
-            finish(held, Settlement::default());
-        }
-    }
-}
-
-fn finish(held: Held, done: Settlement) {
-    let now = held.engine.clock.now().timestamp();
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(async move {
-                held.engine.backend.settle(&held.checks, done, held.local, now).await;
-            });
-        }
-        Err(_) => tracing::warn!(
-            "a reservation was released outside the runtime; it expires with its window"
-        ),
-    }
 }
 
 #[cfg(test)]
