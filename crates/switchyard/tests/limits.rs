@@ -567,3 +567,29 @@ async fn a_restart_remembers_this_periods_spend_from_litellm_spendlogs_in_postgr
     let db = ledger_support::TestDb::create().await;
     a_restart_remembers_this_periods_spend(Some(db.url())).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_tpm_counts_the_tokens_answers_used() {
+    let prefix = RedisPrefix::new();
+    let mock = mock().await;
+    // The request is estimated at 7 tokens (reserved); its answer reports 107.
+    let d = deployment(&mock, "cheap", "anthropic/claude-haiku-4-5", &["tpm: 50"]);
+    let clock = Arc::new(ManualClock::new(at("2026-12-03T20:15:00Z")));
+    let gw = start(config(&[d], ""), prefix.engine(REDIS, clock.clone(), false)).await;
+    let c = client();
+    let first = post_chat(&c, &gw.url(), &chat("cheap", None)).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit-tokens"], "50");
+    assert_eq!(first.headers()["x-ratelimit-remaining-tokens"], "43", "7 reserved of 50");
+    let settled = eventually(Duration::from_secs(5), || {
+        let c = c.clone();
+        let url = gw.url();
+        async move { post_chat(&c, &url, &chat("cheap", None)).await.status() == 429 }
+    })
+    .await;
+    assert!(settled, "once settled to the 107 tokens used, the minute's 50 are gone");
+    clock.advance(chrono::Duration::seconds(60));
+    assert_eq!(post_chat(&c, &gw.url(), &chat("cheap", None)).await.status(), 200, "a new minute");
+    gw.shutdown().await.unwrap();
+    prefix.clean().await;
+}
