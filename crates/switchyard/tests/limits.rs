@@ -217,6 +217,9 @@ async fn a_deployment_rpm_over_two_replicas_serves_exactly_that_many_a_minute() 
         } else {
             assert_eq!(resp.status(), 429);
             assert_eq!(resp.headers()["retry-after"], "50", "the next fixed minute starts in 50 s");
+            assert_eq!(resp.headers()["x-ratelimit-limit-requests"], "5");
+            assert_eq!(resp.headers()["x-ratelimit-remaining-requests"], "0");
+            assert_eq!(resp.headers()["x-ratelimit-reset-requests"], "50");
             refused = Some(resp.json::<Value>().await.unwrap());
         }
     }

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use super::check::{Check, CheckKind};
 use super::{Period, Reached, Refusal, Scope};
-use crate::classify::{ApiError, Diagnosis, ErrorKind};
+use crate::classify::{ApiError, Diagnosis, ErrorKind, RateLimitState};
 
 /// The tightest request and token limits of an admitted request: (limit, remaining, seconds
 /// until the window resets).
@@ -79,6 +79,21 @@ fn usd(d: Decimal) -> String {
 }
 
 impl Refusal {
+    /// The refused minute as `x-ratelimit-*` headers show it (nothing remaining).
+    pub fn rate_limit_state(&self) -> Option<RateLimitState> {
+        match self.what {
+            Reached::Requests { limit, reset_in } | Reached::Tokens { limit, reset_in } => {
+                Some(RateLimitState {
+                    requests: matches!(self.what, Reached::Requests { .. }),
+                    limit,
+                    remaining: 0,
+                    reset: u64::try_from(reset_in).unwrap_or(1),
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The client's error for this refusal, when it stops the request (BUD-01, LIM-01,
     /// LIM-03).
     pub fn to_error(&self) -> ApiError {
@@ -137,6 +152,7 @@ impl Refusal {
                     format!("Retry after {reset_in}s, or raise {} in the config.", self.source),
                 ));
                 err.retry_after = Some(Duration::from_secs(u64::try_from(*reset_in).unwrap_or(1)));
+                err.rate_limit = self.rate_limit_state();
                 err
             }
             Reached::Parallel { limit } => {
@@ -241,5 +257,8 @@ pub fn all_skipped(alias: &str, refusals: &[(String, Refusal)]) -> ApiError {
         ),
     ));
     err.retry_after = Some(Duration::from_secs(u64::try_from(reset_in).unwrap_or(1)));
+    // The tightest refused limit: the one that resets first.
+    err.rate_limit =
+        refusals.iter().filter_map(|(_, r)| r.rate_limit_state()).min_by_key(|s| s.reset);
     err
 }
