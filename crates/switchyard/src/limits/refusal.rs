@@ -110,7 +110,7 @@ impl Refusal {
                 ApiError::new(
                     ErrorKind::BudgetExceeded,
                     format!(
-                        "Budget has been exceeded! Current cost: {}, Max budget: {}",
+                        "Budget has been exceeded! Current cost: {}, Max budget: {}.",
                         usd(*spent),
                         usd(*limit)
                     ),
@@ -126,10 +126,19 @@ impl Refusal {
                         usd(*spent),
                         usd(*reserved),
                     ),
-                    format!(
-                        "Wait for the reset, raise {} in the config, or send a smaller max_tokens.",
-                        self.source
-                    ),
+                    if resets_at.is_some() {
+                        format!(
+                            "Wait for the reset, raise {} in the config, or send a smaller \
+                             max_tokens.",
+                            self.source
+                        )
+                    } else {
+                        format!(
+                            "Raise {} in the config (or give it a budget_duration so it \
+                             resets), or send a smaller max_tokens.",
+                            self.source
+                        )
+                    },
                 ))
             }
             Reached::Requests { limit, reset_in } | Reached::Tokens { limit, reset_in } => {
@@ -221,7 +230,7 @@ pub fn all_skipped(alias: &str, refusals: &[(String, Refusal)]) -> ApiError {
         return ApiError::new(
             ErrorKind::BudgetExceeded,
             format!(
-                "Budget has been exceeded! Current cost: {}, Max budget: {}",
+                "Budget has been exceeded! Current cost: {}, Max budget: {}.",
                 usd(spent),
                 usd(limit)
             ),
