@@ -177,17 +177,21 @@ impl Provider for Instant {
     }
 }
 
+/// One routed request through a router built from `yaml`, against an instant provider.
+fn routing_bench(bencher: Bencher, yaml: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let router = Router::with_providers(&config(yaml), |_| Arc::new(Instant));
+    let req = ChatRequest { model: "cheap".into(), ..ChatRequest::default() };
+    bencher
+        .bench(|| runtime.block_on(router.send(black_box(&req))).map(|s| s.route.retries).unwrap());
+}
+
 #[divan::bench_group]
 mod routing {
     use super::*;
 
     fn route(bencher: Bencher, yaml: &str) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let router = Router::with_providers(&config(yaml), |_| Arc::new(Instant));
-        let req = ChatRequest { model: "cheap".into(), ..ChatRequest::default() };
-        bencher.bench(|| {
-            runtime.block_on(router.send(black_box(&req))).map(|s| s.route.retries).unwrap()
-        });
+        super::routing_bench(bencher, yaml);
     }
 
     /// One deployment for the alias.
@@ -218,6 +222,60 @@ mod routing {
         }
         yaml.push_str("router_settings:\n  routing_strategy: least-busy\n");
         route(bencher, &yaml);
+    }
+}
+
+#[divan::bench_group]
+mod admission {
+    use super::*;
+    use switchyard::limits::{Budget, Limits, OnExceed, Period, Plan, RateLimit, Scope};
+
+    /// The engine alone, in process: admit against three budgets and an rpm limit, then
+    /// settle (the settlement runs in the background, on the same runtime).
+    #[divan::bench]
+    fn admit_and_settle_in_process(bencher: Bencher) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let limits = runtime.block_on(async { Limits::in_process() });
+        let budget = |scope| Budget {
+            scope,
+            limit: "1000000".parse().unwrap(),
+            period: Period::Day,
+            soft: None,
+            source: String::new(),
+            on_exceed: OnExceed::Refuse,
+        };
+        let plan = Plan {
+            budgets: vec![
+                budget(Scope::Global),
+                budget(Scope::Alias("cheap".into())),
+                budget(Scope::Deployment("a".into())),
+            ],
+            rates: vec![RateLimit {
+                scope: Scope::Deployment("a".into()),
+                rpm: Some(u64::MAX / 2),
+                tpm: None,
+                max_parallel: None,
+                source: String::new(),
+                on_exceed: OnExceed::Skip,
+            }],
+            max_cost: Some("0.0001".parse().unwrap()),
+            tokens: 100,
+        };
+        bencher.bench(|| {
+            runtime.block_on(async {
+                let r = limits.admit(black_box(&plan)).await.unwrap();
+                r.settle(None);
+            })
+        });
+    }
+
+    /// A whole routed request whose alias has a global and an alias budget and an rpm.
+    #[divan::bench]
+    fn route_with_budgets(bencher: Bencher) {
+        super::routing_bench(
+            bencher,
+            "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: anthropic/m\n      api_key: k\n      input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000001\n      rpm: 1000000000\nmodel_max_budget:\n  cheap: 1000000\nlitellm_settings:\n  max_budget: 1000000\n  budget_duration: 1d\n",
+        );
     }
 }
 

@@ -54,9 +54,7 @@ impl Attribution {
         let metadata = object(gw, "metadata");
         let litellm_metadata = object(gw, "litellm_metadata");
 
-        let user = non_empty(request.user.as_deref())
-            .or_else(|| string(metadata, "user_id"))
-            .or_else(|| string(litellm_metadata, "user_id"));
+        let user = end_user(request);
 
         let mut tags = Vec::new();
         for list in [metadata.get("tags"), litellm_metadata.get("tags"), gw.get("tags")] {
@@ -82,6 +80,15 @@ impl Attribution {
             session_id,
         }
     }
+}
+
+/// The request's end user: `user` (Anthropic's `metadata.user_id` decodes into it), else
+/// `user_id` in LiteLLM's `metadata` or `litellm_metadata`.
+pub fn end_user(request: &ChatRequest) -> Option<String> {
+    let gw = &request.gateway;
+    non_empty(request.user.as_deref())
+        .or_else(|| string(object(gw, "metadata"), "user_id"))
+        .or_else(|| string(object(gw, "litellm_metadata"), "user_id"))
 }
 
 /// LiteLLM's `hash_token`: the sha256 of the key's UTF-8 bytes, as lowercase hex.

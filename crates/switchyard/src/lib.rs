@@ -16,6 +16,7 @@ pub mod diagnose;
 pub mod exit;
 pub mod keys;
 pub mod ledger;
+pub mod limits;
 pub mod logging;
 pub mod provider;
 pub mod router;

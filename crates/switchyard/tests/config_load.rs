@@ -175,8 +175,10 @@ fn a_realistic_litellm_config_loads_and_resolves() {
         cfg.warnings.iter().filter(|w| w.key == "general_settings.database_url").collect();
     assert_eq!(db.iter().map(|w| w.id).collect::<Vec<_>>(), ["CFG-01"], "{db:?}");
     assert!(g.database_url.is_none());
-    let budget_warning = cfg.warnings.iter().find(|w| w.key == "model_max_budget").unwrap();
-    assert!(budget_warning.message.contains("no effect yet"), "{}", budget_warning.message);
+    assert!(
+        !cfg.warnings.iter().any(|w| w.key == "model_max_budget"),
+        "model_max_budget is enforced: no warning"
+    );
 }
 
 #[test]
@@ -1019,20 +1021,20 @@ router_settings:
     let anthropic = &b.provider_budget_config["anthropic"];
     assert_eq!((anthropic.budget_limit, anthropic.time_period.as_deref()), (100.0, Some("30d")));
     assert_eq!(b.provider_budget_config["openai"].time_period.as_deref(), Some("1d"));
-    let ids: Vec<&str> = cfg.warnings.iter().map(|w| w.id).collect();
-    assert!(ids.iter().all(|id| *id == "CFG-06"), "only 'not enforced yet' warnings: {ids:?}");
+    assert!(cfg.warnings.iter().all(|w| !w.key.contains("budget")), "{:#?}", cfg.warnings);
 
-    // A budget that is not a budget cannot stop the gateway (budgets have no effect yet):
-    // a warning with its place, what was found and what to write.
-    let cfg =
-        ok("model_max_budget:\n  cheap: lots\n  balanced: {time_period: 1d}\n", &MapEnv::default());
-    let w = warning(&cfg, "model_max_budget.cheap");
-    assert_eq!((w.id, warning_at(w)), ("CFG-06", (2, 10)), "{:#?}", cfg.warnings);
-    assert!(w.message.contains("\"lots\""), "{}", w.message);
-    assert!(w.message.contains("a number of US dollars, or {budget_limit: USD"), "{}", w.message);
-    assert!(w.message.contains("does not stop the gateway"), "{}", w.message);
-    let w = warning(&cfg, "model_max_budget.balanced");
-    assert!(w.message.contains("has no budget_limit"), "{}", w.message);
+    // Budgets are enforced: one that is not a budget is a problem with its place, what was
+    // found and what to write.
+    let found = problems(
+        "model_max_budget:\n  cheap: lots\n  balanced: {time_period: 1d}\n",
+        &MapEnv::default(),
+    );
+    let p = found.iter().find(|p| p.key == "model_max_budget.cheap").expect("cheap");
+    assert_eq!(p.id, "CFG-09");
+    assert!(p.message.contains("\"lots\""), "{}", p.message);
+    assert!(p.remedy.contains("a number of US dollars, or {budget_limit: USD"), "{}", p.remedy);
+    let p = found.iter().find(|p| p.key == "model_max_budget.balanced").expect("balanced");
+    assert!(p.message.contains("has no budget_limit"), "{}", p.message);
 }
 
 /// Words of Rust and serde that must never reach a person reading a config message.

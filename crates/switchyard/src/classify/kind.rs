@@ -38,6 +38,10 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// A route or method the gateway does not serve.
     NotFound,
+    /// A budget the request counts against is spent (LiteLLM's `budget_exceeded`).
+    BudgetExceeded,
+    /// Budgets and rate limits cannot be checked (Redis unreachable, failing closed).
+    LimitsUnavailable,
     Internal,
 }
 
@@ -69,6 +73,8 @@ impl ErrorKind {
             Self::UnknownModel => "unknown_model",
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::LimitsUnavailable => "limits_unavailable",
             Self::Internal => "internal",
         }
     }
@@ -87,6 +93,7 @@ impl ErrorKind {
             | Self::ContextWindow
             | Self::ContentPolicy
             | Self::Billing
+            | Self::BudgetExceeded
             | Self::UnknownModel => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -100,6 +107,16 @@ impl ErrorKind {
                 StatusCode::BAD_GATEWAY
             }
             Self::Configuration | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// OpenAI's `error.code`: the class, except where LiteLLM's clients expect its own
+    /// (a budget error carries the status as a string, `"400"`).
+    pub fn openai_code(self) -> &'static str {
+        match self {
+            Self::BudgetExceeded => "400",
+            _ => self.as_str(),
         }
     }
 
@@ -120,6 +137,7 @@ impl ErrorKind {
             | Self::UnknownModel
             | Self::PayloadTooLarge => "invalid_request_error",
             Self::RateLimited => "rate_limit_error",
+            Self::BudgetExceeded => "budget_exceeded",
             Self::Overloaded
             | Self::Timeout
             | Self::UpstreamUnavailable
@@ -127,6 +145,7 @@ impl ErrorKind {
             | Self::Tls
             | Self::ClockSkew
             | Self::Configuration
+            | Self::LimitsUnavailable
             | Self::Internal => "api_error",
         }
     }
@@ -144,6 +163,7 @@ impl ErrorKind {
             | Self::InvalidRequest
             | Self::ContextWindow
             | Self::ContentPolicy
+            | Self::BudgetExceeded
             | Self::UnknownModel => "invalid_request_error",
             Self::Billing => "billing_error",
             Self::PayloadTooLarge => "request_too_large",
@@ -155,6 +175,7 @@ impl ErrorKind {
             | Self::Tls
             | Self::ClockSkew
             | Self::Configuration
+            | Self::LimitsUnavailable
             | Self::Internal => "api_error",
         }
     }
@@ -211,6 +232,8 @@ impl ErrorKind {
             | Self::UnknownModel
             | Self::PayloadTooLarge
             | Self::NotFound
+            | Self::BudgetExceeded
+            | Self::LimitsUnavailable
             | Self::Internal => false,
         }
     }
@@ -239,6 +262,8 @@ impl ErrorKind {
             | Self::Unauthorized
             | Self::UnknownModel
             | Self::PayloadTooLarge
+            | Self::BudgetExceeded
+            | Self::LimitsUnavailable
             | Self::NotFound => Cooling::Never,
         }
     }
@@ -268,6 +293,8 @@ impl ErrorKind {
             | Self::Unauthorized
             | Self::UnknownModel
             | Self::PayloadTooLarge
+            | Self::BudgetExceeded
+            | Self::LimitsUnavailable
             | Self::NotFound => Fallback::None,
         }
     }
@@ -373,6 +400,8 @@ mod tests {
             ErrorKind::UnknownModel,
             ErrorKind::PayloadTooLarge,
             ErrorKind::NotFound,
+            ErrorKind::BudgetExceeded,
+            ErrorKind::LimitsUnavailable,
             ErrorKind::Internal,
         ];
         let names: HashSet<_> = all.iter().map(|k| k.as_str()).collect();

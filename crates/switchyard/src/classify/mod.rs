@@ -54,6 +54,42 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
     /// Every failed attempt behind this error, in order (empty for gateway errors).
     pub attempts: Vec<AttemptReport>,
+    /// The gateway's own rate limit that refused the request, for LiteLLM's
+    /// `x-ratelimit-*` headers.
+    pub rate_limit: Option<RateLimitState>,
+}
+
+/// A rate limit as LiteLLM's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`
+/// headers carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitState {
+    /// `true`: requests per minute; `false`: tokens per minute.
+    pub requests: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the window resets.
+    pub reset: u64,
+}
+
+impl RateLimitState {
+    /// The three headers' names and values.
+    pub fn headers(&self) -> [(http::HeaderName, http::HeaderValue); 3] {
+        use http::{HeaderName, HeaderValue};
+        let names: [&'static str; 3] = if self.requests {
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ]
+        } else {
+            ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"]
+        };
+        [
+            (HeaderName::from_static(names[0]), HeaderValue::from(self.limit)),
+            (HeaderName::from_static(names[1]), HeaderValue::from(self.remaining)),
+            (HeaderName::from_static(names[2]), HeaderValue::from(self.reset)),
+        ]
+    }
 }
 
 /// One failed attempt as a client sees it in an error body.
@@ -77,6 +113,7 @@ impl ApiError {
             diagnosis: None,
             retry_after: None,
             attempts: Vec::new(),
+            rate_limit: None,
         }
     }
 

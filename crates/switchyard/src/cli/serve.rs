@@ -103,7 +103,34 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
         }
     };
     let keys = open_keys(&config, args).await;
-    let state = AppState::new(Runtime::new(config));
+    let runtime = Runtime::new(config);
+    // Before listening: each budget's current period starts from what the ledger says it
+    // spent, so a restart does not forget it.
+    if ledger.is_some()
+        && let Ok(dir) = StateDir::resolve(args.state_dir.as_deref(), &ProcessEnv)
+    {
+        let settings = LedgerSettings {
+            database_url: runtime.config.general.database_url.as_ref().map(|u| u.value.clone()),
+            state_dir: dir.root().to_owned(),
+            retention: None,
+        };
+        let seeding = crate::limits::seed_from_ledger(
+            runtime.router.limits(),
+            runtime.router.config_limits(),
+            &settings,
+        );
+        match tokio::time::timeout(Duration::from_secs(10), seeding).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(budgets = n, "budgets seeded from the ledger"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "budgets could not be seeded from the ledger; they start from zero this period")
+            }
+            Err(_) => tracing::warn!(
+                "the ledger did not answer within 10 s; budgets start from zero this period"
+            ),
+        }
+    }
+    let state = AppState::new(runtime);
     state.set_reloader(reloader.clone());
     if let Some(ledger) = &ledger {
         state.set_ledger(ledger.clone());

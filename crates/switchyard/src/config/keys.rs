@@ -63,8 +63,12 @@ const fn k(section: Section, key: &'static str, support: Support, note: &'static
 use Section::{Entry, GeneralSettings, LitellmParams, LitellmSettings, RouterSettings, Top};
 use Support::{Ignored, NotEnforced, Supported};
 
-const BUDGET_NOTE: &str =
-    "no spend limit is applied yet; requests are not stopped when it is reached";
+const ALIAS_BUDGET_NOTE: &str = "{alias: {budget_limit, time_period}}: requests to the alias \
+     are refused at the limit (BUD-01)";
+const PROVIDER_BUDGET_NOTE: &str = "{provider: {budget_limit, time_period}}: the provider's \
+     deployments are skipped at the limit (BUD-03)";
+const PERIOD_NOTE: &str = "30s, 30m, 24h, 7d, 1mo, daily, weekly, monthly (fixed UTC windows)";
+const REDIS_NOTE: &str = "or REDIS_HOST: budgets and rate limits are shared by replicas";
 const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
@@ -86,8 +90,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(Top, "litellm_settings", Supported, ""),
     k(Top, "general_settings", Supported, ""),
     k(Top, "environment_variables", Supported, ""),
-    k(Top, "model_max_budget", NotEnforced, BUDGET_NOTE),
-    k(Top, "provider_budget_config", NotEnforced, BUDGET_NOTE),
+    k(Top, "model_max_budget", Supported, ALIAS_BUDGET_NOTE),
+    k(Top, "provider_budget_config", Supported, PROVIDER_BUDGET_NOTE),
     k(
         Top,
         "include",
@@ -147,8 +151,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "cache_creation_input_token_cost", Supported, COST_NOTE),
     k(LitellmParams, "input_cost_per_second", Ignored, PER_SECOND_NOTE),
     k(LitellmParams, "output_cost_per_second", Ignored, PER_SECOND_NOTE),
-    k(LitellmParams, "max_budget", NotEnforced, BUDGET_NOTE),
-    k(LitellmParams, "budget_duration", NotEnforced, BUDGET_NOTE),
+    k(LitellmParams, "max_budget", Supported, "USD; a deployment over it is skipped (BUD-03)"),
+    k(LitellmParams, "budget_duration", Supported, PERIOD_NOTE),
     k(LitellmParams, "mock_response", Supported, ""),
     k(LitellmParams, "tags", Supported, ""),
     k(
@@ -205,7 +209,7 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(RouterSettings, "content_policy_fallbacks", Supported, ""),
     k(RouterSettings, "default_fallbacks", Supported, ""),
     k(RouterSettings, "enable_pre_call_checks", NotEnforced, PRECALL_NOTE),
-    k(RouterSettings, "provider_budget_config", NotEnforced, BUDGET_NOTE),
+    k(RouterSettings, "provider_budget_config", Supported, PROVIDER_BUDGET_NOTE),
     k(RouterSettings, "routing_strategy_args", Ignored, "strategy tuning is not implemented"),
     k(RouterSettings, "model_group_retry_policy", Ignored, "use retry_policy"),
     k(RouterSettings, "allowed_fails_policy", Ignored, "use allowed_fails"),
@@ -216,10 +220,10 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "alias groups are not implemented; add a model_list entry",
     ),
     k(RouterSettings, "max_fallbacks", Ignored, "every configured fallback is tried"),
-    k(RouterSettings, "redis_host", Ignored, "shared state in Redis is not implemented"),
-    k(RouterSettings, "redis_port", Ignored, "shared state in Redis is not implemented"),
-    k(RouterSettings, "redis_password", Ignored, "shared state in Redis is not implemented"),
-    k(RouterSettings, "redis_url", Ignored, "shared state in Redis is not implemented"),
+    k(RouterSettings, "redis_host", Supported, REDIS_NOTE),
+    k(RouterSettings, "redis_port", Supported, "or REDIS_PORT; default 6379"),
+    k(RouterSettings, "redis_password", Supported, "or REDIS_PASSWORD"),
+    k(RouterSettings, "redis_url", Supported, "or REDIS_URL; wins over redis_host"),
     k(RouterSettings, "cache_responses", Ignored, CACHE_NOTE),
     // litellm_settings.
     k(LitellmSettings, "drop_params", Supported, ""),
@@ -246,9 +250,14 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmSettings, "set_verbose", Ignored, "use --log-format and RUST_LOG"),
     k(LitellmSettings, "json_logs", Ignored, "use --log-format json"),
     k(LitellmSettings, "modify_params", Ignored, "requests are translated without modification"),
-    k(LitellmSettings, "max_budget", Ignored, "global budgets are not implemented"),
-    k(LitellmSettings, "budget_duration", Ignored, "global budgets are not implemented"),
-    k(LitellmSettings, "max_end_user_budget", Ignored, "end-user budgets are not implemented"),
+    k(LitellmSettings, "max_budget", Supported, "USD for every request together (BUD-01)"),
+    k(LitellmSettings, "budget_duration", Supported, PERIOD_NOTE),
+    k(
+        LitellmSettings,
+        "max_end_user_budget",
+        Supported,
+        "USD per end user (`user`, Anthropic metadata.user_id), never reset (BUD-01)",
+    ),
     k(LitellmSettings, "ssl_verify", Ignored, "set ssl_verify on each deployment's litellm_params"),
     k(LitellmSettings, "telemetry", Ignored, "Switchyard sends no telemetry"),
     k(LitellmSettings, "allowed_fails", Ignored, ROUTER_ONLY),
@@ -279,6 +288,14 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         Ignored,
         "prompts and answers are never written to the ledger",
     ),
+    k(
+        GeneralSettings,
+        "fail_closed",
+        Supported,
+        "Switchyard key: refuse requests while Redis is unreachable (LIM-03) instead of \
+         counting in-process",
+    ),
+    k(GeneralSettings, "redis_key_prefix", Supported, "Switchyard key; default `switchyard:`"),
     k(
         GeneralSettings,
         "maximum_spend_logs_retention_period",

@@ -248,9 +248,13 @@ pub struct BudgetLimit {
     pub location: Location,
 }
 
-/// Budgets are parsed and checked now; enforcing them comes later (a warning says so).
+/// The config-level budgets, enforced by `limits`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Budgets {
+    /// `litellm_settings.max_budget` + `budget_duration`: every request.
+    pub global: Option<BudgetLimit>,
+    /// `litellm_settings.max_end_user_budget`: each end user, for ever.
+    pub max_end_user_budget: Option<f64>,
     /// `model_max_budget`: alias → limit.
     pub model_max_budget: BTreeMap<String, BudgetLimit>,
     /// `provider_budget_config` (top level or under `router_settings`): provider → limit.
@@ -355,6 +359,21 @@ pub struct GeneralSettings {
     pub spend_logs_retention: Option<Duration>,
     /// `disable_spend_logs: true`: no ledger rows are written.
     pub disable_spend_logs: bool,
+    /// Redis for counters shared by replicas (`router_settings.redis_*` or REDIS_*).
+    pub redis: Option<RedisConfig>,
+}
+
+/// Where budgets and rate limits are counted when replicas share them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`.
+    pub url: Secret,
+    /// `host:port`, for messages and `/health` (never the password).
+    pub place: String,
+    /// Prefix of every key (`general_settings.redis_key_prefix`, default `switchyard:`).
+    pub prefix: String,
+    /// `general_settings.fail_closed`: refuse requests while Redis is unreachable.
+    pub fail_closed: bool,
 }
 
 impl Default for GeneralSettings {
@@ -369,6 +388,7 @@ impl Default for GeneralSettings {
             database_url: None,
             spend_logs_retention: None,
             disable_spend_logs: false,
+            redis: None,
         }
     }
 }

@@ -360,6 +360,10 @@ pub struct RawRouterSettings {
     pub default_fallbacks: Option<TextList>,
     pub enable_pre_call_checks: Option<Flag>,
     pub provider_budget_config: Option<BudgetMap>,
+    pub redis_host: Option<Text>,
+    pub redis_port: Option<Text>,
+    pub redis_password: Option<Text>,
+    pub redis_url: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,6 +399,9 @@ pub struct RawLitellmSettings {
     pub context_window_fallbacks: Option<RawFallbacks>,
     pub content_policy_fallbacks: Option<RawFallbacks>,
     pub default_fallbacks: Option<TextList>,
+    pub max_budget: Option<NonNeg>,
+    pub budget_duration: Option<Text>,
+    pub max_end_user_budget: Option<NonNeg>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -408,6 +415,8 @@ pub struct RawGeneralSettings {
     pub database_url: Option<Text>,
     pub maximum_spend_logs_retention_period: Option<Text>,
     pub disable_spend_logs: Option<Flag>,
+    pub fail_closed: Option<Flag>,
+    pub redis_key_prefix: Option<Text>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

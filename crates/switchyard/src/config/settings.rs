@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::model::{
-    BudgetLimit, Budgets, FallbackMap, GeneralSettings, RetryPolicy, RouterSettings,
+    BudgetLimit, Budgets, FallbackMap, GeneralSettings, RedisConfig, RetryPolicy, RouterSettings,
     RoutingStrategy, SourcedSecret, ValueSource,
 };
 use super::path::KeyPath;
@@ -27,6 +27,8 @@ pub struct Parts {
     pub fallback_sources: Vec<(KeyPath, RawFallbacks)>,
     pub default_fallbacks_source: Option<(KeyPath, Vec<String>)>,
     pub router_budgets: Option<BudgetMap>,
+    pub global_budget: Option<BudgetLimit>,
+    pub max_end_user_budget: Option<f64>,
 }
 
 const STRATEGIES: &str = "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, cost-based-routing";
@@ -79,7 +81,15 @@ pub fn build(
     let r: RawRouterSettings = ctx.raw(router, &rp);
     let l: RawLitellmSettings = ctx.raw(litellm, &lp);
     let g: RawGeneralSettings = ctx.raw(general, &gp);
-    let general = general_settings(ctx, g, &l, &gp, &lp);
+    let redis = redis_settings(ctx, &r, &g);
+    let mut general = general_settings(ctx, g, &l, &gp, &lp);
+    general.redis = redis;
+    let global_budget = l.max_budget.map(|limit| {
+        let time_period = l.budget_duration.as_ref().map(|Text(t)| t.clone());
+        check_period(ctx, time_period.as_deref(), &lp.key("budget_duration"));
+        BudgetLimit { budget_limit: limit.0, time_period, location: ctx.loc(&lp.key("max_budget")) }
+    });
+    let max_end_user_budget = l.max_end_user_budget.map(|b| b.0);
 
     let mut out = RouterSettings::default();
     if let Some(Text(s)) = &r.routing_strategy {
@@ -184,7 +194,88 @@ pub fn build(
         fallback_sources,
         default_fallbacks_source,
         router_budgets: r.provider_budget_config,
+        global_budget,
+        max_end_user_budget,
     }
+}
+
+fn check_period(ctx: &mut Ctx<'_>, t: Option<&str>, path: &KeyPath) {
+    if let Some(t) = t
+        && !valid_period(t)
+    {
+        ctx.problem(
+            "CFG-09",
+            path,
+            format!("budget_duration `{t}` is not a period"),
+            "write a number and a unit (30s, 30m, 24h, 7d, 1mo) or daily, weekly, monthly"
+                .to_owned(),
+        );
+    }
+}
+
+/// Redis as LiteLLM finds it: `router_settings.redis_url`, else `redis_host`/`redis_port`/
+/// `redis_password`, else REDIS_URL, else REDIS_HOST/REDIS_PORT/REDIS_PASSWORD.
+fn redis_settings(
+    ctx: &mut Ctx<'_>,
+    r: &RawRouterSettings,
+    g: &RawGeneralSettings,
+) -> Option<RedisConfig> {
+    let env = |ctx: &mut Ctx<'_>, var: &str| {
+        ctx.env.get(var).map(|v| v.value.trim().to_owned()).filter(|v| !v.is_empty())
+    };
+    let text =
+        |t: &Option<Text>| t.as_ref().map(|Text(s)| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let url = match text(&r.redis_url) {
+        Some(url) => Some(url),
+        None if text(&r.redis_host).is_some() => None,
+        None => env(ctx, "REDIS_URL"),
+    };
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let host = text(&r.redis_host).or_else(|| env(ctx, "REDIS_HOST"))?;
+            let port = text(&r.redis_port)
+                .or_else(|| env(ctx, "REDIS_PORT"))
+                .unwrap_or_else(|| "6379".to_owned());
+            if port.parse::<u16>().is_err() {
+                ctx.warn(
+                    "CFG-06",
+                    &KeyPath::root().key("router_settings").key("redis_port"),
+                    format!(
+                        "redis_port `{port}` is not a port number; Redis is not used and budgets \
+                         and rate limits are counted in this process"
+                    ),
+                );
+                return None;
+            }
+            let password = text(&r.redis_password).or_else(|| env(ctx, "REDIS_PASSWORD"));
+            match password {
+                Some(pw) => {
+                    let pw = percent_encoding::utf8_percent_encode(
+                        &pw,
+                        percent_encoding::NON_ALPHANUMERIC,
+                    );
+                    format!("redis://:{pw}@{host}:{port}")
+                }
+                None => format!("redis://{host}:{port}"),
+            }
+        }
+    };
+    let place = place_of(&url);
+    let prefix = text(&g.redis_key_prefix).unwrap_or_else(|| "switchyard:".to_owned());
+    Some(RedisConfig {
+        url: Secret::new(url),
+        place,
+        prefix,
+        fail_closed: g.fail_closed.as_ref().is_some_and(|f| f.0),
+    })
+}
+
+/// `host:port` of a Redis URL, without scheme, credentials or database.
+pub fn place_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
 fn fallback_map(f: &RawFallbacks) -> FallbackMap {
@@ -340,6 +431,8 @@ pub fn budgets(
     provider_router: Option<BudgetMap>,
 ) -> Budgets {
     let mut out = Budgets {
+        global: None,
+        max_end_user_budget: None,
         model_max_budget: budget_map(
             ctx,
             model_max_budget,
@@ -386,7 +479,7 @@ fn budget_map(
                     "CFG-09",
                     &path.key("time_period"),
                     format!("time_period `{t}` is not a period"),
-                    "write a number and a unit: 30s, 10m, 12h, 1d, 7d, 2w or 1mo".to_owned(),
+                    "write a number and a unit (30s, 10m, 12h, 1d, 7d, 2w, 1mo) or daily, weekly, monthly".to_owned(),
                 );
             }
         }
@@ -398,11 +491,9 @@ fn budget_map(
     out
 }
 
-/// LiteLLM's period syntax: digits and one of s, m, h, d, w, mo.
+/// LiteLLM's period syntax: digits and one of s, m, h, d, w, mo; or daily, weekly, monthly.
 pub fn valid_period(t: &str) -> bool {
-    let t = t.trim();
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && matches!(&t[digits..], "s" | "m" | "h" | "d" | "w" | "mo")
+    crate::limits::Period::parse(t).is_some()
 }
 
 #[cfg(test)]
@@ -414,7 +505,7 @@ mod tests {
         for ok in ["30s", "10m", "12h", "1d", "30d", "2w", "1mo"] {
             assert!(valid_period(ok), "{ok}");
         }
-        for bad in ["d", "1", "1 day", "1y", "-1d", ""] {
+        for bad in ["d", "1", "1 day", "1y", "-1d", "", "0d"] {
             assert!(!valid_period(bad), "{bad}");
         }
     }

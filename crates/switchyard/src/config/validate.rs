@@ -13,7 +13,7 @@ use super::envfile::EnvFile;
 use super::include::{self, Sources};
 use super::interpolate::{self, EnvRef, Resolver};
 use super::model::{
-    Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret, Unservable,
+    Budgets, Config, ConfigOrigin, ConfigWarning, Location, ModelGroup, SourcedSecret, Unservable,
     ValueSource,
 };
 use super::path::KeyPath;
@@ -253,6 +253,11 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         top.provider_budget_config,
         parts.router_budgets,
     );
+    let budgets = Budgets {
+        global: parts.global_budget,
+        max_end_user_budget: parts.max_end_user_budget,
+        ..budgets
+    };
     for (p, fallbacks) in &parts.fallback_sources {
         check_fallbacks(&mut ctx, p, fallbacks, &aliases, &ids);
     }

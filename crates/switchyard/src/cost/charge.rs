@@ -54,6 +54,15 @@ impl Charged {
 #[derive(Debug)]
 pub struct PendingCharge(oneshot::Receiver<Charge>);
 
+impl PendingCharge {
+    /// A charge delivered by whoever holds the sender (the limits settle a stream's
+    /// reservation and pass its charge on).
+    pub fn channel() -> (oneshot::Sender<Charge>, PendingCharge) {
+        let (tx, rx) = oneshot::channel();
+        (tx, PendingCharge(rx))
+    }
+}
+
 impl Future for PendingCharge {
     /// `None` only if the stream was never polled to an end nor dropped (it always is).
     type Output = Option<Charge>;

@@ -14,12 +14,14 @@ pub mod postgres;
 pub mod read;
 mod record;
 pub mod report;
+mod spend;
 mod spool;
 pub mod sqlite;
 mod store;
 mod writer;
 
 pub use record::{CALL_CHAT, CALL_MESSAGES, Outcome, Record, Tokens, clean_api_base};
+pub use spend::{SpendFilter, SpendReader};
 pub use spool::waiting as spooled_rows;
 pub use store::{Store, StoreError, describe};
 

@@ -25,6 +25,7 @@ use crate::config::{
     ValueSource,
 };
 use crate::cost::{self, Charged, Price};
+use crate::limits::{ConfigLimits, Limits, RateHeaders};
 use crate::provider::{self, EventStream, Provider};
 
 /// The whole-request budget when no `router_settings.timeout` or
@@ -69,6 +70,10 @@ pub struct Route {
     pub retries: u32,
     /// Fallback groups tried after the requested one.
     pub fallbacks: u32,
+    /// Deployments skipped for their own limits (`budget`, `rpm`, `tpm`, `parallel`).
+    pub skipped: Vec<(String, &'static str)>,
+    /// The tightest rate limits that applied, for `x-ratelimit-*`.
+    pub rate: RateHeaders,
 }
 
 pub struct Router {
@@ -77,6 +82,8 @@ pub struct Router {
     aliases: Vec<String>,
     settings: RouterSettings,
     total_timeout: Duration,
+    limits: Arc<Limits>,
+    config_limits: Arc<ConfigLimits>,
 }
 
 /// Whether a reloaded deployment is the same as before. Where it is written does not count:
@@ -204,7 +211,25 @@ impl Router {
             aliases: config.aliases().map(str::to_owned).collect(),
             settings,
             total_timeout,
+            limits: Limits::in_process(),
+            config_limits: Arc::new(ConfigLimits::new(config)),
         }
+    }
+
+    /// The same router admitting requests through `limits` (one engine per process, kept
+    /// across reloads; in process by default).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Arc<Limits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    pub fn config_limits(&self) -> &ConfigLimits {
+        &self.config_limits
     }
 
     pub fn aliases(&self) -> &[String] {

@@ -20,7 +20,8 @@ use super::{Attempt, Route, Router, Served, Target};
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
 use crate::config::{Deployment, RetryPolicy};
-use crate::cost::{self, Charge, Charged};
+use crate::cost::{self, Charge, Charged, PendingCharge};
+use crate::limits::{OnExceed, RateHeaders, Reached, Refusal, Reservation};
 use crate::provider::EventStream;
 
 /// One kind of call through the router.
@@ -104,6 +105,11 @@ pub(super) struct Log {
     pub failed: Vec<Attempt>,
     pub retries: u32,
     pub fallbacks: u32,
+    /// Deployments skipped for their own limits, with the limit reached.
+    pub skipped: Vec<(String, Refusal)>,
+    /// A limit refused the request: this is the client's error.
+    pub refusal: Option<ApiError>,
+    pub rate: RateHeaders,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -134,9 +140,15 @@ pub(super) async fn execute<C: Call>(
                 failed: log.failed,
                 retries: log.retries,
                 fallbacks: log.fallbacks,
+                skipped: log.skipped.iter().map(|(id, r)| (id.clone(), reason(r))).collect(),
+                rate: log.rate,
             },
             charge,
         }),
+        Err(_) if log.refusal.is_some() => Err(log
+            .refusal
+            .take()
+            .unwrap_or_else(|| ApiError::new(ErrorKind::Internal, "a limit refused the request"))),
         Err(stop) => Err(report::failure(&req.model, stop, log)),
     }
 }
@@ -290,6 +302,13 @@ async fn run_group<C: Call>(
         let Some(i) = fresh.or_else(retry) else {
             // Nothing usable now: wait for the earliest cooldown that could still help, if it
             // ends within the request's budget and there is no fallback to go to instead.
+            if last_error.is_none() && !log.skipped.is_empty() {
+                // Every deployment left was skipped for its own limits.
+                let err = crate::limits::all_skipped(&req.model, &log.skipped);
+                let kind = err.kind;
+                log.refusal = Some(err);
+                return Err(kind);
+            }
             let waitable = order.iter().copied().filter(|&i| last[i].is_none() || may_retry(i));
             let earliest =
                 waitable.filter_map(|i| targets[i].state.cooldown(now)).map(|c| c.until).min();
@@ -331,6 +350,25 @@ async fn run_group<C: Call>(
         waited = false;
 
         let target = &targets[i];
+        let reservation = if C::IS_TRAFFIC {
+            match admit(router, req, target).await {
+                Ok(r) => r,
+                Err(refusal) if refusal.on_exceed == OnExceed::Skip => {
+                    tracing::debug!(deployment = %target.deployment.id, scope = %refusal.scope, "skipped at its limit");
+                    last[i] = Some(ErrorKind::BudgetExceeded);
+                    log.skipped.push((target.deployment.id.clone(), refusal));
+                    continue;
+                }
+                Err(refusal) => {
+                    let err = refusal.to_error();
+                    log.refusal = Some(err);
+                    // Refused here: no fallback can change a request-wide limit.
+                    return Err(ErrorKind::BudgetExceeded);
+                }
+            }
+        } else {
+            Reservation::none()
+        };
         let busy = C::IS_TRAFFIC.then(|| target.state.begin());
         if C::IS_TRAFFIC {
             target.state.count_request(now, tokens);
@@ -343,7 +381,10 @@ async fn run_group<C: Call>(
                 if C::IS_TRAFFIC {
                     target.state.record_success(started.elapsed());
                 }
-                return Ok((C::commit(out, target), target.deployment.clone()));
+                log.rate = reservation.headers;
+                let (out, charged) = C::commit(out, target);
+                let charged = settle_when_charged(reservation, charged);
+                return Ok(((out, charged), target.deployment.clone()));
             }
             Err(error) => {
                 if C::IS_TRAFFIC {
@@ -359,6 +400,55 @@ async fn run_group<C: Call>(
                 }
             }
         }
+    }
+}
+
+/// Admits one attempt at `target` against every limit that applies to it.
+async fn admit(
+    router: &Router,
+    req: &ChatRequest,
+    target: &Target,
+) -> Result<Reservation, Refusal> {
+    let limits = router.config_limits();
+    if limits.is_empty() {
+        return Ok(Reservation::none());
+    }
+    let user = crate::attribution::end_user(req);
+    let plan = limits.plan(req, user.as_deref(), &target.deployment, &target.price);
+    router.limits().admit(&plan).await
+}
+
+/// Settles the reservation with the answer's charge: now for a JSON answer, when a
+/// stream's charge resolves for a streamed one (the stream's own charge is passed on).
+fn settle_when_charged(reservation: Reservation, charged: Charged) -> Charged {
+    match charged {
+        Charged::Now(charge) => {
+            reservation.settle(Some(&charge));
+            Charged::Now(charge)
+        }
+        Charged::AtEnd(pending) => {
+            let (tx, rx) = PendingCharge::channel();
+            tokio::spawn(async move {
+                let charge = pending.await;
+                reservation.settle(charge.as_ref());
+                if let Some(charge) = charge {
+                    let _ = tx.send(charge);
+                }
+            });
+            Charged::AtEnd(rx)
+        }
+        Charged::None => Charged::None,
+    }
+}
+
+/// A skipped deployment's reason, for `x-switchyard-skipped`.
+fn reason(r: &Refusal) -> &'static str {
+    match r.what {
+        Reached::Budget { .. } => "budget",
+        Reached::Requests { .. } => "rpm",
+        Reached::Tokens { .. } => "tpm",
+        Reached::Parallel { .. } => "parallel",
+        Reached::Unavailable(_) => "limits_unavailable",
     }
 }
 

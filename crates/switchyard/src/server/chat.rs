@@ -92,6 +92,7 @@ pub(super) fn apply_key_rules(
 const LITELLM_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
 const MODEL_GROUP: HeaderName = HeaderName::from_static("x-switchyard-model-group");
 const LITELLM_MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+const SKIPPED: HeaderName = HeaderName::from_static("x-switchyard-skipped");
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 const RETRIES: HeaderName = HeaderName::from_static("x-switchyard-retries");
 const FALLBACKS: HeaderName = HeaderName::from_static("x-switchyard-fallbacks");
@@ -126,6 +127,14 @@ pub(super) fn served_headers(headers: &mut HeaderMap, served: &Route) {
     if let Ok(value) = HeaderValue::from_str(&attempts) {
         headers.insert(ATTEMPTS, value);
     }
+    if !served.skipped.is_empty() {
+        let skipped: Vec<String> =
+            served.skipped.iter().map(|(id, why)| format!("{id}={why}")).collect();
+        if let Ok(value) = HeaderValue::from_str(&skipped.join(", ")) {
+            headers.insert(SKIPPED, value);
+        }
+    }
+    crate::limits::rate_limit_headers(headers, &served.rate);
     let (retries, fallbacks) = (count(served.retries), count(served.fallbacks));
     headers.insert(RETRIES, retries.clone());
     headers.insert(FALLBACKS, fallbacks.clone());

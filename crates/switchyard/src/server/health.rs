@@ -116,6 +116,7 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         "db": db,
         "ledger": ledger,
         "keys": state.keys().map(crate::keys::Keys::status),
+        "limits": runtime.router.limits().health_json(),
         "cache": null,
         "switchyard_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -153,6 +154,7 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
         "unhealthy_endpoints": unhealthy,
         "ledger": state.ledger().map(crate::ledger::Ledger::status),
         "keys": state.keys().map(crate::keys::Keys::status),
+        "limits": runtime.router.limits().health_json(),
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -10,6 +10,7 @@ use super::reload::Reloader;
 use crate::config::Config;
 use crate::keys::Keys;
 use crate::ledger::Ledger;
+use crate::limits::Limits;
 use crate::router::Router;
 use crate::secret::Secret;
 
@@ -24,14 +25,27 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: Config) -> Self {
-        let router = Router::new(&config);
+        let limits = Limits::for_config(&config);
+        Self::with_limits(config, limits)
+    }
+
+    /// A runtime admitting requests through `limits` (tests pass an engine on a manual
+    /// clock, or one sharing a Redis prefix with another gateway).
+    pub fn with_limits(config: Config, limits: Arc<Limits>) -> Self {
+        let router = Router::new(&config).with_limits(limits);
         Self::with_router(config, router)
     }
 
     /// The runtime for a reloaded config: deployments whose configuration did not change
-    /// keep their live state (cooldowns, latency, usage) from `previous`.
+    /// keep their live state (cooldowns, latency, usage) from `previous`, and the limits
+    /// keep their counters unless the Redis settings changed.
     pub fn reloaded(config: Config, previous: &Runtime) -> Self {
-        let router = Router::reloaded(&config, &previous.router);
+        let limits = if config.general.redis == previous.config.general.redis {
+            previous.router.limits().clone()
+        } else {
+            Limits::for_config(&config)
+        };
+        let router = Router::reloaded(&config, &previous.router).with_limits(limits);
         Self::with_router(config, router)
     }
 

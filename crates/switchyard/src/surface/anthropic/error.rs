@@ -41,6 +41,9 @@ pub fn error_response(err: &ApiError, request_id: Option<&str>) -> Response {
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
+    for (name, value) in err.rate_limit.iter().flat_map(|r| r.headers()) {
+        headers.insert(name, value);
+    }
     response
 }
 

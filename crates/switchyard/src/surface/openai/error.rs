@@ -35,6 +35,9 @@ pub fn error_response(err: &ApiError) -> Response {
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
+    for (name, value) in err.rate_limit.iter().flat_map(|r| r.headers()) {
+        headers.insert(name, value);
+    }
     response
 }
 
@@ -73,7 +76,7 @@ fn wire<'a>(err: &'a ApiError, message: &'a str) -> WireError<'a> {
         message,
         kind: err.kind.openai_type(),
         param: err.param.as_deref(),
-        code: err.kind.as_str(),
+        code: err.kind.openai_code(),
         diagnosis: err.diagnosis.as_ref(),
         attempts: &err.attempts,
     }
