@@ -414,7 +414,9 @@ pub struct RawGeneralSettings {
     pub max_request_size_mb: Option<NonNeg>,
     pub database_url: Option<Text>,
     pub maximum_spend_logs_retention_period: Option<Text>,
-    pub disable_spend_logs: Option<Flag>,
+    /// Text, not a flag: a value that is not true or false is a warning (LiteLLM's own
+    /// settings reference writes `boolean` there), never a refusal to start.
+    pub disable_spend_logs: Option<Text>,
     pub fail_closed: Option<Flag>,
     pub redis_key_prefix: Option<Text>,
 }

@@ -354,7 +354,16 @@ fn general_settings(
         out.health_check_interval = d;
     }
     out.background_health_checks = g.background_health_checks.is_some_and(|f| f.0);
-    out.disable_spend_logs = g.disable_spend_logs.is_some_and(|f| f.0);
+    if let Some(Text(t)) = &g.disable_spend_logs {
+        match parse_flag(t) {
+            Some(off) => out.disable_spend_logs = off,
+            None => ctx.warn_value(
+                "CFG-06",
+                &gp.key("disable_spend_logs"),
+                format!("disable_spend_logs `{t}` is not true or false; the spend ledger stays on"),
+            ),
+        }
+    }
     out.request_timeout = secs(ctx, l.request_timeout, &lp.key("request_timeout"), true);
 
     out.drop_params = match l.drop_params {

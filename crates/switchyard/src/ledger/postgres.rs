@@ -281,11 +281,12 @@ fn bind_column<'q>(q: PgQuery<'q>, column: &str, rows: &'q [Record]) -> PgQuery<
     fn each<'r, T>(rows: &'r [Record], f: impl Fn(&'r Record) -> T) -> Vec<T> {
         rows.iter().map(f).collect()
     }
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    // Borrowed: the arrays point into the rows, nothing is copied before encoding.
+    let text = |v: &'q Option<String>| v.as_deref().unwrap_or_default();
     match column {
-        "request_id" => q.bind(each(rows, |r| r.request_id.clone())),
-        "call_type" => q.bind(each(rows, |r| r.call_type.clone())),
-        "api_key" => q.bind(each(rows, |r| r.api_key.clone())),
+        "request_id" => q.bind(each(rows, |r| r.request_id.as_str())),
+        "call_type" => q.bind(each(rows, |r| r.call_type.as_str())),
+        "api_key" => q.bind(each(rows, |r| r.api_key.as_str())),
         "spend" => q.bind(each(rows, |r| r.spend.and_then(|s| s.to_f64()).unwrap_or(0.0))),
         "total_tokens" => q.bind(each(rows, |r| int(r.tokens.total()))),
         "prompt_tokens" => q.bind(each(rows, |r| int(r.tokens.prompt))),
@@ -294,19 +295,19 @@ fn bind_column<'q>(q: PgQuery<'q>, column: &str, rows: &'q [Record]) -> PgQuery<
         "endTime" => q.bind(each(rows, |r| millis(r.end_time))),
         "request_duration_ms" => q.bind(each(rows, |r| int(r.duration_ms))),
         "completionStartTime" => q.bind(each(rows, |r| r.first_token_time.map(millis))),
-        "model" => q.bind(each(rows, |r| r.model.clone())),
+        "model" => q.bind(each(rows, |r| r.model.as_str())),
         "model_id" => q.bind(each(rows, |r| text(&r.model_id))),
-        "model_group" => q.bind(each(rows, |r| r.model_group.clone())),
+        "model_group" => q.bind(each(rows, |r| r.model_group.as_str())),
         "custom_llm_provider" => q.bind(each(rows, |r| text(&r.provider))),
         "api_base" => q.bind(each(rows, |r| text(&r.api_base))),
         "user" => q.bind(each(rows, |r| text(&r.user))),
         "metadata" => q.bind(each(rows, |r| Json(metadata(r)))),
         "cache_hit" => q.bind(each(rows, |r| if r.cache_hit { "True" } else { "False" })),
         "cache_key" => q.bind(each(rows, |_| "")),
-        "request_tags" => q.bind(each(rows, |r| Json(r.tags.clone()))),
-        "team_id" => q.bind(each(rows, |r| r.team_id.clone())),
-        "end_user" => q.bind(each(rows, |r| r.end_user.clone())),
-        "session_id" => q.bind(each(rows, |r| r.session_id.clone())),
+        "request_tags" => q.bind(each(rows, |r| Json(&r.tags))),
+        "team_id" => q.bind(each(rows, |r| r.team_id.as_deref())),
+        "end_user" => q.bind(each(rows, |r| r.end_user.as_deref())),
+        "session_id" => q.bind(each(rows, |r| r.session_id.as_deref())),
         "status" => q.bind(each(rows, |r| r.status.as_str())),
         _ => q.bind(each(rows, |_| Option::<String>::None)),
     }
