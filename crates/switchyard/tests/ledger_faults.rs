@@ -10,6 +10,7 @@ mod ledger_support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +40,32 @@ async fn load(base: &str, prefix: &str, n: usize) {
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
+}
+
+/// The gateway binary serving `config` with its state in `state` (HOME is `home`), and its
+/// base URL once it listens.
+async fn serve(config: &Path, state: &Path, home: &Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--port", "0", "--no-watch", "--config"])
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    (child, line.trim().strip_prefix("Switchyard listening on ").unwrap().to_owned())
 }
 
 async fn count(pool: &sqlx::PgPool) -> i64 {
@@ -165,27 +192,7 @@ async fn sigterm_under_load_leaves_a_row_for_every_served_request() {
     let config = tmp.path().join("config.yaml");
     std::fs::write(&config, yaml(&mock)).unwrap();
     let state = tmp.path().join("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--port", "0", "--no-watch", "--config"])
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .env("HOME", tmp.path())
-        .env("XDG_STATE_HOME", tmp.path())
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let base = line.trim().strip_prefix("Switchyard listening on ").unwrap().to_owned();
+    let (mut child, base) = serve(&config, &state, tmp.path()).await;
 
     let served: Served = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -261,27 +268,7 @@ async fn disable_spend_logs_serves_and_writes_no_ledger() {
     let config = tmp.path().join("config.yaml");
     std::fs::write(&config, yaml(&mock) + "  disable_spend_logs: true\n").unwrap();
     let state = tmp.path().join("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--port", "0", "--no-watch", "--config"])
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .env("HOME", tmp.path())
-        .env("XDG_STATE_HOME", tmp.path())
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let base = line.trim().strip_prefix("Switchyard listening on ").unwrap().to_owned();
+    let (mut child, base) = serve(&config, &state, tmp.path()).await;
     load(&base, "off", 5).await;
     let ready = health(&base, "/health/readiness").await;
     assert_eq!(ready["db"], "Not connected", "{ready}");
