@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use tokio::sync::OnceCell;
 
 use super::store::{Change, Rows, Store, StoreError, version_sql};
@@ -29,24 +29,8 @@ pub struct Postgres {
 impl Postgres {
     /// A lazily connecting pool for `url` (nothing is contacted here).
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let password = crate::ledger::postgres::url::password(url);
-        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
-            return Err(StoreError("keys need a postgres:// or postgresql:// URL".to_owned()));
-        }
-        let options: PgConnectOptions =
-            url.parse().map_err(|e| describe(&e, password.as_deref()))?;
-        let location = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or("postgres")
-        );
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(2))
-            .connect_lazy_with(options);
+        let (pool, password, location) =
+            crate::ledger::postgres::lazy_pool(url, "keys need", Duration::from_secs(2))?;
         Ok(Self { pool, password, location, columns: OnceCell::new() })
     }
 

@@ -156,26 +156,8 @@ impl Insert {
 impl Postgres {
     /// A lazily connecting pool for `url` (nothing is contacted here).
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let password = url::password(url);
-        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
-            return Err(StoreError(
-                "the ledger needs a postgres:// or postgresql:// URL".to_owned(),
-            ));
-        }
-        let options: PgConnectOptions =
-            url.parse().map_err(|e| describe(&e, password.as_deref()))?;
-        let location = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or("postgres")
-        );
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(options);
+        let (pool, password, location) =
+            lazy_pool(url, "the ledger needs", Duration::from_secs(3))?;
         Ok(Self { pool, password, location, insert: OnceCell::new() })
     }
 
@@ -367,6 +349,34 @@ pub fn metadata(r: &Record) -> Metadata<'_> {
         cache_creation_input_tokens: r.tokens.cache_write,
         error_class: r.error_class.as_deref(),
     }
+}
+
+/// A lazily connecting pool of two for `url` (nothing is contacted here), the URL's password
+/// (to mask it in errors) and `host:port/database` for messages. `who_needs` starts the
+/// error for a URL that is not PostgreSQL's ("the ledger needs").
+pub(crate) fn lazy_pool(
+    url: &str,
+    who_needs: &str,
+    acquire_timeout: Duration,
+) -> Result<(PgPool, Option<String>, String), StoreError> {
+    let password = url::password(url);
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+        return Err(StoreError(format!("{who_needs} a postgres:// or postgresql:// URL")));
+    }
+    let options: PgConnectOptions = url.parse().map_err(|e| describe(&e, password.as_deref()))?;
+    let location = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    );
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .min_connections(0)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options);
+    Ok((pool, password, location))
 }
 
 pub(crate) mod url {
