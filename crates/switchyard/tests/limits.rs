@@ -4,153 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ledger_support;
+mod limits_support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use mock_upstream::{MockUpstream, Reply, Usage};
+use mock_upstream::Reply;
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv, RedisConfig};
-use switchyard::limits::{Clock, Limits, ManualClock, SystemClock};
+use switchyard::limits::{Limits, ManualClock, SystemClock};
 use switchyard::secret::Secret;
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 use ledger_support::{Relay, eventually};
-
-const KEY: &str = "sk-ant-api03-limits-test-00000000000";
-const MASTER: &str = "sk-gw-limits-0123456789";
-const REDIS: &str = "127.0.0.1:6379";
-/// Each test request: "Say: WORKS" is 7 input tokens by the estimator, and max_tokens 100:
-/// at $1 per million tokens either way, it reserves $0.000107.
-const PRICED: &[&str] = &["input_cost_per_token: 0.000001", "output_cost_per_token: 0.000001"];
-
-fn deployment(mock: &MockUpstream, alias: &str, model: &str, extra: &[&str]) -> String {
-    let mut out = format!("  - model_name: {alias}\n    litellm_params:\n      model: {model}\n");
-    let base =
-        if model.starts_with("anthropic/") { mock.url() } else { format!("{}/v1", mock.url()) };
-    for line in [format!("api_key: {KEY}"), format!("api_base: {base}")]
-        .iter()
-        .map(String::as_str)
-        .chain(PRICED.iter().copied())
-        .chain(extra.iter().copied())
-    {
-        out.push_str(&format!("      {line}\n"));
-    }
-    out
-}
-
-fn config(deployments: &[String], sections: &str) -> config::Config {
-    let mut text = "model_list:\n".to_owned();
-    for d in deployments {
-        text.push_str(d);
-    }
-    text.push_str(&format!(
-        "router_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER}\n{sections}"
-    ));
-    config::load_from_str(&text, Path::new("limits.yaml"), &MapEnv::new([("HOME", "/nonexistent")]))
-        .unwrap_or_else(|e| panic!("{e:?}"))
-}
-
-async fn mock() -> MockUpstream {
-    let mock = MockUpstream::builder().api_key(KEY).start().await;
-    mock.set_default(Reply::text("WORKS").usage(usage(7, 100)));
-    mock
-}
-
-fn usage(input: u64, output: u64) -> Usage {
-    Usage { input_tokens: input, output_tokens: output, ..Usage::default() }
-}
-
-async fn start(config: config::Config, limits: Arc<Limits>) -> Handle {
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::with_limits(config, limits))
-        .await
-        .unwrap()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(200).build().unwrap()
-}
-
-fn chat(alias: &str, user: Option<&str>) -> Value {
-    let mut body = json!({"model": alias, "max_tokens": 100,
-                          "messages": [{"role": "user", "content": "Say: WORKS"}]});
-    if let Some(u) = user {
-        body["user"] = json!(u);
-    }
-    body
-}
-
-async fn post_chat(c: &reqwest::Client, gw: &str, body: &Value) -> reqwest::Response {
-    c.post(format!("{gw}/v1/chat/completions")).bearer_auth(MASTER).json(body).send().await.unwrap()
-}
-
-async fn post_messages(c: &reqwest::Client, gw: &str, body: &Value) -> reqwest::Response {
-    c.post(format!("{gw}/v1/messages"))
-        .header("x-api-key", MASTER)
-        .header("anthropic-version", "2023-06-01")
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// A Redis engine under a fresh prefix; the guard deletes its keys.
-struct RedisPrefix(String);
-
-impl RedisPrefix {
-    fn new() -> Self {
-        Self(format!("switchyard-test:{}:", fastrand::u64(..)))
-    }
-
-    fn engine(&self, addr: &str, clock: Arc<dyn Clock>, fail_closed: bool) -> Arc<Limits> {
-        let settings = RedisConfig {
-            url: Secret::new(format!("redis://{addr}")),
-            place: addr.to_owned(),
-            prefix: self.0.clone(),
-            fail_closed,
-        };
-        Limits::redis(&settings, clock).unwrap()
-    }
-
-    async fn clean(&self) {
-        let client = redis::Client::open(format!("redis://{REDIS}")).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{}*", self.0)).query_async(&mut conn).await.unwrap();
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
-        }
-    }
-}
-
-/// Fires `n` chat requests at once, spread over `gateways`; returns how many were served
-/// and checks every refusal is LiteLLM's budget error.
-async fn burst(gateways: &[&Handle], n: usize) -> usize {
-    let c = client();
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let url = gateways[i % gateways.len()].url();
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            let resp = post_chat(&c, &url, &chat("cheap", None)).await;
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap();
-            (status, body)
-        }));
-    }
-    let mut served = 0;
-    for t in tasks {
-        let (status, body) = t.await.unwrap();
-        match status {
-            200 => served += 1,
-            400 => assert_eq!(body["error"]["type"], "budget_exceeded", "{body}"),
-            other => panic!("{other}: {body}"),
-        }
-    }
-    served
-}
+use limits_support::*;
 
 const TEN_REQUESTS: &str = "litellm_settings:\n  max_budget: 0.001075\n  budget_duration: 1d\n";
 
@@ -186,10 +52,6 @@ async fn two_replicas_sharing_redis_enforce_one_budget_not_two() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     prefix.clean().await;
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,7 +410,8 @@ async fn a_restart_remembers_this_periods_spend(database_url: Option<String>) {
     // A new process: its counters start empty, then the ledger's rows of today are summed.
     let cfg = config(&[d], sections);
     let limits = Limits::in_process();
-    let seeded = seed_from_ledger(&limits, &ConfigLimits::new(&cfg), &settings).await.unwrap();
+    let seeded =
+        seed_from_ledger(&limits, ConfigLimits::new(&cfg).budgets(), &settings).await.unwrap();
     assert_eq!(seeded, 1);
     let second = start(cfg, limits).await;
     let resp = post_chat(&client(), &second.url(), &chat("cheap", None)).await;

@@ -114,9 +114,10 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
             state_dir: dir.root().to_owned(),
             retention: None,
         };
+        let key_budgets = keys.as_ref().map(Keys::budgets).unwrap_or_default();
         let seeding = crate::limits::seed_from_ledger(
             runtime.router.limits(),
-            runtime.router.config_limits(),
+            runtime.router.config_limits().budgets().chain(&key_budgets),
             &settings,
         );
         match tokio::time::timeout(Duration::from_secs(10), seeding).await {

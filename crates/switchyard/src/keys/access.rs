@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::record::{KeyRecord, TeamRecord, UserRecord};
+use super::record::{BudgetRecord, KeyRecord, TeamRecord, UserRecord};
 use super::{Keys, Snapshot};
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
 
@@ -18,6 +18,9 @@ pub struct Identity {
     pub key: Arc<KeyRecord>,
     pub team: Option<Arc<TeamRecord>>,
     pub user: Option<Arc<UserRecord>>,
+    /// The budget row the key references (`budget_id`): its `soft_budget`, and limits the
+    /// key's own columns leave unset.
+    pub budget: Option<Arc<BudgetRecord>>,
 }
 
 /// Why a presented key was refused.
@@ -46,6 +49,12 @@ impl Keys {
     /// Whether any virtual key exists (without one, auth is the master key's alone).
     pub fn any(&self) -> bool {
         !self.snapshot().keys.is_empty()
+    }
+
+    /// Whether any customer (`/customer/new`) exists: only then is a request's end user
+    /// looked up.
+    pub fn has_end_users(&self) -> bool {
+        !self.snapshot().end_users.is_empty()
     }
 
     /// The identity behind `key` (as presented), or why it is refused.
@@ -78,7 +87,8 @@ pub(crate) fn identify(
         return Err(Refusal::TeamBlocked(team.team_id.clone()));
     }
     let user = key.user_id.as_ref().and_then(|u| snap.users.get(u)).cloned();
-    Ok(Identity { key: key.clone(), team, user })
+    let budget = key.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).cloned();
+    Ok(Identity { key: key.clone(), team, user, budget })
 }
 
 impl Refusal {
@@ -206,7 +216,7 @@ mod tests {
                 ..TeamRecord::default()
             })
         });
-        Identity { key: Arc::new(key), team, user: None }
+        Identity { key: Arc::new(key), team, user: None, budget: None }
     }
 
     #[test]

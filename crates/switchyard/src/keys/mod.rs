@@ -16,6 +16,7 @@
 pub mod access;
 pub mod admin;
 pub mod duration;
+pub mod limits;
 pub mod postgres;
 pub mod record;
 pub mod sqlite;
@@ -32,6 +33,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use access::{Identity, Refusal};
+pub use limits::caller_limits;
 pub use record::{BudgetRecord, EndUserRecord, KeyRecord, TeamRecord, UserRecord};
 pub use store::{Change, Store, StoreError};
 use table::Table;

@@ -85,6 +85,12 @@ pub struct Reader {
     pool: OnceCell<Pool>,
 }
 
+/// An open pool and whether the spend table exists in it.
+pub(super) enum Opened<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool, Option<&'a str>),
+}
+
 /// A report runs longer than a request; still, a stuck query must end.
 const STATEMENT_TIMEOUT_MS: u32 = 30_000;
 
@@ -156,56 +162,20 @@ impl Reader {
         limit: Option<i64>,
         visit: &mut (dyn FnMut(Map<String, Value>) + Send),
     ) -> Result<(), ReadError> {
-        let unavailable =
-            |error: String| ReadError::Unavailable { location: self.location(), error };
-        match &self.source {
-            Source::Unusable { error, .. } => Err(unavailable(error.clone())),
-            Source::Sqlite(path) => {
-                if !path.is_file() {
-                    return Err(ReadError::Missing { location: self.location() });
-                }
-                let pool = match self.pool.get_or_init(|| async { open_sqlite(path) }).await {
-                    Pool::Sqlite(pool) => pool,
-                    Pool::Postgres(_) => return Err(unavailable("wrong pool".to_owned())),
-                };
-                let exists: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'LiteLLM_SpendLogs'",
-                )
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| unavailable(describe(&e, None).0))?;
-                if exists.is_none() {
-                    return Err(ReadError::Missing { location: self.location() });
-                }
+        match self.open().await? {
+            Opened::Sqlite(pool) => {
                 let mut q = QueryBuilder::<Lite>::new(SQLITE_SELECT);
                 sqlite_where(&mut q, filter);
                 push_order_limit(&mut q, limit);
                 let mut stream = q.build_query_scalar::<String>().fetch(pool);
                 while let Some(text) =
-                    stream.try_next().await.map_err(|e| unavailable(describe(&e, None).0))?
+                    stream.try_next().await.map_err(|e| self.unavailable(describe(&e, None).0))?
                 {
                     visit(parse_object(&text));
                 }
                 Ok(())
             }
-            Source::Postgres { options, password, .. } => {
-                let err = |e: sqlx::Error| unavailable(describe(&e, password.as_deref()).0);
-                let pool = match self
-                    .pool
-                    .get_or_init(|| async { Pool::Postgres(open_postgres(options)) })
-                    .await
-                {
-                    Pool::Postgres(pool) => pool,
-                    Pool::Sqlite(_) => return Err(unavailable("wrong pool".to_owned())),
-                };
-                let exists: bool =
-                    sqlx::query_scalar("SELECT to_regclass('\"LiteLLM_SpendLogs\"') IS NOT NULL")
-                        .fetch_one(pool)
-                        .await
-                        .map_err(err)?;
-                if !exists {
-                    return Err(ReadError::Missing { location: self.location() });
-                }
+            Opened::Postgres(pool, password) => {
                 // Request and response bodies are not needed for a report; a row list keeps
                 // them (LiteLLM returns them).
                 let select = if limit.is_some() { PG_SELECT_ROWS } else { PG_SELECT_SCAN };
@@ -213,10 +183,63 @@ impl Reader {
                 pg_where(&mut q, filter);
                 push_order_limit(&mut q, limit);
                 let mut stream = q.build_query_scalar::<String>().fetch(pool);
-                while let Some(text) = stream.try_next().await.map_err(err)? {
+                while let Some(text) = stream
+                    .try_next()
+                    .await
+                    .map_err(|e| self.unavailable(describe(&e, password).0))?
+                {
                     visit(parse_object(&text));
                 }
                 Ok(())
+            }
+        }
+    }
+
+    pub(super) fn unavailable(&self, error: String) -> ReadError {
+        ReadError::Unavailable { location: self.location(), error }
+    }
+
+    /// The pool, opened on first use, once the spend table is known to exist.
+    pub(super) async fn open(&self) -> Result<Opened<'_>, ReadError> {
+        match &self.source {
+            Source::Unusable { error, .. } => Err(self.unavailable(error.clone())),
+            Source::Sqlite(path) => {
+                if !path.is_file() {
+                    return Err(ReadError::Missing { location: self.location() });
+                }
+                let pool = match self.pool.get_or_init(|| async { open_sqlite(path) }).await {
+                    Pool::Sqlite(pool) => pool,
+                    Pool::Postgres(_) => return Err(self.unavailable("wrong pool".to_owned())),
+                };
+                let exists: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'LiteLLM_SpendLogs'",
+                )
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.unavailable(describe(&e, None).0))?;
+                if exists.is_none() {
+                    return Err(ReadError::Missing { location: self.location() });
+                }
+                Ok(Opened::Sqlite(pool))
+            }
+            Source::Postgres { options, password, .. } => {
+                let pool = match self
+                    .pool
+                    .get_or_init(|| async { Pool::Postgres(open_postgres(options)) })
+                    .await
+                {
+                    Pool::Postgres(pool) => pool,
+                    Pool::Sqlite(_) => return Err(self.unavailable("wrong pool".to_owned())),
+                };
+                let exists: bool =
+                    sqlx::query_scalar("SELECT to_regclass('\"LiteLLM_SpendLogs\"') IS NOT NULL")
+                        .fetch_one(pool)
+                        .await
+                        .map_err(|e| self.unavailable(describe(&e, password.as_deref()).0))?;
+                if !exists {
+                    return Err(ReadError::Missing { location: self.location() });
+                }
+                Ok(Opened::Postgres(pool, password.as_deref()))
             }
         }
     }

@@ -120,15 +120,10 @@ impl ConfigLimits {
             && self.deployments.values().all(|(b, r)| b.is_none() && r.is_none())
     }
 
-    /// The plan of one attempt at `d` (priced `price`) for `req`: the request's own budgets
-    /// (refuse) and the deployment's provider and deployment limits (skip).
-    pub fn plan(
-        &self,
-        req: &ChatRequest,
-        end_user: Option<&str>,
-        d: &Deployment,
-        price: &Price,
-    ) -> Plan {
+    /// The config's limits on one attempt at `d` for a request of `end_user`: the
+    /// request's own budgets (refuse) and the deployment's provider and deployment limits
+    /// (skip). The caller adds the request's cost.
+    pub fn plan(&self, end_user: Option<&str>, d: &Deployment) -> Plan {
         let mut plan = Plan::default();
         if let Some(g) = &self.global {
             plan.budgets.push(g.clone());
@@ -153,12 +148,6 @@ impl ConfigLimits {
             plan.budgets.extend(budget.iter().cloned());
             plan.rates.extend(rate.iter().cloned());
         }
-        if plan.is_empty() {
-            return plan;
-        }
-        let input = crate::tokens::estimate_request(req);
-        plan.max_cost = max_cost(price, input, max_output(req, d));
-        plan.tokens = input;
         plan
     }
 

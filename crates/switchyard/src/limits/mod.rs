@@ -10,6 +10,7 @@
 //! from a [`Clock`] so tests cross period boundaries without sleeping.
 
 mod backend;
+mod caller;
 mod check;
 mod clock;
 mod config;
@@ -22,6 +23,7 @@ mod seed;
 
 pub use crate::config::RedisConfig as RedisSettings;
 pub use backend::{Backend, Health, Unavailable};
+pub use caller::{Caller, ModelLimit, dec as caller_dec};
 pub use check::Nanos;
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock};
 pub use config::{ConfigLimits, DEFAULT_MAX_OUTPUT, max_cost, max_output, provider_name};

@@ -79,6 +79,19 @@ fn usd(d: Decimal) -> String {
 }
 
 impl Refusal {
+    /// The limit's setting and where it is changed: the config, or the management route of
+    /// the key, team, user or customer that carries it.
+    fn setting(&self) -> String {
+        let route = match &self.scope {
+            Scope::Key(_) | Scope::KeyModel(..) => "/key/update",
+            Scope::Team(_) => "/team/update",
+            Scope::User(_) => "/user/update",
+            Scope::EndUser(_) if self.source.contains("of customer") => "/customer/update",
+            _ => return format!("{} in the config", self.source),
+        };
+        format!("{} (an administrator: `POST {route}`)", self.source)
+    }
+
     /// The refused minute as `x-ratelimit-*` headers show it (nothing remaining).
     pub fn rate_limit_state(&self) -> Option<RateLimitState> {
         match self.what {
@@ -128,15 +141,14 @@ impl Refusal {
                     ),
                     if resets_at.is_some() {
                         format!(
-                            "Wait for the reset, raise {} in the config, or send a smaller \
-                             max_tokens.",
-                            self.source
+                            "Wait for the reset, raise {}, or send a smaller max_tokens.",
+                            self.setting()
                         )
                     } else {
                         format!(
-                            "Raise {} in the config (or give it a budget_duration so it \
-                             resets), or send a smaller max_tokens.",
-                            self.source
+                            "Raise {} (or give it a budget_duration so it resets), or send a \
+                             smaller max_tokens.",
+                            self.setting()
                         )
                     },
                 ))
@@ -158,7 +170,7 @@ impl Refusal {
                          are fixed UTC minutes; the next starts in {reset_in}s.",
                         self.scope, self.source
                     ),
-                    format!("Retry after {reset_in}s, or raise {} in the config.", self.source),
+                    format!("Retry after {reset_in}s, or raise {}.", self.setting()),
                 ));
                 err.retry_after = Some(Duration::from_secs(u64::try_from(*reset_in).unwrap_or(1)));
                 err.rate_limit = self.rate_limit_state();
@@ -172,7 +184,7 @@ impl Refusal {
                 .with_diagnosis(Diagnosis::new(
                     "LIM-01",
                     format!("{} allows {limit} requests at once ({}).", self.scope, self.source),
-                    format!("Retry when a request finishes, or raise {}.", self.source),
+                    format!("Retry when a request finishes, or raise {}.", self.setting()),
                 ));
                 err.retry_after = Some(Duration::from_secs(1));
                 err

@@ -1,39 +1,50 @@
-//! At start, each configured budget's current period is seeded from the ledger, so a
-//! restarted gateway remembers what this period already spent. Runs before the gateway
-//! listens (off the request path); a counter that already holds spend (Redis kept it, or
-//! another replica seeded it) is left as it is.
+//! At start, each budget's current period is seeded from the ledger — the config's and those
+//! of every virtual key, team, user and customer — so a restarted gateway remembers what this
+//! period already spent. Runs before the gateway listens (off the request path); a counter
+//! that already holds spend (Redis kept it, or another replica seeded it) is left as it is.
+
+use std::collections::HashSet;
 
 use chrono::DateTime;
 
-use super::{ConfigLimits, Limits, Scope};
-use crate::ledger::{Settings, SpendFilter, SpendReader};
+use super::{Budget, Limits, Scope};
+use crate::ledger::read::Reader;
+use crate::ledger::{Settings, SpendFilter};
 
-/// Seeds every budget `config` declares from the ledger `settings` names; returns how many
-/// were seeded, or why none could be.
-pub async fn seed_from_ledger(
+/// Seeds `budgets` from the ledger `settings` names; returns how many were seeded, or why
+/// none could be.
+pub async fn seed_from_ledger<'a>(
     limits: &Limits,
-    config: &ConfigLimits,
+    budgets: impl IntoIterator<Item = &'a Budget>,
     settings: &Settings,
 ) -> Result<usize, String> {
-    let reader = SpendReader::open(settings)?;
+    let reader = Reader::new(settings);
     let now = limits.now();
     let mut seeded = 0;
-    for budget in config.budgets() {
+    let mut seen = HashSet::new();
+    for budget in budgets {
+        if !seen.insert((budget.scope.clone(), budget.period)) {
+            continue;
+        }
         let filter = match &budget.scope {
             Scope::Global => SpendFilter::All,
             Scope::Alias(a) => SpendFilter::ModelGroup(a.clone()),
             Scope::Provider(p) => SpendFilter::Provider(p.clone()),
             Scope::Deployment(d) => SpendFilter::ModelId(d.clone()),
             Scope::EndUser(u) => SpendFilter::EndUser(u.clone()),
-            // Key, team and user spend is seeded from their own records.
-            Scope::Key(_) | Scope::KeyModel(..) | Scope::Team(_) | Scope::User(_) => continue,
+            Scope::Key(k) => SpendFilter::ApiKey(k.clone()),
+            Scope::Team(t) => SpendFilter::Team(t.clone()),
+            Scope::User(u) => SpendFilter::User(u.clone()),
+            // Spend of one key on one model starts from zero at a restart.
+            Scope::KeyModel(..) => continue,
         };
         let since = budget.period.window(now).start.max(DateTime::UNIX_EPOCH);
-        let spent = reader.spent_since(&filter, since).await?;
+        let spent = reader.spent_since(&filter, since).await.map_err(|e| e.to_string())?;
         if !spent.is_zero() {
             limits.seed(budget, spent).await;
             seeded += 1;
         }
     }
+    reader.close().await;
     Ok(seeded)
 }

@@ -25,7 +25,7 @@ use crate::config::{
     ValueSource,
 };
 use crate::cost::{self, Charged, Price};
-use crate::limits::{ConfigLimits, Limits, RateHeaders};
+use crate::limits::{Caller, ConfigLimits, Limits, RateHeaders};
 use crate::provider::{self, EventStream, Provider};
 
 /// The whole-request budget when no `router_settings.timeout` or
@@ -246,20 +246,38 @@ impl Router {
     }
 
     pub async fn send(&self, req: &ChatRequest) -> Result<Served<ChatResponse>, ApiError> {
-        run::execute::<run::SendCall>(self, req).await
+        self.send_as(req, &Caller::default()).await
+    }
+
+    /// [`Router::send`] admitted against the caller's limits too (a virtual key's, a
+    /// customer's).
+    pub async fn send_as(
+        &self,
+        req: &ChatRequest,
+        caller: &Caller,
+    ) -> Result<Served<ChatResponse>, ApiError> {
+        run::execute::<run::SendCall>(self, req, caller).await
     }
 
     /// A streamed answer, committed to one deployment once its first event arrived. The
     /// stream keeps that deployment's in-flight count and records a failure after the
     /// commit point in its state.
     pub async fn stream(&self, req: &ChatRequest) -> Result<Served<EventStream>, ApiError> {
-        run::execute::<run::StreamCall>(self, req).await
+        self.stream_as(req, &Caller::default()).await
+    }
+
+    pub async fn stream_as(
+        &self,
+        req: &ChatRequest,
+        caller: &Caller,
+    ) -> Result<Served<EventStream>, ApiError> {
+        run::execute::<run::StreamCall>(self, req, caller).await
     }
 
     /// Input tokens `req` would use, counted by the first deployment of its plan that can
     /// count them. Counting serves nothing, so deployment state is left alone.
     pub async fn count_tokens(&self, req: &ChatRequest) -> Result<Served<u64>, ApiError> {
-        run::execute::<run::CountCall>(self, req).await
+        run::execute::<run::CountCall>(self, req, &Caller::default()).await
     }
 
     fn group(&self, name: &str) -> Option<&[Target]> {

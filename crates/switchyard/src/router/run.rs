@@ -21,7 +21,7 @@ use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
 use crate::config::{Deployment, RetryPolicy};
 use crate::cost::{self, Charge, Charged, PendingCharge};
-use crate::limits::{OnExceed, RateHeaders, Reached, Refusal, Reservation};
+use crate::limits::{Caller, OnExceed, RateHeaders, Reached, Refusal, Reservation};
 use crate::provider::EventStream;
 
 /// One kind of call through the router.
@@ -122,6 +122,7 @@ pub(super) enum FallbackKind {
 pub(super) async fn execute<C: Call>(
     router: &Router,
     req: &ChatRequest,
+    caller: &Caller,
 ) -> Result<Served<C::Out>, ApiError> {
     if router.group(&req.model).is_none() && !router.by_id.contains_key(&req.model) {
         return Err(report::unknown_model(&req.model, &router.aliases));
@@ -129,7 +130,7 @@ pub(super) async fn execute<C: Call>(
     let deadline = Instant::now() + router.total_timeout;
     let mut log = Log::default();
     let outcome = tokio::select! {
-        result = chain::<C>(router, req, deadline, &mut log) => result,
+        result = chain::<C>(router, req, caller, deadline, &mut log) => result,
         () = tokio::time::sleep_until(deadline) => Err(Stop::TotalTimeout(router.total_timeout)),
     };
     match outcome {
@@ -156,6 +157,7 @@ pub(super) async fn execute<C: Call>(
 async fn chain<C: Call>(
     router: &Router,
     req: &ChatRequest,
+    caller: &Caller,
     deadline: Instant,
     log: &mut Log,
 ) -> Result<((C::Out, Charged), Arc<Deployment>), Stop> {
@@ -176,7 +178,8 @@ async fn chain<C: Call>(
             None => match targets_for(router, &group) {
                 Some((targets, pinned)) => {
                     let ahead = queue.as_ref().map(VecDeque::len);
-                    match run_group::<C>(router, req, targets, pinned, ahead, deadline, log).await {
+                    let group = Group { targets, pinned, fallbacks_ahead: ahead };
+                    match run_group::<C>(router, req, caller, group, deadline, log).await {
                         Ok(done) => return Ok(done),
                         Err(kind) => kind,
                     }
@@ -263,12 +266,12 @@ fn simulated_failure(req: &ChatRequest) -> Option<UpstreamError> {
 async fn run_group<C: Call>(
     router: &Router,
     req: &ChatRequest,
-    targets: &[Target],
-    pinned: bool,
-    fallbacks_ahead: Option<usize>,
+    caller: &Caller,
+    group: Group<'_>,
     deadline: Instant,
     log: &mut Log,
 ) -> Result<((C::Out, Charged), Arc<Deployment>), ErrorKind> {
+    let Group { targets, pinned, fallbacks_ahead } = group;
     let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
     let order = if pinned {
         vec![0]
@@ -351,7 +354,7 @@ async fn run_group<C: Call>(
 
         let target = &targets[i];
         let reservation = if C::IS_TRAFFIC {
-            match admit(router, req, target).await {
+            match admit(router, req, caller, target).await {
                 Ok(r) => r,
                 Err(refusal) if refusal.on_exceed == OnExceed::Skip => {
                     tracing::debug!(deployment = %target.deployment.id, scope = %refusal.scope, "skipped at its limit");
@@ -407,15 +410,33 @@ async fn run_group<C: Call>(
 async fn admit(
     router: &Router,
     req: &ChatRequest,
+    caller: &Caller,
     target: &Target,
 ) -> Result<Reservation, Refusal> {
     let limits = router.config_limits();
-    if limits.is_empty() {
+    if limits.is_empty() && caller.is_empty() {
         return Ok(Reservation::none());
     }
     let user = crate::attribution::end_user(req);
-    let plan = limits.plan(req, user.as_deref(), &target.deployment, &target.price);
+    let mut plan = limits.plan(user.as_deref(), &target.deployment);
+    caller.add_to(&mut plan, &target.deployment.alias);
+    if plan.is_empty() {
+        return Ok(Reservation::none());
+    }
+    let input = crate::tokens::estimate_request(req);
+    let output = crate::limits::max_output(req, &target.deployment);
+    plan.max_cost = crate::limits::max_cost(&target.price, input, output);
+    plan.tokens = input;
     router.limits().admit(&plan).await
+}
+
+/// One model group's deployments as the chain reached them.
+struct Group<'a> {
+    targets: &'a [Target],
+    /// A deployment named by its id: only it is tried.
+    pinned: bool,
+    /// Fallback groups left once the chain started on them (None before the first).
+    fallbacks_ahead: Option<usize>,
 }
 
 /// Settles the reservation with the answer's charge: now for a JSON answer, when a

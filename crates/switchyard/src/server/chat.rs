@@ -12,11 +12,13 @@ use super::AppState;
 use super::body::read_limited;
 use super::ledger_hook::{self, Started};
 use super::request_id::DEPLOYMENT;
+use crate::attribution::end_user;
 use crate::canonical::ChatRequest;
 use crate::classify::ApiError;
 use crate::cost::Charged;
 use crate::keys::Identity;
 use crate::ledger::CALL_CHAT;
+use crate::limits::Caller;
 use crate::router::Route;
 use crate::surface::openai;
 
@@ -32,13 +34,14 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         Err(err) => return openai::error_response(&err),
     };
     let identity = parts.extensions.get::<Identity>();
-    if let Err(err) = apply_key_rules(identity, &mut chat) {
-        return openai::error_response(&err);
-    }
+    let caller = match apply_key_rules(&state, identity, &mut chat) {
+        Ok(caller) => caller,
+        Err(err) => return openai::error_response(&err),
+    };
 
     let started = Started::new(&parts.headers, CALL_CHAT, &chat, identity);
     if chat.stream {
-        match runtime.router.stream(&chat).await {
+        match runtime.router.stream_as(&chat, &caller).await {
             Ok(served) => {
                 ledger_hook::streamed(&state, started, &served.route, served.charge);
                 let body =
@@ -56,7 +59,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
             }
         }
     } else {
-        match runtime.router.send(&chat).await {
+        match runtime.router.send_as(&chat, &caller).await {
             Ok(served) => {
                 let mut response =
                     Response::new(Body::from(openai::encode_response(&served.value)));
@@ -77,16 +80,25 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
 }
 
 /// A virtual key's rules for the request: the model must be on its allow-list (403, KEY-04),
-/// and its `aliases` rename the model before routing. Budgets and rate limits join here.
+/// and its `aliases` rename the model before routing. Returns the budgets and rate limits
+/// the key, its team and user, and the request's customer bring (empty for the master key
+/// of a gateway without customers: nothing is built).
 pub(super) fn apply_key_rules(
+    state: &AppState,
     identity: Option<&Identity>,
     chat: &mut ChatRequest,
-) -> Result<(), ApiError> {
-    let Some(identity) = identity else { return Ok(()) };
-    if let Some(model) = identity.resolve_model(&chat.model)? {
+) -> Result<Caller, ApiError> {
+    if let Some(identity) = identity
+        && let Some(model) = identity.resolve_model(&chat.model)?
+    {
         chat.model = model;
     }
-    Ok(())
+    let keys = state.keys();
+    let end_user = keys.filter(|k| k.has_end_users()).and_then(|_| end_user(chat));
+    if identity.is_none() && end_user.is_none() {
+        return Ok(Caller::default());
+    }
+    Ok(crate::keys::caller_limits(identity, keys, end_user.as_deref()))
 }
 
 const LITELLM_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");

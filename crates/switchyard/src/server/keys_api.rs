@@ -19,6 +19,26 @@ use super::errors::error_response;
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
 use crate::keys::admin::{self, AdminError, Answer, ListQuery};
 use crate::keys::{Identity, Keys};
+use crate::ledger::SpendFilter;
+use crate::ledger::read::decimal_number;
+
+/// Sets `view.spend` to the ledger's sum for `filter`: one source of truth, the same on
+/// every replica (a record's own `spend` column is what LiteLLM last wrote there). When the
+/// ledger cannot be read, the record's value stays and `spend_source` says so.
+async fn ledger_spend(state: &AppState, view: &mut Value, filter: SpendFilter) {
+    let Some(reader) = state.ledger().and_then(|l| l.reader()) else { return };
+    let Value::Object(map) = view else { return };
+    match reader.spent_since(&filter, chrono::DateTime::UNIX_EPOCH).await {
+        Ok(spent) => {
+            map.insert("spend".into(), decimal_number(spent));
+            map.insert("spend_source".into(), Value::from("ledger"));
+        }
+        Err(err) => {
+            tracing::warn!(%err, "spend of {filter:?} read from its record: the ledger cannot be read");
+            map.insert("spend_source".into(), Value::from("record"));
+        }
+    }
+}
 
 /// The key store and the request's JSON body, once the caller is known to be the admin.
 async fn admin_request(state: &AppState, req: Request) -> Result<(Keys, Parts, Value), Response> {
@@ -183,7 +203,12 @@ pub async fn key_info(State(state): State<Arc<AppState>>, req: Request) -> Respo
         Ok(x) => x,
         Err(r) => return r,
     };
-    let answer = param(&parts, &["key"]).and_then(|k| admin::key_info(&keys, &k));
+    let key = param(&parts, &["key"]);
+    let mut answer = key.clone().and_then(|k| admin::key_info(&keys, &k));
+    if let (Ok(out), Ok(key)) = (&mut answer, key) {
+        let filter = SpendFilter::ApiKey(admin::token_for(&key));
+        ledger_spend(&state, &mut out["info"], filter).await;
+    }
     respond(&parts, answer)
 }
 
@@ -201,7 +226,11 @@ pub async fn team_info(State(state): State<Arc<AppState>>, req: Request) -> Resp
         Ok(x) => x,
         Err(r) => return r,
     };
-    let answer = param(&parts, &["team_id"]).and_then(|t| admin::team_info(&keys, &t));
+    let team = param(&parts, &["team_id"]);
+    let mut answer = team.clone().and_then(|t| admin::team_info(&keys, &t));
+    if let (Ok(out), Ok(team)) = (&mut answer, team) {
+        ledger_spend(&state, &mut out["team_info"], SpendFilter::Team(team)).await;
+    }
     respond(&parts, answer)
 }
 
@@ -218,7 +247,11 @@ pub async fn user_info(State(state): State<Arc<AppState>>, req: Request) -> Resp
         Ok(x) => x,
         Err(r) => return r,
     };
-    let answer = param(&parts, &["user_id"]).and_then(|u| admin::user_info(&keys, &u));
+    let user = param(&parts, &["user_id"]);
+    let mut answer = user.clone().and_then(|u| admin::user_info(&keys, &u));
+    if let (Ok(out), Ok(user)) = (&mut answer, user) {
+        ledger_spend(&state, &mut out["user_info"], SpendFilter::User(user)).await;
+    }
     respond(&parts, answer)
 }
 
@@ -227,7 +260,10 @@ pub async fn customer_info(State(state): State<Arc<AppState>>, req: Request) -> 
         Ok(x) => x,
         Err(r) => return r,
     };
-    let answer =
-        param(&parts, &["end_user_id", "user_id"]).and_then(|u| admin::customer_info(&keys, &u));
+    let user = param(&parts, &["end_user_id", "user_id"]);
+    let mut answer = user.clone().and_then(|u| admin::customer_info(&keys, &u));
+    if let (Ok(out), Ok(user)) = (&mut answer, user) {
+        ledger_spend(&state, out, SpendFilter::EndUser(user)).await;
+    }
     respond(&parts, answer)
 }

@@ -41,13 +41,14 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Err(err) => return fail(&err),
     };
     let identity = parts.extensions.get::<Identity>();
-    if let Err(err) = apply_key_rules(identity, &mut chat) {
-        return fail(&err);
-    }
+    let caller = match apply_key_rules(&state, identity, &mut chat) {
+        Ok(caller) => caller,
+        Err(err) => return fail(&err),
+    };
 
     let started = Started::new(&parts.headers, CALL_MESSAGES, &chat, identity);
     if chat.stream {
-        match runtime.router.stream(&chat).await {
+        match runtime.router.stream_as(&chat, &caller).await {
             Ok(served) => {
                 ledger_hook::streamed(&state, started, &served.route, served.charge);
                 let mut response =
@@ -68,7 +69,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
             }
         }
     } else {
-        match runtime.router.send(&chat).await {
+        match runtime.router.send_as(&chat, &caller).await {
             Ok(served) => {
                 let mut response = json(anthropic::encode_response(&served.value), request_id);
                 served_headers(response.headers_mut(), &served.route);
@@ -98,7 +99,8 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> R
         Ok(chat) => chat,
         Err(err) => return fail(&err),
     };
-    if let Err(err) = apply_key_rules(parts.extensions.get::<Identity>(), &mut chat) {
+    // Counting tokens spends nothing: the key's model rules apply, its limits do not.
+    if let Err(err) = apply_key_rules(&state, parts.extensions.get::<Identity>(), &mut chat) {
         return fail(&err);
     }
     match runtime.router.count_tokens(&chat).await {

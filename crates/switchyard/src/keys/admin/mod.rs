@@ -192,7 +192,8 @@ fn span(
 }
 
 /// A key given as the plaintext `sk-…` or as its token (the sha256 hex LiteLLM lists).
-fn token_for(key: &str) -> String {
+/// The token (sha256 hex) of a key as an admin passes it: the key itself, or its token.
+pub fn token_for(key: &str) -> String {
     let key = key.trim();
     if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
         key.to_ascii_lowercase()
