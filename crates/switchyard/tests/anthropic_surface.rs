@@ -257,7 +257,7 @@ async fn openai_paths_keep_the_openai_error_shape() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(body["error"]["code"], "401");
     assert!(body.get("type").is_none(), "{body}");
 }
 

@@ -76,8 +76,8 @@ async fn gw01_a_request_without_a_key_is_a_401_that_says_how_to_send_one() {
     let (status, class, err) = error_of(resp).await;
     assert_eq!(status, 401);
     assert_eq!(class.as_deref(), Some("unauthorized"));
-    assert_eq!(err["type"], "authentication_error");
-    assert_eq!(err["code"], "unauthorized");
+    assert_eq!(err["type"], "auth_error", "LiteLLM's type for a refused gateway key");
+    assert_eq!(err["code"], "401");
     let msg = err["message"].as_str().unwrap();
     assert!(msg.contains("Missing gateway key"), "{msg}");
     assert!(msg.contains("Authorization: Bearer") && msg.contains("x-api-key"), "{msg}");

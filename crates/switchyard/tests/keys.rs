@@ -93,6 +93,9 @@ impl Gw {
 
 fn openai_error(body: &Value, status_type: &str, id: &str) -> String {
     assert_eq!(body["error"]["type"], status_type, "{body}");
+    if status_type == "auth_error" {
+        assert_eq!(body["error"]["code"], "401", "LiteLLM's code for a refused key: {body}");
+    }
     assert_eq!(body["error"]["diagnosis"]["id"], id, "{body}");
     body["error"]["message"].as_str().unwrap().to_owned()
 }
@@ -231,7 +234,7 @@ async fn blocked_expired_and_unknown_keys_are_401_and_the_master_key_still_works
     assert_eq!((status, &out["blocked"]), (200, &json!(true)), "{out}");
     let (status, body) = g.chat(&key, "good").await;
     assert_eq!(status, 401);
-    assert!(openai_error(&body, "authentication_error", "KEY-03").contains("blocked"));
+    assert!(openai_error(&body, "auth_error", "KEY-03").contains("blocked"));
     let (status, body) = g.message(&key, "good", "k-blocked").await;
     assert_eq!(status, 401);
     assert!(anthropic_error(&body, "authentication_error").contains("blocked"));
@@ -242,7 +245,7 @@ async fn blocked_expired_and_unknown_keys_are_401_and_the_master_key_still_works
     let expired = g.generate(json!({"expires": "2020-01-01T00:00:00Z"})).await;
     let (status, body) = g.chat(&expired, "good").await;
     assert_eq!(status, 401);
-    let msg = openai_error(&body, "authentication_error", "KEY-02");
+    let msg = openai_error(&body, "auth_error", "KEY-02");
     assert!(
         msg.starts_with("Authentication Error - Expired Key. Key Expiry time 2020-01-01"),
         "{msg}"
@@ -257,7 +260,7 @@ async fn blocked_expired_and_unknown_keys_are_401_and_the_master_key_still_works
 
     let (status, body) = g.chat("sk-never-issued-0000", "good").await;
     assert_eq!(status, 401);
-    let msg = openai_error(&body, "authentication_error", "KEY-01");
+    let msg = openai_error(&body, "auth_error", "KEY-01");
     assert!(
         msg.contains("Invalid proxy server token passed") && !msg.contains("sk-never"),
         "{msg}"

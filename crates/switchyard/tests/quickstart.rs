@@ -131,7 +131,7 @@ async fn quickstart_rejects_a_request_without_the_key() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(body["error"]["code"], "401");
 }
 
 #[test]

@@ -246,7 +246,7 @@ async fn check_http(s: &Setup, sum: Decimal) {
         let resp = reqwest::get(format!("{}{path}", s.gw.url())).await.unwrap();
         assert_eq!(resp.status(), 401, "{path}");
         let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "unauthorized", "{path}");
+        assert_eq!(body["error"]["code"], "401", "{path}");
     }
 
     let (status, rows, truncated) = get(s, "/spend/logs").await;

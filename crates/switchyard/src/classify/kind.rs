@@ -112,21 +112,23 @@ impl ErrorKind {
     }
 
     /// OpenAI's `error.code`: the class, except where LiteLLM's clients expect its own
-    /// (a budget error carries the status as a string, `"400"`).
+    /// (a budget error and a refused gateway key carry the status as a string).
     pub fn openai_code(self) -> &'static str {
         match self {
             Self::BudgetExceeded => "400",
+            Self::Unauthorized => "401",
             _ => self.as_str(),
         }
     }
 
-    /// OpenAI's `error.type` vocabulary.
+    /// OpenAI's `error.type` vocabulary; LiteLLM's `auth_error` for a refused gateway key
+    /// (scripts written for LiteLLM match on it; the SDKs map the 401 status).
     pub fn openai_type(self) -> &'static str {
         match self {
-            Self::CredentialsInvalid
-            | Self::CredentialsExpired
-            | Self::CredentialsMissing
-            | Self::Unauthorized => "authentication_error",
+            Self::Unauthorized => "auth_error",
+            Self::CredentialsInvalid | Self::CredentialsExpired | Self::CredentialsMissing => {
+                "authentication_error"
+            }
             Self::PermissionDenied | Self::ModelAccess => "permission_error",
             Self::ModelNotFound | Self::NotFound => "not_found_error",
             Self::ModelNeedsProfile

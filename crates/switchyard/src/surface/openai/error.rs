@@ -109,9 +109,9 @@ mod tests {
         ));
         let v: serde_json::Value = serde_json::from_slice(&error_body(&err)).unwrap();
         assert_eq!(v["error"]["message"], "No key. None was sent. Fix: Send one.");
-        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["type"], "auth_error");
         assert_eq!(v["error"]["param"], serde_json::Value::Null);
-        assert_eq!(v["error"]["code"], "unauthorized");
+        assert_eq!(v["error"]["code"], "401");
     }
 
     #[test]
