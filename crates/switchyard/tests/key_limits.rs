@@ -338,6 +338,24 @@ async fn three_replicas_on_redis_and_postgres_hold_one_key_budget_and_agree_on_i
     .unwrap();
     let expected = usd(ONE) * Decimal::from(served);
     assert_eq!(usd(&ledger_sum), expected, "the ledger holds every served request");
+    // LiteLLM's running total in the key's row, which its dashboards read, agrees.
+    let column: f64 =
+        sqlx::query_scalar(r#"SELECT spend FROM "LiteLLM_VerificationToken" WHERE token = $1"#)
+            .bind(switchyard::attribution::hash_key(&key))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let expected_f64: f64 = expected.to_string().parse().unwrap();
+    assert!((column - expected_f64).abs() < 1e-12, "spend column {column}, ledger {expected}");
+    // An admin change made from a replica's snapshot leaves the total alone.
+    replicas[1].admin("POST", "/key/update", json!({"key": key, "key_alias": "renamed"})).await;
+    let after: f64 =
+        sqlx::query_scalar(r#"SELECT spend FROM "LiteLLM_VerificationToken" WHERE token = $1"#)
+            .bind(switchyard::attribution::hash_key(&key))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(after, column, "a key update must not overwrite the running spend");
     for (i, r) in replicas.iter().enumerate() {
         let info = r.admin("GET", &format!("/key/info?key={key}"), Value::Null).await;
         let spend = usd(&info["info"]["spend"].to_string());

@@ -18,6 +18,7 @@ mod spend;
 mod spool;
 pub mod sqlite;
 mod store;
+mod totals;
 mod writer;
 
 pub use record::{CALL_CHAT, CALL_MESSAGES, Outcome, Record, Tokens, clean_api_base};

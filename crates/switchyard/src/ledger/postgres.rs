@@ -7,7 +7,7 @@
 //! written as 0.0 with `metadata.spend_unknown = true`; the exact decimal is in
 //! `metadata.spend_decimal`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 
 use super::record::Record;
 use super::store::{Store, StoreError, describe, int, millis};
+use super::totals::{TOTALS, with_totals};
 
 /// LiteLLM's DDL (schema.prisma `model LiteLLM_SpendLogs`, as Prisma migrates it), made
 /// conditional.
@@ -125,7 +126,14 @@ pub struct Postgres {
     location: String,
     /// The insert statement for the subset of [`COLUMNS`] the table has, learnt once.
     insert: OnceCell<Insert>,
+    /// The statement as last built with the totals tables found then, and when: rebuilt
+    /// while a table is missing (the key store may create its tables after the ledger
+    /// started).
+    statement: tokio::sync::Mutex<Option<(String, usize, Instant)>>,
 }
+
+/// How often tables that were missing are looked for again.
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// One statement for every batch: each column is bound as one array and `UNNEST`ed, so
 /// PostgreSQL parses and plans it once per connection (a multi-row `VALUES` list with a
@@ -158,7 +166,13 @@ impl Postgres {
     pub fn new(url: &str) -> Result<Self, StoreError> {
         let (pool, password, location) =
             lazy_pool(url, "the ledger needs", Duration::from_secs(3))?;
-        Ok(Self { pool, password, location, insert: OnceCell::new() })
+        Ok(Self {
+            pool,
+            password,
+            location,
+            insert: OnceCell::new(),
+            statement: tokio::sync::Mutex::new(None),
+        })
     }
 
     fn err(&self, e: &sqlx::Error) -> StoreError {
@@ -192,6 +206,34 @@ impl Postgres {
         }
         Ok(Insert::new(columns))
     }
+
+    /// The batch statement: the insert, with the running totals of the LiteLLM tables that
+    /// exist (see [`super::totals`]).
+    async fn statement(&self, insert: &Insert) -> Result<String, StoreError> {
+        let mut slot = self.statement.lock().await;
+        if let Some((sql, found, at)) = &*slot
+            && (*found == TOTALS.len() || at.elapsed() < RECHECK)
+        {
+            return Ok(sql.clone());
+        }
+        let logged = ["api_key", "team_id", "user", "end_user", "spend"];
+        let mut tables = Vec::new();
+        if logged.iter().all(|c| insert.columns.contains(c)) {
+            for entry in TOTALS {
+                let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(format!("\"{}\"", entry.0))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.err(&e))?;
+                if exists {
+                    tables.push(*entry);
+                }
+            }
+        }
+        let sql = with_totals(&insert.sql, &tables);
+        *slot = Some((sql.clone(), tables.len(), Instant::now()));
+        Ok(sql)
+    }
 }
 
 impl Store for Postgres {
@@ -216,7 +258,8 @@ impl Store for Postgres {
             if rows.is_empty() {
                 return Ok(());
             }
-            let mut q = sqlx::query(&insert.sql);
+            let sql = self.statement(insert).await?;
+            let mut q = sqlx::query(&sql);
             for column in &insert.columns {
                 q = bind_column(q, column, rows);
             }

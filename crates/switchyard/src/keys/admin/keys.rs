@@ -191,7 +191,7 @@ pub async fn generate_key(keys: &Keys, body: Value) -> Answer {
     let mut changes = Vec::new();
     let rec = apply_key(&snap, &base, &fields, now, &mut changes)?;
     let budget = soft_budget_of(&changes);
-    changes.push(Change::Upsert(Table::Keys, row(&rec)));
+    changes.push(Change::Upsert(Table::Keys, record_row(&rec, &fields)));
     keys.write(&changes).await.map_err(|e| AdminError::store(&e))?;
     let mut out = key_view(&snap, &rec, budget.as_ref());
     if let Value::Object(map) = &mut out {
@@ -224,7 +224,7 @@ pub async fn update_key(keys: &Keys, body: Value) -> Answer {
     let mut changes = Vec::new();
     let rec = apply_key(&snap, &old, &fields, Utc::now(), &mut changes)?;
     let budget = soft_budget_of(&changes);
-    changes.push(Change::Upsert(Table::Keys, row(&rec)));
+    changes.push(Change::Upsert(Table::Keys, record_row(&rec, &fields)));
     keys.write(&changes).await.map_err(|e| AdminError::store(&e))?;
     let mut out = key_view(&snap, &rec, budget.as_ref());
     if let Value::Object(map) = &mut out {
@@ -345,7 +345,7 @@ pub async fn set_blocked(keys: &Keys, body: Value, blocked: bool) -> Answer {
     rec.blocked = Some(blocked);
     rec.updated_at = Some(Utc::now());
     rec.updated_by = Some(ADMIN.to_owned());
-    keys.write(&[Change::Upsert(Table::Keys, row(&rec))])
+    keys.write(&[Change::Upsert(Table::Keys, record_row(&rec, &Map::new()))])
         .await
         .map_err(|e| AdminError::store(&e))?;
     let mut out = key_view(&snap, &rec, None);
@@ -379,7 +379,7 @@ pub async fn regenerate_key(keys: &Keys, key: &str, body: Value) -> Answer {
     let base = KeyRecord { token: token.clone(), key_name: Some(key_name(&new)), ..(*old).clone() };
     let mut changes = vec![Change::Delete(Table::Keys, vec![old.token.clone()])];
     let rec = apply_key(&snap, &base, &fields, now, &mut changes)?;
-    changes.push(Change::Upsert(Table::Keys, row(&rec)));
+    changes.push(Change::Upsert(Table::Keys, record_row(&rec, &fields)));
     keys.write(&changes).await.map_err(|e| AdminError::store(&e))?;
     let mut out = key_view(&snap, &rec, None);
     if let Value::Object(m) = &mut out {

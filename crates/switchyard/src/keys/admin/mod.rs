@@ -136,6 +136,17 @@ fn merged<T: Serialize + DeserializeOwned>(
     })
 }
 
+/// A key, team, user or customer row to upsert. `spend` is left out unless the admin set it
+/// (`fields`): the ledger adds each request's spend to that column in the database, and a
+/// row written from this replica's snapshot must not put back an older total.
+fn record_row<T: Serialize>(rec: &T, fields: &Map<String, Value>) -> Map<String, Value> {
+    let mut map = row(rec);
+    if !fields.contains_key("spend") {
+        map.remove("spend");
+    }
+    map
+}
+
 fn row<T: Serialize>(rec: &T) -> Map<String, Value> {
     match serde_json::to_value(rec) {
         Ok(Value::Object(m)) => m,

@@ -65,7 +65,7 @@ pub async fn new_team(keys: &Keys, body: Value) -> Answer {
         team.budget_reset_at = d.map(|d| now + d);
     }
     team.updated_at = Some(now);
-    keys.write(&[Change::Upsert(Table::Teams, row(&team))])
+    keys.write(&[Change::Upsert(Table::Teams, record_row(&team, &fields))])
         .await
         .map_err(|e| AdminError::store(&e))?;
     Ok(Value::Object(row(&team)))
@@ -109,7 +109,7 @@ pub async fn update_team(keys: &Keys, body: Value) -> Answer {
         team.budget_reset_at = d.map(|d| now + d);
     }
     team.updated_at = Some(now);
-    keys.write(&[Change::Upsert(Table::Teams, row(&team))])
+    keys.write(&[Change::Upsert(Table::Teams, record_row(&team, &fields))])
         .await
         .map_err(|e| AdminError::store(&e))?;
     Ok(json!({"team_id": id, "data": row(&team)}))
@@ -218,11 +218,11 @@ pub async fn team_member_add(keys: &Keys, body: Value) -> Answer {
         if role == "admin" && !team.admins.contains(&user.user_id) {
             team.admins.push(user.user_id.clone());
         }
-        changes.push(Change::Upsert(Table::Users, row(&user)));
+        changes.push(Change::Upsert(Table::Users, record_row(&user, &Map::new())));
     }
     team.members_with_roles = Value::Array(roles);
     team.updated_at = Some(now);
-    changes.push(Change::Upsert(Table::Teams, row(&team)));
+    changes.push(Change::Upsert(Table::Teams, record_row(&team, &Map::new())));
     keys.write(&changes).await.map_err(|e| AdminError::store(&e))?;
     Ok(Value::Object(row(&team)))
 }

@@ -48,7 +48,7 @@ pub async fn new_user(keys: &Keys, body: Value) -> Answer {
         user.budget_reset_at = d.map(|d| now + d);
     }
     user.updated_at = Some(now);
-    keys.write(&[Change::Upsert(Table::Users, row(&user))])
+    keys.write(&[Change::Upsert(Table::Users, record_row(&user, &fields))])
         .await
         .map_err(|e| AdminError::store(&e))?;
     let mut out = row(&user);
@@ -194,7 +194,7 @@ pub async fn new_customer(keys: &Keys, body: Value) -> Answer {
     )?;
     let mut changes = Vec::new();
     let budget = customer_budget(&snap, &mut user, &fields, now, &mut changes)?;
-    changes.push(Change::Upsert(Table::EndUsers, row(&user)));
+    changes.push(Change::Upsert(Table::EndUsers, record_row(&user, &fields)));
     keys.write(&changes).await.map_err(|e| AdminError::store(&e))?;
     Ok(customer_view(&snap, &user, budget.as_ref()))
 }
@@ -230,7 +230,7 @@ pub async fn update_customer(keys: &Keys, body: Value) -> Answer {
     let mut user: EndUserRecord = merged(&*old, &fields, CUSTOMER_DIRECT)?;
     let mut changes = Vec::new();
     let budget = customer_budget(&snap, &mut user, &fields, Utc::now(), &mut changes)?;
-    changes.push(Change::Upsert(Table::EndUsers, row(&user)));
+    changes.push(Change::Upsert(Table::EndUsers, record_row(&user, &fields)));
     keys.write(&changes).await.map_err(|e| AdminError::store(&e))?;
     Ok(customer_view(&snap, &user, budget.as_ref()))
 }
