@@ -157,6 +157,12 @@ async fn every_key_level_budget_refuses_before_any_upstream_call() {
     assert_eq!(status, 400, "the master key does not lift a customer's budget");
     let (status, _, _) = r.chat(&key, &chat("cheap", Some("cust-2"))).await;
     assert_eq!(status, 200, "another customer is not limited");
+    r.admin("POST", "/customer/new", json!({"user_id": "cust-blocked", "blocked": true})).await;
+    let calls = mock.calls();
+    let (status, _, refused) = r.chat(&key, &chat("cheap", Some("cust-blocked"))).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["diagnosis"]["id"], "KEY-09", "{refused}");
+    assert_eq!(mock.calls(), calls);
 
     // The Anthropic surface: the same refusal in Anthropic's error shape.
     let key = r.key(json!({"max_budget": ONE_REQUEST})).await;

@@ -57,6 +57,27 @@ impl Keys {
         !self.snapshot().end_users.is_empty()
     }
 
+    /// KEY-09 when the request's end user is a customer an administrator blocked.
+    pub fn check_end_user(&self, end_user: &str) -> Result<(), ApiError> {
+        let snap = self.snapshot();
+        match snap.end_users.get(end_user) {
+            Some(customer) if customer.blocked => Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                format!("End User={end_user} is blocked. Let an admin unblock them to make requests."),
+            )
+            .with_param("user")
+            .with_diagnosis(Diagnosis::new(
+                "KEY-09",
+                format!("The request's end user (`user`) is customer `{end_user}`, which an administrator blocked."),
+                format!(
+                    "Ask an administrator to unblock it (`POST /customer/update` with \
+                     {{\"user_id\": \"{end_user}\", \"blocked\": false}}), or send another `user`."
+                ),
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The identity behind `key` (as presented), or why it is refused.
     pub fn authenticate(&self, key: &str, now: DateTime<Utc>) -> Result<Identity, Refusal> {
         let snap = self.snapshot();

@@ -95,6 +95,9 @@ pub(super) fn apply_key_rules(
     }
     let keys = state.keys();
     let end_user = keys.filter(|k| k.has_end_users()).and_then(|_| end_user(chat));
+    if let (Some(keys), Some(user)) = (keys, &end_user) {
+        keys.check_end_user(user)?;
+    }
     if identity.is_none() && end_user.is_none() {
         return Ok(Caller::default());
     }
