@@ -484,3 +484,47 @@ general_settings:
     assert_eq!((ledger.backend, ledger.state, ledger.spooled), ("sqlite", "not_created", 0));
     assert!(!fresh.join("ledger.sqlite3").exists());
 }
+
+#[tokio::test]
+async fn the_redis_budgets_share_is_checked_and_named_when_it_does_not_answer() {
+    let home = Home::new();
+    let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
+    mock.set_default(Reply::text("WORKS"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config_for = |port: u16| {
+        format!(
+            "model_list:
+  - model_name: cheap
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_key: {ANTHROPIC_KEY}
+      api_base: {url}
+router_settings:
+  redis_host: 127.0.0.1
+  redis_port: {port}
+  redis_password: r3dis-pw
+",
+            url = mock.url()
+        )
+    };
+    let env = home.env(&mock);
+    let down = load(&home.write("down.yaml", &config_for(closed.port())), &[], &env);
+    let report = doctor::run(&down, &env, &DoctorOptions::default()).await;
+    let text = render::text(&report);
+    assert_eq!(report.exit_code, 0, "serving does not depend on Redis");
+    let redis = report.redis.as_ref().expect("a Redis report");
+    assert_eq!(redis.state, "unreachable");
+    assert!(text.contains(&format!("Redis 127.0.0.1:{}: DEGRADED", closed.port())), "{text}");
+    let step = report.next_steps.iter().find(|s| s.diagnoses == ["LIM-03"]).expect("a step");
+    assert!(step.text.contains("counted per replica"), "{step:?}");
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains("r3dis-pw") && !json.contains("r3dis-pw"), "{text}");
+
+    // The machine's Redis (it has no password) answers.
+    let up_yaml = config_for(6379).replace("  redis_password: r3dis-pw\n", "");
+    let up = load(&home.write("up.yaml", &up_yaml), &[], &env);
+    let report = doctor::run(&up, &env, &DoctorOptions::default()).await;
+    assert_eq!(report.redis.as_ref().unwrap().state, "ok");
+    assert!(render::text(&report).contains("Redis 127.0.0.1:6379: ok"));
+    assert!(report.next_steps.iter().all(|s| s.diagnoses != ["LIM-03"]));
+}

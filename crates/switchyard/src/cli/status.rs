@@ -116,6 +116,7 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         .unwrap_or_default();
     let mut ledger: Option<Value> = None;
     let mut keys: Option<Value> = None;
+    let mut limits: Option<Value> = None;
     let health = match &client {
         Ok(c) if answering_error.is_none() => match c.get(
             if probe { "/health" } else { "/health?cached=true" },
@@ -124,6 +125,7 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
             Ok(a) if a.status == 200 => {
                 ledger = a.body.get("ledger").cloned().filter(|l| !l.is_null());
                 keys = a.body.get("keys").cloned().filter(|k| !k.is_null());
+                limits = a.body.get("limits").cloned().filter(|k| !k.is_null());
                 Ok(per_alias(&a.body, &aliases))
             }
             Ok(a) => Err(format!(
@@ -170,6 +172,9 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
     if let Some(k) = &keys {
         text.push_str(&format!("  keys:         {}\n", keys_line(k)));
     }
+    if let Some(l) = &limits {
+        text.push_str(&format!("  limits:       {}\n", limits_line(l)));
+    }
     let json = json!({
         "running": true,
         "answering": answering_error.is_none(),
@@ -188,6 +193,7 @@ fn running(dir: &StateDir, info: &GatewayInfo, probe: bool) -> Report {
         "health_error": health.as_ref().err(),
         "ledger": ledger,
         "keys": keys,
+        "limits": limits,
     });
     let code = if answering_error.is_none() { exit::OK } else { exit::FAILED };
     Report { json, text: text.trim_end().to_owned(), code }
@@ -231,6 +237,26 @@ fn ledger_line(l: &Value) -> String {
         text("error"),
         n("spooled")
     )
+}
+
+/// Where budgets and rate limits are counted: `in this process`, `redis 127.0.0.1:6379: ok`,
+/// or `redis …: DEGRADED since …: <error>; counting in this process` (or refusing requests,
+/// with `fail_closed`).
+fn limits_line(l: &Value) -> String {
+    let text = |f: &str| l[f].as_str().unwrap_or_default().to_owned();
+    if text("backend") != "redis" {
+        return "counted in this process".to_owned();
+    }
+    let at = format!("redis {}", text("redis"));
+    if text("state") == "ok" {
+        return format!("{at}: ok, shared by every replica");
+    }
+    let then = if l["fail_closed"].as_bool() == Some(true) {
+        "refusing requests until it answers (fail_closed, LIM-03)"
+    } else {
+        "counting in this process meanwhile (LIM-03)"
+    };
+    format!("{at}: DEGRADED since {}: {}; {then}", text("since"), text("error"))
 }
 
 /// `sqlite /s/keys.sqlite3: ok, 3 keys, 1 team` or `… DEGRADED for 2 min: <error>; serving
@@ -333,6 +359,23 @@ fn health_line(row: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_limits_line_says_where_counters_are_and_what_an_outage_does() {
+        assert_eq!(
+            limits_line(&json!({"backend": "memory", "state": "ok"})),
+            "counted in this process"
+        );
+        let ok = json!({"backend": "redis", "state": "ok", "redis": "r:6379"});
+        assert_eq!(limits_line(&ok), "redis r:6379: ok, shared by every replica");
+        let down = json!({"backend": "redis", "state": "degraded", "redis": "r:6379",
+            "since": "2026-12-03T20:00:00+00:00", "error": "refused", "fail_closed": true});
+        let line = limits_line(&down);
+        assert!(
+            line.starts_with("redis r:6379: DEGRADED since 2026-12-03T20:00:00+00:00: refused")
+        );
+        assert!(line.contains("refusing requests"), "{line}");
+    }
 
     #[test]
     fn the_keys_line_says_where_keys_live_and_when_they_went_stale() {

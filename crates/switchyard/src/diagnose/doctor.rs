@@ -49,6 +49,8 @@ pub struct Report {
     /// The spend ledger: where rows go and whether that store answers (None when the state
     /// directory cannot be named).
     pub ledger: Option<super::ledger::LedgerReport>,
+    /// The Redis budgets and rate limits share (None when none is configured).
+    pub redis: Option<super::redis::RedisReport>,
     pub exit_code: u8,
 }
 
@@ -322,6 +324,10 @@ pub async fn run(config: &Config, env: &dyn Env, opts: &Options) -> Report {
     if let Some(step) = ledger.as_ref().and_then(steps::ledger_step) {
         next_steps.push(step);
     }
+    let redis = super::redis::check(config, opts.offline).await;
+    if let Some(step) = redis.as_ref().and_then(steps::redis_step) {
+        next_steps.push(step);
+    }
     Report {
         config: config_section(config, &aws_env),
         aliases,
@@ -329,6 +335,7 @@ pub async fn run(config: &Config, env: &dyn Env, opts: &Options) -> Report {
         next_steps,
         offline: opts.offline,
         ledger,
+        redis,
         exit_code,
     }
 }

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ledger;
 pub mod policy;
 pub mod probe;
+pub mod redis;
 pub mod regions;
 pub mod render;
 mod steps;

@@ -50,6 +50,14 @@ pub fn text(report: &Report) -> String {
     if let Some(l) = &report.ledger {
         let _ = writeln!(out, "  {}", ledger_line(l));
     }
+    if let Some(r) = &report.redis {
+        let state = match r.state {
+            "ok" => "ok".to_owned(),
+            "not_checked" => "not checked (--offline)".to_owned(),
+            _ => format!("DEGRADED, {}", r.error.as_deref().unwrap_or("no answer")),
+        };
+        let _ = writeln!(out, "  Budgets and rate limits: Redis {}: {state}.", r.place);
+    }
     if !report.next_steps.is_empty() {
         let _ = writeln!(out, "\nNext steps");
         let mut previous: &[String] = &[];

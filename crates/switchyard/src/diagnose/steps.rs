@@ -281,6 +281,27 @@ fn merge_grant(
     }
 }
 
+/// What to do when the Redis that budgets and rate limits share does not answer.
+pub fn redis_step(r: &super::redis::RedisReport) -> Option<Step> {
+    (r.state == "unreachable").then(|| Step {
+        action: "do",
+        text: format!(
+            "Redis at {} does not answer ({}): budgets and rate limits are {}. Start Redis or \
+             fix `router_settings.redis_host`/`redis_port` (or REDIS_URL).",
+            r.place,
+            r.error.as_deref().unwrap_or("no answer"),
+            if r.fail_closed {
+                "unavailable and every request is refused (general_settings.fail_closed)"
+            } else {
+                "counted per replica until it answers, so N replicas allow up to N times each limit"
+            }
+        ),
+        lines: Vec::new(),
+        diagnoses: vec!["LIM-03"],
+        deployments: Vec::new(),
+    })
+}
+
 /// What to do about the spend ledger, when anything: its database does not answer, or rows
 /// wait in the spool. Serving is not affected either way.
 pub fn ledger_step(l: &super::ledger::LedgerReport) -> Option<Step> {
