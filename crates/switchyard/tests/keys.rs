@@ -591,9 +591,23 @@ async fn with_the_database_cut_keys_keep_serving_from_memory_and_health_says_deg
     let (status, body) = g.admin("POST", "/key/generate", json!({})).await;
     assert_eq!(status, 500, "{body}");
     openai_error(&body, "api_error", "KEY-08");
+    // With fail_closed, a virtual key is not trusted from a stale snapshot; the master key is.
+    let strict = format!("{}  fail_closed: true\n", yaml(&g._mock));
+    let cfg = switchyard::config::load_from_str(
+        &strict,
+        Path::new("strict.yaml"),
+        &switchyard::config::MapEnv::default(),
+    )
+    .unwrap();
+    g.gw.state.replace(switchyard::server::Runtime::new(cfg));
+    let (status, body) = g.chat(&key, "good").await;
+    assert_eq!(status, 503, "{body}");
+    openai_error(&body, "api_error", "KEY-10");
+    assert_eq!(g.chat(MASTER, "good").await.0, 200);
     relay.restore();
     let ok = eventually(Duration::from_secs(10), || async { g.keys.status().state == "ok" }).await;
     assert!(ok);
+    assert_eq!(g.chat(&key, "good").await.0, 200, "trusted again once the store answers");
     g.gw.shutdown().await.unwrap();
 }
 

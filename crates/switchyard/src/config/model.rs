@@ -361,6 +361,9 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// Redis for counters shared by replicas (`router_settings.redis_*` or REDIS_*).
     pub redis: Option<RedisConfig>,
+    /// `general_settings.fail_closed`: refuse rather than serve on what one replica knows
+    /// while a shared store is away (Redis counters, the key database).
+    pub fail_closed: bool,
 }
 
 /// Where budgets and rate limits are counted when replicas share them.
@@ -389,6 +392,7 @@ impl Default for GeneralSettings {
             spend_logs_retention: None,
             disable_spend_logs: false,
             redis: None,
+            fail_closed: false,
         }
     }
 }

@@ -82,8 +82,10 @@ pub fn build(
     let l: RawLitellmSettings = ctx.raw(litellm, &lp);
     let g: RawGeneralSettings = ctx.raw(general, &gp);
     let redis = redis_settings(ctx, &r, &g);
+    let fail_closed = g.fail_closed.as_ref().is_some_and(|f| f.0);
     let mut general = general_settings(ctx, g, &l, &gp, &lp);
     general.redis = redis;
+    general.fail_closed = fail_closed;
     let global_budget = l.max_budget.map(|limit| {
         let time_period = l.budget_duration.as_ref().map(|Text(t)| t.clone());
         check_period(ctx, time_period.as_deref(), &lp.key("budget_duration"));

@@ -140,6 +140,9 @@ struct Inner {
     /// Serialises load-and-swap, so an older load never replaces a newer one; holds the
     /// fingerprint the current snapshot was loaded at.
     reload: tokio::sync::Mutex<Option<String>>,
+    /// The store cannot be read (what `state` says, readable without its lock on the
+    /// request path).
+    stale: std::sync::atomic::AtomicBool,
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -182,6 +185,7 @@ impl Keys {
                     loaded_at: None,
                 }),
                 reload: tokio::sync::Mutex::new(None),
+                stale: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -310,6 +314,12 @@ impl Keys {
             s.since = SystemTime::now();
             s.error = None;
         }
+        self.inner.stale.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the keys served are the last snapshot of a store that no longer answers.
+    pub fn is_stale(&self) -> bool {
+        self.inner.stale.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn degraded(&self, e: &StoreError) {
@@ -320,5 +330,6 @@ impl Keys {
             s.since = SystemTime::now();
         }
         s.error = Some(e.to_string());
+        self.inner.stale.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -55,6 +55,9 @@ pub async fn require_key(
         Some(key) if let Some(keys) = keys() => {
             let verdict: Result<Identity, Refusal> = keys.authenticate(key, chrono::Utc::now());
             match verdict {
+                Ok(_) if runtime.config.general.fail_closed && keys.is_stale() => {
+                    errors::error_response(req.uri().path(), req.headers(), &stale_keys())
+                }
                 Ok(identity) => {
                     req.extensions_mut().insert(identity);
                     next.run(req).await
@@ -113,6 +116,24 @@ fn unauthorized(presented: bool, key_source: &str) -> ApiError {
             "Send the master key ({key_source}) as `Authorization: Bearer <key>` or \
              `x-api-key: <key>`; for SDKs set OPENAI_API_KEY / ANTHROPIC_API_KEY to it."
         ),
+    ))
+}
+
+/// KEY-10: `fail_closed` and the key store does not answer, so a virtual key is not trusted
+/// on the last snapshot alone (it may have been revoked since).
+fn stale_keys() -> ApiError {
+    ApiError::new(
+        ErrorKind::LimitsUnavailable,
+        "Virtual keys cannot be checked: the key store does not answer.",
+    )
+    .with_diagnosis(Diagnosis::new(
+        "KEY-10",
+        "The key database does not answer and general_settings.fail_closed is true, so a \
+         virtual key is refused rather than accepted from the last keys loaded (it may have \
+         been blocked or deleted since). The master key still works.",
+        "Bring the database back (`/health` shows the key store's state and error; the \
+         gateway reloads within a second of it answering), or set \
+         general_settings.fail_closed: false to serve on the last keys loaded meanwhile.",
     ))
 }
 
