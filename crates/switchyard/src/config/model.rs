@@ -361,6 +361,8 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// Redis for counters shared by replicas (`router_settings.redis_*` or REDIS_*).
     pub redis: Option<RedisConfig>,
+    /// `litellm_settings.cache`: the response cache, when on.
+    pub cache: Option<super::response_cache::CacheConfig>,
 }
 
 /// Where budgets and rate limits are counted when replicas share them.
@@ -389,6 +391,7 @@ impl Default for GeneralSettings {
             spend_logs_retention: None,
             disable_spend_logs: false,
             redis: None,
+            cache: None,
         }
     }
 }
