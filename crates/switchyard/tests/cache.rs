@@ -457,3 +457,41 @@ async fn redis_cut_mid_run_serves_uncached_and_shows_in_health() {
     gw.shutdown().await.unwrap();
     ns.clean().await;
 }
+
+/// Runs the binary's `cache` command against `gw`; returns (exit code, stdout, stderr).
+async fn cli(gw: &Handle, args: &[&str], key: &str) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    cmd.arg("cache").args(args).args(["--url", &gw.url(), "--key", key]);
+    cmd.env("HOME", "/nonexistent").env_remove("SWITCHYARD_MASTER_KEY");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cache_command_shows_stats_and_clears_the_running_gateway() {
+    let (mock, gw) = gateway("    type: local\n").await;
+    chat_post(&gw, &chat("CLI", false)).await;
+    assert!(eventually(Duration::from_secs(5), || stored(&gw, &mock, chat("CLI", false))).await);
+
+    let (code, out, err) = cli(&gw, &["stats"], MASTER).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("entries   1"), "{out}");
+    assert!(out.contains("store     local"), "{out}");
+    let (code, out, _) = cli(&gw, &["stats", "--json"], MASTER).await;
+    assert_eq!(code, 0);
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["health"]["type"], "local");
+    assert!(stats["hits"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["misses"].as_u64().unwrap() >= 1, "{stats}");
+
+    let (code, out, err) = cli(&gw, &["clear"], "sk-wrong-key-000000").await;
+    assert_eq!(code, 1, "{out}{err}");
+    let (code, out, err) = cli(&gw, &["clear"], MASTER).await;
+    assert_eq!((code, out.trim()), (0, "deleted 1 cached answers"), "{err}");
+    assert_eq!(chat_post(&gw, &chat("CLI", false)).await.cache, "miss");
+    gw.shutdown().await.unwrap();
+}
