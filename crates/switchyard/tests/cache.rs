@@ -495,3 +495,28 @@ async fn the_cache_command_shows_stats_and_clears_the_running_gateway() {
     assert_eq!(chat_post(&gw, &chat("CLI", false)).await.cache, "miss");
     gw.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn supported_call_types_and_caching_false_turn_it_off_and_a_reload_keeps_it() {
+    let params = "    type: local\n    supported_call_types: [acompletion]\n";
+    let (mock, gw) = gateway(params).await;
+    let m = post(&gw, "/v1/messages", &chat("SCT", false), &[]).await;
+    assert_eq!((m.status, m.cache.as_str()), (200, ""), "messages are not cached");
+    let mut off = chat("SCT", false);
+    off["caching"] = json!(false);
+    assert_eq!(chat_post(&gw, &off).await.cache, "");
+    assert_eq!(chat_post(&gw, &chat("SCT", false)).await.cache, "miss");
+    assert!(eventually(Duration::from_secs(5), || stored(&gw, &mock, chat("SCT", false))).await);
+
+    // A reload with the same cache settings keeps the entries.
+    let cfg = config::load_from_str(
+        &yaml(&mock, params),
+        Path::new("cache.yaml"),
+        &MapEnv::new([("HOME", "/nonexistent")]),
+    )
+    .unwrap();
+    let previous = gw.state.runtime();
+    gw.state.replace(Runtime::reloaded(cfg, &previous));
+    assert_eq!(chat_post(&gw, &chat("SCT", false)).await.cache, "hit");
+    gw.shutdown().await.unwrap();
+}
