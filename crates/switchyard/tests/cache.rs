@@ -520,3 +520,47 @@ async fn supported_call_types_and_caching_false_turn_it_off_and_a_reload_keeps_i
     assert_eq!(chat_post(&gw, &chat("SCT", false)).await.cache, "hit");
     gw.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cached_tool_call_streams_like_a_live_one() {
+    let (mock, gw) = gateway("    type: local\n").await;
+    mock.set_default(Reply::tool_use("get_weather", json!({"city": "Paris", "days": [1, 2]})));
+    let mut body = chat("weather", true);
+    body["tools"] = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let live = chat_post(&gw, &body).await;
+    assert_eq!(live.cache, "miss");
+    assert!(
+        eventually(Duration::from_secs(5), || async { chat_post(&gw, &body).await.cache == "hit" })
+            .await
+    );
+    let calls = mock.calls();
+    let cached = chat_post(&gw, &body).await;
+    assert_eq!(mock.calls(), calls);
+    let summary = |sse: &str| {
+        let (mut name, mut args, mut finish) = (String::new(), String::new(), String::new());
+        for data in sse.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
+            let choice = &v["choices"][0];
+            if let Some(call) = choice["delta"]["tool_calls"].get(0) {
+                name.push_str(call["function"]["name"].as_str().unwrap_or_default());
+                args.push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                finish = f.to_owned();
+            }
+        }
+        let args: Value = serde_json::from_str(&args).unwrap_or_default();
+        (name, args, finish)
+    };
+    assert_eq!(summary(&cached.body), summary(&live.body));
+    assert_eq!(
+        summary(&cached.body),
+        (
+            "get_weather".to_owned(),
+            json!({"city": "Paris", "days": [1, 2]}),
+            "tool_calls".to_owned()
+        )
+    );
+    gw.shutdown().await.unwrap();
+}

@@ -55,6 +55,18 @@ pub struct Cache {
     stats: Stats,
 }
 
+/// The cache's counters since start, and whether its store is unreachable now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub hits: u64,
+    pub misses: u64,
+    /// Lookups skipped: `no-cache`, or the store unreachable.
+    pub bypasses: u64,
+    pub stores: u64,
+    pub store_errors: u64,
+    pub degraded: bool,
+}
+
 /// What one request asked of the cache.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Control {
@@ -234,6 +246,22 @@ impl Cache {
         events: EventStream,
     ) -> EventStream {
         Box::pin(Tee { inner: events, acc: Some(Accumulator::default()), cache: self, key, ttl })
+    }
+
+    /// The counters since start and whether the store is unreachable now (for metrics).
+    pub fn snapshot(&self) -> Snapshot {
+        let s = &self.stats;
+        Snapshot {
+            hits: s.hits.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            bypasses: s.bypasses.load(Ordering::Relaxed),
+            stores: s.stores.load(Ordering::Relaxed),
+            store_errors: s.store_errors.load(Ordering::Relaxed),
+            degraded: match &self.store {
+                Store::Memory(_) => false,
+                Store::Redis(r) => r.degraded().is_some(),
+            },
+        }
     }
 
     /// For `/health`: the store, and since when and why it is unreachable.
