@@ -47,12 +47,10 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         let mut response = if chat.stream {
             sse(openai::encode_stream(cache_hook::replay(&hit), chat.stream_usage))
         } else {
-            Response::new(Body::from(openai::encode_response(&hit)))
+            let mut json = Response::new(Body::from(openai::encode_response(&hit)));
+            json.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            json
         };
-        if !chat.stream {
-            let json = HeaderValue::from_static("application/json");
-            response.headers_mut().insert(CONTENT_TYPE, json);
-        }
         cache.headers(response.headers_mut());
         return response;
     }
