@@ -564,3 +564,39 @@ async fn a_cached_tool_call_streams_like_a_live_one() {
     );
     gw.shutdown().await.unwrap();
 }
+
+#[test]
+fn redis_is_found_as_litellm_finds_it_and_local_is_bounded_by_bytes() {
+    use switchyard::config::response_cache::CacheStore;
+    let load = |params: &str, env: &[(&str, &str)]| {
+        let text = format!(
+            "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: claude-haiku-4-5\n      mock_response: ok\nlitellm_settings:\n  cache: true\n  cache_params:\n{params}"
+        );
+        let mut vars = vec![("HOME", "/nonexistent")];
+        vars.extend_from_slice(env);
+        config::load_from_str(&text, Path::new("cache.yaml"), &MapEnv::new(vars)).unwrap()
+    };
+    let cfg = load(
+        "    type: redis\n",
+        &[("REDIS_HOST", "10.0.0.7"), ("REDIS_PORT", "6380"), ("REDIS_PASSWORD", "p@ss")],
+    );
+    let cache = cfg.general.cache.unwrap();
+    let CacheStore::Redis { url, place } = &cache.store else { panic!("{cache:?}") };
+    assert_eq!(place, "10.0.0.7:6380");
+    assert_eq!(url.expose(), "redis://:p%40ss@10.0.0.7:6380");
+    assert_eq!((cache.ttl, cache.default_on), (Duration::from_secs(600), true));
+
+    let cfg =
+        load("    type: redis\n    host: cache.internal\n", &[("REDIS_URL", "redis://other:1")]);
+    let CacheStore::Redis { place, .. } = &cfg.general.cache.unwrap().store else { panic!() };
+    assert_eq!(place, "cache.internal:6379", "cache_params win over the environment");
+
+    let cfg = load("    max_size_bytes: 1048576\n    ttl: 5\n    mode: default_off\n", &[]);
+    let cache = cfg.general.cache.unwrap();
+    assert_eq!(cache.store, CacheStore::Local { max_bytes: 1_048_576 });
+    assert_eq!((cache.ttl, cache.default_on), (Duration::from_secs(5), false));
+
+    let cfg = load("    type: s3\n", &[]);
+    assert!(cfg.general.cache.is_none());
+    assert!(cfg.warnings.iter().any(|w| w.key == "litellm_settings.cache_params.type"));
+}
