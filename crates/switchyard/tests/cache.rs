@@ -488,6 +488,22 @@ async fn the_cache_command_shows_stats_and_clears_the_running_gateway() {
     assert!(stats["hits"].as_u64().unwrap() >= 1, "{stats}");
     assert!(stats["misses"].as_u64().unwrap() >= 1, "{stats}");
 
+    // One entry deleted by its key (LiteLLM's /cache/delete), then stored again.
+    let key = chat_post(&gw, &chat("CLI", false)).await.key;
+    let deleted: Value = reqwest::Client::new()
+        .post(format!("{}/cache/delete", gw.url()))
+        .bearer_auth(MASTER)
+        .json(&json!({"keys": [key]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted["deleted"], 1, "{deleted}");
+    assert_eq!(chat_post(&gw, &chat("CLI", false)).await.cache, "miss");
+    assert!(eventually(Duration::from_secs(5), || stored(&gw, &mock, chat("CLI", false))).await);
+
     let (code, out, err) = cli(&gw, &["clear"], "sk-wrong-key-000000").await;
     assert_eq!(code, 1, "{out}{err}");
     let (code, out, err) = cli(&gw, &["clear"], MASTER).await;
