@@ -106,6 +106,11 @@ def write_config(path: Path, provider, mock_url: str) -> None:
         "router_settings:",
         "  num_retries: 0",
         "  disable_cooldowns: true",
+        # The response cache answers only requests that ask for it (`cache: {"use-cache":
+        # true}`, test_cache.py): every other test sees each request reach the upstream.
+        "litellm_settings:",
+        "  cache: true",
+        "  cache_params: {type: local, mode: default_off}",
         "",
     ]
     path.write_text("\n".join(lines))

@@ -1,4 +1,4 @@
-//! `--compare ledger`: one feature on against off, in one run. The same release gateway is
+//! `--compare ledger` and `--compare cache`: one feature on against off, in one run. The same release gateway is
 //! started once per variant (its own config and state directory), and rounds rotate between
 //! the floor and every variant, so a busy machine slows all of them alike. The figure that
 //! matters is each variant's throughput against "off" of the same run.
@@ -17,8 +17,10 @@ use bench::report::{self, Machine, Side};
 /// One way of running the gateway.
 struct Variant {
     name: &'static str,
-    /// Appended under `general_settings:`.
+    /// Appended under `general_settings:` (a line at column 0 starts a new section).
     settings: String,
+    /// Sent with each of its requests.
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// A fresh PostgreSQL database for the "postgres" variant, dropped at the end.
@@ -110,14 +112,45 @@ async fn run(
     machine: &Machine,
     db: &Database,
 ) -> Result<(String, Value), String> {
+    let variant = |name, settings: String| Variant { name, settings, headers: Vec::new() };
     let variants = [
-        Variant { name: "off", settings: "  disable_spend_logs: true\n".into() },
-        Variant { name: "postgres", settings: format!("  database_url: {}\n", db.url()) },
-        Variant { name: "sqlite", settings: String::new() },
+        variant("off", "  disable_spend_logs: true\n".into()),
+        variant("postgres", format!("  database_url: {}\n", db.url())),
+        variant("sqlite", String::new()),
     ];
+    let (results, dirs) = measure(s, &variants).await?;
+    let pg_rows = db.rows().await.ok();
+    let sqlite_rows = sqlite_rows(&dirs[2]).await.ok();
+    Ok(render(s, machine, &results, "ledger", pg_rows, sqlite_rows))
+}
+
+/// `--compare cache`: the response cache off; on, with every request a miss (`Cache-Control:
+/// no-cache`: the key is computed, the upstream answers, the answer is stored); on, with every
+/// request a hit (the same question each time: no upstream call). The ledger is off in all
+/// three, so only the cache differs.
+pub async fn cache(s: &Settings<'_>) -> Result<(String, Value), String> {
+    let machine = Machine::read();
+    let off = "  disable_spend_logs: true\n";
+    let on = format!("{off}litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n");
+    let no_cache = (http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    let variants = [
+        Variant { name: "off", settings: off.into(), headers: Vec::new() },
+        Variant { name: "miss", settings: on.clone(), headers: vec![no_cache] },
+        Variant { name: "hit", settings: on, headers: Vec::new() },
+    ];
+    let (results, _) = measure(s, &variants).await?;
+    Ok(render(s, &machine, &results, "cache", None, None))
+}
+
+/// Every variant's gateway measured against the floor; returns the rows and each variant's
+/// directory (its gateways stopped).
+async fn measure(
+    s: &Settings<'_>,
+    variants: &[Variant],
+) -> Result<(Vec<Measured>, Vec<std::path::PathBuf>), String> {
     let mock = procs::start_mock(s.bins)?;
     let mut gateways: Vec<(Proc, std::path::PathBuf)> = Vec::new();
-    for v in &variants {
+    for v in variants {
         let dir = s.work.join(v.name);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let config = dir.join("gateway.yaml");
@@ -150,11 +183,13 @@ async fn run(
                     let target = if side == 0 {
                         crate::targets(&mock, &gateways[0].0, streaming)?.0
                     } else {
-                        crate::targets(&mock, &gateways[side - 1].0, streaming)?.1
+                        let mut t = crate::targets(&mock, &gateways[side - 1].0, streaming)?.1;
+                        t.headers.extend(variants[side - 1].headers.iter().cloned());
+                        t
                     };
                     let proc = if side == 0 { &mock } else { &gateways[side - 1].0 };
                     let name = if side == 0 { "floor" } else { variants[side - 1].name };
-                    eprintln!("bench: ledger {name}, {concurrency} clients, round {}", rep + 1);
+                    eprintln!("bench: {name}, {concurrency} clients, round {}", rep + 1);
                     proc.reset_peak().ok();
                     let before = proc.cpu_seconds()?;
                     let o = load::run(Arc::new(target), round).await;
@@ -198,15 +233,14 @@ async fn run(
         })
         .collect();
     drop(mock);
-    let pg_rows = db.rows().await.ok();
-    let sqlite_rows = sqlite_rows(&dirs[2]).await.ok();
-    Ok(render(s, machine, &results, pg_rows, sqlite_rows))
+    Ok((results, dirs))
 }
 
 fn render(
     s: &Settings<'_>,
     machine: &Machine,
     results: &[Measured],
+    feature: &str,
     pg_rows: Option<i64>,
     sqlite_rows: Option<i64>,
 ) -> (String, Value) {
@@ -214,8 +248,9 @@ fn render(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Ledger on against off. Machine: {} cores ({}), {} RAM; load average {} before, {} after. \
+        "{} on against off. Machine: {} cores ({}), {} RAM; load average {} before, {} after. \
          {} round(s) of {:.1} s per side, floor and variants rotating.\n",
+        if feature == "cache" { "Response cache" } else { "Ledger" },
         machine.cores,
         machine.cpu,
         machine.memory,
@@ -224,9 +259,10 @@ fn render(
         s.reps,
         s.seconds
     );
-    out.push_str(
-        "| mode | clients | ledger | gateway req/s | vs off | gateway / floor | p50 / p99 ms \
-         | gateway CPU µs/req | errors | peak RSS |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n",
+    let _ = write!(
+        out,
+        "| mode | clients | {feature} | gateway req/s | vs off | gateway / floor | p50 / p99 ms \
+         | gateway CPU µs/req | errors | peak RSS |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n"
     );
     let mut json_rows = Vec::new();
     for r in results {
@@ -256,7 +292,7 @@ fn render(
         json_rows.push(json!({
             "mode": if r.streaming { "stream" } else { "json" },
             "concurrency": r.concurrency,
-            "ledger": r.variant,
+            feature: r.variant,
             "gateway_rps": r.gateway.rps,
             "floor_rps": r.floor.rps,
             "vs_off": vs_off,
@@ -265,6 +301,9 @@ fn render(
             "errors": r.gateway.errors,
             "peak_rss_bytes": r.peak_rss,
         }));
+    }
+    if feature == "cache" {
+        return (out, json!({"compare": "cache", "rows": json_rows}));
     }
     let count = |n: Option<i64>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
     let _ = writeln!(

@@ -1,6 +1,6 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
-//! [--compare ledger [--database-url URL]]`
+//! [--compare ledger [--database-url URL] | --compare cache]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -33,7 +33,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger [--database-url URL]]";
+                     [--compare ledger [--database-url URL] | --compare cache]";
 
 struct Args {
     quick: bool,
@@ -47,7 +47,8 @@ struct Args {
     /// Only these modes (`json`, `stream`) and sides (`floor`, `gateway`): for profiling.
     modes: Vec<bool>,
     sides: Vec<bool>,
-    /// `ledger`: the ledger off, on PostgreSQL and on SQLite, side by side.
+    /// `ledger`: the ledger off, on PostgreSQL and on SQLite, side by side; `cache`: the
+    /// response cache off, every request a miss, every request a hit.
     compare: Option<String>,
     /// The PostgreSQL server for `--compare ledger` (a fresh database is created there).
     database_url: String,
@@ -101,7 +102,8 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--compare" => match value()?.as_str() {
                 "ledger" => args.compare = Some("ledger".to_owned()),
-                other => return Err(format!("--compare: ledger, not {other}")),
+                "cache" => args.compare = Some("cache".to_owned()),
+                other => return Err(format!("--compare: ledger or cache, not {other}")),
             },
             "--database-url" => args.database_url = value()?,
             "-h" | "--help" => return Err(String::new()),
@@ -185,7 +187,11 @@ async fn run(args: Args) -> Result<(), String> {
             concurrency: &args.concurrency,
             modes: &args.modes,
         };
-        let result = compare::ledger(&settings).await;
+        let result = if args.compare.as_deref() == Some("cache") {
+            compare::cache(&settings).await
+        } else {
+            compare::ledger(&settings).await
+        };
         let _ = std::fs::remove_dir_all(&work);
         let (markdown, json) = result?;
         println!("{markdown}");

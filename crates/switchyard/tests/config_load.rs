@@ -151,13 +151,19 @@ fn a_realistic_litellm_config_loads_and_resolves() {
     );
     assert_eq!(cfg.budgets.provider_budget_config["anthropic"].budget_limit, 100.0);
 
-    // Cache, callbacks and the database are LiteLLM features not implemented: one warning
-    // each, with the key's own position — and their unset variables (REDIS_PASSWORD,
-    // DATABASE_URL) do not stop the gateway.
+    // The response cache is read: Redis on localhost, its unset REDIS_PASSWORD a warning.
+    match &g.cache.as_ref().unwrap().store {
+        config::response_cache::CacheStore::Redis { place, .. } => {
+            assert_eq!(place, "localhost:6379")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(warning(&cfg, "litellm_settings.cache_params.password").id, "CFG-01");
+    // Callbacks and the database are LiteLLM features not implemented: one warning
+    // each, with the key's own position — and their unset variables (DATABASE_URL) do not
+    // stop the gateway.
     let text = std::fs::read_to_string(FIXTURE).unwrap();
     for (key, needle) in [
-        ("litellm_settings.cache", "cache: true"),
-        ("litellm_settings.cache_params", "cache_params:"),
         ("litellm_settings.success_callback", "success_callback:"),
         ("litellm_settings.callbacks", "callbacks: [\"prometheus\"]"),
     ] {
@@ -584,7 +590,6 @@ model_list:
     model_info: {mode: chat, anything: goes}
 litellm_settings:
   success_callback: [langfuse]
-  cache: true
 router_settings:
   num_retry: 4
 general_settings:
@@ -602,7 +607,6 @@ mystery_section: {}
         vec![
             ("CFG-06", "model_list[0].litellm_params.extra_headers", pos(text, "extra_headers")),
             ("CFG-06", "litellm_settings.success_callback", pos(text, "success_callback")),
-            ("CFG-06", "litellm_settings.cache", pos(text, "cache")),
             ("CFG-06", "router_settings.num_retry", pos(text, "num_retry")),
             ("CFG-06", "general_settings.alerting", pos(text, "alerting")),
             ("CFG-06", "mystery_section", pos(text, "mystery_section")),
@@ -1276,12 +1280,14 @@ environment_variables: {A: 1, B: true, C: 1.5}
     assert!(g.background_health_checks);
     assert_eq!(g.health_check_interval, Duration::from_secs(300));
     assert_eq!(g.request_timeout, Some(Duration::from_secs(600)));
+    // A Redis cache without a host (REDIS_HOST unset) is off, with a warning.
+    assert!(g.cache.is_none());
+    assert_eq!(warning(&cfg, "litellm_settings.cache_params.host").id, "CFG-01");
     // What is not applied yet is named, never refused.
     for key in [
         "router_settings.model_group_alias",
         "router_settings.routing_strategy_args",
         "litellm_settings.callbacks",
-        "litellm_settings.cache_params",
         "general_settings.pass_through_endpoints",
     ] {
         assert_eq!(warning(&cfg, key).id, "CFG-06");

@@ -1,6 +1,7 @@
 //! The command line: clap structs and dispatch. Each command lives in its own file and
 //! returns an exit code from [`crate::exit`]; only `main` turns it into the process status.
 
+mod cache;
 mod config_check;
 mod doctor;
 mod init;
@@ -78,6 +79,8 @@ pub enum Command {
     /// Virtual keys: create (printed once), list, info, update, revoke. Works on the key
     /// store directly; running gateways see changes within a second.
     Keys(keys::KeysArgs),
+    /// The running gateway's response cache: `stats`, or `clear` every cached answer.
+    Cache(cache::CacheArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +192,7 @@ pub fn run() -> ExitCode {
         Some(Command::Init(args)) => init::run(&args),
         Some(Command::Service(command)) => service::run(&command),
         Some(Command::Keys(args)) => keys::run(&args),
+        Some(Command::Cache(args)) => cache::run(&args),
     };
     ExitCode::from(code)
 }

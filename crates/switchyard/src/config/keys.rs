@@ -71,7 +71,7 @@ const PERIOD_NOTE: &str = "30s, 30m, 24h, 7d, 1mo, daily, weekly, monthly (fixed
 const REDIS_NOTE: &str = "or REDIS_HOST: budgets and rate limits are shared by replicas";
 const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
-const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
+const CACHE_NOTE: &str = "not read: turn the response cache on with litellm_settings.cache";
 const LEDGER_NOTE: &str = "or DATABASE_URL: the spend ledger (LiteLLM_SpendLogs) and the virtual keys \
      (LiteLLM_VerificationToken, LiteLLM_TeamTable, …) go to PostgreSQL instead of SQLite";
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
@@ -233,8 +233,13 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmSettings, "context_window_fallbacks", Supported, "router_settings wins"),
     k(LitellmSettings, "content_policy_fallbacks", Supported, "router_settings wins"),
     k(LitellmSettings, "default_fallbacks", Supported, "router_settings wins"),
-    k(LitellmSettings, "cache", Ignored, CACHE_NOTE),
-    k(LitellmSettings, "cache_params", Ignored, CACHE_NOTE),
+    k(LitellmSettings, "cache", Supported, "the response cache (README: Response cache)"),
+    k(
+        LitellmSettings,
+        "cache_params",
+        Supported,
+        "type local or redis, host, port, password, ttl, namespace, mode, supported_call_types",
+    ),
     k(LitellmSettings, "callbacks", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "success_callback", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "failure_callback", Ignored, CALLBACK_NOTE),
@@ -586,7 +591,7 @@ mod tests {
         assert_eq!(md.lines().count(), KNOWN_KEYS.len() + 2);
         assert!(md.contains("| `model_list[].litellm_params.mock_response` | supported |"));
         assert!(md.contains("| `model_list[].litellm_params.aws_profile_name` | supported |"));
-        assert!(md.contains("| `litellm_settings.cache` | ignored (warning) |"));
+        assert!(md.contains("| `litellm_settings.cache` | supported |"));
     }
 
     #[test]

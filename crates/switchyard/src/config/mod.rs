@@ -30,6 +30,7 @@ mod problem;
 pub mod provider;
 mod raw;
 pub mod report;
+pub mod response_cache;
 mod settings;
 mod validate;
 mod yaml;

@@ -364,6 +364,8 @@ pub struct GeneralSettings {
     /// `general_settings.fail_closed`: refuse rather than serve on what one replica knows
     /// while a shared store is away (Redis counters, the key database).
     pub fail_closed: bool,
+    /// `litellm_settings.cache`: the response cache, when on.
+    pub cache: Option<super::response_cache::CacheConfig>,
 }
 
 /// Where budgets and rate limits are counted when replicas share them.
@@ -393,6 +395,7 @@ impl Default for GeneralSettings {
             disable_spend_logs: false,
             redis: None,
             fail_closed: false,
+            cache: None,
         }
     }
 }

@@ -402,6 +402,9 @@ pub struct RawLitellmSettings {
     pub max_budget: Option<NonNeg>,
     pub budget_duration: Option<Text>,
     pub max_end_user_budget: Option<NonNeg>,
+    pub cache: Option<Flag>,
+    /// Read by `config/response_cache.rs` (its own raw struct, so its keys stay there).
+    pub cache_params: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

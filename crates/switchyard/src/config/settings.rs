@@ -86,6 +86,7 @@ pub fn build(
     let mut general = general_settings(ctx, g, &l, &gp, &lp);
     general.redis = redis;
     general.fail_closed = fail_closed;
+    general.cache = super::response_cache::build(ctx, &l);
     let global_budget = l.max_budget.map(|limit| {
         let time_period = l.budget_duration.as_ref().map(|Text(t)| t.clone());
         check_period(ctx, time_period.as_deref(), &lp.key("budget_duration"));

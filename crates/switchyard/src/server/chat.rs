@@ -10,6 +10,7 @@ use axum::response::Response;
 
 use super::AppState;
 use super::body::read_limited;
+use super::cache_hook;
 use super::ledger_hook::{self, Started};
 use super::request_id::DEPLOYMENT;
 use crate::attribution::end_user;
@@ -40,17 +41,33 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
     };
 
     let started = Started::new(&parts.headers, CALL_CHAT, &chat, identity);
+    let (cache, hit) = cache_hook::lookup(&runtime, &parts.headers, &chat, false).await;
+    if let (Some(cache), Some(hit)) = (&cache, hit) {
+        ledger_hook::cached(&state, started, &hit, &cache.key);
+        let mut response = if chat.stream {
+            sse(openai::encode_stream(cache_hook::replay(&hit), chat.stream_usage))
+        } else {
+            let mut json = Response::new(Body::from(openai::encode_response(&hit)));
+            json.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            json
+        };
+        cache.headers(response.headers_mut());
+        return response;
+    }
     if chat.stream {
         match runtime.router.stream_as(&chat, &caller).await {
             Ok(served) => {
                 ledger_hook::streamed(&state, started, &served.route, served.charge);
-                let body =
-                    Body::from_stream(openai::encode_stream(served.value, chat.stream_usage));
-                let mut response = Response::new(body);
+                let events = match &cache {
+                    Some(cache) => cache.tee(served.value),
+                    None => served.value,
+                };
+                let mut response = sse(openai::encode_stream(events, chat.stream_usage));
                 let headers = response.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 served_headers(headers, &served.route);
+                if let Some(cache) = &cache {
+                    cache.headers(headers);
+                }
                 response
             }
             Err(err) => {
@@ -68,6 +85,10 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 served_headers(headers, &served.route);
                 cost_header(headers, &served.charge);
+                if let Some(cache) = &cache {
+                    cache.store(&served.value);
+                    cache.headers(headers);
+                }
                 ledger_hook::served(&state, started, &served.route, &served.charge);
                 response
             }
@@ -77,6 +98,17 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
             }
         }
     }
+}
+
+fn sse<S>(frames: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    let mut response = Response::new(Body::from_stream(frames));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// A virtual key's rules for the request: the model must be on its allow-list (403, KEY-04),

@@ -117,7 +117,7 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         "ledger": ledger,
         "keys": state.keys().map(crate::keys::Keys::status),
         "limits": runtime.router.limits().health_json(),
-        "cache": null,
+        "cache": runtime.cache.as_ref().map(|c| c.health_json()),
         "switchyard_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "models": runtime.router.aliases().len(),
@@ -155,6 +155,7 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
         "ledger": state.ledger().map(crate::ledger::Ledger::status),
         "keys": state.keys().map(crate::keys::Keys::status),
         "limits": runtime.router.limits().health_json(),
+        "cache": runtime.cache.as_ref().map(|c| c.health_json()),
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

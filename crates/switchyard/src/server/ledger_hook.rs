@@ -16,7 +16,7 @@ use super::AppState;
 use super::auth::presented_key;
 use super::errors::request_id;
 use crate::attribution::Attribution;
-use crate::canonical::ChatRequest;
+use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::ApiError;
 use crate::cost::{Charge, Charged};
 use crate::keys::Identity;
@@ -111,6 +111,26 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
         ledger.record(record);
         drop(hold);
     });
+}
+
+/// An answer from the response cache: no deployment was called, nothing was spent.
+pub(super) fn cached(state: &AppState, started: Started, answer: &ChatResponse, key: &str) {
+    let Some(ledger) = state.ledger() else { return };
+    let mut record = started.finish();
+    record.first_token_time = Some(record.end_time);
+    record.cache_hit = true;
+    record.model.clone_from(&answer.model);
+    let u = &answer.usage;
+    record.tokens = Tokens {
+        prompt: u.total_input_tokens(),
+        completion: u.output_tokens,
+        cache_read: u.cache_read_input_tokens,
+        cache_write: u.cache_creation_input_tokens,
+    };
+    record.usage = Some(*u);
+    record.spend = Some(crate::cost::Decimal::ZERO);
+    record.metadata.insert("cache_key".into(), Value::from(key));
+    ledger.record(record);
 }
 
 /// No answer: the router's error after every attempt.

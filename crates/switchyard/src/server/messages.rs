@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::AppState;
 use super::body::read_limited;
+use super::cache_hook;
 use super::chat::{apply_key_rules, cost_header, served_headers};
 use super::errors::request_id;
 use super::ledger_hook::{self, Started};
@@ -47,20 +48,31 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     };
 
     let started = Started::new(&parts.headers, CALL_MESSAGES, &chat, identity);
+    let (cache, hit) = cache_hook::lookup(&runtime, &parts.headers, &chat, true).await;
+    if let (Some(cache), Some(hit)) = (&cache, hit) {
+        ledger_hook::cached(&state, started, &hit, &cache.key);
+        let mut response = if chat.stream {
+            sse(cache_hook::replay(&hit), request_id)
+        } else {
+            json(anthropic::encode_response(&hit), request_id)
+        };
+        cache.headers(response.headers_mut());
+        return response;
+    }
     if chat.stream {
         match runtime.router.stream_as(&chat, &caller).await {
             Ok(served) => {
                 ledger_hook::streamed(&state, started, &served.route, served.charge);
-                let mut response =
-                    Response::new(Body::from_stream(anthropic::encode_stream(served.value)));
+                let events = match &cache {
+                    Some(cache) => cache.tee(served.value),
+                    None => served.value,
+                };
+                let mut response = sse(events, request_id);
                 let headers = response.headers_mut();
-                headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream; charset=utf-8"),
-                );
-                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 served_headers(headers, &served.route);
-                tag(headers, request_id);
+                if let Some(cache) = &cache {
+                    cache.headers(headers);
+                }
                 response
             }
             Err(err) => {
@@ -74,6 +86,10 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 let mut response = json(anthropic::encode_response(&served.value), request_id);
                 served_headers(response.headers_mut(), &served.route);
                 cost_header(response.headers_mut(), &served.charge);
+                if let Some(cache) = &cache {
+                    cache.store(&served.value);
+                    cache.headers(response.headers_mut());
+                }
                 ledger_hook::served(&state, started, &served.route, &served.charge);
                 response
             }
@@ -111,6 +127,15 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> R
         }
         Err(err) => fail(&err),
     }
+}
+
+fn sse(events: crate::provider::EventStream, request_id: Option<&str>) -> Response {
+    let mut response = Response::new(Body::from_stream(anthropic::encode_stream(events)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    tag(headers, request_id);
+    response
 }
 
 fn json(body: Bytes, request_id: Option<&str>) -> Response {

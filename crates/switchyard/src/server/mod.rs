@@ -5,6 +5,8 @@
 
 mod auth;
 mod body;
+mod cache_api;
+mod cache_hook;
 mod chat;
 mod errors;
 mod health;
@@ -74,6 +76,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/customer/info", get(keys_api::customer_info))
         .route("/customer/update", post(keys_api::customer_update))
         .route("/customer/delete", post(keys_api::customer_delete))
+        .route("/cache/ping", get(cache_api::ping))
+        .route("/cache/stats", get(cache_api::stats))
+        .route("/cache/delete", post(cache_api::delete))
+        .route("/cache/flushall", post(cache_api::flushall))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()

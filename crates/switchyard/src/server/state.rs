@@ -21,6 +21,9 @@ pub struct Runtime {
     pub router: Router,
     pub master_key: Option<Secret>,
     pub max_body_bytes: usize,
+    /// The response cache (`litellm_settings.cache`), kept across reloads that leave its
+    /// settings alone.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 impl Runtime {
@@ -45,14 +48,20 @@ impl Runtime {
         } else {
             Limits::for_config(&config)
         };
+        let same_cache = config.general.cache == previous.config.general.cache;
         let router = Router::reloaded(&config, &previous.router).with_limits(limits);
-        Self::with_router(config, router)
+        let mut runtime = Self::with_router(config, router);
+        if same_cache {
+            runtime.cache.clone_from(&previous.cache);
+        }
+        runtime
     }
 
     fn with_router(config: Config, router: Router) -> Self {
         let master_key = config.general.master_key.as_ref().map(|k| k.value.clone());
         let max_body_bytes = config.general.max_request_body_bytes;
-        Self { config: Arc::new(config), router, master_key, max_body_bytes }
+        let cache = crate::cache::Cache::for_config(&config);
+        Self { config: Arc::new(config), router, master_key, max_body_bytes, cache }
     }
 }
 
