@@ -71,6 +71,8 @@ const PERIOD_NOTE: &str = "30s, 30m, 24h, 7d, 1mo, daily, weekly, monthly (fixed
 const REDIS_NOTE: &str = "or REDIS_HOST: budgets and rate limits are shared by replicas";
 const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
+const OTEL_NOTE: &str = "`otel`: OpenTelemetry traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_*); \
+     other callbacks are ignored with a warning";
 const CACHE_NOTE: &str = "response caching is not implemented; requests always go upstream";
 const LEDGER_NOTE: &str = "or DATABASE_URL: the spend ledger (LiteLLM_SpendLogs) and the virtual keys \
      (LiteLLM_VerificationToken, LiteLLM_TeamTable, …) go to PostgreSQL instead of SQLite";
@@ -235,8 +237,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmSettings, "default_fallbacks", Supported, "router_settings wins"),
     k(LitellmSettings, "cache", Ignored, CACHE_NOTE),
     k(LitellmSettings, "cache_params", Ignored, CACHE_NOTE),
-    k(LitellmSettings, "callbacks", Ignored, CALLBACK_NOTE),
-    k(LitellmSettings, "success_callback", Ignored, CALLBACK_NOTE),
+    k(LitellmSettings, "callbacks", Supported, OTEL_NOTE),
+    k(LitellmSettings, "success_callback", Supported, OTEL_NOTE),
     k(LitellmSettings, "failure_callback", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "service_callback", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "langfuse_default_tags", Ignored, CALLBACK_NOTE),
@@ -357,7 +359,15 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
     let walk = |node: &Node, section: Section, base: &KeyPath, out: &mut Vec<ConfigWarning>| {
         for e in node.entries() {
             let path = base.key(e.key.clone());
+            let callbacks = section == LitellmSettings && is_callback_list(&e.key);
             let message = match lookup(section, &e.key) {
+                _ if callbacks => match unimplemented_callbacks(&e.value) {
+                    Some(names) => format!(
+                        "ignored: {names}: logging callbacks Switchyard does not implement yet \
+                         ({CALLBACK_NOTE}); `otel` (OpenTelemetry traces) is"
+                    ),
+                    None => continue,
+                },
                 Some(KnownKey { support: Supported, .. }) => continue,
                 Some(KnownKey { support: NotEnforced, note, .. }) => {
                     format!("no effect yet: {note}")
@@ -407,6 +417,28 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
         }
     }
     out
+}
+
+/// `callbacks` and `success_callback`: their `otel` is applied (traces), the rest ignored.
+fn is_callback_list(key: &str) -> bool {
+    key == "callbacks" || key == "success_callback"
+}
+
+/// The callbacks of a list other than `otel`, named; `None` when there are none.
+fn unimplemented_callbacks(value: &Node) -> Option<String> {
+    let items = match &value.kind {
+        Kind::Seq(items) => items.as_slice(),
+        Kind::Null => &[],
+        _ => std::slice::from_ref(value),
+    };
+    let others: Vec<String> = items
+        .iter()
+        .filter(|n| n.as_str().map(str::trim) != Some("otel"))
+        .map(|n| {
+            n.as_str().map_or_else(|| "a value that is not a name".to_owned(), |s| format!("`{s}`"))
+        })
+        .collect();
+    (!others.is_empty()).then(|| others.join(", "))
 }
 
 /// The warning for a LiteLLM price key that is not applied where it is written.

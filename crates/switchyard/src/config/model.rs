@@ -361,6 +361,28 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// Redis for counters shared by replicas (`router_settings.redis_*` or REDIS_*).
     pub redis: Option<RedisConfig>,
+    /// OpenTelemetry traces (`litellm_settings.callbacks: ["otel"]`).
+    pub otel: Option<OtelConfig>,
+}
+
+/// Where and how spans are exported, from the standard OTEL_* variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtelConfig {
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as written, else OTEL_EXPORTER_OTLP_ENDPOINT with
+    /// `/v1/traces`, else `http://localhost:4318/v1/traces`.
+    pub traces_url: String,
+    /// OTEL_EXPORTER_OTLP_HEADERS (`k=v,k2=v2`, values percent-decoded): often credentials.
+    pub headers: Vec<(String, Secret)>,
+    /// OTEL_SERVICE_NAME, default `switchyard`.
+    pub service_name: String,
+    /// OTEL_BSP_MAX_QUEUE_SIZE (2048): spans waiting for export; more are dropped.
+    pub queue_size: usize,
+    /// OTEL_BSP_MAX_EXPORT_BATCH_SIZE (512).
+    pub max_batch: usize,
+    /// OTEL_BSP_SCHEDULE_DELAY in ms (1000): how long a batch waits to fill.
+    pub batch_delay: Duration,
+    /// OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT in ms (10000).
+    pub export_timeout: Duration,
 }
 
 /// Where budgets and rate limits are counted when replicas share them.
@@ -389,6 +411,7 @@ impl Default for GeneralSettings {
             spend_logs_retention: None,
             disable_spend_logs: false,
             redis: None,
+            otel: None,
         }
     }
 }

@@ -402,6 +402,9 @@ pub struct RawLitellmSettings {
     pub max_budget: Option<NonNeg>,
     pub budget_duration: Option<Text>,
     pub max_end_user_budget: Option<NonNeg>,
+    /// Only `otel` is read from these (any shape is accepted: the rest is a warning).
+    pub callbacks: Option<Value>,
+    pub success_callback: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

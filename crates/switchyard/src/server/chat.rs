@@ -21,6 +21,7 @@ use crate::ledger::CALL_CHAT;
 use crate::limits::Caller;
 use crate::router::Route;
 use crate::surface::openai;
+use crate::telemetry;
 
 pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let runtime = state.runtime();
@@ -40,10 +41,17 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
     };
 
     let started = Started::new(&parts.headers, CALL_CHAT, &chat, identity);
+    let span = telemetry::request(
+        runtime.tracer.as_ref(),
+        &parts.headers,
+        &chat,
+        super::errors::request_id(&parts.headers),
+    );
     if chat.stream {
-        match runtime.router.stream_as(&chat, &caller).await {
+        match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {
-                ledger_hook::streamed(&state, started, &served.route, served.charge);
+                let charge = telemetry::streamed(span, &served.route, served.charge);
+                ledger_hook::streamed(&state, started, &served.route, charge);
                 let body =
                     Body::from_stream(openai::encode_stream(served.value, chat.stream_usage));
                 let mut response = Response::new(body);
@@ -54,13 +62,15 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 response
             }
             Err(err) => {
+                telemetry::failed(span, &err);
                 ledger_hook::failed(&state, started, &err);
                 openai::error_response(&err)
             }
         }
     } else {
-        match runtime.router.send_as(&chat, &caller).await {
+        match telemetry::within(span.as_ref(), runtime.router.send_as(&chat, &caller)).await {
             Ok(served) => {
+                telemetry::served(span, &served.route, &served.charge);
                 let mut response =
                     Response::new(Body::from(openai::encode_response(&served.value)));
                 *response.status_mut() = StatusCode::OK;
@@ -72,6 +82,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 response
             }
             Err(err) => {
+                telemetry::failed(span, &err);
                 ledger_hook::failed(&state, started, &err);
                 openai::error_response(&err)
             }

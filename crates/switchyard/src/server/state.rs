@@ -21,6 +21,8 @@ pub struct Runtime {
     pub router: Router,
     pub master_key: Option<Secret>,
     pub max_body_bytes: usize,
+    /// The span exporter when `otel` is among the callbacks.
+    pub tracer: Option<crate::telemetry::Tracer>,
 }
 
 impl Runtime {
@@ -33,7 +35,8 @@ impl Runtime {
     /// clock, or one sharing a Redis prefix with another gateway).
     pub fn with_limits(config: Config, limits: Arc<Limits>) -> Self {
         let router = Router::new(&config).with_limits(limits);
-        Self::with_router(config, router)
+        let tracer = config.general.otel.as_ref().and_then(crate::telemetry::Tracer::start);
+        Self::with_router(config, router, tracer)
     }
 
     /// The runtime for a reloaded config: deployments whose configuration did not change
@@ -46,13 +49,23 @@ impl Runtime {
             Limits::for_config(&config)
         };
         let router = Router::reloaded(&config, &previous.router).with_limits(limits);
-        Self::with_router(config, router)
+        // The exporter (and its queue) carries over while its settings do not change.
+        let tracer = match (&config.general.otel, &previous.tracer) {
+            (Some(otel), Some(tracer)) if tracer.is_for(otel) => Some(tracer.clone()),
+            (Some(otel), _) => crate::telemetry::Tracer::start(otel),
+            (None, _) => None,
+        };
+        Self::with_router(config, router, tracer)
     }
 
-    fn with_router(config: Config, router: Router) -> Self {
+    fn with_router(
+        config: Config,
+        router: Router,
+        tracer: Option<crate::telemetry::Tracer>,
+    ) -> Self {
         let master_key = config.general.master_key.as_ref().map(|k| k.value.clone());
         let max_body_bytes = config.general.max_request_body_bytes;
-        Self { config: Arc::new(config), router, master_key, max_body_bytes }
+        Self { config: Arc::new(config), router, master_key, max_body_bytes, tracer }
     }
 }
 
