@@ -518,6 +518,12 @@ fn otel_is_read_from_the_callbacks_and_other_callbacks_are_still_named() {
     assert_eq!((otel.headers[0].0.as_str(), otel.headers[0].1.expose()), ("api-key", "a=b"));
     assert_eq!(otel.queue_size, 2048);
     assert!(cfg.warnings.iter().any(|w| w.message.contains("OTEL_BSP_MAX_QUEUE_SIZE")));
+    // The whole traces URL, as LiteLLM's users write it, is not doubled.
+    let env = MapEnv::new([("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/v1/traces")]);
+    assert_eq!(
+        load("callbacks: otel", &env).general.otel.unwrap().traces_url,
+        "http://c:4318/v1/traces"
+    );
     // A signal-specific endpoint is used as written.
     let env = MapEnv::new([("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:9/custom")]);
     assert_eq!(load("callbacks: otel", &env).general.otel.unwrap().traces_url, "http://c:9/custom");

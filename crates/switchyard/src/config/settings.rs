@@ -299,7 +299,10 @@ fn otel_settings(ctx: &mut Ctx<'_>, l: &RawLitellmSettings, lp: &KeyPath) -> Opt
         None => {
             let base = env(ctx, "OTEL_EXPORTER_OTLP_ENDPOINT")
                 .unwrap_or_else(|| "http://localhost:4318".to_owned());
-            format!("{}/v1/traces", base.trim_end_matches('/'))
+            let base = base.trim_end_matches('/');
+            // LiteLLM passes this variable to its exporter as written, so its users often
+            // write the whole traces URL here: it is kept, not doubled.
+            if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") }
         }
     };
     let headers = env(ctx, "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
