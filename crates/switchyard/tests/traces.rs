@@ -528,3 +528,63 @@ fn otel_is_read_from_the_callbacks_and_other_callbacks_are_still_named() {
     let env = MapEnv::new([("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:9/custom")]);
     assert_eq!(load("callbacks: otel", &env).general.otel.unwrap().traces_url, "http://c:9/custom");
 }
+
+#[tokio::test]
+async fn a_graceful_stop_exports_the_spans_still_queued_and_never_logs_the_headers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let collector = Collector::start(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("traces.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      mock_response: WORKS\nlitellm_settings:\n  callbacks: [\"otel\"]\ngeneral_settings:\n  master_key: {MASTER}\n  disable_spend_logs: true\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--config", config.to_str().unwrap(), "--port", "0", "--log-level", "debug"])
+        .env("HOME", dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20collector-secret-42")
+        // A batch would wait ten minutes to fill: only the stop's flush sends it.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
+        .env_remove("SWITCHYARD_CONFIG")
+        .env_remove("SWITCHYARD_ENV_FILE")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let url = line.strip_prefix("Switchyard listening on ").unwrap().to_owned();
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "cheap", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(collector.spans().is_empty(), "nothing exported before the stop");
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exited = eventually(|| std::future::ready(child.try_wait().unwrap().is_some())).await;
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "the gateway did not stop");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert_eq!(text(&server_span(&spans), "gen_ai.request.model"), "cheap");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("traces exported over OTLP/HTTP"), "{logged}");
+    assert!(!logged.contains("collector-secret-42"), "{logged}");
+}
