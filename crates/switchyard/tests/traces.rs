@@ -392,6 +392,32 @@ async fn a_failed_request_carries_its_error_class() {
 }
 
 #[tokio::test]
+async fn a_request_the_client_abandons_is_exported_as_cancelled() {
+    let collector = Collector::start(false).await;
+    let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
+    mock.push(Reply::text("late").delay(Duration::from_secs(30)));
+    let gw = gateway(&yaml(&mock, "callbacks: [\"otel\"]"), &env(&collector.url, &[])).await;
+    let body = json!({"model": "live", "messages": [{"role": "user", "content": "Say: WORKS"}]});
+    let abandoned = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .bearer_auth(MASTER)
+        .json(&body)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(abandoned.is_err());
+
+    let spans = collector.wait_for(2).await;
+    let request = server_span(&spans);
+    assert_eq!(text(&request, "error.type"), "cancelled");
+    assert_eq!(status(&request), SpanStatus::Error as i32);
+    let attempts = client_spans(&spans);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(text(&attempts[0], "error.type"), "cancelled");
+    assert_eq!(attempts[0].parent_span_id, request.span_id);
+}
+
+#[tokio::test]
 async fn a_slow_or_unreachable_collector_costs_spans_not_requests() {
     let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
     // A collector that never answers, and a queue of one span.

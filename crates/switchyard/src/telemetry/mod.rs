@@ -93,10 +93,27 @@ impl Tracer {
     }
 }
 
-/// The span of one chat request, open until its answer ends.
+/// The span of one chat request, open until its answer ends. Dropped before that (the
+/// client went away), it is exported as `cancelled`.
 pub struct RequestSpan {
     tracer: Tracer,
     data: SpanData,
+    ended: bool,
+}
+
+impl Drop for RequestSpan {
+    fn drop(&mut self) {
+        if !self.ended {
+            cancelled(&mut self.data);
+            self.submit();
+        }
+    }
+}
+
+/// A span whose work was dropped before it finished.
+fn cancelled(data: &mut SpanData) {
+    data.attributes.push(("error.type", Value::from("cancelled")));
+    data.error = Some("the request was cancelled before it finished".to_owned());
 }
 
 /// What the router and the providers see of the request being served.
@@ -154,7 +171,7 @@ pub fn request(
         attributes,
         error: None,
     };
-    Some(RequestSpan { tracer: tracer.clone(), data })
+    Some(RequestSpan { tracer: tracer.clone(), data, ended: false })
 }
 
 /// Runs `fut` (the router's call) as part of `span`, so its attempts become its children.
@@ -269,8 +286,16 @@ impl RequestSpan {
     }
 
     fn end(mut self) {
-        self.data.end = now();
-        self.tracer.submit(self.data);
+        self.submit();
+    }
+
+    fn submit(&mut self) {
+        self.ended = true;
+        let mut data =
+            SpanData { name: String::new(), attributes: Vec::new(), error: None, ..self.data };
+        std::mem::swap(&mut data, &mut self.data);
+        data.end = now();
+        self.tracer.submit(data);
     }
 }
 
@@ -286,37 +311,64 @@ where
     };
     let span_id = context::new_span_id();
     let traceparent = SpanContext { trace_id: current.trace_id, span_id, sampled: true }.header();
-    let start = now();
-    let result = match HeaderValue::from_str(&traceparent) {
-        Ok(value) => UPSTREAM.scope(value, async { call().await }).await,
-        Err(_) => call().await,
-    };
     let mut attributes = Vec::with_capacity(10);
     attributes.push(("gen_ai.operation.name", Value::from("chat")));
     attributes.push(("gen_ai.request.model", Value::from(deployment.model.as_str())));
     provider_attributes(&mut attributes, deployment);
     attributes.push(("switchyard.deployment_id", Value::from(deployment.id.as_str())));
-    let mut error = None;
-    if let Err(e) = &result {
-        attributes.push(("error.type", Value::from(e.kind.as_str())));
+    let mut span = AttemptSpan {
+        tracer: current.tracer,
+        data: Some(SpanData {
+            trace_id: current.trace_id,
+            span_id,
+            parent: Some(current.span_id),
+            remote_parent: false,
+            name: format!("chat {}", deployment.model),
+            kind: Kind::Client,
+            start: now(),
+            end: 0,
+            attributes,
+            error: None,
+        }),
+    };
+    let result = match HeaderValue::from_str(&traceparent) {
+        Ok(value) => UPSTREAM.scope(value, async { call().await }).await,
+        Err(_) => call().await,
+    };
+    if let (Err(e), Some(data)) = (&result, span.data.as_mut()) {
+        data.attributes.push(("error.type", Value::from(e.kind.as_str())));
         if let Some(status) = e.status {
-            attributes.push(("http.response.status_code", Value::Int(i64::from(status))));
+            data.attributes.push(("http.response.status_code", Value::Int(i64::from(status))));
         }
-        error = Some(e.message.clone());
+        data.error = Some(e.message.clone());
     }
-    current.tracer.submit(SpanData {
-        trace_id: current.trace_id,
-        span_id,
-        parent: Some(current.span_id),
-        remote_parent: false,
-        name: format!("chat {}", deployment.model),
-        kind: Kind::Client,
-        start,
-        end: now(),
-        attributes,
-        error,
-    });
+    span.end();
     result
+}
+
+/// An attempt's span; dropped before the attempt finished (the request was cancelled), it
+/// is exported as `cancelled`.
+struct AttemptSpan {
+    tracer: Tracer,
+    data: Option<SpanData>,
+}
+
+impl AttemptSpan {
+    fn end(&mut self) {
+        if let Some(mut data) = self.data.take() {
+            data.end = now();
+            self.tracer.submit(data);
+        }
+    }
+}
+
+impl Drop for AttemptSpan {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.as_mut() {
+            cancelled(data);
+        }
+        self.end();
+    }
 }
 
 /// Adds the current attempt's `traceparent` to an upstream request (nothing when traces are
