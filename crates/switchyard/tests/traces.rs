@@ -526,6 +526,8 @@ fn otel_is_read_from_the_callbacks_and_other_callbacks_are_still_named() {
     assert!(on.warnings.is_empty(), "{:?}", on.warnings);
     assert!(load("success_callback: otel", &none).general.otel.is_some());
     assert!(load("callbacks: [\"prometheus\"]", &none).general.otel.is_none());
+    let disabled = MapEnv::new([("OTEL_SDK_DISABLED", "true")]);
+    assert!(load("callbacks: [\"otel\"]", &disabled).general.otel.is_none());
 
     let mixed = load("success_callback: [\"otel\", \"langfuse\"]", &none);
     assert!(mixed.general.otel.is_some());

@@ -288,12 +288,14 @@ fn otel_settings(ctx: &mut Ctx<'_>, l: &RawLitellmSettings, lp: &KeyPath) -> Opt
         .into_iter()
         .flatten()
         .any(|v| callback_names(v).any(|n| n == "otel"));
-    if !on {
-        return None;
-    }
     let env = |ctx: &mut Ctx<'_>, var: &str| {
         ctx.env.get(var).map(|v| v.value.trim().to_owned()).filter(|v| !v.is_empty())
     };
+    // The specification's switch for every signal.
+    let disabled = env(ctx, "OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !on || disabled {
+        return None;
+    }
     let traces_url = match env(ctx, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         Some(url) => url,
         None => {

@@ -44,7 +44,7 @@ pub struct TraceStatus {
 impl Counters {
     pub fn status(&self, endpoint: &str) -> TraceStatus {
         TraceStatus {
-            endpoint: endpoint.to_owned(),
+            endpoint: shown(endpoint),
             exported: self.exported.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             failed_exports: self.failed_exports.load(Ordering::Relaxed),
@@ -95,7 +95,7 @@ pub(super) async fn run(
         if dropped > reported && last_report.elapsed() >= Duration::from_secs(10) {
             tracing::warn!(
                 dropped = dropped - reported,
-                endpoint = %config.traces_url,
+                endpoint = %shown(&config.traces_url),
                 "trace spans dropped: the collector is slow or failing, or the queue is full"
             );
             reported = dropped;
@@ -133,7 +133,8 @@ async fn export(
         Err(err) => {
             counters.dropped.fetch_add(n, Ordering::Relaxed);
             counters.failed_exports.fetch_add(1, Ordering::Relaxed);
-            // reqwest's error names the URL, never the headers.
+            // Without the URL: it may carry credentials (`https://user:pass@…`).
+            let err = err.without_url();
             tracing::debug!(%err, spans = n, "a batch of spans could not be exported");
         }
     }
@@ -158,4 +159,33 @@ fn headers(config: &OtelConfig) -> HeaderMap {
         }
     }
     out
+}
+
+/// The endpoint as logs and `/health` show it: without credentials written into the URL.
+pub fn shown(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_the_endpoint_are_not_shown() {
+        assert_eq!(
+            super::shown("https://user:secret@collector:4318/v1/traces"),
+            "https://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            super::shown("http://collector/v1/traces?a=b@c"),
+            "http://collector/v1/traces?a=b@c"
+        );
+    }
 }

@@ -59,7 +59,8 @@ impl Tracer {
         let (tx, rx) = mpsc::channel(config.queue_size.max(1));
         let counters = Arc::new(export::Counters::default());
         handle.spawn(export::run(rx, config.clone(), counters.clone()));
-        tracing::info!(endpoint = %config.traces_url, service = %config.service_name, "traces exported over OTLP/HTTP");
+        let endpoint = export::shown(&config.traces_url);
+        tracing::info!(%endpoint, service = %config.service_name, "traces exported over OTLP/HTTP");
         Some(Self { inner: Arc::new(Inner { tx, counters, config: config.clone() }) })
     }
 
