@@ -363,8 +363,8 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
             let message = match lookup(section, &e.key) {
                 _ if callbacks => match unimplemented_callbacks(&e.value) {
                     Some(names) => format!(
-                        "ignored: {names}: logging callbacks Switchyard does not implement yet \
-                         ({CALLBACK_NOTE}); `otel` (OpenTelemetry traces) is"
+                        "ignored: {names}: of the logging callbacks, Switchyard implements \
+                         only `otel` (OpenTelemetry traces)"
                     ),
                     None => continue,
                 },
