@@ -418,6 +418,31 @@ async fn a_request_the_client_abandons_is_exported_as_cancelled() {
 }
 
 #[tokio::test]
+async fn the_sampler_and_the_clients_sampled_flag_decide_what_is_traced() {
+    let collector = Collector::start(false).await;
+    let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
+    let env = env(&collector.url, &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]);
+    let gw = gateway(&yaml(&mock, "callbacks: [\"otel\"]"), &env).await;
+    let body = json!({"model": "live", "messages": [{"role": "user", "content": "Say: WORKS"}]});
+    let unsampled = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-00");
+    let sampled = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    // Not traced: a new trace (the sampler keeps none), and a client's unsampled trace. They
+    // are sent first: anything they queued would be exported before the last request's.
+    for traceparent in [None, Some(unsampled.as_str()), Some(sampled.as_str())] {
+        let resp = post(&gw, "/v1/chat/completions", &body, traceparent).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let spans = collector.wait_for(2).await;
+    assert_eq!(spans.len(), 2, "only the sampled client's request: {spans:?}");
+    assert!(spans.iter().all(|s| hex(&s.trace_id) == CLIENT_TRACE));
+    let received = mock.received();
+    assert_eq!(received.len(), 3);
+    assert_eq!(received[0].header("traceparent"), None);
+    assert_eq!(received[1].header("traceparent"), None);
+    assert!(received[2].header("traceparent").unwrap().starts_with(&format!("00-{CLIENT_TRACE}-")));
+}
+
+#[tokio::test]
 async fn a_slow_or_unreachable_collector_costs_spans_not_requests() {
     let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
     // A collector that never answers, and a queue of one span.
@@ -526,6 +551,17 @@ fn otel_is_read_from_the_callbacks_and_other_callbacks_are_still_named() {
     assert!(on.warnings.is_empty(), "{:?}", on.warnings);
     assert!(load("success_callback: otel", &none).general.otel.is_some());
     assert!(load("callbacks: [\"prometheus\"]", &none).general.otel.is_none());
+    let sampler = |name: &str, arg: &str| {
+        let env = MapEnv::new([("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", arg)]);
+        let cfg = load("callbacks: otel", &env);
+        let s = cfg.general.otel.unwrap().sampler;
+        (s.ratio, s.parent_based, cfg.warnings.len())
+    };
+    assert_eq!(sampler("parentbased_traceidratio", "0.25"), (0.25, true, 0));
+    assert_eq!(sampler("traceidratio", "0.5"), (0.5, false, 0));
+    assert_eq!(sampler("always_off", ""), (0.0, false, 0));
+    assert_eq!(sampler("traceidratio", "2"), (1.0, false, 1));
+    assert_eq!(sampler("jaeger_remote", ""), (1.0, true, 1));
     let disabled = MapEnv::new([("OTEL_SDK_DISABLED", "true")]);
     assert!(load("callbacks: [\"otel\"]", &disabled).general.otel.is_none());
 

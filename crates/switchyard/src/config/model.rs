@@ -383,6 +383,24 @@ pub struct OtelConfig {
     pub batch_delay: Duration,
     /// OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT in ms (10000).
     pub export_timeout: Duration,
+    /// OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (`parentbased_always_on`).
+    pub sampler: Sampler,
+}
+
+/// Which requests are traced: a share of the new traces (by trace id, as `traceidratio`
+/// decides it), and, when `parent_based`, a client's trace as the client sampled it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampler {
+    pub ratio: f64,
+    pub parent_based: bool,
+}
+
+impl Eq for Sampler {}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self { ratio: 1.0, parent_based: true }
+    }
 }
 
 /// Where budgets and rate limits are counted when replicas share them.

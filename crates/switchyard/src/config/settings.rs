@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::model::{
     BudgetLimit, Budgets, FallbackMap, GeneralSettings, OtelConfig, RedisConfig, RetryPolicy,
-    RouterSettings, RoutingStrategy, SourcedSecret, ValueSource,
+    RouterSettings, RoutingStrategy, Sampler, SourcedSecret, ValueSource,
 };
 use super::path::KeyPath;
 use super::raw::{
@@ -335,6 +335,8 @@ fn otel_settings(ctx: &mut Ctx<'_>, l: &RawLitellmSettings, lp: &KeyPath) -> Opt
     let delay = number(ctx, &["OTEL_BSP_SCHEDULE_DELAY"], 1000);
     let timeout =
         number(ctx, &["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"], 10_000);
+    let (name, arg) = (env(ctx, "OTEL_TRACES_SAMPLER"), env(ctx, "OTEL_TRACES_SAMPLER_ARG"));
+    let sampler = sampler(ctx, &path, name, arg);
     Some(OtelConfig {
         traces_url,
         headers,
@@ -343,7 +345,52 @@ fn otel_settings(ctx: &mut Ctx<'_>, l: &RawLitellmSettings, lp: &KeyPath) -> Opt
         max_batch: usize::try_from(max_batch).unwrap_or(usize::MAX),
         batch_delay: Duration::from_millis(delay),
         export_timeout: Duration::from_millis(timeout),
+        sampler,
     })
+}
+
+/// OTEL_TRACES_SAMPLER as the specification names them; anything else (a sampler from a
+/// vendor's SDK) traces every request, with a warning.
+fn sampler(
+    ctx: &mut Ctx<'_>,
+    path: &KeyPath,
+    name: Option<String>,
+    arg: Option<String>,
+) -> Sampler {
+    let Some(name) = name else { return Sampler::default() };
+    let mut ratio = || match arg.as_deref().map(str::parse::<f64>) {
+        None => 1.0,
+        Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
+        Some(_) => {
+            ctx.warn(
+                "CFG-06",
+                path,
+                format!(
+                    "OTEL_TRACES_SAMPLER_ARG = `{}` is not a ratio between 0 and 1; 1 is used",
+                    arg.as_deref().unwrap_or_default()
+                ),
+            );
+            1.0
+        }
+    };
+    match name.as_str() {
+        "always_on" => Sampler { ratio: 1.0, parent_based: false },
+        "always_off" => Sampler { ratio: 0.0, parent_based: false },
+        "traceidratio" => Sampler { ratio: ratio(), parent_based: false },
+        "parentbased_always_on" => Sampler { ratio: 1.0, parent_based: true },
+        "parentbased_always_off" => Sampler { ratio: 0.0, parent_based: true },
+        "parentbased_traceidratio" => Sampler { ratio: ratio(), parent_based: true },
+        other => {
+            ctx.warn(
+                "CFG-06",
+                path,
+                format!(
+                    "OTEL_TRACES_SAMPLER = `{other}` is not implemented; every request is traced"
+                ),
+            );
+            Sampler::default()
+        }
+    }
 }
 
 /// `k=v,k2=v2` with percent-encoded values, as the OTLP exporter specification writes them.

@@ -141,7 +141,13 @@ pub fn request(
     let tracer = tracer?;
     let parent =
         headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(SpanContext::parse);
-    if parent.is_some_and(|p| !p.sampled) {
+    let trace_id = parent.map_or_else(context::new_trace_id, |p| p.trace_id);
+    let sampler = tracer.inner.config.sampler;
+    let sampled = match parent {
+        Some(p) if sampler.parent_based => p.sampled,
+        _ => by_ratio(&trace_id, sampler.ratio),
+    };
+    if !sampled {
         return None;
     }
     let mut attributes = Vec::with_capacity(20);
@@ -161,7 +167,7 @@ pub fn request(
         attributes.push(("switchyard.request_id", Value::from(id)));
     }
     let data = SpanData {
-        trace_id: parent.map_or_else(context::new_trace_id, |p| p.trace_id),
+        trace_id,
         span_id: context::new_span_id(),
         parent: parent.map(|p| p.span_id),
         remote_parent: parent.is_some(),
@@ -396,6 +402,21 @@ fn provider_attributes(a: &mut Vec<(&'static str, Value)>, d: &Deployment) {
     a.push(("gen_ai.system", Value::from(name)));
 }
 
+/// `traceidratio`: the trace is kept when its id's last 8 bytes fall under the ratio, so
+/// every service sampling at the same ratio keeps the same traces.
+fn by_ratio(trace_id: &[u8; 16], ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio <= 0.0 {
+        return false;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id[8..]);
+    let bound = (ratio * (1u64 << 63) as f64) as u64;
+    (u64::from_be_bytes(low) >> 1) < bound
+}
+
 fn decimal_f64(d: crate::cost::Decimal) -> f64 {
     d.to_string().parse().unwrap_or(0.0)
 }
@@ -405,4 +426,21 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_ratio;
+
+    #[test]
+    fn the_ratio_decides_by_the_trace_ids_low_bytes() {
+        let low = [0u8; 16];
+        let mut high = [0u8; 16];
+        high[8..].copy_from_slice(&[0xff; 8]);
+        let mut middle = [0u8; 16];
+        middle[8] = 0x80; // half of the range
+        assert!(by_ratio(&low, 0.01) && by_ratio(&high, 1.0));
+        assert!(!by_ratio(&high, 0.99) && !by_ratio(&low, 0.0));
+        assert!(by_ratio(&middle, 0.6) && !by_ratio(&middle, 0.4));
+    }
 }
