@@ -270,6 +270,15 @@ async fn a_request_is_one_span_with_a_child_per_attempt_continuing_the_clients_t
     assert_eq!(text(&request, "gen_ai.request.model"), "cheap");
     assert_eq!(int(&request, "gen_ai.request.max_tokens"), 20);
     assert_eq!(text(&request, "gen_ai.response.model"), "claude-haiku-4-5");
+    let upstream_id = text(&request, "gen_ai.response.id");
+    assert!(upstream_id.starts_with("msg_"), "the upstream's id: {upstream_id}");
+    match attrs(&request).get("gen_ai.response.finish_reasons") {
+        Some(Any::ArrayValue(list)) => {
+            let reasons: Vec<_> = list.values.iter().map(|v| v.value.clone()).collect();
+            assert_eq!(reasons, [Some(Any::StringValue("end_turn".into()))]);
+        }
+        other => panic!("finish reasons as a list: {other:?}"),
+    }
     assert_eq!(text(&request, "gen_ai.provider.name"), "anthropic");
     assert_eq!(int(&request, "gen_ai.usage.input_tokens"), 12);
     assert_eq!(int(&request, "gen_ai.usage.output_tokens"), 3);

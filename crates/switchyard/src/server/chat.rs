@@ -70,7 +70,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
     } else {
         match telemetry::within(span.as_ref(), runtime.router.send_as(&chat, &caller)).await {
             Ok(served) => {
-                telemetry::served(span, &served.route, &served.charge);
+                telemetry::served(span, &served);
                 let mut response =
                     Response::new(Body::from(openai::encode_response(&served.value)));
                 *response.status_mut() = StatusCode::OK;

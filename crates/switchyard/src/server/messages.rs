@@ -75,7 +75,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     } else {
         match telemetry::within(span.as_ref(), runtime.router.send_as(&chat, &caller)).await {
             Ok(served) => {
-                telemetry::served(span, &served.route, &served.charge);
+                telemetry::served(span, &served);
                 let mut response = json(anthropic::encode_response(&served.value), request_id);
                 served_headers(response.headers_mut(), &served.route);
                 cost_header(response.headers_mut(), &served.charge);

@@ -30,11 +30,11 @@ pub use context::SpanContext;
 pub use export::TraceStatus;
 use otlp::{Kind, SpanData, Value};
 
-use crate::canonical::ChatRequest;
+use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, UpstreamError};
 use crate::config::{BedrockApi, Deployment, OpenAiFlavor, OtelConfig, ProviderKind};
 use crate::cost::{Charge, Charged, PendingCharge};
-use crate::router::Route;
+use crate::router::{Route, Served};
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
@@ -196,11 +196,18 @@ pub async fn within<F: Future>(span: Option<&RequestSpan>, fut: F) -> F::Output 
     }
 }
 
-/// A JSON answer: its usage and cost are known now.
-pub fn served(span: Option<RequestSpan>, route: &Route, charge: &Charged) {
+/// A JSON answer: its id, finish reason, usage and cost are known now.
+pub fn served(span: Option<RequestSpan>, served: &Served<ChatResponse>) {
     let Some(mut span) = span else { return };
-    span.route(route);
-    if let Some(charge) = charge.now() {
+    span.route(&served.route);
+    let answer = &served.value;
+    span.data.attributes.push(("gen_ai.response.id", Value::from(answer.id.as_str())));
+    if let Some(Ok(serde_json::Value::String(reason))) =
+        answer.stop_reason.map(serde_json::to_value)
+    {
+        span.data.attributes.push(("gen_ai.response.finish_reasons", Value::Strings(vec![reason])));
+    }
+    if let Some(charge) = served.charge.now() {
         span.charge(charge);
     }
     span.end();

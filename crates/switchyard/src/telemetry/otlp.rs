@@ -9,6 +9,7 @@ pub enum Value {
     Int(i64),
     Double(f64),
     Bool(bool),
+    Strings(Vec<String>),
 }
 
 impl From<&str> for Value {
@@ -152,6 +153,17 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
         Value::Double(d) => {
             tag(&mut any, 4, FIXED64);
             any.extend_from_slice(&d.to_le_bytes());
+        }
+        Value::Strings(list) => {
+            // ArrayValue { repeated AnyValue values = 1 }, each a string_value.
+            let mut array = Vec::new();
+            let mut one = Vec::new();
+            for s in list {
+                one.clear();
+                bytes_field(&mut one, 1, s.as_bytes());
+                message(&mut array, 1, &one);
+            }
+            message(&mut any, 5, &array);
         }
     }
     let mut kv = Vec::with_capacity(key.len() + any.len() + 4);
