@@ -366,7 +366,7 @@ pub struct GeneralSettings {
 }
 
 /// Where and how spans are exported, from the standard OTEL_* variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtelConfig {
     /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as written, else OTEL_EXPORTER_OTLP_ENDPOINT with
     /// `/v1/traces`, else `http://localhost:4318/v1/traces`.
@@ -394,8 +394,6 @@ pub struct Sampler {
     pub ratio: f64,
     pub parent_based: bool,
 }
-
-impl Eq for Sampler {}
 
 impl Default for Sampler {
     fn default() -> Self {

@@ -130,8 +130,8 @@ tokio::task_local! {
     static UPSTREAM: HeaderValue;
 }
 
-/// Starts the span of a chat request (`operation`: `chat`), continuing the client's
-/// `traceparent`. `None` when traces are off, or the client's trace is not sampled.
+/// Starts the span of a chat request, continuing the client's `traceparent`. `None` when
+/// traces are off, or the sampler (or, parent-based, the client's flag) leaves it out.
 pub fn request(
     tracer: Option<&Tracer>,
     headers: &HeaderMap,
