@@ -24,4 +24,5 @@ pub mod router;
 pub mod secret;
 pub mod server;
 pub mod surface;
+pub mod telemetry;
 pub mod tokens;

@@ -183,6 +183,7 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
         }
         tokio::time::sleep(drain_timeout).await;
     };
+    let traces = state.clone();
     let server = server::serve(listener, state, shutdown);
     let code = tokio::select! {
         result = server => match result {
@@ -216,8 +217,16 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
         let status = ledger.status();
         tracing::info!(written = status.written, spooled = status.spooled, "ledger flushed");
     }
+    // After the ledger: a stream's span ends just before its row is recorded.
+    if let Some(tracer) = &traces.runtime().tracer {
+        let wait = if code == exit::OK { TRACES_FLUSH } else { Duration::from_secs(1) };
+        tracer.flush(wait).await;
+    }
     code
 }
+
+/// How long the stop waits for the collector to take the last spans.
+const TRACES_FLUSH: Duration = Duration::from_secs(5);
 
 /// How long the stop waits for streams still open to deliver their rows.
 const LEDGER_CLOSE: Duration = Duration::from_secs(10);

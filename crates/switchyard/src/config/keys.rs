@@ -72,6 +72,8 @@ const REDIS_NOTE: &str = "or REDIS_HOST: budgets and rate limits are shared by r
 const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "not read: turn the response cache on with litellm_settings.cache";
+const OTEL_NOTE: &str = "`otel`: OpenTelemetry traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_*); \
+     other callbacks are ignored with a warning";
 const LEDGER_NOTE: &str = "or DATABASE_URL: the spend ledger (LiteLLM_SpendLogs) and the virtual keys \
      (LiteLLM_VerificationToken, LiteLLM_TeamTable, …) go to PostgreSQL instead of SQLite";
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
@@ -240,8 +242,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         Supported,
         "type local or redis, host, port, password, ttl, namespace, mode, supported_call_types",
     ),
-    k(LitellmSettings, "callbacks", Ignored, CALLBACK_NOTE),
-    k(LitellmSettings, "success_callback", Ignored, CALLBACK_NOTE),
+    k(LitellmSettings, "callbacks", Supported, OTEL_NOTE),
+    k(LitellmSettings, "success_callback", Supported, OTEL_NOTE),
     k(LitellmSettings, "failure_callback", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "service_callback", Ignored, CALLBACK_NOTE),
     k(LitellmSettings, "langfuse_default_tags", Ignored, CALLBACK_NOTE),
@@ -362,7 +364,15 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
     let walk = |node: &Node, section: Section, base: &KeyPath, out: &mut Vec<ConfigWarning>| {
         for e in node.entries() {
             let path = base.key(e.key.clone());
+            let callbacks = section == LitellmSettings && is_callback_list(&e.key);
             let message = match lookup(section, &e.key) {
+                _ if callbacks => match unimplemented_callbacks(&e.value) {
+                    Some(names) => format!(
+                        "ignored: {names}: of the logging callbacks, Switchyard implements \
+                         only `otel` (OpenTelemetry traces)"
+                    ),
+                    None => continue,
+                },
                 Some(KnownKey { support: Supported, .. }) => continue,
                 Some(KnownKey { support: NotEnforced, note, .. }) => {
                     format!("no effect yet: {note}")
@@ -412,6 +422,28 @@ pub fn warnings(root: &Node, sources: &Sources) -> Vec<ConfigWarning> {
         }
     }
     out
+}
+
+/// `callbacks` and `success_callback`: their `otel` is applied (traces), the rest ignored.
+fn is_callback_list(key: &str) -> bool {
+    key == "callbacks" || key == "success_callback"
+}
+
+/// The callbacks of a list other than `otel`, named; `None` when there are none.
+fn unimplemented_callbacks(value: &Node) -> Option<String> {
+    let items = match &value.kind {
+        Kind::Seq(items) => items.as_slice(),
+        Kind::Null => &[],
+        _ => std::slice::from_ref(value),
+    };
+    let others: Vec<String> = items
+        .iter()
+        .filter(|n| n.as_str().map(str::trim) != Some("otel"))
+        .map(|n| {
+            n.as_str().map_or_else(|| "a value that is not a name".to_owned(), |s| format!("`{s}`"))
+        })
+        .collect();
+    (!others.is_empty()).then(|| others.join(", "))
 }
 
 /// The warning for a LiteLLM price key that is not applied where it is written.

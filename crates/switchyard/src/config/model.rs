@@ -366,6 +366,44 @@ pub struct GeneralSettings {
     pub fail_closed: bool,
     /// `litellm_settings.cache`: the response cache, when on.
     pub cache: Option<super::response_cache::CacheConfig>,
+    /// OpenTelemetry traces (`litellm_settings.callbacks: ["otel"]`).
+    pub otel: Option<OtelConfig>,
+}
+
+/// Where and how spans are exported, from the standard OTEL_* variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtelConfig {
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as written, else OTEL_EXPORTER_OTLP_ENDPOINT with
+    /// `/v1/traces`, else `http://localhost:4318/v1/traces`.
+    pub traces_url: String,
+    /// OTEL_EXPORTER_OTLP_HEADERS (`k=v,k2=v2`, values percent-decoded): often credentials.
+    pub headers: Vec<(String, Secret)>,
+    /// OTEL_SERVICE_NAME, default `switchyard`.
+    pub service_name: String,
+    /// OTEL_BSP_MAX_QUEUE_SIZE (2048): spans waiting for export; more are dropped.
+    pub queue_size: usize,
+    /// OTEL_BSP_MAX_EXPORT_BATCH_SIZE (512).
+    pub max_batch: usize,
+    /// OTEL_BSP_SCHEDULE_DELAY in ms (1000): how long a batch waits to fill.
+    pub batch_delay: Duration,
+    /// OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT in ms (10000).
+    pub export_timeout: Duration,
+    /// OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (`parentbased_always_on`).
+    pub sampler: Sampler,
+}
+
+/// Which requests are traced: a share of the new traces (by trace id, as `traceidratio`
+/// decides it), and, when `parent_based`, a client's trace as the client sampled it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampler {
+    pub ratio: f64,
+    pub parent_based: bool,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self { ratio: 1.0, parent_based: true }
+    }
 }
 
 /// Where budgets and rate limits are counted when replicas share them.
@@ -396,6 +434,7 @@ impl Default for GeneralSettings {
             redis: None,
             fail_closed: false,
             cache: None,
+            otel: None,
         }
     }
 }

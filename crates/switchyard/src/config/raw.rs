@@ -405,6 +405,9 @@ pub struct RawLitellmSettings {
     pub cache: Option<Flag>,
     /// Read by `config/response_cache.rs` (its own raw struct, so its keys stay there).
     pub cache_params: Option<serde_json::Value>,
+    /// Only `otel` is read from these (any shape is accepted: the rest is a warning).
+    pub callbacks: Option<Value>,
+    pub success_callback: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::model::{
-    BudgetLimit, Budgets, FallbackMap, GeneralSettings, RedisConfig, RetryPolicy, RouterSettings,
-    RoutingStrategy, SourcedSecret, ValueSource,
+    BudgetLimit, Budgets, FallbackMap, GeneralSettings, OtelConfig, RedisConfig, RetryPolicy,
+    RouterSettings, RoutingStrategy, Sampler, SourcedSecret, ValueSource,
 };
 use super::path::KeyPath;
 use super::raw::{
@@ -87,6 +87,7 @@ pub fn build(
     general.redis = redis;
     general.fail_closed = fail_closed;
     general.cache = super::response_cache::build(ctx, &l);
+    general.otel = otel_settings(ctx, &l, &lp);
     let global_budget = l.max_budget.map(|limit| {
         let time_period = l.budget_duration.as_ref().map(|Text(t)| t.clone());
         check_period(ctx, time_period.as_deref(), &lp.key("budget_duration"));
@@ -272,6 +273,142 @@ fn redis_settings(
         prefix,
         fail_closed: g.fail_closed.as_ref().is_some_and(|f| f.0),
     })
+}
+
+/// The callback names of `callbacks` / `success_callback`: one string or a list of them.
+pub fn callback_names(value: &Value) -> impl Iterator<Item = &str> {
+    let list: &[Value] = match value {
+        Value::Array(items) => items,
+        one => std::slice::from_ref(one),
+    };
+    list.iter().filter_map(Value::as_str).map(str::trim)
+}
+
+/// OpenTelemetry traces when `otel` is among the callbacks, configured by the standard
+/// OTEL_* variables.
+fn otel_settings(ctx: &mut Ctx<'_>, l: &RawLitellmSettings, lp: &KeyPath) -> Option<OtelConfig> {
+    let on = [&l.callbacks, &l.success_callback]
+        .into_iter()
+        .flatten()
+        .any(|v| callback_names(v).any(|n| n == "otel"));
+    let env = |ctx: &mut Ctx<'_>, var: &str| {
+        ctx.env.get(var).map(|v| v.value.trim().to_owned()).filter(|v| !v.is_empty())
+    };
+    // The specification's switch for every signal.
+    let disabled = env(ctx, "OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !on || disabled {
+        return None;
+    }
+    let traces_url = match env(ctx, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        Some(url) => url,
+        None => {
+            let base = env(ctx, "OTEL_EXPORTER_OTLP_ENDPOINT")
+                .unwrap_or_else(|| "http://localhost:4318".to_owned());
+            let base = base.trim_end_matches('/');
+            // LiteLLM passes this variable to its exporter as written, so its users often
+            // write the whole traces URL here: it is kept, not doubled.
+            if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") }
+        }
+    };
+    let headers = env(ctx, "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        .or_else(|| env(ctx, "OTEL_EXPORTER_OTLP_HEADERS"))
+        .map(|text| otel_headers(&text))
+        .unwrap_or_default();
+    let service_name = env(ctx, "OTEL_SERVICE_NAME").unwrap_or_else(|| "switchyard".to_owned());
+    let path = lp.key(if l.callbacks.is_some() { "callbacks" } else { "success_callback" });
+    let number = |ctx: &mut Ctx<'_>, vars: &[&str], default: u64| {
+        for var in vars {
+            if let Some(text) = env(ctx, var) {
+                match text.parse::<u64>() {
+                    Ok(n) if n > 0 => return n,
+                    _ => ctx.warn(
+                        "CFG-06",
+                        &path,
+                        format!(
+                            "{var} = `{text}` is not a positive whole number; {default} is used"
+                        ),
+                    ),
+                }
+            }
+        }
+        default
+    };
+    let queue_size = number(ctx, &["OTEL_BSP_MAX_QUEUE_SIZE"], 2048);
+    let max_batch = number(ctx, &["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"], 512);
+    let delay = number(ctx, &["OTEL_BSP_SCHEDULE_DELAY"], 1000);
+    let timeout =
+        number(ctx, &["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"], 10_000);
+    let (name, arg) = (env(ctx, "OTEL_TRACES_SAMPLER"), env(ctx, "OTEL_TRACES_SAMPLER_ARG"));
+    let sampler = sampler(ctx, &path, name, arg);
+    Some(OtelConfig {
+        traces_url,
+        headers,
+        service_name,
+        queue_size: usize::try_from(queue_size).unwrap_or(usize::MAX),
+        max_batch: usize::try_from(max_batch).unwrap_or(usize::MAX),
+        batch_delay: Duration::from_millis(delay),
+        export_timeout: Duration::from_millis(timeout),
+        sampler,
+    })
+}
+
+/// OTEL_TRACES_SAMPLER as the specification names them; anything else (a sampler from a
+/// vendor's SDK) traces every request, with a warning.
+fn sampler(
+    ctx: &mut Ctx<'_>,
+    path: &KeyPath,
+    name: Option<String>,
+    arg: Option<String>,
+) -> Sampler {
+    let Some(name) = name else { return Sampler::default() };
+    let mut ratio = || match arg.as_deref().map(str::parse::<f64>) {
+        None => 1.0,
+        Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
+        Some(_) => {
+            ctx.warn(
+                "CFG-06",
+                path,
+                format!(
+                    "OTEL_TRACES_SAMPLER_ARG = `{}` is not a ratio between 0 and 1; 1 is used",
+                    arg.as_deref().unwrap_or_default()
+                ),
+            );
+            1.0
+        }
+    };
+    match name.as_str() {
+        "always_on" => Sampler { ratio: 1.0, parent_based: false },
+        "always_off" => Sampler { ratio: 0.0, parent_based: false },
+        "traceidratio" => Sampler { ratio: ratio(), parent_based: false },
+        "parentbased_always_on" => Sampler { ratio: 1.0, parent_based: true },
+        "parentbased_always_off" => Sampler { ratio: 0.0, parent_based: true },
+        "parentbased_traceidratio" => Sampler { ratio: ratio(), parent_based: true },
+        other => {
+            ctx.warn(
+                "CFG-06",
+                path,
+                format!(
+                    "OTEL_TRACES_SAMPLER = `{other}` is not implemented; every request is traced"
+                ),
+            );
+            Sampler::default()
+        }
+    }
+}
+
+/// `k=v,k2=v2` with percent-encoded values, as the OTLP exporter specification writes them.
+fn otel_headers(text: &str) -> Vec<(String, Secret)> {
+    text.split(',')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let k = k.trim();
+            if k.is_empty() {
+                return None;
+            }
+            let v = percent_encoding::percent_decode_str(v.trim()).decode_utf8_lossy();
+            Some((k.to_ascii_lowercase(), Secret::new(v.into_owned())))
+        })
+        .collect()
 }
 
 /// `host:port` of a Redis URL, without scheme, credentials or database.

@@ -377,7 +377,7 @@ async fn run_group<C: Call>(
             target.state.count_request(now, tokens);
         }
         let started = Instant::now();
-        let result = C::call(target, req).await;
+        let result = crate::telemetry::attempt(&target.deployment, || C::call(target, req)).await;
         drop(busy);
         match result {
             Ok(out) => {

@@ -22,6 +22,7 @@ use crate::ledger::CALL_CHAT;
 use crate::limits::Caller;
 use crate::router::Route;
 use crate::surface::openai;
+use crate::telemetry;
 
 pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let runtime = state.runtime();
@@ -54,10 +55,17 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         cache.headers(response.headers_mut());
         return response;
     }
+    let span = telemetry::request(
+        runtime.tracer.as_ref(),
+        &parts.headers,
+        &chat,
+        super::errors::request_id(&parts.headers),
+    );
     if chat.stream {
-        match runtime.router.stream_as(&chat, &caller).await {
+        match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {
-                ledger_hook::streamed(&state, started, &served.route, served.charge);
+                let charge = telemetry::streamed(span, &served.route, served.charge);
+                ledger_hook::streamed(&state, started, &served.route, charge);
                 let events = match &cache {
                     Some(cache) => cache.tee(served.value),
                     None => served.value,
@@ -71,13 +79,15 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 response
             }
             Err(err) => {
+                telemetry::failed(span, &err);
                 ledger_hook::failed(&state, started, &err);
                 openai::error_response(&err)
             }
         }
     } else {
-        match runtime.router.send_as(&chat, &caller).await {
+        match telemetry::within(span.as_ref(), runtime.router.send_as(&chat, &caller)).await {
             Ok(served) => {
+                telemetry::served(span, &served);
                 let mut response =
                     Response::new(Body::from(openai::encode_response(&served.value)));
                 *response.status_mut() = StatusCode::OK;
@@ -93,6 +103,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 response
             }
             Err(err) => {
+                telemetry::failed(span, &err);
                 ledger_hook::failed(&state, started, &err);
                 openai::error_response(&err)
             }

@@ -118,6 +118,7 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         "keys": state.keys().map(crate::keys::Keys::status),
         "limits": runtime.router.limits().health_json(),
         "cache": runtime.cache.as_ref().map(|c| c.health_json()),
+        "traces": runtime.tracer.as_ref().map(crate::telemetry::Tracer::status),
         "switchyard_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "models": runtime.router.aliases().len(),

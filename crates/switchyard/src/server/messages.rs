@@ -23,6 +23,7 @@ use crate::classify::ApiError;
 use crate::keys::Identity;
 use crate::ledger::CALL_MESSAGES;
 use crate::surface::anthropic;
+use crate::telemetry;
 
 /// Anthropic's request id header; the SDKs read it into `_request_id`.
 const ANTHROPIC_REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
@@ -59,10 +60,12 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         cache.headers(response.headers_mut());
         return response;
     }
+    let span = telemetry::request(runtime.tracer.as_ref(), &parts.headers, &chat, request_id);
     if chat.stream {
-        match runtime.router.stream_as(&chat, &caller).await {
+        match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {
-                ledger_hook::streamed(&state, started, &served.route, served.charge);
+                let charge = telemetry::streamed(span, &served.route, served.charge);
+                ledger_hook::streamed(&state, started, &served.route, charge);
                 let events = match &cache {
                     Some(cache) => cache.tee(served.value),
                     None => served.value,
@@ -76,13 +79,15 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 response
             }
             Err(err) => {
+                telemetry::failed(span, &err);
                 ledger_hook::failed(&state, started, &err);
                 fail(&err)
             }
         }
     } else {
-        match runtime.router.send_as(&chat, &caller).await {
+        match telemetry::within(span.as_ref(), runtime.router.send_as(&chat, &caller)).await {
             Ok(served) => {
+                telemetry::served(span, &served);
                 let mut response = json(anthropic::encode_response(&served.value), request_id);
                 served_headers(response.headers_mut(), &served.route);
                 cost_header(response.headers_mut(), &served.charge);
@@ -94,6 +99,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 response
             }
             Err(err) => {
+                telemetry::failed(span, &err);
                 ledger_hook::failed(&state, started, &err);
                 fail(&err)
             }

@@ -24,6 +24,8 @@ pub struct Runtime {
     /// The response cache (`litellm_settings.cache`), kept across reloads that leave its
     /// settings alone.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// The span exporter when `otel` is among the callbacks.
+    pub tracer: Option<crate::telemetry::Tracer>,
 }
 
 impl Runtime {
@@ -36,7 +38,8 @@ impl Runtime {
     /// clock, or one sharing a Redis prefix with another gateway).
     pub fn with_limits(config: Config, limits: Arc<Limits>) -> Self {
         let router = Router::new(&config).with_limits(limits);
-        Self::with_router(config, router)
+        let tracer = config.general.otel.as_ref().and_then(crate::telemetry::Tracer::start);
+        Self::with_router(config, router, tracer)
     }
 
     /// The runtime for a reloaded config: deployments whose configuration did not change
@@ -50,18 +53,28 @@ impl Runtime {
         };
         let same_cache = config.general.cache == previous.config.general.cache;
         let router = Router::reloaded(&config, &previous.router).with_limits(limits);
-        let mut runtime = Self::with_router(config, router);
+        // The exporter (and its queue) carries over while its settings do not change.
+        let tracer = match (&config.general.otel, &previous.tracer) {
+            (Some(otel), Some(tracer)) if tracer.is_for(otel) => Some(tracer.clone()),
+            (Some(otel), _) => crate::telemetry::Tracer::start(otel),
+            (None, _) => None,
+        };
+        let mut runtime = Self::with_router(config, router, tracer);
         if same_cache {
             runtime.cache.clone_from(&previous.cache);
         }
         runtime
     }
 
-    fn with_router(config: Config, router: Router) -> Self {
+    fn with_router(
+        config: Config,
+        router: Router,
+        tracer: Option<crate::telemetry::Tracer>,
+    ) -> Self {
         let master_key = config.general.master_key.as_ref().map(|k| k.value.clone());
         let max_body_bytes = config.general.max_request_body_bytes;
         let cache = crate::cache::Cache::for_config(&config);
-        Self { config: Arc::new(config), router, master_key, max_body_bytes, cache }
+        Self { config: Arc::new(config), router, master_key, max_body_bytes, cache, tracer }
     }
 }
 

@@ -176,7 +176,7 @@ impl AnthropicProvider {
             })?;
             request = request.header(ANTHROPIC_BETA, value);
         }
-        Ok(request)
+        Ok(crate::telemetry::propagate(request))
     }
 
     /// Sends and, for a non-2xx answer, reads and classifies the error.

@@ -273,7 +273,8 @@ impl BedrockProvider {
                 });
             }
         }
-        Ok((request.body(body), used))
+        // After signing: traceparent is not among the signed headers.
+        Ok((crate::telemetry::propagate(request.body(body)), used))
     }
 
     /// Sends and, for a non-2xx answer, reads and classifies the error.

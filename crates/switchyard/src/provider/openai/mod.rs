@@ -159,7 +159,7 @@ impl OpenAiProvider {
             Some(Ok(key)) => request = request.header(AUTHORIZATION, key.clone()),
             Some(Err(e)) => return Err(e.clone()),
         }
-        Ok(request)
+        Ok(crate::telemetry::propagate(request))
     }
 
     /// Sends and, for a non-2xx answer, reads and classifies the error.
