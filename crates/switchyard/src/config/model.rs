@@ -361,6 +361,11 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// Redis for counters shared by replicas (`router_settings.redis_*` or REDIS_*).
     pub redis: Option<RedisConfig>,
+    /// `require_auth_for_metrics_endpoint: true`: `/metrics` asks for the master key.
+    pub metrics_auth: bool,
+    /// `litellm_settings.enable_end_user_cost_tracking_prometheus_only: true`: metrics carry
+    /// the end user; otherwise that label is empty, so end users cannot grow the series.
+    pub metrics_end_user: bool,
 }
 
 /// Where budgets and rate limits are counted when replicas share them.
@@ -389,6 +394,8 @@ impl Default for GeneralSettings {
             spend_logs_retention: None,
             disable_spend_logs: false,
             redis: None,
+            metrics_auth: false,
+            metrics_end_user: false,
         }
     }
 }

@@ -402,6 +402,7 @@ pub struct RawLitellmSettings {
     pub max_budget: Option<NonNeg>,
     pub budget_duration: Option<Text>,
     pub max_end_user_budget: Option<NonNeg>,
+    pub enable_end_user_cost_tracking_prometheus_only: Option<Flag>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -419,6 +420,7 @@ pub struct RawGeneralSettings {
     pub disable_spend_logs: Option<Text>,
     pub fail_closed: Option<Flag>,
     pub redis_key_prefix: Option<Text>,
+    pub require_auth_for_metrics_endpoint: Option<Flag>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.
