@@ -30,15 +30,17 @@ impl Text {
         self.out
     }
 
-    /// Starts a family: its `# HELP` and `# TYPE` lines.
+    /// Starts a family: its `# HELP` and `# TYPE` lines, which name a counter by its
+    /// samples (`…_total`), as `prometheus_client` does.
     pub fn family(&mut self, name: &str, help: &str, kind: Kind) {
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
+        let (kind, suffix) = match kind {
+            Kind::Counter => ("counter", "_total"),
+            Kind::Gauge => ("gauge", ""),
+            Kind::Histogram => ("histogram", ""),
         };
-        let _ = writeln!(self.out, "# HELP {name} {}", help.replace('\\', "\\\\"));
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        let help = help.replace('\\', "\\\\");
+        let _ = writeln!(self.out, "# HELP {name}{suffix} {help}");
+        let _ = writeln!(self.out, "# TYPE {name}{suffix} {kind}");
     }
 
     /// One sample line. `name` is the sample's full name (`…_total`, `…_bucket`).
