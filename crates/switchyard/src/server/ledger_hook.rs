@@ -114,13 +114,13 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
     outcome.first_token = Some(route.upstream);
     let before_upstream = started.clock.elapsed().saturating_sub(route.upstream);
     let mut pending = started;
-    fill_route(&mut pending.record, route);
     let Charged::AtEnd(charge) = charge else {
         outcome.total = pending.clock.elapsed();
         outcome.llm_api = Some(outcome.total.saturating_sub(before_upstream));
         charged(&mut outcome, charge.now());
         observe(state, &pending, route, &outcome);
         let Some(ledger) = state.ledger() else { return };
+        fill_route(&mut pending.record, route);
         let mut record = pending.finish();
         record.first_token_time = Some(first_token);
         if let Some(charge) = charge.now() {
@@ -131,6 +131,9 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
     };
     deployment_calls(state, &pending, route);
     let ledger = state.ledger().map(|l| (l.clone(), l.hold()));
+    if ledger.is_some() {
+        fill_route(&mut pending.record, route);
+    }
     let runtime = state.runtime();
     let deployment = route.deployment.clone();
     tokio::spawn(async move {
@@ -261,12 +264,22 @@ fn deployment_labels<'a>(
     }
 }
 
+/// `api_base` as the ledger shows it, without user info or query string; borrowed when it
+/// has neither (the usual case), so a request allocates nothing for it.
+fn api_base_label(base: Option<&str>) -> std::borrow::Cow<'_, str> {
+    match base {
+        None => "".into(),
+        Some(b) if !b.contains(['@', '?', '#']) => b.into(),
+        Some(b) => clean_api_base(b).into(),
+    }
+}
+
 /// Counts, per deployment, the calls behind a served request: the failures, then the success.
 fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
     let runtime = state.runtime();
     let m = metrics::global();
     for a in &route.failed {
-        let base = a.deployment.api_base.as_deref().map(clean_api_base).unwrap_or_default();
+        let base = api_base_label(a.deployment.api_base.as_deref());
         let status = a.error.status.unwrap_or_else(|| a.error.kind.http_status().as_u16());
         let who = who(&runtime, started, &a.deployment.model);
         m.deployment_call(
@@ -277,7 +290,7 @@ fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
         );
     }
     let d = &route.deployment;
-    let base = d.api_base.as_deref().map(clean_api_base).unwrap_or_default();
+    let base = api_base_label(d.api_base.as_deref());
     m.deployment_call(&deployment_labels(d, &base), &who(&runtime, started, &d.model), 200, "");
 }
 
@@ -297,7 +310,7 @@ fn observe_failure(state: &AppState, started: &Started, err: &ApiError) {
             continue;
         };
         let d = &t.deployment;
-        let base = d.api_base.as_deref().map(clean_api_base).unwrap_or_default();
+        let base = api_base_label(d.api_base.as_deref());
         m.deployment_call(
             &deployment_labels(d, &base),
             &who(&runtime, started, &d.model),
