@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import PRICED_ALIAS, PRICES
+from harness import MASTER_KEY
 
 HI = [{"role": "user", "content": "Hi"}]
 USAGE = {"input_tokens": 1000, "output_tokens": 100}
@@ -105,6 +106,19 @@ def test_prometheus_client_parses_litellms_families_and_the_values_requests_made
         assert total(after, name, **tokens) - total(before, name, **tokens) == REQUESTS * want
     latency = "litellm_request_total_latency_metric_count"
     assert total(after, latency, **tokens) - total(before, latency, **tokens) == REQUESTS
+
+
+def test_a_config_reload_is_counted(gateway):
+    before = total(scrape(gateway), "switchyard_config_reloads_total", result="ok")
+    request = urllib.request.Request(
+        gateway.url + "/config/reload", method="POST",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        assert resp.status == 200
+    after = scrape(gateway)
+    assert total(after, "switchyard_config_reloads_total", result="ok") == before + 1
+    assert after["switchyard_config_reloads"][0] == "counter"
 
 
 def free_port() -> int:

@@ -16,6 +16,7 @@ use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchyard::keys::{Keys, POLL, Settings as KeySettings};
+use switchyard::ledger::{Ledger, Settings as LedgerSettings};
 use switchyard::limits::Limits;
 use switchyard::server::Handle;
 
@@ -135,6 +136,13 @@ async fn requests_spend_tokens_and_latency_carry_litellms_names_and_labels() {
         gateway(&mock, &[deployment(&mock, "m-labels", "anthropic/claude-haiku-4-5", &[])], "")
             .await;
     let _keys = with_keys(&gw, dir.path()).await;
+    let ledger = Ledger::open(&LedgerSettings {
+        database_url: None,
+        state_dir: dir.path().to_owned(),
+        retention: None,
+    })
+    .unwrap();
+    gw.state.set_ledger(ledger.clone());
     admin(
         &gw,
         "/team/new",
@@ -176,7 +184,9 @@ async fn requests_spend_tokens_and_latency_carry_litellms_names_and_labels() {
     let mut s = scrape(&gw).await;
     for _ in 0..100 {
         let latency = [("requested_model", "m-labels")];
-        if value(&s, "litellm_request_total_latency_metric_count", &latency) == 3.0 {
+        if value(&s, "litellm_request_total_latency_metric_count", &latency) == 3.0
+            && value(&s, "switchyard_ledger_written_rows_total", &[]) == 4.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -272,7 +282,16 @@ async fn requests_spend_tokens_and_latency_carry_litellms_names_and_labels() {
         1.0
     );
     assert_eq!(value(&s, "switchyard_state_store_up", &[("store", "limits")]), 1.0);
+    assert_eq!(
+        value(&s, "switchyard_state_store_up", &[("store", "ledger"), ("backend", "sqlite")]),
+        1.0
+    );
+    // Every request's row, the failed one too, is written: nothing queued or spooled.
+    assert_eq!(value(&s, "switchyard_ledger_written_rows_total", &[]), 4.0);
+    assert_eq!(value(&s, "switchyard_ledger_queued_rows", &[]), 0.0);
+    assert_eq!(value(&s, "switchyard_ledger_spooled_rows", &[]), 0.0);
     assert_eq!(count(&s, "switchyard_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1);
+    ledger.close(Duration::from_secs(5)).await;
     gw.shutdown().await.unwrap();
 }
 
