@@ -149,10 +149,16 @@ async fn requests_spend_tokens_and_latency_carry_litellms_names_and_labels() {
         json!({"team_id": "t-metrics", "team_alias": "blue", "max_budget": 2.0}),
     )
     .await;
+    admin(
+        &gw,
+        "/user/new",
+        json!({"user_id": "u-metrics", "max_budget": 3.0, "auto_create_key": false}),
+    )
+    .await;
     let key = admin(
         &gw,
         "/key/generate",
-        json!({"key_alias": "ci", "team_id": "t-metrics", "max_budget": 0.5}),
+        json!({"key_alias": "ci", "team_id": "t-metrics", "user_id": "u-metrics", "max_budget": 0.5}),
     )
     .await["key"]
         .as_str()
@@ -173,7 +179,7 @@ async fn requests_spend_tokens_and_latency_carry_litellms_names_and_labels() {
         ("api_key_alias", "ci"),
         ("team", "t-metrics"),
         ("team_alias", "blue"),
-        ("user", ""),
+        ("user", "u-metrics"),
         // End users are not labels unless the config asks for them.
         ("end_user", ""),
     ];
@@ -276,6 +282,9 @@ async fn requests_spend_tokens_and_latency_carry_litellms_names_and_labels() {
         &[("team", "t-metrics"), ("team_alias", "blue")],
     );
     assert!((team_left - (2.0 - 3.0 * 0.000_107)).abs() < 1e-9, "{team_left}");
+    let user_left = value(&s, "litellm_remaining_user_budget_metric", &[("user", "u-metrics")]);
+    assert!((user_left - (3.0 - 3.0 * 0.000_107)).abs() < 1e-9, "{user_left}");
+    assert_eq!(value(&s, "litellm_user_max_budget_metric", &[("user", "u-metrics")]), 3.0);
 
     assert_eq!(
         value(&s, "switchyard_state_store_up", &[("store", "keys"), ("backend", "sqlite")]),

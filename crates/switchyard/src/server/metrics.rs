@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
+use futures_util::stream::{self, StreamExt};
 
 use super::auth::{presented_key, unauthorized};
 use super::{AppState, Runtime, errors};
@@ -125,15 +126,27 @@ fn deployments(runtime: &Runtime, text: &mut Text) {
 async fn budgets(state: &AppState, runtime: &Runtime, text: &mut Text) {
     let mut keys_out = Vec::new();
     let mut teams_out = Vec::new();
+    let mut users_out = Vec::new();
     if let Some(keys) = state.keys() {
         let snap = keys.snapshot();
         let limits = runtime.router.limits();
         let mut seen = HashSet::new();
-        for budget in keys.budgets() {
-            if !seen.insert(budget.scope.clone()) {
-                continue;
-            }
-            let (spent, _reserved) = limits.spent(&budget).await;
+        let budgets: Vec<_> = keys
+            .budgets()
+            .into_iter()
+            .filter(|b| matches!(b.scope, Scope::Key(_) | Scope::Team(_) | Scope::User(_)))
+            .filter(|b| seen.insert(b.scope.clone()))
+            .collect();
+        // A few reads at a time: with Redis each is a round trip.
+        let read: Vec<_> = stream::iter(budgets)
+            .map(|b| async move {
+                let (spent, _reserved) = limits.spent(&b).await;
+                (b, spent)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (budget, spent) in read {
             let left = f64_of(budget.limit - spent);
             let max = f64_of(budget.limit);
             match &budget.scope {
@@ -147,6 +160,7 @@ async fn budgets(state: &AppState, runtime: &Runtime, text: &mut Text) {
                         snap.teams.get(id).and_then(|t| t.team_alias.clone()).unwrap_or_default();
                     teams_out.push((id.clone(), alias, left, max));
                 }
+                Scope::User(id) => users_out.push((id.clone(), left, max)),
                 _ => {}
             }
         }
@@ -187,6 +201,16 @@ async fn budgets(state: &AppState, runtime: &Runtime, text: &mut Text) {
         for (id, alias, left, max) in rows {
             let value = if at == 2 { *left } else { *max };
             text.sample(name, &[(labels[0], id), (labels[1], alias)], value);
+        }
+    }
+    users_out.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, help, at) in [
+        ("litellm_remaining_user_budget_metric", "Remaining budget for user", 1),
+        ("litellm_user_max_budget_metric", "Maximum budget set for user", 2),
+    ] {
+        text.family(name, help, Kind::Gauge);
+        for (id, left, max) in &users_out {
+            text.sample(name, &[("user", id)], if at == 1 { *left } else { *max });
         }
     }
 }
