@@ -244,7 +244,7 @@ pub fn requests(m: &Metrics, text: &mut Text) {
         &entries,
         (
             "litellm_proxy_total_requests_metric",
-            "Total number of requests made to the proxy server - track number of client side requests",
+            "Requests made to the gateway, by the status the client got",
         ),
         &TOTAL_REQUESTS,
         all,
@@ -255,7 +255,7 @@ pub fn requests(m: &Metrics, text: &mut Text) {
         &entries,
         (
             "litellm_proxy_failed_requests_metric",
-            "Total number of failed responses from proxy - the client did not get a success response from litellm proxy",
+            "Requests the gateway did not answer with a success",
         ),
         &FAILED_REQUESTS,
         |l| !l[CLASS].is_empty(),
@@ -298,7 +298,7 @@ pub fn requests(m: &Metrics, text: &mut Text) {
         &entries,
         (
             "litellm_request_total_latency_metric",
-            "Total latency (seconds) for a request to LiteLLM",
+            "Latency (seconds) of a request through the gateway, to its last byte",
         ),
         &TOTAL_LATENCY,
         |c| &c.total,
@@ -306,7 +306,10 @@ pub fn requests(m: &Metrics, text: &mut Text) {
     histogram(
         text,
         &entries,
-        ("litellm_llm_api_latency_metric", "Total latency (seconds) for a models LLM API call"),
+        (
+            "litellm_llm_api_latency_metric",
+            "Latency (seconds) of the upstream call that served the request",
+        ),
         &API_LATENCY,
         |c| &c.llm_api,
     );
@@ -315,7 +318,7 @@ pub fn requests(m: &Metrics, text: &mut Text) {
         &entries,
         (
             "litellm_llm_api_time_to_first_token_metric",
-            "Time to first token for a models LLM API call",
+            "Time (seconds) from the serving upstream call's start to a stream's first event",
         ),
         &API_LATENCY,
         |c| &c.first_token,
@@ -390,19 +393,19 @@ pub fn requests(m: &Metrics, text: &mut Text) {
     for (name, help, failures, width) in [
         (
             "litellm_deployment_success_responses",
-            "LLM Deployment Analytics - Total number of successful LLM API calls via litellm",
+            "Successful upstream calls, by deployment",
             Some(false),
             9,
         ),
         (
             "litellm_deployment_failure_responses",
-            "LLM Deployment Analytics - Total number of failed LLM API calls for a specific LLM deployment. exception_status is the status of the exception from the llm api",
+            "Failed upstream calls, by deployment; exception_status is the upstream's status",
             Some(true),
             11,
         ),
         (
             "litellm_deployment_total_requests",
-            "LLM Deployment Analytics - Total number of LLM API calls via litellm - success + failure",
+            "Upstream calls, by deployment, success and failure",
             None,
             9,
         ),

@@ -77,7 +77,7 @@ fn deployments(runtime: &Runtime, text: &mut Text) {
 
     text.family(
         "litellm_deployment_state",
-        "LLM Deployment Analytics - The state of the deployment: 0 = healthy, 1 = partial outage, 2 = complete outage",
+        "The state of the deployment: 0 = healthy, 1 = partial outage (failing since its last success), 2 = complete outage (cooling down)",
         Kind::Gauge,
     );
     for (v, t) in &all {
@@ -95,7 +95,7 @@ fn deployments(runtime: &Runtime, text: &mut Text) {
 
     text.family(
         "litellm_deployment_cooled_down",
-        "LLM Deployment Analytics - Number of times a deployment has been cooled down by the load balancing logic. exception_status is the status of the exception that caused the deployment to be cooled down",
+        "Times the deployment started cooling down; exception_status is the status that cooled it",
         Kind::Counter,
     );
     for (v, t) in &all {
