@@ -6,7 +6,9 @@
 //! - `routing`: `Router::send` to a provider that answers at once (plan, state, bookkeeping);
 //! - `classify`: an upstream error answer → `UpstreamError` with its diagnosis;
 //! - `cost`: reported usage → the exact decimal cost (and its header text); a deployment's
-//!   price resolution.
+//!   price resolution;
+//! - `metrics`: recording one request's outcome and one upstream call (label sets already
+//!   seen, as on every request but the first of its kind), and rendering a scrape.
 //!
 //! `cargo bench -p switchyard --bench hot_path`; CI runs each once in test mode
 //! (`cargo test -p switchyard --bench hot_path`). The load benchmark is `crates/bench`.
@@ -352,5 +354,72 @@ mod cost {
     fn resolve_price(bencher: Bencher) {
         let d = deployment();
         bencher.bench(|| cost::resolve(black_box(&d)).is_known());
+    }
+}
+
+#[divan::bench_group]
+mod metrics {
+    use std::time::Duration;
+
+    use super::*;
+    use switchyard::metrics::{self, Deployment, Outcome, Who};
+
+    const WHO: Who<'static> = Who {
+        end_user: "",
+        hashed_api_key: "d04ccbf2a5e0c1232d446c0980bbe89b19cc2f1f903ced483705792bfc8b768d",
+        api_key_alias: "ci-pipeline",
+        team: "team-platform",
+        team_alias: "platform",
+        user: "user-1234",
+        requested_model: "cheap",
+        model: "claude-haiku-4-5",
+    };
+
+    /// What every served request records: counters, spend, tokens, four histograms.
+    #[divan::bench]
+    fn request(bencher: Bencher) {
+        let outcome = Outcome {
+            status: 200,
+            spend_nanos: Some(107_000),
+            input_tokens: 7,
+            output_tokens: 100,
+            total: Duration::from_micros(900),
+            llm_api: Some(Duration::from_micros(700)),
+            first_token: Some(Duration::from_micros(300)),
+            attempts: 1,
+            ..Outcome::default()
+        };
+        bencher.bench(|| metrics::global().request(black_box(&WHO), black_box(&outcome)));
+    }
+
+    /// One upstream call's counter.
+    #[divan::bench]
+    fn deployment_call(bencher: Bencher) {
+        let d = Deployment {
+            litellm_model_name: "anthropic/claude-haiku-4-5",
+            model_id: "b889b9e560935c13",
+            api_base: "http://127.0.0.1:9000",
+            api_provider: "anthropic",
+        };
+        bencher.bench(|| {
+            metrics::global().deployment_call(black_box(&d), black_box(&WHO), 200, "");
+        });
+    }
+
+    /// A scrape of the request families with 1,000 label sets (keys × models).
+    #[divan::bench]
+    fn render(bencher: Bencher) {
+        let keys: Vec<String> = (0..250).map(|i| format!("{i:064x}")).collect();
+        for key in &keys {
+            for model in ["cheap", "balanced", "frontier", "other"] {
+                let who = Who { hashed_api_key: key, requested_model: model, ..WHO };
+                metrics::global().request(&who, &Outcome { status: 200, ..Outcome::default() });
+            }
+        }
+        bencher.bench(|| {
+            let mut text = metrics::render::Text::default();
+            metrics::render::requests(metrics::global(), &mut text);
+            text.into_string().len()
+        });
     }
 }

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod ledger;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod provider;
 pub mod router;
 pub mod secret;

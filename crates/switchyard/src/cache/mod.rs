@@ -216,6 +216,11 @@ impl Cache {
         });
         let counter = if entry.is_some() { &self.stats.hits } else { &self.stats.misses };
         counter.fetch_add(1, Ordering::Relaxed);
+        if entry.is_some() {
+            crate::metrics::global().cache_hit();
+        } else {
+            crate::metrics::global().cache_miss();
+        }
         Ok(entry)
     }
 

@@ -100,6 +100,8 @@ pub struct AttemptReport {
     /// `provider/model`, e.g. `bedrock/us.anthropic.claude-…`.
     pub model: String,
     pub class: &'static str,
+    /// The upstream's HTTP status, or the class's own when it did not answer.
+    pub status: u16,
     pub message: String,
     pub diagnosis: Option<Diagnosis>,
 }

@@ -265,6 +265,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         Supported,
         "USD per end user (`user`, Anthropic metadata.user_id), never reset (BUD-01)",
     ),
+    k(
+        LitellmSettings,
+        "enable_end_user_cost_tracking_prometheus_only",
+        Supported,
+        "true: /metrics carries the end_user label (empty otherwise)",
+    ),
     k(LitellmSettings, "ssl_verify", Ignored, "set ssl_verify on each deployment's litellm_params"),
     k(LitellmSettings, "telemetry", Ignored, "Switchyard sends no telemetry"),
     k(LitellmSettings, "allowed_fails", Ignored, ROUTER_ONLY),
@@ -303,6 +309,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
          counting in-process",
     ),
     k(GeneralSettings, "redis_key_prefix", Supported, "Switchyard key; default `switchyard:`"),
+    k(
+        GeneralSettings,
+        "require_auth_for_metrics_endpoint",
+        Supported,
+        "true: /metrics asks for the master key (open by default)",
+    ),
     k(
         GeneralSettings,
         "maximum_spend_logs_retention_period",

@@ -368,6 +368,11 @@ pub struct GeneralSettings {
     pub cache: Option<super::response_cache::CacheConfig>,
     /// OpenTelemetry traces (`litellm_settings.callbacks: ["otel"]`).
     pub otel: Option<OtelConfig>,
+    /// `require_auth_for_metrics_endpoint: true`: `/metrics` asks for the master key.
+    pub metrics_auth: bool,
+    /// `litellm_settings.enable_end_user_cost_tracking_prometheus_only: true`: metrics carry
+    /// the end user; otherwise that label is empty, so end users cannot grow the series.
+    pub metrics_end_user: bool,
 }
 
 /// Where and how spans are exported, from the standard OTEL_* variables.
@@ -435,6 +440,8 @@ impl Default for GeneralSettings {
             fail_closed: false,
             cache: None,
             otel: None,
+            metrics_auth: false,
+            metrics_end_user: false,
         }
     }
 }

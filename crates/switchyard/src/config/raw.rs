@@ -408,6 +408,7 @@ pub struct RawLitellmSettings {
     /// Only `otel` is read from these (any shape is accepted: the rest is a warning).
     pub callbacks: Option<Value>,
     pub success_callback: Option<Value>,
+    pub enable_end_user_cost_tracking_prometheus_only: Option<Flag>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -425,6 +426,7 @@ pub struct RawGeneralSettings {
     pub disable_spend_logs: Option<Text>,
     pub fail_closed: Option<Flag>,
     pub redis_key_prefix: Option<Text>,
+    pub require_auth_for_metrics_endpoint: Option<Flag>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

@@ -70,6 +70,8 @@ pub struct Route {
     pub retries: u32,
     /// Fallback groups tried after the requested one.
     pub fallbacks: u32,
+    /// How long the serving attempt took to answer (a stream: to its first event).
+    pub upstream: Duration,
     /// Deployments skipped for their own limits (`budget`, `rpm`, `tpm`, `parallel`).
     pub skipped: Vec<(String, &'static str)>,
     /// The tightest rate limits that applied, for `x-ratelimit-*`.
@@ -239,6 +241,11 @@ impl Router {
     /// Every deployment in config order with its live state.
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
         self.aliases.iter().filter_map(|a| self.groups.get(a)).flatten()
+    }
+
+    /// Whether `name` is an alias or a deployment id this router serves.
+    pub fn serves(&self, name: &str) -> bool {
+        self.groups.contains_key(name) || self.by_id.contains_key(name)
     }
 
     pub fn settings(&self) -> &RouterSettings {

@@ -83,6 +83,7 @@ pub(super) fn failure(model: &str, stop: Stop, log: Log) -> ApiError {
             deployment: a.deployment.id.clone(),
             model: describe(&a.deployment),
             class: a.error.kind.as_str(),
+            status: a.error.status.unwrap_or_else(|| a.error.kind.http_status().as_u16()),
             message: a.error.message.clone(),
             diagnosis: a.error.diagnosis.clone(),
         })

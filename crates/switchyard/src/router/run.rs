@@ -105,6 +105,8 @@ pub(super) struct Log {
     pub failed: Vec<Attempt>,
     pub retries: u32,
     pub fallbacks: u32,
+    /// How long the serving attempt took to answer (a stream: to its first event).
+    pub upstream: std::time::Duration,
     /// Deployments skipped for their own limits, with the limit reached.
     pub skipped: Vec<(String, Refusal)>,
     /// A limit refused the request: this is the client's error.
@@ -141,6 +143,7 @@ pub(super) async fn execute<C: Call>(
                 failed: log.failed,
                 retries: log.retries,
                 fallbacks: log.fallbacks,
+                upstream: log.upstream,
                 skipped: log.skipped.iter().map(|(id, r)| (id.clone(), reason(r))).collect(),
                 rate: log.rate,
             },
@@ -381,8 +384,9 @@ async fn run_group<C: Call>(
         drop(busy);
         match result {
             Ok(out) => {
+                log.upstream = started.elapsed();
                 if C::IS_TRAFFIC {
-                    target.state.record_success(started.elapsed());
+                    target.state.record_success(log.upstream);
                 }
                 log.rate = reservation.headers;
                 let (out, charged) = C::commit(out, target);

@@ -47,6 +47,9 @@ struct Inner {
     tokens_this_minute: u64,
     last_failure: Option<Failure>,
     cooldown: Option<Cooldown>,
+    /// How many times the deployment started cooling, by the status that cooled it (for
+    /// `litellm_deployment_cooled_down`; statuses are few, so a short list).
+    cooled: Vec<(u16, u64)>,
 }
 
 #[derive(Debug)]
@@ -172,6 +175,13 @@ impl DeploymentState {
             Some(current) if current.until > now && current.until >= until => current.until,
             _ => until,
         };
+        if inner.cooldown.as_ref().is_none_or(|c| c.until <= now) {
+            let status = error.status.unwrap_or_else(|| error.kind.http_status().as_u16());
+            match inner.cooled.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, n)) => *n += 1,
+                None => inner.cooled.push((status, 1)),
+            }
+        }
         inner.cooldown = Some(Cooldown { until, reason: error.clone() });
         let ms = until.duration_since(self.epoch).as_millis().max(1) as u64;
         self.cool_until_ms.store(ms, Ordering::Relaxed);
@@ -190,6 +200,11 @@ impl DeploymentState {
     pub fn is_cooling(&self, now: Instant) -> bool {
         let ms = self.cool_until_ms.load(Ordering::Relaxed);
         ms != 0 && self.epoch + Duration::from_millis(ms) > now
+    }
+
+    /// How many times the deployment started cooling, by the status that cooled it.
+    pub fn cooldowns(&self) -> Vec<(u16, u64)> {
+        self.inner.lock().map(|inner| inner.cooled.clone()).unwrap_or_default()
     }
 
     /// The failure since the last success, if any (kept while cooling).

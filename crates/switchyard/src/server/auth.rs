@@ -98,7 +98,7 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty())
 }
 
-fn unauthorized(presented: bool, key_source: &str) -> ApiError {
+pub(super) fn unauthorized(presented: bool, key_source: &str) -> ApiError {
     let (message, cause) = if presented {
         ("Invalid gateway key.", "The key sent does not match the gateway's master key.".to_owned())
     } else {

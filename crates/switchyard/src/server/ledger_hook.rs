@@ -5,6 +5,9 @@
 //!
 //! Never waits: `record` queues; a stream's row is recorded by a task that awaits its
 //! charge (the ledger is told a row is coming, so a graceful stop waits for it).
+//!
+//! The request's metrics are recorded here too, from the same facts, with or without a
+//! ledger (`observe`).
 
 use std::time::Instant;
 
@@ -20,13 +23,20 @@ use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::ApiError;
 use crate::cost::{Charge, Charged};
 use crate::keys::Identity;
+use crate::keys::record::TeamRecord;
 use crate::ledger::{Outcome, Record, Tokens, clean_api_base};
+use crate::metrics::{self, InFlight};
 use crate::router::{Route, Target};
 
 /// What is known when a request arrives.
 pub(super) struct Started {
     record: Record,
     clock: Instant,
+    /// The key's team, for the `team_alias` label.
+    team: Option<std::sync::Arc<TeamRecord>>,
+    /// A virtual key authenticated the request (its hash is a bounded label value).
+    identified: bool,
+    _in_flight: InFlight,
 }
 
 impl Started {
@@ -60,7 +70,13 @@ impl Started {
             session_id: who.session_id,
             ..Record::default()
         };
-        Self { record, clock: Instant::now() }
+        Self {
+            record,
+            clock: Instant::now(),
+            team: identity.and_then(|i| i.team.clone()),
+            identified: identity.is_some(),
+            _in_flight: metrics::global().begin(),
+        }
     }
 
     fn finish(mut self) -> Record {
@@ -74,6 +90,11 @@ impl Started {
 
 /// A JSON answer: its charge is known now.
 pub(super) fn served(state: &AppState, started: Started, route: &Route, charge: &Charged) {
+    let mut outcome = routed(route);
+    outcome.total = started.clock.elapsed();
+    outcome.llm_api = Some(route.upstream);
+    charged(&mut outcome, charge.now());
+    observe(state, &started, route, &outcome);
     let Some(ledger) = state.ledger() else { return };
     let mut record = started.finish();
     record.first_token_time = Some(record.end_time);
@@ -86,11 +107,20 @@ pub(super) fn served(state: &AppState, started: Started, route: &Route, charge: 
 
 /// A streamed answer: the first event is here now, the charge when the stream ends.
 pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge: Charged) {
-    let Some(ledger) = state.ledger() else { return };
     let first_token = Utc::now();
+    // The stream's first event is here: what came before the serving attempt's start is
+    // the gateway's (admission, failed attempts, backoff).
+    let mut outcome = routed(route);
+    outcome.first_token = Some(route.upstream);
+    let before_upstream = started.clock.elapsed().saturating_sub(route.upstream);
     let mut pending = started;
-    fill_route(&mut pending.record, route);
     let Charged::AtEnd(charge) = charge else {
+        outcome.total = pending.clock.elapsed();
+        outcome.llm_api = Some(outcome.total.saturating_sub(before_upstream));
+        charged(&mut outcome, charge.now());
+        observe(state, &pending, route, &outcome);
+        let Some(ledger) = state.ledger() else { return };
+        fill_route(&mut pending.record, route);
         let mut record = pending.finish();
         record.first_token_time = Some(first_token);
         if let Some(charge) = charge.now() {
@@ -99,10 +129,20 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
         ledger.record(record);
         return;
     };
-    let hold = ledger.hold();
-    let ledger = ledger.clone();
+    deployment_calls(state, &pending, route);
+    let ledger = state.ledger().map(|l| (l.clone(), l.hold()));
+    if ledger.is_some() {
+        fill_route(&mut pending.record, route);
+    }
+    let runtime = state.runtime();
+    let deployment = route.deployment.clone();
     tokio::spawn(async move {
         let charge: Option<Charge> = charge.await;
+        outcome.total = pending.clock.elapsed();
+        outcome.llm_api = Some(outcome.total.saturating_sub(before_upstream));
+        charged(&mut outcome, charge.as_ref());
+        metrics::global().request(&who(&runtime, &pending, &deployment.model), &outcome);
+        let Some((ledger, hold)) = ledger else { return };
         let mut record = pending.finish();
         record.first_token_time = Some(first_token);
         if let Some(charge) = &charge {
@@ -135,6 +175,7 @@ pub(super) fn cached(state: &AppState, started: Started, answer: &ChatResponse, 
 
 /// No answer: the router's error after every attempt.
 pub(super) fn failed(state: &AppState, started: Started, err: &ApiError) {
+    observe_failure(state, &started, err);
     let Some(ledger) = state.ledger() else { return };
     let mut record = started.finish();
     record.status = Outcome::Failure;
@@ -206,4 +247,124 @@ fn fill_charge(record: &mut Record, charge: &Charge) {
     record.spend = charge.cost;
     record.usage = Some(*u);
     record.stream_incomplete = !charge.complete;
+}
+
+/// The request's labels, bounded: models the config does not serve are `other`, the key's
+/// hash only when it is one the gateway knows (a virtual key, or the master key when one is
+/// set), the end user only when `enable_end_user_cost_tracking_prometheus_only` is on.
+fn who<'a>(runtime: &super::Runtime, started: &'a Started, model: &'a str) -> metrics::Who<'a> {
+    let r = &started.record;
+    let requested = r.model_group.as_str();
+    let known_key = started.identified || runtime.master_key.is_some();
+    metrics::Who {
+        end_user: if runtime.config.general.metrics_end_user {
+            r.end_user.as_deref().unwrap_or_default()
+        } else {
+            ""
+        },
+        hashed_api_key: if known_key { &r.api_key } else { "" },
+        api_key_alias: r.key_alias.as_deref().unwrap_or_default(),
+        team: r.team_id.as_deref().unwrap_or_default(),
+        team_alias: started.team.as_ref().and_then(|t| t.team_alias.as_deref()).unwrap_or_default(),
+        user: r.user.as_deref().unwrap_or_default(),
+        requested_model: if runtime.router.serves(requested) { requested } else { metrics::OTHER },
+        model,
+    }
+}
+
+fn deployment_labels<'a>(
+    d: &'a crate::config::Deployment,
+    api_base: &'a str,
+) -> metrics::Deployment<'a> {
+    metrics::Deployment {
+        litellm_model_name: &d.model_as_written,
+        model_id: &d.id,
+        api_base,
+        api_provider: d.provider.prefix(),
+    }
+}
+
+/// `api_base` as the ledger shows it, without user info or query string; borrowed when it
+/// has neither (the usual case), so a request allocates nothing for it.
+fn api_base_label(base: Option<&str>) -> std::borrow::Cow<'_, str> {
+    match base {
+        None => "".into(),
+        Some(b) if !b.contains(['@', '?', '#']) => b.into(),
+        Some(b) => clean_api_base(b).into(),
+    }
+}
+
+/// Counts, per deployment, the calls behind a served request: the failures, then the success.
+fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
+    let runtime = state.runtime();
+    let m = metrics::global();
+    for a in &route.failed {
+        let base = api_base_label(a.deployment.api_base.as_deref());
+        let status = a.error.status.unwrap_or_else(|| a.error.kind.http_status().as_u16());
+        let who = who(&runtime, started, &a.deployment.model);
+        m.deployment_call(
+            &deployment_labels(&a.deployment, &base),
+            &who,
+            status,
+            a.error.kind.as_str(),
+        );
+    }
+    let d = &route.deployment;
+    let base = api_base_label(d.api_base.as_deref());
+    m.deployment_call(&deployment_labels(d, &base), &who(&runtime, started, &d.model), 200, "");
+}
+
+/// Records a served request: its deployment calls, then the request.
+fn observe(state: &AppState, started: &Started, route: &Route, outcome: &metrics::Outcome) {
+    deployment_calls(state, started, route);
+    let runtime = state.runtime();
+    metrics::global().request(&who(&runtime, started, &route.deployment.model), outcome);
+}
+
+fn observe_failure(state: &AppState, started: &Started, err: &ApiError) {
+    let runtime = state.runtime();
+    let m = metrics::global();
+    let mut model = "";
+    for a in &err.attempts {
+        let Some(t) = runtime.router.targets().find(|t| t.deployment.id == a.deployment) else {
+            continue;
+        };
+        let d = &t.deployment;
+        let base = api_base_label(d.api_base.as_deref());
+        m.deployment_call(
+            &deployment_labels(d, &base),
+            &who(&runtime, started, &d.model),
+            a.status,
+            a.class,
+        );
+        model = &t.deployment.model;
+    }
+    let outcome = metrics::Outcome {
+        status: err.kind.http_status().as_u16(),
+        class: err.kind.as_str(),
+        diagnosis: err.diagnosis.as_ref().map_or("", |d| d.id),
+        total: started.clock.elapsed(),
+        attempts: u32::try_from(err.attempts.len()).unwrap_or(u32::MAX),
+        ..metrics::Outcome::default()
+    };
+    m.request(&who(&runtime, started, model), &outcome);
+}
+
+/// The counts a served route carries.
+fn routed(route: &Route) -> metrics::Outcome {
+    metrics::Outcome {
+        status: 200,
+        attempts: u32::try_from(route.failed.len() + 1).unwrap_or(u32::MAX),
+        retries: route.retries,
+        fallbacks: route.fallbacks,
+        ..metrics::Outcome::default()
+    }
+}
+
+fn charged(outcome: &mut metrics::Outcome, charge: Option<&Charge>) {
+    let Some(charge) = charge else { return };
+    outcome.input_tokens = charge.usage.total_input_tokens();
+    outcome.output_tokens = charge.usage.output_tokens;
+    outcome.spend_nanos =
+        charge.cost.map(|c| u64::try_from(crate::limits::to_nanos(c)).unwrap_or_default());
 }

@@ -13,6 +13,7 @@ mod health;
 mod keys_api;
 mod ledger_hook;
 mod messages;
+mod metrics;
 mod model_info;
 mod models;
 pub mod reload;
@@ -88,6 +89,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))
+        // Open unless `require_auth_for_metrics_endpoint` (checked by the handler).
+        .route("/metrics", get(metrics::scrape))
         .merge(authenticated)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

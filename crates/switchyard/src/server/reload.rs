@@ -221,6 +221,7 @@ impl Reloader {
                 }
             }
         };
+        crate::metrics::global().reload(record.ok);
         self.last.send_replace(Some(record.clone()));
         record
     }
