@@ -1,12 +1,15 @@
-//! `--compare ledger` and `--compare cache`: one feature on against off, in one run. The same release gateway is
-//! started once per variant (its own config and state directory), and rounds rotate between
-//! the floor and every variant, so a busy machine slows all of them alike. The figure that
-//! matters is each variant's throughput against "off" of the same run.
+//! `--compare ledger|keys`: one feature on against off, in one run. The same release gateway
+//! is started once per config (its own state directory), every variant is a gateway and the
+//! key its requests carry, and rounds rotate between the floor and every variant, so a busy
+//! machine slows all of them alike. The figure that matters is each variant's throughput
+//! against the baseline of the same run ("off", "master").
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Method;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
@@ -14,13 +17,22 @@ use bench::load::{self, Outcome, Round};
 use bench::procs::{self, Proc};
 use bench::report::{self, Machine, Side};
 
-/// One way of running the gateway.
+/// One way of configuring the gateway: one gateway process each.
+struct Setup {
+    /// Also its directory's name under the work directory.
+    name: &'static str,
+    /// Appended to the config, whose last section is `general_settings:`.
+    settings: String,
+}
+
+/// One side of a comparison, a row of its table: which gateway (an index into the started
+/// ones) and the key its requests carry.
 struct Variant {
     name: &'static str,
-    /// Appended under `general_settings:` (a line at column 0 starts a new section).
-    settings: String,
-    /// Sent with each of its requests.
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    gateway: usize,
+    key: String,
+    /// Sent with each request besides the key.
+    headers: &'static [(&'static str, &'static str)],
 }
 
 /// A fresh PostgreSQL database for the "postgres" variant, dropped at the end.
@@ -81,10 +93,19 @@ pub struct Settings<'a> {
     pub bins: &'a Path,
     pub work: &'a Path,
     pub database_url: &'a str,
+    pub redis_url: &'a str,
     pub reps: usize,
     pub seconds: f64,
     pub concurrency: &'a [usize],
     pub modes: &'a [bool],
+}
+
+/// A comparison's result: the Markdown report, its JSON, and why the run does not count
+/// (a failed request, Redis left mid-run), if it does not.
+pub struct Compared {
+    pub markdown: String,
+    pub json: Value,
+    pub failure: Option<String>,
 }
 
 /// What one variant measured at one concurrency and mode.
@@ -95,133 +116,49 @@ struct Measured {
     gateway: Side,
     floor: Side,
     cpu_us: f64,
+    /// The Redis server's CPU per request in this variant's rounds (`INFO cpu`), when the
+    /// comparison involves Redis.
+    redis_cpu_us: Option<f64>,
     peak_rss: u64,
 }
 
-/// Runs the ledger comparison and returns the Markdown report and its JSON.
-pub async fn ledger(s: &Settings<'_>) -> Result<(String, Value), String> {
+/// Runs the ledger comparison.
+pub async fn ledger(s: &Settings<'_>) -> Result<Compared, String> {
     let machine = Machine::read();
     let db = Database::create(s.database_url).await?;
-    let result = run(s, &machine, &db).await;
+    let result = run_ledger(s, &machine, &db).await;
     db.drop_it().await;
     result
 }
 
-async fn run(
+async fn run_ledger(
     s: &Settings<'_>,
     machine: &Machine,
     db: &Database,
-) -> Result<(String, Value), String> {
-    let variant = |name, settings: String| Variant { name, settings, headers: Vec::new() };
-    let variants = [
-        variant("off", "  disable_spend_logs: true\n".into()),
-        variant("postgres", format!("  database_url: {}\n", db.url())),
-        variant("sqlite", String::new()),
+) -> Result<Compared, String> {
+    let setups = [
+        Setup { name: "off", settings: "  disable_spend_logs: true\n".into() },
+        Setup { name: "postgres", settings: format!("  database_url: {}\n", db.url()) },
+        Setup { name: "sqlite", settings: String::new() },
     ];
-    let (results, dirs) = measure(s, &variants).await?;
-    let pg_rows = db.rows().await.ok();
-    let sqlite_rows = sqlite_rows(&dirs[2]).await.ok();
-    Ok(render(s, machine, &results, "ledger", pg_rows, sqlite_rows))
-}
-
-/// `--compare cache`: the response cache off; on, with every request a miss (`Cache-Control:
-/// no-cache`: the key is computed, the upstream answers, the answer is stored); on, with every
-/// request a hit (the same question each time: no upstream call). The ledger is off in all
-/// three, so only the cache differs.
-pub async fn cache(s: &Settings<'_>) -> Result<(String, Value), String> {
-    let machine = Machine::read();
-    let off = "  disable_spend_logs: true\n";
-    let on = format!("{off}litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n");
-    let no_cache = (http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
-    let variants = [
-        Variant { name: "off", settings: off.into(), headers: Vec::new() },
-        Variant { name: "miss", settings: on.clone(), headers: vec![no_cache] },
-        Variant { name: "hit", settings: on, headers: Vec::new() },
-    ];
-    let (results, _) = measure(s, &variants).await?;
-    Ok(render(s, &machine, &results, "cache", None, None))
-}
-
-/// Every variant's gateway measured against the floor; returns the rows and each variant's
-/// directory (its gateways stopped).
-async fn measure(
-    s: &Settings<'_>,
-    variants: &[Variant],
-) -> Result<(Vec<Measured>, Vec<std::path::PathBuf>), String> {
     let mock = procs::start_mock(s.bins)?;
     let mut gateways: Vec<(Proc, std::path::PathBuf)> = Vec::new();
-    for v in variants {
-        let dir = s.work.join(v.name);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let config = dir.join("gateway.yaml");
-        let yaml = crate::config(&mock, 1) + &v.settings;
-        std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
-        let gateway =
-            procs::start_gateway_in(s.bins, &config, &dir.join("gateway.log"), Some(&dir))?;
-        gateways.push((gateway, dir));
+    for v in &setups {
+        gateways.push(start(s, &mock, v)?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let round = Round {
-        concurrency: 0,
-        warmup: Duration::from_secs_f64((s.seconds / 5.0).clamp(0.2, 1.0)),
-        duration: Duration::from_secs_f64(s.seconds),
-    };
-    let measured_share =
-        round.duration.as_secs_f64() / (round.duration + round.warmup).as_secs_f64();
-    let mut results = Vec::new();
-    for &streaming in s.modes {
-        for &concurrency in s.concurrency {
-            let round = Round { concurrency, ..round };
-            // Side 0 is the floor, side i + 1 the i-th variant.
-            let sides = variants.len() + 1;
-            let mut outcomes: Vec<Option<Outcome>> = (0..sides).map(|_| None).collect();
-            let mut cpu = vec![0.0; sides];
-            let mut peak = vec![0u64; sides];
-            for rep in 0..s.reps {
-                for k in 0..sides {
-                    let side = (k + rep) % sides;
-                    let target = if side == 0 {
-                        crate::targets(&mock, &gateways[0].0, streaming)?.0
-                    } else {
-                        let mut t = crate::targets(&mock, &gateways[side - 1].0, streaming)?.1;
-                        t.headers.extend(variants[side - 1].headers.iter().cloned());
-                        t
-                    };
-                    let proc = if side == 0 { &mock } else { &gateways[side - 1].0 };
-                    let name = if side == 0 { "floor" } else { variants[side - 1].name };
-                    eprintln!("bench: {name}, {concurrency} clients, round {}", rep + 1);
-                    proc.reset_peak().ok();
-                    let before = proc.cpu_seconds()?;
-                    let o = load::run(Arc::new(target), round).await;
-                    cpu[side] += (proc.cpu_seconds()? - before) * measured_share;
-                    peak[side] = peak[side].max(proc.memory()?.peak);
-                    match &mut outcomes[side] {
-                        None => outcomes[side] = Some(o),
-                        Some(total) => total.merge(&o),
-                    }
-                }
-            }
-            let outcomes: Vec<Outcome> =
-                outcomes.into_iter().map(|o| o.unwrap_or_else(Outcome::empty)).collect();
-            let floor = Side::new(&outcomes[0], streaming);
-            for (i, v) in variants.iter().enumerate() {
-                let o = &outcomes[i + 1];
-                results.push(Measured {
-                    variant: v.name,
-                    streaming,
-                    concurrency,
-                    gateway: Side::new(o, streaming),
-                    floor: floor.clone(),
-                    cpu_us: if o.requests == 0 {
-                        0.0
-                    } else {
-                        cpu[i + 1] * 1e6 / o.requests as f64
-                    },
-                    peak_rss: peak[i + 1],
-                });
-            }
-        }
-    }
+    let variants: Vec<Variant> = setups
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Variant {
+            name: v.name,
+            gateway: i,
+            key: crate::MASTER_KEY.to_owned(),
+            headers: &[],
+        })
+        .collect();
+    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
+    let results = rotate(s, "ledger", &mock, &procs, &variants, None).await?;
     // Let the writers finish their last batches, then stop the gateways (a graceful stop
     // flushes) before counting rows.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -233,24 +170,387 @@ async fn measure(
         })
         .collect();
     drop(mock);
-    Ok((results, dirs))
+    let pg_rows = db.rows().await.ok();
+    let sqlite_rows = sqlite_rows(&dirs[2]).await.ok();
+    let title = "Ledger on against off.";
+    let (mut markdown, json) = render(s, machine, title, ("ledger", "off"), &results);
+    let count = |n: Option<i64>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+    markdown.push_str(&format!(
+        "\nRows written (warm-ups included): PostgreSQL {}, SQLite {}.\n",
+        count(pg_rows),
+        count(sqlite_rows)
+    ));
+    let json = json!({"compare": "ledger", "rows": json, "postgres_rows": pg_rows, "sqlite_rows": sqlite_rows});
+    Ok(Compared { markdown, failure: failed_requests(&results), json })
 }
 
+/// `--compare cache`: the response cache off; on, with every request a miss (`Cache-Control:
+/// no-cache`: the key is computed, the upstream answers, the answer is stored); on, with every
+/// request a hit (the same question each time: no upstream call). The ledger is off in all
+/// three, so only the cache differs.
+pub async fn cache(s: &Settings<'_>) -> Result<Compared, String> {
+    let machine = Machine::read();
+    let off = "  disable_spend_logs: true\n";
+    let on = format!("{off}litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n");
+    let setups = [Setup { name: "off", settings: off.into() }, Setup { name: "on", settings: on }];
+    let mock = procs::start_mock(s.bins)?;
+    let mut gateways: Vec<(Proc, std::path::PathBuf)> = Vec::new();
+    for v in &setups {
+        gateways.push(start(s, &mock, v)?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key = || crate::MASTER_KEY.to_owned();
+    let variants = [
+        Variant { name: "off", gateway: 0, key: key(), headers: &[] },
+        Variant { name: "miss", gateway: 1, key: key(), headers: &[("cache-control", "no-cache")] },
+        Variant { name: "hit", gateway: 1, key: key(), headers: &[] },
+    ];
+    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
+    let results = rotate(s, "cache", &mock, &procs, &variants, None).await?;
+    drop(gateways);
+    drop(mock);
+    let title = "Response cache on against off.";
+    let (markdown, json) = render(s, &machine, title, ("cache", "off"), &results);
+    let json = json!({"compare": "cache", "rows": json});
+    Ok(Compared { markdown, failure: failed_requests(&results), json })
+}
+
+/// Starts the gateway of `v` in its own directory under the work directory.
+fn start(s: &Settings<'_>, mock: &Proc, v: &Setup) -> Result<(Proc, std::path::PathBuf), String> {
+    let dir = s.work.join(v.name);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let config = dir.join("gateway.yaml");
+    let yaml = crate::config(mock, 1) + &v.settings;
+    std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
+    let gateway = procs::start_gateway_in(s.bins, &config, &dir.join("gateway.log"), Some(&dir))?;
+    Ok((gateway, dir))
+}
+
+/// This run's counters in the shared Redis: a key prefix no other run uses, deleted at the
+/// end (only its own keys: never a flush).
+struct RedisPrefix {
+    client: redis::Client,
+    prefix: String,
+}
+
+impl RedisPrefix {
+    async fn claim(url: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("--redis-url: {e}"))?;
+        let this = Self { client, prefix: format!("switchyard-bench-{}:", std::process::id()) };
+        let left =
+            this.keys().await.map_err(|e| format!("cannot reach Redis at --redis-url: {e}"))?;
+        if !left.is_empty() {
+            return Err(format!(
+                "Redis already holds {} key(s) under {}; delete them first",
+                left.len(),
+                this.prefix
+            ));
+        }
+        Ok(this)
+    }
+
+    async fn keys(&self) -> Result<Vec<String>, String> {
+        let mut conn =
+            self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor = 0u64;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
+    /// CPU seconds (user + system) the Redis server has used: every client's work, this
+    /// run's among them.
+    async fn cpu_seconds(&self) -> Result<f64, String> {
+        let mut conn =
+            self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(field("used_cpu_user") + field("used_cpu_sys"))
+    }
+
+    /// Deletes this run's keys; how many there were.
+    async fn delete(&self) -> Result<usize, String> {
+        let keys = self.keys().await?;
+        let mut conn =
+            self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        for chunk in keys.chunks(500) {
+            let _: i64 = redis::cmd("DEL")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(keys.len())
+    }
+}
+
+/// Runs the virtual-key comparison: one gateway with Redis configured, called with the master
+/// key and with a virtual key that has a budget and an rpm limit (each admission and each
+/// settlement then one Redis script); and, to tell the key's own cost from Redis's, both on a
+/// gateway that counts in process.
+pub async fn keys(s: &Settings<'_>) -> Result<Compared, String> {
+    let machine = Machine::read();
+    let redis = RedisPrefix::claim(s.redis_url).await?;
+    let result = run_keys(s, &machine, &redis).await;
+    match redis.delete().await {
+        Ok(n) => eprintln!("bench: deleted {n} Redis key(s) under {}", redis.prefix),
+        Err(e) => eprintln!("bench: could not delete the Redis keys under {}: {e}", redis.prefix),
+    }
+    result
+}
+
+async fn run_keys(
+    s: &Settings<'_>,
+    machine: &Machine,
+    redis: &RedisPrefix,
+) -> Result<Compared, String> {
+    let setups = [
+        Setup {
+            name: "redis",
+            settings: format!(
+                "  redis_key_prefix: \"{}\"\nrouter_settings:\n  redis_url: \"{}\"\n",
+                redis.prefix, s.redis_url
+            ),
+        },
+        Setup { name: "memory", settings: String::new() },
+    ];
+    let mock = procs::start_mock(s.bins)?;
+    let mut gateways = Vec::new();
+    for v in &setups {
+        gateways.push(start(s, &mock, v)?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut keys = Vec::new();
+    for (gateway, _) in &gateways {
+        keys.push(virtual_key(gateway).await?);
+    }
+    let variants = [
+        Variant { name: "master", gateway: 0, key: crate::MASTER_KEY.to_owned(), headers: &[] },
+        Variant { name: "key", gateway: 0, key: keys[0].clone(), headers: &[] },
+        Variant {
+            name: "master, no Redis",
+            gateway: 1,
+            key: crate::MASTER_KEY.to_owned(),
+            headers: &[],
+        },
+        Variant { name: "key, no Redis", gateway: 1, key: keys[1].clone(), headers: &[] },
+    ];
+    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
+    let results = rotate(s, "keys", &mock, &procs, &variants, Some(redis)).await?;
+    // The counters went to Redis, and Redis answered throughout: the gateway falls back to
+    // counting in process (and logs LIM-03) when it does not.
+    let limits = limits_health(procs[0]).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let counters = redis.keys().await.map(|k| k.len()).unwrap_or(0);
+    drop(gateways);
+    drop(mock);
+    let log = std::fs::read_to_string(s.work.join("redis").join("gateway.log")).unwrap_or_default();
+    let mut failure = failed_requests(&results);
+    if limits.get("backend").and_then(Value::as_str) != Some("redis")
+        || limits.get("state").and_then(Value::as_str) != Some("ok")
+        || log.contains("LIM-03")
+    {
+        failure.get_or_insert(format!(
+            "the gateway did not count in Redis throughout (its /health limits: {limits}; LIM-03 in \
+             its log: {})",
+            log.contains("LIM-03")
+        ));
+    }
+    if counters == 0 {
+        failure.get_or_insert(format!("no counter was written under {} in Redis", redis.prefix));
+    }
+    let title = "A virtual key with a budget (1,000,000 USD a day) and an rpm limit \
+                 (100,000,000) against the master key, on one gateway with Redis; \"no Redis\": \
+                 the same on a gateway that counts in process.";
+    let (mut markdown, json) = render(s, machine, title, ("caller", "master"), &results);
+    // Where Redis is, without the URL's credentials.
+    let place = s.redis_url.split_once("://").map_or(s.redis_url, |(_, rest)| rest);
+    let place = place.rsplit_once('@').map_or(place, |(_, host)| host);
+    markdown.push_str(&format!(
+        "\nRedis at {place}, key prefix `{}`: {counters} counter(s) at the end, deleted after the \
+         run; the Redis CPU column is the server's own (`INFO cpu`), every client's. /health \
+         limits: {limits}.\n",
+        redis.prefix
+    ));
+    let json =
+        json!({"compare": "keys", "rows": json, "redis_counters": counters, "limits": limits});
+    Ok(Compared { markdown, json, failure })
+}
+
+/// `POST /key/generate` with a budget and an rpm limit nothing in the run reaches: the key.
+async fn virtual_key(gateway: &Proc) -> Result<String, String> {
+    let body = json!({
+        "key_alias": "bench",
+        "max_budget": 1_000_000,
+        "budget_duration": "1d",
+        "rpm_limit": 100_000_000,
+    });
+    let (status, answer) = load::call(
+        gateway.addr,
+        Method::POST,
+        "/key/generate",
+        Some(crate::MASTER_KEY),
+        Bytes::from(body.to_string()),
+    )
+    .await?;
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+    match answer.get("key").and_then(Value::as_str) {
+        Some(key) if status == 200 => Ok(key.to_owned()),
+        _ => Err(format!("POST /key/generate answered {status}: {answer}")),
+    }
+}
+
+/// `/health`'s `limits` object.
+async fn limits_health(gateway: &Proc) -> Result<Value, String> {
+    let (status, body) =
+        load::call(gateway.addr, Method::GET, "/health", Some(crate::MASTER_KEY), Bytes::new())
+            .await?;
+    let health: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match health.get("limits") {
+        Some(limits) if status == 200 => Ok(limits.clone()),
+        _ => Err(format!("GET /health answered {status} without `limits`: {health}")),
+    }
+}
+
+/// Why the run does not count, when a request failed.
+fn failed_requests(results: &[Measured]) -> Option<String> {
+    results.iter().find(|r| r.gateway.errors > 0 || r.floor.errors > 0).map(|r| {
+        let side = if r.gateway.errors > 0 { &r.gateway } else { &r.floor };
+        format!(
+            "{} request(s) failed ({}, {} clients, {}): {}",
+            side.errors,
+            r.variant,
+            r.concurrency,
+            if r.streaming { "stream" } else { "json" },
+            side.first_error.as_deref().unwrap_or("no detail")
+        )
+    })
+}
+
+/// Rounds rotating between the floor and every contender, at each mode and concurrency.
+async fn rotate(
+    s: &Settings<'_>,
+    label: &str,
+    mock: &Proc,
+    gateways: &[&Proc],
+    variants: &[Variant],
+    redis: Option<&RedisPrefix>,
+) -> Result<Vec<Measured>, String> {
+    let round = Round {
+        concurrency: 0,
+        warmup: Duration::from_secs_f64((s.seconds / 5.0).clamp(0.2, 1.0)),
+        duration: Duration::from_secs_f64(s.seconds),
+    };
+    let measured_share =
+        round.duration.as_secs_f64() / (round.duration + round.warmup).as_secs_f64();
+    let mut results = Vec::new();
+    for &streaming in s.modes {
+        for &concurrency in s.concurrency {
+            let round = Round { concurrency, ..round };
+            // Side 0 is the floor, side i + 1 the i-th contender.
+            let sides = variants.len() + 1;
+            let mut outcomes: Vec<Option<Outcome>> = (0..sides).map(|_| None).collect();
+            let mut cpu = vec![0.0; sides];
+            let mut redis_cpu = vec![0.0; sides];
+            let mut peak = vec![0u64; sides];
+            for rep in 0..s.reps {
+                for k in 0..sides {
+                    let side = (k + rep) % sides;
+                    let (target, proc, name) = if side == 0 {
+                        (crate::targets(mock, gateways[0], streaming)?.0, mock, "floor")
+                    } else {
+                        let c = &variants[side - 1];
+                        let gateway = gateways[c.gateway];
+                        let mut target = crate::targets(mock, gateway, streaming)?.1;
+                        target.headers =
+                            vec![crate::header("authorization", &format!("Bearer {}", c.key))?];
+                        for (name, value) in c.headers {
+                            target.headers.push(crate::header(name, value)?);
+                        }
+                        (target, gateway, c.name)
+                    };
+                    eprintln!("bench: {label} {name}, {concurrency} clients, round {}", rep + 1);
+                    proc.reset_peak().ok();
+                    let before = proc.cpu_seconds()?;
+                    let redis_before = match redis {
+                        Some(r) => r.cpu_seconds().await?,
+                        None => 0.0,
+                    };
+                    let o = load::run(Arc::new(target), round).await;
+                    cpu[side] += (proc.cpu_seconds()? - before) * measured_share;
+                    if let Some(r) = redis {
+                        redis_cpu[side] += (r.cpu_seconds().await? - redis_before) * measured_share;
+                    }
+                    peak[side] = peak[side].max(proc.memory()?.peak);
+                    match &mut outcomes[side] {
+                        None => outcomes[side] = Some(o),
+                        Some(total) => total.merge(&o),
+                    }
+                }
+            }
+            let outcomes: Vec<Outcome> =
+                outcomes.into_iter().map(|o| o.unwrap_or_else(Outcome::empty)).collect();
+            let floor = Side::new(&outcomes[0], streaming);
+            for (i, c) in variants.iter().enumerate() {
+                let o = &outcomes[i + 1];
+                results.push(Measured {
+                    variant: c.name,
+                    streaming,
+                    concurrency,
+                    gateway: Side::new(o, streaming),
+                    floor: floor.clone(),
+                    cpu_us: per_request_us(cpu[i + 1], o.requests),
+                    redis_cpu_us: redis.map(|_| per_request_us(redis_cpu[i + 1], o.requests)),
+                    peak_rss: peak[i + 1],
+                });
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn per_request_us(seconds: f64, requests: u64) -> f64 {
+    if requests == 0 { 0.0 } else { seconds * 1e6 / requests as f64 }
+}
+
+/// The table and its JSON rows; `(column, baseline)` names the variant column and the
+/// variant every other is divided by.
 fn render(
     s: &Settings<'_>,
     machine: &Machine,
+    title: &str,
+    (column, baseline): (&str, &str),
     results: &[Measured],
-    feature: &str,
-    pg_rows: Option<i64>,
-    sqlite_rows: Option<i64>,
-) -> (String, Value) {
+) -> (String, Vec<Value>) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} on against off. Machine: {} cores ({}), {} RAM; load average {} before, {} after. \
+        "{title} Machine: {} cores ({}), {} RAM; load average {} before, {} after. \
          {} round(s) of {:.1} s per side, floor and variants rotating.\n",
-        if feature == "cache" { "Response cache" } else { "Ledger" },
         machine.cores,
         machine.cpu,
         machine.memory,
@@ -259,59 +559,55 @@ fn render(
         s.reps,
         s.seconds
     );
-    let _ = write!(
+    let redis = results.iter().any(|r| r.redis_cpu_us.is_some());
+    let _ = writeln!(
         out,
-        "| mode | clients | {feature} | gateway req/s | vs off | gateway / floor | p50 / p99 ms \
-         | gateway CPU µs/req | errors | peak RSS |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| mode | clients | {column} | gateway req/s | vs {baseline} | gateway / floor | p50 / p99 ms \
+         | gateway CPU µs/req |{} errors | peak RSS |\n|---|--:|---|--:|--:|--:|--:|--:|{}--:|--:|",
+        if redis { " Redis CPU µs/req |" } else { "" },
+        if redis { "--:|" } else { "" },
     );
     let mut json_rows = Vec::new();
     for r in results {
-        let off = results
+        let base = results
             .iter()
             .find(|o| {
-                o.variant == "off" && o.streaming == r.streaming && o.concurrency == r.concurrency
+                o.variant == baseline
+                    && o.streaming == r.streaming
+                    && o.concurrency == r.concurrency
             })
             .map_or(0.0, |o| o.gateway.rps);
-        let vs_off = if off > 0.0 { r.gateway.rps / off } else { 0.0 };
+        let vs_base = if base > 0.0 { r.gateway.rps / base } else { 0.0 };
         let to_floor = if r.floor.rps > 0.0 { r.gateway.rps / r.floor.rps } else { 0.0 };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} / {:.3} | {:.1} | {} | {:.1} MB |",
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} / {:.3} | {:.1} |{} {} | {:.1} MB |",
             if r.streaming { "stream" } else { "json" },
             r.concurrency,
             r.variant,
             r.gateway.rps,
-            vs_off,
+            vs_base,
             to_floor,
             r.gateway.p50,
             r.gateway.p99,
             r.cpu_us,
+            r.redis_cpu_us.map_or_else(String::new, |us| format!(" {us:.1} |")),
             r.gateway.errors,
             r.peak_rss as f64 / 1_048_576.0
         );
         json_rows.push(json!({
             "mode": if r.streaming { "stream" } else { "json" },
             "concurrency": r.concurrency,
-            feature: r.variant,
+            column: r.variant,
             "gateway_rps": r.gateway.rps,
             "floor_rps": r.floor.rps,
-            "vs_off": vs_off,
+            format!("vs_{baseline}"): vs_base,
             "gateway_to_floor": to_floor,
             "cpu_us_per_request": r.cpu_us,
+            "redis_cpu_us_per_request": r.redis_cpu_us,
             "errors": r.gateway.errors,
             "peak_rss_bytes": r.peak_rss,
         }));
     }
-    if feature == "cache" {
-        return (out, json!({"compare": "cache", "rows": json_rows}));
-    }
-    let count = |n: Option<i64>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
-    let _ = writeln!(
-        out,
-        "\nRows written (warm-ups included): PostgreSQL {}, SQLite {}.",
-        count(pg_rows),
-        count(sqlite_rows)
-    );
-    let json = json!({"compare": "ledger", "rows": json_rows, "postgres_rows": pg_rows, "sqlite_rows": sqlite_rows});
-    (out, json)
+    (out, json_rows)
 }

@@ -266,6 +266,18 @@ fn nanos(d: Duration) -> u64 {
 
 /// One GET, for readiness polling: the status, or why there is none.
 pub async fn get_status(addr: SocketAddr, path: &str) -> Result<u16, String> {
+    call(addr, Method::GET, path, None, Bytes::new()).await.map(|(status, _)| status)
+}
+
+/// One request on a fresh connection, for setup and checks around the rounds (creating a
+/// virtual key, reading `/health`): the status and the whole body.
+pub async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Bytes,
+) -> Result<(u16, Bytes), String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let (mut sender, conn) =
@@ -273,12 +285,16 @@ pub async fn get_status(addr: SocketAddr, path: &str) -> Result<u16, String> {
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let request = Request::get(path)
-        .header(HOST, "127.0.0.1")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
+    let mut request = Request::builder().method(method).uri(path).header(HOST, "127.0.0.1");
+    if !body.is_empty() {
+        request = request.header(CONTENT_TYPE, "application/json");
+    }
+    if let Some(key) = bearer {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
+    }
+    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
-    let _ = response.into_body().collect().await;
-    Ok(status)
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, body))
 }

@@ -1,6 +1,6 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
-//! [--compare ledger [--database-url URL] | --compare cache]`
+//! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -33,7 +33,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger [--database-url URL] | --compare cache]";
+                     [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache]";
 
 struct Args {
     quick: bool,
@@ -47,11 +47,14 @@ struct Args {
     /// Only these modes (`json`, `stream`) and sides (`floor`, `gateway`): for profiling.
     modes: Vec<bool>,
     sides: Vec<bool>,
-    /// `ledger`: the ledger off, on PostgreSQL and on SQLite, side by side; `cache`: the
+    /// `ledger`: the ledger off, on PostgreSQL and on SQLite, side by side. `keys`: the master
+    /// key against a virtual key with a budget and an rpm limit, counted in Redis. `cache`: the
     /// response cache off, every request a miss, every request a hit.
     compare: Option<String>,
     /// The PostgreSQL server for `--compare ledger` (a fresh database is created there).
     database_url: String,
+    /// The Redis server for `--compare keys` (the run's counters get their own key prefix).
+    redis_url: String,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -67,6 +70,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         sides: vec![false, true],
         compare: None,
         database_url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+        redis_url: "redis://127.0.0.1:6379".to_owned(),
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -101,11 +105,11 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--compare" => match value()?.as_str() {
-                "ledger" => args.compare = Some("ledger".to_owned()),
-                "cache" => args.compare = Some("cache".to_owned()),
-                other => return Err(format!("--compare: ledger or cache, not {other}")),
+                what @ ("ledger" | "keys" | "cache") => args.compare = Some(what.to_owned()),
+                other => return Err(format!("--compare: ledger, keys or cache, not {other}")),
             },
             "--database-url" => args.database_url = value()?,
+            "--redis-url" => args.redis_url = value()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -177,29 +181,35 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let work = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    if args.compare.is_some() {
+    if let Some(what) = &args.compare {
         let settings = compare::Settings {
             bins: &bins,
             work: &work,
             database_url: &args.database_url,
+            redis_url: &args.redis_url,
             reps: args.reps,
             seconds: args.seconds,
             concurrency: &args.concurrency,
             modes: &args.modes,
         };
-        let result = if args.compare.as_deref() == Some("cache") {
+        let result = if what == "keys" {
+            compare::keys(&settings).await
+        } else if what == "cache" {
             compare::cache(&settings).await
         } else {
             compare::ledger(&settings).await
         };
         let _ = std::fs::remove_dir_all(&work);
-        let (markdown, json) = result?;
-        println!("{markdown}");
+        let compared = result?;
+        println!("{}", compared.markdown);
         if let Some(path) = &args.json {
-            let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+            let text = serde_json::to_string_pretty(&compared.json).map_err(|e| e.to_string())?;
             std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        return Ok(());
+        // The figures are printed either way; a run with failed requests does not count.
+        return compared
+            .failure
+            .map_or(Ok(()), |why| Err(format!("the run does not count: {why}")));
     }
     let result = measure(&args, machine, &bins, &work).await;
     let _ = std::fs::remove_dir_all(&work);

@@ -112,7 +112,29 @@ pub fn free_port() -> Result<u16, String> {
 /// for other builds) and returns the directory holding them.
 pub fn build_release(workspace: &Path, target_dir: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // `cargo run` gave this process the bench package's CARGO_MANIFEST_DIR, CARGO_PKG_* and
+    // the like. Build scripts (ring's) rerun when these differ from the last build, so passed
+    // on they would rebuild ring and everything above it here, and again at the next plain
+    // `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "OUT_DIR"
+            )
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let status = command
         .current_dir(workspace)
         .args(["build", "--release", "-p", "switchyard", "-p", "mock-upstream", "--bins"])
         .env("CARGO_TARGET_DIR", target_dir)
@@ -143,7 +165,8 @@ pub fn start_gateway(bin_dir: &Path, config: &Path, log: &Path) -> Result<Proc, 
 }
 
 /// [`start_gateway`] with its own state directory (its SQLite ledger, spool and pid file),
-/// so a benchmark never writes into the user's.
+/// so a benchmark never writes into the user's. The database and Redis are the config's
+/// alone: the environment's `DATABASE_URL` and `REDIS_*` are not passed on.
 pub fn start_gateway_in(
     bin_dir: &Path,
     config: &Path,
@@ -160,6 +183,10 @@ pub fn start_gateway_in(
         .env_remove("SWITCHYARD_LOG")
         .env_remove("RUST_LOG")
         .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_HOST")
+        .env_remove("REDIS_PORT")
+        .env_remove("REDIS_PASSWORD")
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
