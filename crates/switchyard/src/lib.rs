@@ -21,6 +21,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod provider;
+pub mod redis_outage;
 pub mod router;
 pub mod secret;
 pub mod server;

@@ -4,29 +4,20 @@
 //! `/cache/stats`), requests bypass it without calling Redis, and a background probe once a
 //! second brings it back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::redis_outage::{Outage, describe};
+
 /// How long one Redis call may take before the cache counts Redis as unreachable.
 const TIMEOUT: Duration = Duration::from_millis(250);
-const PROBE_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
-
-#[derive(Debug, Clone)]
-struct State {
-    degraded: Option<(DateTime<Utc>, String)>,
-    next_probe: DateTime<Utc>,
-}
-
 pub struct RedisStore {
     conn: ConnectionManager,
     pub place: String,
-    state: Arc<Mutex<State>>,
-    probing: Arc<AtomicBool>,
+    outage: Outage,
 }
 
 /// Redis could not be used for this request.
@@ -44,66 +35,29 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("{:?} ({place})", e.kind()))?;
-        Ok(Self {
-            conn,
-            place,
-            state: Arc::new(Mutex::new(State {
-                degraded: None,
-                next_probe: DateTime::<Utc>::UNIX_EPOCH,
-            })),
-            probing: Arc::new(AtomicBool::new(false)),
-        })
+        let outage = Outage::new(place.clone(), "Redis answers again; responses are cached again");
+        Ok(Self { conn, place, outage })
     }
 
     /// When Redis was found unreachable and why, while it still is.
     pub fn degraded(&self) -> Option<(DateTime<Utc>, String)> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).degraded.clone()
+        self.outage.degraded()
     }
 
     /// Whether to call Redis now; while degraded, starts a probe (at most one a second).
     fn usable(&self) -> bool {
-        let now = Utc::now();
-        {
-            let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if s.degraded.is_none() {
-                return true;
-            }
-            if s.next_probe > now {
-                return false;
-            }
+        if self.outage.degraded().is_none() {
+            return true;
         }
-        if self.probing.swap(true, Ordering::AcqRel) {
-            return false;
-        }
-        let mut conn = self.conn.clone();
-        let state = self.state.clone();
-        let probing = self.probing.clone();
-        let place = self.place.clone();
-        tokio::spawn(async move {
-            let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-            let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-            match pong {
-                Ok(_) => {
-                    if let Some((since, _)) = s.degraded.take() {
-                        tracing::info!(redis = %place, %since, "Redis answers again; responses are cached again");
-                    }
-                }
-                Err(_) => s.next_probe = Utc::now() + PROBE_EVERY,
-            }
-            drop(s);
-            probing.store(false, Ordering::Release);
-        });
+        self.outage.probe(&self.conn);
         false
     }
 
     fn degrade(&self, error: &redis::RedisError) {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.degraded.is_none() {
-            let text = describe(error);
+        let text = describe(error, TIMEOUT);
+        if self.outage.fail(text.clone()) {
             tracing::warn!(redis = %self.place, error = %text, "Redis is unreachable; requests bypass the response cache until it answers");
-            s.degraded = Some((Utc::now(), text));
         }
-        s.next_probe = Utc::now() + PROBE_EVERY;
     }
 
     fn check<T>(&self, r: redis::RedisResult<T>) -> Result<T, Down> {
@@ -140,7 +94,7 @@ impl RedisStore {
         }
         let mut conn = self.conn.clone();
         let n: redis::RedisResult<u64> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
-        n.map_err(|e| describe(&e))
+        n.map_err(|e| describe(&e, TIMEOUT))
     }
 
     /// Every key under `prefix` (SCAN, never KEYS): for stats and clear.
@@ -157,7 +111,7 @@ impl RedisStore {
                 .arg(1000)
                 .query_async(&mut conn)
                 .await
-                .map_err(|e| describe(&e))?;
+                .map_err(|e| describe(&e, TIMEOUT))?;
             out.extend(batch);
             cursor = next;
             if cursor == 0 {
@@ -169,19 +123,6 @@ impl RedisStore {
     pub async fn ping(&self) -> Result<(), String> {
         let mut conn = self.conn.clone();
         let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-        pong.map(|_| ()).map_err(|e| describe(&e))
-    }
-}
-
-/// A Redis error as one line without anything secret in it.
-fn describe(e: &redis::RedisError) -> String {
-    if e.is_timeout() {
-        "no answer within 250 ms".to_owned()
-    } else if e.is_connection_refusal() {
-        "connection refused".to_owned()
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "connection lost".to_owned()
-    } else {
-        format!("{:?}", e.kind())
+        pong.map(|_| ()).map_err(|e| describe(&e, TIMEOUT))
     }
 }

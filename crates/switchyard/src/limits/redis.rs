@@ -6,11 +6,8 @@
 //! either keeps serving on in-process counters or, with `fail_closed`, refuses; it probes
 //! Redis at most once a second meanwhile and goes back to it as soon as it answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
@@ -18,6 +15,7 @@ use redis::{Script, Value};
 use super::check::{Check, CheckKind, Settlement, Verdict};
 use super::memory::Memory;
 use super::{Backend, Health, Unavailable};
+use crate::redis_outage::{Outage, describe};
 
 const ADMIT: &str = r"
 local n = #KEYS
@@ -97,15 +95,6 @@ return tonumber(redis.call('HGET', KEYS[1], 'u'))
 
 /// How long a Redis call may take before the backend counts Redis as unreachable.
 const TIMEOUT: Duration = Duration::from_millis(1000);
-/// How often Redis is probed while it is unreachable.
-const PROBE_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
-
-#[derive(Debug, Clone)]
-struct State {
-    degraded: Option<(DateTime<Utc>, String)>,
-    next_probe: DateTime<Utc>,
-}
-
 pub struct RedisBackend {
     conn: ConnectionManager,
     prefix: String,
@@ -116,8 +105,7 @@ pub struct RedisBackend {
     settle: Script,
     seed: Script,
     local: Memory,
-    state: Arc<Mutex<State>>,
-    probing: Arc<AtomicBool>,
+    outage: Outage,
 }
 
 impl RedisBackend {
@@ -136,6 +124,10 @@ impl RedisBackend {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("{:?} ({place})", e.kind()))?;
+        let outage = Outage::new(
+            place.clone(),
+            "Redis answers again; budgets and rate limits are shared again",
+        );
         Ok(Self {
             conn,
             prefix,
@@ -145,11 +137,7 @@ impl RedisBackend {
             settle: Script::new(SETTLE),
             seed: Script::new(SEED),
             local: Memory::default(),
-            state: Arc::new(Mutex::new(State {
-                degraded: None,
-                next_probe: DateTime::<Utc>::UNIX_EPOCH,
-            })),
-            probing: Arc::new(AtomicBool::new(false)),
+            outage,
         })
     }
 
@@ -157,55 +145,16 @@ impl RedisBackend {
         format!("{}{k}", self.prefix)
     }
 
-    fn state(&self) -> State {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
     fn degrade(&self, error: &redis::RedisError) {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.degraded.is_none() {
-            let text = describe(error);
+        let text = describe(error, TIMEOUT);
+        if self.outage.fail(text.clone()) {
             tracing::warn!(
                 redis = %self.place,
                 error = %text,
                 fail_closed = self.fail_closed,
                 "LIM-03: Redis is unreachable; budgets and rate limits are counted in this process only until it answers"
             );
-            s.degraded = Some((Utc::now(), text));
         }
-        s.next_probe = Utc::now() + PROBE_EVERY;
-    }
-
-    /// While degraded: whether to try Redis now (at most one probe in flight, once a second).
-    fn probe_in_background(&self) {
-        let now = Utc::now();
-        {
-            let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if s.next_probe > now {
-                return;
-            }
-        }
-        if self.probing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let mut conn = self.conn.clone();
-        let state = self.state.clone();
-        let probing = self.probing.clone();
-        let place = self.place.clone();
-        tokio::spawn(async move {
-            let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-            let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-            match pong {
-                Ok(_) => {
-                    if let Some((since, _)) = s.degraded.take() {
-                        tracing::info!(redis = %place, %since, "Redis answers again; budgets and rate limits are shared again");
-                    }
-                }
-                Err(_) => s.next_probe = Utc::now() + PROBE_EVERY,
-            }
-            drop(s);
-            probing.store(false, Ordering::Release);
-        });
     }
 
     async fn admit_remote(&self, checks: &[Check]) -> redis::RedisResult<Verdict> {
@@ -249,19 +198,6 @@ impl RedisBackend {
     }
 }
 
-/// A Redis error as one line without anything secret in it.
-fn describe(e: &redis::RedisError) -> String {
-    if e.is_timeout() {
-        "no answer within 1 s".to_owned()
-    } else if e.is_connection_refusal() {
-        "connection refused".to_owned()
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "connection lost".to_owned()
-    } else {
-        format!("{:?}", e.kind())
-    }
-}
-
 impl Backend for RedisBackend {
     fn admit<'a>(
         &'a self,
@@ -269,16 +205,16 @@ impl Backend for RedisBackend {
         now: i64,
     ) -> BoxFuture<'a, Result<(Verdict, bool), Unavailable>> {
         Box::pin(async move {
-            if self.state().degraded.is_none() {
+            if self.outage.degraded().is_none() {
                 match self.admit_remote(checks).await {
                     Ok(v) => return Ok((v, false)),
                     Err(e) => self.degrade(&e),
                 }
             } else {
-                self.probe_in_background();
+                self.outage.probe(&self.conn);
             }
             if self.fail_closed {
-                let error = self.state().degraded.map(|(_, e)| e).unwrap_or_default();
+                let error = self.outage.degraded().map(|(_, e)| e).unwrap_or_default();
                 return Err(Unavailable { place: self.place.clone(), error });
             }
             Ok((self.local.admit(checks, now), true))
@@ -327,7 +263,7 @@ impl Backend for RedisBackend {
 
     fn read<'a>(&'a self, key: &'a str, now: i64) -> BoxFuture<'a, (i64, i64)> {
         Box::pin(async move {
-            if self.state().degraded.is_some() {
+            if self.outage.degraded().is_some() {
                 return self.local.read(key, now);
             }
             let mut conn = self.conn.clone();
@@ -348,10 +284,9 @@ impl Backend for RedisBackend {
     }
 
     fn health(&self) -> Health {
-        let s = self.state();
         Health {
             backend: "redis",
-            degraded: s.degraded,
+            degraded: self.outage.degraded(),
             fail_closed: self.fail_closed,
             place: Some(self.place.clone()),
         }
