@@ -1,4 +1,4 @@
-//! `--compare ledger|keys`: one feature on against off, in one run. The same release gateway
+//! `--compare ledger|keys|cache|observability`: one feature on against off, in one run. The same release gateway
 //! is started once per config (its own state directory), every variant is a gateway and the
 //! key its requests carry, and rounds rotate between the floor and every variant, so a busy
 //! machine slows all of them alike. The figure that matters is each variant's throughput
@@ -213,6 +213,64 @@ pub async fn cache(s: &Settings<'_>) -> Result<Compared, String> {
     let (markdown, json) = render(s, &machine, title, ("cache", "off"), &results);
     let json = json!({"compare": "cache", "rows": json});
     Ok(Compared { markdown, failure: failed_requests(&results), json })
+}
+
+/// `--compare observability`: metrics off (`disable_metrics`); metrics on (the default);
+/// metrics and OpenTelemetry traces on, every request sampled and exported over OTLP/HTTP to
+/// a collector that keeps nothing (the mock's `/v1/traces`). The ledger is off in all three.
+pub async fn observability(s: &Settings<'_>) -> Result<Compared, String> {
+    let machine = Machine::read();
+    let mock = procs::start_mock(s.bins)?;
+    let base = "  disable_spend_logs: true\n";
+    let traced = format!(
+        "{base}litellm_settings:\n  callbacks: [\"otel\"]\nenvironment_variables:\n  \
+         OTEL_EXPORTER_OTLP_ENDPOINT: http://{}\n",
+        mock.addr
+    );
+    let setups = [
+        Setup { name: "off", settings: format!("{base}  disable_metrics: true\n") },
+        Setup { name: "metrics", settings: base.into() },
+        Setup { name: "metrics + traces", settings: traced },
+    ];
+    let mut gateways: Vec<(Proc, std::path::PathBuf)> = Vec::new();
+    for v in &setups {
+        gateways.push(start(s, &mock, v)?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let variants: Vec<Variant> = setups
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Variant {
+            name: v.name,
+            gateway: i,
+            key: crate::MASTER_KEY.to_owned(),
+            headers: &[],
+        })
+        .collect();
+    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
+    let results = rotate(s, "observability", &mock, &procs, &variants, None).await?;
+    // What the exporter did, from the traced gateway's readiness.
+    let traces = traces_status(&gateways[2].0).await;
+    drop(gateways);
+    drop(mock);
+    let title = "Metrics and traces on against off.";
+    let (mut markdown, json) = render(s, &machine, title, ("observability", "off"), &results);
+    markdown.push_str(&format!(
+        "\nThe traced gateway's exporter at the end (`/health/readiness` `traces`): {}.\n",
+        traces.as_ref().map_or_else(|e| format!("unknown ({e})"), Value::to_string)
+    ));
+    let json = json!({"compare": "observability", "rows": json, "traces": traces.ok()});
+    Ok(Compared { markdown, failure: failed_requests(&results), json })
+}
+
+async fn traces_status(gateway: &Proc) -> Result<Value, String> {
+    let (status, body) =
+        load::call(gateway.addr, Method::GET, "/health/readiness", None, Bytes::new()).await?;
+    if status != 200 {
+        return Err(format!("/health/readiness answered {status}"));
+    }
+    let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    Ok(v["traces"].clone())
 }
 
 /// Starts the gateway of `v` in its own directory under the work directory.

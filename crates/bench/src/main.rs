@@ -1,6 +1,6 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
-//! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache]`
+//! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -33,7 +33,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache]";
+                     [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability]";
 
 struct Args {
     quick: bool,
@@ -105,8 +105,14 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--compare" => match value()?.as_str() {
-                what @ ("ledger" | "keys" | "cache") => args.compare = Some(what.to_owned()),
-                other => return Err(format!("--compare: ledger, keys or cache, not {other}")),
+                what @ ("ledger" | "keys" | "cache" | "observability") => {
+                    args.compare = Some(what.to_owned());
+                }
+                other => {
+                    return Err(format!(
+                        "--compare: ledger, keys, cache or observability, not {other}"
+                    ));
+                }
             },
             "--database-url" => args.database_url = value()?,
             "--redis-url" => args.redis_url = value()?,
@@ -196,6 +202,8 @@ async fn run(args: Args) -> Result<(), String> {
             compare::keys(&settings).await
         } else if what == "cache" {
             compare::cache(&settings).await
+        } else if what == "observability" {
+            compare::observability(&settings).await
         } else {
             compare::ledger(&settings).await
         };

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde_json::Value;
@@ -288,11 +288,18 @@ pub(crate) struct Call {
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let admin = shared.admin && parts.uri.path().starts_with(admin::PREFIX);
-    let seq = if admin { 0 } else { shared.calls.fetch_add(1, Ordering::SeqCst) + 1 };
+    // An OTLP/HTTP collector that takes spans and keeps none (a benchmark's trace sink):
+    // neither a call nor a recorded request.
+    let sink = parts.method == axum::http::Method::POST && parts.uri.path() == "/v1/traces";
+    let seq = if admin || sink { 0 } else { shared.calls.fetch_add(1, Ordering::SeqCst) + 1 };
     let (raw, too_large) = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(raw) => (raw, false),
         Err(_) => (Bytes::new(), true),
     };
+    if sink {
+        return ([(axum::http::header::CONTENT_TYPE, "application/x-protobuf")], Bytes::new())
+            .into_response();
+    }
     if admin {
         return admin::route(&shared, parts.method.as_str(), parts.uri.path(), &raw);
     }

@@ -424,3 +424,70 @@ async fn series_stay_flat_over_ten_thousand_end_users_and_tags() {
     }
     gw.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_response_cache_shows_its_size_and_its_store_in_the_scrape() {
+    let mock = mock().await;
+    let d = [deployment(&mock, "m-cache", "anthropic/claude-haiku-4-5", &[])];
+    let sections = "litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n    \
+                    max_size_bytes: 1000000\n";
+    let gw = gateway(&mock, &d, sections).await;
+    let before = scrape(&gw).await;
+    assert_eq!(value(&before, "switchyard_cache_entries", &[]), 0.0);
+    assert_eq!(value(&before, "switchyard_cache_bytes", &[]), 0.0);
+    assert_eq!(value(&before, "switchyard_cache_max_bytes", &[]), 1_000_000.0);
+    assert_eq!(
+        value(&before, "switchyard_state_store_up", &[("store", "cache"), ("backend", "memory")]),
+        1.0
+    );
+
+    let body = chat("m-cache", None);
+    assert_eq!(chat_with(&gw, MASTER, &body).await, 200);
+    assert_eq!(chat_with(&gw, MASTER, &body).await, 200);
+    assert_eq!(mock.received().len(), 1, "the second request is a hit");
+    let after = scrape(&gw).await;
+    assert_eq!(value(&after, "switchyard_cache_entries", &[]), 1.0);
+    let bytes = value(&after, "switchyard_cache_bytes", &[]);
+    assert!(bytes > 100.0 && bytes < 1_000_000.0, "{bytes}");
+    assert_eq!(value(&after, "switchyard_cache_stores_total", &[]), 1.0);
+    // A hit is a request served: counted, with its latency, and no spend.
+    let this = [("requested_model", "m-cache")];
+    assert_eq!(value(&after, "litellm_proxy_total_requests_metric_total", &this), 2.0);
+    assert_eq!(value(&after, "litellm_request_total_latency_metric_count", &this), 2.0);
+    // The hit and miss counters are the process's (other tests' gateways share them).
+    assert!(value(&after, "switchyard_cache_hits_total", &[]) >= 1.0);
+
+    // Emptied: the gauges follow at the next scrape.
+    let resp =
+        client().post(format!("{}/cache/flushall", gw.url())).bearer_auth(MASTER).send().await;
+    assert_eq!(resp.unwrap().status(), 200);
+    let emptied = scrape(&gw).await;
+    assert_eq!(value(&emptied, "switchyard_cache_entries", &[]), 0.0);
+    assert_eq!(value(&emptied, "switchyard_cache_bytes", &[]), 0.0);
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn disable_metrics_records_nothing_and_says_so_at_the_endpoint() {
+    let mock = mock().await;
+    let d = [deployment(&mock, "m-off", "anthropic/claude-haiku-4-5", &[])];
+    let off = gateway(&mock, &d, "  disable_metrics: true\n").await;
+    assert_eq!(chat_with(&off, MASTER, &chat("m-off", None)).await, 200);
+    let resp = client().get(format!("{}/metrics", off.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("general_settings.disable_metrics"), "{message}");
+    off.shutdown().await.unwrap();
+
+    // The registry is the process's: a gateway with metrics on serving the same alias shows
+    // that the request above left no series.
+    let on = gateway(&mock, &d, "").await;
+    let samples = scrape(&on).await;
+    let want = [("requested_model", "m-off")];
+    assert_eq!(count(&samples, "litellm_proxy_total_requests_metric_total", &want), 0);
+    assert_eq!(chat_with(&on, MASTER, &chat("m-off", None)).await, 200);
+    let samples = scrape(&on).await;
+    assert_eq!(value(&samples, "litellm_proxy_total_requests_metric_total", &want), 1.0);
+    on.shutdown().await.unwrap();
+}

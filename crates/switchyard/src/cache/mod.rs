@@ -269,6 +269,23 @@ impl Cache {
         }
     }
 
+    /// `memory` or `redis`, as the state-store metrics name backends.
+    pub fn backend(&self) -> &'static str {
+        match &self.store {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// (entries, bytes, bound in bytes) of the in-process store; `None` for Redis, whose
+    /// count takes a scan (`/cache/stats` does it, a scrape does not).
+    pub fn memory_size(&self) -> Option<(u64, u64, u64)> {
+        match &self.store {
+            Store::Memory(m) => Some(m.size()),
+            Store::Redis(_) => None,
+        }
+    }
+
     /// For `/health`: the store, and since when and why it is unreachable.
     pub fn health_json(&self) -> Value {
         match &self.store {

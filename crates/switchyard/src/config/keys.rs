@@ -317,6 +317,13 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     ),
     k(
         GeneralSettings,
+        "disable_metrics",
+        Supported,
+        "Switchyard key; true: no request metrics are recorded and /metrics answers 404 \
+         (on by default, with or without LiteLLM's `prometheus` callback)",
+    ),
+    k(
+        GeneralSettings,
         "maximum_spend_logs_retention_period",
         Supported,
         "ledger rows older than this (30d, 12h, 1mo) are deleted",

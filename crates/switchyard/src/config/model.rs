@@ -370,6 +370,8 @@ pub struct GeneralSettings {
     pub otel: Option<OtelConfig>,
     /// `require_auth_for_metrics_endpoint: true`: `/metrics` asks for the master key.
     pub metrics_auth: bool,
+    /// Request metrics are recorded (`disable_metrics: true` turns them and `/metrics` off).
+    pub metrics: bool,
     /// `litellm_settings.enable_end_user_cost_tracking_prometheus_only: true`: metrics carry
     /// the end user; otherwise that label is empty, so end users cannot grow the series.
     pub metrics_end_user: bool,
@@ -441,6 +443,7 @@ impl Default for GeneralSettings {
             cache: None,
             otel: None,
             metrics_auth: false,
+            metrics: true,
             metrics_end_user: false,
         }
     }

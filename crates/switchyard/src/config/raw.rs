@@ -427,6 +427,7 @@ pub struct RawGeneralSettings {
     pub fail_closed: Option<Flag>,
     pub redis_key_prefix: Option<Text>,
     pub require_auth_for_metrics_endpoint: Option<Flag>,
+    pub disable_metrics: Option<Flag>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

@@ -116,8 +116,6 @@ pub struct Metrics {
     pub(crate) in_flight: AtomicI64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,
-    pub(crate) cache_bytes: AtomicU64,
-    pub(crate) cache_entries: AtomicU64,
     pub(crate) reloads_ok: AtomicU64,
     pub(crate) reloads_rejected: AtomicU64,
 }
@@ -138,8 +136,6 @@ impl Metrics {
             in_flight: AtomicI64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
-            cache_bytes: AtomicU64::new(0),
-            cache_entries: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
             reloads_rejected: AtomicU64::new(0),
         }
@@ -218,12 +214,6 @@ impl Metrics {
     /// A response cache lookup that went upstream.
     pub fn cache_miss(&self) {
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// What the response cache holds now.
-    pub fn cache_size(&self, entries: u64, bytes: u64) {
-        self.cache_entries.store(entries, Ordering::Relaxed);
-        self.cache_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// A config reload was applied (`true`) or refused.

@@ -2,7 +2,7 @@
 //! and the latency histogram.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -23,16 +23,23 @@ pub(crate) struct Entry<const N: usize, V> {
 pub(crate) struct Family<const N: usize, V> {
     map: RwLock<HashMap<u64, Vec<Arc<Entry<N, V>>>>>,
     len: AtomicUsize,
+    /// A fast hash with a per-process random seed: label values partly come from clients,
+    /// who must not be able to pile their series into one bucket.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<const N: usize, V: Default> Family<N, V> {
     pub fn new() -> Self {
-        Self { map: RwLock::new(HashMap::new()), len: AtomicUsize::new(0) }
+        Self {
+            map: RwLock::new(HashMap::new()),
+            len: AtomicUsize::new(0),
+            hasher: foldhash::fast::RandomState::default(),
+        }
     }
 
     /// Runs `f` on the cells of `labels`, creating them at first use.
     pub fn with(&self, labels: &[&str; N], f: impl FnOnce(&V)) {
-        let hash = hash(labels);
+        let hash = self.hash(labels);
         {
             let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = find(&map, hash, labels) {
@@ -42,7 +49,7 @@ impl<const N: usize, V: Default> Family<N, V> {
         }
         let overflow = [OTHER; N];
         let (labels, hash) = if self.len.load(Ordering::Relaxed) >= MAX_SERIES {
-            (&overflow, self::hash(&overflow))
+            (&overflow, self.hash(&overflow))
         } else {
             (labels, hash)
         };
@@ -69,12 +76,10 @@ impl<const N: usize, V: Default> Family<N, V> {
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
-}
 
-fn hash<const N: usize>(labels: &[&str; N]) -> u64 {
-    let mut h = DefaultHasher::new();
-    labels.hash(&mut h);
-    h.finish()
+    fn hash(&self, labels: &[&str; N]) -> u64 {
+        self.hasher.hash_one(labels)
+    }
 }
 
 fn find<'m, const N: usize, V>(

@@ -445,18 +445,6 @@ pub fn requests(m: &Metrics, text: &mut Text) {
         Kind::Counter,
         load(&m.cache_misses),
     );
-    text.single(
-        "switchyard_cache_bytes",
-        "Bytes the response cache holds",
-        Kind::Gauge,
-        load(&m.cache_bytes),
-    );
-    text.single(
-        "switchyard_cache_entries",
-        "Answers the response cache holds",
-        Kind::Gauge,
-        load(&m.cache_entries),
-    );
     text.family("switchyard_config_reloads", "Config reloads, by result (ok: applied; rejected: the config was invalid and nothing changed)", Kind::Counter);
     text.sample("switchyard_config_reloads_total", &[("result", "ok")], load(&m.reloads_ok));
     text.sample(

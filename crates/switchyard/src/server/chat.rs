@@ -41,7 +41,8 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         Err(err) => return openai::error_response(&err),
     };
 
-    let started = Started::new(&parts.headers, CALL_CHAT, &chat, identity);
+    let started =
+        Started::new(&parts.headers, CALL_CHAT, &chat, identity, runtime.config.general.metrics);
     let (cache, hit) = cache_hook::lookup(&runtime, &parts.headers, &chat, false).await;
     if let (Some(cache), Some(hit)) = (&cache, hit) {
         ledger_hook::cached(&state, started, &hit, &cache.key);

@@ -36,7 +36,8 @@ pub(super) struct Started {
     team: Option<std::sync::Arc<TeamRecord>>,
     /// A virtual key authenticated the request (its hash is a bounded label value).
     identified: bool,
-    _in_flight: InFlight,
+    /// Held while the request is served, when metrics are on (`None`: nothing is recorded).
+    in_flight: Option<InFlight>,
 }
 
 impl Started {
@@ -45,6 +46,7 @@ impl Started {
         call_type: &str,
         chat: &ChatRequest,
         identity: Option<&Identity>,
+        metrics: bool,
     ) -> Self {
         let alias = identity.and_then(|i| i.key.key_alias.as_deref());
         let mut who = Attribution::of(headers, presented_key(headers), alias, chat);
@@ -75,8 +77,12 @@ impl Started {
             clock: Instant::now(),
             team: identity.and_then(|i| i.team.clone()),
             identified: identity.is_some(),
-            _in_flight: metrics::global().begin(),
+            in_flight: metrics.then(|| metrics::global().begin()),
         }
+    }
+
+    fn metrics(&self) -> bool {
+        self.in_flight.is_some()
     }
 
     fn finish(mut self) -> Record {
@@ -141,7 +147,9 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
         outcome.total = pending.clock.elapsed();
         outcome.llm_api = Some(outcome.total.saturating_sub(before_upstream));
         charged(&mut outcome, charge.as_ref());
-        metrics::global().request(&who(&runtime, &pending, &deployment.model), &outcome);
+        if pending.metrics() {
+            metrics::global().request(&who(&runtime, &pending, &deployment.model), &outcome);
+        }
         let Some((ledger, hold)) = ledger else { return };
         let mut record = pending.finish();
         record.first_token_time = Some(first_token);
@@ -155,6 +163,16 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
 
 /// An answer from the response cache: no deployment was called, nothing was spent.
 pub(super) fn cached(state: &AppState, started: Started, answer: &ChatResponse, key: &str) {
+    if started.metrics() {
+        let outcome = metrics::Outcome {
+            status: 200,
+            total: started.clock.elapsed(),
+            spend_nanos: Some(0),
+            ..metrics::Outcome::default()
+        };
+        // No deployment served it: the `model` label is empty.
+        metrics::global().request(&who(&state.runtime(), &started, ""), &outcome);
+    }
     let Some(ledger) = state.ledger() else { return };
     let mut record = started.finish();
     record.first_token_time = Some(record.end_time);
@@ -296,6 +314,9 @@ fn api_base_label(base: Option<&str>) -> std::borrow::Cow<'_, str> {
 
 /// Counts, per deployment, the calls behind a served request: the failures, then the success.
 fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
+    if !started.metrics() {
+        return;
+    }
     let runtime = state.runtime();
     let m = metrics::global();
     for a in &route.failed {
@@ -316,12 +337,18 @@ fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
 
 /// Records a served request: its deployment calls, then the request.
 fn observe(state: &AppState, started: &Started, route: &Route, outcome: &metrics::Outcome) {
+    if !started.metrics() {
+        return;
+    }
     deployment_calls(state, started, route);
     let runtime = state.runtime();
     metrics::global().request(&who(&runtime, started, &route.deployment.model), outcome);
 }
 
 fn observe_failure(state: &AppState, started: &Started, err: &ApiError) {
+    if !started.metrics() {
+        return;
+    }
     let runtime = state.runtime();
     let m = metrics::global();
     let mut model = "";

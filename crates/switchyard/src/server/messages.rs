@@ -48,7 +48,13 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Err(err) => return fail(&err),
     };
 
-    let started = Started::new(&parts.headers, CALL_MESSAGES, &chat, identity);
+    let started = Started::new(
+        &parts.headers,
+        CALL_MESSAGES,
+        &chat,
+        identity,
+        runtime.config.general.metrics,
+    );
     let (cache, hit) = cache_hook::lookup(&runtime, &parts.headers, &chat, true).await;
     if let (Some(cache), Some(hit)) = (&cache, hit) {
         ledger_hook::cached(&state, started, &hit, &cache.key);

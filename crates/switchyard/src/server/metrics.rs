@@ -3,7 +3,7 @@
 //! now from the objects that own it, so a scrape never sees a stale copy.
 //!
 //! Open unless `general_settings.require_auth_for_metrics_endpoint: true`, then the master
-//! key (as LiteLLM).
+//! key (as LiteLLM); 404 with `disable_metrics: true`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,6 +22,14 @@ use crate::metrics::render::{self, Kind, Text};
 
 pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let runtime = state.runtime();
+    if !runtime.config.general.metrics {
+        let err = crate::classify::ApiError::new(
+            crate::classify::ErrorKind::NotFound,
+            "Metrics are off: the config sets `general_settings.disable_metrics: true`. Remove \
+             it (or set it to false) and reload to record and serve them.",
+        );
+        return errors::error_response("/metrics", &headers, &err);
+    }
     if runtime.config.general.metrics_auth
         && let Some(master) = &runtime.master_key
     {
@@ -233,6 +241,10 @@ fn stores(state: &AppState, runtime: &Runtime, text: &mut Text) {
     if let Some(s) = &ledger {
         up.push(("ledger", s.backend, s.ok()));
     }
+    let cache = runtime.cache.as_deref();
+    if let Some(c) = cache {
+        up.push(("cache", c.backend(), !c.snapshot().degraded));
+    }
     text.family(
         "switchyard_state_store_up",
         "1 when a state store answers (ledger, keys, limits: Redis or in process), 0 while degraded",
@@ -244,6 +256,9 @@ fn stores(state: &AppState, runtime: &Runtime, text: &mut Text) {
             &[("store", store), ("backend", backend)],
             if ok { 1.0 } else { 0.0 },
         );
+    }
+    if let Some(c) = cache {
+        cache_size(c, text);
     }
     if let Some(s) = ledger {
         #[allow(clippy::cast_precision_loss)]
@@ -267,5 +282,49 @@ fn stores(state: &AppState, runtime: &Runtime, text: &mut Text) {
                 s.written as f64,
             );
         }
+    }
+}
+
+/// What the response cache holds now, and its lookups that neither hit nor missed.
+#[allow(clippy::cast_precision_loss)]
+fn cache_size(cache: &crate::cache::Cache, text: &mut Text) {
+    let s = cache.snapshot();
+    text.single(
+        "switchyard_cache_bypasses",
+        "Response cache lookups skipped (no-cache, or the store unreachable)",
+        Kind::Counter,
+        s.bypasses as f64,
+    );
+    text.single(
+        "switchyard_cache_stores",
+        "Answers written to the response cache",
+        Kind::Counter,
+        s.stores as f64,
+    );
+    text.single(
+        "switchyard_cache_store_errors",
+        "Response cache reads or writes the store failed",
+        Kind::Counter,
+        s.store_errors as f64,
+    );
+    if let Some((entries, bytes, max)) = cache.memory_size() {
+        text.single(
+            "switchyard_cache_entries",
+            "Answers the in-process response cache holds",
+            Kind::Gauge,
+            entries as f64,
+        );
+        text.single(
+            "switchyard_cache_bytes",
+            "Bytes the in-process response cache holds",
+            Kind::Gauge,
+            bytes as f64,
+        );
+        text.single(
+            "switchyard_cache_max_bytes",
+            "The in-process response cache's bound in bytes (cache_params.max_size_bytes)",
+            Kind::Gauge,
+            max as f64,
+        );
     }
 }

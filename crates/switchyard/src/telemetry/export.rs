@@ -1,25 +1,87 @@
-//! The background exporter: spans arrive on a bounded queue, leave in batches as one OTLP/HTTP
-//! protobuf POST each. The request path only ever `try_send`s: a full queue drops the span
-//! and counts it; a batch the collector refuses or does not take in time is dropped and
-//! counted too. Nothing here retries: a slow collector costs spans, never latency.
+//! The background exporter: finished spans are pushed onto a bounded queue (a short lock,
+//! never a wake-up), and leave in batches as one OTLP/HTTP protobuf POST each, every
+//! `OTEL_BSP_SCHEDULE_DELAY` or as soon as a batch is full. The request path never waits: a
+//! full queue drops the span and counts it; a batch the collector refuses or does not take
+//! in time is dropped and counted too. Nothing here retries: a slow collector costs spans,
+//! never latency.
+//!
+//! A channel would wake the exporter task for every span (two per request); the queue wakes
+//! it once per batch.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::otlp::{self, SpanData};
 use crate::config::OtelConfig;
 
-pub(super) enum Command {
-    Span(SpanData),
-    /// Answered once everything queued before it was exported (or dropped).
-    Flush(oneshot::Sender<()>),
+/// What the request path and the exporter share.
+pub(super) struct Queue {
+    spans: Mutex<Vec<SpanData>>,
+    /// Answered once everything queued before them was exported (or dropped).
+    flushes: Mutex<Vec<oneshot::Sender<()>>>,
+    /// A batch is full, a flush is asked for, or the tracer is gone.
+    wake: Notify,
+    closed: AtomicBool,
+    capacity: usize,
+    max_batch: usize,
+    pub counters: Counters,
+}
+
+impl Queue {
+    pub fn new(config: &OtelConfig) -> Self {
+        Self {
+            spans: Mutex::new(Vec::with_capacity(config.max_batch.max(1))),
+            flushes: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            capacity: config.queue_size.max(1),
+            max_batch: config.max_batch.max(1),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Queues a finished span, or drops and counts it when the queue is full.
+    pub fn push(&self, span: SpanData) {
+        let full = {
+            let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+            if spans.len() >= self.capacity {
+                drop(spans);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            spans.push(span);
+            spans.len() == self.max_batch
+        };
+        if full {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Asks for everything queued to be exported now; the receiver hears when it was.
+    pub fn flush(&self) -> oneshot::Receiver<()> {
+        let (done, flushed) = oneshot::channel();
+        self.flushes.lock().unwrap_or_else(PoisonError::into_inner).push(done);
+        self.wake.notify_one();
+        flushed
+    }
+
+    /// The tracer is gone: the exporter sends what is queued and ends.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<SpanData> {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *spans, Vec::with_capacity(self.max_batch))
+    }
 }
 
 /// Counters the exporter and the request path share.
@@ -52,42 +114,26 @@ impl Counters {
     }
 }
 
-pub(super) async fn run(
-    mut rx: mpsc::Receiver<Command>,
-    config: OtelConfig,
-    counters: Arc<Counters>,
-) {
+pub(super) async fn run(queue: Arc<Queue>, config: OtelConfig) {
     let client = reqwest::Client::builder()
         .timeout(config.export_timeout)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new());
     let headers = headers(&config);
-    let mut batch: Vec<SpanData> = Vec::with_capacity(config.max_batch);
-    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
+    let counters = &queue.counters;
     let mut reported = 0u64;
     let mut last_report = Instant::now();
     loop {
-        let mut closed = false;
-        match rx.recv().await {
-            Some(Command::Span(span)) => batch.push(span),
-            Some(Command::Flush(done)) => flushed.push(done),
-            None => closed = true,
+        // Wait out the delay, unless a batch fills, a flush is asked for or the tracer goes.
+        let _ = tokio::time::timeout(config.batch_delay, queue.wake.notified()).await;
+        let closed = queue.closed.load(Ordering::Acquire);
+        let flushes =
+            std::mem::take(&mut *queue.flushes.lock().unwrap_or_else(PoisonError::into_inner));
+        let spans = queue.take();
+        for batch in spans.chunks(queue.max_batch) {
+            export(&client, &config, &headers, batch, counters).await;
         }
-        // Gather a batch: up to `max_batch` spans, or what arrived within the delay.
-        let deadline = Instant::now() + config.batch_delay;
-        while !closed && flushed.is_empty() && batch.len() < config.max_batch {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Command::Span(span))) => batch.push(span),
-                Ok(Some(Command::Flush(done))) => flushed.push(done),
-                Ok(None) => closed = true,
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() {
-            export(&client, &config, &headers, &batch, &counters).await;
-            batch.clear();
-        }
-        for done in flushed.drain(..) {
+        for done in flushes {
             let _ = done.send(());
         }
         // Drops are said in the log at most every 10 s, never per span.

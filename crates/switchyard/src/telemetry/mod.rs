@@ -7,8 +7,8 @@
 //!
 //! Off (no `otel` callback), nothing is built: the handlers get `None` and the router's
 //! attempt hook is one task-local lookup. On, the request path only fills a small struct and
-//! `try_send`s it to the exporter (`export.rs`), which batches and POSTs in the background;
-//! a full queue drops the span and counts it.
+//! pushes it onto the exporter's queue (`export.rs`), which batches and POSTs in the
+//! background; a full queue drops the span and counts it.
 //!
 //! The request's context reaches the router and the providers through task-locals set around
 //! the router call (`within`) and around each attempt (`attempt`), so neither the router's
@@ -20,11 +20,9 @@ mod otlp;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tokio::sync::mpsc;
 
 pub use context::SpanContext;
 pub use export::TraceStatus;
@@ -46,9 +44,14 @@ pub struct Tracer {
 }
 
 struct Inner {
-    tx: mpsc::Sender<export::Command>,
-    counters: Arc<export::Counters>,
+    queue: Arc<export::Queue>,
     config: OtelConfig,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
 }
 
 impl Tracer {
@@ -56,12 +59,11 @@ impl Tracer {
     /// export with).
     pub fn start(config: &OtelConfig) -> Option<Self> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
-        let (tx, rx) = mpsc::channel(config.queue_size.max(1));
-        let counters = Arc::new(export::Counters::default());
-        handle.spawn(export::run(rx, config.clone(), counters.clone()));
+        let queue = Arc::new(export::Queue::new(config));
+        handle.spawn(export::run(queue.clone(), config.clone()));
         let endpoint = export::shown(&config.traces_url);
         tracing::info!(%endpoint, service = %config.service_name, "traces exported over OTLP/HTTP");
-        Some(Self { inner: Arc::new(Inner { tx, counters, config: config.clone() }) })
+        Some(Self { inner: Arc::new(Inner { queue, config: config.clone() }) })
     }
 
     /// Whether this exporter was started from `config` (a reload keeps it then).
@@ -70,27 +72,20 @@ impl Tracer {
     }
 
     pub fn status(&self) -> TraceStatus {
-        self.inner.counters.status(&self.inner.config.traces_url)
+        self.inner.queue.counters.status(&self.inner.config.traces_url)
     }
 
     /// Exports everything queued so far; waits at most `wait`.
     pub async fn flush(&self, wait: Duration) {
-        let (done, flushed) = tokio::sync::oneshot::channel();
-        let sent = async {
-            if self.inner.tx.send(export::Command::Flush(done)).await.is_ok() {
-                let _ = flushed.await;
-            }
-        };
-        if tokio::time::timeout(wait, sent).await.is_err() {
+        let flushed = self.inner.queue.flush();
+        if tokio::time::timeout(wait, flushed).await.is_err() {
             tracing::warn!("traces not flushed in time; the spans still queued are lost");
         }
     }
 
     /// Queues a finished span, or drops and counts it when the queue is full.
     fn submit(&self, span: SpanData) {
-        if self.inner.tx.try_send(export::Command::Span(span)).is_err() {
-            self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.inner.queue.push(span);
     }
 }
 
