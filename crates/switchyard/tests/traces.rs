@@ -661,3 +661,32 @@ async fn a_graceful_stop_exports_the_spans_still_queued_and_never_logs_the_heade
     assert!(logged.contains("traces exported over OTLP/HTTP"), "{logged}");
     assert!(!logged.contains("collector-secret-42"), "{logged}");
 }
+
+#[tokio::test]
+async fn an_answer_from_the_cache_is_a_span_without_attempts() {
+    let collector = Collector::start(false).await;
+    let mock = MockUpstream::builder().api_key(ANTHROPIC_KEY).start().await;
+    mock.set_default(Reply::text("WORKS").usage(usage(7, 3)));
+    let callbacks = "callbacks: otel\n  cache: true\n  cache_params:\n    type: local";
+    let gw = gateway(&yaml(&mock, callbacks), &env(&collector.url, &[])).await;
+    let body = json!({"model": "cheap", "max_tokens": 50, "messages": [{"role": "user", "content": "Say: WORKS"}]});
+    for _ in 0..2 {
+        let resp = post(&gw, "/v1/messages", &body, None).await;
+        assert_eq!(resp.status(), 200);
+    }
+    // The miss: a request span and its two attempts (the dead deployment, then the live
+    // one); the hit: one more request span, no attempt.
+    let spans = collector.wait_for(4).await;
+    let requests: Vec<&Span> = spans.iter().filter(|s| s.parent_span_id.is_empty()).collect();
+    assert_eq!(requests.len(), 2, "{spans:?}");
+    let hit = requests
+        .iter()
+        .find(|s| attrs(s).contains_key("switchyard.cache_hit"))
+        .expect("the hit's span says it came from the cache");
+    assert!(!text(hit, "switchyard.cache_key").is_empty());
+    assert_eq!(int(hit, "gen_ai.usage.output_tokens"), 3);
+    assert_eq!(status(hit), SpanStatus::Ok as i32);
+    let children = spans.iter().filter(|s| s.parent_span_id == hit.span_id).count();
+    assert_eq!(children, 0);
+    assert_eq!(client_spans(&spans).len(), 2, "only the miss called upstream");
+}

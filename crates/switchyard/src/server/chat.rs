@@ -43,8 +43,15 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
 
     let started =
         Started::new(&parts.headers, CALL_CHAT, &chat, identity, runtime.config.general.metrics);
+    let span = telemetry::request(
+        runtime.tracer.as_ref(),
+        &parts.headers,
+        &chat,
+        super::errors::request_id(&parts.headers),
+    );
     let (cache, hit) = cache_hook::lookup(&runtime, &parts.headers, &chat, false).await;
     if let (Some(cache), Some(hit)) = (&cache, hit) {
+        telemetry::cached(span, &hit, &cache.key);
         ledger_hook::cached(&state, started, &hit, &cache.key);
         let mut response = if chat.stream {
             sse(openai::encode_stream(cache_hook::replay(&hit), chat.stream_usage))
@@ -56,12 +63,6 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         cache.headers(response.headers_mut());
         return response;
     }
-    let span = telemetry::request(
-        runtime.tracer.as_ref(),
-        &parts.headers,
-        &chat,
-        super::errors::request_id(&parts.headers),
-    );
     if chat.stream {
         match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {

@@ -55,8 +55,10 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         identity,
         runtime.config.general.metrics,
     );
+    let span = telemetry::request(runtime.tracer.as_ref(), &parts.headers, &chat, request_id);
     let (cache, hit) = cache_hook::lookup(&runtime, &parts.headers, &chat, true).await;
     if let (Some(cache), Some(hit)) = (&cache, hit) {
+        telemetry::cached(span, &hit, &cache.key);
         ledger_hook::cached(&state, started, &hit, &cache.key);
         let mut response = if chat.stream {
             sse(cache_hook::replay(&hit), request_id)
@@ -66,7 +68,6 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         cache.headers(response.headers_mut());
         return response;
     }
-    let span = telemetry::request(runtime.tracer.as_ref(), &parts.headers, &chat, request_id);
     if chat.stream {
         match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {

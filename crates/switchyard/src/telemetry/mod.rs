@@ -238,6 +238,20 @@ pub fn streamed(span: Option<RequestSpan>, route: &Route, charge: Charged) -> Ch
     }
 }
 
+/// An answer from the response cache: no attempt, no cost; the span says so and carries
+/// the entry's key and usage.
+pub fn cached(span: Option<RequestSpan>, answer: &ChatResponse, key: &str) {
+    let Some(mut span) = span else { return };
+    let a = &mut span.data.attributes;
+    a.push(("switchyard.cache_hit", Value::from(true)));
+    a.push(("switchyard.cache_key", Value::from(key)));
+    a.push(("gen_ai.response.id", Value::from(answer.id.as_str())));
+    a.push(("gen_ai.usage.input_tokens", Value::from(answer.usage.total_input_tokens())));
+    a.push(("gen_ai.usage.output_tokens", Value::from(answer.usage.output_tokens)));
+    a.push(("switchyard.cost_usd", Value::Double(0.0)));
+    span.end();
+}
+
 /// No answer: the error that ended the request.
 pub fn failed(span: Option<RequestSpan>, err: &ApiError) {
     let Some(mut span) = span else { return };
