@@ -30,6 +30,7 @@ const MASTER: &str = "sk-gw-master-0123456789";
 const ANTHROPIC_KEY: &str = "sk-ant-api03-traces-0123456789abcdef";
 const CLIENT_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN: &str = "b7ad6b7169203331";
+const CLIENT_STATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
 
 // ---------------------------------------------------------------------------------------
 // The OTLP/HTTP receiver.
@@ -226,7 +227,7 @@ async fn post(
         .header("anthropic-version", "2023-06-01")
         .json(body);
     if let Some(tp) = traceparent {
-        req = req.header("traceparent", tp);
+        req = req.header("traceparent", tp).header("tracestate", CLIENT_STATE);
     }
     req.send().await.unwrap()
 }
@@ -316,6 +317,8 @@ async fn a_request_is_one_span_with_a_child_per_attempt_continuing_the_clients_t
         received[0].header("traceparent"),
         Some(format!("00-{CLIENT_TRACE}-{}-01", hex(&attempts[1].span_id)).as_str())
     );
+    // The client's vendor entries travel with it, unchanged.
+    assert_eq!(received[0].header("tracestate"), Some(CLIENT_STATE));
 
     // The exporter's headers and the resource's service name.
     {

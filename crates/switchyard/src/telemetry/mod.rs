@@ -35,6 +35,7 @@ use crate::cost::{Charge, Charged, PendingCharge};
 use crate::router::{Route, Served};
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The process's span exporter; cheap to clone. Dropping the last clone ends the exporter
 /// after it sent what was queued.
@@ -94,6 +95,8 @@ impl Tracer {
 pub struct RequestSpan {
     tracer: Tracer,
     data: SpanData,
+    /// The client's `tracestate`, passed upstream unchanged (W3C: vendors' entries).
+    tracestate: Option<HeaderValue>,
     ended: bool,
 }
 
@@ -118,11 +121,19 @@ struct Current {
     tracer: Tracer,
     trace_id: [u8; 16],
     span_id: [u8; 8],
+    tracestate: Option<HeaderValue>,
+}
+
+/// What an upstream request carries: the attempt's `traceparent`, the client's `tracestate`.
+#[derive(Clone)]
+struct Upstream {
+    traceparent: HeaderValue,
+    tracestate: Option<HeaderValue>,
 }
 
 tokio::task_local! {
     static REQUEST: Current;
-    static UPSTREAM: HeaderValue;
+    static UPSTREAM: Upstream;
 }
 
 /// Starts the span of a chat request, continuing the client's `traceparent`. `None` when
@@ -173,7 +184,9 @@ pub fn request(
         attributes,
         error: None,
     };
-    Some(RequestSpan { tracer: tracer.clone(), data, ended: false })
+    // Only alongside the client's own traceparent, as the W3C spec pairs them.
+    let tracestate = parent.and_then(|_| headers.get(TRACESTATE)).cloned();
+    Some(RequestSpan { tracer: tracer.clone(), data, tracestate, ended: false })
 }
 
 /// Runs `fut` (the router's call) as part of `span`, so its attempts become its children.
@@ -184,6 +197,7 @@ pub async fn within<F: Future>(span: Option<&RequestSpan>, fut: F) -> F::Output 
                 tracer: span.tracer.clone(),
                 trace_id: span.data.trace_id,
                 span_id: span.data.span_id,
+                tracestate: span.tracestate.clone(),
             };
             REQUEST.scope(current, fut).await
         }
@@ -339,6 +353,7 @@ where
     attributes.push(("gen_ai.request.model", Value::from(deployment.model.as_str())));
     provider_attributes(&mut attributes, deployment);
     attributes.push(("switchyard.deployment_id", Value::from(deployment.id.as_str())));
+    let tracestate = current.tracestate;
     let mut span = AttemptSpan {
         tracer: current.tracer,
         data: Some(SpanData {
@@ -355,7 +370,9 @@ where
         }),
     };
     let result = match HeaderValue::from_str(&traceparent) {
-        Ok(value) => UPSTREAM.scope(value, async { call().await }).await,
+        Ok(traceparent) => {
+            UPSTREAM.scope(Upstream { traceparent, tracestate }, async { call().await }).await
+        }
         Err(_) => call().await,
     };
     if let (Err(e), Some(data)) = (&result, span.data.as_mut()) {
@@ -394,12 +411,15 @@ impl Drop for AttemptSpan {
     }
 }
 
-/// Adds the current attempt's `traceparent` to an upstream request (nothing when traces are
-/// off). Bedrock signs an explicit list of headers, so this one, added after signing,
+/// Adds the current attempt's `traceparent` (and the client's `tracestate`) to an upstream
+/// request (nothing when traces are off). Bedrock signs an explicit list of headers, so this one, added after signing,
 /// leaves its signature intact.
 pub fn propagate(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     match UPSTREAM.try_with(Clone::clone) {
-        Ok(value) => request.header(TRACEPARENT, value),
+        Ok(Upstream { traceparent, tracestate: None }) => request.header(TRACEPARENT, traceparent),
+        Ok(Upstream { traceparent, tracestate: Some(state) }) => {
+            request.header(TRACEPARENT, traceparent).header(TRACESTATE, state)
+        }
         Err(_) => request,
     }
 }
