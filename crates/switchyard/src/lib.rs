@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod provider;
 pub mod redis_outage;
+pub mod response_store;
 pub mod router;
 pub mod secret;
 pub mod server;

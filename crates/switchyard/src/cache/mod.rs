@@ -12,8 +12,8 @@
 
 mod entry;
 mod key;
-mod memory;
-mod redis;
+pub(crate) mod memory;
+pub(crate) mod redis;
 
 pub use entry::{Accumulator, Entry, events};
 pub use key::key;
@@ -183,6 +183,11 @@ impl Cache {
     /// Whether this surface is cached (`supported_call_types`).
     pub fn covers(&self, messages: bool) -> bool {
         if messages { self.config.messages } else { self.config.chat }
+    }
+
+    /// Whether `POST /v1/responses` is cached.
+    pub fn covers_responses(&self) -> bool {
+        self.config.responses
     }
 
     /// The full key of `chat` under the request's namespace, else the configured one (and

@@ -18,6 +18,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     pub place: String,
     outage: Outage,
+    /// What requests do while Redis is unreachable, for the warning.
+    meanwhile: &'static str,
 }
 
 /// Redis could not be used for this request.
@@ -27,6 +29,22 @@ pub struct Down;
 impl RedisStore {
     /// Connects on first use: the start never waits on Redis.
     pub fn new(url: &str, place: String) -> Result<Self, String> {
+        Self::for_use(
+            url,
+            place,
+            "Redis answers again; responses are cached again",
+            "requests bypass the response cache until it answers",
+        )
+    }
+
+    /// A store whose outage messages say what it is for: `recovered` when Redis answers
+    /// again, `meanwhile` what requests do until then.
+    pub fn for_use(
+        url: &str,
+        place: String,
+        recovered: &'static str,
+        meanwhile: &'static str,
+    ) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("{:?} ({place})", e.kind()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -35,8 +53,8 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("{:?} ({place})", e.kind()))?;
-        let outage = Outage::new(place.clone(), "Redis answers again; responses are cached again");
-        Ok(Self { conn, place, outage })
+        let outage = Outage::new(place.clone(), recovered);
+        Ok(Self { conn, place, outage, meanwhile })
     }
 
     /// When Redis was found unreachable and why, while it still is.
@@ -56,7 +74,7 @@ impl RedisStore {
     fn degrade(&self, error: &redis::RedisError) {
         let text = describe(error, TIMEOUT);
         if self.outage.fail(text.clone()) {
-            tracing::warn!(redis = %self.place, error = %text, "Redis is unreachable; requests bypass the response cache until it answers");
+            tracing::warn!(redis = %self.place, error = %text, "Redis is unreachable; {}", self.meanwhile);
         }
     }
 

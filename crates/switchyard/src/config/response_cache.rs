@@ -31,9 +31,11 @@ pub struct CacheConfig {
     /// `mode: default_on` (the default): every request is cached unless it opts out;
     /// `default_off`: only requests that send `cache: {"use-cache": true}`.
     pub default_on: bool,
-    /// Which surfaces are cached (`supported_call_types`): chat completions, messages.
+    /// Which surfaces are cached (`supported_call_types`): chat completions, messages,
+    /// responses.
     pub chat: bool,
     pub messages: bool,
+    pub responses: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,15 +155,24 @@ pub(super) fn build(ctx: &mut Ctx<'_>, l: &RawLitellmSettings) -> Option<CacheCo
             true
         }
     };
-    let (chat, messages) = match &p.supported_call_types {
-        None => (true, true),
+    let (chat, messages, responses) = match &p.supported_call_types {
+        None => (true, true, true),
         Some(TextList(types)) => {
             let has = |names: &[&str]| types.iter().any(|t| names.contains(&t.trim()));
             (
                 has(&["completion", "acompletion"]),
                 has(&["anthropic_messages", "aanthropic_messages"]),
+                has(&["responses", "aresponses"]),
             )
         }
     };
-    Some(CacheConfig { store, ttl, namespace: text(&p.namespace), default_on, chat, messages })
+    Some(CacheConfig {
+        store,
+        ttl,
+        namespace: text(&p.namespace),
+        default_on,
+        chat,
+        messages,
+        responses,
+    })
 }

@@ -21,7 +21,9 @@ mod store;
 mod totals;
 mod writer;
 
-pub use record::{CALL_CHAT, CALL_MESSAGES, Outcome, Record, Tokens, clean_api_base};
+pub use record::{
+    CALL_CHAT, CALL_MESSAGES, CALL_RESPONSES, Outcome, Record, Tokens, clean_api_base,
+};
 pub use spend::SpendFilter;
 pub use spool::waiting as spooled_rows;
 pub use store::{Store, StoreError, describe};

@@ -33,7 +33,17 @@ pub(super) async fn lookup(
     chat: &ChatRequest,
     messages: bool,
 ) -> (Option<Lookup>, Option<ChatResponse>) {
-    let Some(cache) = runtime.cache.as_ref().filter(|c| c.covers(messages)) else {
+    lookup_covered(runtime, headers, chat, |c| c.covers(messages)).await
+}
+
+/// [`lookup`] for the surface `covered` says the cache serves.
+pub(super) async fn lookup_covered(
+    runtime: &Runtime,
+    headers: &HeaderMap,
+    chat: &ChatRequest,
+    covered: impl Fn(&Cache) -> bool,
+) -> (Option<Lookup>, Option<ChatResponse>) {
+    let Some(cache) = runtime.cache.as_ref().filter(|c| covered(c)) else {
         return (None, None);
     };
     let control = Control::of(chat, headers, cache.config().default_on);

@@ -18,6 +18,7 @@ mod model_info;
 mod models;
 pub mod reload;
 mod request_id;
+mod responses;
 mod spend;
 mod state;
 
@@ -48,6 +49,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/model/info", get(model_info::info))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/chat/completions", post(chat::completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
+        .route("/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/config/reload", post(reload::reload_route))
@@ -164,8 +169,8 @@ async fn not_found(req: Request) -> Response {
     let err = ApiError::new(
         ErrorKind::NotFound,
         format!(
-            "No route for {} {}. Switchyard serves POST /v1/chat/completions, POST /v1/messages, \
-             POST /v1/messages/count_tokens, GET /v1/models, GET /model/info and the /health \
+            "No route for {} {}. Switchyard serves POST /v1/chat/completions, POST /v1/responses, \
+             POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /model/info and the /health \
              endpoints.",
             req.method(),
             req.uri().path()

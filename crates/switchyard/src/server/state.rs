@@ -89,11 +89,16 @@ pub struct AppState {
     ledger: OnceLock<Ledger>,
     /// Virtual keys, teams, users and end users: one for the process, kept across reloads.
     keys: OnceLock<Keys>,
+    /// Stored Responses (`previous_response_id`): one for the process, kept across
+    /// reloads, on the Redis the first config names.
+    pub responses: crate::response_store::ResponseStore,
 }
 
 impl AppState {
     pub fn new(runtime: Runtime) -> Arc<Self> {
+        let responses = crate::response_store::ResponseStore::for_config(&runtime.config);
         Arc::new(Self {
+            responses,
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             reloader: OnceLock::new(),

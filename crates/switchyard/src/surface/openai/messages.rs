@@ -150,7 +150,7 @@ fn convert_part(part: WirePart, allowed: Allowed) -> Result<ContentBlock, (&'sta
 }
 
 /// `data:<mime>[;params];base64,<data>` becomes an inline source; http(s) URLs stay URLs.
-fn image_source(url: String) -> Result<ImageSource, &'static str> {
+pub(crate) fn image_source(url: String) -> Result<ImageSource, &'static str> {
     if let Some(rest) = url.strip_prefix("data:") {
         let Some((meta, data)) = rest.split_once(',') else {
             return Err("a data URL needs a `,` before its data");

@@ -13,7 +13,9 @@ mod response;
 mod stream;
 
 pub use error::{error_body, error_response};
+pub(crate) use messages::image_source;
 pub use request::decode_chat_request;
+pub(crate) use request::split_gateway_params;
 pub use response::encode_response;
 pub use stream::encode_stream;
 

@@ -137,7 +137,9 @@ const GATEWAY_PARAMS: &[&str] = &[
     "cache",
 ];
 
-fn split_gateway_params(mut extra: Map<String, Value>) -> (Map<String, Value>, Map<String, Value>) {
+pub(crate) fn split_gateway_params(
+    mut extra: Map<String, Value>,
+) -> (Map<String, Value>, Map<String, Value>) {
     let mut gateway = Map::new();
     for key in GATEWAY_PARAMS {
         if let Some(value) = extra.remove(*key) {

@@ -1,0 +1,332 @@
+//! Decodes a Responses API request body into a canonical [`ChatRequest`] and the settings the
+//! Response object repeats back ([`Echo`]).
+//!
+//! Every malformed input is a 400 naming the field path (`input[2].call_id`) in both the
+//! message and `param`. Fields with no canonical counterpart (`include`, `truncation`,
+//! `service_tier`, `prompt_cache_key` …) are ignored, as an unknown chat completions field
+//! would never be forwarded to a different API either.
+
+use serde_json::{Map, Value, json};
+
+use super::items::input_messages;
+use crate::canonical::{ChatRequest, ContentBlock, Dialect, ResponseFormat, Tool, ToolChoice};
+use crate::classify::{ApiError, Diagnosis};
+use crate::surface::openai::split_gateway_params;
+
+/// OpenAI's hosted tools: they run inside OpenAI, so only an upstream serving the Responses
+/// API itself can honour them.
+pub const BUILT_IN_TOOLS: &[&str] = &[
+    "web_search",
+    "web_search_preview",
+    "web_search_2025_08_26",
+    "web_search_preview_2025_03_11",
+    "file_search",
+    "code_interpreter",
+    "computer_use_preview",
+    "computer_use",
+    "image_generation",
+    "local_shell",
+    "shell",
+    "apply_patch",
+    "mcp",
+    "custom",
+];
+
+/// What the Response object repeats from its request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Echo {
+    pub instructions: Value,
+    pub tools: Value,
+    pub tool_choice: Value,
+    pub parallel_tool_calls: bool,
+    pub temperature: Value,
+    pub top_p: Value,
+    pub max_output_tokens: Value,
+    pub metadata: Value,
+    pub store: bool,
+    pub previous_response_id: Option<String>,
+    pub text: Value,
+    pub reasoning: Value,
+    pub user: Value,
+}
+
+/// A decoded Responses request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The conversation of this request's `input` only; the handler prepends the one
+    /// `previous_response_id` names.
+    pub chat: ChatRequest,
+    pub echo: Echo,
+    /// Hosted tools the request asks for, as `(path, type)`: refused unless the upstream
+    /// serves the Responses API itself.
+    pub built_in: Vec<(String, String)>,
+}
+
+impl Decoded {
+    /// The 400 for hosted tools, when the request has any.
+    pub fn refuse_built_in(&self) -> Option<ApiError> {
+        let (path, kind) = self.built_in.first()?;
+        let names: Vec<&str> = self.built_in.iter().map(|(_, k)| k.as_str()).collect();
+        Some(
+            ApiError::invalid_request(
+                format!(
+                    "{path}: the hosted tool `{kind}` runs inside OpenAI's Responses API, which \
+                     the deployment serving `{}` does not call.",
+                    self.chat.model
+                ),
+                Some(path),
+            )
+            .with_diagnosis(Diagnosis::new(
+                "RSP-01",
+                format!(
+                    "The request asks for OpenAI hosted tools ({}); Switchyard translates the \
+                     Responses API for this deployment and only `function` tools translate.",
+                    names.join(", ")
+                ),
+                "Remove the hosted tools from `tools` (declare what you need as `function` \
+                 tools), or route the model to an OpenAI deployment with \
+                 `use_responses_api: true` in its litellm_params.",
+            )),
+        )
+    }
+}
+
+/// Decode a Responses body.
+pub fn decode_responses_request(body: &[u8]) -> Result<Decoded, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_request(format!("The request body is not valid JSON: {e}"), None)
+    })?;
+    let Value::Object(mut body) = value else {
+        return Err(ApiError::invalid_request(
+            "The request body must be a Responses request object.",
+            None,
+        ));
+    };
+    let model = match body.remove("model") {
+        Some(Value::String(model)) if !model.trim().is_empty() => model,
+        Some(Value::String(_)) => return Err(invalid("model", "must not be empty")),
+        None | Some(Value::Null) => return Err(invalid("model", "missing required field")),
+        Some(_) => return Err(invalid("model", "must be a string")),
+    };
+    let instructions = body.remove("instructions").unwrap_or(Value::Null);
+    let mut system = Vec::new();
+    match &instructions {
+        Value::Null => {}
+        Value::String(text) if text.is_empty() => {}
+        Value::String(text) => system.push(ContentBlock::text(text.as_str())),
+        _ => return Err(invalid("instructions", "must be a string")),
+    }
+    let (input_system, messages) = match body.remove("input") {
+        None | Some(Value::Null) => (Vec::new(), Vec::new()),
+        Some(input) => input_messages(input)?,
+    };
+    system.extend(input_system);
+
+    let raw_tools = body.remove("tools").unwrap_or(Value::Null);
+    let (tools, built_in) = convert_tools(&raw_tools)?;
+    let parallel = match body.remove("parallel_tool_calls") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(invalid("parallel_tool_calls", "must be a boolean")),
+    };
+    let raw_choice = body.remove("tool_choice").unwrap_or(Value::Null);
+    let tool_choice = convert_tool_choice(&raw_choice, !parallel)?;
+    let tool_choice = match tool_choice {
+        None if !parallel && !tools.is_empty() => {
+            Some(ToolChoice::Auto { disable_parallel_tool_use: true })
+        }
+        other => other,
+    };
+
+    let max_output_tokens = body.remove("max_output_tokens").unwrap_or(Value::Null);
+    let max_tokens = match &max_output_tokens {
+        Value::Null => None,
+        v => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(0) | None => {
+                return Err(invalid("max_output_tokens", "must be a whole number of at least 1"));
+            }
+            Some(n) => Some(n),
+        },
+    };
+    let temperature = body.remove("temperature").unwrap_or(Value::Null);
+    let top_p = body.remove("top_p").unwrap_or(Value::Null);
+    let number = |v: &Value, path: &str| match v {
+        Value::Null => Ok(None),
+        v => v.as_f64().map(Some).ok_or_else(|| invalid(path, "must be a number")),
+    };
+    let (temp, top) = (number(&temperature, "temperature")?, number(&top_p, "top_p")?);
+
+    let mut extra = Map::new();
+    let reasoning = body.remove("reasoning").unwrap_or(Value::Null);
+    match reasoning.get("effort") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(effort)) => {
+            extra.insert("reasoning_effort".into(), Value::from(effort.as_str()));
+        }
+        Some(_) => return Err(invalid("reasoning.effort", "must be a string")),
+    }
+    let text = body.remove("text").unwrap_or(Value::Null);
+    let response_format = match text.get("format") {
+        None | Some(Value::Null) => None,
+        Some(format) => convert_format(format)?,
+    };
+    let user = match body.remove("user") {
+        Some(Value::String(user)) => Some(user),
+        _ => None,
+    };
+    let store = !matches!(body.remove("store"), Some(Value::Bool(false)));
+    let stream = matches!(body.remove("stream"), Some(Value::Bool(true)));
+    let previous_response_id = match body.remove("previous_response_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() => Some(id),
+        Some(_) => return Err(invalid("previous_response_id", "must be a response id string")),
+    };
+    // `metadata` is both the Responses API's own key-value map (echoed back) and where
+    // LiteLLM reads tags and the end user: the gateway keeps it, never forwards it.
+    let (_, mut gateway) = split_gateway_params(body);
+    let metadata = gateway.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    if metadata.is_null() {
+        gateway.remove("metadata");
+    }
+
+    let chat = ChatRequest {
+        model,
+        system,
+        messages,
+        max_tokens,
+        temperature: temp,
+        top_p: top,
+        top_k: None,
+        stop_sequences: Vec::new(),
+        tools,
+        tool_choice,
+        stream,
+        // The Response always carries its usage.
+        stream_usage: true,
+        user: user.clone(),
+        response_format,
+        betas: Vec::new(),
+        extra,
+        dialect: Dialect::OpenAi,
+        gateway,
+    };
+    let echo = Echo {
+        instructions,
+        tools: if raw_tools.is_null() { json!([]) } else { raw_tools },
+        tool_choice: if raw_choice.is_null() { json!("auto") } else { raw_choice },
+        parallel_tool_calls: parallel,
+        temperature: if temperature.is_null() { json!(1.0) } else { temperature },
+        top_p: if top_p.is_null() { json!(1.0) } else { top_p },
+        max_output_tokens,
+        metadata: if metadata.is_null() { json!({}) } else { metadata },
+        store,
+        previous_response_id,
+        text: if text.is_null() { json!({"format": {"type": "text"}}) } else { text },
+        reasoning: if reasoning.is_null() {
+            json!({"effort": null, "summary": null})
+        } else {
+            reasoning
+        },
+        user: user.map_or(Value::Null, Value::from),
+    };
+    Ok(Decoded { chat, echo, built_in })
+}
+
+/// A 400 for `path`: the message starts with the path, `param` is the path.
+pub(super) fn invalid(path: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_request(format!("{path}: {problem}"), Some(path))
+}
+
+type Tools = (Vec<Tool>, Vec<(String, String)>);
+
+fn convert_tools(raw: &Value) -> Result<Tools, ApiError> {
+    let list = match raw {
+        Value::Null => return Ok((Vec::new(), Vec::new())),
+        Value::Array(list) => list,
+        _ => return Err(invalid("tools", "must be an array")),
+    };
+    let mut tools = Vec::with_capacity(list.len());
+    let mut built_in = Vec::new();
+    for (i, tool) in list.iter().enumerate() {
+        let at = |field: &str| format!("tools[{i}].{field}");
+        let Some(kind) = tool.get("type").and_then(Value::as_str) else {
+            return Err(invalid(&at("type"), "missing required field"));
+        };
+        if kind != "function" {
+            built_in.push((at("type"), kind.to_owned()));
+            continue;
+        }
+        let Some(name) = tool.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+            return Err(invalid(&at("name"), "missing required field"));
+        };
+        let input_schema = match tool.get("parameters") {
+            None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+            Some(schema @ Value::Object(_)) => schema.clone(),
+            Some(_) => return Err(invalid(&at("parameters"), "must be a JSON Schema object")),
+        };
+        tools.push(Tool {
+            name: name.to_owned(),
+            description: tool.get("description").and_then(Value::as_str).map(str::to_owned),
+            input_schema,
+            cache_control: None,
+            extra: Map::new(),
+        });
+    }
+    Ok((tools, built_in))
+}
+
+fn convert_tool_choice(raw: &Value, disable: bool) -> Result<Option<ToolChoice>, ApiError> {
+    Ok(Some(match raw {
+        Value::Null => return Ok(None),
+        Value::String(mode) => match mode.as_str() {
+            "auto" => ToolChoice::Auto { disable_parallel_tool_use: disable },
+            "required" => ToolChoice::Any { disable_parallel_tool_use: disable },
+            "none" => ToolChoice::None,
+            _ => return Err(invalid("tool_choice", "must be `auto`, `none` or `required`")),
+        },
+        Value::Object(choice) => match choice.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                let Some(name) = choice.get("name").and_then(Value::as_str) else {
+                    return Err(invalid("tool_choice.name", "missing required field"));
+                };
+                ToolChoice::Tool { name: name.to_owned(), disable_parallel_tool_use: disable }
+            }
+            other => {
+                return Err(invalid(
+                    "tool_choice.type",
+                    format_args!(
+                        "`{}` is not supported here (use `function` with a `name`)",
+                        other.unwrap_or("")
+                    ),
+                ));
+            }
+        },
+        _ => return Err(invalid("tool_choice", "must be a string or an object")),
+    }))
+}
+
+/// `text.format`: in the Responses API the schema's fields sit beside `type`.
+fn convert_format(format: &Value) -> Result<Option<ResponseFormat>, ApiError> {
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(ResponseFormat::JsonObject)),
+        Some("json_schema") => {
+            let Some(name) = format.get("name").and_then(Value::as_str) else {
+                return Err(invalid("text.format.name", "missing required field"));
+            };
+            let schema = format.get("schema").cloned().unwrap_or_else(|| json!({"type": "object"}));
+            if !schema.is_object() {
+                return Err(invalid("text.format.schema", "must be a JSON Schema object"));
+            }
+            Ok(Some(ResponseFormat::JsonSchema {
+                name: name.to_owned(),
+                description: format.get("description").and_then(Value::as_str).map(str::to_owned),
+                schema,
+                strict: format.get("strict").and_then(Value::as_bool).unwrap_or(false),
+            }))
+        }
+        _ => {
+            Err(invalid("text.format.type", "must be one of `text`, `json_object`, `json_schema`"))
+        }
+    }
+}
