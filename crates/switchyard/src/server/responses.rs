@@ -10,16 +10,17 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::body::read_limited;
 use super::cache_hook;
 use super::chat::{apply_key_rules, cost_header, served_headers};
 use super::ledger_hook::{self, Started};
+use super::{AppState, Runtime};
 use crate::cache::Accumulator;
 use crate::canonical::{ChatRequest, ChatResponse, Message, Role, StreamEvent};
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
@@ -45,12 +46,30 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     if let Some(err) = decoded.refuse_built_in() {
         return fail(&err);
     }
-    let (mut chat, echo) = (decoded.chat, Arc::new(decoded.echo));
-    if let Some(previous) = &echo.previous_response_id {
-        match continued(&state, previous, &mut chat).await {
-            Ok(()) => {}
-            Err(err) => return fail(&err),
-        }
+    let dropped = decoded.dropped.join(", ");
+    let mut response = served(&state, &runtime, &parts, decoded.chat, Arc::new(decoded.echo)).await;
+    if !dropped.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&dropped)
+    {
+        response.headers_mut().insert(DROPPED_TOOLS, value);
+    }
+    response
+}
+
+/// Names the hosted tools left out of the request (`web_search`).
+const DROPPED_TOOLS: HeaderName = HeaderName::from_static("x-switchyard-dropped-tools");
+
+async fn served(
+    state: &Arc<AppState>,
+    runtime: &Runtime,
+    parts: &Parts,
+    mut chat: ChatRequest,
+    echo: Arc<Echo>,
+) -> Response {
+    if let Some(previous) = &echo.previous_response_id
+        && let Err(err) = continued(state, previous, &mut chat).await
+    {
+        return fail(&err);
     }
     if chat.messages.is_empty() {
         return fail(&ApiError::invalid_request(
@@ -59,7 +78,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         ));
     }
     let identity = parts.extensions.get::<Identity>();
-    let caller = match apply_key_rules(&state, identity, &mut chat) {
+    let caller = match apply_key_rules(state, identity, &mut chat) {
         Ok(caller) => caller,
         Err(err) => return fail(&err),
     };
@@ -68,15 +87,15 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     let created_at = unix_now();
     let started = Started::new(&parts.headers, CALL_RESPONSES, &chat, identity);
     let (cache, hit) =
-        cache_hook::lookup_covered(&runtime, &parts.headers, &chat, |c| c.covers_responses()).await;
+        cache_hook::lookup_covered(runtime, &parts.headers, &chat, |c| c.covers_responses()).await;
     if let (Some(cache), Some(hit)) = (&cache, hit) {
-        ledger_hook::cached(&state, started, &hit, &cache.key);
+        ledger_hook::cached(state, started, &hit, &cache.key);
         let mut response = if chat.stream {
-            let events = recorded(&state, &id, created_at, &echo, &chat, cache_hook::replay(&hit));
+            let events = recorded(state, &id, created_at, &echo, &chat, cache_hook::replay(&hit));
             sse(encode_stream(events, id, created_at, echo))
         } else {
             let body = encode_response(&id, created_at, &echo, &hit);
-            keep(&state, &id, &echo, &chat, &hit, &body).await;
+            keep(state, &id, &echo, &chat, &hit, &body).await;
             json_response(&body)
         };
         cache.headers(response.headers_mut());
@@ -92,12 +111,12 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {
                 let charge = telemetry::streamed(span, &served.route, served.charge);
-                ledger_hook::streamed(&state, started, &served.route, charge);
+                ledger_hook::streamed(state, started, &served.route, charge);
                 let events = match &cache {
                     Some(cache) => cache.tee(served.value),
                     None => served.value,
                 };
-                let events = recorded(&state, &id, created_at, &echo, &chat, events);
+                let events = recorded(state, &id, created_at, &echo, &chat, events);
                 let mut response = sse(encode_stream(events, id, created_at, echo));
                 let headers = response.headers_mut();
                 served_headers(headers, &served.route);
@@ -108,7 +127,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
             }
             Err(err) => {
                 telemetry::failed(span, &err);
-                ledger_hook::failed(&state, started, &err);
+                ledger_hook::failed(state, started, &err);
                 fail(&err)
             }
         }
@@ -117,7 +136,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
             Ok(served) => {
                 telemetry::served(span, &served);
                 let body = encode_response(&id, created_at, &echo, &served.value);
-                keep(&state, &id, &echo, &chat, &served.value, &body).await;
+                keep(state, &id, &echo, &chat, &served.value, &body).await;
                 let mut response = json_response(&body);
                 let headers = response.headers_mut();
                 served_headers(headers, &served.route);
@@ -126,12 +145,12 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
                     cache.store(&served.value);
                     cache.headers(headers);
                 }
-                ledger_hook::served(&state, started, &served.route, &served.charge);
+                ledger_hook::served(state, started, &served.route, &served.charge);
                 response
             }
             Err(err) => {
                 telemetry::failed(span, &err);
-                ledger_hook::failed(&state, started, &err);
+                ledger_hook::failed(state, started, &err);
                 fail(&err)
             }
         }

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::request::invalid;
+use super::request::{Echo, invalid};
 use crate::canonical::{ContentBlock, Message, Role};
 use crate::classify::ApiError;
 use crate::surface::openai::image_source;
@@ -265,12 +265,23 @@ pub(super) fn id_kind(block: &ContentBlock) -> &'static str {
 }
 
 /// An answer's content as `output` items, one per block, in order.
-pub fn output_items(content: &[ContentBlock], ids: &OutputIds) -> Vec<Value> {
+pub fn output_items(content: &[ContentBlock], ids: &OutputIds, echo: &Echo) -> Vec<Value> {
     content
         .iter()
         .enumerate()
         .filter_map(|(index, block)| {
-            output_item(block, ids.item(id_kind(block), index), "completed")
+            let mut item = output_item(block, ids.item(id_kind(block), index), "completed")?;
+            with_namespace(&mut item, echo);
+            Some(item)
         })
         .collect()
+}
+
+/// Names the namespace of a call to a function declared inside a `namespace` tool.
+pub(super) fn with_namespace(item: &mut Value, echo: &Echo) {
+    if item["type"] == "function_call"
+        && let Some(ns) = item["name"].as_str().and_then(|name| echo.namespace_of(name))
+    {
+        item["namespace"] = Value::from(ns);
+    }
 }

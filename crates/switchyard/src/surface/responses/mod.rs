@@ -12,7 +12,7 @@ mod response;
 mod stream;
 
 pub use items::{OutputIds, output_items, prepend};
-pub use request::{BUILT_IN_TOOLS, Decoded, Echo, decode_responses_request};
+pub use request::{Decoded, Echo, decode_responses_request};
 pub use response::{encode_response, failed_code, new_id, response_object};
 pub use stream::encode_stream;
 

@@ -13,25 +13,6 @@ use crate::canonical::{ChatRequest, ContentBlock, Dialect, ResponseFormat, Tool,
 use crate::classify::{ApiError, Diagnosis};
 use crate::surface::openai::split_gateway_params;
 
-/// OpenAI's hosted tools: they run inside OpenAI, so only an upstream serving the Responses
-/// API itself can honour them.
-pub const BUILT_IN_TOOLS: &[&str] = &[
-    "web_search",
-    "web_search_preview",
-    "web_search_2025_08_26",
-    "web_search_preview_2025_03_11",
-    "file_search",
-    "code_interpreter",
-    "computer_use_preview",
-    "computer_use",
-    "image_generation",
-    "local_shell",
-    "shell",
-    "apply_patch",
-    "mcp",
-    "custom",
-];
-
 /// What the Response object repeats from its request.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Echo {
@@ -48,6 +29,15 @@ pub struct Echo {
     pub text: Value,
     pub reasoning: Value,
     pub user: Value,
+    /// `(function, namespace)` for each function declared inside a `namespace` tool: the
+    /// upstream sees the function's own name, the client gets its calls with `namespace`.
+    pub namespaces: Vec<(String, String)>,
+}
+
+impl Echo {
+    pub fn namespace_of(&self, function: &str) -> Option<&str> {
+        self.namespaces.iter().find(|(f, _)| f == function).map(|(_, ns)| ns.as_str())
+    }
 }
 
 /// A decoded Responses request.
@@ -60,6 +50,9 @@ pub struct Decoded {
     /// Hosted tools the request asks for, as `(path, type)`: refused unless the upstream
     /// serves the Responses API itself.
     pub built_in: Vec<(String, String)>,
+    /// Web search tools left out: the model answers from what it knows, as with the tool
+    /// disabled (Codex CLI declares web search on every request).
+    pub dropped: Vec<String>,
 }
 
 impl Decoded {
@@ -123,7 +116,7 @@ pub fn decode_responses_request(body: &[u8]) -> Result<Decoded, ApiError> {
     system.extend(input_system);
 
     let raw_tools = body.remove("tools").unwrap_or(Value::Null);
-    let (tools, built_in) = convert_tools(&raw_tools)?;
+    let Tools { tools, built_in, dropped, namespaces } = convert_tools(&raw_tools)?;
     let parallel = match body.remove("parallel_tool_calls") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => b,
@@ -228,8 +221,9 @@ pub fn decode_responses_request(body: &[u8]) -> Result<Decoded, ApiError> {
             reasoning
         },
         user: user.map_or(Value::Null, Value::from),
+        namespaces,
     };
-    Ok(Decoded { chat, echo, built_in })
+    Ok(Decoded { chat, echo, built_in, dropped })
 }
 
 /// A 400 for `path`: the message starts with the path, `param` is the path.
@@ -237,42 +231,74 @@ pub(super) fn invalid(path: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_request(format!("{path}: {problem}"), Some(path))
 }
 
-type Tools = (Vec<Tool>, Vec<(String, String)>);
+#[derive(Default)]
+struct Tools {
+    tools: Vec<Tool>,
+    built_in: Vec<(String, String)>,
+    dropped: Vec<String>,
+    namespaces: Vec<(String, String)>,
+}
+
+/// Whether a hosted tool is web search, which the model can do without.
+fn is_web_search(kind: &str) -> bool {
+    kind.starts_with("web_search")
+}
 
 fn convert_tools(raw: &Value) -> Result<Tools, ApiError> {
     let list = match raw {
-        Value::Null => return Ok((Vec::new(), Vec::new())),
+        Value::Null => return Ok(Tools::default()),
         Value::Array(list) => list,
         _ => return Err(invalid("tools", "must be an array")),
     };
-    let mut tools = Vec::with_capacity(list.len());
-    let mut built_in = Vec::new();
+    let mut out = Tools { tools: Vec::with_capacity(list.len()), ..Tools::default() };
     for (i, tool) in list.iter().enumerate() {
-        let at = |field: &str| format!("tools[{i}].{field}");
-        let Some(kind) = tool.get("type").and_then(Value::as_str) else {
-            return Err(invalid(&at("type"), "missing required field"));
-        };
-        if kind != "function" {
-            built_in.push((at("type"), kind.to_owned()));
-            continue;
+        let path = format!("tools[{i}]");
+        match tool.get("type").and_then(Value::as_str) {
+            None => return Err(invalid(&format!("{path}.type"), "missing required field")),
+            Some("function") => out.tools.push(function_tool(tool, &path)?),
+            Some("namespace") => {
+                let Some(ns) = tool.get("name").and_then(Value::as_str) else {
+                    return Err(invalid(&format!("{path}.name"), "missing required field"));
+                };
+                let inner = tool.get("tools").and_then(Value::as_array).into_iter().flatten();
+                for (j, inner) in inner.enumerate() {
+                    let path = format!("{path}.tools[{j}]");
+                    match inner.get("type").and_then(Value::as_str) {
+                        Some("function") => {
+                            let function = function_tool(inner, &path)?;
+                            out.namespaces.push((function.name.clone(), ns.to_owned()));
+                            out.tools.push(function);
+                        }
+                        kind => out
+                            .built_in
+                            .push((format!("{path}.type"), kind.unwrap_or_default().to_owned())),
+                    }
+                }
+            }
+            Some(kind) if is_web_search(kind) => out.dropped.push(kind.to_owned()),
+            Some(kind) => out.built_in.push((format!("{path}.type"), kind.to_owned())),
         }
-        let Some(name) = tool.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
-            return Err(invalid(&at("name"), "missing required field"));
-        };
-        let input_schema = match tool.get("parameters") {
-            None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
-            Some(schema @ Value::Object(_)) => schema.clone(),
-            Some(_) => return Err(invalid(&at("parameters"), "must be a JSON Schema object")),
-        };
-        tools.push(Tool {
-            name: name.to_owned(),
-            description: tool.get("description").and_then(Value::as_str).map(str::to_owned),
-            input_schema,
-            cache_control: None,
-            extra: Map::new(),
-        });
     }
-    Ok((tools, built_in))
+    Ok(out)
+}
+
+fn function_tool(tool: &Value, path: &str) -> Result<Tool, ApiError> {
+    let at = |field: &str| format!("{path}.{field}");
+    let Some(name) = tool.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+        return Err(invalid(&at("name"), "missing required field"));
+    };
+    let input_schema = match tool.get("parameters") {
+        None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+        Some(schema @ Value::Object(_)) => schema.clone(),
+        Some(_) => return Err(invalid(&at("parameters"), "must be a JSON Schema object")),
+    };
+    Ok(Tool {
+        name: name.to_owned(),
+        description: tool.get("description").and_then(Value::as_str).map(str::to_owned),
+        input_schema,
+        cache_control: None,
+        extra: Map::new(),
+    })
 }
 
 fn convert_tool_choice(raw: &Value, disable: bool) -> Result<Option<ToolChoice>, ApiError> {

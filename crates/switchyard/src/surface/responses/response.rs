@@ -108,7 +108,7 @@ pub fn encode_response(id: &str, created_at: u64, echo: &Echo, answer: &ChatResp
             model: &answer.model,
             status: Status::of(answer.stop_reason),
             stop: answer.stop_reason,
-            output: output_items(&answer.content, &ids),
+            output: output_items(&answer.content, &ids, echo),
             usage: Some(&answer.usage),
             error: None,
         },

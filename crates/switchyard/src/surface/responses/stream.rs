@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 
-use super::items::{OutputIds, id_kind, output_item};
+use super::items::{OutputIds, id_kind, output_item, with_namespace};
 use super::request::Echo;
 use super::response::{Outcome, Status, response_object};
 use crate::canonical::{BlockDelta, ContentBlock, StopReason, StreamEvent, Usage};
@@ -214,6 +214,7 @@ impl Encoder {
         if !matches!(block, ContentBlock::RedactedThinking { .. }) {
             item["status"] = Value::from("in_progress");
         }
+        with_namespace(&mut item, &self.echo);
         self.emit(
             "response.output_item.added",
             json!({"output_index": output_index, "item": item}),
@@ -354,7 +355,8 @@ impl Encoder {
         self.finish_item(output_index, item);
     }
 
-    fn finish_item(&mut self, output_index: usize, item: Value) {
+    fn finish_item(&mut self, output_index: usize, mut item: Value) {
+        with_namespace(&mut item, &self.echo);
         self.emit("response.output_item.done", json!({"output_index": output_index, "item": item}));
         if let Some(slot) = self.output.get_mut(output_index) {
             *slot = item;
