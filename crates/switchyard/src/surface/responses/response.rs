@@ -121,7 +121,10 @@ fn usage(u: &Usage) -> Value {
     let input = u.total_input_tokens();
     json!({
         "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": u.cache_read_input_tokens},
+        "input_tokens_details": {
+            "cached_tokens": u.cache_read_input_tokens,
+            "cache_write_tokens": u.cache_creation_input_tokens,
+        },
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input + u.output_tokens,
