@@ -72,7 +72,7 @@ async fn post(gw: &Handle, body: &Value) -> (u16, Value) {
         .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text)))
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// The events of a streamed answer as (`event:` name, data).

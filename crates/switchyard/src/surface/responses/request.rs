@@ -76,9 +76,8 @@ impl Decoded {
                      Responses API for this deployment and only `function` tools translate.",
                     names.join(", ")
                 ),
-                "Remove the hosted tools from `tools` (declare what you need as `function` \
-                 tools), or route the model to an OpenAI deployment with \
-                 `use_responses_api: true` in its litellm_params.",
+                "Remove the hosted tools from `tools`, or declare what you need as `function` \
+                 tools.",
             )),
         )
     }
