@@ -596,3 +596,26 @@ async fn a_ledger_row_is_written_with_litellms_responses_call_type() {
     assert_eq!(row.status, "success");
     assert!(row.total_tokens > 0);
 }
+
+#[tokio::test]
+async fn the_response_cache_answers_a_repeated_request_without_an_upstream_call() {
+    let mock = MockUpstream::builder().api_key(KEY).start().await;
+    let text = format!("{}litellm_settings:\n  cache: true\n", yaml(&mock));
+    let env = MapEnv::new([("HOME", "/nonexistent")]);
+    let cfg = config::load_from_str(&text, Path::new("responses.yaml"), &env)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let body = json!({"model": "balanced", "input": "Say: CACHED"});
+    let (status, first) = post(&gw, &body).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = post(&gw, &body).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(mock.calls(), 1, "the second answer came from the cache");
+    assert_eq!(output_text(&second), "CACHED");
+    assert_ne!(first["id"], second["id"], "each Response has its own id");
+    let (status, events) =
+        stream(&gw, &json!({"model": "balanced", "input": "Say: CACHED", "stream": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.calls(), 1);
+    assert_eq!(output_text(&events.last().unwrap().1["response"]), "CACHED");
+}
