@@ -619,3 +619,61 @@ async fn the_response_cache_answers_a_repeated_request_without_an_upstream_call(
     assert_eq!(mock.calls(), 1);
     assert_eq!(output_text(&events.last().unwrap().1["response"]), "CACHED");
 }
+
+/// A second turn as Codex CLI sends it: developer messages as the system prompt, items with
+/// ids, a function call echoed back with its status, a string output, hosted web search and
+/// a namespace tool, and the fields it adds (`include`, `prompt_cache_key`,
+/// `client_metadata`).
+#[tokio::test]
+async fn a_codex_cli_turn_is_served() {
+    let (mock, gw) = setup().await;
+    mock.push(Reply::text("Done."));
+    let body = json!({
+        "model": "balanced",
+        "stream": true,
+        "input": [
+            {"type": "message", "id": "msg_1", "role": "developer",
+             "content": [{"type": "input_text", "text": "You are a coding agent running in the Codex CLI."}]},
+            {"type": "message", "id": "msg_2", "role": "user",
+             "content": [{"type": "input_text", "text": "<environment_context>cwd</environment_context>"}]},
+            {"type": "message", "id": "msg_3", "role": "user",
+             "content": [{"type": "input_text", "text": "Run echo"}]},
+            {"type": "function_call", "status": "completed", "id": "fc_1", "name": "exec_command",
+             "arguments": "{\"cmd\": \"echo TOOL-RAN\"}", "call_id": "call_1"},
+            {"type": "function_call_output", "id": "fco_1", "call_id": "call_1",
+             "output": "Process exited with code 0\nOutput:\nTOOL-RAN\n"}
+        ],
+        "tools": [
+            {"type": "function", "name": "exec_command", "description": "Run a command", "strict": false,
+             "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}},
+                            "required": ["cmd"], "additionalProperties": false}},
+            {"type": "namespace", "name": "multi_agent_v1", "description": "Agents",
+             "tools": [{"type": "function", "name": "spawn_agent", "parameters": {"type": "object"}}]},
+            {"type": "web_search", "external_web_access": false}
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": true,
+        "reasoning": {"summary": "auto"},
+        "store": false,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "5b1c",
+        "client_metadata": {"turn_id": "t1", "session_id": "s1"}
+    });
+    let (status, events) = stream(&gw, &body).await;
+    assert_eq!(status, 200, "{events:?}");
+    let (name, done) = events.last().unwrap();
+    assert_eq!(name, "response.completed");
+    assert_eq!(output_text(&done["response"]), "Done.");
+    let sent = last_upstream_body(&mock);
+    assert_eq!(sent["system"][0]["text"], "You are a coding agent running in the Codex CLI.");
+    let roles: Vec<&str> =
+        sent["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    assert_eq!(sent["messages"][0]["content"].as_array().unwrap().len(), 2);
+    assert_eq!(sent["messages"][1]["content"][0]["input"], json!({"cmd": "echo TOOL-RAN"}));
+    assert_eq!(sent["messages"][2]["content"][0]["tool_use_id"], "call_1");
+    assert!(sent.get("thinking").is_none(), "no effort, no thinking budget");
+    for field in ["include", "prompt_cache_key", "client_metadata", "store"] {
+        assert!(sent.get(field).is_none(), "{field} is not forwarded");
+    }
+}
