@@ -32,6 +32,7 @@ mod anthropic;
 mod aws;
 mod faults;
 mod openai;
+mod openai_responses;
 mod reply;
 
 use std::collections::VecDeque;
@@ -323,6 +324,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     if openai::owns(parts.method.as_str(), parts.uri.path()) {
         return openai::route(&shared, &call).await;
+    }
+    if openai_responses::owns(parts.method.as_str(), parts.uri.path()) {
+        return openai_responses::route(&shared, &call).await;
     }
     anthropic::route(&shared, parts.method.as_str(), parts.uri.path(), &call).await
 }

@@ -24,8 +24,8 @@ use crate::faults::{self, Plan};
 use crate::reply::{ApiError, Block, Body, Message, Usage, split_words};
 use crate::{Call, Shared};
 
-const JSON: &str = "application/json";
-const SSE: &str = "text/event-stream; charset=utf-8";
+pub(crate) const JSON: &str = "application/json";
+pub(crate) const SSE: &str = "text/event-stream; charset=utf-8";
 /// A fixed `created`, so answers are deterministic.
 const CREATED: u64 = 1_700_000_000;
 
@@ -92,6 +92,23 @@ pub(crate) async fn route(shared: &Shared, call: &Call) -> Response {
 
 /// The server's own checks: the bearer key (when the mock has one), then the body.
 fn check<'a>(shared: &Shared, call: &'a Call) -> Result<&'a Map<String, Value>, ApiError> {
+    let request = check_key_and_model(shared, call)?;
+    match request.get("messages").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => Ok(request),
+        Some(_) => Err(error(
+            400,
+            "invalid_request_error",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+        )),
+        None => Err(error(400, "invalid_request_error", "Missing required parameter: 'messages'.")),
+    }
+}
+
+/// The bearer key (when the mock has one), a JSON object body and its `model`.
+pub(crate) fn check_key_and_model<'a>(
+    shared: &Shared,
+    call: &'a Call,
+) -> Result<&'a Map<String, Value>, ApiError> {
     let bearer = call
         .headers
         .get("authorization")
@@ -132,15 +149,7 @@ fn check<'a>(shared: &Shared, call: &'a Call) -> Result<&'a Map<String, Value>, 
     if !request.get("model").is_some_and(Value::is_string) {
         return Err(error(400, "invalid_request_error", "you must provide a model parameter"));
     }
-    match request.get("messages").and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => Ok(request),
-        Some(_) => Err(error(
-            400,
-            "invalid_request_error",
-            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
-        )),
-        None => Err(error(400, "invalid_request_error", "Missing required parameter: 'messages'.")),
-    }
+    Ok(request)
 }
 
 /// A successful completion with everything the request and the call decide filled in.
@@ -291,7 +300,7 @@ fn usage_json(usage: &Usage) -> Value {
     })
 }
 
-fn estimate_output(block: &Block) -> u64 {
+pub(crate) fn estimate_output(block: &Block) -> u64 {
     let len = match block {
         Block::Text(deltas) => deltas.iter().map(String::len).sum(),
         Block::ToolUse { input, .. } => input.to_string().len(),
@@ -301,23 +310,23 @@ fn estimate_output(block: &Block) -> u64 {
 }
 
 /// Splits serialized JSON into up to three fragments, as argument deltas arrive.
-fn thirds(text: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn thirds(text: &str) -> impl Iterator<Item = &str> {
     let cut = |n: usize| (n * text.len() / 3..=text.len()).find(|&i| text.is_char_boundary(i));
     let (a, b) = (cut(1).unwrap_or(text.len()), cut(2).unwrap_or(text.len()));
     [&text[..a], &text[a..b], &text[b..]].into_iter().filter(|part| !part.is_empty())
 }
 
-fn data(value: &Value) -> Bytes {
+pub(crate) fn data(value: &Value) -> Bytes {
     Bytes::from(format!("data: {value}\n\n"))
 }
 
-fn error(status: u16, kind: &str, message: &str) -> ApiError {
+pub(crate) fn error(status: u16, kind: &str, message: &str) -> ApiError {
     ApiError { status, kind: kind.to_owned(), message: message.to_owned() }
 }
 
 /// OpenAI's error body. A scripted `kind` that is one of OpenAI's codes fills `code` and the
 /// matching `type`; anything else is the `type`.
-fn error_body(error: &ApiError) -> Value {
+pub(crate) fn error_body(error: &ApiError) -> Value {
     let (kind, code) = match error.kind.as_str() {
         code @ ("context_length_exceeded"
         | "model_not_found"
@@ -330,14 +339,14 @@ fn error_body(error: &ApiError) -> Value {
     json!({"error": {"message": error.message, "type": kind, "param": null, "code": code}})
 }
 
-fn error_response(seq: u64, error: &ApiError, headers: &[(String, String)]) -> Response {
+pub(crate) fn error_response(seq: u64, error: &ApiError, headers: &[(String, String)]) -> Response {
     let body = error_body(error).to_string();
     respond(error.status, JSON, seq, headers, HttpBody::from(body))
 }
 
 /// A response with `x-request-id` and the reply's extra headers. A scripted status or header
 /// HTTP cannot carry becomes a 500 naming it.
-fn respond(
+pub(crate) fn respond(
     status: u16,
     content_type: &'static str,
     seq: u64,

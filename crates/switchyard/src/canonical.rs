@@ -140,6 +140,11 @@ pub enum ResponseFormat {
     },
 }
 
+/// The key in [`ChatRequest::gateway`] holding a Responses API request as the client sent
+/// it (less the gateway's own parameters, `metadata` kept), for an upstream that serves the
+/// Responses API itself.
+pub const RESPONSES_BODY: &str = "responses_body";
+
 /// What the client asked for, in provider-neutral form.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {

@@ -31,6 +31,10 @@ pub struct Stored {
     pub response: Value,
     /// The conversation up to and including this Response's output.
     pub messages: Vec<Message>,
+    /// The same conversation as Responses items (the inputs as sent, the output items), for
+    /// an upstream that takes the Responses API as is.
+    #[serde(default)]
+    pub items: Vec<Value>,
 }
 
 /// The store could not be reached; `place` is `host:port`.
@@ -134,6 +138,7 @@ mod tests {
         let stored = Stored {
             response: json!({"id": "resp_1"}),
             messages: vec![Message { role: Role::User, content: vec![ContentBlock::text("hi")] }],
+            items: vec![json!({"role": "user", "content": "hi"})],
         };
         store.put("resp_1", &stored).await;
         let got = store.get("resp_1").await.unwrap().unwrap();

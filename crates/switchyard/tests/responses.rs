@@ -36,6 +36,13 @@ fn yaml(mock: &MockUpstream) -> String {
       model: openai/gpt-4o
       api_key: {KEY}
       api_base: {url}/v1
+  - model_name: native
+    litellm_params:
+      model: openai/gpt-4.1
+      api_key: {KEY}
+      api_base: {url}/v1
+    model_info:
+      supported_endpoints: [/v1/chat/completions, /v1/responses]
   - model_name: br
     litellm_params:
       model: bedrock/us.anthropic.claude-3-5-haiku-20241022-v1:0
@@ -676,4 +683,70 @@ async fn a_codex_cli_turn_is_served() {
     for field in ["include", "prompt_cache_key", "client_metadata", "store"] {
         assert!(sent.get(field).is_none(), "{field} is not forwarded");
     }
+}
+
+#[tokio::test]
+async fn a_deployment_serving_the_responses_api_gets_the_request_as_sent() {
+    let (mock, gw) = setup().await;
+    let request = json!({
+        "model": "native", "input": "Say: NATIVE", "instructions": "Be brief.",
+        "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}, {"type": "web_search"}],
+        "include": ["file_search_call.results"], "metadata": {"app": "t"}, "fallbacks": ["balanced"]
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/responses", gw.url()))
+        .bearer_auth(MASTER)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-switchyard-dropped-tools").is_none(), "nothing is left out");
+    let first: Value = resp.json().await.unwrap();
+    assert_eq!(output_text(&first), "NATIVE", "{first}");
+    assert!(first["id"].as_str().unwrap().starts_with("resp_"));
+    let got = mock.received().last().unwrap().clone();
+    assert_eq!(got.path, "/v1/responses");
+    assert_eq!(got.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    let mut expected = request.clone();
+    expected["model"] = json!("gpt-4.1");
+    expected["stream"] = json!(false);
+    expected["store"] = json!(false);
+    expected.as_object_mut().unwrap().remove("fallbacks");
+    assert_eq!(
+        got.body, expected,
+        "the client's body, for the deployment's model, stored nowhere upstream"
+    );
+
+    // Continued: the upstream receives the conversation as items; streamed answers too.
+    let (status, events) = stream(
+        &gw,
+        &json!({"model": "native", "input": "Say: AGAIN", "previous_response_id": first["id"], "stream": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let names = names(&events);
+    assert_eq!(names.first(), Some(&"response.created"));
+    assert_eq!(names.last(), Some(&"response.completed"), "{events:?}");
+    assert_eq!(output_text(&events.last().unwrap().1["response"]), "AGAIN");
+    let sent = last_upstream_body(&mock);
+    assert_eq!(sent["stream"], true);
+    assert!(sent.get("previous_response_id").is_none());
+    let input = sent["input"].as_array().unwrap();
+    assert_eq!(input[0], json!({"role": "user", "content": "Say: NATIVE"}));
+    assert_eq!(input[1]["type"], "message");
+    assert_eq!(input[1]["content"][0]["text"], "NATIVE");
+    assert_eq!(input[2], json!({"role": "user", "content": "Say: AGAIN"}));
+
+    // A function call comes back as one.
+    mock.push(Reply::tool_use("get_weather", json!({"city": "Paris"})));
+    let (status, r) = post(
+        &gw,
+        &json!({"model": "native", "input": "Weather?",
+        "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["output"][0]["type"], "function_call");
+    assert_eq!(r["output"][0]["arguments"], json!({"city": "Paris"}).to_string());
 }

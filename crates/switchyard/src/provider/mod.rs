@@ -31,7 +31,7 @@ pub use bedrock::BedrockProvider;
 /// What a Bedrock model id names (bare id, geo profile, ARN), for pricing and diagnoses.
 pub use bedrock::ModelId as BedrockModelId;
 pub use mock::MockProvider;
-pub use openai::OpenAiProvider;
+pub use openai::{OpenAiProvider, serves_responses};
 
 /// A stream of canonical events. An `Err` item ends the stream: the upstream failed after
 /// the response started.

@@ -22,11 +22,14 @@ use super::chat::{apply_key_rules, cost_header, served_headers};
 use super::ledger_hook::{self, Started};
 use super::{AppState, Runtime};
 use crate::cache::Accumulator;
-use crate::canonical::{ChatRequest, ChatResponse, Message, Role, StreamEvent};
+use crate::canonical::{ChatRequest, ChatResponse, Message, RESPONSES_BODY, Role, StreamEvent};
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
+use crate::config::{Config, Deployment};
 use crate::keys::Identity;
 use crate::ledger::CALL_RESPONSES;
+use crate::limits::Caller;
 use crate::provider::EventStream;
+use crate::provider::serves_responses;
 use crate::response_store::{Stored, TTL};
 use crate::surface::openai::error_response as fail;
 use crate::surface::responses::{self, Echo, encode_response, encode_stream, new_id, unix_now};
@@ -39,21 +42,47 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(bytes) => bytes,
         Err(err) => return fail(&err),
     };
-    let decoded = match responses::decode_responses_request(&bytes) {
+    let mut decoded = match responses::decode_responses_request(&bytes) {
         Ok(decoded) => decoded,
         Err(err) => return fail(&err),
     };
-    if let Some(err) = decoded.refuse_built_in() {
+    let mut chat = std::mem::take(&mut decoded.chat);
+    let identity = parts.extensions.get::<Identity>();
+    let caller = match apply_key_rules(&state, identity, &mut chat) {
+        Ok(caller) => caller,
+        Err(err) => return fail(&err),
+    };
+    // Hosted tools reach an upstream only when every deployment that may answer takes the
+    // Responses API as is.
+    let native = native_only(&runtime.config, &chat.model);
+    if !native && let Some(err) = decoded.refuse_built_in(&chat.model) {
         return fail(&err);
     }
-    let dropped = decoded.dropped.join(", ");
-    let mut response = served(&state, &runtime, &parts, decoded.chat, Arc::new(decoded.echo)).await;
+    let dropped = if native { String::new() } else { decoded.dropped.join(", ") };
+    let echo = Arc::new(decoded.echo);
+    let mut response = served(&state, &runtime, &parts, chat, caller, echo, !native).await;
     if !dropped.is_empty()
         && let Ok(value) = HeaderValue::from_str(&dropped)
     {
         response.headers_mut().insert(DROPPED_TOOLS, value);
     }
     response
+}
+
+/// Whether every deployment `model` names serves the Responses API itself.
+fn native_only(config: &Config, model: &str) -> bool {
+    let group = config.groups.iter().find(|g| g.name == model);
+    let deployments: Vec<&Deployment> = match group {
+        Some(group) => group.deployments.iter().map(AsRef::as_ref).collect(),
+        None => config
+            .groups
+            .iter()
+            .flat_map(|g| &g.deployments)
+            .filter(|d| d.id == model)
+            .map(AsRef::as_ref)
+            .collect(),
+    };
+    !deployments.is_empty() && deployments.iter().all(|d| serves_responses(d))
 }
 
 /// Names the hosted tools left out of the request (`web_search`).
@@ -64,7 +93,11 @@ async fn served(
     runtime: &Runtime,
     parts: &Parts,
     mut chat: ChatRequest,
+    caller: Caller,
     echo: Arc<Echo>,
+    // A body forwarded as is carries what the canonical cache key cannot see (hosted
+    // tools, `include` …): such requests are not cached.
+    cacheable: bool,
 ) -> Response {
     if let Some(previous) = &echo.previous_response_id
         && let Err(err) = continued(state, previous, &mut chat).await
@@ -78,16 +111,14 @@ async fn served(
         ));
     }
     let identity = parts.extensions.get::<Identity>();
-    let caller = match apply_key_rules(state, identity, &mut chat) {
-        Ok(caller) => caller,
-        Err(err) => return fail(&err),
-    };
-
     let id = new_id();
     let created_at = unix_now();
     let started = Started::new(&parts.headers, CALL_RESPONSES, &chat, identity);
-    let (cache, hit) =
-        cache_hook::lookup_covered(runtime, &parts.headers, &chat, |c| c.covers_responses()).await;
+    let (cache, hit) = if cacheable {
+        cache_hook::lookup_covered(runtime, &parts.headers, &chat, |c| c.covers_responses()).await
+    } else {
+        (None, None)
+    };
     if let (Some(cache), Some(hit)) = (&cache, hit) {
         ledger_hook::cached(state, started, &hit, &cache.key);
         let mut response = if chat.stream {
@@ -185,6 +216,12 @@ async fn continued(
         Ok(Some(stored)) => {
             let next = std::mem::take(&mut chat.messages);
             chat.messages = responses::prepend(stored.messages, next);
+            // The same conversation as items, for an upstream that takes the body as is.
+            if let Some(Value::Object(raw)) = chat.gateway.get_mut(RESPONSES_BODY) {
+                let mut items = stored.items;
+                items.extend(input_items(raw.get("input")));
+                raw.insert("input".into(), Value::Array(items));
+            }
             Ok(())
         }
         Ok(None) => Err(not_found(previous, Some("previous_response_id"))),
@@ -225,6 +262,15 @@ fn store_unreachable(place: &str) -> ApiError {
     ))
 }
 
+/// A request's `input` as a list of items (a string is one user message).
+fn input_items(input: Option<&Value>) -> Vec<Value> {
+    match input {
+        Some(Value::String(text)) => vec![json!({"role": "user", "content": text})],
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
 /// Stores a served answer when the request asked for it.
 async fn keep(
     state: &AppState,
@@ -242,7 +288,10 @@ async fn keep(
     if !output.is_empty() {
         messages.push(Message { role: Role::Assistant, content: output });
     }
-    let stored = Stored { response: response.clone(), messages };
+    let raw = chat.gateway.get(RESPONSES_BODY);
+    let mut items = input_items(raw.and_then(|raw| raw.get("input")));
+    items.extend(response["output"].as_array().into_iter().flatten().cloned());
+    let stored = Stored { response: response.clone(), messages, items };
     state.responses.put(id, &stored).await;
 }
 

@@ -8,8 +8,11 @@
 //! only in the `Authorization` header, marked sensitive.
 
 mod body;
+mod native;
 mod response;
 mod stream;
+
+pub use native::serves_responses;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,9 @@ use super::http::{
     transport_error,
 };
 use super::{EventStream, Provider, Upstreams};
-use crate::canonical::{ChatRequest, ChatResponse};
+use serde_json::{Map, Value};
+
+use crate::canonical::{ChatRequest, ChatResponse, RESPONSES_BODY};
 use crate::classify::{
     UpstreamError, openai_connect_error, openai_http_error, openai_missing_key,
     openai_unsendable_key,
@@ -77,6 +82,8 @@ pub struct OpenAiProvider {
     drop_params: bool,
     timeout: Limit,
     stream_timeout: Limit,
+    /// `{api_base}/responses` when the deployment serves the Responses API itself.
+    responses_url: Option<String>,
 }
 
 impl OpenAiProvider {
@@ -118,6 +125,7 @@ impl OpenAiProvider {
         let official = flavor == OpenAiFlavor::OpenAi && d.api_base.is_none();
         Self {
             url: format!("{base}/chat/completions"),
+            responses_url: serves_responses(d).then(|| format!("{base}/responses")),
             site: Arc::new(Site {
                 deployment: Arc::clone(deployment),
                 who,
@@ -135,11 +143,24 @@ impl OpenAiProvider {
         }
     }
 
+    /// The Responses request to forward as is, when this deployment takes it natively.
+    fn native<'r>(&self, req: &'r ChatRequest) -> Option<(&str, &'r Map<String, Value>)> {
+        let url = self.responses_url.as_deref()?;
+        match req.gateway.get(RESPONSES_BODY) {
+            Some(Value::Object(raw)) => Some((url, raw)),
+            _ => None,
+        }
+    }
+
     fn request(
         &self,
         req: &ChatRequest,
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        if let Some((url, raw)) = self.native(req) {
+            let bytes = native::body(raw, &self.site.deployment.model, stream);
+            return self.post(url, bytes);
+        }
         let bytes = body::build(
             req,
             &body::Options {
@@ -151,9 +172,16 @@ impl OpenAiProvider {
                 who: &self.site.who,
             },
         )?;
+        self.post(&self.url, bytes::Bytes::from(bytes))
+    }
+
+    fn post(
+        &self,
+        url: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        let mut request =
-            client.post(&self.url).header(CONTENT_TYPE, "application/json").body(bytes);
+        let mut request = client.post(url).header(CONTENT_TYPE, "application/json").body(bytes);
         match &self.key {
             None => {}
             Some(Ok(key)) => request = request.header(AUTHORIZATION, key.clone()),
@@ -188,6 +216,9 @@ impl Provider for OpenAiProvider {
             bounded(&self.site.who, self.timeout, Timeout::Request, async {
                 let response = self.call(request).await?;
                 let bytes = response.bytes().await.map_err(|e| self.site.transport(&e))?;
+                if self.native(req).is_some() {
+                    return native::parse(&bytes);
+                }
                 response::parse(&bytes)
             })
             .await
@@ -205,7 +236,11 @@ impl Provider for OpenAiProvider {
             // The commit point: status and first chunk, both within stream_timeout.
             bounded(&self.site.who, limit, Timeout::FirstEvent, async {
                 let response = self.call(request).await?;
-                stream::open(response, Arc::clone(&self.site), idle).await
+                let site = Arc::clone(&self.site);
+                if self.native(req).is_some() {
+                    return stream::open_with::<native::NativeDecoder>(response, site, idle).await;
+                }
+                stream::open(response, site, idle).await
             })
             .await
         })

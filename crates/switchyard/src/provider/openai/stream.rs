@@ -40,8 +40,49 @@ pub(super) async fn open(
     site: Arc<Site>,
     idle: Idle,
 ) -> Result<EventStream, UpstreamError> {
+    open_with::<Decoder>(response, site, idle).await
+}
+
+/// What turns one upstream SSE payload into canonical events: chat completion chunks here,
+/// Responses API events in `native`.
+pub(super) trait Decode: Default + Send + 'static {
+    /// One SSE `data:` payload → events queued for [`Decode::pop`].
+    fn decode(&mut self, data: &str, site: &Site) -> Result<(), UpstreamError>;
+    fn pop(&mut self) -> Option<StreamEvent>;
+    /// The events are complete (the end marker was seen).
+    fn finished(&self) -> bool;
+    /// The answer is complete even if the body ends now (a finish reason was seen).
+    fn answered(&self) -> bool;
+    /// Closes the answer after a body that ended once it was answered.
+    fn finish(&mut self);
+}
+
+impl Decode for Decoder {
+    fn decode(&mut self, data: &str, site: &Site) -> Result<(), UpstreamError> {
+        Decoder::decode(self, data, site)
+    }
+    fn pop(&mut self) -> Option<StreamEvent> {
+        self.out.pop_front()
+    }
+    fn finished(&self) -> bool {
+        self.finished
+    }
+    fn answered(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+    fn finish(&mut self) {
+        Decoder::finish(self);
+    }
+}
+
+/// [`open`] with the decoder `D`.
+pub(super) async fn open_with<D: Decode>(
+    response: reqwest::Response,
+    site: Arc<Site>,
+    idle: Idle,
+) -> Result<EventStream, UpstreamError> {
     let sse: Sse = Box::pin(response.bytes_stream().eventsource());
-    let mut state = State { sse, decoder: Decoder::default(), site, idle, seen: 0, done: false };
+    let mut state = State { sse, decoder: D::default(), site, idle, seen: 0, done: false };
     // The caller bounds the wait for the first chunk (stream_timeout).
     let first = loop {
         match state.sse.next().await {
@@ -50,7 +91,7 @@ pub(super) async fn open(
             Some(Ok(event)) => {
                 state.seen += 1;
                 state.decoder.decode(&event.data, &state.site)?;
-                if let Some(first) = state.decoder.out.pop_front() {
+                if let Some(first) = state.decoder.pop() {
                     break first;
                 }
             }
@@ -63,9 +104,9 @@ pub(super) async fn open(
     Ok(Box::pin(futures_util::stream::once(async { Ok(first) }).chain(rest)))
 }
 
-struct State {
+struct State<D> {
     sse: Sse,
-    decoder: Decoder,
+    decoder: D,
     site: Arc<Site>,
     idle: Idle,
     /// Upstream chunks read so far, for messages.
@@ -73,13 +114,13 @@ struct State {
     done: bool,
 }
 
-impl State {
+impl<D: Decode> State<D> {
     async fn next(&mut self) -> Option<Result<StreamEvent, UpstreamError>> {
         loop {
-            if let Some(event) = self.decoder.out.pop_front() {
+            if let Some(event) = self.decoder.pop() {
                 return Some(Ok(event));
             }
-            if self.done || self.decoder.finished {
+            if self.done || self.decoder.finished() {
                 return None;
             }
             let item = match tokio::time::timeout(self.idle.after, self.sse.next()).await {
@@ -100,7 +141,7 @@ impl State {
                 }
                 // A server that ends the body after the finish reason without `[DONE]`
                 // (some do) has still answered completely.
-                None if self.decoder.finish_reason.is_some() => {
+                None if self.decoder.answered() => {
                     self.done = true;
                     self.decoder.finish();
                 }

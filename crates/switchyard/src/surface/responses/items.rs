@@ -251,6 +251,9 @@ pub(super) fn output_item(block: &ContentBlock, id: String, status: &str) -> Opt
             "summary": [],
             "encrypted_content": data,
         }),
+        // An item the canonical types do not model (a hosted tool's call from an upstream
+        // serving the Responses API), as that upstream sent it.
+        ContentBlock::Other(item) if item.contains_key("type") => Value::Object(item.clone()),
         _ => return None,
     })
 }

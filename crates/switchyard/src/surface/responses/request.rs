@@ -9,7 +9,9 @@
 use serde_json::{Map, Value, json};
 
 use super::items::input_messages;
-use crate::canonical::{ChatRequest, ContentBlock, Dialect, ResponseFormat, Tool, ToolChoice};
+use crate::canonical::{
+    ChatRequest, ContentBlock, Dialect, RESPONSES_BODY, ResponseFormat, Tool, ToolChoice,
+};
 use crate::classify::{ApiError, Diagnosis};
 use crate::surface::openai::split_gateway_params;
 
@@ -57,15 +59,14 @@ pub struct Decoded {
 
 impl Decoded {
     /// The 400 for hosted tools, when the request has any.
-    pub fn refuse_built_in(&self) -> Option<ApiError> {
+    pub fn refuse_built_in(&self, model: &str) -> Option<ApiError> {
         let (path, kind) = self.built_in.first()?;
         let names: Vec<&str> = self.built_in.iter().map(|(_, k)| k.as_str()).collect();
         Some(
             ApiError::invalid_request(
                 format!(
                     "{path}: the hosted tool `{kind}` runs inside OpenAI's Responses API, which \
-                     the deployment serving `{}` does not call.",
-                    self.chat.model
+                     the deployment serving `{model}` does not call."
                 ),
                 Some(path),
             )
@@ -94,6 +95,7 @@ pub fn decode_responses_request(body: &[u8]) -> Result<Decoded, ApiError> {
             None,
         ));
     };
+    let mut raw = body.clone();
     let model = match body.remove("model") {
         Some(Value::String(model)) if !model.trim().is_empty() => model,
         Some(Value::String(_)) => return Err(invalid("model", "must not be empty")),
@@ -180,6 +182,10 @@ pub fn decode_responses_request(body: &[u8]) -> Result<Decoded, ApiError> {
     if metadata.is_null() {
         gateway.remove("metadata");
     }
+    for key in gateway.keys().filter(|k| *k != "metadata") {
+        raw.remove(key);
+    }
+    gateway.insert(RESPONSES_BODY.into(), Value::Object(raw));
 
     let chat = ChatRequest {
         model,

@@ -211,7 +211,12 @@ impl Encoder {
         } else {
             self.open_push(index, output_index, &id, &block, String::new());
         }
-        if !matches!(block, ContentBlock::RedactedThinking { .. }) {
+        if matches!(
+            block,
+            ContentBlock::Text { .. }
+                | ContentBlock::ToolUse { .. }
+                | ContentBlock::Thinking { .. }
+        ) {
             item["status"] = Value::from("in_progress");
         }
         with_namespace(&mut item, &self.echo);
