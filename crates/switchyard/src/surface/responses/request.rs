@@ -77,8 +77,10 @@ impl Decoded {
                      Responses API for this deployment and only `function` tools translate.",
                     names.join(", ")
                 ),
-                "Remove the hosted tools from `tools`, or declare what you need as `function` \
-                 tools.",
+                "Remove the hosted tools from `tools` or declare what you need as `function` \
+                 tools; or route the model only to deployments serving the Responses API \
+                 (OpenAI's own API, or `supported_endpoints: [/v1/responses]` in the \
+                 deployment's model_info).",
             )),
         )
     }
