@@ -750,3 +750,101 @@ async fn a_deployment_serving_the_responses_api_gets_the_request_as_sent() {
     assert_eq!(r["output"][0]["type"], "function_call");
     assert_eq!(r["output"][0]["arguments"], json!({"city": "Paris"}).to_string());
 }
+
+#[tokio::test]
+async fn streamed_thinking_arrives_as_reasoning_summary_events() {
+    let (mock, gw) = setup().await;
+    mock.push(Reply::text("Four.").with_thinking("two plus two"));
+    let (status, events) =
+        stream(&gw, &json!({"model": "balanced", "input": "2+2?", "stream": true, "reasoning": {"effort": "low"}})).await;
+    assert_eq!(status, 200);
+    let names = names(&events);
+    assert_eq!(
+        names[2..5],
+        [
+            "response.output_item.added",
+            "response.reasoning_summary_part.added",
+            "response.reasoning_summary_text.delta"
+        ]
+    );
+    let thought: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.reasoning_summary_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(thought, "two plus two");
+    assert!(names.contains(&"response.reasoning_summary_text.done"));
+    assert!(names.contains(&"response.reasoning_summary_part.done"));
+    let done = &events.last().unwrap().1["response"];
+    assert_eq!(done["output"][0]["type"], "reasoning");
+    assert_eq!(done["output"][0]["encrypted_content"], "mock-signature");
+    assert_eq!(output_text(done), "Four.");
+}
+
+#[tokio::test]
+async fn an_answer_cut_by_max_output_tokens_is_incomplete() {
+    let (mock, gw) = setup().await;
+    mock.push(Reply::text("Once upon").stop_reason("max_tokens"));
+    let (status, r) =
+        post(&gw, &json!({"model": "balanced", "input": "A story", "max_output_tokens": 2})).await;
+    assert_eq!(status, 200);
+    assert_eq!(r["status"], "incomplete");
+    assert_eq!(r["incomplete_details"], json!({"reason": "max_output_tokens"}));
+    mock.push(Reply::text("Once upon").stop_reason("max_tokens"));
+    let (_, events) = stream(
+        &gw,
+        &json!({"model": "balanced", "input": "A story", "max_output_tokens": 2, "stream": true}),
+    )
+    .await;
+    let (name, last) = events.last().unwrap();
+    assert_eq!(name, "response.incomplete");
+    assert_eq!(last["response"]["status"], "incomplete");
+}
+
+/// Two gateways on one Redis (a prefix of this test's own, removed afterwards): a Response
+/// stored by one is continued on the other.
+#[tokio::test]
+async fn replicas_on_one_redis_share_stored_responses() {
+    let mock = MockUpstream::builder().api_key(KEY).start().await;
+    let prefix = format!("sy-test-responses-{:016x}:", fastrand_like());
+    let text = yaml(&mock)
+        .replace(
+            "router_settings:\n",
+            "router_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n",
+        )
+        .replace(
+            "general_settings:\n",
+            &format!("general_settings:\n  redis_key_prefix: \"{prefix}\"\n"),
+        );
+    let env = MapEnv::new([("HOME", "/nonexistent")]);
+    let start = || async {
+        let cfg = config::load_from_str(&text, Path::new("responses.yaml"), &env)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap()
+    };
+    let (one, two) = (start().await, start().await);
+    mock.push(Reply::text("Hello Ada."));
+    let (status, first) = post(&one, &json!({"model": "balanced", "input": "I am Ada."})).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = post(
+        &two,
+        &json!({"model": "balanced", "input": "Who am I?", "previous_response_id": first["id"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(last_upstream_body(&mock)["messages"].as_array().unwrap().len(), 3);
+
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+    assert!(ttl > 0 && ttl <= 3600, "stored Responses expire: {ttl}");
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+}
+
+fn fastrand_like() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        ^ u64::from(std::process::id())
+}
