@@ -363,3 +363,123 @@ fn convert_format(format: &Value) -> Result<Option<ResponseFormat>, ApiError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::{Message, Role};
+    use crate::classify::ErrorKind;
+
+    fn decode(v: Value) -> Result<Decoded, ApiError> {
+        decode_responses_request(v.to_string().as_bytes())
+    }
+
+    fn rejected(v: Value) -> (String, String) {
+        let err = decode(v).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest);
+        (err.param.unwrap_or_default(), err.message)
+    }
+
+    #[test]
+    fn a_string_input_with_settings_decodes_to_the_canonical_request() {
+        let d = decode(json!({
+            "model": "balanced", "input": "Hi", "instructions": "Be brief.",
+            "max_output_tokens": 50, "temperature": 0.5, "top_p": 0.9, "user": "u-1",
+            "parallel_tool_calls": false, "reasoning": {"effort": "medium"},
+            "text": {"format": {"type": "json_object"}}, "store": false, "stream": true,
+            "metadata": {"tags": ["a"]}, "num_retries": 2, "truncation": "auto"
+        }))
+        .unwrap();
+        let chat = &d.chat;
+        assert_eq!(chat.system, vec![ContentBlock::text("Be brief.")]);
+        assert_eq!(
+            chat.messages,
+            vec![Message { role: Role::User, content: vec![ContentBlock::text("Hi")] }]
+        );
+        assert_eq!(
+            (chat.max_tokens, chat.temperature, chat.top_p),
+            (Some(50), Some(0.5), Some(0.9))
+        );
+        assert_eq!(chat.user.as_deref(), Some("u-1"));
+        assert_eq!(chat.extra, json!({"reasoning_effort": "medium"}).as_object().unwrap().clone());
+        assert_eq!(chat.response_format, Some(ResponseFormat::JsonObject));
+        assert!(chat.stream && chat.stream_usage);
+        assert_eq!(chat.gateway["metadata"], json!({"tags": ["a"]}));
+        assert_eq!(chat.gateway["num_retries"], 2);
+        let raw = chat.gateway[RESPONSES_BODY].as_object().unwrap();
+        assert!(raw.contains_key("truncation") && raw.contains_key("metadata"));
+        assert!(!raw.contains_key("num_retries"), "gateway parameters never go upstream");
+        assert!(!d.echo.store && !d.echo.parallel_tool_calls);
+        assert_eq!(d.echo.tool_choice, "auto");
+    }
+
+    #[test]
+    fn tool_choice_forms_map_to_the_canonical_choice() {
+        let tools = json!([{"type": "function", "name": "f"}]);
+        for (choice, expected) in [
+            (json!("auto"), ToolChoice::Auto { disable_parallel_tool_use: false }),
+            (json!("required"), ToolChoice::Any { disable_parallel_tool_use: false }),
+            (json!("none"), ToolChoice::None),
+            (
+                json!({"type": "function", "name": "f"}),
+                ToolChoice::Tool { name: "f".into(), disable_parallel_tool_use: false },
+            ),
+        ] {
+            let d =
+                decode(json!({"model": "m", "input": "x", "tools": tools, "tool_choice": choice}))
+                    .unwrap();
+            assert_eq!(d.chat.tool_choice, Some(expected));
+        }
+    }
+
+    #[test]
+    fn malformed_requests_name_the_field() {
+        for (body, param) in [
+            (json!({"input": "x"}), "model"),
+            (json!({"model": "m", "input": 5}), "input"),
+            (json!({"model": "m", "input": [{"role": "tool", "content": "x"}]}), "input[0].role"),
+            (
+                json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}),
+                "input[0].call_id",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{"}]}),
+                "input[0].arguments",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}),
+                "input[0].type",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}),
+                "input[0].content[0].type",
+            ),
+            (json!({"model": "m", "input": "x", "max_output_tokens": 0}), "max_output_tokens"),
+            (json!({"model": "m", "input": "x", "tool_choice": "sometimes"}), "tool_choice"),
+            (
+                json!({"model": "m", "input": "x", "text": {"format": {"type": "yaml"}}}),
+                "text.format.type",
+            ),
+            (json!({"model": "m", "input": "x", "tools": [{"type": "function"}]}), "tools[0].name"),
+        ] {
+            let (got, message) = rejected(body);
+            assert_eq!(got, param, "{message}");
+            assert!(message.starts_with(&format!("{param}: ")), "{message}");
+        }
+    }
+
+    #[test]
+    fn hosted_tools_are_listed_for_refusal_and_web_search_is_left_out() {
+        let d = decode(json!({"model": "m", "input": "x", "tools": [
+            {"type": "web_search_preview"}, {"type": "code_interpreter"}, {"type": "function", "name": "f"}
+        ]}))
+        .unwrap();
+        assert_eq!(d.dropped, ["web_search_preview"]);
+        assert_eq!(d.built_in, [("tools[1].type".to_owned(), "code_interpreter".to_owned())]);
+        let err = d.refuse_built_in("m").unwrap();
+        assert_eq!(err.diagnosis.unwrap().id, "RSP-01");
+        assert_eq!(d.chat.tools.len(), 1);
+    }
+}
