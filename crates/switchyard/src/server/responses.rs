@@ -113,13 +113,26 @@ async fn served(
     let identity = parts.extensions.get::<Identity>();
     let id = new_id();
     let created_at = unix_now();
-    let started = Started::new(&parts.headers, CALL_RESPONSES, &chat, identity);
+    let started = Started::new(
+        &parts.headers,
+        CALL_RESPONSES,
+        &chat,
+        identity,
+        runtime.config.general.metrics,
+    );
+    let span = telemetry::request(
+        runtime.tracer.as_ref(),
+        &parts.headers,
+        &chat,
+        super::errors::request_id(&parts.headers),
+    );
     let (cache, hit) = if cacheable {
         cache_hook::lookup_covered(runtime, &parts.headers, &chat, |c| c.covers_responses()).await
     } else {
         (None, None)
     };
     if let (Some(cache), Some(hit)) = (&cache, hit) {
+        telemetry::cached(span, &hit, &cache.key);
         ledger_hook::cached(state, started, &hit, &cache.key);
         let mut response = if chat.stream {
             let events = recorded(state, &id, created_at, &echo, &chat, cache_hook::replay(&hit));
@@ -132,12 +145,6 @@ async fn served(
         cache.headers(response.headers_mut());
         return response;
     }
-    let span = telemetry::request(
-        runtime.tracer.as_ref(),
-        &parts.headers,
-        &chat,
-        super::errors::request_id(&parts.headers),
-    );
     if chat.stream {
         match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {
