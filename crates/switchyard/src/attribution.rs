@@ -86,7 +86,11 @@ impl Attribution {
 pub fn request_tags(request: &ChatRequest) -> Vec<String> {
     let gw = &request.gateway;
     let mut tags = Vec::new();
-    for list in [object(gw, "metadata").get("tags"), object(gw, "litellm_metadata").get("tags"), gw.get("tags")] {
+    for list in [
+        object(gw, "metadata").get("tags"),
+        object(gw, "litellm_metadata").get("tags"),
+        gw.get("tags"),
+    ] {
         add_tags(&mut tags, list.into_iter().flat_map(tag_values));
     }
     tags

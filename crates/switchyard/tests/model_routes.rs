@@ -63,7 +63,10 @@ fn say(model: &str) -> Value {
 }
 
 fn served_by(resp: &reqwest::Response) -> String {
-    resp.headers().get("x-litellm-model-id").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+    resp.headers()
+        .get("x-litellm-model-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
 }
 
 /// Sends `model` as the master key; the deployment that served and the model id the mock
@@ -85,8 +88,9 @@ async fn route(gw: &Handle, mock: &MockUpstream, model: &str) -> (String, String
 #[tokio::test]
 async fn a_provider_wildcard_sends_the_requested_model_upstream() {
     let mock = mock().await;
-    let gw = gateway(&config(&[anthropic(&mock, "anthropic/*", "anthropic/*", "any-claude", "")], ""))
-        .await;
+    let gw =
+        gateway(&config(&[anthropic(&mock, "anthropic/*", "anthropic/*", "any-claude", "")], ""))
+            .await;
     assert_eq!(
         route(&gw, &mock, "anthropic/claude-sonnet-4-6").await,
         ("any-claude".into(), "claude-sonnet-4-6".into())
@@ -156,13 +160,19 @@ async fn exact_names_win_over_patterns_and_longer_patterns_over_shorter() {
         "",
     ))
     .await;
-    assert_eq!(route(&gw, &mock, "claude-sonnet-4-6").await, ("exact".into(), "claude-opus-4-5".into()));
+    assert_eq!(
+        route(&gw, &mock, "claude-sonnet-4-6").await,
+        ("exact".into(), "claude-opus-4-5".into())
+    );
     assert_eq!(
         route(&gw, &mock, "claude-opus-4-1").await,
         ("opus-pinned".into(), "claude-opus-4-5".into()),
         "a model without `*` is used as written"
     );
-    assert_eq!(route(&gw, &mock, "claude-haiku-4-5").await, ("claudes".into(), "claude-haiku-4-5".into()));
+    assert_eq!(
+        route(&gw, &mock, "claude-haiku-4-5").await,
+        ("claudes".into(), "claude-haiku-4-5".into())
+    );
     assert_eq!(route(&gw, &mock, "my-model").await, ("everything".into(), "my-model".into()));
 }
 
@@ -180,7 +190,10 @@ async fn an_alias_reaches_its_group_in_both_forms_and_is_looked_up_first() {
     ))
     .await;
     // The alias wins over the wildcard that also matches the name…
-    assert_eq!(route(&gw, &mock, "claude-sonnet-4-6").await, ("balanced-1".into(), "claude-sonnet-4-5".into()));
+    assert_eq!(
+        route(&gw, &mock, "claude-sonnet-4-6").await,
+        ("balanced-1".into(), "claude-sonnet-4-5".into())
+    );
     // …the object form routes like the string form…
     assert_eq!(route(&gw, &mock, "secret-tier").await.0, "balanced-1");
     // …and, as in LiteLLM, over a model_name of the same name.
@@ -196,7 +209,10 @@ fn an_alias_to_an_unknown_group_is_reported_with_the_groups_and_its_shadowing_is
          api_key: {KEY}\n  - model_name: cheap\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      \
          api_key: {KEY}\nrouter_settings:\n  model_group_alias:\n    claude-sonnet-4-6: balancd\n    cheap: balanced\n"
     ));
-    let w = cfg.warnings.iter().find(|w| w.key == "router_settings.model_group_alias.claude-sonnet-4-6");
+    let w = cfg
+        .warnings
+        .iter()
+        .find(|w| w.key == "router_settings.model_group_alias.claude-sonnet-4-6");
     let w = w.unwrap_or_else(|| panic!("{:?}", cfg.warnings));
     assert_eq!(w.id, "CFG-05");
     assert!(w.message.contains("`balancd`"), "{}", w.message);
@@ -212,7 +228,8 @@ fn a_malformed_alias_stops_the_config_with_what_to_write() {
         "model_list:\n  - model_name: balanced\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5\n      \
          api_key: {KEY}\nrouter_settings:\n  model_group_alias:\n    x: {{\"hidden\": true}}\n"
     );
-    let err = config::load_from_str(&text, Path::new("routes.yaml"), &MapEnv::default()).unwrap_err();
+    let err =
+        config::load_from_str(&text, Path::new("routes.yaml"), &MapEnv::default()).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("CFG-09") && text.contains("model_group_alias.x"), "{text}");
 }
@@ -279,7 +296,8 @@ async fn tag_filtering_is_off_unless_asked_and_general_settings_can_ask() {
     let off = gateway(&config(&deployments, "")).await;
     assert_eq!(tag_route(&off, say("plain"), Some("gold")).await.status(), 200);
     let on = gateway(
-        &config(&deployments, "").replace("general_settings:\n", "general_settings:\n  enable_tag_filtering: true\n"),
+        &config(&deployments, "")
+            .replace("general_settings:\n", "general_settings:\n  enable_tag_filtering: true\n"),
     )
     .await;
     for _ in 0..4 {
@@ -342,7 +360,10 @@ async fn the_model_list_names_groups_visible_aliases_and_wildcard_models_in_both
     let (status, one) = get(&gw, "/v1/models/hidden-tier", MASTER, false).await;
     assert_eq!((status, one["id"].as_str()), (200, Some("hidden-tier")));
     let (status, one) = get(&gw, "/v1/models/anthropic/claude-opus-4-5", MASTER, true).await;
-    assert_eq!((status, &one["type"], &one["id"]), (200, &json!("model"), &json!("anthropic/claude-opus-4-5")));
+    assert_eq!(
+        (status, &one["type"], &one["id"]),
+        (200, &json!("model"), &json!("anthropic/claude-opus-4-5"))
+    );
     let (status, err) = get(&gw, "/v1/models/no-such-model", MASTER, true).await;
     assert_eq!(status, 400);
     assert_eq!(err["type"], "error");
@@ -357,7 +378,8 @@ async fn a_virtual_key_sees_and_calls_only_what_it_may() {
     let mock = mock().await;
     let gw = gateway(&listing_config(&mock)).await;
     let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::open(&KeySettings { database_url: None, state_dir: dir.path().to_owned() }).unwrap();
+    let keys =
+        Keys::open(&KeySettings { database_url: None, state_dir: dir.path().to_owned() }).unwrap();
     keys.start(POLL).await;
     gw.state.set_keys(keys.clone());
     let generate = |models: Value| {
@@ -395,11 +417,15 @@ async fn a_virtual_key_sees_and_calls_only_what_it_may() {
 #[tokio::test]
 async fn wildcard_requests_are_priced_per_model_and_counted_under_the_pattern() {
     let mock = mock().await;
-    let gw = gateway(&config(&[anthropic(&mock, "anthropic/*", "anthropic/*", "any-claude", "")], "")).await;
+    let gw =
+        gateway(&config(&[anthropic(&mock, "anthropic/*", "anthropic/*", "any-claude", "")], ""))
+            .await;
     let resp = chat(&gw, MASTER, say("anthropic/claude-sonnet-4-6")).await;
     assert_eq!(resp.status(), 200);
-    let cost = resp.headers().get("x-litellm-response-cost").map(|v| v.to_str().unwrap().to_owned());
-    let cost: f64 = cost.expect("a wildcard model the price table knows is priced").parse().unwrap();
+    let cost =
+        resp.headers().get("x-litellm-response-cost").map(|v| v.to_str().unwrap().to_owned());
+    let cost: f64 =
+        cost.expect("a wildcard model the price table knows is priced").parse().unwrap();
     assert!(cost > 0.0);
     // A name the price table does not know is served, with its spend unknown (never $0).
     let resp = chat(&gw, MASTER, say("anthropic/claude-label-probe-7f3a")).await;
@@ -443,7 +469,10 @@ async fn health_probes_a_wildcard_only_through_its_health_check_model() {
     assert!(by("unprobed")["health_check"].as_str().unwrap().contains("health_check_model"));
     assert_eq!(by("probed")["health_check_model"], "claude-haiku-4-5");
     assert_eq!(health["healthy_count"], 2, "{health}");
-    let models: Vec<String> =
-        mock.received().iter().filter_map(|r| r.body["model"].as_str().map(str::to_owned)).collect();
+    let models: Vec<String> = mock
+        .received()
+        .iter()
+        .filter_map(|r| r.body["model"].as_str().map(str::to_owned))
+        .collect();
     assert_eq!(models, ["claude-haiku-4-5"], "only the health_check_model was asked");
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::model::{
-    BudgetLimit, Budgets, FallbackMap, GeneralSettings, GroupAlias, OtelConfig, RedisConfig, RetryPolicy,
-    RouterSettings, RoutingStrategy, Sampler, SourcedSecret, ValueSource,
+    BudgetLimit, Budgets, FallbackMap, GeneralSettings, GroupAlias, OtelConfig, RedisConfig,
+    RetryPolicy, RouterSettings, RoutingStrategy, Sampler, SourcedSecret, ValueSource,
 };
 use super::path::KeyPath;
 use super::raw::{
@@ -487,7 +487,9 @@ fn group_aliases(
                     "CFG-09",
                     &at,
                     format!("{at} is neither a model group name nor {{model, hidden}}"),
-                    format!("write `{name}: <model group>`, or {{model: <model group>, hidden: true}}"),
+                    format!(
+                        "write `{name}: <model group>`, or {{model: <model group>, hidden: true}}"
+                    ),
                 );
                 continue;
             }

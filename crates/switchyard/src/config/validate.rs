@@ -443,7 +443,9 @@ fn check_group_aliases(
 ) {
     let base = KeyPath::root().key("router_settings").key("model_group_alias");
     let reaches = |name: &str| {
-        groups.iter().any(|g| g == name || (g.contains('*') && pattern::captures(g, name).is_some()))
+        groups
+            .iter()
+            .any(|g| g == name || (g.contains('*') && pattern::captures(g, name).is_some()))
     };
     for (name, alias) in group_aliases {
         let p = base.key(name.clone());

@@ -30,7 +30,11 @@ impl Router {
         }
         if let Some(t) = self.by_id.get(name) {
             let group = t.deployment.alias.as_str();
-            return Some(Reached { targets: Cow::Borrowed(std::slice::from_ref(t)), pinned: true, group });
+            return Some(Reached {
+                targets: Cow::Borrowed(std::slice::from_ref(t)),
+                pinned: true,
+                group,
+            });
         }
         let (pattern, matched) = wildcard::find(&self.patterns, name)?;
         let targets = wildcard::serve(pattern, &matched, self.factory.as_ref());
@@ -66,7 +70,9 @@ impl Router {
             .settings
             .model_group_alias
             .iter()
-            .filter(|(name, a)| !a.hidden && !self.groups.contains_key(*name) && self.serves(&a.model))
+            .filter(|(name, a)| {
+                !a.hidden && !self.groups.contains_key(*name) && self.serves(&a.model)
+            })
             .map(|(name, _)| name.as_str());
         groups.chain(aliases)
     }

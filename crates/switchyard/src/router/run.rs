@@ -128,7 +128,8 @@ pub(super) async fn execute<C: Call>(
     caller: &Caller,
 ) -> Result<Served<C::Out>, ApiError> {
     if !router.serves(&req.model) {
-        let known: Vec<String> = router.listed_names().chain(router.patterns()).map(str::to_owned).collect();
+        let known: Vec<String> =
+            router.listed_names().chain(router.patterns()).map(str::to_owned).collect();
         return Err(report::unknown_model(&req.model, &known));
     }
     let deadline = Instant::now() + router.total_timeout;
@@ -196,7 +197,8 @@ async fn chain<C: Call>(
                     Ok(picked) => {
                         let targets = picked.as_deref().unwrap_or(&reached.targets);
                         let ahead = queue.as_ref().map(VecDeque::len);
-                        let group = Group { targets, pinned: reached.pinned, fallbacks_ahead: ahead };
+                        let group =
+                            Group { targets, pinned: reached.pinned, fallbacks_ahead: ahead };
                         match run_group::<C>(router, req, caller, group, deadline, log).await {
                             Ok(done) => return Ok(done),
                             Err(kind) => kind,

@@ -16,7 +16,8 @@ pub(super) fn pick(
     match_any: bool,
 ) -> Result<Option<Vec<Target>>, ApiError> {
     let has = |t: &Target, tag: &str| t.deployment.tags.iter().any(|x| x == tag);
-    let defaults = || -> Vec<Target> { targets.iter().filter(|t| has(t, DEFAULT)).cloned().collect() };
+    let defaults =
+        || -> Vec<Target> { targets.iter().filter(|t| has(t, DEFAULT)).cloned().collect() };
     if tags.is_empty() {
         let d = defaults();
         return Ok((!d.is_empty()).then_some(d));

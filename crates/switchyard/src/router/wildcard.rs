@@ -37,7 +37,12 @@ impl Pattern {
     }
 
     /// The targets serving `name`, which this pattern matched with `parts`.
-    fn targets_for(&self, name: &str, parts: &[&str], factory: Option<&ProviderFactory>) -> Arc<[Target]> {
+    fn targets_for(
+        &self,
+        name: &str,
+        parts: &[&str],
+        factory: Option<&ProviderFactory>,
+    ) -> Arc<[Target]> {
         if let Some(t) = self.built.load().get(name) {
             return t.clone();
         }
@@ -95,11 +100,16 @@ fn inferred_name(name: &str) -> Option<String> {
         return None;
     }
     let r = parse_model(name, None).ok()?;
-    (r.provider != ProviderKind::Unsupported).then(|| format!("{}/{}", r.provider.prefix(), r.model))
+    (r.provider != ProviderKind::Unsupported)
+        .then(|| format!("{}/{}", r.provider.prefix(), r.model))
 }
 
 /// The concrete targets serving `name` through `pattern` (which matched `matched`).
-pub(super) fn serve(pattern: &Pattern, matched: &str, factory: Option<&ProviderFactory>) -> Arc<[Target]> {
+pub(super) fn serve(
+    pattern: &Pattern,
+    matched: &str,
+    factory: Option<&ProviderFactory>,
+) -> Arc<[Target]> {
     let parts = pattern::captures(&pattern.name, matched).unwrap_or_default();
     pattern.targets_for(matched, &parts, factory)
 }

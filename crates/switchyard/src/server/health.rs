@@ -138,7 +138,8 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
     let cached = q.cached.as_deref().is_some_and(|v| matches!(v, "true" | "1" | "yes"))
         || general.background_health_checks;
     let targets: Vec<&Target> = runtime.router.targets().collect();
-    let probes: Vec<Option<Target>> = targets.iter().map(|t| runtime.router.probe_target(t)).collect();
+    let probes: Vec<Option<Target>> =
+        targets.iter().map(|t| runtime.router.probe_target(t)).collect();
     if !cached {
         let to_probe: Vec<&Target> = probes.iter().flatten().collect();
         probe_all(&state.health, &to_probe, general.health_check_interval).await;
@@ -194,8 +195,11 @@ pub(super) fn spawn_background(state: &Arc<AppState>) -> Option<tokio::task::Joi
                 let Some(state) = weak.upgrade() else { return };
                 let runtime = state.runtime();
                 let interval = runtime.config.general.health_check_interval;
-                let probes: Vec<Target> =
-                    runtime.router.targets().filter_map(|t| runtime.router.probe_target(t)).collect();
+                let probes: Vec<Target> = runtime
+                    .router
+                    .targets()
+                    .filter_map(|t| runtime.router.probe_target(t))
+                    .collect();
                 let targets: Vec<&Target> = probes.iter().collect();
                 // Slightly under the interval, so each round probes again.
                 probe_all(&state.health, &targets, interval.mul_f64(0.9)).await;

@@ -311,7 +311,12 @@ fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
     }
     let d = &route.deployment;
     let base = api_base_label(d.api_base.as_deref());
-    m.deployment_call(&deployment_labels(d, &base), &who(&runtime, started, d.label_model()), 200, "");
+    m.deployment_call(
+        &deployment_labels(d, &base),
+        &who(&runtime, started, d.label_model()),
+        200,
+        "",
+    );
 }
 
 /// Records a served request: its deployment calls, then the request.

@@ -64,10 +64,8 @@ pub async fn retrieve(
     let anthropic = is_anthropic(req.headers());
     if !router.serves(&id) || !may_call(router, identity, &id) {
         // A name the key may not call is as unknown to it as one nobody serves.
-        let known: Vec<String> = callable(router)
-            .into_iter()
-            .filter(|n| may_call(router, identity, n))
-            .collect();
+        let known: Vec<String> =
+            callable(router).into_iter().filter(|n| may_call(router, identity, n)).collect();
         let err = unknown_model(&id, &known);
         return if anthropic {
             anthropic::error_response(&err, request_id(req.headers()))
