@@ -476,3 +476,47 @@ async fn health_probes_a_wildcard_only_through_its_health_check_model() {
         .collect();
     assert_eq!(models, ["claude-haiku-4-5"], "only the health_check_model was asked");
 }
+
+#[tokio::test]
+async fn the_ledger_records_the_requested_name_and_the_model_that_served() {
+    use switchyard::ledger::{Ledger, Settings as LedgerSettings};
+    let mock = mock().await;
+    let gw = gateway(&config(
+        &[
+            anthropic(&mock, "anthropic/*", "anthropic/*", "any-claude", ""),
+            anthropic(&mock, "balanced", "anthropic/claude-sonnet-4-5", "balanced-1", ""),
+        ],
+        "  model_group_alias:\n    claude-sonnet-4-6: balanced\n",
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&LedgerSettings {
+        database_url: None,
+        state_dir: dir.path().to_owned(),
+        retention: None,
+    })
+    .unwrap();
+    gw.state.set_ledger(ledger.clone());
+    assert_eq!(chat(&gw, MASTER, say("anthropic/claude-haiku-4-5")).await.status(), 200);
+    assert_eq!(chat(&gw, MASTER, say("claude-sonnet-4-6")).await.status(), 200);
+    ledger.close(std::time::Duration::from_secs(5)).await;
+
+    let (status, rows) = get(&gw, "/spend/logs", MASTER, false).await;
+    assert_eq!(status, 200, "{rows}");
+    let mut seen: Vec<(String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["model_group"].as_str().unwrap().to_owned(), r["model"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("anthropic/claude-haiku-4-5".to_owned(), "claude-haiku-4-5".to_owned()),
+            ("claude-sonnet-4-6".to_owned(), "claude-sonnet-4-5".to_owned()),
+        ]
+    );
+}
