@@ -520,3 +520,21 @@ async fn the_ledger_records_the_requested_name_and_the_model_that_served() {
         ]
     );
 }
+
+#[tokio::test]
+async fn fallbacks_apply_to_a_wildcard_by_its_pattern_and_may_name_what_it_matches() {
+    let mock = mock().await;
+    let broken = anthropic(&mock, "anthropic/*", "anthropic/*", "any-claude", "")
+        .replace(&format!("api_key: {KEY}"), "api_key: sk-ant-api03-rejected-key-000000000");
+    let text = config(
+        &[broken, anthropic(&mock, "openai/*", "anthropic/claude-haiku-4-5", "stand-in", "")],
+        "  fallbacks: [{\"anthropic/*\": [\"openai/gpt-4o\"]}]\n",
+    );
+    let cfg = load(&text);
+    assert!(!cfg.warnings.iter().any(|w| w.id == "CFG-05"), "{:?}", cfg.warnings);
+    let gw = gateway(&text).await;
+    let resp = chat(&gw, MASTER, say("anthropic/claude-sonnet-4-6")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(served_by(&resp), "stand-in");
+    assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+}

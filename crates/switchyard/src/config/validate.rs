@@ -259,12 +259,13 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         ..budgets
     };
     for (p, fallbacks) in &parts.fallback_sources {
-        check_fallbacks(&mut ctx, p, fallbacks, &aliases, &ids);
+        check_fallbacks(&mut ctx, p, fallbacks, &aliases, &ids, &parts.router.model_group_alias);
     }
     check_group_aliases(&mut ctx, &parts.router.model_group_alias, &aliases);
     if let Some((p, names)) = &parts.default_fallbacks_source {
         for (i, name) in names.iter().enumerate() {
-            if !aliases.contains(name) && !ids.contains(name) {
+            let known = reachable(name, &aliases, &parts.router.model_group_alias);
+            if !known && !ids.contains(name) {
                 undefined_alias(&mut ctx, &p.index(i), name, "default_fallbacks", &aliases);
             }
         }
@@ -403,6 +404,7 @@ fn check_fallbacks(
     fallbacks: &RawFallbacks,
     aliases: &[String],
     ids: &HashSet<String>,
+    group_aliases: &std::collections::BTreeMap<String, crate::config::GroupAlias>,
 ) {
     let what = base.to_string();
     for rule in &fallbacks.0 {
@@ -410,7 +412,7 @@ fn check_fallbacks(
             Some(i) => base.index(i).key(rule.from.clone()),
             None => base.key(rule.from.clone()),
         };
-        if !aliases.contains(&rule.from) {
+        if !reachable(&rule.from, aliases, group_aliases) {
             let (message, remedy) = undefined_text(&rule.from, &what, aliases, false);
             ctx.warn(
                 "CFG-05",
@@ -424,7 +426,7 @@ fn check_fallbacks(
         let as_list =
             matches!(ctx.root.find(rule_path.segs()).map(|n| &n.kind), Some(Kind::Seq(_)));
         for (j, to) in rule.to.iter().enumerate() {
-            if !aliases.contains(to) && !ids.contains(to) {
+            if !reachable(to, aliases, group_aliases) && !ids.contains(to) {
                 let p = if as_list { rule_path.index(j) } else { rule_path.clone() };
                 undefined_alias(ctx, &p, to, &what, aliases);
             }
@@ -474,6 +476,19 @@ fn check_group_aliases(
             );
         }
     }
+}
+
+/// Whether a request for `name` reaches a group: a `model_name`, a name a wildcard
+/// `model_name` matches, or a `model_group_alias`.
+fn reachable(
+    name: &str,
+    groups: &[String],
+    group_aliases: &std::collections::BTreeMap<String, crate::config::GroupAlias>,
+) -> bool {
+    group_aliases.contains_key(name)
+        || groups
+            .iter()
+            .any(|g| g == name || (g.contains('*') && pattern::captures(g, name).is_some()))
 }
 
 fn undefined_text(

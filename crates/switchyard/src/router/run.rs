@@ -253,11 +253,13 @@ fn fallbacks_for(router: &Router, req: &ChatRequest, which: FallbackKind) -> Vec
             .filter(|m| *m != req.model)
             .collect();
     }
-    // Rules are written for the name requested or, for a `model_group_alias`, its group.
+    // Rules are written for the name requested or, for a `model_group_alias`, its group, or for
+    // a name a wildcard matched, the pattern.
     let map = router.fallback_map(which);
     let configured = map
         .get(&req.model)
-        .or_else(|| router.alias_target(&req.model).and_then(|group| map.get(group)));
+        .or_else(|| router.alias_target(&req.model).and_then(|group| map.get(group)))
+        .or_else(|| router.label_for(&req.model).and_then(|group| map.get(group)));
     match (configured, which) {
         (Some(list), _) => list.iter().cloned().collect(),
         (None, FallbackKind::General) => {
