@@ -538,3 +538,43 @@ async fn fallbacks_apply_to_a_wildcard_by_its_pattern_and_may_name_what_it_match
     assert_eq!(served_by(&resp), "stand-in");
     assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
 }
+
+#[tokio::test]
+async fn doctor_probes_a_wildcard_only_through_its_health_check_model() {
+    use switchyard::diagnose::doctor::{self, Outcome};
+    let mock = mock().await;
+    let cfg = load(&config(
+        &[
+            anthropic(&mock, "anthropic/*", "anthropic/*", "unprobed", ""),
+            format!(
+                "{}      health_check_model: claude-haiku-4-5\n",
+                anthropic(&mock, "claude-*", "anthropic/claude-*", "probed", "")
+            ),
+        ],
+        "",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = doctor::Options {
+        aliases: Vec::new(),
+        offline: false,
+        stream: false,
+        state_dir: Some(dir.path().to_owned()),
+    };
+    let report = doctor::run(&cfg, &MapEnv::new([("HOME", "/nonexistent")]), &opts).await;
+    let by = |id: &str| {
+        report.aliases.iter().flat_map(|a| &a.deployments).find(|d| d.id == id).unwrap().clone()
+    };
+    let unprobed = by("unprobed");
+    assert!(
+        matches!(&unprobed.result, Outcome::NotChecked { reason } if reason.contains("health_check_model")),
+        "{:?}",
+        unprobed.result
+    );
+    assert_eq!(by("probed").works(), Some(true));
+    let models: Vec<String> = mock
+        .received()
+        .iter()
+        .filter_map(|r| r.body["model"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(models, ["claude-haiku-4-5"]);
+}

@@ -41,6 +41,25 @@ pub fn fill(model: &str, parts: &[&str]) -> String {
     out
 }
 
+/// `provider/name` for a bare name whose provider LiteLLM infers (`claude-sonnet-4-6` →
+/// `anthropic/claude-sonnet-4-6`, `us.anthropic.claude-…` → `bedrock/us.anthropic.claude-…`),
+/// the second form LiteLLM's pattern router tries.
+pub fn inferred_name(name: &str) -> Option<String> {
+    if name.contains('/') {
+        return None;
+    }
+    let r = super::provider::parse_model(name, None).ok()?;
+    (r.provider != super::ProviderKind::Unsupported)
+        .then(|| format!("{}/{}", r.provider.prefix(), r.model))
+}
+
+/// What a wildcard deployment's `*`s match in `name` (as sent, else with its inferred
+/// provider prefix); `None` when its `model_name` matches neither.
+pub fn parts_for(d: &super::Deployment, name: &str) -> Option<Vec<String>> {
+    let own = |n: &str| captures(&d.alias, n).map(|p| p.into_iter().map(str::to_owned).collect());
+    own(name).or_else(|| own(&inferred_name(name)?))
+}
+
 /// How specific a pattern is: its literal characters. Longer wins (`anthropic/claude-*`
 /// over `anthropic/*` over `*`), as LiteLLM orders patterns by length.
 pub fn specificity(pattern: &str) -> usize {

@@ -85,9 +85,8 @@ impl Router {
             return Some(t.clone());
         }
         let name = t.deployment.model_info.get("health_check_model")?.as_str()?;
-        let pattern = self.patterns.iter().find(|p| p.name == t.deployment.alias)?;
-        let (_, matched) = wildcard::find(std::slice::from_ref(pattern), name)?;
-        let parts = crate::config::pattern::captures(&pattern.name, &matched)?;
+        let parts = crate::config::pattern::parts_for(&t.deployment, name)?;
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         Some(wildcard::concrete(t, &parts, self.factory.as_ref()))
     }
 

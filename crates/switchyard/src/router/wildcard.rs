@@ -15,9 +15,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::{ProviderFactory, Target};
+use crate::config::Deployment;
 use crate::config::pattern;
-use crate::config::provider::parse_model;
-use crate::config::{Deployment, ProviderKind};
 use crate::cost;
 
 /// Names kept per pattern.
@@ -89,19 +88,9 @@ pub(super) fn find<'p>(patterns: &'p [Pattern], name: &str) -> Option<(&'p Patte
     if let Some(p) = direct {
         return Some((p, name.to_owned()));
     }
-    let inferred = inferred_name(name)?;
+    let inferred = pattern::inferred_name(name)?;
     let p = patterns.iter().find(|p| pattern::captures(&p.name, &inferred).is_some())?;
     Some((p, inferred))
-}
-
-/// `provider/name` for a bare name whose provider can be inferred.
-fn inferred_name(name: &str) -> Option<String> {
-    if name.contains('/') {
-        return None;
-    }
-    let r = parse_model(name, None).ok()?;
-    (r.provider != ProviderKind::Unsupported)
-        .then(|| format!("{}/{}", r.provider.prefix(), r.model))
 }
 
 /// The concrete targets serving `name` through `pattern` (which matched `matched`).
