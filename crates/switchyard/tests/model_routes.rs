@@ -578,3 +578,19 @@ async fn doctor_probes_a_wildcard_only_through_its_health_check_model() {
         .collect();
     assert_eq!(models, ["claude-haiku-4-5"]);
 }
+
+#[tokio::test]
+async fn with_match_any_off_a_deployment_must_carry_every_tag() {
+    let mock = mock().await;
+    let gw = gateway(&config(
+        &[tagged(&mock, "g", "only-a", "[a]"), tagged(&mock, "g", "a-and-b", "[a, b]")],
+        "  enable_tag_filtering: true\n  tag_filtering_match_any: false\n",
+    ))
+    .await;
+    for _ in 0..4 {
+        assert_eq!(served_by(&tag_route(&gw, say("g"), Some("a,b")).await), "a-and-b");
+    }
+    let resp = tag_route(&gw, say("g"), Some("a,c")).await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("has all of them"));
+}
