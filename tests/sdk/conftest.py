@@ -26,8 +26,11 @@ from harness import (
     child_env,
 )
 
-# Raw Claude model names a client such as Claude Code sends; the config maps them like aliases.
+# Raw Claude model names a client such as Claude Code sends; the config routes them to the tiers
+# with router_settings.model_group_alias (the haiku name in the `hidden` form: callable, not
+# listed by /v1/models).
 RAW_CLAUDE_NAMES = {"claude-sonnet-4-6": "balanced", "claude-haiku-4-5": "cheap"}
+HIDDEN_RAW_NAMES = {"claude-haiku-4-5"}
 
 # The alias `priced`: the cheap tier's model with prices written in its model_info (USD per
 # token), so every provider's answers have a known cost the tests can compute exactly. A cache
@@ -82,8 +85,6 @@ def write_config(path: Path, provider, mock_url: str) -> None:
     entries: list[tuple[str, dict[str, Any]]] = []
     for alias, model_id in provider.models.items():
         entries.append((alias, provider.litellm_params(model_id, mock_url)))
-    for raw, alias in RAW_CLAUDE_NAMES.items():
-        entries.append((raw, provider.litellm_params(provider.models[alias], mock_url)))
     # The same upstream with a key it rejects: the upstream's own 401 (or 403).
     bad_key = provider.litellm_params(provider.models["balanced"], mock_url, bad_key=True)
     entries.append(("bad-key", bad_key))
@@ -106,6 +107,12 @@ def write_config(path: Path, provider, mock_url: str) -> None:
         "router_settings:",
         "  num_retries: 0",
         "  disable_cooldowns: true",
+        "  model_group_alias:",
+    ]
+    for raw, alias in RAW_CLAUDE_NAMES.items():
+        target = {"model": alias, "hidden": True} if raw in HIDDEN_RAW_NAMES else alias
+        lines.append(f"    {yaml_scalar(raw)}: {json.dumps(target)}")
+    lines += [
         # The response cache answers only requests that ask for it (`cache: {"use-cache":
         # true}`, test_cache.py): every other test sees each request reach the upstream.
         "litellm_settings:",

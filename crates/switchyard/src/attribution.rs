@@ -56,10 +56,7 @@ impl Attribution {
 
         let user = end_user(request);
 
-        let mut tags = Vec::new();
-        for list in [metadata.get("tags"), litellm_metadata.get("tags"), gw.get("tags")] {
-            add_tags(&mut tags, list.into_iter().flat_map(tag_values));
-        }
+        let mut tags = request_tags(request);
         for value in headers.get_all(TAGS_HEADER) {
             if let Ok(text) = value.to_str() {
                 add_tags(&mut tags, text.split(','));
@@ -84,6 +81,41 @@ impl Attribution {
 
 /// The request's end user: `user` (Anthropic's `metadata.user_id` decodes into it), else
 /// `user_id` in LiteLLM's `metadata` or `litellm_metadata`.
+/// The tags the request body carries (`metadata.tags`, `litellm_metadata.tags`, a top-level
+/// `tags`), merged in that order, each once.
+pub fn request_tags(request: &ChatRequest) -> Vec<String> {
+    let gw = &request.gateway;
+    let mut tags = Vec::new();
+    for list in [
+        object(gw, "metadata").get("tags"),
+        object(gw, "litellm_metadata").get("tags"),
+        gw.get("tags"),
+    ] {
+        add_tags(&mut tags, list.into_iter().flat_map(tag_values));
+    }
+    tags
+}
+
+/// Adds the `x-litellm-tags` header's tags to the request's top-level `tags`, so routing,
+/// which sees only the request, sees them too. The merged order (and so the ledger's) is
+/// unchanged: the header's tags came last and still do.
+pub fn fold_header_tags(headers: &HeaderMap, request: &mut ChatRequest) {
+    let mut from_header = Vec::new();
+    for value in headers.get_all(TAGS_HEADER) {
+        if let Ok(text) = value.to_str() {
+            add_tags(&mut from_header, text.split(','));
+        }
+    }
+    if from_header.is_empty() {
+        return;
+    }
+    let gw = &mut request.gateway;
+    let mut top = Vec::new();
+    add_tags(&mut top, gw.get("tags").into_iter().flat_map(tag_values));
+    add_tags(&mut top, from_header.iter().map(String::as_str));
+    gw.insert("tags".to_owned(), Value::from(top));
+}
+
 pub fn end_user(request: &ChatRequest) -> Option<String> {
     let gw = &request.gateway;
     non_empty(request.user.as_deref())

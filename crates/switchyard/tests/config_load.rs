@@ -1275,6 +1275,7 @@ environment_variables: {A: 1, B: true, C: 1.5}
     assert_eq!(r.fallbacks.get("a"), Some(&vec!["b".to_owned()]));
     assert_eq!(r.default_fallbacks, vec!["b".to_owned()]);
     assert_eq!(r.retry_policy.rate_limit, Some(5));
+    assert_eq!(r.model_group_alias["gpt-4"].model, "a");
     let g = &cfg.general;
     assert_eq!(g.master_key.as_ref().unwrap().value.expose(), "1234567890123");
     assert!(g.background_health_checks);
@@ -1285,7 +1286,6 @@ environment_variables: {A: 1, B: true, C: 1.5}
     assert_eq!(warning(&cfg, "litellm_settings.cache_params.host").id, "CFG-01");
     // What is not applied yet is named, never refused.
     for key in [
-        "router_settings.model_group_alias",
         "router_settings.routing_strategy_args",
         "litellm_settings.callbacks",
         "general_settings.pass_through_endpoints",

@@ -61,16 +61,6 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
     let mut unservable = ctx.unservable.get(&index).cloned();
     let model_ref = model_ref(ctx, &p, &lp_path, &mut unservable)?;
     let alias = alias?;
-    if alias.contains('*') {
-        ctx.warn(
-            "CFG-06",
-            &path.key("model_name"),
-            format!(
-                "no effect yet: `{alias}` is a wildcard, and routing by pattern is not \
-                 implemented; only requests for the model `{alias}` itself reach this deployment"
-            ),
-        );
-    }
     let mock_response = p.mock_response.clone().map(|t| t.0);
     if mock_response.is_some() {
         // LiteLLM answers a mock_response without calling (or naming) any provider.

@@ -79,6 +79,8 @@ const LEDGER_NOTE: &str = "or DATABASE_URL: the spend ledger (LiteLLM_SpendLogs)
 const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
 const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
      context_window_fallbacks handle an overflow";
+const ALIAS_NOTE: &str = "name: group, or name: {model: group, hidden: true}";
+const TAGS_NOTE: &str = "request tags pick deployments by their tags (README: Routing)";
 const COST_NOTE: &str = "USD per token; wins over model_info and the built-in price table";
 const PER_SECOND_NOTE: &str = "per-second prices are not applied; price the deployment per \
      token with input_cost_per_token and output_cost_per_token";
@@ -215,12 +217,9 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(RouterSettings, "routing_strategy_args", Ignored, "strategy tuning is not implemented"),
     k(RouterSettings, "model_group_retry_policy", Ignored, "use retry_policy"),
     k(RouterSettings, "allowed_fails_policy", Ignored, "use allowed_fails"),
-    k(
-        RouterSettings,
-        "model_group_alias",
-        Ignored,
-        "alias groups are not implemented; add a model_list entry",
-    ),
+    k(RouterSettings, "model_group_alias", Supported, ALIAS_NOTE),
+    k(RouterSettings, "enable_tag_filtering", Supported, TAGS_NOTE),
+    k(RouterSettings, "tag_filtering_match_any", Supported, "default true; false: all tags"),
     k(RouterSettings, "max_fallbacks", Ignored, "every configured fallback is tried"),
     k(RouterSettings, "redis_host", Supported, REDIS_NOTE),
     k(RouterSettings, "redis_port", Supported, "or REDIS_PORT; default 6379"),
@@ -288,6 +287,7 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "LiteLLM's name for max_request_body_size_mb",
     ),
     k(GeneralSettings, "database_url", Supported, LEDGER_NOTE),
+    k(GeneralSettings, "enable_tag_filtering", Supported, TAGS_NOTE),
     k(GeneralSettings, "store_model_in_db", Ignored, "models come from the config file only"),
     k(
         GeneralSettings,

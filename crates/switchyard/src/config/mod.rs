@@ -26,6 +26,7 @@ pub mod keys;
 pub mod locate;
 pub mod model;
 mod path;
+pub mod pattern;
 mod problem;
 pub mod provider;
 mod raw;

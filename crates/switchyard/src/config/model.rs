@@ -204,6 +204,20 @@ pub struct Deployment {
     pub location: Location,
 }
 
+impl Deployment {
+    /// Whether `model_name` is a pattern (`anthropic/*`, `claude-*`, `*`): the deployment
+    /// serves every name it matches, with the matched part filling the `*` of its `model`.
+    pub fn is_pattern(&self) -> bool {
+        self.alias.contains('*')
+    }
+
+    /// The model as a metrics label: a pattern deployment's model as written (`claude-*`),
+    /// never the name a client filled in, so clients cannot grow the series.
+    pub fn label_model(&self) -> &str {
+        if self.is_pattern() { &self.model_as_written } else { &self.model }
+    }
+}
+
 /// The configuration error every request to an unservable deployment answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unservable {
@@ -323,6 +337,23 @@ pub struct RouterSettings {
     pub content_policy_fallbacks: FallbackMap,
     pub default_fallbacks: Vec<String>,
     pub enable_pre_call_checks: bool,
+    /// `model_group_alias`: a name clients send → the model group that serves it.
+    pub model_group_alias: BTreeMap<String, GroupAlias>,
+    /// `enable_tag_filtering` (in `router_settings` or `general_settings`): a request's tags
+    /// choose among a group's deployments by their `tags`.
+    pub enable_tag_filtering: bool,
+    /// `tag_filtering_match_any` (default true): a deployment matches when it has any of the
+    /// request's tags; false: only when it has all of them.
+    pub tag_filtering_match_any: bool,
+}
+
+/// One `model_group_alias` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAlias {
+    /// The group (a `model_name`, or a name a wildcard `model_name` matches) it routes to.
+    pub model: String,
+    /// `hidden: true`: callable, but not listed by `/v1/models`.
+    pub hidden: bool,
 }
 
 impl Default for RouterSettings {
@@ -341,6 +372,9 @@ impl Default for RouterSettings {
             content_policy_fallbacks: FallbackMap::new(),
             default_fallbacks: Vec::new(),
             enable_pre_call_checks: false,
+            model_group_alias: BTreeMap::new(),
+            enable_tag_filtering: false,
+            tag_filtering_match_any: true,
         }
     }
 }

@@ -364,6 +364,10 @@ pub struct RawRouterSettings {
     pub redis_port: Option<Text>,
     pub redis_password: Option<Text>,
     pub redis_url: Option<Text>,
+    /// Read by `config/settings.rs::group_aliases` (a name → a group, or `{model, hidden}`).
+    pub model_group_alias: Option<Value>,
+    pub enable_tag_filtering: Option<Flag>,
+    pub tag_filtering_match_any: Option<Flag>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -428,6 +432,7 @@ pub struct RawGeneralSettings {
     pub redis_key_prefix: Option<Text>,
     pub require_auth_for_metrics_endpoint: Option<Flag>,
     pub disable_metrics: Option<Flag>,
+    pub enable_tag_filtering: Option<Flag>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::model::{
-    BudgetLimit, Budgets, FallbackMap, GeneralSettings, OtelConfig, RedisConfig, RetryPolicy,
-    RouterSettings, RoutingStrategy, Sampler, SourcedSecret, ValueSource,
+    BudgetLimit, Budgets, FallbackMap, GeneralSettings, GroupAlias, OtelConfig, RedisConfig,
+    RetryPolicy, RouterSettings, RoutingStrategy, Sampler, SourcedSecret, ValueSource,
 };
 use super::path::KeyPath;
 use super::raw::{
@@ -83,6 +83,10 @@ pub fn build(
     let g: RawGeneralSettings = ctx.raw(general, &gp);
     let redis = redis_settings(ctx, &r, &g);
     let fail_closed = g.fail_closed.as_ref().is_some_and(|f| f.0);
+    // LiteLLM reads it from either section; on in either is on.
+    let enable_tag_filtering = [&r.enable_tag_filtering, &g.enable_tag_filtering]
+        .into_iter()
+        .any(|f| f.as_ref().is_some_and(|f| f.0));
     let mut general = general_settings(ctx, g, &l, &gp, &lp);
     general.redis = redis;
     general.fail_closed = fail_closed;
@@ -159,6 +163,10 @@ pub fn build(
     }
     out.disable_cooldowns = r.disable_cooldowns.is_some_and(|f| f.0);
     out.enable_pre_call_checks = r.enable_pre_call_checks.is_some_and(|f| f.0);
+    out.enable_tag_filtering = enable_tag_filtering;
+    out.tag_filtering_match_any = r.tag_filtering_match_any.is_none_or(|f| f.0);
+    out.model_group_alias =
+        group_aliases(ctx, r.model_group_alias.as_ref(), &rp.key("model_group_alias"));
 
     let mut fallback_sources = Vec::new();
     let pairs = [
@@ -416,6 +424,79 @@ pub fn place_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// `model_group_alias`, in LiteLLM's two forms: `{name: group}` and
+/// `{name: {model: group, hidden: true}}`. Whether each group exists is checked with the
+/// model list (`validate.rs`).
+fn group_aliases(
+    ctx: &mut Ctx<'_>,
+    value: Option<&Value>,
+    path: &KeyPath,
+) -> BTreeMap<String, GroupAlias> {
+    let mut out = BTreeMap::new();
+    let Some(value) = value.filter(|v| !v.is_null()) else { return out };
+    let Some(map) = value.as_object() else {
+        ctx.problem(
+            "CFG-09",
+            path,
+            format!("{path} is not a mapping"),
+            "write a mapping of names to model groups, e.g. {\"claude-sonnet-4-6\": \"balanced\"}"
+                .to_owned(),
+        );
+        return out;
+    };
+    for (name, entry) in map {
+        let at = path.key(name.clone());
+        let alias = match entry {
+            Value::String(model) if !model.trim().is_empty() => {
+                GroupAlias { model: model.trim().to_owned(), hidden: false }
+            }
+            Value::Object(o) => {
+                let model = o.get("model").and_then(Value::as_str).map(str::trim);
+                let hidden = match o.get("hidden") {
+                    None | Some(Value::Null) => Some(false),
+                    Some(Value::Bool(b)) => Some(*b),
+                    Some(Value::String(s)) => parse_flag(s),
+                    Some(_) => None,
+                };
+                match (model.filter(|m| !m.is_empty()), hidden) {
+                    (Some(model), Some(hidden)) => GroupAlias { model: model.to_owned(), hidden },
+                    (None, _) => {
+                        ctx.problem(
+                            "CFG-09",
+                            &at,
+                            format!("{at} names no `model`"),
+                            format!("write {{model: <model group>, hidden: true}} under `{name}`"),
+                        );
+                        continue;
+                    }
+                    (Some(_), None) => {
+                        ctx.problem(
+                            "CFG-09",
+                            &at.key("hidden"),
+                            format!("{at}.hidden is not true or false"),
+                            "write hidden: true or hidden: false".to_owned(),
+                        );
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                ctx.problem(
+                    "CFG-09",
+                    &at,
+                    format!("{at} is neither a model group name nor {{model, hidden}}"),
+                    format!(
+                        "write `{name}: <model group>`, or {{model: <model group>, hidden: true}}"
+                    ),
+                );
+                continue;
+            }
+        };
+        out.insert(name.clone(), alias);
+    }
+    out
 }
 
 fn fallback_map(f: &RawFallbacks) -> FallbackMap {

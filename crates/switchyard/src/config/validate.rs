@@ -19,7 +19,7 @@ use super::model::{
 use super::path::KeyPath;
 use super::raw::{self, RawFallbacks, RawTop, TypeError};
 use super::yaml::{self, Kind, Node};
-use super::{ConfigErrors, ConfigProblem, deploy, keys, settings};
+use super::{ConfigErrors, ConfigProblem, deploy, keys, pattern, settings};
 use crate::secret::Secret;
 
 /// Everything a config is checked against.
@@ -259,11 +259,13 @@ pub fn run(input: Input<'_>) -> Result<Config, ConfigErrors> {
         ..budgets
     };
     for (p, fallbacks) in &parts.fallback_sources {
-        check_fallbacks(&mut ctx, p, fallbacks, &aliases, &ids);
+        check_fallbacks(&mut ctx, p, fallbacks, &aliases, &ids, &parts.router.model_group_alias);
     }
+    check_group_aliases(&mut ctx, &parts.router.model_group_alias, &aliases);
     if let Some((p, names)) = &parts.default_fallbacks_source {
         for (i, name) in names.iter().enumerate() {
-            if !aliases.contains(name) && !ids.contains(name) {
+            let known = reachable(name, &aliases, &parts.router.model_group_alias);
+            if !known && !ids.contains(name) {
                 undefined_alias(&mut ctx, &p.index(i), name, "default_fallbacks", &aliases);
             }
         }
@@ -380,7 +382,10 @@ fn build_groups(ctx: &mut Ctx<'_>, entries: Vec<Value>) -> Vec<ModelGroup> {
             continue;
         }
         seen_ids.insert(d.id.clone(), id_path);
-        if let Some(finding) = crate::cost::unpriced(&d, &crate::cost::resolve(&d)) {
+        // A pattern's price is the price of each model it fills in, known per request.
+        if !d.is_pattern()
+            && let Some(finding) = crate::cost::unpriced(&d, &crate::cost::resolve(&d))
+        {
             let model = path.key("litellm_params").key("model");
             ctx.warn(crate::cost::UNPRICED, &model, finding.message());
         }
@@ -399,6 +404,7 @@ fn check_fallbacks(
     fallbacks: &RawFallbacks,
     aliases: &[String],
     ids: &HashSet<String>,
+    group_aliases: &std::collections::BTreeMap<String, crate::config::GroupAlias>,
 ) {
     let what = base.to_string();
     for rule in &fallbacks.0 {
@@ -406,7 +412,7 @@ fn check_fallbacks(
             Some(i) => base.index(i).key(rule.from.clone()),
             None => base.key(rule.from.clone()),
         };
-        if !aliases.contains(&rule.from) {
+        if !reachable(&rule.from, aliases, group_aliases) {
             let (message, remedy) = undefined_text(&rule.from, &what, aliases, false);
             ctx.warn(
                 "CFG-05",
@@ -420,12 +426,69 @@ fn check_fallbacks(
         let as_list =
             matches!(ctx.root.find(rule_path.segs()).map(|n| &n.kind), Some(Kind::Seq(_)));
         for (j, to) in rule.to.iter().enumerate() {
-            if !aliases.contains(to) && !ids.contains(to) {
+            if !reachable(to, aliases, group_aliases) && !ids.contains(to) {
                 let p = if as_list { rule_path.index(j) } else { rule_path.clone() };
                 undefined_alias(ctx, &p, to, &what, aliases);
             }
         }
     }
+}
+
+/// Each `model_group_alias` must lead to a group: a `model_name`, or a name one of the
+/// wildcard `model_name`s matches. One that leads nowhere is a warning (LiteLLM starts with
+/// it; a request for it is an unknown model). An alias that is also a `model_name` takes
+/// that name over, as in LiteLLM, where the alias is looked up first: said at its place.
+fn check_group_aliases(
+    ctx: &mut Ctx<'_>,
+    group_aliases: &std::collections::BTreeMap<String, crate::config::GroupAlias>,
+    groups: &[String],
+) {
+    let base = KeyPath::root().key("router_settings").key("model_group_alias");
+    let reaches = |name: &str| {
+        groups
+            .iter()
+            .any(|g| g == name || (g.contains('*') && pattern::captures(g, name).is_some()))
+    };
+    for (name, alias) in group_aliases {
+        let p = base.key(name.clone());
+        if !reaches(&alias.model) {
+            let (message, remedy) =
+                undefined_text(&alias.model, &format!("model_group_alias `{name}`"), groups, false);
+            ctx.warn_value(
+                "CFG-05",
+                &p,
+                format!(
+                    "{message}; a request for `{name}` is answered as an unknown model (GW-02). \
+                     Fix: {remedy}"
+                ),
+            );
+        }
+        if groups.iter().any(|g| g == name) {
+            ctx.warn(
+                "CFG-05",
+                &p,
+                format!(
+                    "`{name}` is both a model_name and a model_group_alias: requests for it go \
+                     to `{}`, never to its own model_list entries (the alias is looked up first, \
+                     as in LiteLLM). Fix: rename the alias or the model_name",
+                    alias.model
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a request for `name` reaches a group: a `model_name`, a name a wildcard
+/// `model_name` matches, or a `model_group_alias`.
+fn reachable(
+    name: &str,
+    groups: &[String],
+    group_aliases: &std::collections::BTreeMap<String, crate::config::GroupAlias>,
+) -> bool {
+    group_aliases.contains_key(name)
+        || groups
+            .iter()
+            .any(|g| g == name || (g.contains('*') && pattern::captures(g, name).is_some()))
 }
 
 fn undefined_text(

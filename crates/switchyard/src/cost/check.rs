@@ -27,7 +27,7 @@ impl Unpriced {
 /// A `mock_response` deployment calls no upstream (nothing bills it) and an unservable one
 /// never answers, so neither is reported.
 pub fn unpriced(d: &Deployment, price: &Price) -> Option<Unpriced> {
-    if price.is_known() || d.mock_response.is_some() || d.unservable.is_some() {
+    if price.is_known() || d.mock_response.is_some() || d.unservable.is_some() || d.is_pattern() {
         return None;
     }
     let missing: Vec<&str> = [Kind::Input, Kind::Output]

@@ -340,6 +340,20 @@ pub async fn run(config: &Config, env: &dyn Env, opts: &Options) -> Report {
     }
 }
 
+/// A wildcard deployment made concrete for its `model_info.health_check_model`, as `/health`
+/// probes it.
+fn wildcard_probe(d: &Arc<Deployment>) -> Option<Arc<Deployment>> {
+    if !d.is_pattern() {
+        return None;
+    }
+    let name = d.model_info.get("health_check_model")?.as_str()?;
+    let parts = crate::config::pattern::parts_for(d, name)?;
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let mut concrete = Deployment::clone(d);
+    concrete.model = crate::config::pattern::fill(&d.model, &parts);
+    Some(Arc::new(concrete))
+}
+
 fn is_bedrock(d: &Deployment) -> bool {
     matches!(d.provider, ProviderKind::Bedrock(_))
 }
@@ -380,10 +394,21 @@ async fn deployment_report(
     let no_io = d.mock_response.is_some()
         || (is_bedrock(d) && region.is_none())
         || matches!(d.credentials, CredentialSource::Missing { .. });
+    // A wildcard deployment has no one model to ask, unless `health_check_model` names one.
+    let probed = wildcard_probe(d);
     let (result, stream) = if opts.offline && !no_io {
         let skipped = Outcome::NotChecked { reason: "--offline".to_owned() };
         (skipped.clone(), opts.stream.then_some(skipped))
+    } else if d.is_pattern() && probed.is_none() {
+        let skipped = Outcome::NotChecked {
+            reason: format!(
+                "`{}` is a wildcard; set model_info.health_check_model (a name it matches) to probe it",
+                d.alias
+            ),
+        };
+        (skipped.clone(), opts.stream.then_some(skipped))
     } else {
+        let d = probed.as_ref().unwrap_or(d);
         let provider = provider::for_deployment(d, upstreams);
         let result = Outcome::from(probe::send(provider.as_ref(), d).await);
         let stream = if opts.stream {

@@ -7,9 +7,12 @@
 //! only the kind of an error (see `classify::kind`) decides what happens next.
 
 mod report;
+mod resolve;
 mod run;
 mod state;
 mod strategy;
+mod tags;
+mod wildcard;
 
 pub use report::unknown_model;
 pub use state::{Cooldown, CooldownPolicy, DeploymentState, Failure};
@@ -78,10 +81,20 @@ pub struct Route {
     pub rate: RateHeaders,
 }
 
+/// Builds the provider of a deployment a wildcard group made concrete for one name.
+pub(crate) type ProviderFactory = Arc<dyn Fn(&Arc<Deployment>) -> Arc<dyn Provider> + Send + Sync>;
+
 pub struct Router {
     groups: HashMap<String, Vec<Target>>,
     by_id: HashMap<String, Target>,
     aliases: Vec<String>,
+    /// `model_group_alias`: name → group.
+    group_aliases: HashMap<String, String>,
+    /// Wildcard groups, most specific first (their targets are also in `groups`).
+    patterns: Vec<wildcard::Pattern>,
+    /// Providers for wildcard-made deployments; `None` in routers built with scripted
+    /// providers, where the pattern deployment's own provider serves every name.
+    factory: Option<ProviderFactory>,
     settings: RouterSettings,
     total_timeout: Duration,
     limits: Arc<Limits>,
@@ -144,8 +157,10 @@ fn positionless(d: &Deployment) -> Deployment {
 
 impl Router {
     pub fn new(config: &Config) -> Self {
-        let upstreams = provider::Upstreams::new(config);
-        Self::with_providers(config, |d| provider::for_deployment(d, &upstreams))
+        let upstreams = Arc::new(provider::Upstreams::new(config));
+        let mut router = Self::with_providers(config, |d| provider::for_deployment(d, &upstreams));
+        router.factory = Some(Arc::new(move |d| provider::for_deployment(d, &upstreams)));
+        router
     }
 
     /// A router for a reloaded config that keeps the live state (cooldowns, latency,
@@ -171,6 +186,11 @@ impl Router {
                 && unchanged(&old.deployment, &t.deployment)
             {
                 t.state = old.state.clone();
+            }
+        }
+        for p in &mut self.patterns {
+            if let Some(targets) = self.groups.get(&p.name) {
+                *p = wildcard::Pattern::new(p.name.clone(), targets.clone());
             }
         }
     }
@@ -207,9 +227,23 @@ impl Router {
         }
         let total_timeout =
             settings.timeout.or(config.general.request_timeout).unwrap_or(DEFAULT_TOTAL_TIMEOUT);
+        let mut patterns: Vec<wildcard::Pattern> = config
+            .aliases()
+            .filter(|name| name.contains('*'))
+            .filter_map(|name| {
+                let targets: &Vec<Target> = groups.get(name)?;
+                Some(wildcard::Pattern::new(name.to_owned(), targets.clone()))
+            })
+            .collect();
+        wildcard::sort(&mut patterns);
+        let group_aliases =
+            settings.model_group_alias.iter().map(|(k, v)| (k.clone(), v.model.clone())).collect();
         Self {
             groups,
             by_id,
+            group_aliases,
+            patterns,
+            factory: None,
             aliases: config.aliases().map(str::to_owned).collect(),
             settings,
             total_timeout,
@@ -241,11 +275,6 @@ impl Router {
     /// Every deployment in config order with its live state.
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
         self.aliases.iter().filter_map(|a| self.groups.get(a)).flatten()
-    }
-
-    /// Whether `name` is an alias or a deployment id this router serves.
-    pub fn serves(&self, name: &str) -> bool {
-        self.groups.contains_key(name) || self.by_id.contains_key(name)
     }
 
     pub fn settings(&self) -> &RouterSettings {
@@ -285,10 +314,6 @@ impl Router {
     /// count them. Counting serves nothing, so deployment state is left alone.
     pub async fn count_tokens(&self, req: &ChatRequest) -> Result<Served<u64>, ApiError> {
         run::execute::<run::CountCall>(self, req, &Caller::default()).await
-    }
-
-    fn group(&self, name: &str) -> Option<&[Target]> {
-        self.groups.get(name).map(Vec::as_slice)
     }
 
     fn fallback_map(&self, which: run::FallbackKind) -> &FallbackMap {

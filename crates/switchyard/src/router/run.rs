@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::report::{self, Stop};
 use super::strategy;
+use super::tags;
 use super::{Attempt, Route, Router, Served, Target};
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
@@ -126,8 +127,10 @@ pub(super) async fn execute<C: Call>(
     req: &ChatRequest,
     caller: &Caller,
 ) -> Result<Served<C::Out>, ApiError> {
-    if router.group(&req.model).is_none() && !router.by_id.contains_key(&req.model) {
-        return Err(report::unknown_model(&req.model, &router.aliases));
+    if !router.serves(&req.model) {
+        let known: Vec<String> =
+            router.listed_names().chain(router.patterns()).map(str::to_owned).collect();
+        return Err(report::unknown_model(&req.model, &known));
     }
     let deadline = Instant::now() + router.total_timeout;
     let mut log = Log::default();
@@ -167,10 +170,12 @@ async fn chain<C: Call>(
     let mut group = req.model.clone();
     let mut queue: Option<VecDeque<String>> = None;
     let mut simulated = simulated_failure(req);
+    let tags = router.settings.enable_tag_filtering.then(|| crate::attribution::request_tags(req));
     loop {
-        let failed_with = match simulated.take() {
-            Some(error) => {
-                if let Some(first) = targets_for(router, &group).and_then(|(t, _)| t.first()) {
+        let reached = router.reach(&group);
+        let failed_with = match (simulated.take(), reached) {
+            (Some(error), reached) => {
+                if let Some(first) = reached.as_ref().and_then(|r| r.targets.first()) {
                     log.failed.push(Attempt {
                         deployment: first.deployment.clone(),
                         error: error.clone(),
@@ -178,19 +183,39 @@ async fn chain<C: Call>(
                 }
                 error.kind
             }
-            None => match targets_for(router, &group) {
-                Some((targets, pinned)) => {
-                    let ahead = queue.as_ref().map(VecDeque::len);
-                    let group = Group { targets, pinned, fallbacks_ahead: ahead };
-                    match run_group::<C>(router, req, caller, group, deadline, log).await {
-                        Ok(done) => return Ok(done),
-                        Err(kind) => kind,
+            (None, Some(reached)) => {
+                let eligible = match &tags {
+                    Some(tags) if !reached.pinned => tags::pick(
+                        reached.group,
+                        &reached.targets,
+                        tags,
+                        router.settings.tag_filtering_match_any,
+                    ),
+                    _ => Ok(None),
+                };
+                match eligible {
+                    Ok(picked) => {
+                        let targets = picked.as_deref().unwrap_or(&reached.targets);
+                        let ahead = queue.as_ref().map(VecDeque::len);
+                        let group =
+                            Group { targets, pinned: reached.pinned, fallbacks_ahead: ahead };
+                        match run_group::<C>(router, req, caller, group, deadline, log).await {
+                            Ok(done) => return Ok(done),
+                            Err(kind) => kind,
+                        }
                     }
+                    // The requested group: the client's tags are the problem, say so. A
+                    // fallback group whose deployments the tags exclude is skipped.
+                    Err(err) if queue.is_none() => {
+                        log.refusal = Some(err);
+                        return Err(Stop::Final);
+                    }
+                    Err(_) => ErrorKind::UnknownModel,
                 }
-                // A fallback naming nothing configured (the config's are validated; a
-                // client's may be wrong): skip it.
-                None => ErrorKind::UnknownModel,
-            },
+            }
+            // A fallback naming nothing configured (the config's are validated; a
+            // client's may be wrong): skip it.
+            (None, None) => ErrorKind::UnknownModel,
         };
         let which = match failed_with.fallback() {
             Fallback::Any => FallbackKind::General,
@@ -212,15 +237,6 @@ async fn chain<C: Call>(
     }
 }
 
-/// The group's deployments, or the one deployment a `model_info.id` names (which is
-/// tried even while cooling, as LiteLLM does for an explicit id).
-fn targets_for<'r>(router: &'r Router, name: &str) -> Option<(&'r [Target], bool)> {
-    if let Some(targets) = router.group(name) {
-        return Some((targets, false));
-    }
-    router.by_id.get(name).map(|t| (std::slice::from_ref(t), true))
-}
-
 /// The fallback groups for the requested model, in order: a client's own `fallbacks`
 /// first, then the config's for this kind of failure, then `default_fallbacks`.
 fn fallbacks_for(router: &Router, req: &ChatRequest, which: FallbackKind) -> VecDeque<String> {
@@ -237,7 +253,13 @@ fn fallbacks_for(router: &Router, req: &ChatRequest, which: FallbackKind) -> Vec
             .filter(|m| *m != req.model)
             .collect();
     }
-    let configured = router.fallback_map(which).get(&req.model);
+    // Rules are written for the name requested or, for a `model_group_alias`, its group, or for
+    // a name a wildcard matched, the pattern.
+    let map = router.fallback_map(which);
+    let configured = map
+        .get(&req.model)
+        .or_else(|| router.alias_target(&req.model).and_then(|group| map.get(group)))
+        .or_else(|| router.label_for(&req.model).and_then(|group| map.get(group)));
     match (configured, which) {
         (Some(list), _) => list.iter().cloned().collect(),
         (None, FallbackKind::General) => {

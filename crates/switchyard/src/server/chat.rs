@@ -35,6 +35,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         Ok(chat) => chat,
         Err(err) => return openai::error_response(&err),
     };
+    crate::attribution::fold_header_tags(&parts.headers, &mut chat);
     let identity = parts.extensions.get::<Identity>();
     let caller = match apply_key_rules(&state, identity, &mut chat) {
         Ok(caller) => caller,
@@ -133,10 +134,18 @@ pub(super) fn apply_key_rules(
     identity: Option<&Identity>,
     chat: &mut ChatRequest,
 ) -> Result<Caller, ApiError> {
-    if let Some(identity) = identity
-        && let Some(model) = identity.resolve_model(&chat.model)?
-    {
-        chat.model = model;
+    if let Some(identity) = identity {
+        // A key allowed a group may call it by a `model_group_alias` name too: the alias
+        // reaches the same deployments.
+        let resolved = identity.resolve_model(&chat.model).or_else(|denied| {
+            match state.runtime().router.alias_target(&chat.model) {
+                Some(group) => identity.resolve_model(group).map(|_| None).map_err(|_| denied),
+                None => Err(denied),
+            }
+        })?;
+        if let Some(model) = resolved {
+            chat.model = model;
+        }
     }
     let keys = state.keys();
     let end_user = keys.filter(|k| k.has_end_users()).and_then(|_| end_user(chat));

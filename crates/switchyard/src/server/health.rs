@@ -138,14 +138,27 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
     let cached = q.cached.as_deref().is_some_and(|v| matches!(v, "true" | "1" | "yes"))
         || general.background_health_checks;
     let targets: Vec<&Target> = runtime.router.targets().collect();
+    let probes: Vec<Option<Target>> =
+        targets.iter().map(|t| runtime.router.probe_target(t)).collect();
     if !cached {
-        probe_all(&state.health, &targets, general.health_check_interval).await;
+        let to_probe: Vec<&Target> = probes.iter().flatten().collect();
+        probe_all(&state.health, &to_probe, general.health_check_interval).await;
     }
     let now = tokio::time::Instant::now();
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    for target in targets {
-        let (entry, ok) = endpoint(target, state.health.cached(&target.deployment), now);
+    for (target, probe) in targets.into_iter().zip(&probes) {
+        let last = probe.as_ref().and_then(|p| state.health.cached(&p.deployment));
+        let (mut entry, ok) = endpoint(target, last, now);
+        if let Some(p) = probe.as_ref().filter(|_| target.deployment.is_pattern()) {
+            entry["health_check_model"] = Value::String(p.deployment.model.clone());
+        } else if probe.is_none() {
+            entry["health_check"] = Value::String(format!(
+                "not probed: `{}` is a wildcard, so there is no one model to ask; set \
+                 model_info.health_check_model (a name it matches) to probe it",
+                target.deployment.alias
+            ));
+        }
         if ok { healthy.push(entry) } else { unhealthy.push(entry) }
     }
     let body = json!({
@@ -182,7 +195,12 @@ pub(super) fn spawn_background(state: &Arc<AppState>) -> Option<tokio::task::Joi
                 let Some(state) = weak.upgrade() else { return };
                 let runtime = state.runtime();
                 let interval = runtime.config.general.health_check_interval;
-                let targets: Vec<&Target> = runtime.router.targets().collect();
+                let probes: Vec<Target> = runtime
+                    .router
+                    .targets()
+                    .filter_map(|t| runtime.router.probe_target(t))
+                    .collect();
+                let targets: Vec<&Target> = probes.iter().collect();
                 // Slightly under the interval, so each round probes again.
                 probe_all(&state.health, &targets, interval.mul_f64(0.9)).await;
                 interval

@@ -148,7 +148,7 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
         outcome.llm_api = Some(outcome.total.saturating_sub(before_upstream));
         charged(&mut outcome, charge.as_ref());
         if pending.metrics() {
-            metrics::global().request(&who(&runtime, &pending, &deployment.model), &outcome);
+            metrics::global().request(&who(&runtime, &pending, deployment.label_model()), &outcome);
         }
         let Some((ledger, hold)) = ledger else { return };
         let mut record = pending.finish();
@@ -270,7 +270,7 @@ fn fill_charge(record: &mut Record, charge: &Charge) {
 /// The request's labels, bounded: models the config does not serve are `other`, the key's
 /// hash only when it is one the gateway knows (a virtual key, or the master key when one is
 /// set), the end user only when `enable_end_user_cost_tracking_prometheus_only` is on.
-fn who<'a>(runtime: &super::Runtime, started: &'a Started, model: &'a str) -> metrics::Who<'a> {
+fn who<'a>(runtime: &'a super::Runtime, started: &'a Started, model: &'a str) -> metrics::Who<'a> {
     let r = &started.record;
     let requested = r.model_group.as_str();
     let known_key = started.identified || runtime.master_key.is_some();
@@ -285,7 +285,7 @@ fn who<'a>(runtime: &super::Runtime, started: &'a Started, model: &'a str) -> me
         team: r.team_id.as_deref().unwrap_or_default(),
         team_alias: started.team.as_ref().and_then(|t| t.team_alias.as_deref()).unwrap_or_default(),
         user: r.user.as_deref().unwrap_or_default(),
-        requested_model: if runtime.router.serves(requested) { requested } else { metrics::OTHER },
+        requested_model: runtime.router.label_for(requested).unwrap_or(metrics::OTHER),
         model,
     }
 }
@@ -322,7 +322,7 @@ fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
     for a in &route.failed {
         let base = api_base_label(a.deployment.api_base.as_deref());
         let status = a.error.status.unwrap_or_else(|| a.error.kind.http_status().as_u16());
-        let who = who(&runtime, started, &a.deployment.model);
+        let who = who(&runtime, started, a.deployment.label_model());
         m.deployment_call(
             &deployment_labels(&a.deployment, &base),
             &who,
@@ -332,7 +332,12 @@ fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
     }
     let d = &route.deployment;
     let base = api_base_label(d.api_base.as_deref());
-    m.deployment_call(&deployment_labels(d, &base), &who(&runtime, started, &d.model), 200, "");
+    m.deployment_call(
+        &deployment_labels(d, &base),
+        &who(&runtime, started, d.label_model()),
+        200,
+        "",
+    );
 }
 
 /// Records a served request: its deployment calls, then the request.
@@ -342,7 +347,7 @@ fn observe(state: &AppState, started: &Started, route: &Route, outcome: &metrics
     }
     deployment_calls(state, started, route);
     let runtime = state.runtime();
-    metrics::global().request(&who(&runtime, started, &route.deployment.model), outcome);
+    metrics::global().request(&who(&runtime, started, route.deployment.label_model()), outcome);
 }
 
 fn observe_failure(state: &AppState, started: &Started, err: &ApiError) {
@@ -360,11 +365,11 @@ fn observe_failure(state: &AppState, started: &Started, err: &ApiError) {
         let base = api_base_label(d.api_base.as_deref());
         m.deployment_call(
             &deployment_labels(d, &base),
-            &who(&runtime, started, &d.model),
+            &who(&runtime, started, d.label_model()),
             a.status,
             a.class,
         );
-        model = &t.deployment.model;
+        model = t.deployment.label_model();
     }
     let outcome = metrics::Outcome {
         status: err.kind.http_status().as_u16(),

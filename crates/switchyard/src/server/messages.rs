@@ -43,6 +43,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Err(err) => return fail(&err),
     };
     let identity = parts.extensions.get::<Identity>();
+    crate::attribution::fold_header_tags(&parts.headers, &mut chat);
     let caller = match apply_key_rules(&state, identity, &mut chat) {
         Ok(caller) => caller,
         Err(err) => return fail(&err),
@@ -129,6 +130,7 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> R
         Err(err) => return fail(&err),
     };
     // Counting tokens spends nothing: the key's model rules apply, its limits do not.
+    crate::attribution::fold_header_tags(&parts.headers, &mut chat);
     if let Err(err) = apply_key_rules(&state, parts.extensions.get::<Identity>(), &mut chat) {
         return fail(&err);
     }

@@ -45,6 +45,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health", get(health::health))
         .route("/v1/models", get(models::list))
         .route("/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::retrieve))
+        .route("/models/{*id}", get(models::retrieve))
         .route("/model/info", get(model_info::info))
         .route("/v1/model/info", get(model_info::info))
         .route("/v1/chat/completions", post(chat::completions))

@@ -48,6 +48,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     };
     let mut chat = std::mem::take(&mut decoded.chat);
     let identity = parts.extensions.get::<Identity>();
+    crate::attribution::fold_header_tags(&parts.headers, &mut chat);
     let caller = match apply_key_rules(&state, identity, &mut chat) {
         Ok(caller) => caller,
         Err(err) => return fail(&err),

@@ -1,0 +1,97 @@
+//! Which deployments a requested name reaches, in LiteLLM's order: a `model_group_alias`
+//! first (an alias named like a `model_name` takes it over, as in LiteLLM, where the alias
+//! is looked up first; `config check` warns), then an exact `model_name`, then a
+//! deployment's `model_info.id`, then the most specific wildcard `model_name`.
+
+use std::borrow::Cow;
+
+use super::wildcard;
+use super::{Router, Target};
+
+/// The deployments a name reaches.
+pub(super) struct Reached<'r> {
+    pub targets: Cow<'r, [Target]>,
+    /// A `model_info.id`: that one deployment, tried even while cooling.
+    pub pinned: bool,
+    /// The group's name (an alias's target, a pattern as written), for tag errors.
+    pub group: &'r str,
+}
+
+impl Router {
+    /// The group a `model_group_alias` name routes to.
+    pub fn alias_target(&self, name: &str) -> Option<&str> {
+        self.group_aliases.get(name).map(String::as_str)
+    }
+
+    pub(super) fn reach(&self, name: &str) -> Option<Reached<'_>> {
+        let name = self.alias_target(name).unwrap_or(name);
+        if let Some((group, targets)) = self.groups.get_key_value(name) {
+            return Some(Reached { targets: Cow::Borrowed(targets), pinned: false, group });
+        }
+        if let Some(t) = self.by_id.get(name) {
+            let group = t.deployment.alias.as_str();
+            return Some(Reached {
+                targets: Cow::Borrowed(std::slice::from_ref(t)),
+                pinned: true,
+                group,
+            });
+        }
+        let (pattern, matched) = wildcard::find(&self.patterns, name)?;
+        let targets = wildcard::serve(pattern, &matched, self.factory.as_ref());
+        Some(Reached { targets: Cow::Owned(targets.to_vec()), pinned: false, group: &pattern.name })
+    }
+
+    /// What requests for `name` are counted under in metrics: the alias, group, deployment
+    /// id or pattern as configured — never the name as sent, so clients cannot grow the
+    /// series. `None` when nothing serves `name`.
+    pub fn label_for(&self, name: &str) -> Option<&str> {
+        if let Some((alias, _)) = self.group_aliases.get_key_value(name) {
+            return Some(alias);
+        }
+        if let Some((group, _)) = self.groups.get_key_value(name) {
+            return Some(group);
+        }
+        if let Some((id, _)) = self.by_id.get_key_value(name) {
+            return Some(id);
+        }
+        wildcard::find(&self.patterns, name).map(|(p, _)| p.name.as_str())
+    }
+
+    /// Whether `name` reaches any deployment.
+    pub fn serves(&self, name: &str) -> bool {
+        self.label_for(name).is_some()
+    }
+
+    /// The names a client may send as they are: the groups that are not patterns, then the
+    /// aliases not marked `hidden`, in config order.
+    pub fn listed_names(&self) -> impl Iterator<Item = &str> {
+        let groups = self.aliases.iter().filter(|g| !g.contains('*')).map(String::as_str);
+        let aliases = self
+            .settings
+            .model_group_alias
+            .iter()
+            .filter(|(name, a)| {
+                !a.hidden && !self.groups.contains_key(*name) && self.serves(&a.model)
+            })
+            .map(|(name, _)| name.as_str());
+        groups.chain(aliases)
+    }
+
+    /// What `/health` probes for `t`: `t` itself, or for a wildcard deployment the model its
+    /// `model_info.health_check_model` names (matched like a request, as LiteLLM probes
+    /// wildcard routes); `None` when a wildcard has none — there is no one model to ask.
+    pub fn probe_target(&self, t: &Target) -> Option<Target> {
+        if !t.deployment.is_pattern() {
+            return Some(t.clone());
+        }
+        let name = t.deployment.model_info.get("health_check_model")?.as_str()?;
+        let parts = crate::config::pattern::parts_for(&t.deployment, name)?;
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Some(wildcard::concrete(t, &parts, self.factory.as_ref()))
+    }
+
+    /// The wildcard `model_name`s, most specific first.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.patterns.iter().map(|p| p.name.as_str())
+    }
+}
