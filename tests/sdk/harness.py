@@ -742,6 +742,30 @@ def claude_code_versions() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def codex_versions() -> list[str]:
+    """The pinned Codex CLI versions (tests/sdk/codex-versions.txt), newest first."""
+    lines = (REPO / "tests/sdk/codex-versions.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def codex_bin_dir(version: str) -> Path:
+    """The directory holding Codex `version`'s `codex`, from the cache scripts/test installs it
+    into ($CODEX_DIR, else .cache/codex/<version>): put it on PATH for `switchyard codex`."""
+    root = Path(os.environ.get("CODEX_DIR", REPO / ".cache/codex")) / version
+    path = root / "node_modules/.bin/codex"
+    if path.is_file() and os.access(path, os.X_OK):
+        try:
+            out = subprocess.run([str(path), "--version"], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            out = None
+        if out is not None and out.returncode == 0 and version in out.stdout.decode(errors="replace"):
+            return path.parent
+    raise RuntimeError(
+        f"Codex {version} is not installed in {root}; scripts/test installs every version "
+        f"listed in tests/sdk/codex-versions.txt."
+    )
+
+
 def claude_code_binary(version: str) -> Path:
     """Claude Code `version` from the cache scripts/test installs it into ($CLAUDE_CODE_DIR,
     else .cache/claude-code/<version>)."""

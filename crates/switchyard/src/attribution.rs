@@ -14,7 +14,8 @@
 //!   that order.
 //! - `session_id`: `metadata.session_id`, `litellm_metadata.session_id`, a top-level
 //!   `litellm_session_id`, the `x-litellm-session-id` header, then the
-//!   `x-claude-code-session-id` header Claude Code sends with every request.
+//!   `x-claude-code-session-id` header Claude Code sends with every request, then the
+//!   `session-id` header Codex sends with every request.
 //!
 //! Never holds the key itself: only its hash leaves this module.
 
@@ -40,6 +41,7 @@ pub struct Attribution {
 pub const TAGS_HEADER: &str = "x-litellm-tags";
 pub const SESSION_HEADER: &str = "x-litellm-session-id";
 pub const CLAUDE_CODE_SESSION_HEADER: &str = "x-claude-code-session-id";
+pub const CODEX_SESSION_HEADER: &str = "session-id";
 
 impl Attribution {
     /// Reads the attribution of one request. `key` is the gateway key as the client
@@ -67,7 +69,8 @@ impl Attribution {
             .or_else(|| string(litellm_metadata, "session_id"))
             .or_else(|| string(gw, "litellm_session_id"))
             .or_else(|| header(headers, SESSION_HEADER))
-            .or_else(|| header(headers, CLAUDE_CODE_SESSION_HEADER));
+            .or_else(|| header(headers, CLAUDE_CODE_SESSION_HEADER))
+            .or_else(|| header(headers, CODEX_SESSION_HEADER));
 
         Self {
             key_hash: key.filter(|k| !k.is_empty()).map(hash_key),
@@ -270,6 +273,16 @@ mod tests {
         assert_eq!(of(&all, None, json!({})).session_id.as_deref(), Some("from-header"));
         assert_eq!(of(&all[1..], None, json!({})).session_id.as_deref(), Some("from-claude"));
         assert_eq!(of(&[(SESSION_HEADER, " ")], None, json!({})).session_id, None);
+    }
+
+    #[test]
+    fn a_codex_request_is_attributed_to_its_session_unless_a_launcher_named_one() {
+        // What Codex 0.171.0 sends (captured): `session-id` and `thread-id` headers, both its
+        // session's uuid; `switchyard codex` adds `x-litellm-session-id`, which wins.
+        let codex = [(CODEX_SESSION_HEADER, "01a23f1e-294b"), ("thread-id", "01a23f1e-294b")];
+        assert_eq!(of(&codex, None, json!({})).session_id.as_deref(), Some("01a23f1e-294b"));
+        let launched = [codex[0], (SESSION_HEADER, "codex-20261204-1")];
+        assert_eq!(of(&launched, None, json!({})).session_id.as_deref(), Some("codex-20261204-1"));
     }
 
     #[test]

@@ -10,5 +10,7 @@ pub const USAGE: u8 = 2;
 pub const NOT_RUNNING: u8 = 3;
 /// The configuration is invalid.
 pub const BAD_CONFIG: u8 = 64;
+/// `claude`, `codex`: the tool to start is not installed (a shell's "command not found").
+pub const TOOL_MISSING: u8 = 127;
 /// Could not start serving: address in use, refused to listen unauthenticated, I/O.
 pub const CANNOT_SERVE: u8 = 69;

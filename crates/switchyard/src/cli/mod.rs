@@ -6,6 +6,7 @@ mod config_check;
 mod doctor;
 mod init;
 mod keys;
+mod launch;
 mod logs;
 mod output;
 mod policy;
@@ -81,6 +82,12 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// The running gateway's response cache: `stats`, or `clear` every cached answer.
     Cache(cache::CacheArgs),
+    /// Start Claude Code (`claude`) on the running gateway: its URL and key, the tiers for
+    /// its models, a session for `spend --by session`. Arguments after `--` go to claude.
+    Claude(launch::LaunchArgs),
+    /// Start Codex (`codex`) on the running gateway's Responses API, with its key, the
+    /// balanced tier and a session. Arguments after `--` go to codex (`-- exec "…"`).
+    Codex(launch::LaunchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +200,8 @@ pub fn run() -> ExitCode {
         Some(Command::Service(command)) => service::run(&command),
         Some(Command::Keys(args)) => keys::run(&args),
         Some(Command::Cache(args)) => cache::run(&args),
+        Some(Command::Claude(args)) => launch::run(launch::Tool::Claude, &args),
+        Some(Command::Codex(args)) => launch::run(launch::Tool::Codex, &args),
     };
     ExitCode::from(code)
 }
