@@ -142,21 +142,8 @@ async fn run_ledger(
         Setup { name: "sqlite", settings: String::new() },
     ];
     let mock = procs::start_mock(s.bins)?;
-    let mut gateways: Vec<(Proc, std::path::PathBuf)> = Vec::new();
-    for v in &setups {
-        gateways.push(start(s, &mock, v)?);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let variants: Vec<Variant> = setups
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Variant {
-            name: v.name,
-            gateway: i,
-            key: crate::MASTER_KEY.to_owned(),
-            headers: &[],
-        })
-        .collect();
+    let gateways = start_all(s, &mock, &setups).await?;
+    let variants = master_variants(&setups);
     let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
     let results = rotate(s, "ledger", &mock, &procs, &variants, None).await?;
     // Let the writers finish their last batches, then stop the gateways (a graceful stop
@@ -194,11 +181,7 @@ pub async fn cache(s: &Settings<'_>) -> Result<Compared, String> {
     let on = format!("{off}litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n");
     let setups = [Setup { name: "off", settings: off.into() }, Setup { name: "on", settings: on }];
     let mock = procs::start_mock(s.bins)?;
-    let mut gateways: Vec<(Proc, std::path::PathBuf)> = Vec::new();
-    for v in &setups {
-        gateways.push(start(s, &mock, v)?);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let gateways = start_all(s, &mock, &setups).await?;
     let key = || crate::MASTER_KEY.to_owned();
     let variants = [
         Variant { name: "off", gateway: 0, key: key(), headers: &[] },
@@ -232,21 +215,8 @@ pub async fn observability(s: &Settings<'_>) -> Result<Compared, String> {
         Setup { name: "metrics", settings: base.into() },
         Setup { name: "metrics + traces", settings: traced },
     ];
-    let mut gateways: Vec<(Proc, std::path::PathBuf)> = Vec::new();
-    for v in &setups {
-        gateways.push(start(s, &mock, v)?);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let variants: Vec<Variant> = setups
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Variant {
-            name: v.name,
-            gateway: i,
-            key: crate::MASTER_KEY.to_owned(),
-            headers: &[],
-        })
-        .collect();
+    let gateways = start_all(s, &mock, &setups).await?;
+    let variants = master_variants(&setups);
     let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
     let results = rotate(s, "observability", &mock, &procs, &variants, None).await?;
     // What the exporter did, from the traced gateway's readiness.
@@ -271,6 +241,34 @@ async fn traces_status(gateway: &Proc) -> Result<Value, String> {
     }
     let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
     Ok(v["traces"].clone())
+}
+
+/// One gateway per setup, in order, given a moment to settle.
+async fn start_all(
+    s: &Settings<'_>,
+    mock: &Proc,
+    setups: &[Setup],
+) -> Result<Vec<(Proc, std::path::PathBuf)>, String> {
+    let mut gateways = Vec::new();
+    for v in setups {
+        gateways.push(start(s, mock, v)?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(gateways)
+}
+
+/// A variant per setup, each on its own gateway with the master key.
+fn master_variants(setups: &[Setup]) -> Vec<Variant> {
+    setups
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Variant {
+            name: v.name,
+            gateway: i,
+            key: crate::MASTER_KEY.to_owned(),
+            headers: &[],
+        })
+        .collect()
 }
 
 /// Starts the gateway of `v` in its own directory under the work directory.
@@ -396,11 +394,7 @@ async fn run_keys(
         Setup { name: "memory", settings: String::new() },
     ];
     let mock = procs::start_mock(s.bins)?;
-    let mut gateways = Vec::new();
-    for v in &setups {
-        gateways.push(start(s, &mock, v)?);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let gateways = start_all(s, &mock, &setups).await?;
     let mut keys = Vec::new();
     for (gateway, _) in &gateways {
         keys.push(virtual_key(gateway).await?);
