@@ -150,6 +150,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub drain_timeout: u64,
 
+    /// On SIGTERM, how long the gateway keeps accepting new connections while
+    /// /health/readiness answers 503, so a load balancer watching readiness takes it out of
+    /// rotation before the listener closes. 0 closes the listener at once.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub drain_grace: u64,
+
     /// Directory for the pid file and gateway.json, so `status`, `stop` and `logs` find this
     /// gateway. `start` defaults to $XDG_STATE_HOME/switchyard, else
     /// ~/.local/state/switchyard; `serve` writes one only when given.

@@ -163,11 +163,22 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
     output::stdout(&format!("Switchyard listening on {url}"));
 
     let drain_timeout = Duration::from_secs(args.drain_timeout);
+    let drain_grace = Duration::from_secs(args.drain_grace);
     let (first_signal, mut second_signal) = shutdown_signals();
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain_state = state.clone();
     let shutdown = async move {
         first_signal.await;
+        // Readiness answers 503 from here on, while the listener still accepts: a load
+        // balancer that watches it stops sending before connections are refused.
+        drain_state.start_draining();
+        if !drain_grace.is_zero() {
+            tracing::info!(
+                drain_grace_secs = drain_grace.as_secs(),
+                "draining: readiness is 503; still accepting connections for the grace period"
+            );
+            tokio::time::sleep(drain_grace).await;
+        }
         let in_flight: u32 =
             drain_state.runtime().router.targets().map(|t| t.state.in_flight()).sum();
         tracing::info!(
@@ -310,7 +321,7 @@ fn publish(
         started_at: clock::unix_now(),
         detached: args.detached,
         log: args.detached.then(|| dir.log_file()),
-        drain_timeout_secs: args.drain_timeout,
+        drain_timeout_secs: args.drain_grace + args.drain_timeout,
         args: std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         last_reload: None,

@@ -169,6 +169,8 @@ fn serve_argv(args: &ServeArgs, dir: &StateDir) -> Result<Vec<String>, u8> {
         if args.detailed_debug { "debug".to_owned() } else { args.log_level.clone() },
         "--drain-timeout".to_owned(),
         args.drain_timeout.to_string(),
+        "--drain-grace".to_owned(),
+        args.drain_grace.to_string(),
         "--watch-interval-ms".to_owned(),
         args.watch_interval_ms.to_string(),
         "--state-dir".to_owned(),

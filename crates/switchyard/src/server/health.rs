@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -111,8 +112,9 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         Some(_) => "disconnected",
         None => "Not connected",
     };
+    let draining = state.is_draining();
     let body = json!({
-        "status": "connected",
+        "status": if draining { "draining" } else { "connected" },
         "db": db,
         "ledger": ledger,
         "keys": state.keys().map(crate::keys::Keys::status),
@@ -123,7 +125,8 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         "uptime_seconds": state.started.elapsed().as_secs(),
         "models": runtime.router.aliases().len(),
     });
-    ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]

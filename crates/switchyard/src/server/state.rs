@@ -92,6 +92,8 @@ pub struct AppState {
     /// Stored Responses (`previous_response_id`): one for the process, kept across
     /// reloads, on the Redis the first config names.
     pub responses: crate::response_store::ResponseStore,
+    /// Set at the first SIGTERM: readiness answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -105,6 +107,7 @@ impl AppState {
             health: super::health::Probes::default(),
             ledger: OnceLock::new(),
             keys: OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -115,6 +118,15 @@ impl AppState {
 
     pub fn replace(&self, runtime: Runtime) {
         self.runtime.store(Arc::new(runtime));
+    }
+
+    /// The gateway is stopping: load balancers should send no new requests.
+    pub fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Attaches the reloader (once; a second one is ignored).
