@@ -46,6 +46,76 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order: what a class name read back from another replica
+    /// can be (`parse`).
+    pub const ALL: [ErrorKind; 26] = [
+        Self::CredentialsInvalid,
+        Self::CredentialsExpired,
+        Self::CredentialsMissing,
+        Self::PermissionDenied,
+        Self::ModelAccess,
+        Self::ModelNeedsProfile,
+        Self::ModelNotFound,
+        Self::InvalidRequest,
+        Self::ContextWindow,
+        Self::ContentPolicy,
+        Self::Billing,
+        Self::RateLimited,
+        Self::Overloaded,
+        Self::Timeout,
+        Self::UpstreamUnavailable,
+        Self::ServerDown,
+        Self::Tls,
+        Self::ClockSkew,
+        Self::Configuration,
+        Self::Unauthorized,
+        Self::UnknownModel,
+        Self::PayloadTooLarge,
+        Self::NotFound,
+        Self::BudgetExceeded,
+        Self::LimitsUnavailable,
+        Self::Internal,
+    ];
+
+    /// The kind whose [`ErrorKind::as_str`] is `class`.
+    pub fn parse(class: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == class)
+    }
+
+    /// Position in [`ErrorKind::ALL`]; an exhaustive match, so a new kind must be placed
+    /// (the test checks the list against it).
+    #[cfg(test)]
+    const fn position(self) -> usize {
+        match self {
+            Self::CredentialsInvalid => 0,
+            Self::CredentialsExpired => 1,
+            Self::CredentialsMissing => 2,
+            Self::PermissionDenied => 3,
+            Self::ModelAccess => 4,
+            Self::ModelNeedsProfile => 5,
+            Self::ModelNotFound => 6,
+            Self::InvalidRequest => 7,
+            Self::ContextWindow => 8,
+            Self::ContentPolicy => 9,
+            Self::Billing => 10,
+            Self::RateLimited => 11,
+            Self::Overloaded => 12,
+            Self::Timeout => 13,
+            Self::UpstreamUnavailable => 14,
+            Self::ServerDown => 15,
+            Self::Tls => 16,
+            Self::ClockSkew => 17,
+            Self::Configuration => 18,
+            Self::Unauthorized => 19,
+            Self::UnknownModel => 20,
+            Self::PayloadTooLarge => 21,
+            Self::NotFound => 22,
+            Self::BudgetExceeded => 23,
+            Self::LimitsUnavailable => 24,
+            Self::Internal => 25,
+        }
+    }
+
     /// Stable machine-readable class: OpenAI `error.code`, the `x-switchyard-error-class`
     /// header and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -305,6 +375,15 @@ impl ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_class_name_parses_back_to_its_kind() {
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.position(), i, "{kind:?} is out of place in ALL");
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::parse("no_such_class"), None);
+    }
 
     #[test]
     fn client_errors_map_to_the_statuses_sdks_expect() {

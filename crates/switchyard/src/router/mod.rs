@@ -9,12 +9,14 @@
 mod report;
 mod resolve;
 mod run;
+pub mod shared;
 mod state;
 mod strategy;
 mod tags;
 mod wildcard;
 
 pub use report::unknown_model;
+pub use shared::SharedCooldowns;
 pub use state::{Cooldown, CooldownPolicy, DeploymentState, Failure};
 
 use std::collections::HashMap;
@@ -99,6 +101,8 @@ pub struct Router {
     total_timeout: Duration,
     limits: Arc<Limits>,
     config_limits: Arc<ConfigLimits>,
+    /// Cooldowns shared with other replicas through Redis, when they are.
+    shared: Option<Arc<SharedCooldowns>>,
 }
 
 /// Whether a reloaded deployment is the same as before. Where it is written does not count:
@@ -249,7 +253,30 @@ impl Router {
             total_timeout,
             limits: Limits::in_process(),
             config_limits: Arc::new(ConfigLimits::new(config)),
+            shared: None,
         }
+    }
+
+    /// The same router sharing its cooldowns through `shared` (one per process, kept across
+    /// reloads), or keeping them to itself with `None`. Deployment state outlives a router
+    /// on reload, so this always says which way the state announces.
+    #[must_use]
+    pub fn with_shared_cooldowns(mut self, shared: Option<Arc<SharedCooldowns>>) -> Self {
+        match &shared {
+            Some(s) => s.attach(self.groups.values().flatten()),
+            None => {
+                for t in self.groups.values().flatten() {
+                    t.state.share_through(None);
+                }
+            }
+        }
+        self.shared = shared;
+        self
+    }
+
+    /// The sharing of cooldowns with other replicas, when on.
+    pub fn shared_cooldowns(&self) -> Option<&Arc<SharedCooldowns>> {
+        self.shared.as_ref()
     }
 
     /// The same router admitting requests through `limits` (one engine per process, kept

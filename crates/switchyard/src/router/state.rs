@@ -2,6 +2,10 @@
 //! average, this minute's usage, recent failures, the cooldown, and the last failure (for
 //! `/health` and `doctor`).
 //!
+//! With Redis, a cooldown this replica decides is announced to the others (`shared`), and
+//! one another replica decided is applied here (`apply_shared`) without counting as a
+//! failure of this replica.
+//!
 //! Each deployment has its own state, so requests to different deployments never contend;
 //! the hot checks (in flight, cooling) are atomics. Time is `tokio::time::Instant`, so tests
 //! run on a paused clock.
@@ -11,8 +15,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
+use super::shared::Announcer;
 use crate::classify::{Cooling, UpstreamError};
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -36,6 +42,8 @@ pub struct Failure {
 pub struct Cooldown {
     pub until: Instant,
     pub reason: UpstreamError,
+    /// The replica that decided it, when another one did (shared through Redis).
+    pub by: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +69,8 @@ pub struct DeploymentState {
     /// Milliseconds after `epoch` until which the deployment cools; 0 = not cooling.
     cool_until_ms: AtomicU64,
     inner: Mutex<Inner>,
+    /// Where this replica announces the cooldowns it decides; none without shared Redis.
+    announcer: ArcSwapOption<Announcer>,
 }
 
 impl Default for DeploymentState {
@@ -87,7 +97,14 @@ impl DeploymentState {
             latency_us: AtomicU64::new(0),
             cool_until_ms: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
+            announcer: ArcSwapOption::empty(),
         }
+    }
+
+    /// Announces this replica's cooldowns through `announcer` from now on (none: keep them
+    /// local). Set on every router build, since the state outlives the router on reloads.
+    pub fn share_through(&self, announcer: Option<Arc<Announcer>>) {
+        self.announcer.store(announcer);
     }
 
     pub fn begin(self: &Arc<Self>) -> InFlight {
@@ -149,6 +166,20 @@ impl DeploymentState {
         now: Instant,
         policy: CooldownPolicy,
     ) -> Option<Instant> {
+        let (until, extended) = self.cool_for_failure(error, now, policy)?;
+        if extended && let Some(announcer) = self.announcer.load_full() {
+            announcer.announce(until.saturating_duration_since(now), error);
+        }
+        Some(until)
+    }
+
+    /// The cooldown a failure leads to, and whether it started or lengthened one.
+    fn cool_for_failure(
+        &self,
+        error: &UpstreamError,
+        now: Instant,
+        policy: CooldownPolicy,
+    ) -> Option<(Instant, bool)> {
         let Ok(mut inner) = self.inner.lock() else { return None };
         inner.last_failure = Some(Failure { error: error.clone(), at: SystemTime::now() });
         if policy.disabled {
@@ -171,9 +202,11 @@ impl DeploymentState {
         };
         let until = now + cool_for;
         // Re-cooling extends a cooldown, never shortens it.
-        let until = match &inner.cooldown {
-            Some(current) if current.until > now && current.until >= until => current.until,
-            _ => until,
+        let (until, extended) = match &inner.cooldown {
+            Some(current) if current.until > now && current.until >= until => {
+                (current.until, false)
+            }
+            _ => (until, true),
         };
         if inner.cooldown.as_ref().is_none_or(|c| c.until <= now) {
             let status = error.status.unwrap_or_else(|| error.kind.http_status().as_u16());
@@ -182,10 +215,40 @@ impl DeploymentState {
                 None => inner.cooled.push((status, 1)),
             }
         }
-        inner.cooldown = Some(Cooldown { until, reason: error.clone() });
+        // A longer cooldown another replica sent keeps its own reason.
+        if extended || inner.cooldown.as_ref().is_none_or(|c| c.by.is_none()) {
+            inner.cooldown = Some(Cooldown { until, reason: error.clone(), by: None });
+        }
+        self.store_until(until);
+        Some((until, extended))
+    }
+
+    /// Applies a cooldown another replica decided: the same deadline and its reason, unless
+    /// a cooldown here already lasts as long. It is not a failure of this replica: failure
+    /// counts, the last failure and the cooled-down counter are left alone, and it is not
+    /// announced again. Returns whether it changed anything.
+    pub fn apply_shared(
+        &self,
+        until: Instant,
+        reason: UpstreamError,
+        by: Arc<str>,
+        now: Instant,
+    ) -> bool {
+        if until <= now {
+            return false;
+        }
+        let Ok(mut inner) = self.inner.lock() else { return false };
+        if inner.cooldown.as_ref().is_some_and(|c| c.until >= until) {
+            return false;
+        }
+        inner.cooldown = Some(Cooldown { until, reason, by: Some(by) });
+        self.store_until(until);
+        true
+    }
+
+    fn store_until(&self, until: Instant) {
         let ms = until.duration_since(self.epoch).as_millis().max(1) as u64;
         self.cool_until_ms.store(ms, Ordering::Relaxed);
-        Some(until)
     }
 
     /// The cooldown in force at `now`, if any.
@@ -269,6 +332,35 @@ mod tests {
         let mut longer = err(ErrorKind::RateLimited);
         longer.retry_after = Some(Duration::from_secs(90));
         assert_eq!(s.record_failure(&longer, now, POLICY), Some(now + Duration::from_secs(90)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cooldown_from_another_replica_cools_without_counting_as_a_failure_here() {
+        let s = DeploymentState::new();
+        let now = Instant::now();
+        let by: Arc<str> = "web-2 (pid 7)".into();
+        let until = now + Duration::from_secs(30);
+        assert!(s.apply_shared(until, err(ErrorKind::CredentialsExpired), by.clone(), now));
+        let c = s.cooldown(now).unwrap();
+        assert_eq!((c.until, c.by.as_deref()), (until, Some("web-2 (pid 7)")));
+        assert!(s.last_failure().is_none(), "this replica saw no failure");
+        assert!(s.cooldowns().is_empty(), "the replica that decided counts the cooldown");
+        // Shorter than the one in force: ignored.
+        let shorter = now + Duration::from_secs(10);
+        assert!(!s.apply_shared(shorter, err(ErrorKind::RateLimited), by.clone(), now));
+        assert_eq!(s.cooldown(now).unwrap().until, until);
+        // A shorter local failure keeps the longer shared deadline and its reason.
+        assert_eq!(s.record_failure(&err(ErrorKind::CredentialsInvalid), now, POLICY), Some(until));
+        assert_eq!(s.cooldown(now).unwrap().reason.kind, ErrorKind::CredentialsExpired);
+        // A longer local one takes over with its own reason.
+        let mut long = err(ErrorKind::RateLimited);
+        long.retry_after = Some(Duration::from_secs(60));
+        s.record_failure(&long, now, POLICY);
+        let c = s.cooldown(now).unwrap();
+        assert_eq!((c.reason.kind, c.by), (ErrorKind::RateLimited, None));
+        // And a shared one never shortens it.
+        assert!(!s.apply_shared(until, err(ErrorKind::CredentialsExpired), by, now));
+        assert_eq!(s.cooldown(now).unwrap().until, now + Duration::from_secs(60));
     }
 
     #[tokio::test(start_paused = true)]

@@ -120,6 +120,7 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         "keys": state.keys().map(crate::keys::Keys::status),
         "limits": runtime.router.limits().health_json(),
         "cache": runtime.cache.as_ref().map(|c| c.health_json()),
+        "cooldowns": runtime.router.shared_cooldowns().map(|s| s.health_json()),
         "traces": runtime.tracer.as_ref().map(crate::telemetry::Tracer::status),
         "switchyard_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -173,6 +174,7 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
         "keys": state.keys().map(crate::keys::Keys::status),
         "limits": runtime.router.limits().health_json(),
         "cache": runtime.cache.as_ref().map(|c| c.health_json()),
+        "cooldowns": runtime.router.shared_cooldowns().map(|s| s.health_json()),
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
@@ -235,6 +237,9 @@ fn endpoint(target: &Target, probed: Option<Probed>, now: tokio::time::Instant) 
     if let Some(c) = &cooldown {
         let left = c.until.saturating_duration_since(now).as_secs_f64();
         entry["cooldown_remaining_seconds"] = json!((left * 10.0).ceil() / 10.0);
+        if let Some(by) = &c.by {
+            entry["cooled_by"] = Value::String(by.to_string());
+        }
     }
     // A request fault (a bad request, a prompt too long) says nothing about the deployment.
     let traffic = target.state.last_failure().filter(|f| f.error.kind.cooling() != Cooling::Never);

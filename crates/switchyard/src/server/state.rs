@@ -37,14 +37,16 @@ impl Runtime {
     /// A runtime admitting requests through `limits` (tests pass an engine on a manual
     /// clock, or one sharing a Redis prefix with another gateway).
     pub fn with_limits(config: Config, limits: Arc<Limits>) -> Self {
-        let router = Router::new(&config).with_limits(limits);
+        let shared = crate::router::SharedCooldowns::for_config(&config);
+        let router = Router::new(&config).with_limits(limits).with_shared_cooldowns(shared);
         let tracer = config.general.otel.as_ref().and_then(crate::telemetry::Tracer::start);
         Self::with_router(config, router, tracer)
     }
 
     /// The runtime for a reloaded config: deployments whose configuration did not change
     /// keep their live state (cooldowns, latency, usage) from `previous`, and the limits
-    /// keep their counters unless the Redis settings changed.
+    /// keep their counters, and cooldowns stay shared on the same connection, unless the
+    /// Redis settings changed.
     pub fn reloaded(config: Config, previous: &Runtime) -> Self {
         let limits = if config.general.redis == previous.config.general.redis {
             previous.router.limits().clone()
@@ -52,7 +54,11 @@ impl Runtime {
             Limits::for_config(&config)
         };
         let same_cache = config.general.cache == previous.config.general.cache;
-        let router = Router::reloaded(&config, &previous.router).with_limits(limits);
+        let shared =
+            crate::router::SharedCooldowns::reloaded(&config, previous.router.shared_cooldowns());
+        let router = Router::reloaded(&config, &previous.router)
+            .with_limits(limits)
+            .with_shared_cooldowns(shared);
         // The exporter (and its queue) carries over while its settings do not change.
         let tracer = match (&config.general.otel, &previous.tracer) {
             (Some(otel), Some(tracer)) if tracer.is_for(otel) => Some(tracer.clone()),
