@@ -68,7 +68,8 @@ const ALIAS_BUDGET_NOTE: &str = "{alias: {budget_limit, time_period}}: requests 
 const PROVIDER_BUDGET_NOTE: &str = "{provider: {budget_limit, time_period}}: the provider's \
      deployments are skipped at the limit (BUD-03)";
 const PERIOD_NOTE: &str = "30s, 30m, 24h, 7d, 1mo, daily, weekly, monthly (fixed UTC windows)";
-const REDIS_NOTE: &str = "or REDIS_HOST: budgets and rate limits are shared by replicas";
+const REDIS_NOTE: &str =
+    "or REDIS_HOST: budgets, rate limits and deployment cooldowns are shared by replicas";
 const CALLBACK_NOTE: &str =
     "logging callbacks are not implemented; use the gateway's logs and /metrics";
 const CACHE_NOTE: &str = "not read: turn the response cache on with litellm_settings.cache";
@@ -207,7 +208,7 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(RouterSettings, "retry_policy", Supported, ""),
     k(RouterSettings, "allowed_fails", Supported, ""),
     k(RouterSettings, "cooldown_time", Supported, "seconds"),
-    k(RouterSettings, "disable_cooldowns", Supported, ""),
+    k(RouterSettings, "disable_cooldowns", Supported, "also stops sharing cooldowns through Redis"),
     k(RouterSettings, "fallbacks", Supported, ""),
     k(RouterSettings, "context_window_fallbacks", Supported, ""),
     k(RouterSettings, "content_policy_fallbacks", Supported, ""),

@@ -175,7 +175,10 @@ impl SharedCooldowns {
         }
         tokio::runtime::Handle::try_current().ok()?;
         match Self::start(settings) {
-            Ok(shared) => Some(Arc::new(shared)),
+            Ok(shared) => {
+                tracing::info!(redis = %settings.place, replica = %shared.inner.replica.name, "cooldowns are shared with the replicas on this Redis");
+                Some(Arc::new(shared))
+            }
             Err(error) => {
                 tracing::warn!(redis = %settings.place, %error, "cooldowns are not shared with other replicas: the Redis URL is unusable");
                 None
