@@ -141,8 +141,8 @@ fn the_image_command_serves_the_default_config_and_answers_its_healthcheck() {
     let ids: Vec<&str> =
         models.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["cheap", "balanced", "frontier"], "{}", models.body);
-    // The ledger went to the state directory the volume holds.
-    assert!(root.path().join(state.trim_start_matches('/')).join("ledger.sqlite3").exists());
+    // The key store went to the state directory the volume holds.
+    assert!(root.path().join(state.trim_start_matches('/')).join("keys.sqlite3").exists());
 
     // The HEALTHCHECK command, aimed at this gateway.
     let mut hc: Vec<String> = cf.healthcheck[1..].to_vec();
@@ -208,10 +208,7 @@ impl Kube {
     fn argv(&self) -> Vec<String> {
         let c = self.container();
         let cf = Containerfile::load();
-        cf.effective(
-            c.get("command").map(strings),
-            c.get("args").map(strings),
-        )
+        cf.effective(c.get("command").map(strings), c.get("args").map(strings))
     }
 
     /// A container port by name or number.
@@ -303,7 +300,10 @@ fn the_kubernetes_manifests_agree_with_the_image_and_the_binary() {
     // state directory an emptyDir.
     let volume = |mount_path: &str| -> Value {
         let mounts = c["volumeMounts"].as_array().unwrap();
-        let m = mounts.iter().find(|m| m["mountPath"] == mount_path).unwrap_or_else(|| panic!("{mount_path}"));
+        let m = mounts
+            .iter()
+            .find(|m| m["mountPath"] == mount_path)
+            .unwrap_or_else(|| panic!("{mount_path}"));
         assert!(m.get("subPath").is_none(), "{mount_path} is mounted whole");
         let volumes = k.pod()["spec"]["volumes"].as_array().unwrap();
         volumes.iter().find(|v| v["name"] == m["name"]).unwrap().clone()
@@ -343,18 +343,26 @@ fn the_kubernetes_manifests_agree_with_the_image_and_the_binary() {
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
     let service_labels = &k.service["metadata"]["labels"];
     let m = monitor["spec"]["selector"]["matchLabels"].as_object().unwrap();
-    assert!(m.iter().all(|(key, v)| service_labels[key] == *v), "the ServiceMonitor selects the Service");
+    assert!(
+        m.iter().all(|(key, v)| service_labels[key] == *v),
+        "the ServiceMonitor selects the Service"
+    );
     let endpoint = &monitor["spec"]["endpoints"][0];
     assert_eq!(endpoint["port"], sp["name"]);
     assert_eq!(endpoint["path"], "/metrics");
 
     // Started as the pod starts it: the probes answer without a key, and /metrics answers the
     // ServiceMonitor's bearer token (the Secret's master key) and nobody else.
-    let root = image_root(&[(config.to_str().unwrap(), &config_text)], &[&flag(&argv, "--state-dir").unwrap()]);
+    let root = image_root(
+        &[(config.to_str().unwrap(), &config_text)],
+        &[&flag(&argv, "--state-dir").unwrap()],
+    );
     let mut args = rebased(&argv, root.path());
     args.extend(["--port".to_owned(), "0".to_owned()]);
     let mut env = env;
-    env.retain(|(name, _)| !["DATABASE_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"].contains(&name.as_str()));
+    env.retain(|(name, _)| {
+        !["DATABASE_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"].contains(&name.as_str())
+    });
     env.extend(Containerfile::load().env);
     let gateway = Gateway::start(&args, &env, root.path());
     let anyone = client(&gateway.url, None);
@@ -370,7 +378,10 @@ fn the_kubernetes_manifests_agree_with_the_image_and_the_binary() {
         assert_eq!(endpoint["authorization"]["type"], "Bearer");
         assert_eq!(creds["name"], k.secret["metadata"]["name"]);
         let token = k.secret_value(creds["key"].as_str().unwrap());
-        assert_eq!(client(&gateway.url, Some(&token)).get(metrics_path, PATIENCE).unwrap().status, 200);
+        assert_eq!(
+            client(&gateway.url, Some(&token)).get(metrics_path, PATIENCE).unwrap().status,
+            200
+        );
     } else {
         assert_eq!(anyone.probe(metrics_path, PATIENCE).unwrap().status, 200);
     }
@@ -404,7 +415,8 @@ fn the_compose_file_prometheus_and_nginx_agree_on_the_replicas() {
         // The runtime's SIGKILL comes after the drain grace and the drain timeout.
         let grace_period = s["stop_grace_period"].as_str().unwrap();
         let stop: u64 = grace_period.strip_suffix('s').unwrap().parse().unwrap();
-        let (grace, timeout) = (secs(&argv, "--drain-grace", 0), secs(&argv, "--drain-timeout", 30));
+        let (grace, timeout) =
+            (secs(&argv, "--drain-grace", 0), secs(&argv, "--drain-timeout", 30));
         assert!(stop > grace + timeout, "{name}: stop_grace_period {stop}s <= {grace} + {timeout}");
 
         // PostgreSQL and Redis are healthy first, and have a healthcheck that says so.
@@ -425,13 +437,19 @@ fn the_compose_file_prometheus_and_nginx_agree_on_the_replicas() {
         let served = host_dir.join(config.file_name().unwrap());
         assert_eq!(std::fs::read_to_string(&served).unwrap(), config_text, "{}", served.display());
         let state = flag(&argv, "--state-dir").unwrap();
-        assert!(strings(&s["volumes"]).iter().any(|v| v.ends_with(&format!(":{state}"))), "{name} state volume");
+        assert!(
+            strings(&s["volumes"]).iter().any(|v| v.ends_with(&format!(":{state}"))),
+            "{name} state volume"
+        );
 
         // Every variable it gets is one the gateway reads.
         let mut vars: Vec<String> = s["environment"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(s["env_file"], "switchyard.env");
         vars.extend(
-            example.lines().filter(|l| !l.starts_with('#') && l.contains('=')).map(|l| l.split('=').next().unwrap().to_owned()),
+            example
+                .lines()
+                .filter(|l| !l.starts_with('#') && l.contains('='))
+                .map(|l| l.split('=').next().unwrap().to_owned()),
         );
         for var in vars {
             assert!(gateway_reads(&var, &config_text), "{name}: the gateway never reads {var}");
@@ -444,14 +462,20 @@ fn the_compose_file_prometheus_and_nginx_agree_on_the_replicas() {
     let prometheus = yaml("deploy/prometheus.yml");
     let job = &prometheus["scrape_configs"][0];
     assert_eq!(job["metrics_path"], "/metrics");
-    let scraped: BTreeSet<String> = strings(&job["static_configs"][0]["targets"]).into_iter().collect();
+    let scraped: BTreeSet<String> =
+        strings(&job["static_configs"][0]["targets"]).into_iter().collect();
     assert_eq!(scraped, targets, "prometheus.yml targets");
-    assert!(strings(&services["prometheus"]["volumes"]).iter().any(|v| v.starts_with("./prometheus.yml:")));
+    assert!(
+        strings(&services["prometheus"]["volumes"])
+            .iter()
+            .any(|v| v.starts_with("./prometheus.yml:"))
+    );
 
     // nginx balances over exactly the replicas, without pooled upstream connections, with
     // streams unbuffered and only failed connections retried elsewhere.
     let nginx = read("deploy/nginx.conf");
-    let code: String = nginx.lines().map(|l| l.split('#').next().unwrap()).collect::<Vec<_>>().join("\n");
+    let code: String =
+        nginx.lines().map(|l| l.split('#').next().unwrap()).collect::<Vec<_>>().join("\n");
     let upstream = code.split("upstream ").nth(1).unwrap().split('}').next().unwrap();
     let servers: BTreeSet<String> = upstream
         .lines()
@@ -470,10 +494,13 @@ fn the_compose_file_prometheus_and_nginx_agree_on_the_replicas() {
     assert_eq!(directive("proxy_buffering"), ["proxy_buffering off"]);
     assert_eq!(directive("proxy_next_upstream"), ["proxy_next_upstream error non_idempotent"]);
     let read_timeout = directive("proxy_read_timeout");
-    let read_secs: u64 = read_timeout[0].split_whitespace().nth(1).unwrap().trim_end_matches('s').parse().unwrap();
+    let read_secs: u64 =
+        read_timeout[0].split_whitespace().nth(1).unwrap().trim_end_matches('s').parse().unwrap();
     assert!(read_secs >= 300, "long streams: {read_timeout:?}");
     let lb = &services["nginx"];
-    assert!(strings(&lb["volumes"]).iter().any(|v| v.starts_with("./nginx.conf:/etc/nginx/nginx.conf")));
+    assert!(
+        strings(&lb["volumes"]).iter().any(|v| v.starts_with("./nginx.conf:/etc/nginx/nginx.conf"))
+    );
     for (name, _) in &gateways {
         assert_eq!(lb["depends_on"][name.as_str()]["condition"], "service_healthy");
     }
@@ -527,7 +554,12 @@ fn mock_config(aliases: &[&str]) -> String {
 
 fn aliases(url: &str) -> Vec<String> {
     let models = client(url, Some(KEY)).get("/v1/models", PATIENCE).unwrap();
-    models.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+    models.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -554,7 +586,11 @@ fn a_configmap_update_by_symlink_swap_is_reloaded() {
     volume.publish(&mock_config(&["first", "second"]));
     let deadline = Instant::now() + PATIENCE;
     while aliases(&gateway.url) != ["first", "second"] {
-        assert!(Instant::now() < deadline, "the swapped config was never served:\n{}", gateway.stderr_text());
+        assert!(
+            Instant::now() < deadline,
+            "the swapped config was never served:\n{}",
+            gateway.stderr_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let status = client(&gateway.url, Some(KEY)).get("/config/status", PATIENCE).unwrap();
@@ -565,7 +601,11 @@ fn a_configmap_update_by_symlink_swap_is_reloaded() {
     volume.publish(&mock_config(&["third"]));
     let deadline = Instant::now() + PATIENCE;
     while aliases(&gateway.url) != ["third"] {
-        assert!(Instant::now() < deadline, "the second swap was never served:\n{}", gateway.stderr_text());
+        assert!(
+            Instant::now() < deadline,
+            "the second swap was never served:\n{}",
+            gateway.stderr_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(gateway.stop(), 0);

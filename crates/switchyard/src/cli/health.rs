@@ -50,7 +50,11 @@ pub fn run(args: &HealthArgs) -> u8 {
                 format!("HTTP {} is not the 200 a healthy gateway gives", answer.status)
             };
             report(
-                &format!("The gateway at {} answered {path} with {}: {why}.", client.base(), answer.status),
+                &format!(
+                    "The gateway at {} answered {path} with {}: {why}.",
+                    client.base(),
+                    answer.status
+                ),
                 "if it is stopping, let it finish; otherwise see its log (`switchyard logs`, or \
                  the container's output) and restart it",
             );

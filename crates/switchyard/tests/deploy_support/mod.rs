@@ -64,7 +64,8 @@ impl Containerfile {
                 "FROM" => cf.from = rest.to_owned(),
                 "USER" => cf.user = rest.to_owned(),
                 "EXPOSE" => cf.expose.extend(
-                    rest.split_whitespace().map(|p| p.trim_end_matches("/tcp").parse().unwrap()),
+                    rest.split_whitespace()
+                        .map(|p| p.trim_end_matches("/tcp").parse::<u16>().unwrap()),
                 ),
                 "VOLUME" => cf.volumes.extend(serde_json::from_str::<Vec<String>>(rest).unwrap()),
                 "ENV" => {
@@ -88,7 +89,11 @@ impl Containerfile {
 
     /// The command line a container runs: `command` replaces the ENTRYPOINT, `args` the CMD
     /// (Kubernetes' and Compose's rules).
-    pub fn effective(&self, command: Option<Vec<String>>, args: Option<Vec<String>>) -> Vec<String> {
+    pub fn effective(
+        &self,
+        command: Option<Vec<String>>,
+        args: Option<Vec<String>>,
+    ) -> Vec<String> {
         let mut argv = command.unwrap_or_else(|| self.entrypoint.clone());
         argv.extend(args.unwrap_or_else(|| self.cmd.clone()));
         argv
@@ -97,7 +102,7 @@ impl Containerfile {
 
 /// The last value given to `flag` (a repeated flag takes its last value).
 pub fn flag(argv: &[String], name: &str) -> Option<String> {
-    argv.windows(2).filter(|w| w[0] == name).map(|w| w[1].clone()).last()
+    argv.windows(2).filter(|w| w[0] == name).map(|w| w[1].clone()).next_back()
 }
 
 pub fn secs(argv: &[String], name: &str, default: u64) -> u64 {
@@ -106,7 +111,10 @@ pub fn secs(argv: &[String], name: &str, default: u64) -> u64 {
 
 /// Every `--flag` on a command line.
 pub fn flags(argv: &[String]) -> Vec<String> {
-    argv.iter().filter(|a| a.starts_with("--")).map(|a| a.split('=').next().unwrap().to_owned()).collect()
+    argv.iter()
+        .filter(|a| a.starts_with("--"))
+        .map(|a| a.split('=').next().unwrap().to_owned())
+        .collect()
 }
 
 /// The binary's answer to `args`, run to completion with an empty environment and `env`.
