@@ -4,6 +4,7 @@
 mod cache;
 mod config_check;
 mod doctor;
+mod health;
 mod init;
 mod keys;
 mod launch;
@@ -33,6 +34,9 @@ use crate::logging::LogFormat;
              every failure.",
     long_about = None,
     args_conflicts_with_subcommands = true,
+    // A repeated flag takes its last value, as LiteLLM's CLI does: a container's arguments
+    // are appended to the image's ENTRYPOINT, which already names --host and --port.
+    args_override_self = true,
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +50,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway in the foreground (the default command).
+    #[command(args_override_self = true)]
     Serve(ServeArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
@@ -67,6 +72,9 @@ pub enum Command {
     /// Is the gateway running: pid, uptime, URL, config, last reload, health per alias.
     /// Exit 0 when running, 3 when not.
     Status(status::StatusArgs),
+    /// Probe a gateway's /health/liveliness (or --ready: /health/readiness) once, as a
+    /// container HEALTHCHECK does. Exit 0 on 200, 1 on another answer, 3 when none.
+    Health(health::HealthArgs),
     /// Show the background gateway's log.
     Logs(logs::LogsArgs),
     /// What was spent, from the ledger: grouped by alias, model, deployment, provider, tag,
@@ -200,6 +208,7 @@ pub fn run() -> ExitCode {
         Some(Command::Stop(args)) => stop::run(&args),
         Some(Command::Restart(args)) => start::restart(&args),
         Some(Command::Status(args)) => status::run(&args),
+        Some(Command::Health(args)) => health::run(&args),
         Some(Command::Logs(args)) => logs::run(&args),
         Some(Command::Spend(args)) => spend::run(&args),
         Some(Command::Init(args)) => init::run(&args),

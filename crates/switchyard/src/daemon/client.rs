@@ -47,6 +47,11 @@ impl Client {
         self.call(reqwest::Method::GET, "/health/readiness", false, timeout)
     }
 
+    /// `GET path` without the key (the health probes answer anyone).
+    pub fn probe(&self, path: &str, timeout: Duration) -> Result<Answer, String> {
+        self.call(reqwest::Method::GET, path, false, timeout)
+    }
+
     /// `GET path` with the key.
     pub fn get(&self, path: &str, timeout: Duration) -> Result<Answer, String> {
         self.call(reqwest::Method::GET, path, true, timeout)
