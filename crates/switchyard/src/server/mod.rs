@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod model_info;
 mod models;
+mod readiness;
 pub mod reload;
 mod request_id;
 mod responses;
@@ -95,7 +96,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(health::root))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
-        .route("/health/readiness", get(health::readiness))
+        .route("/health/readiness", get(readiness::readiness))
         // Open unless `require_auth_for_metrics_endpoint` (checked by the handler).
         .route("/metrics", get(metrics::scrape))
         .merge(authenticated)
