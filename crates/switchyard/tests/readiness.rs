@@ -141,28 +141,9 @@ async fn fail_closed_takes_the_replica_out_while_redis_is_away_and_back_without_
 async fn a_database_outage_shows_degraded_ledger_and_keys_and_stays_ready() {
     let db = TestDb::create().await;
     let relay = Relay::start("127.0.0.1:5432".parse().unwrap()).await;
-    let url = Secret::new(db.url_at(relay.addr));
     let dir = tempfile::tempdir().unwrap();
     let mock = mock().await;
-    let cfg = limits_support::config(
-        &[deployment(&mock, "cheap", "anthropic/claude-haiku-4-5", &[])],
-        "",
-    );
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
-    let keys = Keys::open(&KeySettings {
-        database_url: Some(url.clone()),
-        state_dir: dir.path().to_owned(),
-    })
-    .unwrap();
-    keys.start(POLL).await;
-    gw.state.set_keys(keys.clone());
-    let ledger = Ledger::open(&LedgerSettings {
-        database_url: Some(url),
-        state_dir: dir.path().to_owned(),
-        retention: None,
-    })
-    .unwrap();
-    gw.state.set_ledger(ledger.clone());
+    let (gw, ledger) = on_database(&mock, &db, &relay, dir.path(), "").await;
     let c = client();
     assert_eq!(post_chat(&c, &gw.url(), &chat("cheap", None)).await.status(), 200);
     ledger.flush().await;
@@ -200,6 +181,62 @@ async fn a_database_outage_shows_degraded_ledger_and_keys_and_stays_ready() {
         readiness(&gw).await.1["stores"]["database"]["state"] == "connected"
     })
     .await;
+    assert!(back, "{}", readiness(&gw).await.1);
+    gw.shutdown().await.unwrap();
+    ledger.close(Duration::from_secs(5)).await;
+}
+
+/// A gateway whose keys and ledger are in `db`, reached through `relay`.
+async fn on_database(
+    mock: &mock_upstream::MockUpstream,
+    db: &TestDb,
+    relay: &Relay,
+    dir: &Path,
+    sections: &str,
+) -> (Handle, Ledger) {
+    let url = Secret::new(db.url_at(relay.addr));
+    let cfg = limits_support::config(
+        &[deployment(mock, "cheap", "anthropic/claude-haiku-4-5", &[])],
+        sections,
+    );
+    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let keys =
+        Keys::open(&KeySettings { database_url: Some(url.clone()), state_dir: dir.to_owned() })
+            .unwrap();
+    keys.start(POLL).await;
+    gw.state.set_keys(keys);
+    let ledger = Ledger::open(&LedgerSettings {
+        database_url: Some(url),
+        state_dir: dir.to_owned(),
+        retention: None,
+    })
+    .unwrap();
+    gw.state.set_ledger(ledger.clone());
+    (gw, ledger)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_takes_the_replica_out_while_the_key_database_is_away() {
+    let db = TestDb::create().await;
+    let relay = Relay::start("127.0.0.1:5432".parse().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock().await;
+    let (gw, ledger) = on_database(&mock, &db, &relay, dir.path(), "  fail_closed: true\n").await;
+    assert_eq!(readiness(&gw).await.0, 200);
+
+    relay.cut();
+    let refusing =
+        eventually(Duration::from_secs(10), || async { readiness(&gw).await.0 == 503 }).await;
+    let (_, ready) = readiness(&gw).await;
+    assert!(refusing, "{ready}");
+    assert_eq!(ready["status"], "unavailable", "{ready}");
+    assert_eq!(ready["error"]["id"], "KEY-10", "{ready}");
+    assert!(ready["error"]["message"].as_str().unwrap().contains("Fix:"), "{ready}");
+    assert_eq!(ready["stores"]["database"]["state"], "degraded", "{ready}");
+
+    relay.restore();
+    let back =
+        eventually(Duration::from_secs(10), || async { readiness(&gw).await.0 == 200 }).await;
     assert!(back, "{}", readiness(&gw).await.1);
     gw.shutdown().await.unwrap();
     ledger.close(Duration::from_secs(5)).await;

@@ -6,8 +6,8 @@
 //! cache, stored Responses) — each `connected`, `degraded` (serving on a local fallback) or
 //! `not configured`.
 //!
-//! 503 only when this replica would refuse what it is sent: while it drains, and while Redis
-//! is unreachable under `general_settings.fail_closed`. An outage of a shared store is seen
+//! 503 only when this replica would refuse what it is sent: while it drains, and under
+//! `general_settings.fail_closed` while Redis (limits) or the key database does not answer. An outage of a shared store is seen
 //! by every replica at once, so answering 503 for one that is served through a fallback would
 //! take the whole fleet out of rotation for nothing.
 
@@ -117,9 +117,18 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
         });
     }
 
-    let refusing = limits.fail_closed.then_some(limits.degraded.as_ref()).flatten();
+    let fail_closed = runtime.config.general.fail_closed;
+    let refusing = if !fail_closed {
+        None
+    } else if let Some((since, error)) = &limits.degraded {
+        Some(("LIM-03", fail_closed_limits(limits.place.as_deref(), *since, error)))
+    } else if state.keys().is_some_and(Keys::is_stale) {
+        Some(("KEY-10", FAIL_CLOSED_KEYS.to_owned()))
+    } else {
+        None
+    };
     let draining = state.is_draining();
-    let (status, code) = match (draining, refusing) {
+    let (status, code) = match (draining, &refusing) {
         (true, _) => ("draining", StatusCode::SERVICE_UNAVAILABLE),
         (false, Some(_)) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
         (false, None) => ("connected", StatusCode::OK),
@@ -157,22 +166,25 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
                         takes no new ones. Fix: send requests to another replica; a load \
                         balancer watching this endpoint does so by itself.",
         });
-    } else if let Some((since, error)) = refusing {
-        body["error"] = json!({
-            "id": "LIM-03",
-            "message": fail_closed_message(&limits.place, *since, error),
-        });
+    } else if let Some((id, message)) = refusing {
+        body["error"] = json!({"id": id, "message": message});
     }
     (code, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-fn fail_closed_message(place: &Option<String>, since: DateTime<Utc>, error: &str) -> String {
+const FAIL_CLOSED_KEYS: &str = "The key database does not answer and \
+    general_settings.fail_closed is true, so this replica refuses virtual keys rather than \
+    trust the last keys it loaded (the master key still works). Fix: bring the database back \
+    (the gateway reloads within a second of it answering), or set \
+    general_settings.fail_closed: false to serve on the last keys loaded meanwhile.";
+
+fn fail_closed_limits(place: Option<&str>, since: DateTime<Utc>, error: &str) -> String {
     format!(
         "Redis at {} has not answered since {} ({error}), and general_settings.fail_closed is \
          true, so this replica refuses requests with a budget or rate limit rather than count \
          them alone. Fix: bring Redis back (the gateway reconnects within a second), or set \
          general_settings.fail_closed: false to serve on in-process counters meanwhile.",
-        place.as_deref().unwrap_or("?"),
+        place.unwrap_or("?"),
         since.to_rfc3339_opts(SecondsFormat::Secs, true),
     )
 }
