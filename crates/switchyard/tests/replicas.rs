@@ -502,8 +502,10 @@ async fn generate_key(base: &str) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned()
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["key"].as_str().unwrap().to_owned()
 }
 
 async fn wait_for_more(served: &AtomicUsize, more: usize) {
@@ -606,4 +608,29 @@ fn answered_stream(text: &str) -> bool {
         }
     }
     done && content == "WORKS"
+}
+
+/// Replicas started together on a fresh database each create LiteLLM's tables: none of them
+/// may fail for racing the others (PostgreSQL's `IF NOT EXISTS` alone does not prevent it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_on_a_fresh_database_all_load_their_keys() {
+    use switchyard::keys::{Keys, Settings};
+    for _ in 0..3 {
+        let db = TestDb::create().await;
+        let dir = tempfile::tempdir().unwrap();
+        let starts = (0..8).map(|_| {
+            let keys = Keys::open(&Settings {
+                database_url: Some(switchyard::secret::Secret::new(db.url())),
+                state_dir: dir.path().to_owned(),
+            })
+            .unwrap();
+            async move {
+                keys.start(switchyard::keys::POLL).await;
+                keys.status()
+            }
+        });
+        for status in futures_util::future::join_all(starts).await {
+            assert_eq!(status.state, "ok", "{status:?}");
+        }
+    }
 }
