@@ -252,6 +252,8 @@ async fn draining_answers_503_with_what_to_do_and_the_local_cache_type() {
     let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
     let (status, ready) = readiness(&gw).await;
     assert_eq!((status, ready["cache"].as_str()), (200, Some("local")), "{ready}");
+    let resp = post_chat(&client(), &gw.url(), &chat("cheap", None)).await;
+    assert!(resp.headers().get("connection").is_none(), "kept alive while serving normally");
     assert!(ready["error"].is_null(), "{ready}");
 
     gw.state.start_draining();
@@ -260,10 +262,12 @@ async fn draining_answers_503_with_what_to_do_and_the_local_cache_type() {
     assert_eq!(ready["status"], "draining", "{ready}");
     assert_eq!(ready["error"]["id"], "GW-09", "{ready}");
     assert!(ready["error"]["message"].as_str().unwrap().contains("Fix:"), "{ready}");
+    let resp = post_chat(&client(), &gw.url(), &chat("cheap", None)).await;
+    assert_eq!(resp.status(), 200, "a request that still arrives while draining is served");
     assert_eq!(
-        post_chat(&client(), &gw.url(), &chat("cheap", None)).await.status(),
-        200,
-        "a request that still arrives while draining is served"
+        resp.headers().get("connection").map(|v| v.to_str().unwrap()),
+        Some("close"),
+        "a kept-alive client is told to reconnect, to another replica"
     );
     gw.shutdown().await.unwrap();
 }

@@ -103,6 +103,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id::tag_and_log))
+        .layer(middleware::from_fn_with_state(state.clone(), readiness::close_while_draining))
         .with_state(state)
 }
 

@@ -13,9 +13,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::extract::{Request, State};
+use axum::http::header::{CONNECTION, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode, Version};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -187,4 +188,20 @@ fn fail_closed_limits(place: Option<&str>, since: DateTime<Utc>, error: &str) ->
         place.unwrap_or("?"),
         since.to_rfc3339_opts(SecondsFormat::Secs, true),
     )
+}
+
+/// While draining, every HTTP/1 answer carries `Connection: close`: a client or proxy that
+/// keeps connections alive opens its next one elsewhere, instead of finding this one closed
+/// under it when the listener stops.
+pub(super) async fn close_while_draining(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);
+    let mut resp = next.run(req).await;
+    if http1 && state.is_draining() {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
