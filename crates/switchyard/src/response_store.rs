@@ -77,6 +77,14 @@ impl ResponseStore {
         Self { backend: Backend::Memory(Memory::new(MEMORY_BYTES)) }
     }
 
+    /// `None` in process; else whether the shared Redis is unreachable now, since when, why.
+    pub fn redis_outage(&self) -> Option<Option<(chrono::DateTime<chrono::Utc>, String)>> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            Backend::Redis { store, .. } => Some(store.degraded_probing()),
+        }
+    }
+
     pub async fn put(&self, id: &str, stored: &Stored) {
         let Ok(bytes) = serde_json::to_vec(stored) else { return };
         match &self.backend {

@@ -291,6 +291,22 @@ impl Cache {
         }
     }
 
+    /// LiteLLM's cache `type` as readiness shows it: `local` or `redis`.
+    pub fn kind(&self) -> &'static str {
+        match &self.store {
+            Store::Memory(_) => "local",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// `None` in process; else whether the shared Redis is unreachable now, since when, why.
+    pub fn redis_outage(&self) -> Option<Option<(chrono::DateTime<chrono::Utc>, String)>> {
+        match &self.store {
+            Store::Memory(_) => None,
+            Store::Redis(r) => Some(r.degraded_probing()),
+        }
+    }
+
     /// For `/health`: the store, and since when and why it is unreachable.
     pub fn health_json(&self) -> Value {
         match &self.store {

@@ -62,6 +62,13 @@ impl RedisStore {
         self.outage.degraded()
     }
 
+    /// Like [`Self::degraded`], and while it is, starts the once-a-second probe: health
+    /// endpoints see Redis come back even when no request uses the store.
+    pub fn degraded_probing(&self) -> Option<(DateTime<Utc>, String)> {
+        self.outage.probe(&self.conn);
+        self.outage.degraded()
+    }
+
     /// Whether to call Redis now; while degraded, starts a probe (at most one a second).
     fn usable(&self) -> bool {
         if self.outage.degraded().is_none() {

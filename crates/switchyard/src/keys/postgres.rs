@@ -41,9 +41,9 @@ impl Postgres {
     async fn prepared(&self) -> Result<&HashMap<Table, Vec<&'static str>>, StoreError> {
         self.columns
             .get_or_try_init(|| async {
-                for statement in POSTGRES_DDL {
-                    sqlx::query(statement).execute(&self.pool).await.map_err(|e| self.err(&e))?;
-                }
+                crate::ledger::postgres::create_serialized(&self.pool, POSTGRES_DDL)
+                    .await
+                    .map_err(|e| self.err(&e))?;
                 let mut out = HashMap::new();
                 for t in Table::ALL {
                     let found: Vec<String> = sqlx::query_scalar(

@@ -180,7 +180,7 @@ impl Postgres {
     }
 
     async fn discover(&self) -> Result<Insert, StoreError> {
-        sqlx::query(CREATE_TABLE).execute(&self.pool).await.map_err(|e| self.err(&e))?;
+        create_serialized(&self.pool, &[CREATE_TABLE]).await.map_err(|e| self.err(&e))?;
         let found: Vec<String> = sqlx::query_scalar(
             "SELECT column_name::text FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = 'LiteLLM_SpendLogs'",
@@ -200,7 +200,7 @@ impl Postgres {
             if !needs.iter().all(|c| found.iter().any(|f| f == c)) {
                 continue;
             }
-            if let Err(e) = sqlx::query(statement).execute(&self.pool).await {
+            if let Err(e) = create_serialized(&self.pool, &[statement]).await {
                 tracing::warn!(error = %self.err(&e), "ledger: could not create an index on \"LiteLLM_SpendLogs\"");
             }
         }
@@ -392,6 +392,24 @@ pub fn metadata(r: &Record) -> Metadata<'_> {
         cache_creation_input_tokens: r.tokens.cache_write,
         error_class: r.error_class.as_deref(),
     }
+}
+
+/// Runs `statements` (`CREATE … IF NOT EXISTS`) in one transaction holding an advisory lock
+/// every Switchyard process takes for its DDL: replicas starting together on a fresh database
+/// would otherwise race, and PostgreSQL's `IF NOT EXISTS` is not safe against a concurrent
+/// create (the loser fails on `pg_type_typname_nsp_index`).
+pub(crate) async fn create_serialized(
+    pool: &PgPool,
+    statements: &[&str],
+) -> Result<(), sqlx::Error> {
+    /// Arbitrary, fixed: the same in every process and version.
+    const DDL_LOCK: i64 = 0x5357_5944_444c; // "SWYDDL"
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DDL_LOCK).execute(&mut *tx).await?;
+    for statement in statements {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await
 }
 
 /// A lazily connecting pool of two for `url` (nothing is contacted here), the URL's password

@@ -284,6 +284,10 @@ impl Backend for RedisBackend {
     }
 
     fn health(&self) -> Health {
+        // A replica that readiness took out of rotation gets no traffic to notice Redis is
+        // back: asking for its health starts the probe (at most one a second, in the
+        // background) that traffic would.
+        self.outage.probe(&self.conn);
         Health {
             backend: "redis",
             degraded: self.outage.degraded(),

@@ -1,4 +1,5 @@
-//! `/health` in LiteLLM's shape, plus the unauthenticated liveliness and readiness probes.
+//! `/health` in LiteLLM's shape, plus the unauthenticated liveliness probe (readiness is
+//! `readiness.rs`).
 //!
 //! `/health` probes every deployment live ("Say: WORKS", a few tokens, through its real
 //! provider), at most [`CONCURRENCY`] at a time; each result is reused for
@@ -14,7 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -101,33 +101,6 @@ pub async fn root() -> Response {
 
 pub async fn liveliness() -> Response {
     ([(CONTENT_TYPE, "application/json")], "\"I'm alive!\"").into_response()
-}
-
-pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
-    let runtime = state.runtime();
-    // LiteLLM's readiness says whether its database is reachable; here: the ledger's.
-    let ledger = state.ledger().map(crate::ledger::Ledger::status);
-    let db = match &ledger {
-        Some(s) if s.ok() => "connected",
-        Some(_) => "disconnected",
-        None => "Not connected",
-    };
-    let draining = state.is_draining();
-    let body = json!({
-        "status": if draining { "draining" } else { "connected" },
-        "db": db,
-        "ledger": ledger,
-        "keys": state.keys().map(crate::keys::Keys::status),
-        "limits": runtime.router.limits().health_json(),
-        "cache": runtime.cache.as_ref().map(|c| c.health_json()),
-        "cooldowns": runtime.router.shared_cooldowns().map(|s| s.health_json()),
-        "traces": runtime.tracer.as_ref().map(crate::telemetry::Tracer::status),
-        "switchyard_version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "models": runtime.router.aliases().len(),
-    });
-    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]

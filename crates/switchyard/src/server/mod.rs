@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod model_info;
 mod models;
+mod readiness;
 pub mod reload;
 mod request_id;
 mod responses;
@@ -95,13 +96,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(health::root))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
-        .route("/health/readiness", get(health::readiness))
+        .route("/health/readiness", get(readiness::readiness))
         // Open unless `require_auth_for_metrics_endpoint` (checked by the handler).
         .route("/metrics", get(metrics::scrape))
         .merge(authenticated)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id::tag_and_log))
+        .layer(middleware::from_fn_with_state(state.clone(), readiness::close_while_draining))
         .with_state(state)
 }
 
