@@ -71,7 +71,7 @@ async fn a_redis_outage_shows_degraded_but_keeps_the_replica_in_rotation() {
     assert_eq!(redis["state"], "connected", "{ready}");
     assert_eq!(
         redis["used_by"],
-        serde_json::json!(["limits", "response_cache", "responses"]),
+        serde_json::json!(["limits", "response_cache", "responses", "cooldowns"]),
         "{ready}"
     );
     assert_eq!(ready["stores"]["database"]["state"], "not configured", "{ready}");
