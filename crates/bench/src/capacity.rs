@@ -134,7 +134,7 @@ async fn run(
     eprintln!("bench: capacity PostgreSQL transactions per request");
     let (team, _) = gateways.remove(1);
     let target = chat_target(&mock, team.addr, &key, false)?;
-    let pg = pg_per_request(s, db, team, target).await?;
+    let pg = pg_per_request(db, team, target).await?;
     if pg.errors > 0 {
         failure
             .get_or_insert(format!("{} request(s) failed while counting transactions", pg.errors));
@@ -239,7 +239,7 @@ fn per_core(
         let redis_us = r.redis_cpu_us.unwrap_or(0.0);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.0} | {:.2} / {:.2} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {} | {:.2} / {:.2} |",
             if r.streaming { "stream" } else { "json" },
             r.concurrency,
             r.variant,
@@ -247,7 +247,8 @@ fn per_core(
             r.cpu_us,
             per(r.cpu_us),
             redis_us,
-            per(redis_us),
+            // Under a µs is other clients' work: this setup sends Redis nothing.
+            if redis_us < 1.0 { "—".to_owned() } else { format!("{:.0}", per(redis_us)) },
             r.gateway.p50,
             r.gateway.p99
         );
@@ -287,6 +288,9 @@ async fn commandstats(redis: &RedisPrefix) -> Result<BTreeMap<String, (f64, f64)
 struct Counted {
     requests: u64,
     errors: u64,
+    /// Commands the gateway sent per request: the scripts' calls when it ran scripts (the
+    /// commands a script runs are counted by Redis too), else every command.
+    sent: f64,
     /// Command → (calls, server µs) per request, the background removed.
     per_request: BTreeMap<String, (f64, f64)>,
     /// Every command per request, and how much of it was background.
@@ -329,7 +333,12 @@ async fn redis_commands(
         total += calls_run / n;
         per_request.insert(name.clone(), (calls_run / n, usec_run.max(0.0) / n));
     }
-    Ok(Counted { requests: o.requests, errors: o.errors, per_request, total, background })
+    let scripts: f64 = ["evalsha", "eval", "evalsha_ro", "eval_ro"]
+        .iter()
+        .filter_map(|c| per_request.get(*c).map(|(calls, _)| calls))
+        .sum();
+    let sent = if scripts > 0.0 { scripts } else { total };
+    Ok(Counted { requests: o.requests, errors: o.errors, sent, per_request, total, background })
 }
 
 fn redis_table(
@@ -343,9 +352,11 @@ fn redis_table(
          connections) per case; `INFO commandstats` before and 0.3 s after (settlements run after \
          the answer), less the server's own rate over one idle second just before (other clients \
          of the same Redis) scaled to the run's length. Server µs is commandstats' `usec`: \
-         execution time, without parsing and network I/O.\n\n\
-         | case | requests | commands per request | by command (calls; server µs per request) | \
-         background subtracted |\n|---|--:|--:|---|--:|"
+         execution time, without parsing and network I/O. Redis counts the commands a Lua script \
+         runs as well as the script's own `EVALSHA` (whose µs include theirs): \"sent\" is what \
+         the gateway sent, one round trip each.\n\n\
+         | case | requests | sent per request | commands per request (scripts' included) | by \
+         command (calls; server µs per request) | background subtracted |\n|---|--:|--:|--:|---|--:|"
     );
     let mut out = Vec::new();
     for (name, c) in rows {
@@ -356,8 +367,9 @@ fn redis_table(
             .collect();
         let _ = writeln!(
             md,
-            "| {name} | {} | {:.2} | {} | {:.2} |",
+            "| {name} | {} | {:.2} | {:.2} | {} | {:.2} |",
             c.requests,
+            c.sent,
             c.total,
             if by.is_empty() { "—".to_owned() } else { by.join(", ") },
             c.background
@@ -366,6 +378,7 @@ fn redis_table(
             "case": name,
             "requests": c.requests,
             "errors": c.errors,
+            "sent_per_request": c.sent,
             "commands_per_request": c.total,
             "by_command": c.per_request.iter().map(|(k, (calls, us))| (k.clone(), json!({"calls": calls, "usec": us}))).collect::<serde_json::Map<_, _>>(),
             "background_per_request": c.background,
@@ -420,15 +433,14 @@ struct PgCounted {
 /// seconds first, then `COUNTED` requests, then a graceful stop (its last ledger batch
 /// written, its connections closed, so every backend has reported its statistics).
 async fn pg_per_request(
-    s: &Settings<'_>,
     db: &Database,
     gateway: Proc,
     target: Arc<Target>,
 ) -> Result<PgCounted, String> {
-    let _ = s;
     let idle = Duration::from_secs(5);
-    // A backend reports its statistics at most once a second: let the last ones land.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A backend that goes idle reports its statistics up to 10 s later (PostgreSQL 15's
+    // idle interval): let the previous runs' land before the idle window.
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let a = PgStat::read(db).await?;
     tokio::time::sleep(idle).await;
     let b = PgStat::read(db).await?;
