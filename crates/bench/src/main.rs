@@ -57,9 +57,11 @@ struct Args {
     /// and three replicas behind nginx against one without it, in the team setup.
     /// `capacity`: the figures behind docs/capacity.md.
     compare: Option<String>,
-    /// The PostgreSQL server for `--compare ledger` (a fresh database is created there).
+    /// The PostgreSQL server for `--compare ledger|replicas|capacity` (a fresh database is
+    /// created there).
     database_url: String,
-    /// The Redis server for `--compare keys` (the run's counters get their own key prefix).
+    /// The Redis server for `--compare keys|replicas|capacity` (the run's keys get their own
+    /// prefix).
     redis_url: String,
 }
 
