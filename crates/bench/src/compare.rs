@@ -4,6 +4,7 @@
 //! machine slows all of them alike. The figure that matters is each variant's throughput
 //! against the baseline of the same run ("off", "master").
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,31 +19,31 @@ use bench::procs::{self, Proc};
 use bench::report::{self, Machine, Side};
 
 /// One way of configuring the gateway: one gateway process each.
-struct Setup {
+pub(crate) struct Setup {
     /// Also its directory's name under the work directory.
-    name: &'static str,
+    pub name: &'static str,
     /// Appended to the config, whose last section is `general_settings:`.
-    settings: String,
+    pub settings: String,
 }
 
 /// One side of a comparison, a row of its table: which gateway (an index into the started
 /// ones) and the key its requests carry.
-struct Variant {
-    name: &'static str,
-    gateway: usize,
-    key: String,
+pub(crate) struct Variant {
+    pub name: &'static str,
+    pub gateway: usize,
+    pub key: String,
     /// Sent with each request besides the key.
-    headers: &'static [(&'static str, &'static str)],
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 /// A fresh PostgreSQL database for the "postgres" variant, dropped at the end.
-struct Database {
+pub(crate) struct Database {
     admin_url: String,
-    name: String,
+    pub name: String,
 }
 
 impl Database {
-    async fn create(admin_url: &str) -> Result<Self, String> {
+    pub async fn create(admin_url: &str) -> Result<Self, String> {
         let name = format!("switchyard_bench_{}", std::process::id());
         let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
@@ -54,14 +55,25 @@ impl Database {
         Ok(Self { admin_url: admin_url.to_owned(), name })
     }
 
+    /// A connection to the server's admin database (not this one: what it runs is not
+    /// counted in this database's statistics).
+    pub async fn admin(&self) -> Result<sqlx::PgConnection, String> {
+        sqlx::PgConnection::connect(&self.admin_url).await.map_err(|e| e.to_string())
+    }
+
+    /// A connection to this database.
+    pub async fn connect(&self) -> Result<sqlx::PgConnection, String> {
+        sqlx::PgConnection::connect(&self.url()).await.map_err(|e| e.to_string())
+    }
+
     /// The admin URL with this database's name.
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         let base = self.admin_url.split('?').next().unwrap_or(&self.admin_url);
         let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
         format!("{server}/{}", self.name)
     }
 
-    async fn rows(&self) -> Result<i64, String> {
+    pub async fn rows(&self) -> Result<i64, String> {
         let mut conn = sqlx::PgConnection::connect(&self.url()).await.map_err(|e| e.to_string())?;
         sqlx::query_scalar("SELECT count(*) FROM \"LiteLLM_SpendLogs\"")
             .fetch_one(&mut conn)
@@ -69,7 +81,7 @@ impl Database {
             .map_err(|e| e.to_string())
     }
 
-    async fn drop_it(self) {
+    pub async fn drop_it(self) {
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
                 .execute(&mut conn)
@@ -109,17 +121,45 @@ pub struct Compared {
 }
 
 /// What one variant measured at one concurrency and mode.
-struct Measured {
-    variant: &'static str,
-    streaming: bool,
-    concurrency: usize,
-    gateway: Side,
-    floor: Side,
-    cpu_us: f64,
+pub(crate) struct Measured {
+    pub variant: &'static str,
+    pub streaming: bool,
+    pub concurrency: usize,
+    pub gateway: Side,
+    pub floor: Side,
+    /// The gateways' CPU per request (every replica's, when there are several).
+    pub cpu_us: f64,
     /// The Redis server's CPU per request in this variant's rounds (`INFO cpu`), when the
     /// comparison involves Redis.
-    redis_cpu_us: Option<f64>,
-    peak_rss: u64,
+    pub redis_cpu_us: Option<f64>,
+    /// The front's (nginx's master and workers) CPU per request, when there is one.
+    pub front_cpu_us: Option<f64>,
+    /// The gateways' peak RSS, summed.
+    pub peak_rss: u64,
+}
+
+/// Where a variant's requests go and whose CPU and memory they cost: one gateway, or a
+/// front (nginx) and the gateways behind it.
+pub(crate) struct Endpoint {
+    pub addr: SocketAddr,
+    pub gateways: Vec<u32>,
+    /// The front's processes; empty when the requests go straight to a gateway.
+    pub front: Vec<u32>,
+}
+
+impl Endpoint {
+    pub fn direct(gateway: &Proc) -> Self {
+        Self { addr: gateway.addr, gateways: vec![gateway.pid()], front: Vec::new() }
+    }
+
+    fn cpu_seconds(pids: &[u32]) -> Result<f64, String> {
+        pids.iter().map(|&pid| procs::cpu_seconds(pid)).sum()
+    }
+}
+
+/// Every started gateway as an endpoint of its own, in order.
+fn direct(gateways: &[(Proc, std::path::PathBuf)]) -> Vec<Endpoint> {
+    gateways.iter().map(|(g, _)| Endpoint::direct(g)).collect()
 }
 
 /// Runs the ledger comparison.
@@ -144,8 +184,7 @@ async fn run_ledger(
     let mock = procs::start_mock(s.bins)?;
     let gateways = start_all(s, &mock, &setups).await?;
     let variants = master_variants(&setups);
-    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
-    let results = rotate(s, "ledger", &mock, &procs, &variants, None).await?;
+    let results = rotate(s, "ledger", &mock, &direct(&gateways), &variants, None).await?;
     // Let the writers finish their last batches, then stop the gateways (a graceful stop
     // flushes) before counting rows.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -188,8 +227,7 @@ pub async fn cache(s: &Settings<'_>) -> Result<Compared, String> {
         Variant { name: "miss", gateway: 1, key: key(), headers: &[("cache-control", "no-cache")] },
         Variant { name: "hit", gateway: 1, key: key(), headers: &[] },
     ];
-    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
-    let results = rotate(s, "cache", &mock, &procs, &variants, None).await?;
+    let results = rotate(s, "cache", &mock, &direct(&gateways), &variants, None).await?;
     drop(gateways);
     drop(mock);
     let title = "Response cache on against off.";
@@ -217,8 +255,7 @@ pub async fn observability(s: &Settings<'_>) -> Result<Compared, String> {
     ];
     let gateways = start_all(s, &mock, &setups).await?;
     let variants = master_variants(&setups);
-    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
-    let results = rotate(s, "observability", &mock, &procs, &variants, None).await?;
+    let results = rotate(s, "observability", &mock, &direct(&gateways), &variants, None).await?;
     // What the exporter did, from the traced gateway's readiness.
     let traces = traces_status(&gateways[2].0).await;
     drop(gateways);
@@ -244,7 +281,7 @@ async fn traces_status(gateway: &Proc) -> Result<Value, String> {
 }
 
 /// One gateway per setup, in order, given a moment to settle.
-async fn start_all(
+pub(crate) async fn start_all(
     s: &Settings<'_>,
     mock: &Proc,
     setups: &[Setup],
@@ -284,13 +321,13 @@ fn start(s: &Settings<'_>, mock: &Proc, v: &Setup) -> Result<(Proc, std::path::P
 
 /// This run's counters in the shared Redis: a key prefix no other run uses, deleted at the
 /// end (only its own keys: never a flush).
-struct RedisPrefix {
+pub(crate) struct RedisPrefix {
     client: redis::Client,
-    prefix: String,
+    pub prefix: String,
 }
 
 impl RedisPrefix {
-    async fn claim(url: &str) -> Result<Self, String> {
+    pub async fn claim(url: &str) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("--redis-url: {e}"))?;
         let this = Self { client, prefix: format!("switchyard-bench-{}:", std::process::id()) };
         let left =
@@ -305,7 +342,7 @@ impl RedisPrefix {
         Ok(this)
     }
 
-    async fn keys(&self) -> Result<Vec<String>, String> {
+    pub async fn keys(&self) -> Result<Vec<String>, String> {
         let mut conn =
             self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
         let pattern = format!("{}*", self.prefix);
@@ -331,14 +368,8 @@ impl RedisPrefix {
 
     /// CPU seconds (user + system) the Redis server has used: every client's work, this
     /// run's among them.
-    async fn cpu_seconds(&self) -> Result<f64, String> {
-        let mut conn =
-            self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
-        let info: String = redis::cmd("INFO")
-            .arg("cpu")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn cpu_seconds(&self) -> Result<f64, String> {
+        let info = self.info("cpu").await?;
         let field = |name: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<f64>().ok())
@@ -347,8 +378,15 @@ impl RedisPrefix {
         Ok(field("used_cpu_user") + field("used_cpu_sys"))
     }
 
+    /// One section of the server's `INFO`.
+    pub async fn info(&self, section: &str) -> Result<String, String> {
+        let mut conn =
+            self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        redis::cmd("INFO").arg(section).query_async(&mut conn).await.map_err(|e| e.to_string())
+    }
+
     /// Deletes this run's keys; how many there were.
-    async fn delete(&self) -> Result<usize, String> {
+    pub async fn delete(&self) -> Result<usize, String> {
         let keys = self.keys().await?;
         let mut conn =
             self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
@@ -410,11 +448,10 @@ async fn run_keys(
         },
         Variant { name: "key, no Redis", gateway: 1, key: keys[1].clone(), headers: &[] },
     ];
-    let procs: Vec<&Proc> = gateways.iter().map(|(g, _)| g).collect();
-    let results = rotate(s, "keys", &mock, &procs, &variants, Some(redis)).await?;
+    let results = rotate(s, "keys", &mock, &direct(&gateways), &variants, Some(redis)).await?;
     // The counters went to Redis, and Redis answered throughout: the gateway falls back to
     // counting in process (and logs LIM-03) when it does not.
-    let limits = limits_health(procs[0]).await?;
+    let limits = limits_health(&gateways[0].0).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let counters = redis.keys().await.map(|k| k.len()).unwrap_or(0);
     drop(gateways);
@@ -453,7 +490,7 @@ async fn run_keys(
 }
 
 /// `POST /key/generate` with a budget and an rpm limit nothing in the run reaches: the key.
-async fn virtual_key(gateway: &Proc) -> Result<String, String> {
+pub(crate) async fn virtual_key(gateway: &Proc) -> Result<String, String> {
     let body = json!({
         "key_alias": "bench",
         "max_budget": 1_000_000,
@@ -476,7 +513,7 @@ async fn virtual_key(gateway: &Proc) -> Result<String, String> {
 }
 
 /// `/health`'s `limits` object.
-async fn limits_health(gateway: &Proc) -> Result<Value, String> {
+pub(crate) async fn limits_health(gateway: &Proc) -> Result<Value, String> {
     let (status, body) =
         load::call(gateway.addr, Method::GET, "/health", Some(crate::MASTER_KEY), Bytes::new())
             .await?;
@@ -488,7 +525,7 @@ async fn limits_health(gateway: &Proc) -> Result<Value, String> {
 }
 
 /// Why the run does not count, when a request failed.
-fn failed_requests(results: &[Measured]) -> Option<String> {
+pub(crate) fn failed_requests(results: &[Measured]) -> Option<String> {
     results.iter().find(|r| r.gateway.errors > 0 || r.floor.errors > 0).map(|r| {
         let side = if r.gateway.errors > 0 { &r.gateway } else { &r.floor };
         format!(
@@ -503,11 +540,11 @@ fn failed_requests(results: &[Measured]) -> Option<String> {
 }
 
 /// Rounds rotating between the floor and every contender, at each mode and concurrency.
-async fn rotate(
+pub(crate) async fn rotate(
     s: &Settings<'_>,
     label: &str,
     mock: &Proc,
-    gateways: &[&Proc],
+    endpoints: &[Endpoint],
     variants: &[Variant],
     redis: Option<&RedisPrefix>,
 ) -> Result<Vec<Measured>, String> {
@@ -518,6 +555,7 @@ async fn rotate(
     };
     let measured_share =
         round.duration.as_secs_f64() / (round.duration + round.warmup).as_secs_f64();
+    let floor_endpoint = Endpoint::direct(mock);
     let mut results = Vec::new();
     for &streaming in s.modes {
         for &concurrency in s.concurrency {
@@ -526,37 +564,49 @@ async fn rotate(
             let sides = variants.len() + 1;
             let mut outcomes: Vec<Option<Outcome>> = (0..sides).map(|_| None).collect();
             let mut cpu = vec![0.0; sides];
+            let mut front_cpu = vec![0.0; sides];
             let mut redis_cpu = vec![0.0; sides];
             let mut peak = vec![0u64; sides];
             for rep in 0..s.reps {
                 for k in 0..sides {
                     let side = (k + rep) % sides;
-                    let (target, proc, name) = if side == 0 {
-                        (crate::targets(mock, gateways[0], streaming)?.0, mock, "floor")
+                    let (target, endpoint, name) = if side == 0 {
+                        let floor = crate::targets(mock, endpoints[0].addr, streaming)?.0;
+                        (floor, &floor_endpoint, "floor")
                     } else {
                         let c = &variants[side - 1];
-                        let gateway = gateways[c.gateway];
-                        let mut target = crate::targets(mock, gateway, streaming)?.1;
+                        let endpoint = &endpoints[c.gateway];
+                        let mut target = crate::targets(mock, endpoint.addr, streaming)?.1;
                         target.headers =
                             vec![crate::header("authorization", &format!("Bearer {}", c.key))?];
                         for (name, value) in c.headers {
                             target.headers.push(crate::header(name, value)?);
                         }
-                        (target, gateway, c.name)
+                        (target, endpoint, c.name)
                     };
                     eprintln!("bench: {label} {name}, {concurrency} clients, round {}", rep + 1);
-                    proc.reset_peak().ok();
-                    let before = proc.cpu_seconds()?;
+                    for &pid in &endpoint.gateways {
+                        procs::reset_peak(pid).ok();
+                    }
+                    let before = Endpoint::cpu_seconds(&endpoint.gateways)?;
+                    let front_before = Endpoint::cpu_seconds(&endpoint.front)?;
                     let redis_before = match redis {
                         Some(r) => r.cpu_seconds().await?,
                         None => 0.0,
                     };
                     let o = load::run(Arc::new(target), round).await;
-                    cpu[side] += (proc.cpu_seconds()? - before) * measured_share;
+                    cpu[side] +=
+                        (Endpoint::cpu_seconds(&endpoint.gateways)? - before) * measured_share;
+                    front_cpu[side] +=
+                        (Endpoint::cpu_seconds(&endpoint.front)? - front_before) * measured_share;
                     if let Some(r) = redis {
                         redis_cpu[side] += (r.cpu_seconds().await? - redis_before) * measured_share;
                     }
-                    peak[side] = peak[side].max(proc.memory()?.peak);
+                    let mut peaks = 0;
+                    for &pid in &endpoint.gateways {
+                        peaks += procs::memory(pid)?.peak;
+                    }
+                    peak[side] = peak[side].max(peaks);
                     match &mut outcomes[side] {
                         None => outcomes[side] = Some(o),
                         Some(total) => total.merge(&o),
@@ -568,6 +618,7 @@ async fn rotate(
             let floor = Side::new(&outcomes[0], streaming);
             for (i, c) in variants.iter().enumerate() {
                 let o = &outcomes[i + 1];
+                let fronted = !endpoints[c.gateway].front.is_empty();
                 results.push(Measured {
                     variant: c.name,
                     streaming,
@@ -576,6 +627,7 @@ async fn rotate(
                     floor: floor.clone(),
                     cpu_us: per_request_us(cpu[i + 1], o.requests),
                     redis_cpu_us: redis.map(|_| per_request_us(redis_cpu[i + 1], o.requests)),
+                    front_cpu_us: fronted.then(|| per_request_us(front_cpu[i + 1], o.requests)),
                     peak_rss: peak[i + 1],
                 });
             }
@@ -584,13 +636,13 @@ async fn rotate(
     Ok(results)
 }
 
-fn per_request_us(seconds: f64, requests: u64) -> f64 {
+pub(crate) fn per_request_us(seconds: f64, requests: u64) -> f64 {
     if requests == 0 { 0.0 } else { seconds * 1e6 / requests as f64 }
 }
 
 /// The table and its JSON rows; `(column, baseline)` names the variant column and the
 /// variant every other is divided by.
-fn render(
+pub(crate) fn render(
     s: &Settings<'_>,
     machine: &Machine,
     title: &str,
@@ -612,11 +664,14 @@ fn render(
         s.seconds
     );
     let redis = results.iter().any(|r| r.redis_cpu_us.is_some());
+    let front = results.iter().any(|r| r.front_cpu_us.is_some());
     let _ = writeln!(
         out,
         "| mode | clients | {column} | gateway req/s | vs {baseline} | gateway / floor | p50 / p99 ms \
-         | gateway CPU µs/req |{} errors | peak RSS |\n|---|--:|---|--:|--:|--:|--:|--:|{}--:|--:|",
+         | gateway CPU µs/req |{}{} errors | peak RSS |\n|---|--:|---|--:|--:|--:|--:|--:|{}{}--:|--:|",
+        if front { " nginx CPU µs/req |" } else { "" },
         if redis { " Redis CPU µs/req |" } else { "" },
+        if front { "--:|" } else { "" },
         if redis { "--:|" } else { "" },
     );
     let mut json_rows = Vec::new();
@@ -633,7 +688,7 @@ fn render(
         let to_floor = if r.floor.rps > 0.0 { r.gateway.rps / r.floor.rps } else { 0.0 };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} / {:.3} | {:.1} |{} {} | {:.1} MB |",
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} / {:.3} | {:.1} |{}{} {} | {:.1} MB |",
             if r.streaming { "stream" } else { "json" },
             r.concurrency,
             r.variant,
@@ -643,6 +698,11 @@ fn render(
             r.gateway.p50,
             r.gateway.p99,
             r.cpu_us,
+            if front {
+                r.front_cpu_us.map_or_else(|| " — |".to_owned(), |us| format!(" {us:.1} |"))
+            } else {
+                String::new()
+            },
             r.redis_cpu_us.map_or_else(String::new, |us| format!(" {us:.1} |")),
             r.gateway.errors,
             r.peak_rss as f64 / 1_048_576.0
@@ -657,6 +717,9 @@ fn render(
             "gateway_to_floor": to_floor,
             "cpu_us_per_request": r.cpu_us,
             "redis_cpu_us_per_request": r.redis_cpu_us,
+            "nginx_cpu_us_per_request": r.front_cpu_us,
+            "p50_ms": r.gateway.p50,
+            "p99_ms": r.gateway.p99,
             "errors": r.gateway.errors,
             "peak_rss_bytes": r.peak_rss,
         }));

@@ -4,5 +4,6 @@
 //! Never part of CI (it needs quiet cores and minutes); `cargo run -p bench --release`.
 
 pub mod load;
+pub mod nginx;
 pub mod procs;
 pub mod report;

@@ -255,6 +255,138 @@ impl Client {
     }
 }
 
+/// Exactly `n` requests over `concurrency` kept-alive connections, the i-th with the body
+/// `body(i)`: for counting what each request costs elsewhere (Redis commands, database
+/// transactions), where a round's warm-up would blur the count.
+pub async fn exactly(
+    target: Arc<Target>,
+    n: u64,
+    concurrency: usize,
+    body: Arc<dyn Fn(u64) -> Bytes + Send + Sync>,
+) -> Outcome {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (target, next, body) = (Arc::clone(&target), Arc::clone(&next), Arc::clone(&body));
+        workers.push(tokio::spawn(async move {
+            let mut client = Client::connect(&target).await;
+            let mut one = (*target).clone();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                one.body = body(i);
+                let sent = Instant::now();
+                match client.once(&one).await {
+                    Ok(_) => {
+                        client.outcome.requests += 1;
+                        let _ = client.outcome.latency.record(nanos(sent.elapsed()));
+                    }
+                    Err(err) => {
+                        client.fail(err);
+                        if let Err(err) = client.reconnect(&one).await {
+                            client.fail(err);
+                        }
+                    }
+                }
+            }
+            client.outcome
+        }));
+    }
+    let mut total = Outcome::empty();
+    for worker in workers {
+        match worker.await {
+            Ok(o) => total.merge(&o),
+            Err(err) => {
+                total.errors += 1;
+                total.first_error.get_or_insert_with(|| format!("a client task failed: {err}"));
+            }
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+/// A connection left open by [`idle_connections`] or [`open_streams`]; dropping it closes it.
+pub struct Open {
+    _sender: SendRequest<Full<Bytes>>,
+    /// A stream's body, not read any further: the server keeps the stream in flight.
+    _body: Option<hyper::body::Incoming>,
+}
+
+/// `n` connections to `target`, each after one complete request, left idle and open (the
+/// server holds them as kept-alive connections). Opened `parallel` at a time.
+pub async fn idle_connections(
+    target: Arc<Target>,
+    n: usize,
+    parallel: usize,
+) -> Result<Vec<Open>, String> {
+    let mut open = Vec::with_capacity(n);
+    while open.len() < n {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..parallel.min(n - open.len()) {
+            let target = Arc::clone(&target);
+            set.spawn(async move {
+                let mut client = Client { sender: None, outcome: Outcome::empty() };
+                client.reconnect(&target).await?;
+                client.once(&target).await?;
+                let sender = client.sender.take().ok_or("not connected")?;
+                Ok::<_, String>(Open { _sender: sender, _body: None })
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            open.push(done.map_err(|e| e.to_string())??);
+        }
+    }
+    Ok(open)
+}
+
+/// `n` streaming requests to `target`, each on its own connection, returned once every one
+/// has received its first body frame and left unread from there: `n` streams in flight
+/// for as long as the upstream takes to finish them.
+pub async fn open_streams(target: Arc<Target>, n: usize) -> Result<Vec<Open>, String> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let target = Arc::clone(&target);
+        set.spawn(async move {
+            let mut client = Client { sender: None, outcome: Outcome::empty() };
+            client.reconnect(&target).await?;
+            let mut sender = client.sender.take().ok_or("not connected")?;
+            let mut request = Request::builder().method(Method::POST).uri(target.path.as_str());
+            let headers = request.headers_mut().ok_or("request builder")?;
+            headers.insert(HOST, HeaderValue::from_static("127.0.0.1"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            for (name, value) in &target.headers {
+                headers.insert(name.clone(), value.clone());
+            }
+            let request = request
+                .body(Full::new(target.body.clone()))
+                .map_err(|e| format!("request: {e}"))?;
+            let response = sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
+            if !response.status().is_success() {
+                return Err(format!("status {}", response.status()));
+            }
+            let mut body = response.into_body();
+            loop {
+                match body.frame().await {
+                    Some(Ok(frame)) if frame.data_ref().is_some_and(|d| !d.is_empty()) => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(format!("body: {e}")),
+                    None => return Err("the stream ended before it was counted".into()),
+                }
+            }
+            Ok::<_, String>(Open { _sender: sender, _body: Some(body) })
+        });
+    }
+    let mut open = Vec::with_capacity(n);
+    while let Some(done) = set.join_next().await {
+        open.push(done.map_err(|e| e.to_string())??);
+    }
+    Ok(open)
+}
+
 fn trim_end(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
     &bytes[..end]

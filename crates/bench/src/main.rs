@@ -1,6 +1,7 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
-//! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability]`
+//! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
+//! | --compare replicas | --compare capacity]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -15,12 +16,15 @@
     reason = "a command-line benchmark: the report on stdout, progress on stderr"
 )]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod capacity;
 mod compare;
+mod replicas;
 
 use bench::load::{self, Outcome, Round, Target};
 use bench::procs::{self, Proc};
@@ -33,7 +37,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability]";
+                     [--compare ledger|keys|cache|observability|replicas|capacity] [--database-url URL] [--redis-url URL]";
 
 struct Args {
     quick: bool,
@@ -49,11 +53,15 @@ struct Args {
     sides: Vec<bool>,
     /// `ledger`: the ledger off, on PostgreSQL and on SQLite, side by side. `keys`: the master
     /// key against a virtual key with a budget and an rpm limit, counted in Redis. `cache`: the
-    /// response cache off, every request a miss, every request a hit.
+    /// response cache off, every request a miss, every request a hit. `replicas`: one, two
+    /// and three replicas behind nginx against one without it, in the team setup.
+    /// `capacity`: the figures behind docs/capacity.md.
     compare: Option<String>,
-    /// The PostgreSQL server for `--compare ledger` (a fresh database is created there).
+    /// The PostgreSQL server for `--compare ledger|replicas|capacity` (a fresh database is
+    /// created there).
     database_url: String,
-    /// The Redis server for `--compare keys` (the run's counters get their own key prefix).
+    /// The Redis server for `--compare keys|replicas|capacity` (the run's keys get their own
+    /// prefix).
     redis_url: String,
 }
 
@@ -105,12 +113,13 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--compare" => match value()?.as_str() {
-                what @ ("ledger" | "keys" | "cache" | "observability") => {
+                what
+                @ ("ledger" | "keys" | "cache" | "observability" | "replicas" | "capacity") => {
                     args.compare = Some(what.to_owned());
                 }
                 other => {
                     return Err(format!(
-                        "--compare: ledger, keys, cache or observability, not {other}"
+                        "--compare: ledger, keys, cache, observability, replicas or capacity, not {other}"
                     ));
                 }
             },
@@ -204,6 +213,10 @@ async fn run(args: Args) -> Result<(), String> {
             compare::cache(&settings).await
         } else if what == "observability" {
             compare::observability(&settings).await
+        } else if what == "replicas" {
+            replicas::replicas(&settings).await
+        } else if what == "capacity" {
+            capacity::capacity(&settings).await
         } else {
             compare::ledger(&settings).await
         };
@@ -257,7 +270,7 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
 
 /// The floor and the gateway request for one mode: the same question, in the Anthropic body
 /// the gateway itself sends upstream, and in OpenAI's shape to the gateway.
-fn targets(mock: &Proc, gateway: &Proc, streaming: bool) -> Result<(Target, Target), String> {
+fn targets(mock: &Proc, gateway: SocketAddr, streaming: bool) -> Result<(Target, Target), String> {
     let stream = if streaming { r#","stream":true"# } else { "" };
     let floor = Target {
         addr: mock.addr,
@@ -273,7 +286,7 @@ fn targets(mock: &Proc, gateway: &Proc, streaming: bool) -> Result<(Target, Targ
         expect_tail: if streaming { br#""message_stop"}"# } else { b"}}" },
     };
     let through = Target {
-        addr: gateway.addr,
+        addr: gateway,
         path: "/v1/chat/completions".into(),
         headers: vec![header("authorization", &format!("Bearer {MASTER_KEY}"))?],
         body: Bytes::from(format!(
@@ -309,7 +322,7 @@ async fn measure(
     let mut rows = Vec::new();
     let mut flip = false;
     for &streaming in &args.modes {
-        let (floor, through) = targets(&mock, &gateway, streaming)?;
+        let (floor, through) = targets(&mock, gateway.addr, streaming)?;
         let (floor, through) = (Arc::new(floor), Arc::new(through));
         for &concurrency in &args.concurrency {
             let round = Round { concurrency, ..round };

@@ -20,8 +20,7 @@ impl Proc {
 
     /// Resets the peak RSS (`VmHWM`) to the current RSS (`/proc/PID/clear_refs`, "5").
     pub fn reset_peak(&self) -> Result<(), String> {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5")
-            .map_err(|e| format!("cannot reset the peak RSS of pid {}: {e}", self.pid()))
+        reset_peak(self.pid())
     }
 
     /// CPU time used so far (user + system), in seconds.
@@ -55,6 +54,27 @@ pub fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Resets the peak RSS (`VmHWM`) of `pid` to its current RSS (`/proc/PID/clear_refs`, "5").
+pub fn reset_peak(pid: u32) -> Result<(), String> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+        .map_err(|e| format!("cannot reset the peak RSS of pid {pid}: {e}"))
+}
+
+/// The processes whose parent is `pid` (nginx's workers), from every `/proc/N/stat`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&n| {
+            std::fs::read_to_string(format!("/proc/{n}/stat")).ok().is_some_and(|stat| {
+                // Field 4 (the parent) is the second after the command name's parenthesis.
+                let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+                rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+            })
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -148,9 +168,15 @@ pub fn build_release(workspace: &Path, target_dir: &Path) -> Result<PathBuf, Str
 
 /// Starts `mock-upstream` and waits for its address line.
 pub fn start_mock(bin_dir: &Path) -> Result<Proc, String> {
+    start_mock_with(bin_dir, &[])
+}
+
+/// [`start_mock`] with more arguments (`--admin`, to script slow streams).
+pub fn start_mock_with(bin_dir: &Path, args: &[&str]) -> Result<Proc, String> {
     let port = free_port()?;
     let child = Command::new(bin_dir.join("mock-upstream"))
         .args(["--port", &port.to_string()])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

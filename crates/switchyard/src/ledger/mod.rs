@@ -27,6 +27,8 @@ pub use record::{
 pub use spend::SpendFilter;
 pub use spool::waiting as spooled_rows;
 pub use store::{Store, StoreError, describe};
+/// The writer's batching: a batch is written at this many rows or after this long.
+pub use writer::{BATCH, TICK};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
