@@ -18,6 +18,33 @@ pub(super) struct Reached<'r> {
 }
 
 impl Router {
+    /// The name a Bedrock model id from `/bedrock/model/{modelId}/…` is routed by: the id
+    /// itself when the router serves it as a name (an alias, a `model_name`, a
+    /// `model_info.id`, a wildcard); else the `model_name` of the first Bedrock deployment,
+    /// in config order, whose model is that id (so its whole group, with failover, serves);
+    /// else of the first whose model is the same foundation model (`us.anthropic.…` and
+    /// `anthropic.…` of one model). `None`: nothing serves it.
+    pub fn bedrock_route(&self, model_id: &str) -> Option<String> {
+        if self.serves(model_id) {
+            return Some(model_id.to_owned());
+        }
+        let bedrock = || {
+            self.targets()
+                .map(|t| &t.deployment)
+                .filter(|d| matches!(d.provider, crate::config::ProviderKind::Bedrock(_)))
+        };
+        if let Some(d) = bedrock().find(|d| d.model == model_id) {
+            return Some(d.alias.clone());
+        }
+        let wanted = crate::provider::BedrockModelId::parse(model_id);
+        let foundation = wanted.foundation()?;
+        bedrock()
+            .find(|d| {
+                crate::provider::BedrockModelId::parse(&d.model).foundation() == Some(foundation)
+            })
+            .map(|d| d.alias.clone())
+    }
+
     /// The group a `model_group_alias` name routes to.
     pub fn alias_target(&self, name: &str) -> Option<&str> {
         self.group_aliases.get(name).map(String::as_str)
