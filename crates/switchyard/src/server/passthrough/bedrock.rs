@@ -169,6 +169,20 @@ async fn other(
     let Some(target) = choose(router, group.as_deref()) else {
         return fail(&no_deployment());
     };
+    // Below `model/{modelId}/`, the upstream gets the deployment's own model id.
+    let path = match model_id {
+        Some(id) if !target.deployment.is_pattern() => {
+            let encoded = percent_encoding::utf8_percent_encode(id, SEGMENT).to_string();
+            let segment =
+                crate::provider::BedrockModelId::parse(&target.deployment.model).path_segment();
+            path.replacen(&format!("model/{id}/"), &format!("model/{segment}/"), 1).replacen(
+                &format!("model/{encoded}/"),
+                &format!("model/{segment}/"),
+                1,
+            )
+        }
+        _ => path,
+    };
     let mut chat = ChatRequest { model: target.deployment.alias.clone(), ..ChatRequest::default() };
     let identity = parts.extensions.get::<Identity>();
     let caller = match apply_key_rules(&state, identity, &mut chat) {
@@ -205,15 +219,24 @@ async fn other(
     }
 }
 
-/// The first Bedrock deployment of `group`, else of the config.
-fn choose<'a>(router: &'a crate::router::Router, group: Option<&str>) -> Option<&'a Target> {
+/// The Bedrock deployment `name` pins (its `model_info.id`), else the first of the group
+/// `name` routes to, else the first of the config.
+fn choose<'a>(router: &'a crate::router::Router, name: Option<&str>) -> Option<&'a Target> {
     let bedrock = |t: &&Target| {
         matches!(t.deployment.provider, ProviderKind::Bedrock(_)) && !t.deployment.is_pattern()
     };
+    let group = name.map(|n| router.alias_target(n).unwrap_or(n));
     group
-        .and_then(|g| router.targets().filter(bedrock).find(|t| t.deployment.alias == g))
+        .and_then(|g| router.targets().filter(bedrock).find(|t| t.deployment.id == g))
+        .or_else(|| {
+            group.and_then(|g| router.targets().filter(bedrock).find(|t| t.deployment.alias == g))
+        })
         .or_else(|| router.targets().find(bedrock))
 }
+
+/// What a model id's path segment encodes, as the SDKs encode it (`:` and `/` included).
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// GW-13: `/bedrock/` with no Bedrock deployment to relay to.
 fn no_deployment() -> ApiError {
