@@ -17,6 +17,7 @@ use bytes::Bytes;
 use ledger_support::{Row, eventually, settings, sqlite_pool, sqlite_rows};
 use mock_upstream::{AwsError, AwsIdentity, MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use switchyard::config::{self, MapEnv};
 use switchyard::server::{self, Handle, Runtime};
 
@@ -433,4 +434,74 @@ async fn a_bedrock_path_the_gateway_does_not_model_is_signed_and_relayed() {
         );
     }
     s.gateway_key_never_forwarded();
+}
+
+#[tokio::test]
+async fn a_virtual_keys_rules_rate_limit_and_budget_apply_to_pass_through_calls() {
+    let s = setup("").await;
+    let keys = switchyard::keys::Keys::open(&switchyard::keys::Settings {
+        database_url: None,
+        state_dir: s.dir.path().to_owned(),
+    })
+    .unwrap();
+    keys.start(switchyard::keys::POLL).await;
+    s.gw.state.set_keys(keys.clone());
+    let client = reqwest::Client::new();
+    let generate = |body: Value| {
+        let client = client.clone();
+        let url = format!("{}/key/generate", s.gw.url());
+        async move {
+            let v: Value = client
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let limited = generate(json!({"key_alias": "one-a-minute", "rpm_limit": 1})).await;
+    let broke = generate(json!({"key_alias": "broke", "max_budget": 0.0000001})).await;
+    let elsewhere = generate(json!({"key_alias": "sonnet-only", "models": ["sonnet"]})).await;
+    let call = |key: String, id: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/anthropic/v1/messages", s.gw.url());
+        async move {
+            let resp = client
+                .post(url)
+                .header("x-api-key", key)
+                .header("x-request-id", id)
+                .json(&messages(false))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, _) = call(limited.clone(), "vk-1").await;
+    assert_eq!(status, 200);
+    let (status, body) = call(limited.clone(), "vk-2").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    let (status, body) = call(broke, "vk-3").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["diagnosis"]["id"].as_str().unwrap().starts_with("BUD-"), "{body}");
+    let (status, body) = call(elsewhere, "vk-4").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["diagnosis"]["id"], "KEY-04", "{body}");
+    assert_eq!(s.mock.received().len(), 1, "only the admitted call reached the upstream");
+
+    let rows = s.rows(1).await;
+    assert_eq!(rows[0].request_id, "vk-1");
+    assert_eq!(rows[0].api_key, format!("{:x}", sha2::Sha256::digest(limited.as_bytes())));
+    let alias: Option<String> = sqlx::query_scalar(r#"SELECT key_alias FROM "LiteLLM_SpendLogs""#)
+        .fetch_one(&sqlite_pool(s.dir.path()).await)
+        .await
+        .unwrap();
+    assert_eq!(alias.as_deref(), Some("one-a-minute"));
 }

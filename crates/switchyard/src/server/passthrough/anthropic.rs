@@ -21,7 +21,6 @@ use crate::config::ProviderKind;
 use crate::cost::Charged;
 use crate::keys::Identity;
 use crate::ledger::CALL_PASS_THROUGH;
-use crate::limits::RateHeaders;
 use crate::provider::Forward;
 use crate::router::{Route, Target};
 use crate::server::AppState;
@@ -103,6 +102,10 @@ pub async fn anthropic(State(state): State<Arc<AppState>>, req: Request) -> Resp
             return fail(&err);
         }
     };
+    if !upstream.status().is_success() {
+        // Nothing was served: the reservation is released.
+        return upstream_failure(&state, target, started, upstream).await;
+    }
     let route = Route {
         deployment: d.clone(),
         failed: Vec::new(),
@@ -110,14 +113,10 @@ pub async fn anthropic(State(state): State<Arc<AppState>>, req: Request) -> Resp
         fallbacks: 0,
         upstream: clock.elapsed(),
         skipped: Vec::new(),
-        rate: RateHeaders::default(),
+        rate: reservation.headers,
     };
-    let status = upstream.status();
-    if !status.is_success() {
-        return upstream_failure(&state, target, started, upstream, route.upstream).await;
-    }
     let (mut response, pending) = relay(upstream, started.is_some().then_some(price));
-    served_headers(response.headers_mut(), &Route { rate: reservation.headers, ..route.clone() });
+    served_headers(response.headers_mut(), &route);
     let (tx, charged) = crate::cost::PendingCharge::channel();
     // The reservation settles at the answer's charge when its body ended.
     tokio::spawn(async move {
@@ -170,7 +169,6 @@ async fn upstream_failure(
     target: &Target,
     started: Option<Started>,
     upstream: reqwest::Response,
-    _elapsed: std::time::Duration,
 ) -> Response {
     let status = upstream.status();
     let headers = super::headers::client_response(upstream.headers());
