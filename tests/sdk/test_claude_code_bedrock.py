@@ -105,3 +105,4 @@ def test_claude_code_in_bedrock_mode_is_routed_with_failover(gateway, failover_g
     assert all(r["model_group"] == MODEL or r["model_group"] == GROUP for r in served), served
     assert all(r["model_id"] == "serving" for r in served), served
     assert all(r["metadata"]["attempts"][0]["model_id"] == "refused" for r in served), served
+    assert MASTER_KEY not in failover_gateway.log_tail(10_000), "the key never reaches the log"
