@@ -20,6 +20,7 @@ for a in "$@"; do printf 'ARG:%s\n' "$a"; done
 for v in ANTHROPIC_BASE_URL ANTHROPIC_AUTH_TOKEN ANTHROPIC_API_KEY ANTHROPIC_MODEL \
     ANTHROPIC_DEFAULT_OPUS_MODEL ANTHROPIC_DEFAULT_SONNET_MODEL ANTHROPIC_DEFAULT_HAIKU_MODEL \
     ANTHROPIC_SMALL_FAST_MODEL ANTHROPIC_CUSTOM_HEADERS CLAUDE_CODE_USE_BEDROCK \
+    ANTHROPIC_BEDROCK_BASE_URL CLAUDE_CODE_SKIP_BEDROCK_AUTH AWS_BEARER_TOKEN_BEDROCK AWS_REGION \
     SWITCHYARD_API_KEY USER_VAR; do
   eval "set=\${$v+x}"
   if [ -n "$set" ]; then
@@ -121,6 +122,35 @@ async fn claude_code_starts_on_the_running_gateway_with_its_key_tiers_and_a_sess
     assert!(session.starts_with("x-litellm-session-id: claude-"), "{headers}");
     assert_eq!(theirs, "x-team: search");
     assert!(!out.stderr.contains(MASTER), "switchyard never prints the key: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_in_bedrock_mode_gets_the_bedrock_routes_and_the_key_as_its_token() {
+    let ops = Ops::new();
+    let config = ops.write("switchyard.yaml", &mock_config(""));
+    let url = ops.start(&config, &[]).await["url"].as_str().unwrap().to_owned();
+    let bin = stub_dir(&ops, "claude", PRINTING_STUB);
+    let out = launch(
+        &ops,
+        &path_with(&bin),
+        &["claude", "--bedrock", "--", "-p", "Say: WORKS"],
+        &[("ANTHROPIC_API_KEY", "sk-ant-users-own"), ("AWS_REGION", "eu-west-1")],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out}");
+    let seen = Seen::parse(&out.stdout);
+    assert_eq!(seen.var("CLAUDE_CODE_USE_BEDROCK"), "1");
+    assert_eq!(seen.var("ANTHROPIC_BEDROCK_BASE_URL"), format!("{url}/bedrock"));
+    assert_eq!(seen.var("CLAUDE_CODE_SKIP_BEDROCK_AUTH"), "1");
+    assert_eq!(seen.var("AWS_BEARER_TOKEN_BEDROCK"), MASTER);
+    assert_eq!(seen.var("AWS_REGION"), "eu-west-1", "the user's region is kept");
+    assert_eq!(seen.var("ANTHROPIC_API_KEY"), "<unset>");
+    assert_eq!(seen.var("ANTHROPIC_MODEL"), "balanced");
+    assert!(!out.stderr.contains(MASTER), "switchyard never prints the key: {out}");
+
+    let refused = launch(&ops, &path_with(&bin), &["codex", "--bedrock"], &[]).await;
+    assert_eq!(refused.code, 2, "a usage error: {refused}");
+    assert!(refused.stderr.contains("--bedrock is for `switchyard claude` only"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

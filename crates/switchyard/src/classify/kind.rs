@@ -251,6 +251,38 @@ impl ErrorKind {
             | Self::Internal => "api_error",
         }
     }
+
+    /// The Bedrock Runtime error name (`x-amzn-errortype`, and in lower camel case a stream's
+    /// exception member) a Bedrock client expects for this kind.
+    pub fn bedrock_exception(self) -> &'static str {
+        match self {
+            Self::CredentialsInvalid
+            | Self::CredentialsExpired
+            | Self::CredentialsMissing
+            | Self::Unauthorized
+            | Self::PermissionDenied
+            | Self::ModelAccess
+            | Self::Billing => "AccessDeniedException",
+            Self::ModelNotFound | Self::NotFound | Self::UnknownModel => {
+                "ResourceNotFoundException"
+            }
+            Self::ModelNeedsProfile
+            | Self::InvalidRequest
+            | Self::ContextWindow
+            | Self::ContentPolicy
+            | Self::BudgetExceeded
+            | Self::PayloadTooLarge => "ValidationException",
+            Self::RateLimited => "ThrottlingException",
+            Self::Overloaded
+            | Self::UpstreamUnavailable
+            | Self::ServerDown
+            | Self::LimitsUnavailable => "ServiceUnavailableException",
+            Self::Timeout => "ModelTimeoutException",
+            Self::Tls | Self::ClockSkew | Self::Configuration | Self::Internal => {
+                "InternalServerException"
+            }
+        }
+    }
 }
 
 /// What the router does with a deployment after an attempt failed with this kind.

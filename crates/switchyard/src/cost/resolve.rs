@@ -21,6 +21,12 @@ pub fn resolve(d: &Deployment) -> Price {
     price
 }
 
+/// The built-in table's price of `model` at `provider`, none configured (unknown rates when
+/// the table has no row): what a pass-through call naming a model no deployment has costs.
+pub fn table_price(provider: ProviderKind, model: &str, region: Option<&str>) -> Price {
+    table_row(provider, model, region).map(from_row).unwrap_or_default()
+}
+
 /// The table's row for a deployment's model: by exact id; on Bedrock, an in-region id by its
 /// `<region>/<id>` row first (the ARN's region, else the deployment's), an ARN by the id
 /// inside, and a geo profile (`us.`, `eu.` …) the table lacks by its in-region id, which AWS

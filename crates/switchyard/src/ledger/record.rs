@@ -13,6 +13,8 @@ use crate::canonical::Usage;
 pub const CALL_CHAT: &str = "acompletion";
 /// LiteLLM's `call_type` for `POST /v1/messages`.
 pub const CALL_MESSAGES: &str = "anthropic_messages";
+/// LiteLLM's `call_type` for its pass-through routes (`/anthropic/…`, `/bedrock/…`).
+pub const CALL_PASS_THROUGH: &str = "pass_through_endpoint";
 /// LiteLLM's `call_type` for `POST /v1/responses`.
 pub const CALL_RESPONSES: &str = "aresponses";
 

@@ -24,6 +24,7 @@ use crate::config::{Config, Deployment, Env, ProcessEnv, ProviderKind};
 use crate::credentials::{self, AwsEnvironment};
 
 pub use anthropic::AnthropicProvider;
+pub use anthropic::DEFAULT_API_BASE as ANTHROPIC_API_BASE;
 /// The Anthropic translation steps without a network, for the microbenchmarks only.
 #[doc(hidden)]
 pub use anthropic::bench as anthropic_bench;
@@ -56,6 +57,33 @@ pub trait Provider: Send + Sync {
         &'a self,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<u64, UpstreamError>>;
+
+    /// `req` relayed as bytes to this deployment's API root with the deployment's own
+    /// credentials (the pass-through routes). Resolves with the upstream's answer whatever its
+    /// status — a pass-through client reads the upstream's own errors — once its headers
+    /// arrived; only a request that could not be sent or answered is an error.
+    fn forward(&self, req: Forward) -> BoxFuture<'_, Result<reqwest::Response, UpstreamError>> {
+        let _ = req;
+        Box::pin(async {
+            Err(UpstreamError::new(
+                crate::classify::ErrorKind::InvalidRequest,
+                "this deployment's provider takes no pass-through requests (only Anthropic and \
+                 Bedrock deployments do)",
+            ))
+        })
+    }
+}
+
+/// A client's request for a deployment's API as the pass-through routes relay it.
+#[derive(Debug)]
+pub struct Forward {
+    pub method: ::http::Method,
+    /// Path and query below the API root, without the leading `/`, as the client sent them.
+    pub path: String,
+    /// The client's headers to pass on: hop-by-hop headers, `host`, `content-length` and the
+    /// gateway's own credentials are already removed.
+    pub headers: ::http::HeaderMap,
+    pub body: bytes::Bytes,
 }
 
 /// What every provider built from one config shares: the pooled upstream HTTP clients (one

@@ -343,6 +343,18 @@ impl Router {
         run::execute::<run::CountCall>(self, req, &Caller::default()).await
     }
 
+    /// Admits one request the router does not run (a pass-through call) at `target`, against
+    /// the config's and the caller's limits, as an attempt there would be: the same rate
+    /// limits counted, the same budgets checked with `req`'s maximum cost reserved.
+    pub async fn admit_at(
+        &self,
+        req: &ChatRequest,
+        caller: &Caller,
+        target: &Target,
+    ) -> Result<crate::limits::Reservation, ApiError> {
+        run::admit(self, req, caller, target).await.map_err(|refusal| refusal.to_error())
+    }
+
     fn fallback_map(&self, which: run::FallbackKind) -> &FallbackMap {
         match which {
             run::FallbackKind::General => &self.settings.fallbacks,

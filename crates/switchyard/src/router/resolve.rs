@@ -18,6 +18,36 @@ pub(super) struct Reached<'r> {
 }
 
 impl Router {
+    /// The name a Bedrock model id from `/bedrock/model/{modelId}/…` is routed by: the id
+    /// itself when the router serves it as a name (an alias, a `model_name`, a
+    /// `model_info.id`, a wildcard); else the `model_name` of the first Bedrock deployment,
+    /// in config order, whose model is that id (so its whole group, with failover, serves);
+    /// else of the first whose model is the same foundation model (`us.anthropic.…` and
+    /// `anthropic.…` of one model); else the Anthropic name inside the id when the router
+    /// serves it (Claude Code in Bedrock mode turns ANTHROPIC_MODEL=claude-sonnet-4-6 into
+    /// `us.anthropic.claude-sonnet-4-6`). `None`: nothing serves it.
+    pub fn bedrock_route(&self, model_id: &str) -> Option<String> {
+        if self.serves(model_id) {
+            return Some(model_id.to_owned());
+        }
+        let bedrock = || {
+            self.targets()
+                .map(|t| &t.deployment)
+                .filter(|d| matches!(d.provider, crate::config::ProviderKind::Bedrock(_)))
+        };
+        if let Some(d) = bedrock().find(|d| d.model == model_id) {
+            return Some(d.alias.clone());
+        }
+        let wanted = crate::provider::BedrockModelId::parse(model_id);
+        let foundation = wanted.foundation()?;
+        if let Some(d) = bedrock().find(|d| {
+            crate::provider::BedrockModelId::parse(&d.model).foundation() == Some(foundation)
+        }) {
+            return Some(d.alias.clone());
+        }
+        wanted.anthropic_equivalent().filter(|name| self.serves(name))
+    }
+
     /// The group a `model_group_alias` name routes to.
     pub fn alias_target(&self, name: &str) -> Option<&str> {
         self.group_aliases.get(name).map(String::as_str)

@@ -433,7 +433,7 @@ async fn run_group<C: Call>(
 }
 
 /// Admits one attempt at `target` against every limit that applies to it.
-async fn admit(
+pub(super) async fn admit(
     router: &Router,
     req: &ChatRequest,
     caller: &Caller,

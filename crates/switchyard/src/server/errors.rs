@@ -1,5 +1,6 @@
 //! Renders a gateway error in the shape of the client that will read it, chosen by the
-//! request path: Anthropic's for `/v1/messages` and below, OpenAI's everywhere else.
+//! request path: Anthropic's for `/v1/messages` and `/anthropic/` and below, Bedrock's for
+//! `/bedrock/` and below, OpenAI's everywhere else.
 //! Used where no surface has decoded anything yet (auth, unknown routes and methods).
 //!
 //! Decides only which surface speaks: status, type and class come from `classify`.
@@ -9,12 +10,14 @@ use axum::response::Response;
 
 use super::request_id::REQUEST_ID;
 use crate::classify::ApiError;
-use crate::surface::{anthropic, openai};
+use crate::surface::{anthropic, bedrock, openai};
 
 /// `err` as a response in the shape of the client calling `path`.
 pub(super) fn error_response(path: &str, headers: &HeaderMap, err: &ApiError) -> Response {
-    if is_anthropic(path) {
+    if is_anthropic(path) || under(path, "/anthropic") {
         anthropic::error_response(err, request_id(headers))
+    } else if under(path, "/bedrock") {
+        bedrock::error_response(err, request_id(headers))
     } else {
         openai::error_response(err)
     }
@@ -34,7 +37,12 @@ pub(super) fn error_response_with_status(
 
 /// Paths the Anthropic SDKs and Claude Code call (`/v1/messages`, `/v1/messages/…`).
 fn is_anthropic(path: &str) -> bool {
-    path.strip_prefix("/v1/messages").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    under(path, "/v1/messages")
+}
+
+/// `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The id `request_id::tag_and_log` gave this request.

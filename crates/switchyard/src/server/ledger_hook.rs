@@ -81,6 +81,13 @@ impl Started {
         }
     }
 
+    /// The row's `model` is `model` rather than the serving deployment's: a pass-through
+    /// call sends the model its body names.
+    pub fn with_model(mut self, model: &str) -> Self {
+        self.record.model = model.to_owned();
+        self
+    }
+
     fn metrics(&self) -> bool {
         self.in_flight.is_some()
     }
@@ -232,7 +239,9 @@ fn fill_deployment(record: &mut Record, target: &Target) {
     let d = &target.deployment;
     record.model_id = Some(d.id.clone());
     record.provider = Some(d.provider.prefix().to_owned());
-    record.model = d.model.clone();
+    if record.model.is_empty() {
+        record.model = d.model.clone();
+    }
     record.api_base = d.api_base.as_deref().map(clean_api_base);
 }
 
@@ -240,7 +249,9 @@ fn fill_route(record: &mut Record, route: &Route) {
     let d = &route.deployment;
     record.model_id = Some(d.id.clone());
     record.provider = Some(d.provider.prefix().to_owned());
-    record.model = d.model.clone();
+    if record.model.is_empty() {
+        record.model = d.model.clone();
+    }
     record.api_base = d.api_base.as_deref().map(clean_api_base);
     if !route.failed.is_empty() || route.retries > 0 || route.fallbacks > 0 {
         let failed: Vec<Value> = route

@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod model_info;
 mod models;
+mod passthrough;
 mod readiness;
 pub mod reload;
 mod request_id;
@@ -34,7 +35,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
@@ -89,6 +90,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/cache/stats", get(cache_api::stats))
         .route("/cache/delete", post(cache_api::delete))
         .route("/cache/flushall", post(cache_api::flushall))
+        .route("/anthropic/{*path}", any(passthrough::anthropic))
+        .route("/bedrock/{*path}", any(passthrough::bedrock))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()

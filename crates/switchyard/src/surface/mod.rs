@@ -5,5 +5,6 @@
 //! `classify`.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod openai;
 pub mod responses;

@@ -37,6 +37,12 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
 
+    /// `claude` only: run Claude Code in its Bedrock mode on the gateway's /bedrock routes
+    /// (CLAUDE_CODE_USE_BEDROCK, the key as its Bedrock bearer token), for setups that need
+    /// that mode; the gateway still routes every request.
+    #[arg(long)]
+    pub bedrock: bool,
+
     /// Arguments for the tool itself, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -55,6 +61,10 @@ pub fn run(tool: Tool, args: &LaunchArgs) -> u8 {
         },
         None => new_session(tool),
     };
+    if args.bedrock && tool != Tool::Claude {
+        output::stderr(&format!("switchyard {name}: --bedrock is for `switchyard claude` only"));
+        return exit::USAGE;
+    }
     let Some(program) = on_path(name, &env) else {
         report(
             "GW-08",
@@ -80,12 +90,14 @@ pub fn run(tool: Tool, args: &LaunchArgs) -> u8 {
     };
     let key = found.key.clone().unwrap_or_else(|| NO_KEY.to_owned());
     let custom_headers = env.get("ANTHROPIC_CUSTOM_HEADERS").map(|v| v.value);
+    let region = env.get("AWS_REGION").map(|v| v.value);
     let target = plan::Target {
         url: &found.url,
         key: &key,
         aliases: &aliases,
         session: &session,
         custom_headers: custom_headers.as_deref(),
+        bedrock: args.bedrock.then_some(plan::Bedrock { region: region.as_deref() }),
     };
     let plan = plan::plan(tool, &target);
     if plan.model.is_none() {

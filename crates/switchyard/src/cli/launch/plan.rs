@@ -78,7 +78,20 @@ pub struct Target<'a> {
     pub session: &'a str,
     /// `ANTHROPIC_CUSTOM_HEADERS` as the user already set it, kept after ours.
     pub custom_headers: Option<&'a str>,
+    /// Claude Code in its Bedrock mode (`switchyard claude --bedrock`).
+    pub bedrock: Option<Bedrock<'a>>,
 }
+
+/// What Claude Code's Bedrock mode needs besides the gateway.
+#[derive(Clone, Copy)]
+pub struct Bedrock<'a> {
+    /// `AWS_REGION` as the user set it. Claude Code refuses Bedrock mode without one; the
+    /// gateway ignores it (its deployments have their own).
+    pub region: Option<&'a str>,
+}
+
+/// The region Claude Code is given when the user set none.
+const DEFAULT_REGION: &str = "us-east-1";
 
 fn pick(aliases: &[String], order: &[&str]) -> Option<String> {
     order.iter().find(|t| aliases.iter().any(|a| a == *t)).map(|t| (*t).to_owned())
@@ -95,11 +108,24 @@ pub fn plan(tool: Tool, t: &Target<'_>) -> Plan {
 /// approve it (an `ANTHROPIC_API_KEY` it has not seen is a prompt in interactive mode, and
 /// both together are an "auth conflict"), so the user's own API key is removed. Bedrock,
 /// Vertex and Foundry modes would bypass `ANTHROPIC_BASE_URL`, so they are switched off.
+///
+/// In Bedrock mode it calls `ANTHROPIC_BEDROCK_BASE_URL` (the gateway's `/bedrock` routes)
+/// without signing (`CLAUDE_CODE_SKIP_BEDROCK_AUTH`) and sends `AWS_BEARER_TOKEN_BEDROCK` as
+/// `Authorization: Bearer`: the gateway key travels there.
 fn claude(t: &Target<'_>) -> Plan {
-    let mut set = vec![
-        ("ANTHROPIC_BASE_URL".to_owned(), t.url.to_owned()),
-        ("ANTHROPIC_AUTH_TOKEN".to_owned(), t.key.to_owned()),
-    ];
+    let mut set = match t.bedrock {
+        None => vec![
+            ("ANTHROPIC_BASE_URL".to_owned(), t.url.to_owned()),
+            ("ANTHROPIC_AUTH_TOKEN".to_owned(), t.key.to_owned()),
+        ],
+        Some(bedrock) => vec![
+            ("CLAUDE_CODE_USE_BEDROCK".to_owned(), "1".to_owned()),
+            ("ANTHROPIC_BEDROCK_BASE_URL".to_owned(), format!("{}/bedrock", t.url)),
+            ("CLAUDE_CODE_SKIP_BEDROCK_AUTH".to_owned(), "1".to_owned()),
+            ("AWS_BEARER_TOKEN_BEDROCK".to_owned(), t.key.to_owned()),
+            ("AWS_REGION".to_owned(), bedrock.region.unwrap_or(DEFAULT_REGION).to_owned()),
+        ],
+    };
     let main = pick(t.aliases, &MAIN);
     let roles = [
         ("ANTHROPIC_MODEL", main.clone()),
@@ -119,17 +145,11 @@ fn claude(t: &Target<'_>) -> Plan {
         headers.push_str(theirs);
     }
     set.push(("ANTHROPIC_CUSTOM_HEADERS".to_owned(), headers));
-    Plan {
-        set,
-        remove: vec![
-            "ANTHROPIC_API_KEY",
-            "CLAUDE_CODE_USE_BEDROCK",
-            "CLAUDE_CODE_USE_VERTEX",
-            "CLAUDE_CODE_USE_FOUNDRY",
-        ],
-        args: Vec::new(),
-        model: main,
+    let mut remove = vec!["ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"];
+    if t.bedrock.is_none() {
+        remove.push("CLAUDE_CODE_USE_BEDROCK");
     }
+    Plan { set, remove, args: Vec::new(), model: main }
 }
 
 /// A TOML basic string: JSON's string escapes are valid TOML, and Codex parses every `-c`
@@ -171,6 +191,24 @@ fn codex(t: &Target<'_>) -> Plan {
 mod tests {
     use super::*;
 
+    #[test]
+    fn bedrock_mode_points_claude_code_at_the_bedrock_routes_with_the_key_as_its_token() {
+        let aliases = names(&["cheap", "balanced"]);
+        let mut t = target(&aliases, None);
+        t.bedrock = Some(Bedrock { region: None });
+        let p = plan(Tool::Claude, &t);
+        assert_eq!(p.get("CLAUDE_CODE_USE_BEDROCK"), Some("1"));
+        assert_eq!(p.get("ANTHROPIC_BEDROCK_BASE_URL"), Some("http://127.0.0.1:4000/bedrock"));
+        assert_eq!(p.get("CLAUDE_CODE_SKIP_BEDROCK_AUTH"), Some("1"));
+        assert_eq!(p.get("AWS_BEARER_TOKEN_BEDROCK"), Some("sk-gw"));
+        assert_eq!(p.get("AWS_REGION"), Some("us-east-1"));
+        assert_eq!(p.get("ANTHROPIC_MODEL"), Some("balanced"));
+        assert_eq!(p.get("ANTHROPIC_BASE_URL"), None);
+        assert!(!p.remove.contains(&"CLAUDE_CODE_USE_BEDROCK"));
+        t.bedrock = Some(Bedrock { region: Some("eu-west-1") });
+        assert_eq!(plan(Tool::Claude, &t).get("AWS_REGION"), Some("eu-west-1"));
+    }
+
     fn target<'a>(aliases: &'a [String], headers: Option<&'a str>) -> Target<'a> {
         Target {
             url: "http://127.0.0.1:4000",
@@ -178,6 +216,7 @@ mod tests {
             aliases,
             session: "claude-1",
             custom_headers: headers,
+            bedrock: None,
         }
     }
 

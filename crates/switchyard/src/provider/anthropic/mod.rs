@@ -27,7 +27,7 @@ use super::http::{
     Clients, Destination, Limit, NetEnv, Timeout, bounded, read_capped, setup_error,
     transport_error,
 };
-use super::{EventStream, Provider, Upstreams};
+use super::{EventStream, Forward, Provider, Upstreams};
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{
     ErrorKind, UpstreamError, anthropic_http_error, anthropic_missing_key, anthropic_unsendable_key,
@@ -238,6 +238,27 @@ impl Provider for AnthropicProvider {
             bounded(&self.site.who, limit, Timeout::FirstEvent, async {
                 let response = self.call(request, size).await?;
                 stream::open(response, json_mode, Arc::clone(&self.site), idle).await
+            })
+            .await
+        })
+    }
+
+    fn forward(&self, req: Forward) -> BoxFuture<'_, Result<reqwest::Response, UpstreamError>> {
+        Box::pin(async move {
+            let client = self.client.as_ref().map_err(Clone::clone)?;
+            let key = self.key.as_ref().map_err(Clone::clone)?;
+            let url = format!("{}/{}", self.site.base, req.path);
+            let mut headers = req.headers;
+            // The deployment's key replaces whatever credential the client might have sent.
+            headers.insert(X_API_KEY, key.clone());
+            if !headers.contains_key(ANTHROPIC_VERSION) {
+                headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION));
+            }
+            let request = client.request(req.method, url).headers(headers).body(req.body);
+            let request = crate::telemetry::propagate(request);
+            // Until the answer's headers: a streamed body then flows for as long as it lasts.
+            bounded(&self.site.who, self.timeout, Timeout::Request, async {
+                request.send().await.map_err(|e| transport_error(&e, &self.site.destination()))
             })
             .await
         })

@@ -29,7 +29,7 @@ use super::anthropic::response;
 use super::http::{
     Destination, Limit, NetEnv, Timeout, bounded, read_capped, setup_error, transport_error,
 };
-use super::{EventStream, Provider, Upstreams};
+use super::{EventStream, Forward, Provider, Upstreams};
 use crate::canonical::{ChatRequest, ChatResponse, Usage};
 use crate::classify::{
     AwsContext, ErrorKind, UpstreamError, UsedKey, bedrock_credentials_error, bedrock_http_error,
@@ -297,7 +297,63 @@ impl BedrockProvider {
     }
 }
 
+impl BedrockProvider {
+    /// A pass-through request to this deployment's runtime endpoint, authorised as the
+    /// deployment's own calls are: its Bedrock API key, or SigV4 over host, x-amz-date, the
+    /// session token and content-type with its credentials in its region.
+    async fn relay(&self, req: Forward) -> Result<reqwest::Response, UpstreamError> {
+        if self.site.ctx.region.is_none() {
+            return Err(bedrock_no_region(&self.site.ctx));
+        }
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let url = format!("{}/{}", self.site.base, req.path);
+        let mut request = client.request(req.method.clone(), &url).headers(req.headers.clone());
+        match &self.auth {
+            Auth::Bearer(value) => {
+                request =
+                    request.header(AUTHORIZATION, value.as_ref().map_err(Clone::clone)?.clone());
+            }
+            Auth::SigV4 { credentials, region } => {
+                let creds = credentials
+                    .get()
+                    .await
+                    .map_err(|e| bedrock_credentials_error(&self.site.ctx, e.failure, &e.detail))?;
+                let content_type = req.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                let signed: Vec<(&str, &str)> =
+                    content_type.map(|ct| ("content-type", ct)).into_iter().collect();
+                let headers = sign::sigv4_method(
+                    req.method.as_str(),
+                    &creds,
+                    region,
+                    &url,
+                    &signed,
+                    &req.body,
+                    SystemTime::now(),
+                )
+                .map_err(|e| {
+                    UpstreamError::new(
+                        ErrorKind::Internal,
+                        format!("the request cannot be signed: {e}"),
+                    )
+                })?;
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+            }
+        }
+        let request = crate::telemetry::propagate(request.body(req.body));
+        bounded(&self.site.who, self.timeout, Timeout::Request, async {
+            request.send().await.map_err(|e| transport_error(&e, &self.site.destination()))
+        })
+        .await
+    }
+}
+
 impl Provider for BedrockProvider {
+    fn forward(&self, req: Forward) -> BoxFuture<'_, Result<reqwest::Response, UpstreamError>> {
+        Box::pin(self.relay(req))
+    }
+
     fn send<'a>(
         &'a self,
         req: &'a ChatRequest,

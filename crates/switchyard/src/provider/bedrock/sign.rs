@@ -27,6 +27,19 @@ pub fn sigv4(
     body: &[u8],
     time: SystemTime,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    sigv4_method("POST", credentials, region, url, signed, body, time)
+}
+
+/// [`sigv4`] for any method (a pass-through `GET`).
+pub fn sigv4_method(
+    method: &str,
+    credentials: &Credentials,
+    region: &str,
+    url: &str,
+    signed: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
     let identity: Identity = credentials.clone().into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
@@ -38,7 +51,7 @@ pub fn sigv4(
         .map_err(|e| e.to_string())?
         .into();
     let request =
-        SignableRequest::new("POST", url, signed.iter().copied(), SignableBody::Bytes(body))
+        SignableRequest::new(method, url, signed.iter().copied(), SignableBody::Bytes(body))
             .map_err(|e| e.to_string())?;
     let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
     let (headers, _) = instructions.into_parts();

@@ -12,7 +12,7 @@ mod error;
 mod request;
 mod request_wire;
 mod response;
-mod stream;
+pub(crate) mod stream;
 
 pub use error::{error_body, error_response};
 pub use request::{BETA_HEADER, decode_count_tokens_request, decode_messages_request};

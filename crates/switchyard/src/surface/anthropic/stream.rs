@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
@@ -21,7 +21,45 @@ pub fn encode_stream<S>(events: S) -> impl Stream<Item = Result<Bytes, Infallibl
 where
     S: Stream<Item = Result<StreamEvent, UpstreamError>> + Send + 'static,
 {
-    let state = Some((Box::pin(events), Encoder::default()));
+    encode_framed::<S, Sse>(events)
+}
+
+/// How each encoded event and a closing error are framed on the wire: SSE here, AWS
+/// event-stream `chunk`s for Bedrock's InvokeModelWithResponseStream (`surface::bedrock`).
+/// The events themselves are the same JSON either way.
+pub(crate) trait Framing: Default + Send + 'static {
+    /// Appends one event, `json` being its serialized body.
+    fn event(&mut self, buf: &mut BytesMut, name: &str, json: &[u8]);
+    /// The frame that ends a stream with `err`.
+    fn error(&mut self, err: &ApiError) -> Bytes;
+}
+
+#[derive(Default)]
+pub(crate) struct Sse;
+
+impl Framing for Sse {
+    fn event(&mut self, buf: &mut BytesMut, name: &str, json: &[u8]) {
+        buf.extend_from_slice(b"event: ");
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(b"\ndata: ");
+        buf.extend_from_slice(json);
+        buf.extend_from_slice(b"\n\n");
+    }
+
+    fn error(&mut self, err: &ApiError) -> Bytes {
+        Bytes::from(error_frame(err))
+    }
+}
+
+/// The Anthropic stream events of `events`, framed by `F`, each yielded as it arrives.
+pub(crate) fn encode_framed<S, F>(
+    events: S,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static
+where
+    S: Stream<Item = Result<StreamEvent, UpstreamError>> + Send + 'static,
+    F: Framing,
+{
+    let state = Some((Box::pin(events), Encoder::<F>::default()));
     futures_util::stream::unfold(state, |state| async move {
         let (mut events, mut encoder) = state?;
         let (bytes, last) = match events.next().await {
@@ -36,13 +74,15 @@ where
 }
 
 #[derive(Default)]
-struct Encoder {
+struct Encoder<F> {
     /// Cumulative usage: `message_start`'s, updated by each `message_delta`.
     usage: Usage,
     buf: BytesMut,
+    json: Vec<u8>,
+    framing: F,
 }
 
-impl Encoder {
+impl<F: Framing> Encoder<F> {
     fn event(&mut self, event: &StreamEvent) -> Bytes {
         match event {
             StreamEvent::Start { id, model, usage } => {
@@ -93,32 +133,29 @@ impl Encoder {
         );
         api.diagnosis = err.diagnosis.clone();
         api.retry_after = err.retry_after;
-        Bytes::from(error_frame(&api))
+        self.framing.error(&api)
     }
 
     /// The upstream's stream ended without `Stop`.
     fn dropped(&mut self) -> Bytes {
-        Bytes::from(error_frame(&ApiError::new(
+        self.framing.error(&ApiError::new(
             ErrorKind::UpstreamUnavailable,
             "The upstream closed the stream before the answer was complete; the streamed \
              answer is truncated.",
-        )))
+        ))
     }
 
     fn frame<T: Serialize>(&mut self, event: &str, data: &T) {
-        let mark = self.buf.len();
-        self.buf.extend_from_slice(b"event: ");
-        self.buf.extend_from_slice(event.as_bytes());
-        self.buf.extend_from_slice(b"\ndata: ");
-        if serde_json::to_writer((&mut self.buf).writer(), data).is_err() {
-            self.buf.truncate(mark);
-            self.buf.extend_from_slice(&error_frame(&ApiError::new(
+        self.json.clear();
+        if serde_json::to_writer(&mut self.json, data).is_err() {
+            let err = self.framing.error(&ApiError::new(
                 ErrorKind::Internal,
                 "Switchyard could not encode a stream event.",
-            )));
+            ));
+            self.buf.extend_from_slice(&err);
             return;
         }
-        self.buf.extend_from_slice(b"\n\n");
+        self.framing.event(&mut self.buf, event, &self.json);
     }
 }
 
