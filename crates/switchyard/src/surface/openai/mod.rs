@@ -5,6 +5,7 @@
 //! **Invariant:** never imports `provider` or `router`; it sees only `canonical` and
 //! `classify`, so any upstream can sit behind it.
 
+mod embeddings;
 mod error;
 mod messages;
 mod request;
@@ -12,6 +13,7 @@ mod request_wire;
 mod response;
 mod stream;
 
+pub use embeddings::{EncodingFormat, decode_embedding_request, encode_embeddings};
 pub use error::{error_body, error_response};
 pub(crate) use messages::image_source;
 pub use request::decode_chat_request;
