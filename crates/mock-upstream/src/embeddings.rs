@@ -106,7 +106,11 @@ pub(crate) async fn route(shared: &Shared, call: &Call) -> Response {
             Some(n) if !model.starts_with("text-embedding-ada") => n as usize,
             _ => {
                 let message = "This model does not support specifying dimensions.";
-                return error_response(call.seq, &error(400, "invalid_request_error", message), &[]);
+                return error_response(
+                    call.seq,
+                    &error(400, "invalid_request_error", message),
+                    &[],
+                );
             }
         },
     };

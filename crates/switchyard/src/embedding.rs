@@ -105,7 +105,9 @@ pub fn bedrock_family(d: &Deployment) -> Option<BedrockFamily> {
     let id = d.model.rsplit('/').next().unwrap_or(&d.model);
     if id.starts_with("amazon.titan-embed-text-v2") {
         Some(BedrockFamily::TitanV2)
-    } else if id.starts_with("amazon.titan-embed-text-v1") || id.starts_with("amazon.titan-embed-g1-text") {
+    } else if id.starts_with("amazon.titan-embed-text-v1")
+        || id.starts_with("amazon.titan-embed-g1-text")
+    {
         Some(BedrockFamily::TitanV1)
     } else if id.starts_with("cohere.embed-") && id.contains("-v3") {
         Some(BedrockFamily::CohereV3)
@@ -165,7 +167,10 @@ pub fn no_embeddings_api() -> UpstreamError {
 pub fn only_embeddings(d: &Deployment) -> UpstreamError {
     refused(
         "EMB-02",
-        format!("{} is an embedding model: it cannot answer chat, messages or responses requests", who(d)),
+        format!(
+            "{} is an embedding model: it cannot answer chat, messages or responses requests",
+            who(d)
+        ),
         format!("A chat request was routed to {}, which only creates embeddings.", who(d)),
         format!("send it to POST /v1/embeddings, or ask a chat model instead of `{}`", d.alias),
     )
@@ -198,10 +203,9 @@ pub fn unsupported_input(d: &Deployment, what: &str) -> UpstreamError {
 /// `completion`, …) is refused before anything is sent.
 pub fn check_mode(d: &Deployment) -> Result<(), UpstreamError> {
     match d.model_info.get("mode").and_then(Value::as_str) {
-        Some(mode) if mode != MODE => Err(cannot_embed(
-            d,
-            &format!("it is marked `model_info.mode: {mode}`, not `{MODE}`"),
-        )),
+        Some(mode) if mode != MODE => {
+            Err(cannot_embed(d, &format!("it is marked `model_info.mode: {mode}`, not `{MODE}`")))
+        }
         _ => Ok(()),
     }
 }
@@ -247,10 +251,7 @@ mod tests {
 
     #[test]
     fn routing_request_estimates_every_input_and_no_output() {
-        let req = EmbeddingRequest::new(
-            "m".into(),
-            Input::Tokens(vec![vec![101, 2023], vec![7]]),
-        );
+        let req = EmbeddingRequest::new("m".into(), Input::Tokens(vec![vec![101, 2023], vec![7]]));
         assert_eq!(req.routing.messages.len(), 2);
         assert_eq!(req.routing.max_tokens, Some(0));
         assert!(crate::tokens::estimate_request(&req.routing) >= 3);

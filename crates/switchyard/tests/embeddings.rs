@@ -32,7 +32,14 @@ async fn mock() -> MockUpstream {
 }
 
 /// A `model_list` entry: alias, id, `model`, extra litellm_params and model_info lines.
-fn entry(mock: &MockUpstream, alias: &str, id: &str, model: &str, params: &[&str], info: &[&str]) -> String {
+fn entry(
+    mock: &MockUpstream,
+    alias: &str,
+    id: &str,
+    model: &str,
+    params: &[&str],
+    info: &[&str],
+) -> String {
     let mut out = format!("  - model_name: {alias}\n    litellm_params:\n      model: {model}\n");
     let wire: Vec<String> = if model.starts_with("bedrock/") {
         vec![
@@ -70,7 +77,12 @@ async fn start(config: config::Config) -> Handle {
 }
 
 /// POSTs `body` to `path` with `key`: (status, headers, JSON body).
-async fn post(gw: &Handle, path: &str, key: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn post(
+    gw: &Handle,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}{path}", gw.url()))
         .bearer_auth(key)
@@ -115,7 +127,14 @@ fn vectors(body: &Value, decode: fn(&Value) -> Vec<f32>) -> Vec<Vec<f32>> {
 async fn openai_compatible_vectors_come_back_in_input_order_with_usage_and_cost() {
     let mock = mock().await;
     let gw = start(config(
-        &[entry(&mock, "embed", "e-oai", "openai/text-embedding-3-small", &[], &["mode: embedding"])],
+        &[entry(
+            &mock,
+            "embed",
+            "e-oai",
+            "openai/text-embedding-3-small",
+            &[],
+            &["mode: embedding"],
+        )],
         "",
     ))
     .await;
@@ -164,7 +183,8 @@ async fn base64_dimensions_token_ids_and_every_route_work() {
     assert_eq!(mock.received()[0].body["encoding_format"], "float");
 
     // Token ids pass through as they are.
-    let (status, _, body) = embed(&gw, &json!({"model": "large", "input": [[1, 2, 3], [40]]})).await;
+    let (status, _, body) =
+        embed(&gw, &json!({"model": "large", "input": [[1, 2, 3], [40]]})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         vectors(&body, floats),
@@ -174,7 +194,8 @@ async fn base64_dimensions_token_ids_and_every_route_work() {
     assert_eq!(body["usage"]["prompt_tokens"], 4);
 
     // LiteLLM's other mounts; the path's model wins over the body's.
-    for path in ["/embeddings", "/engines/large/embeddings", "/openai/deployments/large/embeddings"] {
+    for path in ["/embeddings", "/engines/large/embeddings", "/openai/deployments/large/embeddings"]
+    {
         let (status, _, body) =
             post(&gw, path, MASTER, &json!({"model": "nothing-by-that-name", "input": "x"})).await;
         if path == "/embeddings" {
@@ -196,7 +217,8 @@ async fn titan_v2_fans_a_batch_out_one_signed_call_per_text_in_order() {
         "",
     ))
     .await;
-    let inputs: Vec<String> = (0..11).map(|i| format!("chunk number {i} {}", "x".repeat(i))).collect();
+    let inputs: Vec<String> =
+        (0..11).map(|i| format!("chunk number {i} {}", "x".repeat(i))).collect();
     let (status, headers, body) =
         embed(&gw, &json!({"model": "titan", "input": inputs, "dimensions": 512})).await;
     assert_eq!(status, 200, "{body}");
@@ -212,7 +234,11 @@ async fn titan_v2_fans_a_batch_out_one_signed_call_per_text_in_order() {
     let mut texts: Vec<String> = Vec::new();
     for call in &calls {
         assert_eq!(call.path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
-        assert!(call.header("authorization").unwrap().starts_with("AWS4-HMAC-SHA256 Credential=AKIAMOCKEMBED0000001/"));
+        assert!(
+            call.header("authorization")
+                .unwrap()
+                .starts_with("AWS4-HMAC-SHA256 Credential=AKIAMOCKEMBED0000001/")
+        );
         assert_eq!(call.body.as_object().unwrap().len(), 2, "{}", call.body);
         assert_eq!(call.body["dimensions"], 512);
         texts.push(call.body["inputText"].as_str().unwrap().to_owned());
@@ -223,7 +249,8 @@ async fn titan_v2_fans_a_batch_out_one_signed_call_per_text_in_order() {
     assert_eq!(texts, sent);
 
     // A size Titan v2 cannot make is refused before anything is sent.
-    let (status, _, body) = embed(&gw, &json!({"model": "titan", "input": "x", "dimensions": 300})).await;
+    let (status, _, body) =
+        embed(&gw, &json!({"model": "titan", "input": "x", "dimensions": 300})).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["diagnosis"]["id"], "EMB-03");
     assert!(body["error"]["message"].as_str().unwrap().contains("256, 512 or 1024"), "{body}");
@@ -239,9 +266,13 @@ async fn cohere_gets_one_call_with_its_input_type_and_refuses_token_ids() {
         "",
     ))
     .await;
-    let (status, _, body) = embed(&gw, &json!({"model": "cohere", "input": ["hola", "mundo"]})).await;
+    let (status, _, body) =
+        embed(&gw, &json!({"model": "cohere", "input": ["hola", "mundo"]})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(vectors(&body, floats), vec![embedding_of("hola", 1024), embedding_of("mundo", 1024)]);
+    assert_eq!(
+        vectors(&body, floats),
+        vec![embedding_of("hola", 1024), embedding_of("mundo", 1024)]
+    );
     let call = &mock.received()[0];
     assert_eq!(call.path, "/model/cohere.embed-multilingual-v3/invoke");
     assert_eq!(call.body, json!({"texts": ["hola", "mundo"], "input_type": "search_document"}));
@@ -258,7 +289,8 @@ async fn cohere_gets_one_call_with_its_input_type_and_refuses_token_ids() {
     let (status, _, body) = embed(&gw, &json!({"model": "cohere", "input": [[1, 2]]})).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["diagnosis"]["id"], "EMB-04");
-    let (status, _, body) = embed(&gw, &json!({"model": "cohere", "input": "x", "dimensions": 256})).await;
+    let (status, _, body) =
+        embed(&gw, &json!({"model": "cohere", "input": "x", "dimensions": 256})).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["diagnosis"]["id"], "EMB-03");
     assert_eq!(mock.calls(), 2);
@@ -270,8 +302,22 @@ async fn a_failing_embedding_deployment_fails_over_to_the_next() {
     let mock = mock().await;
     let gw = start(config(
         &[
-            entry(&mock, "embed", "e-first", "openai/text-embedding-3-small", &["order: 1"], &["mode: embedding"]),
-            entry(&mock, "embed", "e-second", "bedrock/amazon.titan-embed-text-v2:0", &["order: 2"], &[]),
+            entry(
+                &mock,
+                "embed",
+                "e-first",
+                "openai/text-embedding-3-small",
+                &["order: 1"],
+                &["mode: embedding"],
+            ),
+            entry(
+                &mock,
+                "embed",
+                "e-second",
+                "bedrock/amazon.titan-embed-text-v2:0",
+                &["order: 2"],
+                &[],
+            ),
         ],
         "",
     ))
@@ -291,7 +337,14 @@ async fn chat_and_embedding_requests_to_the_wrong_kind_of_model_say_so() {
     let mock = mock().await;
     let gw = start(config(
         &[
-            entry(&mock, "embed", "e-oai", "openai/text-embedding-3-small", &[], &["mode: embedding"]),
+            entry(
+                &mock,
+                "embed",
+                "e-oai",
+                "openai/text-embedding-3-small",
+                &[],
+                &["mode: embedding"],
+            ),
             entry(&mock, "titan", "e-titan", "bedrock/amazon.titan-embed-text-v2:0", &[], &[]),
             entry(&mock, "gpt", "c-gpt", "openai/gpt-4o", &[], &["mode: chat"]),
             entry(&mock, "claude", "c-claude", "anthropic/claude-haiku-4-5", &[], &[]),
@@ -299,7 +352,8 @@ async fn chat_and_embedding_requests_to_the_wrong_kind_of_model_say_so() {
         "",
     ))
     .await;
-    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
     for model in ["embed", "titan"] {
         let (status, _, body) = post(&gw, "/v1/chat/completions", MASTER, &chat(model)).await;
         assert_eq!(status, 400, "{model}: {body}");
@@ -327,13 +381,21 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
     // $10 per million input tokens, so one request's cost is easy to read.
     let gw = start(config(
         &[
-            entry(&mock, "embed", "e-oai", "openai/text-embedding-3-small", &["input_cost_per_token: 0.00001"], &["mode: embedding"]),
+            entry(
+                &mock,
+                "embed",
+                "e-oai",
+                "openai/text-embedding-3-small",
+                &["input_cost_per_token: 0.00001"],
+                &["mode: embedding"],
+            ),
             entry(&mock, "other", "e-other", "openai/text-embedding-3-large", &[], &[]),
         ],
         "",
     ))
     .await;
-    let keys = Keys::open(&KeySettings { database_url: None, state_dir: dir.path().to_owned() }).unwrap();
+    let keys =
+        Keys::open(&KeySettings { database_url: None, state_dir: dir.path().to_owned() }).unwrap();
     keys.start(POLL).await;
     gw.state.set_keys(keys.clone());
     let ledger = Ledger::open(&LedgerSettings {
@@ -347,10 +409,17 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
     // Budget for one request: 16 characters are 4 tokens upstream ($0.00004 spent) but the
     // reservation counts the gateway's estimate (7 tokens, $0.00007), so the second no
     // longer fits under $0.0001.
-    let (status, _, created) = post(&gw, "/key/generate", MASTER, &json!({"models": ["embed"], "max_budget": 0.0001, "key_alias": "indexer"})).await;
+    let (status, _, created) = post(
+        &gw,
+        "/key/generate",
+        MASTER,
+        &json!({"models": ["embed"], "max_budget": 0.0001, "key_alias": "indexer"}),
+    )
+    .await;
     assert_eq!(status, 200, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
-    let body = json!({"model": "embed", "input": "abcdefghijklmnop", "metadata": {"tags": ["rag"]}});
+    let body =
+        json!({"model": "embed", "input": "abcdefghijklmnop", "metadata": {"tags": ["rag"]}});
     let (status, headers, answer) = post(&gw, "/v1/embeddings", &key, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(headers["x-litellm-response-cost"], "0.00004");
@@ -359,7 +428,8 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
     assert_eq!(refused["error"]["type"], "budget_exceeded", "{refused}");
     assert_eq!(mock.calls(), 1);
     // The allow-list holds for embeddings too.
-    let (status, _, denied) = post(&gw, "/v1/embeddings", &key, &json!({"model": "other", "input": "x"})).await;
+    let (status, _, denied) =
+        post(&gw, "/v1/embeddings", &key, &json!({"model": "other", "input": "x"})).await;
     assert_eq!(status, 403, "{denied}");
 
     ledger.flush().await;
@@ -370,7 +440,10 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
     assert_eq!(row.call_type, "aembedding");
     assert_eq!((row.prompt_tokens, row.completion_tokens, row.total_tokens), (4, 0, 4));
     assert_eq!(row.spend.as_deref(), Some("0.00004"));
-    assert_eq!((row.model.as_str(), row.model_id.as_str(), row.model_group.as_str()), ("text-embedding-3-small", "e-oai", "embed"));
+    assert_eq!(
+        (row.model.as_str(), row.model_id.as_str(), row.model_group.as_str()),
+        ("text-embedding-3-small", "e-oai", "embed")
+    );
     let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     assert_eq!(row.api_key, hash);
     assert!(rows.iter().all(|r| r.call_type == "aembedding"), "{rows:?}");
@@ -383,7 +456,14 @@ async fn health_embeds_one_word_for_an_embedding_model() {
     let mock = mock().await;
     let gw = start(config(
         &[
-            entry(&mock, "embed", "e-oai", "openai/text-embedding-3-small", &[], &["mode: embedding"]),
+            entry(
+                &mock,
+                "embed",
+                "e-oai",
+                "openai/text-embedding-3-small",
+                &[],
+                &["mode: embedding"],
+            ),
             entry(&mock, "titan", "e-titan", "bedrock/amazon.titan-embed-text-v2:0", &[], &[]),
         ],
         "",

@@ -27,7 +27,9 @@ pub(super) fn family(model: &str) -> Option<Family> {
     let id = model.rsplit('/').next().unwrap_or(model);
     if id.starts_with("amazon.titan-embed-text-v2") {
         Some(Family::TitanV2)
-    } else if id.starts_with("amazon.titan-embed-text-v1") || id.starts_with("amazon.titan-embed-g1") {
+    } else if id.starts_with("amazon.titan-embed-text-v1")
+        || id.starts_with("amazon.titan-embed-g1")
+    {
         Some(Family::TitanV1)
     } else if id.starts_with("cohere.embed-") {
         let dimensions = if id.contains("light") { 384 } else { 1024 };
@@ -108,7 +110,10 @@ fn cohere(
     let texts: Vec<String> = match body.get("texts") {
         Some(Value::Array(items)) => {
             if items.len() > 96 {
-                violations.push(format!("#/texts: expected maximum item count: 96, found: {}", items.len()));
+                violations.push(format!(
+                    "#/texts: expected maximum item count: 96, found: {}",
+                    items.len()
+                ));
             }
             items.iter().filter_map(Value::as_str).map(str::to_owned).collect()
         }
@@ -180,7 +185,10 @@ pub(super) async fn invoke(
     };
     let mut headers = vec![
         ("x-amzn-bedrock-input-token-count".to_owned(), tokens.to_string()),
-        ("x-amzn-bedrock-invocation-latency".to_owned(), super::bedrock::millis(reply.delay).to_string()),
+        (
+            "x-amzn-bedrock-invocation-latency".to_owned(),
+            super::bedrock::millis(reply.delay).to_string(),
+        ),
     ];
     headers.extend(reply.headers);
     respond(call, 200, "application/json", &headers, json_body(&body, &reply.faults))

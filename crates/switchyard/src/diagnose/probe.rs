@@ -76,10 +76,8 @@ pub async fn embed(
     provider: &dyn Provider,
     deployment: &Deployment,
 ) -> Result<Answer, UpstreamError> {
-    let req = EmbeddingRequest::new(
-        deployment.alias.clone(),
-        Input::Texts(vec![EMBED_WORD.to_owned()]),
-    );
+    let req =
+        EmbeddingRequest::new(deployment.alias.clone(), Input::Texts(vec![EMBED_WORD.to_owned()]));
     let limit = timeout_of(deployment);
     let started = Instant::now();
     let answer = tokio::time::timeout(limit, provider.embed(&req))

@@ -24,11 +24,17 @@ impl EmbeddingOnly {
 }
 
 impl Provider for EmbeddingOnly {
-    fn send<'a>(&'a self, _: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
+    fn send<'a>(
+        &'a self,
+        _: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
         Box::pin(async move { Err(self.refusal.clone()) })
     }
 
-    fn stream<'a>(&'a self, _: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
+    fn stream<'a>(
+        &'a self,
+        _: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
         Box::pin(async move { Err(self.refusal.clone()) })
     }
 

@@ -128,8 +128,10 @@ impl BedrockProvider {
         }
         let (bytes, header) = self.invoke_json(&Value::Object(body)).await?;
         let answer: Answer = serde_json::from_slice(&bytes).map_err(unreadable)?;
-        let tokens =
-            answer.input_text_token_count.or(header).unwrap_or_else(|| crate::tokens::estimate(text));
+        let tokens = answer
+            .input_text_token_count
+            .or(header)
+            .unwrap_or_else(|| crate::tokens::estimate(text));
         Ok((answer.embedding, tokens))
     }
 
@@ -143,7 +145,9 @@ impl BedrockProvider {
         enum Vectors {
             Floats(Vec<Vec<f32>>),
             /// With `embedding_types`: `{"float": [[…]], …}`.
-            ByType { float: Vec<Vec<f32>> },
+            ByType {
+                float: Vec<Vec<f32>>,
+            },
         }
         #[derive(Deserialize)]
         struct Answer {
@@ -168,9 +172,8 @@ impl BedrockProvider {
                 return Err(unreadable(format!("{} vectors for {} texts", got.len(), batch.len())));
             }
             vectors.extend(got);
-            input_tokens += header.unwrap_or_else(|| {
-                batch.iter().map(|t| crate::tokens::estimate(t)).sum::<u64>()
-            });
+            input_tokens += header
+                .unwrap_or_else(|| batch.iter().map(|t| crate::tokens::estimate(t)).sum::<u64>());
         }
         Ok(Embeddings { vectors, model: None, input_tokens })
     }

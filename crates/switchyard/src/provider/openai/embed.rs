@@ -111,15 +111,13 @@ fn unreadable(detail: impl std::fmt::Display) -> UpstreamError {
 fn parse(bytes: &[u8], inputs: usize) -> Result<Embeddings, UpstreamError> {
     let answer: Answer = serde_json::from_slice(bytes).map_err(unreadable)?;
     if answer.data.len() != inputs {
-        return Err(unreadable(format!(
-            "{} vectors for {inputs} inputs",
-            answer.data.len()
-        )));
+        return Err(unreadable(format!("{} vectors for {inputs} inputs", answer.data.len())));
     }
     let mut vectors: Vec<Option<Vec<f32>>> = vec![None; inputs];
     for (position, item) in answer.data.into_iter().enumerate() {
         let at = item.index.unwrap_or(position);
-        let slot = vectors.get_mut(at).ok_or_else(|| unreadable(format!("index {at} out of range")))?;
+        let slot =
+            vectors.get_mut(at).ok_or_else(|| unreadable(format!("index {at} out of range")))?;
         *slot = Some(match item.embedding {
             Vector::Floats(v) => v,
             Vector::Base64(text) => decode_base64(&text).map_err(unreadable)?,

@@ -49,14 +49,19 @@ pub fn decode_embedding_request(
         Some(Value::String(f)) if f == "float" => EncodingFormat::Float,
         Some(Value::String(f)) if f == "base64" => EncodingFormat::Base64,
         Some(other) => {
-            return Err(invalid("encoding_format", format!("must be `float` or `base64`, not {other}")));
+            return Err(invalid(
+                "encoding_format",
+                format!("must be `float` or `base64`, not {other}"),
+            ));
         }
     };
     let dimensions = match fields.remove("dimensions") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0) {
             Some(n) => Some(n),
-            None => return Err(invalid("dimensions", format!("must be a positive integer, not {v}"))),
+            None => {
+                return Err(invalid("dimensions", format!("must be a positive integer, not {v}")));
+            }
         },
     };
     let user = match fields.remove("user") {
@@ -81,11 +86,12 @@ pub fn decode_embedding_request(
 
 /// `string | [string] | [int] | [[int]]`, none of them empty.
 fn input(value: Option<Value>) -> Result<Input, ApiError> {
-    const SHAPES: &str = "must be a string, a list of strings, a list of token ids or a list of token-id lists";
+    const SHAPES: &str =
+        "must be a string, a list of strings, a list of token ids or a list of token-id lists";
     let token = |v: &Value, at: &str| {
-        v.as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| invalid(at, format!("must be a token id (a non-negative integer), not {v}")))
+        v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            invalid(at, format!("must be a token id (a non-negative integer), not {v}"))
+        })
     };
     match value {
         None | Some(Value::Null) => Err(invalid("input", "missing required field")),
@@ -100,8 +106,15 @@ fn input(value: Option<Value>) -> Result<Input, ApiError> {
                 for (i, item) in items.into_iter().enumerate() {
                     match item {
                         Value::String(s) if !s.is_empty() => texts.push(s),
-                        Value::String(_) => return Err(invalid(&format!("input[{i}]"), "must not be empty")),
-                        _ => return Err(invalid(&format!("input[{i}]"), "must be a string like the first item")),
+                        Value::String(_) => {
+                            return Err(invalid(&format!("input[{i}]"), "must not be empty"));
+                        }
+                        _ => {
+                            return Err(invalid(
+                                &format!("input[{i}]"),
+                                "must be a string like the first item",
+                            ));
+                        }
                     }
                 }
                 Ok(Input::Texts(texts))
@@ -118,7 +131,10 @@ fn input(value: Option<Value>) -> Result<Input, ApiError> {
                 let mut lists = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let Value::Array(ids) = item else {
-                        return Err(invalid(&format!("input[{i}]"), "must be a list of token ids like the first item"));
+                        return Err(invalid(
+                            &format!("input[{i}]"),
+                            "must be a list of token ids like the first item",
+                        ));
                     };
                     if ids.is_empty() {
                         return Err(invalid(&format!("input[{i}]"), "must not be empty"));
