@@ -383,7 +383,7 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
         &[
             entry(
                 &mock,
-                "embed",
+                "paid-embed",
                 "e-oai",
                 "openai/text-embedding-3-small",
                 &["input_cost_per_token: 0.00001"],
@@ -413,13 +413,13 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
         &gw,
         "/key/generate",
         MASTER,
-        &json!({"models": ["embed"], "max_budget": 0.0001, "key_alias": "indexer"}),
+        &json!({"models": ["paid-embed"], "max_budget": 0.0001, "key_alias": "indexer"}),
     )
     .await;
     assert_eq!(status, 200, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     let body =
-        json!({"model": "embed", "input": "abcdefghijklmnop", "metadata": {"tags": ["rag"]}});
+        json!({"model": "paid-embed", "input": "abcdefghijklmnop", "metadata": {"tags": ["rag"]}});
     let (status, headers, answer) = post(&gw, "/v1/embeddings", &key, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(headers["x-litellm-response-cost"], "0.00004");
@@ -442,11 +442,28 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
     assert_eq!(row.spend.as_deref(), Some("0.00004"));
     assert_eq!(
         (row.model.as_str(), row.model_id.as_str(), row.model_group.as_str()),
-        ("text-embedding-3-small", "e-oai", "embed")
+        ("text-embedding-3-small", "e-oai", "paid-embed")
     );
     let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     assert_eq!(row.api_key, hash);
     assert!(rows.iter().all(|r| r.call_type == "aembedding"), "{rows:?}");
+
+    // Metrics as for chat: the served request under its alias and model, its input tokens.
+    let metrics =
+        reqwest::get(format!("{}/metrics", gw.url())).await.unwrap().text().await.unwrap();
+    let sample = |name: &str, labels: &[&str]| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x)))
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+            .sum()
+    };
+    let alias = "requested_model=\"paid-embed\"";
+    let served =
+        sample("litellm_proxy_total_requests_metric_total", &[alias, "status_code=\"200\""]);
+    assert_eq!(served, 1.0, "{metrics}");
+    assert_eq!(sample("litellm_input_tokens_metric_total", &[alias]), 4.0, "{metrics}");
+    assert_eq!(sample("litellm_output_tokens_metric_total", &[alias]), 0.0, "{metrics}");
     ledger.close(Duration::from_secs(5)).await;
     gw.shutdown().await.unwrap();
 }
