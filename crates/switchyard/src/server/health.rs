@@ -94,7 +94,13 @@ pub async fn root() -> Response {
     let body = json!({
         "name": "switchyard",
         "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": ["/v1/chat/completions", "/v1/messages", "/v1/models", "/health"],
+        "endpoints": [
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/embeddings",
+            "/v1/models",
+            "/health"
+        ],
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
