@@ -447,6 +447,14 @@ async fn a_virtual_key_pays_for_embeddings_and_each_request_is_a_ledger_row() {
     let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     assert_eq!(row.api_key, hash);
     assert!(rows.iter().all(|r| r.call_type == "aembedding"), "{rows:?}");
+    let pool = ledger_support::sqlite_pool(dir.path()).await;
+    let tags: String = sqlx::query_scalar(
+        r#"SELECT request_tags FROM "LiteLLM_SpendLogs" WHERE status = 'success'"#,
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&tags).unwrap(), json!(["rag"]));
 
     // Metrics as for chat: the served request under its alias and model, its input tokens.
     let metrics =
