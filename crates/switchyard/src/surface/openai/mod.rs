@@ -1,6 +1,7 @@
 //! The OpenAI chat completions surface: decodes `POST /v1/chat/completions` bodies into
 //! canonical requests and encodes canonical responses, streams and errors back in OpenAI's
-//! wire shape. Wire structs stay private to this module.
+//! wire shape (and, in `embeddings`, the same for `POST /v1/embeddings`). Wire structs stay
+//! private to this module.
 //!
 //! **Invariant:** never imports `provider` or `router`; it sees only `canonical` and
 //! `classify`, so any upstream can sit behind it.
