@@ -30,6 +30,7 @@
 mod admin;
 mod anthropic;
 mod aws;
+mod embeddings;
 mod faults;
 mod openai;
 mod openai_responses;
@@ -52,6 +53,7 @@ use tokio::task::JoinHandle;
 
 pub use aws::{Aws, AwsError, AwsIdentity};
 pub use axum::http::HeaderMap;
+pub use embeddings::{base64_of, embedding_of, tokens_of, tokens_text};
 pub use reply::{Reply, Usage};
 
 /// The largest request body accepted, as the Messages API (32 MB); larger ones get a 413.
@@ -324,6 +326,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     if openai::owns(parts.method.as_str(), parts.uri.path()) {
         return openai::route(&shared, &call).await;
+    }
+    if embeddings::owns(parts.method.as_str(), parts.uri.path()) {
+        return embeddings::route(&shared, &call).await;
     }
     if openai_responses::owns(parts.method.as_str(), parts.uri.path()) {
         return openai_responses::route(&shared, &call).await;

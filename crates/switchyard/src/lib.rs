@@ -14,6 +14,7 @@ pub mod cost;
 pub mod credentials;
 pub mod daemon;
 pub mod diagnose;
+pub mod embedding;
 pub mod exit;
 pub mod keys;
 pub mod ledger;

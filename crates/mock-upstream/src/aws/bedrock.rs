@@ -1,4 +1,4 @@
-//! Emulates Bedrock runtime for Anthropic models: `POST /model/{modelId}/invoke`,
+//! Emulates Bedrock runtime for Anthropic models (embedding models: `embed.rs`): `POST /model/{modelId}/invoke`,
 //! `/invoke-with-response-stream` and `/count-tokens`. Authentication (SigV4 or a Bedrock API
 //! key) and the body checks come first, as on AWS, and never consume a scripted reply; valid
 //! calls render the next reply as the Anthropic message, or as event-stream `chunk` frames.
@@ -111,6 +111,16 @@ pub(crate) async fn route(shared: &Shared, call: &AwsCall<'_>) -> Response {
     }
     if matches!(operation, Operation::Converse | Operation::ConverseStream) {
         return super::converse::route(shared, call, &context).await;
+    }
+    if let Some(family) = super::embed::family(&context.model) {
+        if operation != Operation::Invoke {
+            let message = format!(
+                "The provided model doesn't support {}.",
+                if operation == Operation::Stream { "streaming" } else { "this operation" }
+            );
+            return json_error(call, &AwsError::validation(message), &[]);
+        }
+        return super::embed::invoke(shared, call, &context, family).await;
     }
     match check_body(call.body) {
         Ok(request) => invoke(shared, call, &context, &request).await,

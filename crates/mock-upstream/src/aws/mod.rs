@@ -18,6 +18,7 @@
 pub(crate) mod admin;
 mod bedrock;
 mod converse;
+mod embed;
 mod errors;
 mod eventstream;
 mod sigv4;

@@ -120,7 +120,8 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         Supported,
         "kept whole for /model/info; its per-token prices apply (the four litellm_params \
          keys, `cache_creation_input_token_cost_above_1hr`, `<key>_above_<N>k_tokens` \
-         tiers); other LiteLLM prices (per second, per pixel …) are warned about",
+         tiers); other LiteLLM prices (per second, per pixel …) are warned about; \
+         `mode: embedding` marks an embedding model (its probe embeds, chat is refused)",
     ),
     // litellm_params.
     k(LitellmParams, "model", Supported, ""),

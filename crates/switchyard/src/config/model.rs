@@ -216,6 +216,12 @@ impl Deployment {
     pub fn label_model(&self) -> &str {
         if self.is_pattern() { &self.model_as_written } else { &self.model }
     }
+
+    /// Whether `model_info.mode` marks an embedding model (LiteLLM's health checks and
+    /// Switchyard's routing read it).
+    pub fn is_embedding(&self) -> bool {
+        self.model_info.get("mode").and_then(Value::as_str) == Some("embedding")
+    }
 }
 
 /// The configuration error every request to an unservable deployment answers with.

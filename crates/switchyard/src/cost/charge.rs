@@ -31,6 +31,13 @@ impl Charge {
     }
 }
 
+/// The charge of an embedding answer: its input tokens at the input rate (embeddings have no
+/// output, so no output rate is needed to know the cost).
+pub fn embedding_charge(input_tokens: u64, price: &Price) -> Charge {
+    let usage = Usage { input_tokens, ..Usage::default() };
+    Charge { usage, cost: price.input_cost(input_tokens), complete: true }
+}
+
 /// A served request's charge: known now, known when its stream ends, or none (counting
 /// tokens serves no answer).
 #[derive(Debug)]

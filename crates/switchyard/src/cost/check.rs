@@ -30,6 +30,10 @@ pub fn unpriced(d: &Deployment, price: &Price) -> Option<Unpriced> {
     if price.is_known() || d.mock_response.is_some() || d.unservable.is_some() || d.is_pattern() {
         return None;
     }
+    // Embeddings bill input only: an input rate prices them.
+    if price.base.input.is_some() && crate::embedding::only_embeds(d) {
+        return None;
+    }
     let missing: Vec<&str> = [Kind::Input, Kind::Output]
         .into_iter()
         .filter(|k| price.base.get(*k).is_none())

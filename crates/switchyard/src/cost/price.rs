@@ -156,6 +156,13 @@ impl Price {
         Some((rate.per_token * Decimal::from(1_000_000)).normalize())
     }
 
+    /// What `tokens` input tokens cost at the base input rate, with no output: an embedding
+    /// request's cost. `None` without an input rate.
+    pub fn input_cost(&self, tokens: u64) -> Option<Decimal> {
+        let rate = self.base.input?.per_token;
+        Some(rate.checked_mul(Decimal::from(tokens))?.normalize())
+    }
+
     /// What `usage` cost in USD, exactly; `None` when the price is unknown. The
     /// long-context tier applies when the request's whole input exceeds its threshold; a
     /// rate it lacks is the base tier's.

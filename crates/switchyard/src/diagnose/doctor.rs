@@ -410,11 +410,13 @@ async fn deployment_report(
     } else {
         let d = probed.as_ref().unwrap_or(d);
         let provider = provider::for_deployment(d, upstreams);
-        let result = Outcome::from(probe::send(provider.as_ref(), d).await);
-        let stream = if opts.stream {
-            Some(Outcome::from(probe::stream(provider.as_ref(), d).await))
-        } else {
+        let result = Outcome::from(probe::check(provider.as_ref(), d).await);
+        let stream = if !opts.stream {
             None
+        } else if crate::embedding::only_embeds(d) {
+            Some(Outcome::NotChecked { reason: "an embedding model does not stream".to_owned() })
+        } else {
+            Some(Outcome::from(probe::stream(provider.as_ref(), d).await))
         };
         (result, stream)
     };

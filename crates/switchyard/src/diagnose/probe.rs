@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::canonical::{BlockDelta, ChatRequest, ContentBlock, Message, Role, StreamEvent, Usage};
 use crate::classify::{Diagnosis, ErrorKind, UpstreamError};
 use crate::config::Deployment;
+use crate::embedding::{EmbeddingRequest, Input};
 use crate::provider::Provider;
 
 /// What every probe asks.
@@ -52,6 +53,39 @@ pub fn timeout_of(deployment: &Deployment) -> Duration {
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64)
         .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// What an embedding probe embeds.
+pub const EMBED_WORD: &str = "WORKS";
+
+/// The probe a deployment gets: one word embedded for an embedding model (which cannot chat),
+/// else "Say: WORKS".
+pub async fn check(
+    provider: &dyn Provider,
+    deployment: &Deployment,
+) -> Result<Answer, UpstreamError> {
+    if crate::embedding::only_embeds(deployment) {
+        embed(provider, deployment).await
+    } else {
+        send(provider, deployment).await
+    }
+}
+
+/// One embedding of one word; the reply says how many dimensions came back.
+pub async fn embed(
+    provider: &dyn Provider,
+    deployment: &Deployment,
+) -> Result<Answer, UpstreamError> {
+    let req =
+        EmbeddingRequest::new(deployment.alias.clone(), Input::Texts(vec![EMBED_WORD.to_owned()]));
+    let limit = timeout_of(deployment);
+    let started = Instant::now();
+    let answer = tokio::time::timeout(limit, provider.embed(&req))
+        .await
+        .map_err(|_| too_slow(deployment, limit))??;
+    let size = answer.vectors.first().map_or(0, Vec::len);
+    let usage = Usage { input_tokens: answer.input_tokens, ..Usage::default() };
+    Ok(finish(format!("{size} dimensions"), usage, started))
 }
 
 /// One non-streaming probe.

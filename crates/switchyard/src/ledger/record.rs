@@ -17,6 +17,8 @@ pub const CALL_MESSAGES: &str = "anthropic_messages";
 pub const CALL_PASS_THROUGH: &str = "pass_through_endpoint";
 /// LiteLLM's `call_type` for `POST /v1/responses`.
 pub const CALL_RESPONSES: &str = "aresponses";
+/// LiteLLM's `call_type` for `POST /v1/embeddings` (its `CallTypes.aembedding`).
+pub const CALL_EMBEDDING: &str = "aembedding";
 
 /// How a request ended, in LiteLLM's words (`status` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

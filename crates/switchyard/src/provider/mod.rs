@@ -5,6 +5,7 @@
 
 mod anthropic;
 mod bedrock;
+mod embedding_only;
 mod http;
 mod mock;
 mod openai;
@@ -22,6 +23,7 @@ use crate::canonical::{ChatRequest, ChatResponse, StreamEvent};
 use crate::classify::UpstreamError;
 use crate::config::{Config, Deployment, Env, ProcessEnv, ProviderKind};
 use crate::credentials::{self, AwsEnvironment};
+use crate::embedding::{EmbeddingRequest, Embeddings};
 
 pub use anthropic::AnthropicProvider;
 pub use anthropic::DEFAULT_API_BASE as ANTHROPIC_API_BASE;
@@ -57,6 +59,17 @@ pub trait Provider: Send + Sync {
         &'a self,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<u64, UpstreamError>>;
+
+    /// Vectors for every input, in input order. Providers without an embeddings API keep
+    /// this default, a classified EMB-01 like any other failed attempt, so the router treats
+    /// it as it treats every failure.
+    fn embed<'a>(
+        &'a self,
+        req: &'a EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, UpstreamError>> {
+        let _ = req;
+        Box::pin(async { Err(crate::embedding::no_embeddings_api()) })
+    }
 
     /// `req` relayed as bytes to this deployment's API root with the deployment's own
     /// credentials (the pass-through routes). Resolves with the upstream's answer whatever its
@@ -123,6 +136,14 @@ impl Upstreams {
 
 /// The adapter that serves one deployment.
 pub fn for_deployment(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Arc<dyn Provider> {
+    let provider = adapter(deployment, upstreams);
+    if deployment.unservable.is_none() && crate::embedding::only_embeds(deployment) {
+        return Arc::new(embedding_only::EmbeddingOnly::new(deployment, provider));
+    }
+    provider
+}
+
+fn adapter(deployment: &Arc<Deployment>, upstreams: &Upstreams) -> Arc<dyn Provider> {
     if let Some(text) = &deployment.mock_response {
         return Arc::new(MockProvider::new(text.clone(), deployment.model.clone()));
     }

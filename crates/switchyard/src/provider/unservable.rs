@@ -9,6 +9,7 @@ use super::{EventStream, Provider};
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{Diagnosis, ErrorKind, UpstreamError};
 use crate::config::Deployment;
+use crate::embedding::{EmbeddingRequest, Embeddings};
 
 pub struct UnservableProvider {
     error: UpstreamError,
@@ -62,6 +63,13 @@ impl Provider for UnservableProvider {
     }
 
     fn count_tokens<'a>(&'a self, _: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+        Box::pin(async move { Err(self.error.clone()) })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        _: &'a EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, UpstreamError>> {
         Box::pin(async move { Err(self.error.clone()) })
     }
 }

@@ -30,6 +30,7 @@ use crate::config::{
     ValueSource,
 };
 use crate::cost::{self, Charged, Price};
+use crate::embedding::{EmbeddingRequest, Embeddings};
 use crate::limits::{Caller, ConfigLimits, Limits, RateHeaders};
 use crate::provider::{self, EventStream, Provider};
 
@@ -319,7 +320,7 @@ impl Router {
         req: &ChatRequest,
         caller: &Caller,
     ) -> Result<Served<ChatResponse>, ApiError> {
-        run::execute::<run::SendCall>(self, req, caller).await
+        run::execute(self, &run::SendCall, req, caller).await
     }
 
     /// A streamed answer, committed to one deployment once its first event arrived. The
@@ -334,13 +335,23 @@ impl Router {
         req: &ChatRequest,
         caller: &Caller,
     ) -> Result<Served<EventStream>, ApiError> {
-        run::execute::<run::StreamCall>(self, req, caller).await
+        run::execute(self, &run::StreamCall, req, caller).await
     }
 
     /// Input tokens `req` would use, counted by the first deployment of its plan that can
     /// count them. Counting serves nothing, so deployment state is left alone.
     pub async fn count_tokens(&self, req: &ChatRequest) -> Result<Served<u64>, ApiError> {
-        run::execute::<run::CountCall>(self, req, &Caller::default()).await
+        run::execute(self, &run::CountCall, req, &Caller::default()).await
+    }
+
+    /// Embeddings for `req`, routed like a chat request by its `routing` view (failover,
+    /// retries, cooldowns, fallbacks, the caller's limits) and charged for its input tokens.
+    pub async fn embed_as(
+        &self,
+        req: &EmbeddingRequest,
+        caller: &Caller,
+    ) -> Result<Served<Embeddings>, ApiError> {
+        run::execute(self, &run::EmbedCall(req), &req.routing, caller).await
     }
 
     /// Admits one request the router does not run (a pass-through call) at `target`, against

@@ -22,20 +22,22 @@ use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
 use crate::config::{Deployment, RetryPolicy};
 use crate::cost::{self, Charge, Charged, PendingCharge};
+use crate::embedding::{EmbeddingRequest, Embeddings};
 use crate::limits::{Caller, OnExceed, RateHeaders, Reached, Refusal, Reservation};
 use crate::provider::EventStream;
 
 /// One kind of call through the router.
-pub(super) trait Call {
+pub(super) trait Call: Sync {
     type Out;
     /// Whether attempts count as traffic (in flight, latency, usage, cooldowns).
     const IS_TRAFFIC: bool;
     fn call<'a>(
+        &'a self,
         t: &'a Target,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<Self::Out, UpstreamError>>;
     /// What the caller receives once `t` answered, and what the answer cost.
-    fn commit(out: Self::Out, t: &Target) -> (Self::Out, Charged) {
+    fn commit(&self, out: Self::Out, t: &Target) -> (Self::Out, Charged) {
         let _ = t;
         (out, Charged::None)
     }
@@ -44,11 +46,14 @@ pub(super) trait Call {
 pub(super) struct SendCall;
 pub(super) struct StreamCall;
 pub(super) struct CountCall;
+/// Embeddings: routed by the request's `routing` view, answered from its inputs.
+pub(super) struct EmbedCall<'r>(pub &'r EmbeddingRequest);
 
 impl Call for SendCall {
     type Out = ChatResponse;
     const IS_TRAFFIC: bool = true;
     fn call<'a>(
+        &'a self,
         t: &'a Target,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, UpstreamError>> {
@@ -56,7 +61,7 @@ impl Call for SendCall {
     }
 
     /// The cost of the answer, from the usage the provider reported.
-    fn commit(out: ChatResponse, t: &Target) -> (ChatResponse, Charged) {
+    fn commit(&self, out: ChatResponse, t: &Target) -> (ChatResponse, Charged) {
         let charge = Charge::new(out.usage, &t.price, true);
         (out, Charged::Now(charge))
     }
@@ -66,6 +71,7 @@ impl Call for StreamCall {
     type Out = EventStream;
     const IS_TRAFFIC: bool = true;
     fn call<'a>(
+        &'a self,
         t: &'a Target,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<EventStream, UpstreamError>> {
@@ -76,7 +82,7 @@ impl Call for StreamCall {
     /// after the commit point in its state (it can no longer fall back, but `/health` and
     /// cooldowns must know), and meters the usage the stream reports: its charge is known
     /// when it ends.
-    fn commit(out: EventStream, t: &Target) -> (EventStream, Charged) {
+    fn commit(&self, out: EventStream, t: &Target) -> (EventStream, Charged) {
         let guard = t.state.begin();
         let state = t.state.clone();
         let policy = t.cooldown;
@@ -95,8 +101,30 @@ impl Call for StreamCall {
 impl Call for CountCall {
     type Out = u64;
     const IS_TRAFFIC: bool = false;
-    fn call<'a>(t: &'a Target, req: &'a ChatRequest) -> BoxFuture<'a, Result<u64, UpstreamError>> {
+    fn call<'a>(
+        &'a self,
+        t: &'a Target,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<u64, UpstreamError>> {
         t.provider.count_tokens(req)
+    }
+}
+
+impl Call for EmbedCall<'_> {
+    type Out = Embeddings;
+    const IS_TRAFFIC: bool = true;
+    fn call<'a>(
+        &'a self,
+        t: &'a Target,
+        _: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, UpstreamError>> {
+        t.provider.embed(self.0)
+    }
+
+    /// Embeddings bill their input tokens only.
+    fn commit(&self, out: Embeddings, t: &Target) -> (Embeddings, Charged) {
+        let charge = cost::embedding_charge(out.input_tokens, &t.price);
+        (out, Charged::Now(charge))
     }
 }
 
@@ -124,6 +152,7 @@ pub(super) enum FallbackKind {
 
 pub(super) async fn execute<C: Call>(
     router: &Router,
+    call: &C,
     req: &ChatRequest,
     caller: &Caller,
 ) -> Result<Served<C::Out>, ApiError> {
@@ -135,7 +164,7 @@ pub(super) async fn execute<C: Call>(
     let deadline = Instant::now() + router.total_timeout;
     let mut log = Log::default();
     let outcome = tokio::select! {
-        result = chain::<C>(router, req, caller, deadline, &mut log) => result,
+        result = chain(router, call, req, caller, deadline, &mut log) => result,
         () = tokio::time::sleep_until(deadline) => Err(Stop::TotalTimeout(router.total_timeout)),
     };
     match outcome {
@@ -162,6 +191,7 @@ pub(super) async fn execute<C: Call>(
 
 async fn chain<C: Call>(
     router: &Router,
+    call: &C,
     req: &ChatRequest,
     caller: &Caller,
     deadline: Instant,
@@ -199,7 +229,7 @@ async fn chain<C: Call>(
                         let ahead = queue.as_ref().map(VecDeque::len);
                         let group =
                             Group { targets, pinned: reached.pinned, fallbacks_ahead: ahead };
-                        match run_group::<C>(router, req, caller, group, deadline, log).await {
+                        match run_group(router, call, req, caller, group, deadline, log).await {
                             Ok(done) => return Ok(done),
                             Err(kind) => kind,
                         }
@@ -290,6 +320,7 @@ fn simulated_failure(req: &ChatRequest) -> Option<UpstreamError> {
 /// (None before the first fallback: then the requested model's general fallbacks count).
 async fn run_group<C: Call>(
     router: &Router,
+    call: &C,
     req: &ChatRequest,
     caller: &Caller,
     group: Group<'_>,
@@ -402,7 +433,7 @@ async fn run_group<C: Call>(
             target.state.count_request(now, tokens);
         }
         let started = Instant::now();
-        let result = crate::telemetry::attempt(&target.deployment, || C::call(target, req)).await;
+        let result = crate::telemetry::attempt(&target.deployment, || call.call(target, req)).await;
         drop(busy);
         match result {
             Ok(out) => {
@@ -411,7 +442,7 @@ async fn run_group<C: Call>(
                     target.state.record_success(log.upstream);
                 }
                 log.rate = reservation.headers;
-                let (out, charged) = C::commit(out, target);
+                let (out, charged) = call.commit(out, target);
                 let charged = settle_when_charged(reservation, charged);
                 return Ok(((out, charged), target.deployment.clone()));
             }

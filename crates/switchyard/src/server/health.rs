@@ -2,7 +2,7 @@
 //! `readiness.rs`).
 //!
 //! `/health` probes every deployment live ("Say: WORKS", a few tokens, through its real
-//! provider), at most [`CONCURRENCY`] at a time; each result is reused for
+//! provider; one word embedded for an embedding model), at most [`CONCURRENCY`] at a time; each result is reused for
 //! `general_settings.health_check_interval` (60 s by default). `/health?cached=true` — and
 //! every `/health` when `background_health_checks` is on, which then probes on that interval
 //! in the background — answers from the last results only. What traffic showed counts too: a
@@ -82,7 +82,7 @@ impl Probes {
         if let Some(p) = last.filter(|p| p.taken.elapsed() < fresh) {
             return p;
         }
-        let result = probe::send(target.provider.as_ref(), &target.deployment).await;
+        let result = probe::check(target.provider.as_ref(), &target.deployment).await;
         let probed = Probed { at: SystemTime::now(), taken: tokio::time::Instant::now(), result };
         *slot.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(probed.clone());
         probed
@@ -94,7 +94,13 @@ pub async fn root() -> Response {
     let body = json!({
         "name": "switchyard",
         "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": ["/v1/chat/completions", "/v1/messages", "/v1/models", "/health"],
+        "endpoints": [
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/embeddings",
+            "/v1/models",
+            "/health"
+        ],
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -8,6 +8,7 @@ mod body;
 mod cache_api;
 mod cache_hook;
 mod chat;
+mod embeddings;
 mod errors;
 mod health;
 mod keys_api;
@@ -53,6 +54,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/model/info", get(model_info::info))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/chat/completions", post(chat::completions))
+        .route("/v1/embeddings", post(embeddings::create))
+        .route("/embeddings", post(embeddings::create))
+        .route("/engines/{model}/embeddings", post(embeddings::create_for))
+        .route("/openai/deployments/{model}/embeddings", post(embeddings::create_for))
         .route("/v1/responses", post(responses::create))
         .route("/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
@@ -177,7 +182,7 @@ async fn not_found(req: Request) -> Response {
         ErrorKind::NotFound,
         format!(
             "No route for {} {}. Switchyard serves POST /v1/chat/completions, POST /v1/responses, \
-             POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /model/info and the /health \
+             POST /v1/embeddings, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /model/info and the /health \
              endpoints.",
             req.method(),
             req.uri().path()

@@ -222,6 +222,34 @@ pub fn served(span: Option<RequestSpan>, served: &Served<ChatResponse>) {
     span.end();
 }
 
+/// The span of an embeddings request: as [`request`], named and marked as OpenTelemetry's
+/// `embeddings` operation (no output limit, no stream).
+pub fn embeddings_request(
+    tracer: Option<&Tracer>,
+    headers: &HeaderMap,
+    routing: &ChatRequest,
+    request_id: Option<&str>,
+) -> Option<RequestSpan> {
+    let mut span = request(tracer, headers, routing, request_id)?;
+    span.data.name = format!("embeddings {}", routing.model);
+    let a = &mut span.data.attributes;
+    a.retain(|(k, _)| *k != "gen_ai.request.max_tokens" && *k != "switchyard.stream");
+    if let Some(op) = a.iter_mut().find(|(k, _)| *k == "gen_ai.operation.name") {
+        op.1 = Value::from("embeddings");
+    }
+    Some(span)
+}
+
+/// Embeddings served: the route, input usage and cost.
+pub fn embedded(span: Option<RequestSpan>, route: &Route, charge: &Charged) {
+    let Some(mut span) = span else { return };
+    span.route(route);
+    if let Some(charge) = charge.now() {
+        span.charge(charge);
+    }
+    span.end();
+}
+
 /// A streamed answer: the span ends when the stream does, with its usage and cost. Returns
 /// the charge for the ledger (the same one, passed on).
 pub fn streamed(span: Option<RequestSpan>, route: &Route, charge: Charged) -> Charged {

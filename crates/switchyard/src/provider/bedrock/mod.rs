@@ -10,6 +10,7 @@
 mod converse;
 mod converse_call;
 mod converse_stream;
+mod embed;
 mod model_id;
 mod sign;
 mod stream;
@@ -80,6 +81,9 @@ pub struct BedrockProvider {
     client: Result<reqwest::Client, UpstreamError>,
     /// Why nothing can be sent (AWS-14, an API not supported yet), decided at load.
     blocked: Option<UpstreamError>,
+    /// Why embeddings cannot be sent (no region): InvokeModel is right for them whatever
+    /// `blocked` says about chat.
+    no_region: Option<UpstreamError>,
     /// Set when the deployment speaks Converse (`bedrock/converse/`, non-Claude models).
     converse: Option<converse_call::Urls>,
     auth: Auth,
@@ -136,6 +140,7 @@ impl BedrockProvider {
             ProviderKind::Bedrock(BedrockApi::Invoke) => false,
             _ => !model.is_claude(),
         };
+        let no_region = region.is_none().then(|| bedrock_no_region(&ctx));
         let blocked = if !uses_converse && !model.is_claude() {
             Some(bedrock_unsupported(
                 &ctx,
@@ -206,6 +211,7 @@ impl BedrockProvider {
                 ctx,
             }),
             blocked,
+            no_region,
             converse,
             auth,
             default_max_tokens: body::configured_max_tokens(&d.model_info)
@@ -445,6 +451,13 @@ impl Provider for BedrockProvider {
                 other => other,
             }
         })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        req: &'a crate::embedding::EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<crate::embedding::Embeddings, UpstreamError>> {
+        Box::pin(self.embed_call(req))
     }
 }
 

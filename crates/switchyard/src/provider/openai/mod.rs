@@ -8,6 +8,7 @@
 //! only in the `Authorization` header, marked sensitive.
 
 mod body;
+mod embed;
 mod native;
 mod response;
 mod stream;
@@ -77,6 +78,7 @@ pub struct OpenAiProvider {
     /// missing or unsendable.
     key: Option<Result<HeaderValue, UpstreamError>>,
     url: String,
+    embeddings_url: String,
     flavor: OpenAiFlavor,
     max_tokens_field: &'static str,
     drop_params: bool,
@@ -125,6 +127,7 @@ impl OpenAiProvider {
         let official = flavor == OpenAiFlavor::OpenAi && d.api_base.is_none();
         Self {
             url: format!("{base}/chat/completions"),
+            embeddings_url: format!("{base}/embeddings"),
             responses_url: serves_responses(d).then(|| format!("{base}/responses")),
             site: Arc::new(Site {
                 deployment: Arc::clone(deployment),
@@ -252,6 +255,13 @@ impl Provider for OpenAiProvider {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<u64, UpstreamError>> {
         Box::pin(async move { Ok(crate::tokens::estimate_request(req)) })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        req: &'a crate::embedding::EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<crate::embedding::Embeddings, UpstreamError>> {
+        Box::pin(self.embed_call(req))
     }
 }
 

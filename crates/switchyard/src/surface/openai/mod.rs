@@ -1,10 +1,12 @@
 //! The OpenAI chat completions surface: decodes `POST /v1/chat/completions` bodies into
 //! canonical requests and encodes canonical responses, streams and errors back in OpenAI's
-//! wire shape. Wire structs stay private to this module.
+//! wire shape (and, in `embeddings`, the same for `POST /v1/embeddings`). Wire structs stay
+//! private to this module.
 //!
 //! **Invariant:** never imports `provider` or `router`; it sees only `canonical` and
 //! `classify`, so any upstream can sit behind it.
 
+mod embeddings;
 mod error;
 mod messages;
 mod request;
@@ -12,6 +14,7 @@ mod request_wire;
 mod response;
 mod stream;
 
+pub use embeddings::{EncodingFormat, decode_embedding_request, encode_embeddings};
 pub use error::{error_body, error_response};
 pub(crate) use messages::image_source;
 pub use request::decode_chat_request;
