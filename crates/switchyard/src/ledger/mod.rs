@@ -22,7 +22,7 @@ mod totals;
 mod writer;
 
 pub use record::{
-    CALL_CHAT, CALL_MESSAGES, CALL_RESPONSES, Outcome, Record, Tokens, clean_api_base,
+    CALL_BATCH, CALL_CHAT, CALL_MESSAGES, CALL_RESPONSES, Outcome, Record, Tokens, clean_api_base,
 };
 pub use spend::SpendFilter;
 pub use spool::waiting as spooled_rows;

@@ -15,6 +15,9 @@ pub const CALL_CHAT: &str = "acompletion";
 pub const CALL_MESSAGES: &str = "anthropic_messages";
 /// LiteLLM's `call_type` for `POST /v1/responses`.
 pub const CALL_RESPONSES: &str = "aresponses";
+/// The `call_type` of one request of a batch the gateway ran: LiteLLM records batch spend
+/// under `aretrieve_batch` (the call that finds a batch's results and cost).
+pub const CALL_BATCH: &str = "aretrieve_batch";
 
 /// How a request ended, in LiteLLM's words (`status` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
