@@ -66,14 +66,24 @@ pub(super) fn not_found(what: &str, id: &str) -> ApiError {
         .with_diagnosis(Diagnosis::new(
             "BAT-03",
             format!("No {what} `{id}` exists that this key may see: a {what} is visible only to the key that created it and to the master key."),
-            format!("Check the id (list them with GET on the {what}s route), and use the key that created it."),
+            format!(
+                "Check the id (`GET {}` lists the ones this key may see), and use the key that created it.",
+                match what {
+                    "file" => "/v1/files",
+                    "message batch" => "/v1/messages/batches",
+                    _ => "/v1/batches",
+                }
+            ),
         ))
 }
 
 /// BAT-04: the request does not fit the file's or batch's state or kind.
 pub(super) fn refused(message: String, remedy: &str, param: Option<&str>) -> ApiError {
-    let err = ApiError::invalid_request(message.clone(), param);
-    err.with_diagnosis(Diagnosis::new("BAT-04", message, remedy))
+    ApiError::invalid_request(message, param).with_diagnosis(Diagnosis::new(
+        "BAT-04",
+        "Files and batches allow only what their kind and state permit (a batch that ended cannot be cancelled, results wait for its end).",
+        remedy,
+    ))
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {
