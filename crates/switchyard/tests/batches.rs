@@ -568,6 +568,26 @@ async fn survives_a_kill(db: Option<&TestDb>) {
         rows.iter().map(|r| r.metadata["batch_custom_id"].as_str().unwrap().to_owned()).collect();
     recorded.sort();
     assert_eq!(recorded, ids, "one ledger row per item: {rows:#?}");
+
+    // The command line reads the same store: the batch, its counts and its cost (six
+    // requests at the batch price).
+    let cfg = config.to_str().unwrap();
+    let out = ops.run(&["batches", "list", "--config", cfg]).await;
+    assert_eq!(out.code, 0, "{out}");
+    let row = out.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..8], ["openai", "completed", "master", "key", "6", "6", "0"], "{out}");
+    let out = ops.run(&["batches", "show", &id, "--json", "--config", cfg]).await;
+    assert_eq!(out.code, 0, "{out}");
+    let shown: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(shown["cost_usd"], "0.0012", "{shown:#}");
+    assert_eq!(shown["request_counts"]["succeeded"], 6);
+    let out = ops.run(&["batches", "cancel", &id, "--config", cfg]).await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("has already ended (completed) [BAT-04]"), "{out}");
+    let out = ops.run(&["batches", "show", "batch_missing", "--config", cfg]).await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("[BAT-03]"), "{out}");
     let out = ops.run(&["stop"]).await;
     assert_eq!(out.code, 0, "{out}");
 }
