@@ -221,7 +221,12 @@ async fn wait_for(
 }
 
 /// Polls the batch's ledger rows until there are `n`.
-async fn rows_until(dir: &Path, db: Option<&TestDb>, batch: &str, n: usize) -> Vec<ledger_support::Row> {
+async fn rows_until(
+    dir: &Path,
+    db: Option<&TestDb>,
+    batch: &str,
+    n: usize,
+) -> Vec<ledger_support::Row> {
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let rows = batch_rows(dir, db, batch).await;
@@ -299,7 +304,12 @@ async fn completes_with_results_and_ledger_rows(db: Option<&TestDb>) {
     assert!(done["completed_at"].as_i64().unwrap() >= done["created_at"].as_i64().unwrap());
 
     let (status, out) = gw
-        .send_text(MASTER, "GET", &format!("/v1/files/{}/content", done["output_file_id"].as_str().unwrap()), None)
+        .send_text(
+            MASTER,
+            "GET",
+            &format!("/v1/files/{}/content", done["output_file_id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{out}");
     let out = lines(&out);
@@ -313,7 +323,12 @@ async fn completes_with_results_and_ledger_rows(db: Option<&TestDb>) {
         assert!(line["id"].as_str().unwrap().starts_with("batch_req_"), "{line}");
     }
     let (_, errors) = gw
-        .send_text(MASTER, "GET", &format!("/v1/files/{}/content", done["error_file_id"].as_str().unwrap()), None)
+        .send_text(
+            MASTER,
+            "GET",
+            &format!("/v1/files/{}/content", done["error_file_id"].as_str().unwrap()),
+            None,
+        )
         .await;
     let errors = lines(&errors);
     assert_eq!(errors.len(), 1);
@@ -326,7 +341,10 @@ async fn completes_with_results_and_ledger_rows(db: Option<&TestDb>) {
     assert_eq!(rows.len(), 3, "{rows:#?}");
     for r in &rows {
         assert_eq!(r.call_type, "aretrieve_batch");
-        assert_eq!(r.model_group, if r.metadata["batch_custom_id"] == "refused" { "bad" } else { "priced" });
+        assert_eq!(
+            r.model_group,
+            if r.metadata["batch_custom_id"] == "refused" { "bad" } else { "priced" }
+        );
     }
     let served: Vec<_> = rows.iter().filter(|r| r.status == "success").collect();
     assert_eq!(served.len(), 2);
@@ -485,22 +503,42 @@ async fn a_key_sees_only_its_own_batches_and_its_budget_applies_per_item() {
     let (status, _) = gw.send(MASTER, "GET", &format!("/v1/batches/{mine_id}"), None).await;
     assert_eq!(status, 200, "the master key sees every batch");
 
-    let theirs = create_openai(&gw.client, &base, &bob, &input(&[("b1", "priced"), ("b2", "priced")])).await;
+    let theirs =
+        create_openai(&gw.client, &base, &bob, &input(&[("b1", "priced"), ("b2", "priced")])).await;
     let theirs_id = theirs["id"].as_str().unwrap();
-    let done =
-        wait_for(&gw.client, &base, &bob, &format!("/v1/batches/{theirs_id}"), "status", &["completed"]).await;
+    let done = wait_for(
+        &gw.client,
+        &base,
+        &bob,
+        &format!("/v1/batches/{theirs_id}"),
+        "status",
+        &["completed"],
+    )
+    .await;
     assert_eq!(done["request_counts"], json!({"total": 2, "completed": 0, "failed": 2}));
     assert_eq!(done["output_file_id"], Value::Null, "nothing was answered");
     let (_, errors) = gw
-        .send_text(&bob, "GET", &format!("/v1/files/{}/content", done["error_file_id"].as_str().unwrap()), None)
+        .send_text(
+            &bob,
+            "GET",
+            &format!("/v1/files/{}/content", done["error_file_id"].as_str().unwrap()),
+            None,
+        )
         .await;
     for line in lines(&errors) {
         assert_eq!(line["response"]["status_code"], 400, "{line}");
         assert_eq!(line["response"]["body"]["error"]["type"], "budget_exceeded", "{line}");
         assert_eq!(line["response"]["body"]["error"]["diagnosis"]["id"], "BUD-01", "{line}");
     }
-    let mine_done =
-        wait_for(&gw.client, &base, &alice, &format!("/v1/batches/{mine_id}"), "status", &["completed"]).await;
+    let mine_done = wait_for(
+        &gw.client,
+        &base,
+        &alice,
+        &format!("/v1/batches/{mine_id}"),
+        "status",
+        &["completed"],
+    )
+    .await;
     assert_eq!(mine_done["request_counts"]["completed"], 1);
     // The rows carry each owner's key hash.
     let rows = rows_until(dir.path(), Some(&db), theirs_id, 2).await;
@@ -544,8 +582,13 @@ async fn survives_a_kill(db: Option<&TestDb>) {
     let status = ops.start(&config, &[]).await;
     let base = status["url"].as_str().unwrap().to_owned();
     let done =
-        wait_for(&client, &base, MASTER, &format!("/v1/batches/{id}"), "status", &["completed"]).await;
-    assert_eq!(done["request_counts"], json!({"total": 6, "completed": 6, "failed": 0}), "{done:#}");
+        wait_for(&client, &base, MASTER, &format!("/v1/batches/{id}"), "status", &["completed"])
+            .await;
+    assert_eq!(
+        done["request_counts"],
+        json!({"total": 6, "completed": 6, "failed": 0}),
+        "{done:#}"
+    );
     let (status, out) = send(
         &client,
         &base,

@@ -59,7 +59,9 @@ pub fn openai_lines(content: &str, endpoint: &str) -> Result<Vec<NewItem>, Vec<L
         if !seen.insert(custom_id.to_owned()) {
             fail(
                 "duplicate_custom_id",
-                format!("The custom_id `{custom_id}` of line {line} is used by an earlier line; each must be unique."),
+                format!(
+                    "The custom_id `{custom_id}` of line {line} is used by an earlier line; each must be unique."
+                ),
                 Some("custom_id"),
             );
             continue;
@@ -67,7 +69,11 @@ pub fn openai_lines(content: &str, endpoint: &str) -> Result<Vec<NewItem>, Vec<L
         match obj.get("method").and_then(Value::as_str) {
             Some("POST") => {}
             _ => {
-                fail("invalid_method", format!("Line {line}: `method` must be \"POST\"."), Some("method"));
+                fail(
+                    "invalid_method",
+                    format!("Line {line}: `method` must be \"POST\"."),
+                    Some("method"),
+                );
                 continue;
             }
         }
@@ -80,7 +86,11 @@ pub fn openai_lines(content: &str, endpoint: &str) -> Result<Vec<NewItem>, Vec<L
             continue;
         }
         let Some(body @ Value::Object(_)) = obj.get("body") else {
-            fail("missing_required_parameter", format!("Line {line} has no `body` object."), Some("body"));
+            fail(
+                "missing_required_parameter",
+                format!("Line {line} has no `body` object."),
+                Some("body"),
+            );
             continue;
         };
         items.push(NewItem {
@@ -101,7 +111,10 @@ pub fn openai_lines(content: &str, endpoint: &str) -> Result<Vec<NewItem>, Vec<L
         errors.push(LineError {
             code: "too_many_requests",
             line: MAX_OPENAI_ITEMS + 1,
-            message: format!("A batch holds at most {MAX_OPENAI_ITEMS} requests; this file has {}.", items.len()),
+            message: format!(
+                "A batch holds at most {MAX_OPENAI_ITEMS} requests; this file has {}.",
+                items.len()
+            ),
             param: None,
         });
     }
@@ -111,14 +124,21 @@ pub fn openai_lines(content: &str, endpoint: &str) -> Result<Vec<NewItem>, Vec<L
 /// BAT-01: the batch's requests cannot be run as written.
 pub fn invalid(problems: &[String]) -> ApiError {
     let first = problems.first().cloned().unwrap_or_default();
-    let more = if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
-    ApiError::invalid_request(format!("The batch cannot be created: {first}{more}"), Some("requests"))
-        .with_diagnosis(Diagnosis::new(
-            "BAT-01",
-            "Some requests of the batch are malformed, so none of it was queued.",
-            "Fix the requests named above (each needs a unique custom_id and its request \
+    let more = if problems.len() > 1 {
+        format!(" (and {} more)", problems.len() - 1)
+    } else {
+        String::new()
+    };
+    ApiError::invalid_request(
+        format!("The batch cannot be created: {first}{more}"),
+        Some("requests"),
+    )
+    .with_diagnosis(Diagnosis::new(
+        "BAT-01",
+        "Some requests of the batch are malformed, so none of it was queued.",
+        "Fix the requests named above (each needs a unique custom_id and its request \
              body) and create the batch again.",
-        ))
+    ))
 }
 
 /// Reads Anthropic's `requests`: the items, or the whole request refused (Anthropic checks
@@ -142,7 +162,9 @@ pub fn anthropic_requests(body: &Value) -> Result<Vec<NewItem>, ApiError> {
             continue;
         }
         if !seen.insert(custom_id) {
-            problems.push(format!("requests.{i}.custom_id `{custom_id}` is used by an earlier request"));
+            problems.push(format!(
+                "requests.{i}.custom_id `{custom_id}` is used by an earlier request"
+            ));
             continue;
         }
         let Some(params @ Value::Object(p)) = r.get("params") else {
@@ -175,11 +197,14 @@ mod tests {
     #[test]
     fn every_bad_line_is_reported_with_its_number() {
         let file = concat!(
-            r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}"#, "\n",
+            r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}"#,
+            "\n",
             "not json\n",
             "\n",
-            r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}"#, "\n",
-            r#"{"custom_id":"c","method":"POST","url":"/v1/responses","body":{}}"#, "\n",
+            r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}"#,
+            "\n",
+            r#"{"custom_id":"c","method":"POST","url":"/v1/responses","body":{}}"#,
+            "\n",
         );
         let errors = openai_lines(file, "/v1/chat/completions").unwrap_err();
         let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.code, e.line)).collect();
@@ -192,7 +217,8 @@ mod tests {
     #[test]
     fn good_lines_become_items_in_order() {
         let file = concat!(
-            r#"{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}"#, "\n",
+            r#"{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}"#,
+            "\n",
             r#"{"custom_id":"y","method":"POST","url":"/v1/chat/completions","body":{"model":"n"}}"#,
         );
         let items = openai_lines(file, "/v1/chat/completions").unwrap();

@@ -73,7 +73,13 @@ impl Runner {
         ledger: Option<Ledger>,
         concurrency: usize,
     ) -> Self {
-        Self { batches, exec, ledger, concurrency: concurrency.max(1), id: model::new_id("runner_") }
+        Self {
+            batches,
+            exec,
+            ledger,
+            concurrency: concurrency.max(1),
+            id: model::new_id("runner_"),
+        }
     }
 
     /// Starts the runner on the current tokio runtime.
@@ -114,7 +120,10 @@ impl Runner {
         state.tasks.abort_all();
         let store = &self.batches.store;
         if left > 0 {
-            tracing::warn!(items = left, "batches: stopping with items still running; they run again on the next start");
+            tracing::warn!(
+                items = left,
+                "batches: stopping with items still running; they run again on the next start"
+            );
         }
         if let Err(err) = store.release(&self.id).await {
             tracing::warn!(%err, "batches: could not give back the running items; they run again once their lease ends");
@@ -258,7 +267,9 @@ impl Runner {
             for (batch, line, row) in rows {
                 match serde_json::from_str::<Record>(&row) {
                     Ok(record) => ledger.record(record),
-                    Err(err) => tracing::warn!(%err, %batch, line, "batches: an item's ledger row cannot be read; skipped"),
+                    Err(err) => {
+                        tracing::warn!(%err, %batch, line, "batches: an item's ledger row cannot be read; skipped")
+                    }
                 }
                 done.push((batch, line));
             }

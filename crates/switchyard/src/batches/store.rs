@@ -25,8 +25,8 @@ use sqlx::sqlite::{
 };
 
 use super::model::{
-    BatchRow, Claimed, Counts, FileRow, Finished, ItemResult, ItemState, NewItem, Status,
-    Surface, request_id,
+    BatchRow, Claimed, Counts, FileRow, Finished, ItemResult, ItemState, NewItem, Status, Surface,
+    request_id,
 };
 use crate::ledger::{StoreError, describe};
 
@@ -316,8 +316,8 @@ impl Store {
 
     pub async fn file(&self, id: &str) -> Result<Option<FileRow>, StoreError> {
         self.prepare().await?;
-        let sql =
-            self.sql(&format!(r#"SELECT {FILE_COLUMNS} FROM "Switchyard_BatchFiles" WHERE "id" = $1"#));
+        let sql = self
+            .sql(&format!(r#"SELECT {FILE_COLUMNS} FROM "Switchyard_BatchFiles" WHERE "id" = $1"#));
         with_pool!(&self.db, |pool| {
             match sqlx::query(&sql).bind(id).fetch_optional(pool).await {
                 Ok(Some(row)) => file_of(&row).map(Some),
@@ -489,19 +489,15 @@ impl Store {
             r#"SELECT "cost" FROM "Switchyard_BatchItems" WHERE "batch_id" = $1 AND "state" = 'succeeded'"#,
         );
         let mut counts = Counts::default();
-        let rows: Vec<(String, i64)> = with_pool!(&self.db, |pool| sqlx::query_as(&by_state)
-            .bind(id)
-            .fetch_all(pool)
-            .await)
-        .map_err(|e| self.err(&e))?;
+        let rows: Vec<(String, i64)> =
+            with_pool!(&self.db, |pool| sqlx::query_as(&by_state).bind(id).fetch_all(pool).await)
+                .map_err(|e| self.err(&e))?;
         for (state, n) in rows {
             counts.add(ItemState::parse(&state), n);
         }
-        let costs: Vec<Option<String>> = with_pool!(&self.db, |pool| sqlx::query_scalar(&costs)
-            .bind(id)
-            .fetch_all(pool)
-            .await)
-        .map_err(|e| self.err(&e))?;
+        let costs: Vec<Option<String>> =
+            with_pool!(&self.db, |pool| sqlx::query_scalar(&costs).bind(id).fetch_all(pool).await)
+                .map_err(|e| self.err(&e))?;
         for cost in &costs {
             counts.add_cost(cost.as_deref());
         }
@@ -600,11 +596,9 @@ impl Store {
         let due = self.sql(
             r#"SELECT "id" FROM "Switchyard_Batches" WHERE "status" = 'in_progress' AND "expires_at" <= $1"#,
         );
-        let ids: Vec<String> = with_pool!(&self.db, |pool| sqlx::query_scalar(&due)
-            .bind(now)
-            .fetch_all(pool)
-            .await)
-        .map_err(|e| self.err(&e))?;
+        let ids: Vec<String> =
+            with_pool!(&self.db, |pool| sqlx::query_scalar(&due).bind(now).fetch_all(pool).await)
+                .map_err(|e| self.err(&e))?;
         let items = self.sql(
             r#"UPDATE "Switchyard_BatchItems" SET "state" = 'expired', "finished_at" = $2
                WHERE "batch_id" = $1 AND "state" = 'queued'"#,
@@ -623,7 +617,12 @@ impl Store {
 
     /// Takes up to `n` queued items of batches in progress, oldest batch first, for
     /// `runner`. Each claim counts as a run (`attempts`).
-    pub async fn claim(&self, runner: &str, now_ms: i64, n: i64) -> Result<Vec<Claimed>, StoreError> {
+    pub async fn claim(
+        &self,
+        runner: &str,
+        now_ms: i64,
+        n: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
         self.prepare().await?;
         let lock = match self.db {
             Db::Pg(_) => "FOR UPDATE SKIP LOCKED",
@@ -711,7 +710,10 @@ impl Store {
             rows.and_then(|rows| {
                 rows.iter()
                     .map(|r| {
-                        Ok(Orphan { item: claimed_of(r)?, claimed_at: r.opt_int("claimed_at")?.unwrap_or(0) })
+                        Ok(Orphan {
+                            item: claimed_of(r)?,
+                            claimed_at: r.opt_int("claimed_at")?.unwrap_or(0),
+                        })
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
             })

@@ -138,9 +138,15 @@ pub fn openai_files(b: &BatchRow, items: &[ItemResult]) -> (Option<String>, Opti
             ),
             ItemState::Canceled | ItemState::Expired | ItemState::Queued | ItemState::Running => {
                 let (code, message) = if item.state == ItemState::Expired {
-                    ("batch_expired", "This request could not be executed before the completion window expired.")
+                    (
+                        "batch_expired",
+                        "This request could not be executed before the completion window expired.",
+                    )
                 } else {
-                    ("batch_cancelled", "This request was not executed because the batch was cancelled.")
+                    (
+                        "batch_cancelled",
+                        "This request was not executed because the batch was cancelled.",
+                    )
                 };
                 (
                     json!({
@@ -168,7 +174,9 @@ pub fn anthropic_results(items: &[ItemResult]) -> String {
             ItemState::Succeeded => {
                 json!({"type": "succeeded", "message": parsed(item.result.as_deref())})
             }
-            ItemState::Errored => json!({"type": "errored", "error": parsed(item.result.as_deref())}),
+            ItemState::Errored => {
+                json!({"type": "errored", "error": parsed(item.result.as_deref())})
+            }
             ItemState::Expired => json!({"type": "expired"}),
             ItemState::Canceled | ItemState::Queued | ItemState::Running => {
                 json!({"type": "canceled"})
@@ -277,7 +285,12 @@ mod tests {
         ]);
         let types: Vec<String> = lines
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["result"]["type"].as_str().unwrap().to_owned())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["result"]["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(types, ["succeeded", "errored", "canceled", "expired"]);
     }

@@ -210,7 +210,8 @@ fn render(command: &BatchesCommand, answer: &Value) -> String {
                 let failed = c["errored"].as_i64().unwrap_or(0)
                     + c["canceled"].as_i64().unwrap_or(0)
                     + c["expired"].as_i64().unwrap_or(0);
-                let pending = c["queued"].as_i64().unwrap_or(0) + c["running"].as_i64().unwrap_or(0);
+                let pending =
+                    c["queued"].as_i64().unwrap_or(0) + c["running"].as_i64().unwrap_or(0);
                 out.push_str(&format!(
                     "{:<34}  {:<9}  {:<11}  {:<16}  {:>6}  {:>6}  {:>6}  {:>8}  {:>12}  {}\n",
                     text(&b["id"]),
@@ -225,7 +226,8 @@ fn render(command: &BatchesCommand, answer: &Value) -> String {
                     when(&b["created_at"]),
                 ));
             }
-            let more = if answer["has_more"] == json!(true) { " (more: raise --limit)" } else { "" };
+            let more =
+                if answer["has_more"] == json!(true) { " (more: raise --limit)" } else { "" };
             out.push_str(&format!("{} batches{more}", rows.len()));
             out
         }
@@ -245,7 +247,13 @@ fn render(command: &BatchesCommand, answer: &Value) -> String {
                     "requests",
                     format!(
                         "{} total: {} succeeded, {} errored, {} canceled, {} expired, {} queued, {} running",
-                        c["total"], c["succeeded"], c["errored"], c["canceled"], c["expired"], c["queued"], c["running"]
+                        c["total"],
+                        c["succeeded"],
+                        c["errored"],
+                        c["canceled"],
+                        c["expired"],
+                        c["queued"],
+                        c["running"]
                     ),
                 ),
                 ("cost USD", text(&answer["cost_usd"])),

@@ -580,7 +580,10 @@ fn general_settings(
             ctx.problem(
                 "CFG-09",
                 &gp.key("batch_concurrency"),
-                format!("batch_concurrency = {} is not a usable number of batch items at once", n.0),
+                format!(
+                    "batch_concurrency = {} is not a usable number of batch items at once",
+                    n.0
+                ),
                 "write a whole number from 1 to 1024, such as 8 (the default)".to_owned(),
             );
         }

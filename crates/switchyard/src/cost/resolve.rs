@@ -110,9 +110,7 @@ fn overlay_model_info(price: &mut Price, info: &Map<String, Value>) {
         }
     }
     let batch = |key: &str| info.get(key).and_then(rate);
-    if let (Some(input), Some(output)) =
-        (batch(BATCH_KEYS[0]), batch(BATCH_KEYS[1]))
-    {
+    if let (Some(input), Some(output)) = (batch(BATCH_KEYS[0]), batch(BATCH_KEYS[1])) {
         price.batch = Some(super::price::BatchRates { input, output });
     }
     for (key, value) in info {

@@ -42,7 +42,10 @@ impl Caller {
     }
 
     /// The price an attempt at `target` is charged and reserved at for this caller.
-    pub fn price_of(&self, price: &std::sync::Arc<crate::cost::Price>) -> std::sync::Arc<crate::cost::Price> {
+    pub fn price_of(
+        &self,
+        price: &std::sync::Arc<crate::cost::Price>,
+    ) -> std::sync::Arc<crate::cost::Price> {
         if self.batch && price.batch.is_some() {
             std::sync::Arc::new(price.for_batch())
         } else {

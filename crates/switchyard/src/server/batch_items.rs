@@ -55,9 +55,8 @@ enum Decoded {
 
 fn decode(batch: &BatchRow, body: &[u8]) -> Result<Decoded, ApiError> {
     match batch.endpoint.as_str() {
-        "/v1/messages" => {
-            anthropic::decode_messages_request(body, &axum::http::HeaderMap::new()).map(Decoded::Chat)
-        }
+        "/v1/messages" => anthropic::decode_messages_request(body, &axum::http::HeaderMap::new())
+            .map(Decoded::Chat),
         "/v1/responses" => {
             responses::decode_responses_request(body).map(|d| Decoded::Responses(Box::new(d)))
         }
@@ -149,9 +148,7 @@ fn text(bytes: &[u8]) -> String {
 fn failure(batch: &BatchRow, item: &Claimed, err: &ApiError, ledger: Option<String>) -> Finished {
     let body = match batch.surface {
         Surface::OpenAi => openai::error_body(err),
-        Surface::Anthropic => {
-            anthropic::error_body(err, Some(&request_id(&batch.id, item.line)))
-        }
+        Surface::Anthropic => anthropic::error_body(err, Some(&request_id(&batch.id, item.line))),
     };
     Finished {
         state: ItemState::Errored,

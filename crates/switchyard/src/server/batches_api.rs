@@ -148,13 +148,19 @@ async fn file_upload(state: &AppState, req: Request) -> Result<FileRow, ApiError
         .unwrap_or_default();
     if purpose != "batch" {
         return Err(refused(
-            format!("Files with purpose `{purpose}` are not kept: this gateway stores batch input files only."),
+            format!(
+                "Files with purpose `{purpose}` are not kept: this gateway stores batch input files only."
+            ),
             "Upload the file with purpose=batch.",
             Some("purpose"),
         ));
     }
     let file = fields.iter().find(|p| p.name == "file").ok_or_else(|| {
-        refused("The upload has no `file` part.".to_owned(), "Send the JSONL file in a part named `file`.", Some("file"))
+        refused(
+            "The upload has no `file` part.".to_owned(),
+            "Send the JSONL file in a part named `file`.",
+            Some("file"),
+        )
     })?;
     let content = std::str::from_utf8(&file.data).map_err(|_| {
         refused(
@@ -193,7 +199,10 @@ pub async fn file_list(
     let result = async {
         let store = &batches(&state)?.store;
         let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 10_000) };
-        store.list_files(who.as_deref(), q.purpose.as_deref(), &page).await.map_err(|e| store_failed(&e))
+        store
+            .list_files(who.as_deref(), q.purpose.as_deref(), &page)
+            .await
+            .map_err(|e| store_failed(&e))
     }
     .await;
     match result {
@@ -225,7 +234,11 @@ pub async fn file_content(
     let result = async {
         visible_file(&state, &id, who.as_deref()).await?;
         let store = &batches(&state)?.store;
-        store.file_content(&id).await.map_err(|e| store_failed(&e))?.ok_or_else(|| not_found("file", &id))
+        store
+            .file_content(&id)
+            .await
+            .map_err(|e| store_failed(&e))?
+            .ok_or_else(|| not_found("file", &id))
     }
     .await;
     match result {
@@ -282,12 +295,18 @@ async fn create(state: &AppState, req: Request) -> Result<BatchRow, ApiError> {
     let owner = owner(identity);
     let bytes = read_limited(&parts.headers, body, state.runtime().max_body_bytes).await?;
     let asked: CreateBatch = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::invalid_request(format!("The request body is not a valid batch request: {e}"), None)
+        ApiError::invalid_request(
+            format!("The request body is not a valid batch request: {e}"),
+            None,
+        )
     })?;
     let endpoint = asked.endpoint.unwrap_or_default();
     if !input::OPENAI_ENDPOINTS.contains(&endpoint.as_str()) {
         return Err(refused(
-            format!("Batches run {} only, not `{endpoint}`.", input::OPENAI_ENDPOINTS.join(" and ")),
+            format!(
+                "Batches run {} only, not `{endpoint}`.",
+                input::OPENAI_ENDPOINTS.join(" and ")
+            ),
             "Set endpoint to /v1/chat/completions or /v1/responses (and the same url on every line).",
             Some("endpoint"),
         ));
@@ -386,7 +405,8 @@ pub async fn batch_list(
     let who = owner(req.extensions().get::<Identity>());
     let result = async {
         let store = &batches(&state)?.store;
-        let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 20).min(100) };
+        let page =
+            Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 20).min(100) };
         store
             .list_batches(who.as_deref(), Some(Surface::OpenAi), &page)
             .await
@@ -409,7 +429,10 @@ pub(super) async fn cancel(
     let b = visible_batch(state, id, who, surface).await?;
     if !b.status.is_open() {
         return Err(refused(
-            format!("The batch `{id}` has already ended (status {}); there is nothing to cancel.", b.status.as_str()),
+            format!(
+                "The batch `{id}` has already ended (status {}); there is nothing to cancel.",
+                b.status.as_str()
+            ),
             "Read its results instead.",
             None,
         ));

@@ -24,7 +24,8 @@ pub fn parse(content_type: &str, body: &Bytes) -> Result<Vec<Part>, String> {
         .ok_or("the multipart content type has no boundary")?;
     let delimiter = format!("--{boundary}");
     let mut parts = Vec::new();
-    let mut rest = find(body, delimiter.as_bytes(), 0).ok_or("the body has no multipart boundary")?
+    let mut rest = find(body, delimiter.as_bytes(), 0)
+        .ok_or("the body has no multipart boundary")?
         + delimiter.len();
     loop {
         if body[rest..].starts_with(b"--") {
@@ -127,7 +128,10 @@ mod tests {
         let body = Bytes::from_static(b"{}");
         assert!(parse("application/json", &body).unwrap_err().contains("multipart/form-data"));
         assert!(parse("multipart/form-data", &body).unwrap_err().contains("boundary"));
-        let cut = Bytes::from_static(b"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nabc");
-        assert!(parse("multipart/form-data; boundary=\"b\"", &cut).unwrap_err().contains("closing"));
+        let cut =
+            Bytes::from_static(b"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nabc");
+        assert!(
+            parse("multipart/form-data; boundary=\"b\"", &cut).unwrap_err().contains("closing")
+        );
     }
 }
