@@ -16,6 +16,7 @@ use crate::batches::{BatchRow, Execute, Surface};
 use crate::canonical::ChatRequest;
 use crate::classify::{ApiError, ErrorKind};
 use crate::ledger::Record;
+use crate::surface::responses::Echo;
 use crate::surface::{anthropic, openai, responses};
 
 /// The server's [`Execute`]: holds the state weakly, so a runner outliving the server
@@ -47,20 +48,20 @@ impl Execute for Items {
     }
 }
 
-/// How the item's body decodes, per endpoint.
-enum Decoded {
-    Chat(ChatRequest),
-    Responses(Box<responses::Decoded>),
-}
-
-fn decode(batch: &BatchRow, body: &[u8]) -> Result<Decoded, ApiError> {
+/// The item's body decoded by its endpoint's surface; a Responses request also brings the
+/// settings its Response echoes.
+fn decode(batch: &BatchRow, body: &[u8]) -> Result<(ChatRequest, Option<Echo>), ApiError> {
     match batch.endpoint.as_str() {
         "/v1/messages" => anthropic::decode_messages_request(body, &axum::http::HeaderMap::new())
-            .map(Decoded::Chat),
+            .map(|chat| (chat, None)),
         "/v1/responses" => {
-            responses::decode_responses_request(body).map(|d| Decoded::Responses(Box::new(d)))
+            let mut decoded = responses::decode_responses_request(body)?;
+            if let Some(err) = decoded.refuse_built_in(&decoded.chat.model) {
+                return Err(err);
+            }
+            Ok((std::mem::take(&mut decoded.chat), Some(decoded.echo)))
         }
-        _ => openai::decode_chat_request(body).map(Decoded::Chat),
+        _ => openai::decode_chat_request(body).map(|chat| (chat, None)),
     }
 }
 
@@ -81,13 +82,7 @@ async fn run(state: &Arc<AppState>, batch: &BatchRow, item: &Claimed) -> Finishe
         }
     };
     let (mut chat, echo) = match decode(batch, item.body.as_bytes()) {
-        Ok(Decoded::Chat(chat)) => (chat, None),
-        Ok(Decoded::Responses(mut d)) => {
-            if let Some(err) = d.refuse_built_in(&d.chat.model) {
-                return failure(batch, item, &err, None);
-            }
-            (std::mem::take(&mut d.chat), Some(d.echo))
-        }
+        Ok(decoded) => decoded,
         Err(err) => return failure(batch, item, &err, None),
     };
     // One JSON answer per line: a batch has no one to stream to.
