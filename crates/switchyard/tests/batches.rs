@@ -380,6 +380,57 @@ async fn malformed_input_lines_make_a_failed_batch_naming_each_line() {
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn a_responses_batch_answers_with_response_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), None, Reply::text("DONE").usage(usage()), 2).await;
+    let base = gw.gw.url();
+    let line = json!({"custom_id": "r1", "method": "POST", "url": "/v1/responses",
+                      "body": {"model": "priced", "input": "Say DONE", "max_output_tokens": 16}});
+    let (status, file) = upload(&gw.client, &base, MASTER, &line.to_string()).await;
+    assert_eq!(status, 200, "{file}");
+    let (status, batch) = gw
+        .send(
+            MASTER,
+            "POST",
+            "/v1/batches",
+            Some(json!({"input_file_id": file["id"],
+              "endpoint": "/v1/responses", "completion_window": "24h"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    let id = batch["id"].as_str().unwrap();
+    let done =
+        wait_for(&gw.client, &base, MASTER, &format!("/v1/batches/{id}"), "status", &["completed"])
+            .await;
+    let (_, out) = gw
+        .send_text(
+            MASTER,
+            "GET",
+            &format!("/v1/files/{}/content", done["output_file_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let out = lines(&out);
+    let body = &out[0]["response"]["body"];
+    assert_eq!(body["object"], "response", "{body:#}");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["output"][0]["content"][0]["text"], "DONE", "{body:#}");
+    // A batch's endpoint is the same for every line.
+    let (status, refused) = gw
+        .send(
+            MASTER,
+            "POST",
+            "/v1/batches",
+            Some(json!({"input_file_id": file["id"],
+              "endpoint": "/v1/embeddings", "completion_window": "24h"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["diagnosis"]["id"], "BAT-04");
+    gw.stop().await;
+}
+
 async fn anthropic_batch_and_cancel(db: Option<&TestDb>) {
     let dir = tempfile::tempdir().unwrap();
     let url = db.map(TestDb::url);

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::model::{self, BatchRow, Claimed, Finished, ItemState, Surface};
+use super::store::Orphan;
 use super::{Batches, finalize_if_done};
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
 use crate::ledger::{Ledger, Record};
@@ -137,7 +138,8 @@ impl Runner {
             return;
         }
         let store = &self.batches.store;
-        let claimed = match store.claim(&self.id, model::now_millis(), free as i64).await {
+        let claimed_at = model::now_millis();
+        let claimed = match store.claim(&self.id, claimed_at, free as i64).await {
             Ok(claimed) => claimed,
             Err(err) => {
                 tracing::warn!(%err, "batches: cannot claim items; retrying");
@@ -154,8 +156,14 @@ impl Runner {
                         state.batches.insert(b.id.clone(), b.clone());
                         b
                     }
-                    // Deleted or unreadable meanwhile: the lease hands it to a later claim.
-                    _ => continue,
+                    // Unreadable just now: give the item back rather than hold it idle.
+                    _ => {
+                        let orphan = Orphan { item, claimed_at };
+                        if let Err(err) = store.reclaim(&orphan, None, model::now()).await {
+                            tracing::warn!(%err, "batches: could not give back an item; its lease will");
+                        }
+                        continue;
+                    }
                 },
             };
             let run = self.exec.run(batch, item.clone());
