@@ -67,6 +67,17 @@ struct Gw {
 /// An in-process gateway with a ledger, keys and batches in `dir` (SQLite) or `database_url`.
 async fn start(dir: &Path, database_url: Option<&str>, reply: Reply, concurrency: usize) -> Gw {
     let mock = MockUpstream::builder().api_key(ANT_KEY).default_reply(reply).start().await;
+    let (gw, runner, ledger) = gateway_on(&mock, dir, database_url, concurrency).await;
+    Gw { mock, gw, runner: Some(runner), ledger, client: reqwest::Client::new() }
+}
+
+/// A gateway on `mock` (several may share one mock and one store).
+async fn gateway_on(
+    mock: &MockUpstream,
+    dir: &Path,
+    database_url: Option<&str>,
+    concurrency: usize,
+) -> (Handle, switchyard::batches::Handle, Ledger) {
     let cfg = config::load_from_str(
         &yaml(&mock.url(), concurrency),
         Path::new("batches.yaml"),
@@ -88,8 +99,8 @@ async fn start(dir: &Path, database_url: Option<&str>, reply: Reply, concurrency
     gw.state.set_keys(keys);
     let batches =
         Batches::open(&BatchSettings { database_url: url, state_dir: dir.to_owned() }).unwrap();
-    let runner = Some(server::run_batches(&gw.state, batches));
-    Gw { mock, gw, runner, ledger, client: reqwest::Client::new() }
+    let runner = server::run_batches(&gw.state, batches);
+    (gw, runner, ledger)
 }
 
 impl Gw {
@@ -429,6 +440,55 @@ async fn a_responses_batch_answers_with_response_objects() {
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["error"]["diagnosis"]["id"], "BAT-04");
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_database_never_run_the_same_item() {
+    let db = TestDb::create().await;
+    // Slow enough that one replica alone would need longer than the other's next look for
+    // work (every 2 s): both take part.
+    let reply = Reply::text("DONE").usage(usage()).delay(Duration::from_millis(500));
+    let mock = MockUpstream::builder().api_key(ANT_KEY).default_reply(reply).start().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, runner_a, ledger_a) = gateway_on(&mock, dir_a.path(), Some(&db.url()), 4).await;
+    let (b, runner_b, ledger_b) = gateway_on(&mock, dir_b.path(), Some(&db.url()), 4).await;
+    let client = reqwest::Client::new();
+    let ids: Vec<String> = (0..24).map(|i| format!("item-{i:02}")).collect();
+    let lines_in: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), "priced")).collect();
+    let batch = create_openai(&client, &a.url(), MASTER, &input(&lines_in)).await;
+    let id = batch["id"].as_str().unwrap();
+    // Created on one replica, visible and finished on the other.
+    let done =
+        wait_for(&client, &b.url(), MASTER, &format!("/v1/batches/{id}"), "status", &["completed"])
+            .await;
+    assert_eq!(done["request_counts"]["completed"], 24, "{done:#}");
+    // Each request reached the upstream once, whichever replica ran it.
+    let mut asked: Vec<String> = mock
+        .received()
+        .iter()
+        .filter_map(|r| {
+            let content = &r.body["messages"][0]["content"];
+            content.as_str().or_else(|| content[0]["text"].as_str()).map(str::to_owned)
+        })
+        .collect();
+    asked.sort();
+    let expected: Vec<String> = ids.iter().map(|id| format!("Say {id}")).collect();
+    assert_eq!(asked, expected);
+    let rows = rows_until(dir_a.path(), Some(&db), id, 24).await;
+    assert_eq!(rows.len(), 24);
+    let runners: i64 = sqlx::query_scalar(
+        r#"SELECT COUNT(DISTINCT "claimed_by") FROM "Switchyard_BatchItems" WHERE "batch_id" = $1"#,
+    )
+    .bind(id)
+    .fetch_one(&db.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(runners, 2, "both replicas ran items of the batch");
+    for (runner, ledger, gw) in [(runner_a, ledger_a, a), (runner_b, ledger_b, b)] {
+        runner.stop(Duration::from_secs(5)).await;
+        ledger.close(Duration::from_secs(5)).await;
+        gw.shutdown().await.unwrap();
+    }
 }
 
 async fn anthropic_batch_and_cancel(db: Option<&TestDb>) {
