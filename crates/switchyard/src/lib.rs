@@ -5,6 +5,7 @@
 //! lives here so tests can drive it in-process.
 
 pub mod attribution;
+pub mod batches;
 pub mod cache;
 pub mod canonical;
 pub mod classify;

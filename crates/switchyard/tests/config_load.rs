@@ -1400,3 +1400,23 @@ fn cfg06_litellm_prices_that_are_not_applied_are_named_where_they_are_written() 
         assert!(cfg.warnings.iter().all(|w| w.key != key), "{key}: {:#?}", cfg.warnings);
     }
 }
+
+#[test]
+fn batch_concurrency_is_a_whole_number_of_items_at_once() {
+    let base = "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude-x, api_key: k}\n";
+    let cfg = ok(base, &MapEnv::default());
+    assert_eq!(cfg.general.batch_concurrency, 8, "the default");
+    let cfg =
+        ok(&format!("{base}general_settings:\n  batch_concurrency: 32\n"), &MapEnv::default());
+    assert_eq!(cfg.general.batch_concurrency, 32);
+    for bad in ["0", "2.5", "5000"] {
+        let text = format!("{base}general_settings:\n  batch_concurrency: {bad}\n");
+        let found = problems(&text, &MapEnv::default());
+        let p = found
+            .iter()
+            .find(|p| p.key == "general_settings.batch_concurrency")
+            .unwrap_or_else(|| panic!("{bad}: {found:?}"));
+        assert_eq!(p.id, "CFG-09");
+        assert!(p.remedy.contains("1 to 1024"), "{}", p.remedy);
+    }
+}

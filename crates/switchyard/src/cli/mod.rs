@@ -1,6 +1,7 @@
 //! The command line: clap structs and dispatch. Each command lives in its own file and
 //! returns an exit code from [`crate::exit`]; only `main` turns it into the process status.
 
+mod batches;
 mod cache;
 mod config_check;
 mod doctor;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Virtual keys: create (printed once), list, info, update, revoke. Works on the key
     /// store directly; running gateways see changes within a second.
     Keys(keys::KeysArgs),
+    /// Batches the gateway runs (OpenAI and Anthropic): list, show, cancel. Works on the
+    /// batch store directly, with or without the gateway running.
+    Batches(batches::BatchesArgs),
     /// The running gateway's response cache: `stats`, or `clear` every cached answer.
     Cache(cache::CacheArgs),
     /// Start Claude Code (`claude`) on the running gateway: its URL and key, the tiers for
@@ -214,6 +218,7 @@ pub fn run() -> ExitCode {
         Some(Command::Init(args)) => init::run(&args),
         Some(Command::Service(command)) => service::run(&command),
         Some(Command::Keys(args)) => keys::run(&args),
+        Some(Command::Batches(args)) => batches::run(&args),
         Some(Command::Cache(args)) => cache::run(&args),
         Some(Command::Claude(args)) => launch::run(launch::Tool::Claude, &args),
         Some(Command::Codex(args)) => launch::run(launch::Tool::Codex, &args),

@@ -103,6 +103,7 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
         }
     };
     let keys = open_keys(&config, args).await;
+    let batches = open_batches(&config, args);
     let runtime = Runtime::new(config);
     // Before listening: each budget's current period starts from what the ledger says it
     // spent, so a restart does not forget it.
@@ -139,6 +140,7 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
     if let Some(keys) = keys {
         state.set_keys(keys);
     }
+    let batch_runner = batches.map(|b| server::run_batches(&state, b));
     // Before the pid is published: SIGHUP's default action would end the process.
     reload_on_hangup(state.clone(), reloader.clone());
     if !args.no_watch {
@@ -219,6 +221,12 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
             exit::FAILED
         }
     };
+    // Items in flight finish like requests in flight; what cannot wait runs again on the
+    // next start. Before the ledger closes: their rows go to it.
+    if let Some(runner) = batch_runner {
+        let wait = if code == exit::OK { drain_timeout } else { Duration::from_secs(1) };
+        runner.stop(wait).await;
+    }
     // Every row of a served request is written (or spooled) before the process exits.
     if let Some(ledger) = ledger {
         // A second signal or the drain timeout asked for a quick exit: streams still open
@@ -275,6 +283,29 @@ async fn open_keys(config: &Config, args: &ServeArgs) -> Option<Keys> {
         }
         Err(message) => {
             tracing::error!("virtual keys unavailable, only the master key works: {message}");
+            None
+        }
+    }
+}
+
+/// Files and batches: PostgreSQL with `database_url`, else `batches.sqlite3` in the state
+/// directory. Nothing is contacted here; without a usable place the batch routes answer
+/// BAT-05 and everything else serves.
+fn open_batches(config: &Config, args: &ServeArgs) -> Option<crate::batches::Batches> {
+    let opened = StateDir::resolve(args.state_dir.as_deref(), &ProcessEnv).and_then(|dir| {
+        crate::batches::Batches::open(&crate::batches::Settings {
+            database_url: config.general.database_url.as_ref().map(|u| u.value.clone()),
+            state_dir: dir.root().to_owned(),
+        })
+    });
+    match opened {
+        Ok(batches) => {
+            let store = &batches.store;
+            tracing::info!(backend = store.backend(), at = %store.location(), concurrency = config.general.batch_concurrency, "batches");
+            Some(batches)
+        }
+        Err(message) => {
+            tracing::error!("batches unavailable: {message}");
             None
         }
     }

@@ -289,6 +289,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "LiteLLM's name for max_request_body_size_mb",
     ),
     k(GeneralSettings, "database_url", Supported, LEDGER_NOTE),
+    k(
+        GeneralSettings,
+        "batch_concurrency",
+        Supported,
+        "Switchyard key: batch items one process runs at once; default 8",
+    ),
     k(GeneralSettings, "enable_tag_filtering", Supported, TAGS_NOTE),
     k(GeneralSettings, "store_model_in_db", Ignored, "models come from the config file only"),
     k(

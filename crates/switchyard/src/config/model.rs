@@ -385,6 +385,10 @@ impl Default for RouterSettings {
     }
 }
 
+/// Batch items one gateway process runs at once unless `batch_concurrency` says otherwise:
+/// enough to finish an overnight batch, few enough to leave live traffic its share.
+pub const DEFAULT_BATCH_CONCURRENCY: usize = 8;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneralSettings {
     pub master_key: Option<SourcedSecret>,
@@ -399,6 +403,8 @@ pub struct GeneralSettings {
     pub spend_logs_retention: Option<Duration>,
     /// `disable_spend_logs: true`: no ledger rows are written.
     pub disable_spend_logs: bool,
+    /// `batch_concurrency`: batch items this process runs at once.
+    pub batch_concurrency: usize,
     /// Redis for counters shared by replicas (`router_settings.redis_*` or REDIS_*).
     pub redis: Option<RedisConfig>,
     /// `general_settings.fail_closed`: refuse rather than serve on what one replica knows
@@ -478,6 +484,7 @@ impl Default for GeneralSettings {
             database_url: None,
             spend_logs_retention: None,
             disable_spend_logs: false,
+            batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
             redis: None,
             fail_closed: false,
             cache: None,

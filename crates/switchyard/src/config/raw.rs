@@ -433,6 +433,7 @@ pub struct RawGeneralSettings {
     pub require_auth_for_metrics_endpoint: Option<Flag>,
     pub disable_metrics: Option<Flag>,
     pub enable_tag_filtering: Option<Flag>,
+    pub batch_concurrency: Option<NonNeg>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

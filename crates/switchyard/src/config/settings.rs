@@ -571,6 +571,23 @@ fn general_settings(
             out.max_request_body_bytes = bytes;
         }
     }
+    if let Some(n) = g.batch_concurrency {
+        if n.0 >= 1.0 && n.0 <= 1024.0 && n.0.fract() == 0.0 {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let n = n.0 as usize;
+            out.batch_concurrency = n;
+        } else {
+            ctx.problem(
+                "CFG-09",
+                &gp.key("batch_concurrency"),
+                format!(
+                    "batch_concurrency = {} is not a usable number of batch items at once",
+                    n.0
+                ),
+                "write a whole number from 1 to 1024, such as 8 (the default)".to_owned(),
+            );
+        }
+    }
     if let Some(d) = secs(ctx, g.health_check_interval, &gp.key("health_check_interval"), true) {
         out.health_check_interval = d;
     }

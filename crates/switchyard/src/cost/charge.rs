@@ -147,6 +147,7 @@ mod tests {
                 cache_write_1h: rate("0.000002"),
             },
             long_context: None,
+            batch: None,
         })
     }
 

@@ -65,9 +65,11 @@ pub fn is_price_key(key: &str) -> bool {
 }
 
 /// Whether a price key under `model_info` is applied: the five per-token rates and their
-/// long-context tiers (`<rate>_above_<N>k_tokens`).
+/// long-context tiers (`<rate>_above_<N>k_tokens`) and the batch input and output rates.
 pub fn applied_in_model_info(key: &str) -> bool {
-    Kind::ALL.iter().any(|k| k.litellm_key() == key) || long_context_key(key).is_some()
+    Kind::ALL.iter().any(|k| k.litellm_key() == key)
+        || long_context_key(key).is_some()
+        || super::resolve::BATCH_KEYS.contains(&key)
 }
 
 #[cfg(test)]
@@ -92,6 +94,7 @@ mod tests {
         assert!(applied_in_model_info("cache_creation_input_token_cost_above_1hr"));
         assert!(applied_in_model_info("output_cost_per_token_above_200k_tokens"));
         assert!(!applied_in_model_info("input_cost_per_second"));
-        assert!(!applied_in_model_info("input_cost_per_token_batches"));
+        assert!(applied_in_model_info("input_cost_per_token_batches"));
+        assert!(!applied_in_model_info("input_cost_per_character_batches"));
     }
 }

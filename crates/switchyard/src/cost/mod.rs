@@ -12,7 +12,7 @@ mod table;
 
 pub use charge::{Charge, Charged, PendingCharge, embedding_charge, meter};
 pub use check::{UNPRICED, Unpriced, applied_in_model_info, is_price_key, unpriced};
-pub use price::{Kind, LongContext, Price, Rate, Rates, Source};
+pub use price::{BatchRates, Kind, LongContext, Price, Rate, Rates, Source};
 pub use resolve::{resolve, table_price, table_row};
 pub use rust_decimal::Decimal;
 pub use table::{DATE as TABLE_DATE, Family, Row, rows as table_rows};

@@ -143,11 +143,36 @@ pub struct LongContext {
 pub struct Price {
     pub base: Rates,
     pub long_context: Option<LongContext>,
+    /// LiteLLM's `input_cost_per_token_batches` / `output_cost_per_token_batches`: what a
+    /// provider charges for requests sent as part of a batch (usually half).
+    pub batch: Option<BatchRates>,
+}
+
+/// A price's batch input and output rates; both or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRates {
+    pub input: Rate,
+    pub output: Rate,
 }
 
 impl Price {
     pub fn is_known(&self) -> bool {
         self.base.input.is_some() && self.base.output.is_some()
+    }
+
+    /// The price a batch item is charged at: the batch input and output rates when this
+    /// price has them (cache rates stay the base's, and no long-context tier: batch rates are
+    /// listed flat), else the full price.
+    pub fn for_batch(&self) -> Price {
+        match self.batch {
+            Some(batch) => {
+                let mut base = self.base;
+                base.input = Some(batch.input);
+                base.output = Some(batch.output);
+                Price { base, long_context: None, batch: self.batch }
+            }
+            None => *self,
+        }
     }
 
     /// A base rate in USD per million tokens (as price lists show it), exactly.
@@ -216,6 +241,7 @@ mod tests {
                     cache_write_1h: rate("0.000012"),
                 },
             }),
+            batch: None,
         }
     }
 
@@ -260,6 +286,7 @@ mod tests {
         let free = Price {
             base: Rates { input: rate("0"), output: rate("0"), ..Rates::default() },
             long_context: None,
+            batch: None,
         };
         assert_eq!(free.cost(&usage(10_000, 500, 300, 20, 0)), Some(Decimal::ZERO));
     }
@@ -273,8 +300,24 @@ mod tests {
                 ..Rates::default()
             },
             long_context: None,
+            batch: None,
         };
         assert_eq!(p.cost(&usage(100, 0, 100, 100, 50)), Some(d("0.000075")));
+    }
+
+    #[test]
+    fn batch_items_pay_batch_rates_when_the_price_has_them() {
+        let mut p = sonnet();
+        assert_eq!(p.for_batch(), p, "no batch rates: the full price");
+        p.batch = Some(BatchRates {
+            input: rate("0.0000015").unwrap(),
+            output: rate("0.0000075").unwrap(),
+        });
+        let batch = p.for_batch();
+        assert_eq!(batch.cost(&usage(1000, 1000, 0, 0, 0)), Some(d("0.009")));
+        assert_eq!(p.cost(&usage(1000, 1000, 0, 0, 0)), Some(d("0.018")));
+        // Flat: no long-context tier above 200k.
+        assert_eq!(batch.cost(&usage(300_000, 0, 0, 0, 0)), Some(d("0.45")));
     }
 
     #[test]
@@ -288,6 +331,7 @@ mod tests {
                 ..Rates::default()
             },
             long_context: None,
+            batch: None,
         };
         assert_eq!(tiny.cost(&usage(1, 0, 0, 0, 0)).unwrap().to_string(), "0.000000035");
     }

@@ -84,6 +84,7 @@ fn from_row(row: &'static Row) -> Price {
             .long_context
             .as_ref()
             .map(|(above, tier)| LongContext { above: *above, rates: rates(tier) }),
+        batch: None,
     }
 }
 
@@ -100,7 +101,11 @@ fn overlay_litellm_params(base: &mut Rates, costs: &Costs) {
     }
 }
 
-/// LiteLLM's keys in `model_info`: the five rates, and a long-context tier written as
+/// LiteLLM's batch rates in `model_info`: input, output.
+pub(super) const BATCH_KEYS: [&str; 2] =
+    ["input_cost_per_token_batches", "output_cost_per_token_batches"];
+
+/// LiteLLM's keys in `model_info`: the five rates, the batch rates, and a long-context tier written as
 /// `<key>_above_<N>k_tokens` (`input_cost_per_token_above_200k_tokens`).
 fn overlay_model_info(price: &mut Price, info: &Map<String, Value>) {
     let rate =
@@ -109,6 +114,10 @@ fn overlay_model_info(price: &mut Price, info: &Map<String, Value>) {
         if let Some(r) = info.get(kind.litellm_key()).and_then(rate) {
             price.base.set(kind, r);
         }
+    }
+    let batch = |key: &str| info.get(key).and_then(rate);
+    if let (Some(input), Some(output)) = (batch(BATCH_KEYS[0]), batch(BATCH_KEYS[1])) {
+        price.batch = Some(super::price::BatchRates { input, output });
     }
     for (key, value) in info {
         let Some((kind, above)) = long_context_key(key) else { continue };

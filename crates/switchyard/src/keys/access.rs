@@ -78,6 +78,12 @@ impl Keys {
         }
     }
 
+    /// The identity behind a stored token (a key's sha256 hex), as [`Keys::authenticate`]
+    /// decides it now: for work done later on a key's behalf (a batch's items).
+    pub fn identify_token(&self, token: &str, now: DateTime<Utc>) -> Result<Identity, Refusal> {
+        identify(&self.snapshot(), token, now)
+    }
+
     /// The identity behind `key` (as presented), or why it is refused.
     pub fn authenticate(&self, key: &str, now: DateTime<Utc>) -> Result<Identity, Refusal> {
         let snap = self.snapshot();

@@ -22,8 +22,8 @@ mod totals;
 mod writer;
 
 pub use record::{
-    CALL_CHAT, CALL_EMBEDDING, CALL_MESSAGES, CALL_PASS_THROUGH, CALL_RESPONSES, Outcome, Record,
-    Tokens, clean_api_base,
+    CALL_BATCH, CALL_CHAT, CALL_EMBEDDING, CALL_MESSAGES, CALL_PASS_THROUGH, CALL_RESPONSES,
+    Outcome, Record, Tokens, clean_api_base,
 };
 pub use spend::SpendFilter;
 pub use spool::waiting as spooled_rows;

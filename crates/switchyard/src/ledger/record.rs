@@ -19,6 +19,9 @@ pub const CALL_PASS_THROUGH: &str = "pass_through_endpoint";
 pub const CALL_RESPONSES: &str = "aresponses";
 /// LiteLLM's `call_type` for `POST /v1/embeddings` (its `CallTypes.aembedding`).
 pub const CALL_EMBEDDING: &str = "aembedding";
+/// The `call_type` of one request of a batch the gateway ran: LiteLLM records batch spend
+/// under `aretrieve_batch` (the call that finds a batch's results and cost).
+pub const CALL_BATCH: &str = "aretrieve_batch";
 
 /// How a request ended, in LiteLLM's words (`status` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -25,6 +25,10 @@ pub struct Caller {
     pub rates: Vec<RateLimit>,
     /// The key (its hash) and its per-model limits, by model name.
     pub models: Option<(String, HashMap<String, ModelLimit>)>,
+    /// The request is an item of a batch the gateway runs: charged (and reserved) at the
+    /// deployment's batch rates when it has them. Set by the batch runner only, never from
+    /// anything a client sends.
+    pub batch: bool,
 }
 
 /// Spend limits far above any real budget, for a soft budget set without a hard one (a
@@ -32,8 +36,21 @@ pub struct Caller {
 pub const NO_LIMIT: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 
 impl Caller {
+    /// No limits of the caller's own (the batch flag changes prices, not limits).
     pub fn is_empty(&self) -> bool {
         self.budgets.is_empty() && self.rates.is_empty() && self.models.is_none()
+    }
+
+    /// The price an attempt at `target` is charged and reserved at for this caller.
+    pub fn price_of(
+        &self,
+        price: &std::sync::Arc<crate::cost::Price>,
+    ) -> std::sync::Arc<crate::cost::Price> {
+        if self.batch && price.batch.is_some() {
+            std::sync::Arc::new(price.for_batch())
+        } else {
+            price.clone()
+        }
     }
 
     /// A budget of `scope` (refusing), from a limit, a soft limit and a period.

@@ -192,6 +192,7 @@ mod tests {
         Price {
             base: Rates { input: rate(input), output: rate(output), ..Rates::default() },
             long_context: None,
+            batch: None,
         }
     }
 

@@ -21,7 +21,7 @@ use super::{Attempt, Route, Router, Served, Target};
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
 use crate::config::{Deployment, RetryPolicy};
-use crate::cost::{self, Charge, Charged, PendingCharge};
+use crate::cost::{self, Charge, Charged, PendingCharge, Price};
 use crate::embedding::{EmbeddingRequest, Embeddings};
 use crate::limits::{Caller, OnExceed, RateHeaders, Reached, Refusal, Reservation};
 use crate::provider::EventStream;
@@ -36,9 +36,10 @@ pub(super) trait Call: Sync {
         t: &'a Target,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<Self::Out, UpstreamError>>;
-    /// What the caller receives once `t` answered, and what the answer cost.
-    fn commit(&self, out: Self::Out, t: &Target) -> (Self::Out, Charged) {
-        let _ = t;
+    /// What the caller receives once `t` answered, and what the answer cost at `price`
+    /// (the deployment's, or its batch price for a batch item).
+    fn commit(&self, out: Self::Out, t: &Target, price: Arc<Price>) -> (Self::Out, Charged) {
+        let _ = (t, price);
         (out, Charged::None)
     }
 }
@@ -61,8 +62,8 @@ impl Call for SendCall {
     }
 
     /// The cost of the answer, from the usage the provider reported.
-    fn commit(&self, out: ChatResponse, t: &Target) -> (ChatResponse, Charged) {
-        let charge = Charge::new(out.usage, &t.price, true);
+    fn commit(&self, out: ChatResponse, _t: &Target, price: Arc<Price>) -> (ChatResponse, Charged) {
+        let charge = Charge::new(out.usage, &price, true);
         (out, Charged::Now(charge))
     }
 }
@@ -82,11 +83,11 @@ impl Call for StreamCall {
     /// after the commit point in its state (it can no longer fall back, but `/health` and
     /// cooldowns must know), and meters the usage the stream reports: its charge is known
     /// when it ends.
-    fn commit(&self, out: EventStream, t: &Target) -> (EventStream, Charged) {
+    fn commit(&self, out: EventStream, t: &Target, price: Arc<Price>) -> (EventStream, Charged) {
         let guard = t.state.begin();
         let state = t.state.clone();
         let policy = t.cooldown;
-        let (metered, pending) = cost::meter(out, t.price.clone());
+        let (metered, pending) = cost::meter(out, price);
         let out = Box::pin(metered.map(move |item| {
             let _busy = &guard;
             if let Err(error) = &item {
@@ -122,8 +123,8 @@ impl Call for EmbedCall<'_> {
     }
 
     /// Embeddings bill their input tokens only.
-    fn commit(&self, out: Embeddings, t: &Target) -> (Embeddings, Charged) {
-        let charge = cost::embedding_charge(out.input_tokens, &t.price);
+    fn commit(&self, out: Embeddings, _t: &Target, price: Arc<Price>) -> (Embeddings, Charged) {
+        let charge = cost::embedding_charge(out.input_tokens, &price);
         (out, Charged::Now(charge))
     }
 }
@@ -442,7 +443,7 @@ async fn run_group<C: Call>(
                     target.state.record_success(log.upstream);
                 }
                 log.rate = reservation.headers;
-                let (out, charged) = call.commit(out, target);
+                let (out, charged) = call.commit(out, target, caller.price_of(&target.price));
                 let charged = settle_when_charged(reservation, charged);
                 return Ok(((out, charged), target.deployment.clone()));
             }
@@ -482,7 +483,7 @@ pub(super) async fn admit(
     }
     let input = crate::tokens::estimate_request(req);
     let output = crate::limits::max_output(req, &target.deployment);
-    plan.max_cost = crate::limits::max_cost(&target.price, input, output);
+    plan.max_cost = crate::limits::max_cost(&caller.price_of(&target.price), input, output);
     plan.tokens = input;
     router.limits().admit(&plan).await
 }

@@ -92,6 +92,27 @@ impl Started {
         self.in_flight.is_some()
     }
 
+    /// A batch item: no headers of its own; its request id is the item's (the same on
+    /// every run, so the ledger keeps one row), its key the batch owner's (a hash already),
+    /// and the row names the batch and the line's `custom_id`.
+    pub fn batch_item(
+        request_id: String,
+        owner: &str,
+        batch_id: &str,
+        custom_id: &str,
+        chat: &ChatRequest,
+        identity: Option<&Identity>,
+        metrics: bool,
+    ) -> Self {
+        let mut started =
+            Self::new(&HeaderMap::new(), crate::ledger::CALL_BATCH, chat, identity, metrics);
+        started.record.request_id = request_id;
+        started.record.api_key = owner.to_owned();
+        started.record.metadata.insert("batch_id".into(), Value::from(batch_id));
+        started.record.metadata.insert("batch_custom_id".into(), Value::from(custom_id));
+        started
+    }
+
     fn finish(mut self) -> Record {
         let elapsed = self.clock.elapsed();
         self.record.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -103,19 +124,32 @@ impl Started {
 
 /// A JSON answer: its charge is known now.
 pub(super) fn served(state: &AppState, started: Started, route: &Route, charge: &Charged) {
+    if let Some((ledger, record)) = served_row(state, started, route, charge) {
+        ledger.record(record);
+    }
+}
+
+/// What [`served`] records (metrics now), the row handed back to the caller instead: a
+/// batch item's row is kept with the item until the ledger confirmed it.
+pub(super) fn served_row<'a>(
+    state: &'a AppState,
+    started: Started,
+    route: &Route,
+    charge: &Charged,
+) -> Option<(&'a crate::ledger::Ledger, Record)> {
     let mut outcome = routed(route);
     outcome.total = started.clock.elapsed();
     outcome.llm_api = Some(route.upstream);
     charged(&mut outcome, charge.now());
     observe(state, &started, route, &outcome);
-    let Some(ledger) = state.ledger() else { return };
+    let ledger = state.ledger()?;
     let mut record = started.finish();
     record.first_token_time = Some(record.end_time);
     fill_route(&mut record, route);
     if let Some(charge) = charge.now() {
         fill_charge(&mut record, charge);
     }
-    ledger.record(record);
+    Some((ledger, record))
 }
 
 /// A streamed answer: the first event is here now, the charge when the stream ends.
@@ -200,8 +234,19 @@ pub(super) fn cached(state: &AppState, started: Started, answer: &ChatResponse, 
 
 /// No answer: the router's error after every attempt.
 pub(super) fn failed(state: &AppState, started: Started, err: &ApiError) {
+    if let Some((ledger, record)) = failed_row(state, started, err) {
+        ledger.record(record);
+    }
+}
+
+/// What [`failed`] records, handed back (see [`served_row`]).
+pub(super) fn failed_row<'a>(
+    state: &'a AppState,
+    started: Started,
+    err: &ApiError,
+) -> Option<(&'a crate::ledger::Ledger, Record)> {
     observe_failure(state, &started, err);
-    let Some(ledger) = state.ledger() else { return };
+    let ledger = state.ledger()?;
     let mut record = started.finish();
     record.status = Outcome::Failure;
     record.error_class = Some(err.kind.as_str().to_owned());
@@ -232,7 +277,7 @@ pub(super) fn failed(state: &AppState, started: Started, err: &ApiError) {
             .collect();
         record.metadata.insert("attempts".into(), Value::Array(attempts));
     }
-    ledger.record(record);
+    Some((ledger, record))
 }
 
 fn fill_deployment(record: &mut Record, target: &Target) {

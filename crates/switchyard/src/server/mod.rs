@@ -4,6 +4,8 @@
 //! **Invariant:** nothing here inspects provider payloads or error strings.
 
 mod auth;
+pub mod batch_items;
+mod batches_api;
 mod body;
 mod cache_api;
 mod cache_hook;
@@ -13,10 +15,12 @@ mod errors;
 mod health;
 mod keys_api;
 mod ledger_hook;
+mod message_batches;
 mod messages;
 mod metrics;
 mod model_info;
 mod models;
+mod multipart;
 mod passthrough;
 mod readiness;
 pub mod reload;
@@ -97,6 +101,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/cache/flushall", post(cache_api::flushall))
         .route("/anthropic/{*path}", any(passthrough::anthropic))
         .route("/bedrock/{*path}", any(passthrough::bedrock))
+        .merge(batch_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()
@@ -113,6 +118,25 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(request_id::tag_and_log))
         .layer(middleware::from_fn_with_state(state.clone(), readiness::close_while_draining))
         .with_state(state)
+}
+
+/// Files, OpenAI batches and Anthropic message batches (`server/batches_api.rs`,
+/// `server/message_batches.rs`).
+fn batch_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/files", post(batches_api::file_create).get(batches_api::file_list))
+        .route("/v1/files/{id}", get(batches_api::file_get).delete(batches_api::file_delete))
+        .route("/v1/files/{id}/content", get(batches_api::file_content))
+        .route("/v1/batches", post(batches_api::batch_create).get(batches_api::batch_list))
+        .route("/v1/batches/{id}", get(batches_api::batch_get))
+        .route("/v1/batches/{id}/cancel", post(batches_api::batch_cancel))
+        .route("/v1/messages/batches", post(message_batches::create).get(message_batches::list))
+        .route(
+            "/v1/messages/batches/{id}",
+            get(message_batches::retrieve).delete(message_batches::delete),
+        )
+        .route("/v1/messages/batches/{id}/results", get(message_batches::results))
+        .route("/v1/messages/batches/{id}/cancel", post(message_batches::cancel))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
@@ -163,6 +187,18 @@ impl Handle {
         }
         self.task.await.unwrap_or_else(|join| Err(std::io::Error::other(join)))
     }
+}
+
+/// Attaches `batches` to `state` and starts its runner (`batch_concurrency` items at once,
+/// recorded in the state's ledger); stop it with the handle after the server has drained.
+pub fn run_batches(
+    state: &Arc<AppState>,
+    batches: crate::batches::Batches,
+) -> crate::batches::runner::Handle {
+    state.set_batches(batches.clone());
+    let concurrency = state.runtime().config.general.batch_concurrency;
+    let items = batch_items::Items::new(state);
+    crate::batches::Runner::new(batches, items, state.ledger().cloned(), concurrency).spawn()
 }
 
 /// Binds `addr` (port 0 for any free port) and serves `runtime` in a background task.

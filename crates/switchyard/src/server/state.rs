@@ -100,6 +100,8 @@ pub struct AppState {
     pub responses: crate::response_store::ResponseStore,
     /// Set at the first SIGTERM: readiness answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
+    /// Files and batches: one store for the process, kept across reloads.
+    batches: OnceLock<crate::batches::Batches>,
 }
 
 impl AppState {
@@ -114,6 +116,7 @@ impl AppState {
             ledger: OnceLock::new(),
             keys: OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            batches: OnceLock::new(),
         })
     }
 
@@ -162,5 +165,15 @@ impl AppState {
 
     pub fn keys(&self) -> Option<&Keys> {
         self.keys.get()
+    }
+
+    /// Attaches the batch store (once; a second one is ignored). Without one, the files and
+    /// batches routes answer BAT-05.
+    pub fn set_batches(&self, batches: crate::batches::Batches) {
+        let _ = self.batches.set(batches);
+    }
+
+    pub fn batches(&self) -> Option<&crate::batches::Batches> {
+        self.batches.get()
     }
 }
