@@ -327,7 +327,7 @@ async fn an_oversized_body_is_an_anthropic_request_too_large() {
 #[tokio::test]
 async fn unknown_messages_routes_and_methods_answer_in_anthropic_shape() {
     let gw = gateway().await;
-    let resp = sdk_post(&gw, "/v1/messages/batches").json(&json!({})).send().await.unwrap();
+    let resp = sdk_post(&gw, "/v1/messages/unknown").json(&json!({})).send().await.unwrap();
     let (status, _, err) = anthropic_error(resp).await;
     assert_eq!(status, 404);
     assert_eq!(err["type"], "not_found_error");
