@@ -15,9 +15,10 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{AppState, errors};
+use super::{AppState, Runtime, errors};
 use crate::classify::{ApiError, Diagnosis, ErrorKind};
 use crate::keys::{Identity, Refusal};
+use crate::secret::Secret;
 
 pub async fn require_key(
     State(state): State<Arc<AppState>>,
@@ -50,21 +51,40 @@ pub async fn require_key(
         }
         return next.run(req).await;
     };
-    match presented_key(req.headers()) {
-        Some(key) if master.matches(key) => next.run(req).await,
-        Some(key) if let Some(keys) = keys() => {
+    match verify(&state, &runtime, master, presented_key(req.headers())) {
+        Ok(Caller::Master) => next.run(req).await,
+        Ok(Caller::Key(identity)) => {
+            req.extensions_mut().insert(identity);
+            next.run(req).await
+        }
+        Err(err) => errors::error_response(req.uri().path(), req.headers(), &err),
+    }
+}
+
+/// Who a presented key belongs to, when the gateway has a master key.
+pub(super) enum Caller {
+    Master,
+    Key(Identity),
+}
+
+/// The one decision behind every authenticated route and the dashboard's sign-in: the master
+/// key (compared first, without hashing), a virtual key the snapshot accepts, or the refusal
+/// (GW-01, KEY-01..03, KEY-10).
+pub(super) fn verify(
+    state: &AppState,
+    runtime: &Runtime,
+    master: &Secret,
+    presented: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let keys = state.keys().filter(|k| k.any());
+    match presented {
+        Some(key) if master.matches(key) => Ok(Caller::Master),
+        Some(key) if let Some(keys) = keys => {
             let verdict: Result<Identity, Refusal> = keys.authenticate(key, chrono::Utc::now());
             match verdict {
-                Ok(_) if runtime.config.general.fail_closed && keys.is_stale() => {
-                    errors::error_response(req.uri().path(), req.headers(), &stale_keys())
-                }
-                Ok(identity) => {
-                    req.extensions_mut().insert(identity);
-                    next.run(req).await
-                }
-                Err(refusal) => {
-                    errors::error_response(req.uri().path(), req.headers(), &refusal.to_error())
-                }
+                Ok(_) if runtime.config.general.fail_closed && keys.is_stale() => Err(stale_keys()),
+                Ok(identity) => Ok(Caller::Key(identity)),
+                Err(refusal) => Err(refusal.to_error()),
             }
         }
         presented => {
@@ -75,8 +95,7 @@ pub async fn require_key(
                 .as_ref()
                 .map(|k| k.source.to_string())
                 .unwrap_or_default();
-            let err = unauthorized(presented.is_some(), &key_source);
-            errors::error_response(req.uri().path(), req.headers(), &err)
+            Err(unauthorized(presented.is_some(), &key_source))
         }
     }
 }

@@ -127,21 +127,9 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
         let to_probe: Vec<&Target> = probes.iter().flatten().collect();
         probe_all(&state.health, &to_probe, general.health_check_interval).await;
     }
-    let now = tokio::time::Instant::now();
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    for (target, probe) in targets.into_iter().zip(&probes) {
-        let last = probe.as_ref().and_then(|p| state.health.cached(&p.deployment));
-        let (mut entry, ok) = endpoint(target, last, now);
-        if let Some(p) = probe.as_ref().filter(|_| target.deployment.is_pattern()) {
-            entry["health_check_model"] = Value::String(p.deployment.model.clone());
-        } else if probe.is_none() {
-            entry["health_check"] = Value::String(format!(
-                "not probed: `{}` is a wildcard, so there is no one model to ask; set \
-                 model_info.health_check_model (a name it matches) to probe it",
-                target.deployment.alias
-            ));
-        }
+    for (entry, ok) in entries(&state, &targets, &probes) {
         if ok { healthy.push(entry) } else { unhealthy.push(entry) }
     }
     let body = json!({
@@ -156,6 +144,39 @@ pub async fn health(State(state): State<Arc<AppState>>, Query(q): Query<HealthQu
         "cooldowns": runtime.router.shared_cooldowns().map(|s| s.health_json()),
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Each target's endpoint entry from its last probe and what traffic showed, and whether it
+/// is healthy (`/health` and the dashboard's Deployments page).
+pub(super) fn entries(
+    state: &AppState,
+    targets: &[&Target],
+    probes: &[Option<Target>],
+) -> Vec<(Value, bool)> {
+    let now = tokio::time::Instant::now();
+    targets
+        .iter()
+        .zip(probes)
+        .map(|(target, probe)| {
+            let last = probe.as_ref().and_then(|p| state.health.cached(&p.deployment));
+            let (mut entry, ok) = endpoint(target, last, now);
+            if let Some(p) = probe.as_ref().filter(|_| target.deployment.is_pattern()) {
+                entry["health_check_model"] = Value::String(p.deployment.model.clone());
+            } else if probe.is_none() {
+                entry["health_check"] = Value::String(format!(
+                    "not probed: `{}` is a wildcard, so there is no one model to ask; set \
+                     model_info.health_check_model (a name it matches) to probe it",
+                    target.deployment.alias
+                ));
+            }
+            (entry, ok)
+        })
+        .collect()
+}
+
+/// Probes one target now, whatever its last result's age ("probe now").
+pub(super) async fn probe_now(state: &AppState, probe: &Target) {
+    state.health.probe(probe, Duration::ZERO).await;
 }
 
 /// Probes every target whose last result is older than `fresh`, [`CONCURRENCY`] at a time.

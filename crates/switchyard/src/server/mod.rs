@@ -28,6 +28,7 @@ mod request_id;
 mod responses;
 mod spend;
 mod state;
+mod ui;
 
 pub use state::{AppState, Runtime};
 
@@ -113,6 +114,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         // Open unless `require_auth_for_metrics_endpoint` (checked by the handler).
         .route("/metrics", get(metrics::scrape))
         .merge(authenticated)
+        .merge(ui::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id::tag_and_log))
