@@ -1,6 +1,6 @@
 // The shell: who is signed in, the sign-in form, and which page the URL's #/page names.
 import { api, setCsrf } from './api.js';
-import { h, clear, errorBox } from './dom.js';
+import { h, clear, append, errorBox } from './dom.js';
 import * as overview from './pages/overview.js';
 import * as deployments from './pages/deployments.js';
 import * as spend from './pages/spend.js';
@@ -33,7 +33,7 @@ function showWho() {
   const label = session.role === 'admin'
     ? (session.open ? 'Open gateway (no master key)' : 'Master key')
     : `Key ${session.key_alias || session.key_name || ''} (read-only)`;
-  clear(who).append(
+  append(clear(who),
     h('span', { class: 'who-label', id: 'who-label' }, label),
     session.open && session.role === 'admin' ? null
       : h('button', { type: 'button', class: 'small', id: 'sign-out', on: { click: signOut } }, 'Sign out'));

@@ -1,12 +1,12 @@
 // Config: the file serving (secrets masked), where credentials come from, the last reload.
 import { get } from '../api.js';
-import { h, when, table } from '../dom.js';
+import { h, when, table, append } from '../dom.js';
 
 export async function render(root, ctx) {
   const c = await get('/config');
   if (!ctx.isCurrent()) return;
   const r = c.last_reload;
-  root.append(h('div', { class: 'page-head' }, h('h1', {}, 'Config')),
+  append(root, h('div', { class: 'page-head' }, h('h1', {}, 'Config')),
     h('div', { class: 'cards' },
       h('div', { class: 'card' }, h('div', { class: 'card-label' }, 'Loaded'), h('div', { class: 'card-value small' }, c.loaded_at ? when(c.loaded_at) : 'at start')),
       h('div', { class: 'card' }, h('div', { class: 'card-label' }, 'Last reload'),

@@ -1,7 +1,7 @@
 // Deployments: each alias's deployments, healthy or not, the diagnosis with its exact remedy,
 // cooldowns, the last probe, "probe now", and the IAM policy a Bedrock one needs.
 import { api, get } from '../api.js';
-import { h, when, ms, copyable, errorBox } from '../dom.js';
+import { h, when, ms, copyable, errorBox, append } from '../dom.js';
 
 export async function render(root, ctx) {
   const data = await get('/deployments');
@@ -54,7 +54,7 @@ function fill(box, d, ctx) {
     } } }, 'Probe now')
     : null;
   const diag = d.diagnosis;
-  box.append(
+  append(box,
     h('header', {}, h('span', { class: `badge ${d.healthy ? 'ok' : 'bad'}` }, status), ' ',
       h('code', {}, d.model_id), probeButton),
     h('dl', {}, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
