@@ -38,6 +38,8 @@ test('broken Bedrock credentials show their diagnosis and remedy; fixed, the pro
   const diagnosis = card.locator('.diagnosis');
   await diagnosis.waitFor();
   assert.equal(await card.getAttribute('class'), 'deployment unhealthy');
+  // The page's summary follows the probe.
+  assert.equal(await page.locator('.page-head .badge').textContent(), '1 of 2 unhealthy');
   const text = await diagnosis.textContent();
   assert.match(text, /AWS-01/);
   assert.match(text, /security token included in the request is invalid/i);
@@ -56,6 +58,7 @@ test('broken Bedrock credentials show their diagnosis and remedy; fixed, the pro
   await card.getByRole('button', { name: 'Probe now' }).click();
   await page.locator('article.deployment.healthy', { hasText: BEDROCK_MODEL }).waitFor();
   assert.equal(await card.locator('.diagnosis').count(), 0);
+  assert.equal(await page.locator('.page-head .badge').textContent(), '2 healthy');
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });

@@ -11,14 +11,21 @@ export async function render(root, ctx) {
     if (!byAlias.has(d.model_name)) byAlias.set(d.model_name, []);
     byAlias.get(d.model_name).push(d);
   }
-  const unhealthy = data.deployments.filter((d) => !d.healthy).length;
-  root.append(h('div', { class: 'page-head' }, h('h1', {}, 'Deployments'),
-    h('span', { class: unhealthy ? 'badge bad' : 'badge ok' },
-      unhealthy ? `${unhealthy} of ${data.deployments.length} unhealthy` : `${data.deployments.length} healthy`)),
+  // The summary follows every "probe now", so it never disagrees with the cards below it.
+  const healthy = new Map(data.deployments.map((d) => [d.model_id, d.healthy]));
+  const summary = h('span', {});
+  const recount = () => {
+    const unhealthy = [...healthy.values()].filter((ok) => !ok).length;
+    summary.className = unhealthy ? 'badge bad' : 'badge ok';
+    summary.textContent = unhealthy ? `${unhealthy} of ${healthy.size} unhealthy` : `${healthy.size} healthy`;
+  };
+  recount();
+  const cardCtx = { ...ctx, probed: (fresh) => { healthy.set(fresh.model_id, fresh.healthy); recount(); } };
+  root.append(h('div', { class: 'page-head' }, h('h1', {}, 'Deployments'), summary),
   h('p', { class: 'muted' }, 'From the last probe and what traffic showed. "Probe now" asks the deployment "Say: WORKS" with a few tokens.'));
   for (const [alias, list] of byAlias) {
     root.append(h('section', { class: 'alias' }, h('h2', {}, alias),
-      h('div', { class: 'deployments' }, list.map((d) => deployment(d, ctx)))));
+      h('div', { class: 'deployments' }, list.map((d) => deployment(d, cardCtx)))));
   }
 }
 
@@ -46,6 +53,7 @@ function fill(box, d, ctx) {
         const fresh = await api('POST', `/deployments/${encodeURIComponent(d.model_id)}/probe`);
         box.replaceChildren();
         fill(box, fresh, ctx);
+        ctx.probed?.(fresh);
       } catch (err) {
         box.append(errorBox(err));
         probeButton.disabled = false;
