@@ -4,6 +4,7 @@
 //! **Invariant:** nothing here inspects provider payloads or error strings.
 
 mod auth;
+mod batch_forward;
 pub mod batch_items;
 mod batches_api;
 mod body;
