@@ -27,8 +27,8 @@ fn usage() -> Usage {
     Usage { input_tokens: 100, output_tokens: 20, ..Usage::default() }
 }
 
-/// `priced` (full price $2/$10 per MTok, batch price $1/$5), `unpriced` (a local model
-/// without prices) and `bad` (a key the mock refuses), on the mock Anthropic API.
+/// `priced` (full price $2/$10 per MTok, batch price $1/$5) and `bad` (a key the mock
+/// refuses) on the mock Anthropic API; `local` (no prices) on its OpenAI-compatible API.
 fn yaml(mock_url: &str, concurrency: usize) -> String {
     format!(
         "model_list:
@@ -47,6 +47,11 @@ fn yaml(mock_url: &str, concurrency: usize) -> String {
       model: anthropic/claude-haiku-4-5
       api_key: sk-ant-api03-refused-0000000000
       api_base: {mock_url}
+  - model_name: local
+    litellm_params:
+      model: openai/qwen3
+      api_key: {ANT_KEY}
+      api_base: {mock_url}/v1
 router_settings:
   num_retries: 0
 general_settings:
@@ -505,10 +510,11 @@ async fn anthropic_batch_and_cancel(db: Option<&TestDb>) {
     let requests: Vec<Value> = (0..4)
         .map(|i| {
             json!({"custom_id": format!("req-{i}"),
-                   "params": {"model": "priced", "max_tokens": 16,
+                   "params": {"model": "local", "max_tokens": 16,
                               "messages": [{"role": "user", "content": "Say DONE"}]}})
         })
         .collect();
+    // Not all on Anthropic: run by the gateway, not forwarded.
     let (status, batch) =
         gw.send(MASTER, "POST", "/v1/messages/batches", Some(json!({"requests": requests}))).await;
     assert_eq!(status, 200, "{batch}");
@@ -730,7 +736,11 @@ async fn survives_a_kill(db: Option<&TestDb>) {
     assert_eq!(out.code, 0, "{out}");
     let row = out.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{out}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cells[1..8], ["openai", "completed", "master", "key", "6", "6", "0"], "{out}");
+    assert_eq!(
+        &cells[1..9],
+        ["openai", "gateway", "completed", "master", "key", "6", "6", "0"],
+        "{out}"
+    );
     let out = ops.run(&["batches", "show", &id, "--json", "--config", cfg]).await;
     assert_eq!(out.code, 0, "{out}");
     let shown: Value = serde_json::from_str(&out.stdout).unwrap();

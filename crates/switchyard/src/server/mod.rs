@@ -202,6 +202,19 @@ pub fn run_batches(
     crate::batches::Runner::new(batches, items, state.ledger().cloned(), concurrency).spawn()
 }
 
+/// Cancels the forwarded batch `b` at its upstream through the deployment `config` names
+/// (`switchyard batches cancel`, which runs without a gateway), and records what the
+/// upstream says of it.
+pub async fn cancel_forwarded(
+    config: crate::config::Config,
+    batches: crate::batches::Batches,
+    b: crate::batches::BatchRow,
+) -> Result<crate::batches::BatchRow, crate::classify::ApiError> {
+    let state = AppState::new(Runtime::new(config));
+    state.set_batches(batches);
+    batch_forward::cancel(&state, b).await
+}
+
 /// Binds `addr` (port 0 for any free port) and serves `runtime` in a background task.
 pub async fn start(addr: SocketAddr, runtime: Runtime) -> std::io::Result<Handle> {
     let listener = TcpListener::bind(addr).await?;

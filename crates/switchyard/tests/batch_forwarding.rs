@@ -1,0 +1,471 @@
+//! Anthropic message batches whose requests all go to one Anthropic account, forwarded to
+//! the (mock) Anthropic Batches API: created there with the deployments' models and key, read
+//! through while in progress, results from the upstream, one ledger row per succeeded request
+//! at batch prices exactly once (results read twice, the gateway restarted), cancel, list,
+//! `switchyard batches`, and the upstream's refusals as BAT errors. Batches mixing providers
+//! stay with the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod ledger_support;
+mod ops_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use ledger_support::{ANT_KEY, MASTER, TestDb, eventually, pg_rows, sqlite_pool, sqlite_rows};
+use mock_upstream::{MockUpstream, Reply, Usage};
+use serde_json::{Value, json};
+use switchyard::batches::{Batches, Settings as BatchSettings};
+use switchyard::config::{self, MapEnv};
+use switchyard::keys::{Keys, POLL, Settings as KeySettings};
+use switchyard::ledger::{Ledger, Settings as LedgerSettings};
+use switchyard::server::{self, Handle, Runtime};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const REFUSED_KEY: &str = "sk-ant-api03-refused-0000000000";
+
+/// `haiku` and `sonnet` on one Anthropic account (batch prices $1/$5 and $1.5/$7.5 per
+/// MTok), `bad` (a key the mock refuses) and `local` (an OpenAI-compatible server).
+fn yaml(mock_url: &str) -> String {
+    format!(
+        "model_list:
+  - model_name: haiku
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_key: {ANT_KEY}
+      api_base: {mock_url}
+    model_info:
+      id: ant-haiku
+      input_cost_per_token: 0.000002
+      output_cost_per_token: 0.00001
+      input_cost_per_token_batches: 0.000001
+      output_cost_per_token_batches: 0.000005
+  - model_name: sonnet
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5
+      api_key: {ANT_KEY}
+      api_base: {mock_url}
+    model_info:
+      input_cost_per_token: 0.000003
+      output_cost_per_token: 0.000015
+      input_cost_per_token_batches: 0.0000015
+      output_cost_per_token_batches: 0.0000075
+  - model_name: bad
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_key: {REFUSED_KEY}
+      api_base: {mock_url}
+  - model_name: local
+    litellm_params:
+      model: openai/qwen3
+      api_key: {ANT_KEY}
+      api_base: {mock_url}/v1
+router_settings:
+  num_retries: 0
+general_settings:
+  master_key: {MASTER}
+"
+    )
+}
+
+fn usage() -> Usage {
+    Usage { input_tokens: 100, output_tokens: 20, ..Usage::default() }
+}
+
+struct Gw {
+    gw: Handle,
+    runner: switchyard::batches::Handle,
+    ledger: Ledger,
+    client: reqwest::Client,
+}
+
+async fn gateway(mock: &MockUpstream, dir: &Path, database_url: Option<&str>) -> Gw {
+    let cfg = config::load_from_str(&yaml(&mock.url()), Path::new("fwd.yaml"), &MapEnv::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let url = database_url.map(switchyard::secret::Secret::new);
+    let ledger = Ledger::open(&LedgerSettings {
+        database_url: url.clone(),
+        state_dir: dir.to_owned(),
+        retention: None,
+    })
+    .unwrap();
+    gw.state.set_ledger(ledger.clone());
+    let keys =
+        Keys::open(&KeySettings { database_url: url.clone(), state_dir: dir.to_owned() }).unwrap();
+    keys.start(POLL).await;
+    gw.state.set_keys(keys);
+    let batches =
+        Batches::open(&BatchSettings { database_url: url, state_dir: dir.to_owned() }).unwrap();
+    let runner = server::run_batches(&gw.state, batches);
+    Gw { gw, runner, ledger, client: reqwest::Client::new() }
+}
+
+impl Gw {
+    async fn stop(self) {
+        self.runner.stop(Duration::from_secs(5)).await;
+        self.ledger.close(Duration::from_secs(5)).await;
+        self.gw.shutdown().await.unwrap();
+    }
+
+    async fn send_text(&self, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+        let url = format!("{}{path}", self.gw.url());
+        let req = match method {
+            "GET" => self.client.get(url),
+            "DELETE" => self.client.delete(url),
+            _ => self.client.post(url),
+        };
+        let req = match body {
+            Some(body) => req.json(&body),
+            None => req,
+        };
+        let resp = req.bearer_auth(MASTER).header("anthropic-version", "2023-06-01").send().await;
+        let resp = resp.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, text) = self.send_text(method, path, body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn create(&self, aliases: &[&str]) -> (u16, Value) {
+        let requests: Vec<Value> = aliases
+            .iter()
+            .enumerate()
+            .map(|(i, alias)| {
+                json!({"custom_id": format!("req-{i}"),
+                       "params": {"model": alias, "max_tokens": 16,
+                                  "messages": [{"role": "user", "content": "Say DONE"}]}})
+            })
+            .collect();
+        self.send("POST", "/v1/messages/batches", Some(json!({"requests": requests}))).await
+    }
+
+    async fn until_ended(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let (status, b) = self.send("GET", &format!("/v1/messages/batches/{id}"), None).await;
+            assert_eq!(status, 200, "{b}");
+            if b["processing_status"] == "ended" {
+                return b;
+            }
+            assert!(std::time::Instant::now() < deadline, "never ended: {b:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The ledger rows of `batch`, from either store (none before the table exists).
+async fn rows(dir: &Path, db: Option<&TestDb>, batch: &str) -> Vec<ledger_support::Row> {
+    let rows = match db {
+        Some(db) => {
+            let pool = db.pool().await;
+            let exists: bool =
+                sqlx::query_scalar(r#"SELECT to_regclass('"LiteLLM_SpendLogs"') IS NOT NULL"#)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            if !exists {
+                return Vec::new();
+            }
+            pg_rows(&pool).await
+        }
+        None if !dir.join("ledger.sqlite3").exists() => return Vec::new(),
+        None => {
+            let pool = sqlite_pool(dir).await;
+            let exists: bool = sqlx::query_scalar(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'LiteLLM_SpendLogs'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if !exists {
+                return Vec::new();
+            }
+            sqlite_rows(&pool).await
+        }
+    };
+    rows.into_iter().filter(|r| r.metadata["batch_id"] == batch).collect()
+}
+
+async fn rows_until(
+    dir: &Path,
+    db: Option<&TestDb>,
+    batch: &str,
+    n: usize,
+) -> Vec<ledger_support::Row> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let found = rows(dir, db, batch).await;
+        if found.len() >= n {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "{n} rows never arrived: {found:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The create calls the mock received.
+fn upstream_creates(mock: &MockUpstream) -> Vec<mock_upstream::Received> {
+    mock.received()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/messages/batches")
+        .collect()
+}
+
+async fn forwarded_and_charged_once(db: Option<&TestDb>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.map(TestDb::url);
+    let mock = MockUpstream::builder()
+        .api_key(ANT_KEY)
+        .default_reply(Reply::text("DONE").usage(usage()))
+        .start()
+        .await;
+    // Long enough for the first read to find it in progress.
+    mock.set_batch_delay(Duration::from_secs(2));
+    let gw = gateway(&mock, dir.path(), url.as_deref()).await;
+    let (status, batch) = gw.create(&["haiku", "sonnet", "haiku"]).await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["type"], "message_batch");
+    assert_eq!(batch["processing_status"], "in_progress");
+    assert_eq!(batch["request_counts"]["processing"], 3);
+    let id = batch["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("msgbatch_"), "{id}");
+
+    // Sent as one batch with the deployments' models and key; no request ran here.
+    let creates = upstream_creates(&mock);
+    assert_eq!(creates.len(), 1, "{creates:#?}");
+    assert_eq!(creates[0].header("x-api-key"), Some(ANT_KEY));
+    let models: Vec<&str> = creates[0].body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["params"]["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-haiku-4-5"]);
+    assert!(mock.received().iter().all(|r| r.path != "/v1/messages"), "run by the gateway");
+
+    let (_, now) = gw.send("GET", &format!("/v1/messages/batches/{id}"), None).await;
+    assert_eq!(now["processing_status"], "in_progress", "{now:#}");
+    assert_eq!(now["results_url"], Value::Null);
+    let (status, early) = gw.send("GET", &format!("/v1/messages/batches/{id}/results"), None).await;
+    assert_eq!(status, 400, "{early}");
+    assert_eq!(early["error"]["diagnosis"]["id"], "BAT-04", "{early}");
+
+    let ended = gw.until_ended(&id).await;
+    assert_eq!(
+        ended["request_counts"],
+        json!({"processing": 0, "succeeded": 3, "errored": 0, "canceled": 0, "expired": 0})
+    );
+    assert!(ended["results_url"].as_str().unwrap().starts_with(&gw.gw.url()), "{ended:#}");
+    for _ in 0..2 {
+        let (status, text) =
+            gw.send_text("GET", &format!("/v1/messages/batches/{id}/results"), None).await;
+        assert_eq!(status, 200, "{text}");
+        let results = lines(&text);
+        let ids: Vec<&str> = results.iter().map(|r| r["custom_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["req-0", "req-1", "req-2"]);
+        for r in &results {
+            assert_eq!(r["result"]["type"], "succeeded", "{r}");
+            assert_eq!(r["result"]["message"]["content"][0]["text"], "DONE", "{r}");
+        }
+    }
+
+    // One row per request at the batch prices: haiku 100 × $1 + 20 × $5 per MTok, sonnet
+    // 100 × $1.5 + 20 × $7.5.
+    let found = rows_until(dir.path(), db, &id, 3).await;
+    let mut spends: Vec<(String, String, String)> = found
+        .iter()
+        .map(|r| {
+            assert_eq!(r.call_type, "aretrieve_batch", "{r:?}");
+            assert_eq!(r.status, "success");
+            assert_eq!((r.prompt_tokens, r.completion_tokens), (100, 20));
+            let custom = r.metadata["batch_custom_id"].as_str().unwrap().to_owned();
+            (custom, r.model_group.clone(), r.spend.clone().unwrap())
+        })
+        .collect();
+    spends.sort();
+    let spend = |s: &str| s.parse::<f64>().unwrap();
+    assert_eq!(spends.len(), 3, "{found:#?}");
+    assert_eq!((spends[0].0.as_str(), spends[0].1.as_str()), ("req-0", "haiku"));
+    assert!((spend(&spends[0].2) - 0.0002).abs() < 1e-12, "{spends:?}");
+    assert_eq!(spends[1].1, "sonnet");
+    assert!((spend(&spends[1].2) - 0.0003).abs() < 1e-12, "{spends:?}");
+
+    // Restarted on the same store: the batch is as it was, and nothing is charged again.
+    gw.stop().await;
+    let gw = gateway(&mock, dir.path(), url.as_deref()).await;
+    let (status, text) =
+        gw.send_text("GET", &format!("/v1/messages/batches/{id}/results"), None).await;
+    assert_eq!((status, lines(&text).len()), (200, 3), "{text}");
+    let (_, listed) = gw.send("GET", "/v1/messages/batches?limit=5", None).await;
+    assert_eq!(listed["data"][0]["id"], id.as_str(), "{listed:#}");
+    assert_eq!(listed["data"][0]["processing_status"], "ended");
+    assert_eq!(listed["first_id"], id.as_str());
+    let store = gw.gw.state.batches().unwrap().store.clone();
+    let stored = store.batch(&id).await.unwrap().unwrap();
+    assert_eq!(stored.runs_at(), "anthropic");
+    assert_eq!(stored.counts.cost.normalize().to_string(), "0.0007", "{stored:?}");
+    gw.stop().await;
+    assert_eq!(rows(dir.path(), db, &id).await.len(), 3, "each request charged once");
+    assert_eq!(upstream_creates(&mock).len(), 1);
+}
+
+#[tokio::test]
+async fn an_anthropic_only_batch_is_forwarded_and_charged_once_on_sqlite() {
+    forwarded_and_charged_once(None).await;
+}
+
+#[tokio::test]
+async fn an_anthropic_only_batch_is_forwarded_and_charged_once_on_postgres() {
+    let db = TestDb::create().await;
+    forwarded_and_charged_once(Some(&db)).await;
+}
+
+#[tokio::test]
+async fn a_forwarded_batch_is_cancelled_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock =
+        MockUpstream::builder().api_key(ANT_KEY).default_reply(Reply::text("DONE")).start().await;
+    // Nothing is answered before the cancel.
+    mock.set_batch_delay(Duration::from_secs(600));
+    let gw = gateway(&mock, dir.path(), None).await;
+    let (status, batch) = gw.create(&["haiku", "haiku", "sonnet"]).await;
+    assert_eq!(status, 200, "{batch}");
+    let id = batch["id"].as_str().unwrap().to_owned();
+    let (status, cancelling) =
+        gw.send("POST", &format!("/v1/messages/batches/{id}/cancel"), None).await;
+    assert_eq!(status, 200, "{cancelling}");
+    assert!(cancelling["cancel_initiated_at"].is_string(), "{cancelling:#}");
+    let cancels = mock.received().iter().filter(|r| r.path.ends_with("/cancel")).count();
+    assert_eq!(cancels, 1, "the cancel went upstream");
+    let ended = gw.until_ended(&id).await;
+    assert_eq!(ended["request_counts"]["canceled"], 3, "{ended:#}");
+    let (_, text) = gw.send_text("GET", &format!("/v1/messages/batches/{id}/results"), None).await;
+    assert!(lines(&text).iter().all(|r| r["result"]["type"] == "canceled"), "{text}");
+    let (status, again) = gw.send("POST", &format!("/v1/messages/batches/{id}/cancel"), None).await;
+    assert_eq!(status, 400, "{again}");
+    assert_eq!(again["error"]["diagnosis"]["id"], "BAT-04");
+    // Nothing was served: nothing is charged.
+    tokio::time::sleep(switchyard::batches::runner::HEARTBEAT * 2).await;
+    assert!(rows(dir.path(), None, &id).await.is_empty());
+    let (status, deleted) = gw.send("DELETE", &format!("/v1/messages/batches/{id}"), None).await;
+    assert_eq!((status, deleted["type"].as_str()), (200, Some("message_batch_deleted")));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_refusals_are_bat_errors_in_anthropics_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockUpstream::builder().api_key(ANT_KEY).start().await;
+    mock.set_batch_delay(Duration::from_secs(600));
+    let gw = gateway(&mock, dir.path(), None).await;
+    // The deployment's key is refused: the client learns whose key and what to do.
+    let (status, refused) = gw.create(&["bad"]).await;
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["error"]["diagnosis"]["id"], "BAT-07", "{refused:#}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("refused") && message.contains("`bad`"), "{message}");
+    assert!(!refused.to_string().contains(REFUSED_KEY), "the key leaked: {refused}");
+    let (_, listed) = gw.send("GET", "/v1/messages/batches", None).await;
+    assert_eq!(listed["data"], json!([]), "a refused batch is not kept: {listed}");
+
+    // The upstream forgets the batch: reading it says so.
+    let (status, batch) = gw.create(&["haiku"]).await;
+    assert_eq!(status, 200, "{batch}");
+    let id = batch["id"].as_str().unwrap();
+    mock.reset();
+    let (status, gone) = gw.send("GET", &format!("/v1/messages/batches/{id}"), None).await;
+    assert_eq!(status, 404, "{gone}");
+    assert_eq!(gone["error"]["diagnosis"]["id"], "BAT-08", "{gone:#}");
+    assert!(gone["request_id"].is_string() || gone["error"]["message"].is_string(), "{gone}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_mixing_providers_or_accounts_runs_in_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockUpstream::builder()
+        .api_key(ANT_KEY)
+        .default_reply(Reply::text("DONE").usage(usage()))
+        .start()
+        .await;
+    let gw = gateway(&mock, dir.path(), None).await;
+    for aliases in [&["haiku", "local"][..], &["haiku", "bad"][..]] {
+        let (status, batch) = gw.create(aliases).await;
+        assert_eq!(status, 200, "{batch}");
+        let id = batch["id"].as_str().unwrap();
+        let ended = gw.until_ended(id).await;
+        assert_eq!(ended["request_counts"]["processing"], 0, "{ended:#}");
+        let store = gw.gw.state.batches().unwrap().store.clone();
+        assert_eq!(store.batch(id).await.unwrap().unwrap().runs_at(), "gateway");
+    }
+    assert!(upstream_creates(&mock).is_empty(), "nothing was forwarded");
+    assert!(mock.received().iter().any(|r| r.path == "/v1/chat/completions"));
+    gw.stop().await;
+}
+
+/// The real binary: `switchyard batches list|show` name where a forwarded batch runs and
+/// its cost, and a restarted gateway's background poll ends and charges a batch nobody reads.
+#[tokio::test]
+async fn the_command_line_shows_forwarded_batches_polled_in_the_background() {
+    let ops = ops_support::Ops::new();
+    let mock = MockUpstream::builder()
+        .api_key(ANT_KEY)
+        .default_reply(Reply::text("DONE").usage(usage()))
+        .start()
+        .await;
+    mock.set_batch_delay(Duration::from_secs(3));
+    let config = ops.write("fwd.yaml", &yaml(&mock.url()));
+    let status = ops.start(&config, &[]).await;
+    let base = status["url"].as_str().unwrap().to_owned();
+    let client = ops_support::http();
+    let requests: Vec<Value> = (0..2)
+        .map(|i| {
+            json!({"custom_id": format!("n-{i}"),
+                        "params": {"model": "haiku", "max_tokens": 16,
+                                   "messages": [{"role": "user", "content": "Say DONE"}]}})
+        })
+        .collect();
+    let created: Value = client
+        .post(format!("{base}/v1/messages/batches"))
+        .bearer_auth(MASTER)
+        .json(&json!({"requests": requests}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    // Stopped while the batch is in progress upstream, started again: its poll carries on.
+    assert_eq!(ops.run(&["stop"]).await.code, 0);
+    ops.start(&config, &[]).await;
+    let cfg = config.to_str().unwrap();
+    let ended = eventually(PATIENCE, || async {
+        let out = ops.run(&["batches", "show", &id, "--json", "--config", cfg]).await;
+        serde_json::from_str::<Value>(&out.stdout)
+            .is_ok_and(|v| v["status"] == "completed" && v["cost_usd"] == "0.0004")
+    })
+    .await;
+    let out = ops.run(&["batches", "show", &id, "--json", "--config", cfg]).await;
+    assert!(ended, "never ended and charged without a client reading it: {out}");
+    let shown: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(shown["runs_at"], "anthropic", "{shown:#}");
+    assert_eq!(shown["request_counts"]["succeeded"], 2);
+    let out = ops.run(&["batches", "list", "--config", cfg]).await;
+    assert_eq!(out.code, 0, "{out}");
+    let row = out.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..4], ["anthropic", "anthropic", "completed"], "{out}");
+    let out = ops.run(&["batches", "cancel", &id, "--config", cfg]).await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("[BAT-04]"), "{out}");
+    assert_eq!(ops.run(&["stop"]).await.code, 0);
+}
