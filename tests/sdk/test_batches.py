@@ -105,6 +105,16 @@ def message_requests(n: int, alias: str = "cheap") -> list[dict]:
             for i in range(n)]
 
 
+def listed_then_deleted(ant: anthropic.Anthropic, batch_id: str) -> None:
+    """An ended batch: listed, not cancellable, deletable, then gone."""
+    assert batch_id in [b.id for b in ant.messages.batches.list(limit=100)]
+    with pytest.raises(anthropic.BadRequestError):
+        ant.messages.batches.cancel(batch_id)
+    assert ant.messages.batches.delete(batch_id).type == "message_batch_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        ant.messages.batches.retrieve(batch_id)
+
+
 def test_anthropic_sdk_runs_a_message_batch(ant: anthropic.Anthropic, gateway):
     requests = message_requests(2) + [{"custom_id": "refused", "params": {
         "model": "bad-key", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}}]
@@ -125,12 +135,7 @@ def test_anthropic_sdk_runs_a_message_batch(ant: anthropic.Anthropic, gateway):
         assert results[key].message.content[0].text
     assert results["refused"].type == "errored"
     assert results["refused"].error.error.type in ("authentication_error", "permission_error")
-    assert batch.id in [b.id for b in ant.messages.batches.list(limit=100)]
-    with pytest.raises(anthropic.BadRequestError):
-        ant.messages.batches.cancel(batch.id)
-    assert ant.messages.batches.delete(batch.id).type == "message_batch_deleted"
-    with pytest.raises(anthropic.NotFoundError):
-        ant.messages.batches.retrieve(batch.id)
+    listed_then_deleted(ant, batch.id)
 
 
 def test_anthropic_sdk_cancels_a_message_batch(ant: anthropic.Anthropic, gateway):
@@ -177,9 +182,4 @@ def test_anthropic_sdk_message_batch_is_forwarded_to_anthropic(ant: anthropic.An
     for result in results.values():
         assert result.type == "succeeded"
         assert result.message.content[0].text
-    assert batch.id in [b.id for b in ant.messages.batches.list(limit=100)]
-    with pytest.raises(anthropic.BadRequestError):
-        ant.messages.batches.cancel(batch.id)
-    assert ant.messages.batches.delete(batch.id).type == "message_batch_deleted"
-    with pytest.raises(anthropic.NotFoundError):
-        ant.messages.batches.retrieve(batch.id)
+    listed_then_deleted(ant, batch.id)

@@ -6,22 +6,19 @@
 //! stay with the gateway.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod batch_support;
 mod ledger_support;
 mod ops_support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use ledger_support::{ANT_KEY, MASTER, TestDb, eventually, pg_rows, sqlite_pool, sqlite_rows};
+use batch_support::{PATIENCE, batch_rows as rows, lines, rows_until, send, wait_for};
+use ledger_support::{ANT_KEY, MASTER, TestDb, eventually};
 use mock_upstream::{MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
-use switchyard::batches::{Batches, Settings as BatchSettings};
-use switchyard::config::{self, MapEnv};
-use switchyard::keys::{Keys, POLL, Settings as KeySettings};
-use switchyard::ledger::{Ledger, Settings as LedgerSettings};
-use switchyard::server::{self, Handle, Runtime};
-
-const PATIENCE: Duration = Duration::from_secs(60);
+use switchyard::ledger::Ledger;
+use switchyard::server::Handle;
 const REFUSED_KEY: &str = "sk-ant-api03-refused-0000000000";
 
 /// `haiku` and `sonnet` on one Anthropic account (batch prices $1/$5 and $1.5/$7.5 per
@@ -68,10 +65,6 @@ general_settings:
     )
 }
 
-fn usage() -> Usage {
-    Usage { input_tokens: 100, output_tokens: 20, ..Usage::default() }
-}
-
 struct Gw {
     gw: Handle,
     runner: switchyard::batches::Handle,
@@ -80,25 +73,18 @@ struct Gw {
 }
 
 async fn gateway(mock: &MockUpstream, dir: &Path, database_url: Option<&str>) -> Gw {
-    let cfg = config::load_from_str(&yaml(&mock.url()), Path::new("fwd.yaml"), &MapEnv::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
-    let url = database_url.map(switchyard::secret::Secret::new);
-    let ledger = Ledger::open(&LedgerSettings {
-        database_url: url.clone(),
-        state_dir: dir.to_owned(),
-        retention: None,
-    })
-    .unwrap();
-    gw.state.set_ledger(ledger.clone());
-    let keys =
-        Keys::open(&KeySettings { database_url: url.clone(), state_dir: dir.to_owned() }).unwrap();
-    keys.start(POLL).await;
-    gw.state.set_keys(keys);
-    let batches =
-        Batches::open(&BatchSettings { database_url: url, state_dir: dir.to_owned() }).unwrap();
-    let runner = server::run_batches(&gw.state, batches);
+    let (gw, runner, ledger) = batch_support::gateway(&yaml(&mock.url()), dir, database_url).await;
     Gw { gw, runner, ledger, client: reqwest::Client::new() }
+}
+
+/// The mock Anthropic API, every answer `DONE` with 100 input and 20 output tokens.
+async fn mock() -> MockUpstream {
+    let reply = Reply::text("DONE").usage(Usage {
+        input_tokens: 100,
+        output_tokens: 20,
+        ..Usage::default()
+    });
+    MockUpstream::builder().api_key(ANT_KEY).default_reply(reply).start().await
 }
 
 impl Gw {
@@ -109,19 +95,7 @@ impl Gw {
     }
 
     async fn send_text(&self, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
-        let url = format!("{}{path}", self.gw.url());
-        let req = match method {
-            "GET" => self.client.get(url),
-            "DELETE" => self.client.delete(url),
-            _ => self.client.post(url),
-        };
-        let req = match body {
-            Some(body) => req.json(&body),
-            None => req,
-        };
-        let resp = req.bearer_auth(MASTER).header("anthropic-version", "2023-06-01").send().await;
-        let resp = resp.unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
+        send(&self.client, &self.gw.url(), MASTER, method, path, body).await
     }
 
     async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -143,71 +117,9 @@ impl Gw {
     }
 
     async fn until_ended(&self, id: &str) -> Value {
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            let (status, b) = self.send("GET", &format!("/v1/messages/batches/{id}"), None).await;
-            assert_eq!(status, 200, "{b}");
-            if b["processing_status"] == "ended" {
-                return b;
-            }
-            assert!(std::time::Instant::now() < deadline, "never ended: {b:#}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let path = format!("/v1/messages/batches/{id}");
+        wait_for(&self.client, &self.gw.url(), MASTER, &path, "processing_status", &["ended"]).await
     }
-}
-
-/// The ledger rows of `batch`, from either store (none before the table exists).
-async fn rows(dir: &Path, db: Option<&TestDb>, batch: &str) -> Vec<ledger_support::Row> {
-    let rows = match db {
-        Some(db) => {
-            let pool = db.pool().await;
-            let exists: bool =
-                sqlx::query_scalar(r#"SELECT to_regclass('"LiteLLM_SpendLogs"') IS NOT NULL"#)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            if !exists {
-                return Vec::new();
-            }
-            pg_rows(&pool).await
-        }
-        None if !dir.join("ledger.sqlite3").exists() => return Vec::new(),
-        None => {
-            let pool = sqlite_pool(dir).await;
-            let exists: bool = sqlx::query_scalar(
-                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'LiteLLM_SpendLogs'",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            if !exists {
-                return Vec::new();
-            }
-            sqlite_rows(&pool).await
-        }
-    };
-    rows.into_iter().filter(|r| r.metadata["batch_id"] == batch).collect()
-}
-
-async fn rows_until(
-    dir: &Path,
-    db: Option<&TestDb>,
-    batch: &str,
-    n: usize,
-) -> Vec<ledger_support::Row> {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let found = rows(dir, db, batch).await;
-        if found.len() >= n {
-            return found;
-        }
-        assert!(std::time::Instant::now() < deadline, "{n} rows never arrived: {found:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// The create calls the mock received.
@@ -221,11 +133,7 @@ fn upstream_creates(mock: &MockUpstream) -> Vec<mock_upstream::Received> {
 async fn forwarded_and_charged_once(db: Option<&TestDb>) {
     let dir = tempfile::tempdir().unwrap();
     let url = db.map(TestDb::url);
-    let mock = MockUpstream::builder()
-        .api_key(ANT_KEY)
-        .default_reply(Reply::text("DONE").usage(usage()))
-        .start()
-        .await;
+    let mock = mock().await;
     // Long enough for the first read to find it in progress.
     mock.set_batch_delay(Duration::from_secs(2));
     let gw = gateway(&mock, dir.path(), url.as_deref()).await;
@@ -330,8 +238,7 @@ async fn an_anthropic_only_batch_is_forwarded_and_charged_once_on_postgres() {
 #[tokio::test]
 async fn a_forwarded_batch_is_cancelled_upstream() {
     let dir = tempfile::tempdir().unwrap();
-    let mock =
-        MockUpstream::builder().api_key(ANT_KEY).default_reply(Reply::text("DONE")).start().await;
+    let mock = mock().await;
     // Nothing is answered before the cancel.
     mock.set_batch_delay(Duration::from_secs(600));
     let gw = gateway(&mock, dir.path(), None).await;
@@ -362,7 +269,7 @@ async fn a_forwarded_batch_is_cancelled_upstream() {
 #[tokio::test]
 async fn upstream_refusals_are_bat_errors_in_anthropics_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let mock = MockUpstream::builder().api_key(ANT_KEY).start().await;
+    let mock = mock().await;
     mock.set_batch_delay(Duration::from_secs(600));
     let gw = gateway(&mock, dir.path(), None).await;
     // The deployment's key is refused: the client learns whose key and what to do.
@@ -391,11 +298,7 @@ async fn upstream_refusals_are_bat_errors_in_anthropics_shape() {
 #[tokio::test]
 async fn a_batch_mixing_providers_or_accounts_runs_in_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let mock = MockUpstream::builder()
-        .api_key(ANT_KEY)
-        .default_reply(Reply::text("DONE").usage(usage()))
-        .start()
-        .await;
+    let mock = mock().await;
     let gw = gateway(&mock, dir.path(), None).await;
     for aliases in [&["haiku", "local"][..], &["haiku", "bad"][..]] {
         let (status, batch) = gw.create(aliases).await;
@@ -416,11 +319,7 @@ async fn a_batch_mixing_providers_or_accounts_runs_in_the_gateway() {
 #[tokio::test]
 async fn the_command_line_shows_forwarded_batches_polled_in_the_background() {
     let ops = ops_support::Ops::new();
-    let mock = MockUpstream::builder()
-        .api_key(ANT_KEY)
-        .default_reply(Reply::text("DONE").usage(usage()))
-        .start()
-        .await;
+    let mock = mock().await;
     mock.set_batch_delay(Duration::from_secs(3));
     let config = ops.write("fwd.yaml", &yaml(&mock.url()));
     let status = ops.start(&config, &[]).await;

@@ -669,26 +669,8 @@ impl Store {
         done: &Finished,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let sql = self.sql(
-            r#"UPDATE "Switchyard_BatchItems" SET "state" = $1, "status_code" = $2, "result" = $3,
-                   "cost" = $4, "ledger" = $5, "finished_at" = $6
-               WHERE "batch_id" = $7 AND "line" = $8 AND "state" = 'running' AND "claimed_by" = $9"#,
-        );
-        let cost = done.cost.map(|c| c.normalize().to_string());
-        with_pool!(&self.db, |pool| sqlx::query(&sql)
-            .bind(done.state.as_str())
-            .bind(done.status_code)
-            .bind(&done.result)
-            .bind(&cost)
-            .bind(&done.ledger)
-            .bind(now)
-            .bind(&item.batch_id)
-            .bind(item.line)
-            .bind(runner)
-            .execute(pool)
+        self.write_result(&item.batch_id, item.line, (ItemState::Running, Some(runner)), done, now)
             .await
-            .map(|d| d.rows_affected() > 0))
-        .map_err(|e| self.err(&e))
     }
 
     /// Renews `runner`'s claims: items it is still running are not orphans.
@@ -826,10 +808,24 @@ impl Store {
         done: &Finished,
         now: i64,
     ) -> Result<bool, StoreError> {
+        self.write_result(batch_id, line, (ItemState::Queued, None), done, now).await
+    }
+
+    /// Writes an item's result only while it is in the state `from` (and, with a runner,
+    /// claimed by it), so a result is written once.
+    async fn write_result(
+        &self,
+        batch_id: &str,
+        line: i64,
+        from: (ItemState, Option<&str>),
+        done: &Finished,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let sql = self.sql(
             r#"UPDATE "Switchyard_BatchItems" SET "state" = $1, "status_code" = $2, "result" = $3,
                    "cost" = $4, "ledger" = $5, "finished_at" = $6
-               WHERE "batch_id" = $7 AND "line" = $8 AND "state" = 'queued'"#,
+               WHERE "batch_id" = $7 AND "line" = $8 AND "state" = $9
+                 AND ("claimed_by" = $10 OR $10 IS NULL)"#,
         );
         let cost = done.cost.map(|c| c.normalize().to_string());
         let result = (!done.result.is_empty()).then_some(&done.result);
@@ -842,6 +838,8 @@ impl Store {
             .bind(now)
             .bind(batch_id)
             .bind(line)
+            .bind(from.0.as_str())
+            .bind(from.1)
             .execute(pool)
             .await
             .map(|d| d.rows_affected() > 0))

@@ -102,7 +102,8 @@ fn finished(
     let kind = result["type"].as_str().unwrap_or_default();
     let (state_of, status) = match kind {
         "succeeded" => (ItemState::Succeeded, 200),
-        "errored" => (ItemState::Errored, error_status(&result["error"])),
+        // The upstream's error body is kept; its status is not part of a result line.
+        "errored" => (ItemState::Errored, 0),
         "expired" => (ItemState::Expired, 0),
         _ => (ItemState::Canceled, 0),
     };
@@ -155,21 +156,6 @@ fn finished(
 fn serving(state: &AppState, name: &str) -> Option<Target> {
     let targets = state.runtime().router.reaches(name)?;
     targets.into_iter().find(|t| t.deployment.provider == ProviderKind::Anthropic)
-}
-
-/// The HTTP status Anthropic gives an error of this type.
-fn error_status(error: &Value) -> i64 {
-    match error["error"]["type"].as_str().unwrap_or_default() {
-        "invalid_request_error" => 400,
-        "authentication_error" => 401,
-        "billing_error" => 402,
-        "permission_error" => 403,
-        "not_found_error" => 404,
-        "request_too_large" => 413,
-        "rate_limit_error" => 429,
-        "overloaded_error" => 529,
-        _ => 500,
-    }
 }
 
 fn read_failed(message: &str) -> ApiError {
