@@ -13,13 +13,13 @@ mod ops_support;
 use std::path::Path;
 use std::time::Duration;
 
+use batch_support::REFUSED_KEY;
 use batch_support::{PATIENCE, batch_rows as rows, lines, rows_until, send, wait_for};
 use ledger_support::{ANT_KEY, MASTER, TestDb, eventually};
 use mock_upstream::{MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
 use switchyard::ledger::Ledger;
 use switchyard::server::Handle;
-const REFUSED_KEY: &str = "sk-ant-api03-refused-0000000000";
 
 /// `haiku` and `sonnet` on one Anthropic account (batch prices $1/$5 and $1.5/$7.5 per
 /// MTok), `bad` (a key the mock refuses) and `local` (an OpenAI-compatible server).
@@ -47,21 +47,8 @@ fn yaml(mock_url: &str) -> String {
       output_cost_per_token: 0.000015
       input_cost_per_token_batches: 0.0000015
       output_cost_per_token_batches: 0.0000075
-  - model_name: bad
-    litellm_params:
-      model: anthropic/claude-haiku-4-5
-      api_key: {REFUSED_KEY}
-      api_base: {mock_url}
-  - model_name: local
-    litellm_params:
-      model: openai/qwen3
-      api_key: {ANT_KEY}
-      api_base: {mock_url}/v1
-router_settings:
-  num_retries: 0
-general_settings:
-  master_key: {MASTER}
-"
+{}",
+        batch_support::shared_entries(mock_url)
     )
 }
 
@@ -104,16 +91,8 @@ impl Gw {
     }
 
     async fn create(&self, aliases: &[&str]) -> (u16, Value) {
-        let requests: Vec<Value> = aliases
-            .iter()
-            .enumerate()
-            .map(|(i, alias)| {
-                json!({"custom_id": format!("req-{i}"),
-                       "params": {"model": alias, "max_tokens": 16,
-                                  "messages": [{"role": "user", "content": "Say DONE"}]}})
-            })
-            .collect();
-        self.send("POST", "/v1/messages/batches", Some(json!({"requests": requests}))).await
+        let body = batch_support::message_batch(aliases);
+        self.send("POST", "/v1/messages/batches", Some(body)).await
     }
 
     async fn until_ended(&self, id: &str) -> Value {
@@ -225,23 +204,24 @@ async fn forwarded_and_charged_once(db: Option<&TestDb>) {
 }
 
 #[tokio::test]
-async fn an_anthropic_only_batch_is_forwarded_and_charged_once_on_sqlite() {
+async fn an_anthropic_only_batch_is_forwarded_and_charged_once_on_both_stores() {
     forwarded_and_charged_once(None).await;
+    forwarded_and_charged_once(Some(&TestDb::create().await)).await;
 }
 
-#[tokio::test]
-async fn an_anthropic_only_batch_is_forwarded_and_charged_once_on_postgres() {
-    let db = TestDb::create().await;
-    forwarded_and_charged_once(Some(&db)).await;
+/// A gateway on a mock whose batches wait ten minutes before answering anything.
+async fn held() -> (tempfile::TempDir, MockUpstream, Gw) {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock().await;
+    mock.set_batch_delay(Duration::from_secs(600));
+    let gw = gateway(&mock, dir.path(), None).await;
+    (dir, mock, gw)
 }
 
 #[tokio::test]
 async fn a_forwarded_batch_is_cancelled_upstream() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = mock().await;
     // Nothing is answered before the cancel.
-    mock.set_batch_delay(Duration::from_secs(600));
-    let gw = gateway(&mock, dir.path(), None).await;
+    let (dir, mock, gw) = held().await;
     let (status, batch) = gw.create(&["haiku", "haiku", "sonnet"]).await;
     assert_eq!(status, 200, "{batch}");
     let id = batch["id"].as_str().unwrap().to_owned();
@@ -268,10 +248,7 @@ async fn a_forwarded_batch_is_cancelled_upstream() {
 
 #[tokio::test]
 async fn upstream_refusals_are_bat_errors_in_anthropics_shape() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = mock().await;
-    mock.set_batch_delay(Duration::from_secs(600));
-    let gw = gateway(&mock, dir.path(), None).await;
+    let (_dir, mock, gw) = held().await;
     // The deployment's key is refused: the client learns whose key and what to do.
     let (status, refused) = gw.create(&["bad"]).await;
     assert_eq!(status, 401, "{refused}");
@@ -325,23 +302,9 @@ async fn the_command_line_shows_forwarded_batches_polled_in_the_background() {
     let status = ops.start(&config, &[]).await;
     let base = status["url"].as_str().unwrap().to_owned();
     let client = ops_support::http();
-    let requests: Vec<Value> = (0..2)
-        .map(|i| {
-            json!({"custom_id": format!("n-{i}"),
-                        "params": {"model": "haiku", "max_tokens": 16,
-                                   "messages": [{"role": "user", "content": "Say DONE"}]}})
-        })
-        .collect();
-    let created: Value = client
-        .post(format!("{base}/v1/messages/batches"))
-        .bearer_auth(MASTER)
-        .json(&json!({"requests": requests}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = Some(batch_support::message_batch(&["haiku", "haiku"]));
+    let (_, text) = send(&client, &base, MASTER, "POST", "/v1/messages/batches", body).await;
+    let created: Value = serde_json::from_str(&text).unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     // Stopped while the batch is in progress upstream, started again: its poll carries on.
     assert_eq!(ops.run(&["stop"]).await.code, 0);

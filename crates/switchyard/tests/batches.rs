@@ -39,22 +39,9 @@ fn yaml(mock_url: &str, concurrency: usize) -> String {
       output_cost_per_token: 0.00001
       input_cost_per_token_batches: 0.000001
       output_cost_per_token_batches: 0.000005
-  - model_name: bad
-    litellm_params:
-      model: anthropic/claude-haiku-4-5
-      api_key: sk-ant-api03-refused-0000000000
-      api_base: {mock_url}
-  - model_name: local
-    litellm_params:
-      model: openai/qwen3
-      api_key: {ANT_KEY}
-      api_base: {mock_url}/v1
-router_settings:
-  num_retries: 0
-general_settings:
-  master_key: {MASTER}
-  batch_concurrency: {concurrency}
-"
+{}  batch_concurrency: {concurrency}
+",
+        batch_support::shared_entries(mock_url)
     )
 }
 
@@ -383,16 +370,9 @@ async fn anthropic_batch_and_cancel(db: Option<&TestDb>) {
         1,
     )
     .await;
-    let requests: Vec<Value> = (0..4)
-        .map(|i| {
-            json!({"custom_id": format!("req-{i}"),
-                   "params": {"model": "local", "max_tokens": 16,
-                              "messages": [{"role": "user", "content": "Say DONE"}]}})
-        })
-        .collect();
     // Not all on Anthropic: run by the gateway, not forwarded.
-    let (status, batch) =
-        gw.send(MASTER, "POST", "/v1/messages/batches", Some(json!({"requests": requests}))).await;
+    let body = batch_support::message_batch(&["local"; 4]);
+    let (status, batch) = gw.send(MASTER, "POST", "/v1/messages/batches", Some(body)).await;
     assert_eq!(status, 200, "{batch}");
     assert_eq!(batch["type"], "message_batch");
     assert_eq!(batch["processing_status"], "in_progress");

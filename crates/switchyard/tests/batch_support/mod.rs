@@ -13,7 +13,47 @@ use switchyard::keys::{Keys, POLL, Settings as KeySettings};
 use switchyard::ledger::{Ledger, Settings as LedgerSettings};
 use switchyard::server::{self, Handle, Runtime};
 
-use crate::ledger_support::{self, TestDb, pg_rows, sqlite_pool, sqlite_rows};
+use crate::ledger_support::{self, ANT_KEY, MASTER, TestDb, pg_rows, sqlite_pool, sqlite_rows};
+
+/// The key the mock refuses (the `bad` alias's).
+pub const REFUSED_KEY: &str = "sk-ant-api03-refused-0000000000";
+
+/// The end of both batch configs: `bad` (a key the mock Anthropic API refuses) and `local`
+/// (its OpenAI-compatible API, no prices), no retries, the master key; `general_settings`
+/// open for more.
+pub fn shared_entries(mock_url: &str) -> String {
+    format!(
+        "  - model_name: bad
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_key: {REFUSED_KEY}
+      api_base: {mock_url}
+  - model_name: local
+    litellm_params:
+      model: openai/qwen3
+      api_key: {ANT_KEY}
+      api_base: {mock_url}/v1
+router_settings:
+  num_retries: 0
+general_settings:
+  master_key: {MASTER}
+"
+    )
+}
+
+/// A message batch's body: one `Say DONE` request per alias, `req-<i>` each.
+pub fn message_batch(aliases: &[&str]) -> Value {
+    let requests: Vec<Value> = aliases
+        .iter()
+        .enumerate()
+        .map(|(i, alias)| {
+            serde_json::json!({"custom_id": format!("req-{i}"),
+                   "params": {"model": alias, "max_tokens": 16,
+                              "messages": [{"role": "user", "content": "Say DONE"}]}})
+        })
+        .collect();
+    serde_json::json!({ "requests": requests })
+}
 
 /// How long a batch may take to finish in these tests (a loaded two-core machine).
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -118,11 +158,8 @@ pub async fn batch_rows(dir: &Path, db: Option<&TestDb>, batch: &str) -> Vec<led
     let rows = match db {
         Some(db) => {
             let pool = db.pool().await;
-            let exists: bool =
-                sqlx::query_scalar(r#"SELECT to_regclass('"LiteLLM_SpendLogs"') IS NOT NULL"#)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+            let sql = r#"SELECT to_regclass('"LiteLLM_SpendLogs"') IS NOT NULL"#;
+            let exists: bool = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
             if !exists {
                 return Vec::new();
             }
@@ -131,13 +168,8 @@ pub async fn batch_rows(dir: &Path, db: Option<&TestDb>, batch: &str) -> Vec<led
         None if !dir.join("ledger.sqlite3").exists() => return Vec::new(),
         None => {
             let pool = sqlite_pool(dir).await;
-            let exists: bool = sqlx::query_scalar(
-                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'LiteLLM_SpendLogs'",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            if !exists {
+            let sql = "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'LiteLLM_SpendLogs'";
+            if !sqlx::query_scalar::<_, bool>(sql).fetch_one(&pool).await.unwrap() {
                 return Vec::new();
             }
             sqlite_rows(&pool).await
