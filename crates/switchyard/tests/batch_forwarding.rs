@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use switchyard::ledger::Ledger;
 use switchyard::server::Handle;
 
-/// `haiku` and `sonnet` on one Anthropic account (batch prices $1/$5 and $1.5/$7.5 per
-/// MTok), `bad` (a key the mock refuses) and `local` (an OpenAI-compatible server).
+/// `haiku` (batch rates $1/$5 per MTok written) and `sonnet` (none: Anthropic's half of its
+/// $3/$15) on one Anthropic account; `bad` (a key the mock refuses) and `local` (an
+/// OpenAI-compatible server).
 fn yaml(mock_url: &str) -> String {
     format!(
         "model_list:
@@ -45,8 +46,6 @@ fn yaml(mock_url: &str) -> String {
     model_info:
       input_cost_per_token: 0.000003
       output_cost_per_token: 0.000015
-      input_cost_per_token_batches: 0.0000015
-      output_cost_per_token_batches: 0.0000075
 {}",
         batch_support::shared_entries(mock_url)
     )
@@ -164,7 +163,7 @@ async fn forwarded_and_charged_once(db: Option<&TestDb>) {
     }
 
     // One row per request at the batch prices: haiku 100 × $1 + 20 × $5 per MTok, sonnet
-    // 100 × $1.5 + 20 × $7.5.
+    // 100 × $1.5 + 20 × $7.5 (half its $3/$15).
     let found = rows_until(dir.path(), db, &id, 3).await;
     let mut spends: Vec<(String, String, String)> = found
         .iter()

@@ -1,6 +1,6 @@
 //! Settles an ended forwarded batch: reads its results from the upstream once, line by line,
 //! and stores each line's outcome in its item — a succeeded one with its cost at the batch
-//! price and its ledger row (the owner's key, team and user; request id `<batch>-<line>`;
+//! price (the deployment's batch rates, else Anthropic's half price) and its ledger row (the owner's key, team and user; request id `<batch>-<line>`;
 //! call type as for the batches the gateway runs). An item is settled only while it is
 //! queued, so reading the results again, another replica, or a restart after a partial
 //! settle never charge a request twice; the rows are handed to the ledger by the batch runner
@@ -126,7 +126,7 @@ fn finished(
     let _ = apply_key_rules(state, identity, &mut chat);
     let target = serving(state, &chat.model).unwrap_or_else(|| upstream.target.clone());
     let usage = crate::provider::anthropic_usage(&result["message"]["usage"]);
-    let charge = Charge::new(usage, &target.price.for_batch(), true);
+    let charge = Charge::new(usage, &target.price.for_anthropic_batch(), true);
     let runtime = state.runtime();
     let started = Started::batch_item(
         model::request_id(&b.id, item.line),
