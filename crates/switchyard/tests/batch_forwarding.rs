@@ -85,7 +85,17 @@ impl Gw {
     }
 
     async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let (status, text) = self.send_text(method, path, body).await;
+        self.send_as(MASTER, method, path, body).await
+    }
+
+    async fn send_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, text) = send(&self.client, &self.gw.url(), key, method, path, body).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
@@ -329,4 +339,35 @@ async fn the_command_line_shows_forwarded_batches_polled_in_the_background() {
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("[BAT-04]"), "{out}");
     assert_eq!(ops.run(&["stop"]).await.code, 0);
+}
+
+#[tokio::test]
+async fn a_forwarded_batch_belongs_to_its_key_and_is_charged_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock().await;
+    let gw = gateway(&mock, dir.path(), None).await;
+    let mut keys = Vec::new();
+    for alias in ["nightly", "other"] {
+        let (status, made) =
+            gw.send("POST", "/key/generate", Some(json!({"key_alias": alias}))).await;
+        assert_eq!(status, 200, "{made}");
+        keys.push(made["key"].as_str().unwrap().to_owned());
+    }
+    // Keys are seen by the gateway within a poll.
+    tokio::time::sleep(switchyard::keys::POLL * 3).await;
+    let body = Some(batch_support::message_batch(&["haiku"]));
+    let (status, batch) = gw.send_as(&keys[0], "POST", "/v1/messages/batches", body).await;
+    assert_eq!(status, 200, "{batch}");
+    let id = batch["id"].as_str().unwrap();
+    assert_eq!(upstream_creates(&mock).len(), 1, "forwarded");
+    let (status, hidden) =
+        gw.send_as(&keys[1], "GET", &format!("/v1/messages/batches/{id}"), None).await;
+    assert_eq!(status, 404, "{hidden}");
+    assert_eq!(hidden["error"]["diagnosis"]["id"], "BAT-03");
+    let path = format!("/v1/messages/batches/{id}");
+    wait_for(&gw.client, &gw.gw.url(), &keys[0], &path, "processing_status", &["ended"]).await;
+    let found = rows_until(dir.path(), None, id, 1).await;
+    assert_eq!(found[0].api_key, switchyard::attribution::hash_key(&keys[0]), "{found:#?}");
+    assert_eq!(found[0].metadata["user_api_key_alias"], "nightly", "{found:#?}");
+    gw.stop().await;
 }
