@@ -215,15 +215,12 @@ pub async fn file_list(
     Query(q): Query<ListQuery>,
     Owner(who): Owner,
 ) -> Response {
-    let result = async {
-        let store = &batches(&state)?.store;
-        let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 10_000) };
-        store
-            .list_files(who.as_deref(), q.purpose.as_deref(), &page)
-            .await
-            .map_err(|e| store_failed(&e))
-    }
-    .await;
+    let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 10_000) };
+    let result = match batches(&state) {
+        Ok(b) => b.store.list_files(who.as_deref(), q.purpose.as_deref(), &page).await,
+        Err(err) => return fail(&err),
+    };
+    let result = result.map_err(|e| store_failed(&e));
     reply(result, |(files, more)| list(files.iter().map(wire::file_object).collect(), more))
 }
 
@@ -391,16 +388,10 @@ pub async fn batch_list(
     Query(q): Query<ListQuery>,
     Owner(who): Owner,
 ) -> Response {
-    let result = async {
-        let store = &batches(&state)?.store;
-        let page =
-            Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 20).min(100) };
-        store
-            .list_batches(who.as_deref(), Some(Surface::OpenAi), &page)
-            .await
-            .map_err(|e| store_failed(&e))
-    }
-    .await;
+    let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 20).min(100) };
+    let Ok(store) = batches(&state).map(|b| &b.store) else { return fail(&unavailable()) };
+    let result = store.list_batches(who.as_deref(), Some(Surface::OpenAi), &page).await;
+    let result = result.map_err(|e| store_failed(&e));
     reply(result, |(rows, more)| list(rows.iter().map(wire::openai_batch).collect(), more))
 }
 

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{CONTENT_TYPE, HOST};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde::Deserialize;
@@ -40,6 +41,30 @@ fn reply<T>(
     match result {
         Ok(value) => ok(&render(value, &base_url(headers))),
         Err(err) => fail(headers, &err),
+    }
+}
+
+/// What a request about one message batch brings: the gateway's state, the batch id in its
+/// path, who asks, and the headers (for the error's `request-id` and `results_url`).
+pub struct Named {
+    state: Arc<AppState>,
+    id: String,
+    who: Option<String>,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<Arc<AppState>> for Named {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(axum::response::IntoResponse::into_response)?;
+        let Owner(who) = Owner::from_request_parts(parts, state).await.unwrap_or(Owner(None));
+        Ok(Self { state: state.clone(), id, who, headers: parts.headers.clone() })
     }
 }
 
@@ -92,14 +117,9 @@ async fn current(state: &AppState, id: &str, who: Option<&str>) -> Result<BatchR
 }
 
 /// `GET /v1/messages/batches/{id}`.
-pub async fn retrieve(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Owner(who): Owner,
-    headers: HeaderMap,
-) -> Response {
-    let result = current(&state, &id, who.as_deref()).await;
-    reply(&headers, result, |b, base| wire::anthropic_batch(&b, base))
+pub async fn retrieve(asked: Named) -> Response {
+    let result = current(&asked.state, &asked.id, asked.who.as_deref()).await;
+    reply(&asked.headers, result, |b, base| wire::anthropic_batch(&b, base))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -183,12 +203,8 @@ async fn ended(
 }
 
 /// `GET /v1/messages/batches/{id}/results`: JSON lines, once the batch has ended.
-pub async fn results(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Owner(who): Owner,
-    headers: HeaderMap,
-) -> Response {
+pub async fn results(asked: Named) -> Response {
+    let Named { state, id, who, headers } = asked;
     let result = async {
         let b = ended(&state, &id, who.as_deref(), "results").await?;
         if b.is_forwarded() {
@@ -207,24 +223,16 @@ pub async fn results(
 }
 
 /// `POST /v1/messages/batches/{id}/cancel`.
-pub async fn cancel(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Owner(who): Owner,
-    headers: HeaderMap,
-) -> Response {
+pub async fn cancel(asked: Named) -> Response {
+    let Named { state, id, who, headers } = asked;
     let result = batches_api::cancel(&state, &id, who.as_deref(), Surface::Anthropic).await;
     reply(&headers, result, |b, base| wire::anthropic_batch(&b, base))
 }
 
 /// `DELETE /v1/messages/batches/{id}`: an ended batch, its items and results (and a
 /// forwarded one at its upstream too).
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Owner(who): Owner,
-    headers: HeaderMap,
-) -> Response {
+pub async fn delete(asked: Named) -> Response {
+    let Named { state, id, who, headers } = asked;
     let result = async {
         let b = ended(&state, &id, who.as_deref(), "delete").await?;
         batch_forward::delete(&state, &b).await?;
