@@ -162,6 +162,11 @@ class Mock:
     def release(self) -> None:
         self._call("POST", "/_mock/release")
 
+    def batch_delay(self, ms: int) -> None:
+        """How long the emulated Message Batches API waits before answering a batch's
+        requests (until the next reset)."""
+        self._call("POST", "/_mock/batches", {"delay_ms": ms})
+
     def reset(self) -> None:
         """Back to the start: empty script and recorder, the echo default, and no AWS
         identities (providers register theirs again in `prepare`)."""

@@ -1,6 +1,8 @@
-"""Batches the gateway runs itself, through both official SDKs and against every upstream
-provider: OpenAI's files and batches (`client.files.*`, `client.batches.*`) and Anthropic's
-message batches (`client.messages.batches.*`), results read back in each SDK's own types."""
+"""Batches through both official SDKs and against every upstream provider: OpenAI's files and
+batches (`client.files.*`, `client.batches.*`) and Anthropic's message batches
+(`client.messages.batches.*`), run by the gateway — or, when every request goes to one
+Anthropic account, forwarded to the (emulated) Anthropic Batches API — results read back in
+each SDK's own types."""
 
 from __future__ import annotations
 
@@ -103,6 +105,16 @@ def message_requests(n: int, alias: str = "cheap") -> list[dict]:
             for i in range(n)]
 
 
+def listed_then_deleted(ant: anthropic.Anthropic, batch_id: str) -> None:
+    """An ended batch: listed, not cancellable, deletable, then gone."""
+    assert batch_id in [b.id for b in ant.messages.batches.list(limit=100)]
+    with pytest.raises(anthropic.BadRequestError):
+        ant.messages.batches.cancel(batch_id)
+    assert ant.messages.batches.delete(batch_id).type == "message_batch_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        ant.messages.batches.retrieve(batch_id)
+
+
 def test_anthropic_sdk_runs_a_message_batch(ant: anthropic.Anthropic, gateway):
     requests = message_requests(2) + [{"custom_id": "refused", "params": {
         "model": "bad-key", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}}]
@@ -123,12 +135,7 @@ def test_anthropic_sdk_runs_a_message_batch(ant: anthropic.Anthropic, gateway):
         assert results[key].message.content[0].text
     assert results["refused"].type == "errored"
     assert results["refused"].error.error.type in ("authentication_error", "permission_error")
-    assert batch.id in [b.id for b in ant.messages.batches.list(limit=100)]
-    with pytest.raises(anthropic.BadRequestError):
-        ant.messages.batches.cancel(batch.id)
-    assert ant.messages.batches.delete(batch.id).type == "message_batch_deleted"
-    with pytest.raises(anthropic.NotFoundError):
-        ant.messages.batches.retrieve(batch.id)
+    listed_then_deleted(ant, batch.id)
 
 
 def test_anthropic_sdk_cancels_a_message_batch(ant: anthropic.Anthropic, gateway):
@@ -145,3 +152,34 @@ def test_anthropic_sdk_cancels_a_message_batch(ant: anthropic.Anthropic, gateway
     kinds = [r.result.type for r in ant.messages.batches.results(batch.id)]
     assert kinds.count("canceled") == counts.canceled
     assert kinds.count("succeeded") == counts.succeeded
+
+
+def test_anthropic_sdk_message_batch_is_forwarded_to_anthropic(ant: anthropic.Anthropic, gateway):
+    if gateway.provider.name != "anthropic":
+        pytest.skip("only a batch whose requests all go to the Anthropic API is forwarded")
+    gateway.mock.batch_delay(1500)
+    priced = [dict(r, custom_id=f"priced-{i}") for i, r in enumerate(message_requests(1, "priced"))]
+    batch = ant.messages.batches.create(requests=message_requests(2) + priced)
+    assert batch.id.startswith("msgbatch_")
+    assert batch.processing_status == "in_progress"
+    assert batch.request_counts.processing == 3
+    assert ant.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    # One upstream batch with the deployment's model; no request was run by the gateway.
+    created = [r for r in gateway.mock.received()
+               if r["method"] == "POST" and r["path"] == "/v1/messages/batches"]
+    assert len(created) == 1
+    sent = created[0]["body"]["requests"]
+    assert [r["custom_id"] for r in sent] == ["msg-0", "msg-1", "priced-0"]
+    assert {r["params"]["model"] for r in sent} == {gateway.model_id("cheap")}
+    assert gateway.calls() == []
+
+    done = wait_for(lambda: ant.messages.batches.retrieve(batch.id),
+                    lambda b: b.processing_status == "ended")
+    assert (done.request_counts.succeeded, done.request_counts.processing) == (3, 0)
+    assert done.results_url and done.results_url.startswith(gateway.url)
+    results = {r.custom_id: r.result for r in ant.messages.batches.results(batch.id)}
+    assert set(results) == {"msg-0", "msg-1", "priced-0"}
+    for result in results.values():
+        assert result.type == "succeeded"
+        assert result.message.content[0].text
+    listed_then_deleted(ant, batch.id)

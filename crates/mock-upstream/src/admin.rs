@@ -13,7 +13,8 @@
 //! | `GET /_mock/received` | | every recorded request, in arrival order |
 //! | `GET /_mock/calls` | | `{"calls": N, "pending": N}` |
 //! | `POST /_mock/release` | | releases one reply held by `hold_after` |
-//! | `POST /_mock/reset` | | empties the script and the recorder, restores the default reply, restarts ids |
+//! | `POST /_mock/reset` | | empties the script and the recorder, restores the default reply, restarts ids, forgets batches |
+//! | `POST /_mock/batches` | `{"delay_ms": N}` | how long a Message Batch waits before its requests are answered |
 //!
 //! Spec keys (all optional; none at all means the echo reply):
 //!
@@ -76,6 +77,13 @@ pub(crate) fn route(shared: &Shared, method: &str, path: &str, body: &[u8]) -> R
             lock(&shared.release).notify_one();
             ok(&json!({}))
         }
+        ("POST", "/_mock/batches") => match parse::<BatchSettings>(body) {
+            Ok(settings) => {
+                lock(&shared.batches).delay = Duration::from_millis(settings.delay_ms);
+                ok(&json!({}))
+            }
+            Err(problem) => bad_request(&problem),
+        },
         ("POST", "/_mock/reset") => {
             shared.reset();
             ok(&json!({}))
@@ -111,6 +119,12 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
 
 fn from_value(value: Value) -> Result<ReplySpec, String> {
     serde_json::from_value(value).map_err(|e| format!("not a reply spec: {e}"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchSettings {
+    delay_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]

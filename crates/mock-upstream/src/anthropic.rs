@@ -13,7 +13,7 @@ use crate::faults::{self, Plan};
 use crate::reply::{ApiError, Block, Body, Message, Usage, split_words};
 use crate::{Call, Shared};
 
-const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 const SSE: &str = "text/event-stream; charset=utf-8";
 
 /// Answers one recorded call.
@@ -100,6 +100,15 @@ fn check<'a>(
     call: &'a Call,
     needs_max_tokens: bool,
 ) -> Result<&'a Map<String, Value>, ApiError> {
+    authenticate(shared, call)?;
+    let Some(request) = call.body.as_ref().and_then(Value::as_object) else {
+        return Err(invalid("There was an error parsing the body."));
+    };
+    check_params(request, needs_max_tokens)
+}
+
+/// The API's checks before it looks at a body: the key, then the version header.
+pub(crate) fn authenticate(shared: &Shared, call: &Call) -> Result<(), ApiError> {
     let header =
         |name: &str| call.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
     let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
@@ -112,9 +121,15 @@ fn check<'a>(
     if header("anthropic-version").is_none() {
         return Err(invalid("anthropic-version: header is required"));
     }
-    let Some(request) = call.body.as_ref().and_then(Value::as_object) else {
-        return Err(invalid("There was an error parsing the body."));
-    };
+    Ok(())
+}
+
+/// The checks on a Messages body alone: what the Batches API applies to each request's
+/// `params` when it processes it.
+pub(crate) fn check_params(
+    request: &Map<String, Value>,
+    needs_max_tokens: bool,
+) -> Result<&Map<String, Value>, ApiError> {
     match request.get("model") {
         None => return Err(invalid("model: Field required")),
         Some(model) if !model.is_string() => {
@@ -340,16 +355,16 @@ fn sse(event: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-fn api_error(status: u16, kind: &str, message: &str) -> ApiError {
+pub(crate) fn api_error(status: u16, kind: &str, message: &str) -> ApiError {
     ApiError { status, kind: kind.to_owned(), message: message.to_owned() }
 }
 
-fn invalid(message: &str) -> ApiError {
+pub(crate) fn invalid(message: &str) -> ApiError {
     api_error(400, "invalid_request_error", message)
 }
 
 /// `{"type":"error","error":{...}}`, with `request_id` in HTTP error bodies.
-fn error_body(error: &ApiError, request_id: Option<String>) -> Value {
+pub(crate) fn error_body(error: &ApiError, request_id: Option<String>) -> Value {
     let mut body = json!({
         "type": "error",
         "error": { "type": error.kind, "message": error.message },
@@ -360,7 +375,11 @@ fn error_body(error: &ApiError, request_id: Option<String>) -> Value {
     body
 }
 
-fn error_response(call: &Call, error: &ApiError, headers: &[(String, String)]) -> Response {
+pub(crate) fn error_response(
+    call: &Call,
+    error: &ApiError,
+    headers: &[(String, String)],
+) -> Response {
     let body = error_body(error, Some(request_id(call.seq))).to_string();
     respond(error.status, JSON, call.seq, headers, HttpBody::from(body))
 }
@@ -371,7 +390,7 @@ fn request_id(seq: u64) -> String {
 
 /// Assembles a response with `request-id` and the reply's extra headers. A scripted status or
 /// header that HTTP cannot carry becomes a 500 naming it, so the test author sees the mistake.
-fn respond(
+pub(crate) fn respond(
     status: u16,
     content_type: &'static str,
     seq: u64,

@@ -29,6 +29,7 @@
 
 mod admin;
 mod anthropic;
+mod anthropic_batches;
 mod aws;
 mod embeddings;
 mod faults;
@@ -41,6 +42,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -207,8 +209,14 @@ impl MockUpstream {
         usize::try_from(self.shared.calls.load(Ordering::SeqCst)).unwrap_or(usize::MAX)
     }
 
+    /// How long a Message Batch waits before its requests are answered (none by default):
+    /// long enough, and a client sees it `in_progress` before it ends.
+    pub fn set_batch_delay(&self, delay: Duration) {
+        lock(&self.shared.batches).delay = delay;
+    }
+
     /// Back to the state at start: empty script and recorder, the builder's default reply,
-    /// call numbering (and so ids) from 1 again, no AWS identities, keys or tokens.
+    /// call numbering (and so ids) from 1 again, no AWS identities, keys or tokens, no batches.
     pub fn reset(&self) {
         self.shared.reset();
     }
@@ -237,6 +245,8 @@ pub(crate) struct Shared {
     release: Mutex<Arc<Notify>>,
     /// Identities, Bedrock API keys and SSO tokens of the AWS emulation.
     aws: aws::AwsState,
+    /// The Message Batches the Anthropic emulation holds.
+    pub(crate) batches: Mutex<anthropic_batches::BatchState>,
 }
 
 impl Shared {
@@ -252,6 +262,7 @@ impl Shared {
             calls: AtomicU64::new(0),
             release: Mutex::new(Arc::new(Notify::new())),
             aws: aws::AwsState::default(),
+            batches: Mutex::new(anthropic_batches::BatchState::default()),
         }
     }
 
@@ -267,6 +278,7 @@ impl Shared {
         self.calls.store(0, Ordering::SeqCst);
         *lock(&self.release) = Arc::new(Notify::new());
         self.aws.reset();
+        lock(&self.batches).reset();
     }
 
     /// The next scripted reply, or a copy of the default.
@@ -323,6 +335,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let call = Call { seq, headers: parts.headers, body: json };
     if too_large {
         return anthropic::too_large(&call);
+    }
+    if anthropic_batches::owns(parts.uri.path()) {
+        let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query());
+        return anthropic_batches::route(&shared, method, path, query, &call).await;
     }
     if openai::owns(parts.method.as_str(), parts.uri.path()) {
         return openai::route(&shared, &call).await;

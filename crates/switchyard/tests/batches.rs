@@ -4,31 +4,28 @@
 //! at batch prices, and a batch that survives its gateway being killed mid-way.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod batch_support;
 mod ledger_support;
 mod ops_support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use ledger_support::{ANT_KEY, MASTER, TestDb, eventually, pg_rows, sqlite_pool, sqlite_rows};
+use batch_support::{PATIENCE, lines, rows_until, send, wait_for};
+use ledger_support::{ANT_KEY, MASTER, TestDb, eventually};
 use mock_upstream::{MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
-use switchyard::batches::{Batches, Settings as BatchSettings};
-use switchyard::config::{self, MapEnv};
-use switchyard::keys::{Keys, POLL, Settings as KeySettings};
-use switchyard::ledger::{Ledger, Settings as LedgerSettings};
-use switchyard::server::{self, Handle, Runtime};
-
-/// How long a batch may take to finish in these tests (a loaded two-core machine).
-const PATIENCE: Duration = Duration::from_secs(60);
+use switchyard::keys::POLL;
+use switchyard::ledger::Ledger;
+use switchyard::server::Handle;
 
 /// Every answer reports 100 input and 20 output tokens.
 fn usage() -> Usage {
     Usage { input_tokens: 100, output_tokens: 20, ..Usage::default() }
 }
 
-/// `priced` (full price $2/$10 per MTok, batch price $1/$5), `unpriced` (a local model
-/// without prices) and `bad` (a key the mock refuses), on the mock Anthropic API.
+/// `priced` (full price $2/$10 per MTok, batch price $1/$5) and `bad` (a key the mock
+/// refuses) on the mock Anthropic API; `local` (no prices) on its OpenAI-compatible API.
 fn yaml(mock_url: &str, concurrency: usize) -> String {
     format!(
         "model_list:
@@ -42,17 +39,9 @@ fn yaml(mock_url: &str, concurrency: usize) -> String {
       output_cost_per_token: 0.00001
       input_cost_per_token_batches: 0.000001
       output_cost_per_token_batches: 0.000005
-  - model_name: bad
-    litellm_params:
-      model: anthropic/claude-haiku-4-5
-      api_key: sk-ant-api03-refused-0000000000
-      api_base: {mock_url}
-router_settings:
-  num_retries: 0
-general_settings:
-  master_key: {MASTER}
-  batch_concurrency: {concurrency}
-"
+{}  batch_concurrency: {concurrency}
+",
+        batch_support::shared_entries(mock_url)
     )
 }
 
@@ -78,29 +67,7 @@ async fn gateway_on(
     database_url: Option<&str>,
     concurrency: usize,
 ) -> (Handle, switchyard::batches::Handle, Ledger) {
-    let cfg = config::load_from_str(
-        &yaml(&mock.url(), concurrency),
-        Path::new("batches.yaml"),
-        &MapEnv::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
-    let url = database_url.map(switchyard::secret::Secret::new);
-    let ledger = Ledger::open(&LedgerSettings {
-        database_url: url.clone(),
-        state_dir: dir.to_owned(),
-        retention: None,
-    })
-    .unwrap();
-    gw.state.set_ledger(ledger.clone());
-    let keys =
-        Keys::open(&KeySettings { database_url: url.clone(), state_dir: dir.to_owned() }).unwrap();
-    keys.start(POLL).await;
-    gw.state.set_keys(keys);
-    let batches =
-        Batches::open(&BatchSettings { database_url: url, state_dir: dir.to_owned() }).unwrap();
-    let runner = server::run_batches(&gw.state, batches);
-    (gw, runner, ledger)
+    batch_support::gateway(&yaml(&mock.url(), concurrency), dir, database_url).await
 }
 
 impl Gw {
@@ -132,28 +99,6 @@ impl Gw {
         assert_eq!(status, 200, "{out}");
         out["key"].as_str().unwrap().to_owned()
     }
-}
-
-async fn send(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, String) {
-    let url = format!("{base}{path}");
-    let req = match method {
-        "GET" => client.get(url),
-        "DELETE" => client.delete(url),
-        _ => client.post(url),
-    };
-    let req = match body {
-        Some(body) => req.json(&body),
-        None => req,
-    };
-    let resp = req.bearer_auth(key).header("anthropic-version", "2023-06-01").send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
 /// `POST /v1/files` as the SDKs send it: multipart with `purpose` and `file`.
@@ -208,83 +153,6 @@ async fn create_openai(client: &reqwest::Client, base: &str, key: &str, content:
     .await;
     assert_eq!(status, 200, "{text}");
     serde_json::from_str(&text).unwrap()
-}
-
-/// Polls the batch until its status is one of `done`.
-async fn wait_for(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    path: &str,
-    field: &str,
-    done: &[&str],
-) -> Value {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let (status, text) = send(client, base, key, "GET", path, None).await;
-        let last = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status == 200 && done.iter().any(|d| last[field] == *d) {
-            return last;
-        }
-        assert!(std::time::Instant::now() < deadline, "{path} never reached {done:?}: {last:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls the batch's ledger rows until there are `n`.
-async fn rows_until(
-    dir: &Path,
-    db: Option<&TestDb>,
-    batch: &str,
-    n: usize,
-) -> Vec<ledger_support::Row> {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let rows = batch_rows(dir, db, batch).await;
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(std::time::Instant::now() < deadline, "{n} ledger rows never arrived: {rows:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-/// The ledger rows the batch wrote, from either store.
-async fn batch_rows(dir: &Path, db: Option<&TestDb>, batch: &str) -> Vec<ledger_support::Row> {
-    // The ledger creates its table with its first write.
-    let rows = match db {
-        Some(db) => {
-            let pool = db.pool().await;
-            let exists: bool =
-                sqlx::query_scalar(r#"SELECT to_regclass('"LiteLLM_SpendLogs"') IS NOT NULL"#)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            if !exists {
-                return Vec::new();
-            }
-            pg_rows(&pool).await
-        }
-        None if !dir.join("ledger.sqlite3").exists() => return Vec::new(),
-        None => {
-            let pool = sqlite_pool(dir).await;
-            let exists: bool = sqlx::query_scalar(
-                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'LiteLLM_SpendLogs'",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            if !exists {
-                return Vec::new();
-            }
-            sqlite_rows(&pool).await
-        }
-    };
-    rows.into_iter().filter(|r| r.metadata["batch_id"] == batch).collect()
 }
 
 async fn completes_with_results_and_ledger_rows(db: Option<&TestDb>) {
@@ -502,15 +370,9 @@ async fn anthropic_batch_and_cancel(db: Option<&TestDb>) {
         1,
     )
     .await;
-    let requests: Vec<Value> = (0..4)
-        .map(|i| {
-            json!({"custom_id": format!("req-{i}"),
-                   "params": {"model": "priced", "max_tokens": 16,
-                              "messages": [{"role": "user", "content": "Say DONE"}]}})
-        })
-        .collect();
-    let (status, batch) =
-        gw.send(MASTER, "POST", "/v1/messages/batches", Some(json!({"requests": requests}))).await;
+    // Not all on Anthropic: run by the gateway, not forwarded.
+    let body = batch_support::message_batch(&["local"; 4]);
+    let (status, batch) = gw.send(MASTER, "POST", "/v1/messages/batches", Some(body)).await;
     assert_eq!(status, 200, "{batch}");
     assert_eq!(batch["type"], "message_batch");
     assert_eq!(batch["processing_status"], "in_progress");
@@ -730,7 +592,11 @@ async fn survives_a_kill(db: Option<&TestDb>) {
     assert_eq!(out.code, 0, "{out}");
     let row = out.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{out}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cells[1..8], ["openai", "completed", "master", "key", "6", "6", "0"], "{out}");
+    assert_eq!(
+        &cells[1..9],
+        ["openai", "gateway", "completed", "master", "key", "6", "6", "0"],
+        "{out}"
+    );
     let out = ops.run(&["batches", "show", &id, "--json", "--config", cfg]).await;
     assert_eq!(out.code, 0, "{out}");
     let shown: Value = serde_json::from_str(&out.stdout).unwrap();

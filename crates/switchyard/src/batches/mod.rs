@@ -14,6 +14,7 @@
 //! once (its request id is the same on every run, and the row is kept with the item until
 //! the ledger confirmed it).
 
+pub mod forwarded;
 pub mod input;
 pub mod model;
 pub mod runner;
@@ -88,6 +89,10 @@ impl Batches {
 /// any number of times: only the first call that finds it done changes anything.
 pub async fn finalize_if_done(store: &Store, id: &str) -> Result<bool, StoreError> {
     let Some(b) = store.batch(id).await? else { return Ok(false) };
+    // A forwarded batch ends when its upstream says so (`server/batch_forward`).
+    if b.is_forwarded() {
+        return Ok(false);
+    }
     if !matches!(b.status, Status::InProgress | Status::Cancelling) || b.counts.processing() > 0 {
         return Ok(false);
     }

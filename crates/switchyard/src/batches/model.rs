@@ -207,10 +207,51 @@ pub struct BatchRow {
     pub expires_at: i64,
     pub output_file_id: Option<String>,
     pub error_file_id: Option<String>,
-    /// A batch forwarded to a provider's own Batches API: its id there. The gateway runs
-    /// every batch itself today, so this stays empty; forwarding records it here.
+    /// A batch forwarded to a provider's own Batches API (Anthropic's): its id there. Empty
+    /// for the batches the gateway runs itself.
     pub upstream_id: Option<String>,
     pub counts: Counts,
+}
+
+impl BatchRow {
+    /// A batch created `now`, in progress, with nothing run yet.
+    pub fn new(id: String, surface: Surface, endpoint: &str, now: i64, window_secs: i64) -> Self {
+        Self {
+            id,
+            surface,
+            owner: String::new(),
+            owner_alias: None,
+            endpoint: endpoint.to_owned(),
+            input_file_id: None,
+            completion_window: "24h".to_owned(),
+            status: Status::InProgress,
+            metadata: None,
+            errors: None,
+            created_at: now,
+            in_progress_at: Some(now),
+            finalizing_at: None,
+            completed_at: None,
+            failed_at: None,
+            expired_at: None,
+            cancelling_at: None,
+            cancelled_at: None,
+            expires_at: now + window_secs,
+            output_file_id: None,
+            error_file_id: None,
+            upstream_id: None,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Runs at a provider's own Batches API rather than in the gateway.
+    pub fn is_forwarded(&self) -> bool {
+        self.upstream_id.is_some()
+    }
+
+    /// Where the batch runs: `gateway`, or `anthropic` for a forwarded one.
+    pub fn runs_at(&self) -> &'static str {
+        if self.is_forwarded() { "anthropic" } else { "gateway" }
+    }
 }
 
 /// A request line as stored when the batch is created.

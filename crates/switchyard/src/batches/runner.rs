@@ -12,7 +12,7 @@
 //! spool): rows a dead process left unconfirmed are recorded again, and the ledger ignores
 //! a row whose request id it has (one id per item, the same on every run).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,10 +35,26 @@ pub const LEASE: Duration = Duration::from_secs(20);
 /// Runs an item may have: the first, and one more after its runner died.
 pub const MAX_RUNS: i64 = 2;
 
+/// Longest wait between two polls of a forwarded batch.
+pub const POLL_MAX: Duration = Duration::from_secs(60);
+
 /// Runs one item the way a live request runs.
 pub trait Execute: Send + Sync + 'static {
     /// Runs `item` of `batch` and says how it ended, in the batch's surface shapes.
     fn run(&self, batch: Arc<BatchRow>, item: Claimed) -> BoxFuture<'static, Finished>;
+
+    /// Brings the forwarded batch `id` up to date with its upstream, settling its results
+    /// once it has ended. Nothing to do where nothing is forwarded.
+    fn poll_forwarded(&self, id: String) -> BoxFuture<'static, ()> {
+        let _ = id;
+        Box::pin(async {})
+    }
+}
+
+/// How long to wait between polls of a forwarded batch seen `age` ago: often at first
+/// (short batches end soon), then a tenth of its age, at most [`POLL_MAX`].
+fn poll_interval(age: Duration) -> Duration {
+    (age / 10).clamp(HEARTBEAT, POLL_MAX)
 }
 
 pub struct Runner {
@@ -119,6 +135,7 @@ impl Runner {
         }
         let left = state.tasks.len();
         state.tasks.abort_all();
+        state.polls.abort_all();
         let store = &self.batches.store;
         if left > 0 {
             tracing::warn!(
@@ -251,9 +268,39 @@ impl Runner {
                 tracing::warn!(%err, batch = %id, "batches: could not end the batch");
             }
         }
+        self.poll_forwarded(state).await;
         self.confirm_ledger().await;
         if !state.batches.is_empty() && state.tasks.is_empty() {
             state.batches.clear();
+        }
+    }
+
+    /// Starts a poll of each open forwarded batch that is due and not being polled; the
+    /// polls run beside the loop, so a slow upstream never holds up claims or heartbeats.
+    async fn poll_forwarded(&self, state: &mut Loop) {
+        while state.polls.try_join_next().is_some() {}
+        let open = match self.batches.store.forwarded_open().await {
+            Ok(open) => open,
+            Err(err) => {
+                tracing::warn!(%err, "batches: cannot list the forwarded batches to poll");
+                return;
+            }
+        };
+        let now = tokio::time::Instant::now();
+        state.polled.retain(|id, _| open.contains(id));
+        for id in open {
+            let (seen, last) = *state.polled.entry(id.clone()).or_insert((now, None));
+            let due = last.is_none_or(|last| now >= last + poll_interval(now - seen));
+            if !due || !polling(&state.polling).insert(id.clone()) {
+                continue;
+            }
+            state.polled.insert(id.clone(), (seen, Some(now)));
+            let poll = self.exec.poll_forwarded(id.clone());
+            let set = state.polling.clone();
+            state.polls.spawn(async move {
+                poll.await;
+                polling(&set).remove(&id);
+            });
         }
     }
 
@@ -294,6 +341,10 @@ impl Runner {
     }
 }
 
+fn polling(set: &std::sync::Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    set.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[derive(Default)]
 struct Loop {
     tasks: JoinSet<(Claimed, Finished)>,
@@ -302,6 +353,12 @@ struct Loop {
     /// Results the store did not take; retried at the next housekeeping.
     unsaved: Vec<(Claimed, Finished)>,
     store_down: bool,
+    /// Polls of forwarded batches in flight.
+    polls: JoinSet<()>,
+    /// The forwarded batches being polled now.
+    polling: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// Each open forwarded batch: when this runner first saw it, when it last polled it.
+    polled: HashMap<String, (tokio::time::Instant, Option<tokio::time::Instant>)>,
 }
 
 /// BAT-02: the item was running both times a gateway stopped without finishing it.

@@ -24,6 +24,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::forwarded::Forwarding;
 use super::model::{
     BatchRow, Claimed, Counts, FileRow, Finished, ItemResult, ItemState, NewItem, Status, Surface,
     request_id,
@@ -474,11 +475,23 @@ impl Store {
         .map_err(|e| self.err(&e))?;
         match found {
             Some(mut b) => {
-                b.counts = self.counts(&b.id).await?;
+                self.fill_counts(&mut b).await?;
                 Ok(Some(b))
             }
             None => Ok(None),
         }
+    }
+
+    /// The batch's counts from its items; a forwarded batch's from its upstream until its
+    /// results are settled into the items.
+    async fn fill_counts(&self, b: &mut BatchRow) -> Result<(), StoreError> {
+        b.counts = self.counts(&b.id).await?;
+        if b.counts.queued > 0 {
+            if let Some(f) = Forwarding::of(b) {
+                f.overlay(&mut b.counts);
+            }
+        }
+        Ok(())
     }
 
     async fn counts(&self, id: &str) -> Result<Counts, StoreError> {
@@ -544,7 +557,7 @@ impl Store {
             rows.reverse();
         }
         for b in &mut rows {
-            b.counts = self.counts(&b.id).await?;
+            self.fill_counts(b).await?;
         }
         Ok((rows, more))
     }
@@ -567,7 +580,7 @@ impl Store {
         self.prepare().await?;
         let batch = self.sql(
             r#"UPDATE "Switchyard_Batches" SET "status" = 'cancelling', "cancelling_at" = $2
-               WHERE "id" = $1 AND "status" IN ('validating', 'in_progress')"#,
+               WHERE "id" = $1 AND "status" IN ('validating', 'in_progress') AND "upstream_id" IS NULL"#,
         );
         let items = self.sql(
             r#"UPDATE "Switchyard_BatchItems" SET "state" = 'canceled', "finished_at" = $2
@@ -594,7 +607,7 @@ impl Store {
     pub async fn expire(&self, now: i64) -> Result<Vec<String>, StoreError> {
         self.prepare().await?;
         let due = self.sql(
-            r#"SELECT "id" FROM "Switchyard_Batches" WHERE "status" = 'in_progress' AND "expires_at" <= $1"#,
+            r#"SELECT "id" FROM "Switchyard_Batches" WHERE "status" = 'in_progress' AND "expires_at" <= $1 AND "upstream_id" IS NULL"#,
         );
         let ids: Vec<String> =
             with_pool!(&self.db, |pool| sqlx::query_scalar(&due).bind(now).fetch_all(pool).await)
@@ -634,7 +647,7 @@ impl Store {
                WHERE ("batch_id", "line") IN (
                    SELECT "batch_id", "line" FROM "Switchyard_BatchItems"
                    WHERE "state" = 'queued' AND "batch_id" IN
-                       (SELECT "id" FROM "Switchyard_Batches" WHERE "status" = 'in_progress')
+                       (SELECT "id" FROM "Switchyard_Batches" WHERE "status" = 'in_progress' AND "upstream_id" IS NULL)
                    ORDER BY "queued_at", "batch_id", "line" LIMIT $3 {lock})
                RETURNING "batch_id", "line", "custom_id", "body", "attempts""#
         ));
@@ -656,26 +669,8 @@ impl Store {
         done: &Finished,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let sql = self.sql(
-            r#"UPDATE "Switchyard_BatchItems" SET "state" = $1, "status_code" = $2, "result" = $3,
-                   "cost" = $4, "ledger" = $5, "finished_at" = $6
-               WHERE "batch_id" = $7 AND "line" = $8 AND "state" = 'running' AND "claimed_by" = $9"#,
-        );
-        let cost = done.cost.map(|c| c.normalize().to_string());
-        with_pool!(&self.db, |pool| sqlx::query(&sql)
-            .bind(done.state.as_str())
-            .bind(done.status_code)
-            .bind(&done.result)
-            .bind(&cost)
-            .bind(&done.ledger)
-            .bind(now)
-            .bind(&item.batch_id)
-            .bind(item.line)
-            .bind(runner)
-            .execute(pool)
+        self.write_result(&item.batch_id, item.line, (ItemState::Running, Some(runner)), done, now)
             .await
-            .map(|d| d.rows_affected() > 0))
-        .map_err(|e| self.err(&e))
     }
 
     /// Renews `runner`'s claims: items it is still running are not orphans.
@@ -753,6 +748,101 @@ impl Store {
             }
             q.execute(pool).await.map(|d| d.rows_affected() > 0)
         })
+        .map_err(|e| self.err(&e))
+    }
+
+    /// Ids of forwarded batches not ended yet, oldest first.
+    pub async fn forwarded_open(&self) -> Result<Vec<String>, StoreError> {
+        self.prepare().await?;
+        let sql = r#"SELECT "id" FROM "Switchyard_Batches" WHERE "upstream_id" IS NOT NULL AND "status" IN ('in_progress', 'cancelling') ORDER BY "created_at", "id""#;
+        with_pool!(&self.db, |pool| sqlx::query_scalar(sql).fetch_all(pool).await)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records what the upstream says of a forwarded batch that has not ended here yet:
+    /// its status, what `metadata` holds for it, and the times it reports. Returns false
+    /// when the batch had already ended here.
+    pub async fn update_forwarded(&self, b: &BatchRow) -> Result<bool, StoreError> {
+        let sql = self.sql(
+            r#"UPDATE "Switchyard_Batches" SET "status" = $2, "metadata" = $3,
+                   "cancelling_at" = COALESCE("cancelling_at", $4), "completed_at" = $5,
+                   "cancelled_at" = $6, "expired_at" = $7, "expires_at" = $8
+               WHERE "id" = $1 AND "status" IN ('in_progress', 'cancelling')"#,
+        );
+        let metadata = b.metadata.as_ref().map(Value::to_string);
+        with_pool!(&self.db, |pool| sqlx::query(&sql)
+            .bind(&b.id)
+            .bind(b.status.as_str())
+            .bind(&metadata)
+            .bind(b.cancelling_at)
+            .bind(b.completed_at)
+            .bind(b.cancelled_at)
+            .bind(b.expired_at)
+            .bind(b.expires_at)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected() > 0))
+        .map_err(|e| self.err(&e))
+    }
+
+    /// A forwarded batch's items whose result has not been settled yet.
+    pub async fn unsettled(&self, batch_id: &str) -> Result<Vec<Claimed>, StoreError> {
+        self.prepare().await?;
+        let sql = self.sql(
+            r#"SELECT "batch_id", "line", "custom_id", "body", "attempts" FROM "Switchyard_BatchItems"
+               WHERE "batch_id" = $1 AND "state" = 'queued' ORDER BY "line""#,
+        );
+        with_pool!(&self.db, |pool| {
+            let rows = sqlx::query(&sql).bind(batch_id).fetch_all(pool).await;
+            rows.and_then(|rows| rows.iter().map(claimed_of).collect::<Result<Vec<_>, _>>())
+        })
+        .map_err(|e| self.err(&e))
+    }
+
+    /// Settles one item of a forwarded batch from its upstream result line, once: only
+    /// while it is still queued. Returns whether this call settled it.
+    pub async fn settle(
+        &self,
+        batch_id: &str,
+        line: i64,
+        done: &Finished,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.write_result(batch_id, line, (ItemState::Queued, None), done, now).await
+    }
+
+    /// Writes an item's result only while it is in the state `from` (and, with a runner,
+    /// claimed by it), so a result is written once.
+    async fn write_result(
+        &self,
+        batch_id: &str,
+        line: i64,
+        from: (ItemState, Option<&str>),
+        done: &Finished,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = self.sql(
+            r#"UPDATE "Switchyard_BatchItems" SET "state" = $1, "status_code" = $2, "result" = $3,
+                   "cost" = $4, "ledger" = $5, "finished_at" = $6
+               WHERE "batch_id" = $7 AND "line" = $8 AND "state" = $9
+                 AND ("claimed_by" = $10 OR $10 IS NULL)"#,
+        );
+        let cost = done.cost.map(|c| c.normalize().to_string());
+        let result = (!done.result.is_empty()).then_some(&done.result);
+        with_pool!(&self.db, |pool| sqlx::query(&sql)
+            .bind(done.state.as_str())
+            .bind((done.status_code > 0).then_some(done.status_code))
+            .bind(result)
+            .bind(&cost)
+            .bind(&done.ledger)
+            .bind(now)
+            .bind(batch_id)
+            .bind(line)
+            .bind(from.0.as_str())
+            .bind(from.1)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected() > 0))
         .map_err(|e| self.err(&e))
     }
 

@@ -1,8 +1,9 @@
-//! `switchyard batches list|show|cancel`: the batches the gateway runs, from the command
-//! line. Works on the batch store directly (the config's `database_url`, else
-//! `batches.sqlite3` in the state directory), like `keys`, so it needs no running gateway and
-//! no key: a cancel stops the batch's queued requests at once, and the gateway running it
-//! finishes the ones in flight and ends it.
+//! `switchyard batches list|show|cancel`: the batches the gateway runs or forwarded to
+//! Anthropic, from the command line. Works on the batch store directly (the config's
+//! `database_url`, else `batches.sqlite3` in the state directory), like `keys`, so it needs no
+//! running gateway and no key: a cancel stops the batch's queued requests at once, and the
+//! gateway running it finishes the ones in flight and ends it; a forwarded batch is cancelled
+//! at Anthropic through the deployment it went to (the config's key).
 
 use std::path::PathBuf;
 
@@ -85,7 +86,7 @@ pub fn run(args: &BatchesArgs) -> u8 {
         }
     };
     runtime.block_on(async {
-        match command(&batches, &args.command).await {
+        match command(&batches, &args.command, &config).await {
             Ok(answer) => {
                 output::stdout(&if args.json {
                     serde_json::to_string_pretty(&answer).unwrap_or_default()
@@ -102,7 +103,11 @@ pub fn run(args: &BatchesArgs) -> u8 {
     })
 }
 
-async fn command(batches: &Batches, command: &BatchesCommand) -> Result<Value, String> {
+async fn command(
+    batches: &Batches,
+    command: &BatchesCommand,
+    config: &crate::config::Config,
+) -> Result<Value, String> {
     let store = &batches.store;
     let failed = |e: crate::ledger::StoreError| {
         format!(
@@ -137,6 +142,16 @@ async fn command(batches: &Batches, command: &BatchesCommand) -> Result<Value, S
                     b.status.as_str()
                 ));
             }
+            if b.is_forwarded() {
+                let b = crate::server::cancel_forwarded(config.clone(), batches.clone(), b)
+                    .await
+                    .map_err(|e| {
+                    let (id, remedy) =
+                        e.diagnosis.as_ref().map_or(("BAT-09", ""), |d| (d.id, d.remedy.as_str()));
+                    format!("{} [{id}]\n  fix: {remedy}", e.message)
+                })?;
+                return Ok(to_json(&b));
+            }
             let b = batches.cancel(id).await.map_err(failed)?.ok_or_else(|| missing(id))?;
             Ok(to_json(&b))
         }
@@ -149,6 +164,8 @@ fn to_json(b: &BatchRow) -> Value {
     json!({
         "id": b.id,
         "api": b.surface.as_str(),
+        "runs_at": b.runs_at(),
+        "upstream_id": b.upstream_id,
         "status": b.status.as_str(),
         "endpoint": b.endpoint,
         "owner": if b.owner.is_empty() { Value::from("master key") } else { Value::from(b.owner.clone()) },
@@ -201,8 +218,17 @@ fn render(command: &BatchesCommand, answer: &Value) -> String {
     match command {
         BatchesCommand::List { .. } => {
             let mut out = format!(
-                "{:<34}  {:<9}  {:<11}  {:<16}  {:>6}  {:>6}  {:>6}  {:>8}  {:>12}  created\n",
-                "id", "api", "status", "owner", "total", "done", "failed", "pending", "cost USD"
+                "{:<34}  {:<9}  {:<9}  {:<11}  {:<16}  {:>6}  {:>6}  {:>6}  {:>8}  {:>12}  created\n",
+                "id",
+                "api",
+                "runs at",
+                "status",
+                "owner",
+                "total",
+                "done",
+                "failed",
+                "pending",
+                "cost USD"
             );
             let rows = answer["batches"].as_array().cloned().unwrap_or_default();
             for b in &rows {
@@ -213,9 +239,10 @@ fn render(command: &BatchesCommand, answer: &Value) -> String {
                 let pending =
                     c["queued"].as_i64().unwrap_or(0) + c["running"].as_i64().unwrap_or(0);
                 out.push_str(&format!(
-                    "{:<34}  {:<9}  {:<11}  {:<16}  {:>6}  {:>6}  {:>6}  {:>8}  {:>12}  {}\n",
+                    "{:<34}  {:<9}  {:<9}  {:<11}  {:<16}  {:>6}  {:>6}  {:>6}  {:>8}  {:>12}  {}\n",
                     text(&b["id"]),
                     text(&b["api"]),
+                    text(&b["runs_at"]),
                     text(&b["status"]),
                     owner(b),
                     text(&c["total"]),
@@ -237,6 +264,8 @@ fn render(command: &BatchesCommand, answer: &Value) -> String {
             for (label, value) in [
                 ("id", text(&answer["id"])),
                 ("api", text(&answer["api"])),
+                ("runs at", text(&answer["runs_at"])),
+                ("upstream id", text(&answer["upstream_id"])),
                 ("status", text(&answer["status"])),
                 ("endpoint", text(&answer["endpoint"])),
                 ("owner", owner(answer)),

@@ -175,6 +175,23 @@ impl Price {
         }
     }
 
+    /// The price of a request run by Anthropic's Message Batches API: the batch rates when
+    /// this price has them, else half the input and output rates — Anthropic bills the
+    /// Batches API at 50 % of the standard input and output prices (its pricing page). Cache
+    /// rates stay the base's and there is no long-context tier, as in [`Price::for_batch`].
+    pub fn for_anthropic_batch(&self) -> Price {
+        if self.batch.is_some() {
+            return self.for_batch();
+        }
+        let half = |rate: Option<Rate>| {
+            rate.map(|r| Rate { per_token: r.per_token / Decimal::from(2), source: r.source })
+        };
+        let mut base = self.base;
+        base.input = half(base.input);
+        base.output = half(base.output);
+        Price { base, long_context: None, batch: None }
+    }
+
     /// A base rate in USD per million tokens (as price lists show it), exactly.
     pub fn per_million(&self, kind: Kind) -> Option<Decimal> {
         let rate = self.base.get(kind)?;
@@ -334,5 +351,17 @@ mod tests {
             batch: None,
         };
         assert_eq!(tiny.cost(&usage(1, 0, 0, 0, 0)).unwrap().to_string(), "0.000000035");
+    }
+
+    #[test]
+    fn an_anthropic_batch_is_half_price_unless_batch_rates_are_written() {
+        let rate = |usd: &str| Rate { per_token: usd.parse().unwrap(), source: Source::ModelInfo };
+        let mut price = Price::default();
+        price.base.input = Some(rate("0.000002"));
+        price.base.output = Some(rate("0.00001"));
+        let usage = Usage { input_tokens: 100, output_tokens: 20, ..Usage::default() };
+        assert_eq!(price.for_anthropic_batch().cost(&usage), Some("0.0002".parse().unwrap()));
+        price.batch = Some(BatchRates { input: rate("0.0000015"), output: rate("0.0000075") });
+        assert_eq!(price.for_anthropic_batch().cost(&usage), Some("0.0003".parse().unwrap()));
     }
 }

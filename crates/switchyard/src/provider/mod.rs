@@ -30,6 +30,7 @@ pub use anthropic::DEFAULT_API_BASE as ANTHROPIC_API_BASE;
 /// The Anthropic translation steps without a network, for the microbenchmarks only.
 #[doc(hidden)]
 pub use anthropic::bench as anthropic_bench;
+pub use anthropic::response::usage_of as anthropic_usage;
 pub use bedrock::BedrockProvider;
 /// What a Bedrock model id names (bare id, geo profile, ARN), for pricing and diagnoses.
 pub use bedrock::ModelId as BedrockModelId;

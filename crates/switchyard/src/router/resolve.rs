@@ -71,6 +71,12 @@ impl Router {
         Some(Reached { targets: Cow::Owned(targets.to_vec()), pinned: false, group: &pattern.name })
     }
 
+    /// The deployments `name` reaches, in the group's configured order (a wildcard's made
+    /// concrete for it); `None` when nothing serves it.
+    pub fn reaches(&self, name: &str) -> Option<Vec<Target>> {
+        self.reach(name).map(|r| r.targets.into_owned())
+    }
+
     /// What requests for `name` are counted under in metrics: the alias, group, deployment
     /// id or pattern as configured — never the name as sent, so clients cannot grow the
     /// series. `None` when nothing serves `name`.

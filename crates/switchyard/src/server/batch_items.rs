@@ -46,6 +46,15 @@ impl Execute for Items {
             }
         })
     }
+
+    fn poll_forwarded(&self, id: String) -> BoxFuture<'static, ()> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            if let Some(state) = state.upgrade() {
+                super::batch_forward::poll(state, id).await;
+            }
+        })
+    }
 }
 
 /// The item's body decoded by its endpoint's surface; a Responses request also brings the

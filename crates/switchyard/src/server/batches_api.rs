@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -30,6 +31,25 @@ const WINDOW_SECS: i64 = 24 * 3600;
 /// gateway without one), which sees every batch.
 pub(super) fn owner(req_identity: Option<&Identity>) -> Option<String> {
     req_identity.map(|i| i.key.token.clone())
+}
+
+/// [`owner`] as a handler argument.
+pub struct Owner(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Owner {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(owner(parts.extensions.get::<Identity>())))
+    }
+}
+
+/// An answer rendered by `render`, or the error in OpenAI's shape.
+fn reply<T>(result: Result<T, ApiError>, render: impl FnOnce(T) -> Value) -> Response {
+    match result {
+        Ok(value) => ok(&render(value)),
+        Err(err) => fail(&err),
+    }
 }
 
 /// Whether `owner` may see something `row_owner` created.
@@ -193,44 +213,32 @@ async fn visible_file(state: &AppState, id: &str, who: Option<&str>) -> Result<F
 pub async fn file_list(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
-    req: Request,
+    Owner(who): Owner,
 ) -> Response {
-    let who = owner(req.extensions().get::<Identity>());
-    let result = async {
-        let store = &batches(&state)?.store;
-        let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 10_000) };
-        store
-            .list_files(who.as_deref(), q.purpose.as_deref(), &page)
-            .await
-            .map_err(|e| store_failed(&e))
-    }
-    .await;
-    match result {
-        Ok((files, more)) => ok(&list(files.iter().map(wire::file_object).collect(), more)),
-        Err(err) => fail(&err),
-    }
+    let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 10_000) };
+    let result = match batches(&state) {
+        Ok(b) => b.store.list_files(who.as_deref(), q.purpose.as_deref(), &page).await,
+        Err(err) => return fail(&err),
+    };
+    let result = result.map_err(|e| store_failed(&e));
+    reply(result, |(files, more)| list(files.iter().map(wire::file_object).collect(), more))
 }
 
 /// `GET /v1/files/{id}`.
 pub async fn file_get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    req: Request,
+    Owner(who): Owner,
 ) -> Response {
-    let who = owner(req.extensions().get::<Identity>());
-    match visible_file(&state, &id, who.as_deref()).await {
-        Ok(f) => ok(&wire::file_object(&f)),
-        Err(err) => fail(&err),
-    }
+    reply(visible_file(&state, &id, who.as_deref()).await, |f| wire::file_object(&f))
 }
 
 /// `GET /v1/files/{id}/content`: the file as uploaded (or written by a batch).
 pub async fn file_content(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    req: Request,
+    Owner(who): Owner,
 ) -> Response {
-    let who = owner(req.extensions().get::<Identity>());
     let result = async {
         visible_file(&state, &id, who.as_deref()).await?;
         let store = &batches(&state)?.store;
@@ -257,18 +265,14 @@ pub async fn file_content(
 pub async fn file_delete(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    req: Request,
+    Owner(who): Owner,
 ) -> Response {
-    let who = owner(req.extensions().get::<Identity>());
     let result = async {
         visible_file(&state, &id, who.as_deref()).await?;
         batches(&state)?.store.delete_file(&id).await.map_err(|e| store_failed(&e))
     }
     .await;
-    match result {
-        Ok(_) => ok(&json!({"id": id, "object": "file", "deleted": true})),
-        Err(err) => fail(&err),
-    }
+    reply(result, |_| json!({"id": id, "object": "file", "deleted": true}))
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,10 +286,7 @@ struct CreateBatch {
 /// `POST /v1/batches`: the input file's lines become queued items. A file with malformed
 /// lines makes a `failed` batch whose `errors` name each line, as OpenAI does.
 pub async fn batch_create(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    match create(&state, req).await {
-        Ok(b) => ok(&wire::openai_batch(&b)),
-        Err(err) => fail(&err),
-    }
+    reply(create(&state, req).await, |b| wire::openai_batch(&b))
 }
 
 async fn create(state: &AppState, req: Request) -> Result<BatchRow, ApiError> {
@@ -328,31 +329,12 @@ async fn create(state: &AppState, req: Request) -> Result<BatchRow, ApiError> {
         .map_err(|e| store_failed(&e))?
         .ok_or_else(|| not_found("file", &file_id))?;
     let now = model::now();
-    let mut b = BatchRow {
-        id: model::new_id("batch_"),
-        surface: Surface::OpenAi,
-        owner: owner.unwrap_or_default(),
-        owner_alias: identity.and_then(|i| i.key.key_alias.clone()),
-        endpoint: endpoint.clone(),
-        input_file_id: Some(file.id.clone()),
-        completion_window: window,
-        status: Status::InProgress,
-        metadata: asked.metadata.filter(|m| !m.is_null()),
-        errors: None,
-        created_at: now,
-        in_progress_at: Some(now),
-        finalizing_at: None,
-        completed_at: None,
-        failed_at: None,
-        expired_at: None,
-        cancelling_at: None,
-        cancelled_at: None,
-        expires_at: now + WINDOW_SECS,
-        output_file_id: None,
-        error_file_id: None,
-        upstream_id: None,
-        counts: Default::default(),
-    };
+    let mut b =
+        BatchRow::new(model::new_id("batch_"), Surface::OpenAi, &endpoint, now, WINDOW_SECS);
+    owned_by(&mut b, identity);
+    b.input_file_id = Some(file.id.clone());
+    b.completion_window = window;
+    b.metadata = asked.metadata.filter(|m| !m.is_null());
     let items = match input::openai_lines(&content, &endpoint) {
         Ok(items) => items,
         Err(errors) => {
@@ -367,6 +349,12 @@ async fn create(state: &AppState, req: Request) -> Result<BatchRow, ApiError> {
     batches.wake();
     let store = &batches.store;
     store.batch(&b.id).await.map_err(|e| store_failed(&e))?.ok_or_else(|| not_found("batch", &b.id))
+}
+
+/// The batch belongs to the key that asks (the master key's: no owner).
+pub(super) fn owned_by(b: &mut BatchRow, identity: Option<&Identity>) {
+    b.owner = owner(identity).unwrap_or_default();
+    b.owner_alias = identity.and_then(|i| i.key.key_alias.clone());
 }
 
 /// The batch `id` if `who` may see it and it was made through `surface`'s API.
@@ -387,36 +375,24 @@ pub(super) async fn visible_batch(
 pub async fn batch_get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    req: Request,
+    Owner(who): Owner,
 ) -> Response {
-    let who = owner(req.extensions().get::<Identity>());
-    match visible_batch(&state, &id, who.as_deref(), Surface::OpenAi).await {
-        Ok(b) => ok(&wire::openai_batch(&b)),
-        Err(err) => fail(&err),
-    }
+    reply(visible_batch(&state, &id, who.as_deref(), Surface::OpenAi).await, |b| {
+        wire::openai_batch(&b)
+    })
 }
 
 /// `GET /v1/batches`: newest first, `after` a batch id, `limit` 1..100 (default 20).
 pub async fn batch_list(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
-    req: Request,
+    Owner(who): Owner,
 ) -> Response {
-    let who = owner(req.extensions().get::<Identity>());
-    let result = async {
-        let store = &batches(&state)?.store;
-        let page =
-            Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 20).min(100) };
-        store
-            .list_batches(who.as_deref(), Some(Surface::OpenAi), &page)
-            .await
-            .map_err(|e| store_failed(&e))
-    }
-    .await;
-    match result {
-        Ok((rows, more)) => ok(&list(rows.iter().map(wire::openai_batch).collect(), more)),
-        Err(err) => fail(&err),
-    }
+    let page = Page { after: q.after.as_deref(), before: None, limit: limit(q.limit, 20).min(100) };
+    let Ok(store) = batches(&state).map(|b| &b.store) else { return fail(&unavailable()) };
+    let result = store.list_batches(who.as_deref(), Some(Surface::OpenAi), &page).await;
+    let result = result.map_err(|e| store_failed(&e));
+    reply(result, |(rows, more)| list(rows.iter().map(wire::openai_batch).collect(), more))
 }
 
 /// Cancels a batch `who` may see; BAT-04 when it has already ended.
@@ -427,6 +403,7 @@ pub(super) async fn cancel(
     surface: Surface,
 ) -> Result<BatchRow, ApiError> {
     let b = visible_batch(state, id, who, surface).await?;
+    let b = super::batch_forward::refresh(state, b).await?;
     if !b.status.is_open() {
         return Err(refused(
             format!(
@@ -437,6 +414,9 @@ pub(super) async fn cancel(
             None,
         ));
     }
+    if b.is_forwarded() {
+        return super::batch_forward::cancel(state, b).await;
+    }
     let batches = batches(state)?;
     batches.cancel(id).await.map_err(|e| store_failed(&e))?.ok_or_else(|| not_found("batch", id))
 }
@@ -445,11 +425,7 @@ pub(super) async fn cancel(
 pub async fn batch_cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    req: Request,
+    Owner(who): Owner,
 ) -> Response {
-    let who = owner(req.extensions().get::<Identity>());
-    match cancel(&state, &id, who.as_deref(), Surface::OpenAi).await {
-        Ok(b) => ok(&wire::openai_batch(&b)),
-        Err(err) => fail(&err),
-    }
+    reply(cancel(&state, &id, who.as_deref(), Surface::OpenAi).await, |b| wire::openai_batch(&b))
 }

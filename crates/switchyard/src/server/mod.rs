@@ -4,6 +4,7 @@
 //! **Invariant:** nothing here inspects provider payloads or error strings.
 
 mod auth;
+mod batch_forward;
 pub mod batch_items;
 mod batches_api;
 mod body;
@@ -201,6 +202,19 @@ pub fn run_batches(
     let concurrency = state.runtime().config.general.batch_concurrency;
     let items = batch_items::Items::new(state);
     crate::batches::Runner::new(batches, items, state.ledger().cloned(), concurrency).spawn()
+}
+
+/// Cancels the forwarded batch `b` at its upstream through the deployment `config` names
+/// (`switchyard batches cancel`, which runs without a gateway), and records what the
+/// upstream says of it.
+pub async fn cancel_forwarded(
+    config: crate::config::Config,
+    batches: crate::batches::Batches,
+    b: crate::batches::BatchRow,
+) -> Result<crate::batches::BatchRow, crate::classify::ApiError> {
+    let state = AppState::new(Runtime::new(config));
+    state.set_batches(batches);
+    batch_forward::cancel(&state, b).await
 }
 
 /// Binds `addr` (port 0 for any free port) and serves `runtime` in a background task.

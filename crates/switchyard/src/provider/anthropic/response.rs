@@ -87,6 +87,12 @@ struct WireCacheCreation {
     ephemeral_1h_input_tokens: Option<u64>,
 }
 
+/// The `usage` object of a Messages answer read on its own (a batch's result line); what
+/// it lacks counts 0.
+pub fn usage_of(value: &Value) -> Usage {
+    serde_json::from_value::<WireUsage>(value.clone()).map(Usage::from).unwrap_or_default()
+}
+
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
         let by_ttl = u.cache_creation.unwrap_or_default();
