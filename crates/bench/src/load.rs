@@ -396,6 +396,27 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1_000)
 }
 
+/// One request of `target` on a fresh connection: the status and the whole body, for checking
+/// what a target answers before its rounds (a round keeps only the body's tail).
+pub async fn fetch(target: &Target) -> Result<(u16, Bytes), String> {
+    let mut client = Client { sender: None, outcome: Outcome::empty() };
+    client.reconnect(target).await?;
+    let sender = client.sender.as_mut().ok_or("not connected")?;
+    let mut request = Request::builder().method(Method::POST).uri(target.path.as_str());
+    let headers = request.headers_mut().ok_or("request builder")?;
+    headers.insert(HOST, HeaderValue::from_static("127.0.0.1"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in &target.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    let request =
+        request.body(Full::new(target.body.clone())).map_err(|e| format!("request: {e}"))?;
+    let response = sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+    Ok((status, body))
+}
+
 /// One GET, for readiness polling: the status, or why there is none.
 pub async fn get_status(addr: SocketAddr, path: &str) -> Result<u16, String> {
     call(addr, Method::GET, path, None, Bytes::new()).await.map(|(status, _)| status)

@@ -1,7 +1,7 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
 //! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
-//! | --compare replicas | --compare capacity]`
+//! | --compare replicas | --compare capacity | --compare surfaces]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -25,6 +25,7 @@ use std::time::Duration;
 mod capacity;
 mod compare;
 mod replicas;
+mod surfaces;
 
 use bench::load::{self, Outcome, Round, Target};
 use bench::procs::{self, Proc};
@@ -37,7 +38,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger|keys|cache|observability|replicas|capacity] [--database-url URL] [--redis-url URL]";
+                     [--compare ledger|keys|cache|observability|replicas|capacity|surfaces] [--database-url URL] [--redis-url URL]";
 
 struct Args {
     quick: bool,
@@ -55,7 +56,8 @@ struct Args {
     /// key against a virtual key with a budget and an rpm limit, counted in Redis. `cache`: the
     /// response cache off, every request a miss, every request a hit. `replicas`: one, two
     /// and three replicas behind nginx against one without it, in the team setup.
-    /// `capacity`: the figures behind docs/capacity.md.
+    /// `capacity`: the figures behind docs/capacity.md. `surfaces`: `/anthropic/`,
+    /// `/bedrock/` InvokeModel and `/v1/embeddings` against their deployments' baselines.
     compare: Option<String>,
     /// The PostgreSQL server for `--compare ledger|replicas|capacity` (a fresh database is
     /// created there).
@@ -113,13 +115,13 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--compare" => match value()?.as_str() {
-                what
-                @ ("ledger" | "keys" | "cache" | "observability" | "replicas" | "capacity") => {
+                what @ ("ledger" | "keys" | "cache" | "observability" | "replicas" | "capacity"
+                | "surfaces") => {
                     args.compare = Some(what.to_owned());
                 }
                 other => {
                     return Err(format!(
-                        "--compare: ledger, keys, cache, observability, replicas or capacity, not {other}"
+                        "--compare: ledger, keys, cache, observability, replicas, capacity or surfaces, not {other}"
                     ));
                 }
             },
@@ -217,6 +219,8 @@ async fn run(args: Args) -> Result<(), String> {
             replicas::replicas(&settings).await
         } else if what == "capacity" {
             capacity::capacity(&settings).await
+        } else if what == "surfaces" {
+            surfaces::surfaces(&settings).await
         } else {
             compare::ledger(&settings).await
         };
@@ -429,4 +433,33 @@ async fn time_to_ready(bins: &Path, config: &Path) -> Result<f64, String> {
     };
     procs::stop(&mut child);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn compare_surfaces_narrows_like_the_other_comparisons() {
+        let a = args(&["--compare", "surfaces", "--concurrency", "1, 64", "--mode", "json"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.compare.as_deref(), Some("surfaces"));
+        assert_eq!(a.concurrency, [1, 64]);
+        assert_eq!(a.modes, [false]);
+        assert_eq!((a.reps, a.seconds), (3, 3.0));
+        let quick = args(&["--quick", "--compare", "surfaces"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((quick.reps, quick.seconds), (1, 1.0));
+    }
+
+    #[test]
+    fn an_unknown_comparison_names_the_known_ones() {
+        let Err(problem) = args(&["--compare", "surface"]) else { panic!("accepted") };
+        assert!(problem.contains("surfaces") && problem.contains("not surface"), "{problem}");
+        let Err(problem) = args(&["--compare"]) else { panic!("accepted") };
+        assert_eq!(problem, "--compare needs a value");
+    }
 }

@@ -1,24 +1,30 @@
-//! `mock-upstream --port P [--host H] [--api-key K] [--admin]`: serves the default replies
-//! (answered at once, nothing recorded) until Ctrl-C, for benchmarks. With `--admin` it records
-//! every request and serves the `/_mock/*` routes, so another process (the Python SDK suite)
-//! scripts it over HTTP. All behaviour lives in the library.
+//! `mock-upstream --port P [--host H] [--api-key K] [--bedrock-api-key K] [--admin]`: serves the
+//! default replies (answered at once, nothing recorded) until Ctrl-C, for benchmarks. With
+//! `--admin` it records every request and serves the `/_mock/*` routes, so another process (the
+//! Python SDK suite) scripts it over HTTP. `--bedrock-api-key` lets a benchmark call the Bedrock
+//! emulation without `--admin` (whose recording would grow the mock's memory with every call).
+//! All behaviour lives in the library.
 
 use std::process::ExitCode;
 
 use mock_upstream::MockUpstream;
 
-const USAGE: &str = "usage: mock-upstream --port P [--host H] [--api-key K] [--admin]";
+const USAGE: &str =
+    "usage: mock-upstream --port P [--host H] [--api-key K] [--bedrock-api-key K] [--admin]";
 
 struct Args {
     host: String,
     port: u16,
     api_key: Option<String>,
+    /// Accepted as `Authorization: Bearer` by the Bedrock emulation.
+    bedrock_api_keys: Vec<String>,
     admin: bool,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut host, mut port, mut api_key) = ("127.0.0.1".to_owned(), None, None);
     let mut admin = false;
+    let mut bedrock_api_keys = Vec::new();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -28,13 +34,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 port = Some(text.parse().map_err(|_| format!("--port: not a port: {text}"))?);
             }
             "--api-key" => api_key = Some(value()?),
+            "--bedrock-api-key" => bedrock_api_keys.push(value()?),
             "--admin" => admin = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
     }
     let port = port.ok_or("--port is required")?;
-    Ok(Args { host, port, api_key, admin })
+    Ok(Args { host, port, api_key, bedrock_api_keys, admin })
 }
 
 #[tokio::main]
@@ -74,6 +81,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for key in &args.bedrock_api_keys {
+        mock.aws().bedrock_api_key(key.as_str());
+    }
     println!("mock-upstream listening on {}", mock.url());
     if let Err(err) = tokio::signal::ctrl_c().await {
         eprintln!("mock-upstream: cannot wait for Ctrl-C: {err}");

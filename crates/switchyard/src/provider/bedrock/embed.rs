@@ -141,17 +141,9 @@ impl BedrockProvider {
         texts: &[String],
     ) -> Result<Embeddings, UpstreamError> {
         #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Vectors {
-            Floats(Vec<Vec<f32>>),
-            /// With `embedding_types`: `{"float": [[…]], …}`.
-            ByType {
-                float: Vec<Vec<f32>>,
-            },
-        }
-        #[derive(Deserialize)]
         struct Answer {
-            embeddings: Vectors,
+            #[serde(deserialize_with = "cohere_floats")]
+            embeddings: Vec<Vec<f32>>,
         }
         let input_type = req.input_type.as_deref().unwrap_or(COHERE_DEFAULT_INPUT_TYPE);
         let mut vectors = Vec::with_capacity(texts.len());
@@ -165,9 +157,7 @@ impl BedrockProvider {
             }
             let (bytes, header) = self.invoke_json(&Value::Object(body)).await?;
             let answer: Answer = serde_json::from_slice(&bytes).map_err(unreadable)?;
-            let got = match answer.embeddings {
-                Vectors::Floats(v) | Vectors::ByType { float: v } => v,
-            };
+            let got = answer.embeddings;
             if got.len() != batch.len() {
                 return Err(unreadable(format!("{} vectors for {} texts", got.len(), batch.len())));
             }
@@ -179,9 +169,79 @@ impl BedrockProvider {
     }
 }
 
+/// Cohere's `embeddings`: the float vectors, or with `embedding_types` the `float` member of
+/// `{"float": [[…]], "int8": …}`. Read in one pass, the form told by the first token: an
+/// untagged enum buffered every float as a `Content` value before trying each form.
+fn cohere_floats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
+    struct Either;
+    impl<'de> serde::de::Visitor<'de> for Either {
+        type Value = Vec<Vec<f32>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of float vectors, or an object with `float` vectors")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut vectors = Vec::new();
+            while let Some(v) = seq.next_element::<Vec<f32>>()? {
+                vectors.push(v);
+            }
+            Ok(vectors)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut float = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "float" {
+                    float = Some(map.next_value::<Vec<Vec<f32>>>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            float.ok_or_else(|| serde::de::Error::missing_field("float"))
+        }
+    }
+    d.deserialize_any(Either)
+}
+
 fn unreadable(detail: impl std::fmt::Display) -> UpstreamError {
     UpstreamError::new(
         ErrorKind::UpstreamUnavailable,
         format!("Bedrock's embeddings answer is unreadable: {detail}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Answer {
+        #[serde(deserialize_with = "cohere_floats")]
+        embeddings: Vec<Vec<f32>>,
+    }
+
+    fn read(body: &str) -> Result<Vec<Vec<f32>>, serde_json::Error> {
+        serde_json::from_str::<Answer>(body).map(|a| a.embeddings)
+    }
+
+    #[test]
+    fn cohere_vectors_are_read_as_floats_or_by_type() {
+        let plain = read(r#"{"embeddings": [[0.5, -1], [2.0]], "id": "x"}"#).unwrap();
+        assert_eq!(plain, vec![vec![0.5, -1.0], vec![2.0]]);
+        let by_type = read(
+            r#"{"embeddings": {"int8": [[1, 2]], "float": [[0.25, 0.75]], "ubinary": [[3]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(by_type, vec![vec![0.25, 0.75]]);
+        let err = read(r#"{"embeddings": {"int8": [[1, 2]]}}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `float`"), "{err}");
+        assert!(read(r#"{"embeddings": "AAAA"}"#).is_err());
+    }
 }

@@ -115,22 +115,11 @@ pub async fn anthropic(State(state): State<Arc<AppState>>, req: Request) -> Resp
         skipped: Vec::new(),
         rate: reservation.headers,
     };
-    let (mut response, pending) = relay(upstream, started.is_some().then_some(price));
-    served_headers(response.headers_mut(), &route);
-    let (tx, charged) = crate::cost::PendingCharge::channel();
     // The reservation settles at the answer's charge when its body ended.
-    tokio::spawn(async move {
-        let charge = match pending {
-            Some(pending) => pending.await,
-            None => None,
-        };
-        reservation.settle(charge.as_ref());
-        if let Some(charge) = charge {
-            let _ = tx.send(charge);
-        }
-    });
-    if let Some(started) = started {
-        ledger_hook::streamed(&state, started, &route, Charged::AtEnd(charged));
+    let (mut response, pending) = relay(upstream, started.is_some().then_some(price), reservation);
+    served_headers(response.headers_mut(), &route);
+    if let (Some(started), Some(pending)) = (started, pending) {
+        ledger_hook::streamed(&state, started, &route, Charged::AtEnd(pending));
     }
     response
 }

@@ -203,7 +203,7 @@ async fn other(
         Ok(upstream) => {
             // Nothing read is charged: the reservation is released, the request was counted.
             drop(reservation);
-            relay(upstream, None).0
+            relay(upstream, None, crate::limits::Reservation::none()).0
         }
         Err(error) => {
             let mut err = ApiError::new(

@@ -16,13 +16,17 @@ use tokio::sync::oneshot;
 use super::headers::client_response;
 use super::usage::Scanner;
 use crate::cost::{Charge, PendingCharge, Price};
+use crate::limits::Reservation;
 
 /// The client's response for `upstream`: its status and headers (less hop-by-hop ones) and
-/// its body as a stream. With `price`, the body's usage is read and its charge delivered to
-/// the returned `PendingCharge` when the body ends.
+/// its body as a stream. With `price`, the body's usage is read, `reservation` settled at its
+/// charge and the charge delivered to the returned `PendingCharge` when the body ends — in the
+/// body's own poll, not a task of its own (a spawned task per request cost a cross-thread
+/// wake-up). Without, `reservation` settles at once at what it reserved.
 pub(super) fn relay(
     upstream: reqwest::Response,
     price: Option<Arc<Price>>,
+    reservation: Reservation,
 ) -> (Response, Option<PendingCharge>) {
     let status = upstream.status();
     let headers = client_response(upstream.headers());
@@ -37,10 +41,14 @@ pub(super) fn relay(
     let (body, pending) = match price {
         Some(price) => {
             let (tx, pending) = PendingCharge::channel();
-            let metered = Metered { inner, meter: Some((Scanner::new(&content_type), price, tx)) };
+            let meter = Meter { scanner: Scanner::new(&content_type), price, tx, reservation };
+            let metered = Metered { inner, meter: Some(meter) };
             (Body::from_stream(metered), Some(pending))
         }
-        None => (Body::from_stream(inner), None),
+        None => {
+            reservation.settle(None);
+            (Body::from_stream(inner), None)
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -51,15 +59,28 @@ pub(super) fn relay(
 struct Metered {
     inner: BoxStream<'static, Result<Bytes, reqwest::Error>>,
     /// Until the charge is delivered.
-    meter: Option<(Scanner, Arc<Price>, oneshot::Sender<Charge>)>,
+    meter: Option<Meter>,
+}
+
+struct Meter {
+    scanner: Scanner,
+    price: Arc<Price>,
+    tx: oneshot::Sender<Charge>,
+    reservation: Reservation,
 }
 
 impl Metered {
-    /// Delivers the charge of what was read; `ended`: the upstream's body ended cleanly.
+    /// Settles and delivers the charge of what was read (the reservation settles at what it
+    /// reserved when no usage was seen); `ended`: the upstream's body ended cleanly.
     fn charge(&mut self, ended: bool) {
-        let Some((scanner, price, tx)) = self.meter.take() else { return };
-        if let Some((usage, complete)) = scanner.finish() {
-            let _ = tx.send(Charge::new(usage, &price, complete && ended));
+        let Some(Meter { scanner, price, tx, reservation }) = self.meter.take() else { return };
+        match scanner.finish() {
+            Some((usage, complete)) => {
+                let charge = Charge::new(usage, &price, complete && ended);
+                reservation.settle(Some(&charge));
+                let _ = tx.send(charge);
+            }
+            None => reservation.settle(None),
         }
     }
 }
@@ -71,7 +92,7 @@ impl Stream for Metered {
         let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
         match &item {
             Some(Ok(chunk)) => {
-                if let Some((scanner, ..)) = &mut self.meter {
+                if let Some(Meter { scanner, .. }) = &mut self.meter {
                     scanner.feed(chunk);
                 }
             }

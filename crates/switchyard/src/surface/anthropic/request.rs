@@ -21,7 +21,10 @@ pub const BETA_HEADER: &str = "anthropic-beta";
 /// Decode a `POST /v1/messages` body. `max_tokens` is required, as the Anthropic API
 /// requires it. Errors are `invalid_request` (400) naming the field.
 pub fn decode_messages_request(body: &[u8], headers: &HeaderMap) -> Result<ChatRequest, ApiError> {
-    let chat = decode(body, headers)?;
+    require_max_tokens(decode(body, headers)?)
+}
+
+fn require_max_tokens(chat: ChatRequest) -> Result<ChatRequest, ApiError> {
     match chat.max_tokens {
         None => Err(invalid("max_tokens", "missing required field")),
         Some(0) => Err(invalid("max_tokens", "must be at least 1")),
@@ -40,13 +43,39 @@ pub fn decode_count_tokens_request(
     Ok(chat)
 }
 
+/// Decode a Messages body whose model and streaming are decided elsewhere — Bedrock's
+/// InvokeModel names the model in its path and streams by operation — replacing any `model`
+/// or `stream` the body holds. `max_tokens` is required. Fields Bedrock adds
+/// (`anthropic_version`, `anthropic_beta`) stay in `extra` for the caller. One pass over the
+/// body, as for `/v1/messages`.
+pub fn decode_messages_as(
+    body: &[u8],
+    headers: &HeaderMap,
+    model: &str,
+    stream: bool,
+) -> Result<ChatRequest, ApiError> {
+    let betas = betas(headers)?;
+    let mut wire = decode_wire(body)?;
+    wire.model = Some(model.to_owned());
+    wire.stream = Some(stream);
+    require_max_tokens(wire.into_canonical(betas)?)
+}
+
 fn decode(body: &[u8], headers: &HeaderMap) -> Result<ChatRequest, ApiError> {
     let betas = betas(headers)?;
+    let wire = decode_wire(body)?;
+    if wire.model.is_none() {
+        return Err(invalid("model", "missing required field"));
+    }
+    wire.into_canonical(betas)
+}
+
+fn decode_wire(body: &[u8]) -> Result<WireRequest, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let wire: WireRequest =
         serde_path_to_error::deserialize(&mut de).map_err(|e| decode_error("", &e))?;
     de.end().map_err(|e| invalid_json(&e))?;
-    wire.into_canonical(betas)
+    Ok(wire)
 }
 
 /// Every `anthropic-beta` flag, in order, each once (the header may repeat).
@@ -67,7 +96,8 @@ fn betas(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
 
 impl WireRequest {
     fn into_canonical(self, betas: Vec<String>) -> Result<ChatRequest, ApiError> {
-        if self.model.trim().is_empty() {
+        let model = self.model.unwrap_or_default();
+        if model.trim().is_empty() {
             return Err(invalid("model", "must not be empty"));
         }
         if self.messages.is_empty() {
@@ -109,7 +139,7 @@ impl WireRequest {
             Some(metadata) => split_metadata(metadata, &mut gateway)?,
         };
         Ok(ChatRequest {
-            model: self.model,
+            model,
             system,
             messages,
             max_tokens: self.max_tokens,

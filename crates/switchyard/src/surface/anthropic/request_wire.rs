@@ -19,7 +19,8 @@ pub(super) type Object = Map<String, Value>;
 
 #[derive(Deserialize)]
 pub(super) struct WireRequest {
-    pub model: String,
+    /// Required by `/v1/messages` (checked after decoding); InvokeModel names it in its path.
+    pub model: Option<String>,
     pub messages: Vec<WireMessage>,
     /// Required by `/v1/messages`, not by `count_tokens`: checked after decoding.
     pub max_tokens: Option<u32>,

@@ -3,42 +3,45 @@
 //! `model`, no `stream`), the model from the path and streaming from the operation.
 
 use axum::http::{HeaderMap, HeaderValue};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::canonical::ChatRequest;
 use crate::classify::ApiError;
-use crate::surface::anthropic::{BETA_HEADER, decode_messages_request};
+use crate::surface::anthropic::decode_messages_as;
 
-/// Decodes `body` as a request for `model`. Beta flags come from the body's `anthropic_beta`
-/// and the `anthropic-beta` header (Claude Code sends the header), each once.
+/// Decodes `body` as a request for `model`. Beta flags come from the `anthropic-beta` header
+/// (Claude Code sends the header) and the body's `anthropic_beta`, each once. The body is read
+/// once, straight into the request: an agent's turn can be hundreds of kilobytes.
 pub fn decode_invoke(
     body: &[u8],
     headers: &HeaderMap,
     model: &str,
     stream: bool,
 ) -> Result<ChatRequest, ApiError> {
-    let mut object: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_request(
-            format!("The InvokeModel body is not a JSON object: {e}. Send the Anthropic Messages body with anthropic_version \"bedrock-2023-05-31\"."),
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::invalid_request(
+            "The InvokeModel body is not a JSON object. Send the Anthropic Messages body with anthropic_version \"bedrock-2023-05-31\".",
             None,
-        )
-    })?;
-    object.remove("anthropic_version");
-    let mut betas = HeaderMap::new();
-    for value in headers.get_all(BETA_HEADER) {
-        betas.append(BETA_HEADER, value.clone());
+        ));
     }
-    match object.remove("anthropic_beta") {
+    let mut chat = decode_messages_as(body, headers, model, stream)?;
+    chat.extra.remove("anthropic_version");
+    match chat.extra.remove("anthropic_beta") {
         None | Some(Value::Null) => {}
         Some(Value::Array(flags)) => {
             for flag in flags {
-                let Some(flag) = flag.as_str().and_then(|f| HeaderValue::from_str(f).ok()) else {
+                let Some(flag) = flag.as_str().filter(|f| HeaderValue::from_str(f).is_ok()) else {
                     return Err(ApiError::invalid_request(
                         "anthropic_beta: every flag must be a string of visible ASCII",
                         Some("anthropic_beta"),
                     ));
                 };
-                betas.append(BETA_HEADER, flag);
+                // As the header's flags are read: comma-separated, trimmed, each once.
+                for flag in flag.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                    if !chat.betas.iter().any(|b| b == flag) {
+                        chat.betas.push(flag.to_owned());
+                    }
+                }
             }
         }
         Some(_) => {
@@ -48,15 +51,13 @@ pub fn decode_invoke(
             ));
         }
     }
-    object.insert("model".into(), Value::from(model));
-    object.insert("stream".into(), Value::Bool(stream));
-    let bytes = serde_json::to_vec(&object).unwrap_or_default();
-    decode_messages_request(&bytes, &betas)
+    Ok(chat)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::surface::anthropic::BETA_HEADER;
 
     #[test]
     fn the_model_comes_from_the_path_and_betas_from_both_places() {
@@ -70,6 +71,22 @@ mod tests {
         assert_eq!(chat.betas, ["claude-code-20250219", "context-1m-2025-08-07"]);
         assert!(!chat.extra.contains_key("anthropic_version"));
         assert!(!chat.extra.contains_key("anthropic_beta"));
+    }
+
+    #[test]
+    fn body_betas_are_read_like_the_headers_and_a_stray_model_or_stream_is_overridden() {
+        let mut headers = HeaderMap::new();
+        headers.insert(BETA_HEADER, HeaderValue::from_static("a, b"));
+        let body = br#"{"model":"other","stream":true,"anthropic_beta":["b,c"," d "],
+            "max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+        let chat = decode_invoke(body, &headers, "m", false).unwrap();
+        assert_eq!(chat.betas, ["a", "b", "c", "d"]);
+        assert_eq!(chat.model, "m");
+        assert!(!chat.stream);
+        let bad =
+            br#"{"anthropic_beta":"x","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}"#;
+        let err = decode_invoke(bad, &HeaderMap::new(), "m", false).unwrap_err();
+        assert_eq!(err.message, "anthropic_beta: must be a list of beta flag strings");
     }
 
     #[test]
