@@ -58,6 +58,15 @@ pub struct Filter {
     pub api_key: Option<String>,
     /// The `"user"` column (the key owner).
     pub user: Option<String>,
+    /// `model_group`: the alias the request named.
+    pub alias: Option<String>,
+    /// Rows carrying this tag in `request_tags`.
+    pub tag: Option<String>,
+    /// `Some(true)`: failed rows only (`status = 'failure'`); `Some(false)`: the others.
+    pub failed: Option<bool>,
+    /// A page's cursor: rows strictly older than this `(startTime, request_id)` in the
+    /// newest-first order [`Reader::rows`] lists them in.
+    pub before: Option<(NaiveDateTime, String)>,
 }
 
 enum Source {
@@ -344,6 +353,29 @@ fn sqlite_where(q: &mut QueryBuilder<'_, Lite>, f: &Filter) {
     if let Some(user) = &f.user {
         q.push(r#" AND t."user" = "#).push_bind(user.clone());
     }
+    if let Some(alias) = &f.alias {
+        q.push(r#" AND t."model_group" = "#).push_bind(alias.clone());
+    }
+    if let Some(tag) = &f.tag {
+        q.push(r#" AND EXISTS (SELECT 1 FROM json_each(coalesce(t."request_tags", '[]')) WHERE value = "#)
+            .push_bind(tag.clone())
+            .push(")");
+    }
+    match f.failed {
+        Some(true) => q.push(r#" AND t."status" = 'failure'"#),
+        Some(false) => q.push(r#" AND coalesce(t."status", '') <> 'failure'"#),
+        None => q,
+    };
+    if let Some((t, id)) = &f.before {
+        let t = text(t);
+        q.push(r#" AND (t."startTime" < "#)
+            .push_bind(t.clone())
+            .push(r#" OR (t."startTime" = "#)
+            .push_bind(t)
+            .push(r#" AND t."request_id" < "#)
+            .push_bind(id.clone())
+            .push("))");
+    }
 }
 
 fn pg_where(q: &mut QueryBuilder<'_, Pg>, f: &Filter) {
@@ -361,6 +393,27 @@ fn pg_where(q: &mut QueryBuilder<'_, Pg>, f: &Filter) {
     }
     if let Some(user) = &f.user {
         q.push(r#" AND t."user" = "#).push_bind(user.clone());
+    }
+    if let Some(alias) = &f.alias {
+        q.push(r#" AND t."model_group" = "#).push_bind(alias.clone());
+    }
+    if let Some(tag) = &f.tag {
+        // `@>` on the array, so LiteLLM's GIN index on `request_tags` serves it.
+        q.push(r#" AND t."request_tags" @> "#)
+            .push_bind(sqlx::types::Json(vec![tag.clone()]))
+            .push("::jsonb");
+    }
+    match f.failed {
+        Some(true) => q.push(r#" AND t."status" = 'failure'"#),
+        Some(false) => q.push(r#" AND coalesce(t."status", '') <> 'failure'"#),
+        None => q,
+    };
+    if let Some((t, id)) = &f.before {
+        q.push(r#" AND (t."startTime", t."request_id") < ("#)
+            .push_bind(*t)
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
     }
 }
 
@@ -453,7 +506,7 @@ fn spend_of(row: &Map<String, Value>) -> Option<Decimal> {
 }
 
 /// What a report needs of one row.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Entry {
     pub request_id: String,
     pub start: NaiveDateTime,
@@ -478,10 +531,20 @@ pub struct Entry {
     pub cache_write_tokens: u64,
     /// `None` when unknown.
     pub spend: Option<Decimal>,
+    /// `request_duration_ms`: from arrival to the answer's end.
+    pub duration_ms: Option<u64>,
+    /// `metadata.litellm_overhead_time_ms`: the gateway's own share of the duration (not
+    /// recorded for cache hits, failures, or by gateways before it was).
+    pub overhead_ms: Option<f64>,
+    /// Answered from the response cache.
+    pub cache_hit: bool,
+    /// The failure's class (`rate_limited`, `credentials_invalid` …); empty when it did not
+    /// fail.
+    pub error_class: String,
 }
 
 impl Entry {
-    fn from_row(row: &Map<String, Value>) -> Self {
+    pub fn from_row(row: &Map<String, Value>) -> Self {
         let text = |k: &str| match row.get(k) {
             Some(Value::String(s)) => s.clone(),
             _ => String::new(),
@@ -525,6 +588,22 @@ impl Entry {
             cache_read_tokens: count(metadata.get("cache_read_input_tokens")),
             cache_write_tokens: count(metadata.get("cache_creation_input_tokens")),
             spend: spend_of(row),
+            duration_ms: match row.get("request_duration_ms") {
+                Some(Value::Number(n)) => n.as_u64(),
+                _ => None,
+            },
+            overhead_ms: metadata.get("litellm_overhead_time_ms").and_then(Value::as_f64),
+            cache_hit: match row.get("cache_hit") {
+                Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+                Some(Value::Bool(b)) => *b,
+                _ => false,
+            },
+            error_class: metadata
+                .get("error_class")
+                .or_else(|| metadata.get("error_information").and_then(|e| e.get("error_class")))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
         }
     }
 }

@@ -89,6 +89,7 @@ async fn logs_inner(state: &AppState, q: &HashMap<String, String>) -> Result<Ans
         request_id: text(q, "request_id"),
         api_key: text(q, "api_key").map(|k| stored_key(&k)),
         user: text(q, "user_id"),
+        ..Filter::default()
     };
     let summarize = flag(q, "summarize", true)?;
     if let (Some(start), Some(end), true) = (start, end, summarize) {
