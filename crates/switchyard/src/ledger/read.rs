@@ -146,6 +146,21 @@ impl Reader {
         Ok((rows, more))
     }
 
+    /// Like [`Reader::rows`] without the request and response bodies LiteLLM may have kept
+    /// (`messages`, `response`, `proxy_server_request`): a list for people to read.
+    pub async fn summaries(
+        &self,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<(Vec<Map<String, Value>>, bool), ReadError> {
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let mut rows = Vec::new();
+        self.select(filter, Some(fetch), false, &mut |row| rows.push(row)).await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+
     /// Calls `visit` with every matching row as an [`Entry`], in no particular order, without
     /// holding them all in memory.
     pub async fn scan(
@@ -171,6 +186,16 @@ impl Reader {
         limit: Option<i64>,
         visit: &mut (dyn FnMut(Map<String, Value>) + Send),
     ) -> Result<(), ReadError> {
+        self.select(filter, limit, limit.is_some(), visit).await
+    }
+
+    async fn select(
+        &self,
+        filter: &Filter,
+        limit: Option<i64>,
+        bodies: bool,
+        visit: &mut (dyn FnMut(Map<String, Value>) + Send),
+    ) -> Result<(), ReadError> {
         match self.open().await? {
             Opened::Sqlite(pool) => {
                 let mut q = QueryBuilder::<Lite>::new(SQLITE_SELECT);
@@ -187,7 +212,7 @@ impl Reader {
             Opened::Postgres(pool, password) => {
                 // Request and response bodies are not needed for a report; a row list keeps
                 // them (LiteLLM returns them).
-                let select = if limit.is_some() { PG_SELECT_ROWS } else { PG_SELECT_SCAN };
+                let select = if bodies { PG_SELECT_ROWS } else { PG_SELECT_SCAN };
                 let mut q = QueryBuilder::<Pg>::new(select);
                 pg_where(&mut q, filter);
                 push_order_limit(&mut q, limit);

@@ -28,6 +28,7 @@ mod request_id;
 mod responses;
 mod spend;
 mod state;
+mod ui;
 
 pub use state::{AppState, Runtime};
 
@@ -102,6 +103,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/anthropic/{*path}", any(passthrough::anthropic))
         .route("/bedrock/{*path}", any(passthrough::bedrock))
         .merge(batch_routes())
+        // The dashboard's data API, behind the same keys as /spend/logs.
+        .nest("/ui/api", ui::data::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()

@@ -1,0 +1,3 @@
+//! The dashboard under `/ui`: its JSON API under `/ui/api/`.
+
+pub(crate) mod data;
