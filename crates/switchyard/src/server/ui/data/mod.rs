@@ -66,7 +66,11 @@ impl Scope {
 
     /// The hash a `key` parameter names (a raw `sk-` key, a hash, or a key alias), checked
     /// against the caller's scope: a virtual key naming another key is UI-01.
-    fn key_filter(&self, state: &AppState, named: Option<&str>) -> Result<Option<String>, ApiError> {
+    fn key_filter(
+        &self,
+        state: &AppState,
+        named: Option<&str>,
+    ) -> Result<Option<String>, ApiError> {
         let Some(named) = named else { return Ok(self.token().map(str::to_owned)) };
         let hash = resolve_key(state, named);
         match self.token() {
@@ -141,11 +145,17 @@ fn time(q: &Params, name: &str, end: bool) -> Result<Option<NaiveDateTime>, ApiE
 }
 
 /// `[from, to)`: the parameters, else `default` back from now.
-fn window(q: &Params, default: chrono::Duration) -> Result<(NaiveDateTime, NaiveDateTime), ApiError> {
+fn window(
+    q: &Params,
+    default: chrono::Duration,
+) -> Result<(NaiveDateTime, NaiveDateTime), ApiError> {
     let to = time(q, "to", true)?.unwrap_or_else(|| Utc::now().naive_utc());
     let from = time(q, "from", false)?.unwrap_or(to - default);
     if from >= to {
-        return Err(bad_param("from", format!("from ({}) must be before to ({}).", rfc3339(&from), rfc3339(&to))));
+        return Err(bad_param(
+            "from",
+            format!("from ({}) must be before to ({}).", rfc3339(&from), rfc3339(&to)),
+        ));
     }
     Ok((from, to))
 }

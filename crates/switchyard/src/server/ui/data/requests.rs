@@ -103,9 +103,8 @@ fn cursor_of(start: &NaiveDateTime, request_id: &str) -> String {
 }
 
 fn cursor_from(text: &str) -> Result<(NaiveDateTime, String), ApiError> {
-    let bad = || {
-        bad_param("before", "before must be the `next` value of a previous page.".to_owned())
-    };
+    let bad =
+        || bad_param("before", "before must be the `next` value of a previous page.".to_owned());
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (t, id) = text.split_once('|').ok_or_else(bad)?;
@@ -143,9 +142,9 @@ fn summary(e: &Entry, row: &Map<String, Value>) -> Value {
     let meta = metadata(row);
     let tried = meta.get("attempts").and_then(Value::as_array).map_or(0, Vec::len);
     let (attempts, status_code) = if e.failed {
-        let code = meta
-            .pointer("/error_information/error_code")
-            .and_then(|c| c.as_str().and_then(|s| s.parse::<u16>().ok()).or(c.as_u64().map(|n| n as u16)));
+        let code = meta.pointer("/error_information/error_code").and_then(|c| {
+            c.as_str().and_then(|s| s.parse::<u16>().ok()).or(c.as_u64().map(|n| n as u16))
+        });
         (tried, code)
     } else {
         (tried + usize::from(!e.cache_hit), Some(200))
