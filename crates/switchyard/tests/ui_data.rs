@@ -458,3 +458,109 @@ async fn postgres_dashboard_data() {
     let db = TestDb::create().await;
     run(Some(&db.url())).await;
 }
+
+/// `n` ledger rows over the last 7 days: three aliases, 50 keys, 20 tags, end users and
+/// sessions, 5% failures, 10% cache hits; durations and overheads spread like real traffic.
+fn seed_rows(n: usize) -> Vec<switchyard::ledger::Record> {
+    use switchyard::ledger::{Outcome, Record, Tokens};
+    let now = Utc::now();
+    let mut rng = fastrand::Rng::with_seed(19);
+    (0..n)
+        .map(|i| {
+            let start = now - chrono::Duration::milliseconds(rng.i64(0..7 * 86_400_000));
+            let duration = rng.u64(50..4_000);
+            let failed = rng.u8(0..100) < 5;
+            let cached = !failed && rng.u8(0..100) < 10;
+            let alias = ["cheap", "balanced", "frontier"][i % 3];
+            let key = format!("seed-key-{}", i % 50);
+            Record {
+                request_id: format!("seed-{i:07}"),
+                call_type: "acompletion".to_owned(),
+                start_time: start,
+                end_time: start + chrono::Duration::milliseconds(duration as i64),
+                first_token_time: Some(start),
+                duration_ms: duration,
+                model_group: alias.to_owned(),
+                model_id: Some(format!("{alias}-{}", i % 2)),
+                provider: Some(if i % 2 == 0 { "anthropic" } else { "bedrock" }.to_owned()),
+                model: "claude-haiku-4-5".to_owned(),
+                api_key: hash_key(&key),
+                key_alias: Some(format!("team-{}", i % 50)),
+                end_user: Some(format!("user-{}", i % 200)),
+                team_id: Some(format!("t-{}", i % 5)),
+                tags: vec![format!("ticket:{}", i % 20), "env:prod".to_owned()],
+                session_id: Some(format!("s-{}", i % 1000)),
+                tokens: Tokens { prompt: 1_200, completion: 300, cache_read: 0, cache_write: 0 },
+                spend: Some(if failed || cached { Decimal::ZERO } else { Decimal::new(27, 4) }),
+                status: if failed { Outcome::Failure } else { Outcome::Success },
+                error_class: failed.then(|| "rate_limited".to_owned()),
+                cache_hit: cached,
+                overhead_ms: (!failed && !cached).then(|| rng.f64() * 2.0),
+                ..Record::default()
+            }
+        })
+        .collect()
+}
+
+/// Inserts `rows` through the store the ledger writes with, in the writer's batch size.
+async fn seed(store: &dyn switchyard::ledger::Store, rows: &[switchyard::ledger::Record]) {
+    store.prepare().await.unwrap();
+    for batch in rows.chunks(switchyard::ledger::BATCH) {
+        store.insert(batch).await.unwrap();
+    }
+}
+
+/// How long each dashboard data route takes over 100,000 ledger rows (the median of five,
+/// after one to warm the pool), on both stores. Run by hand, release build:
+/// `cargo test --release -p switchyard --test ui_data -- --ignored --nocapture`.
+/// Prints the figures the README's Performance section gives; asserts only the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: seeds 100k rows"]
+#[allow(clippy::print_stderr)]
+async fn dashboard_data_over_100k_rows() {
+    const ROWS: usize = 100_000;
+    let rows = seed_rows(ROWS);
+    let db = TestDb::create().await;
+    for database_url in [None, Some(db.url())] {
+        let s = setup(database_url.as_deref()).await;
+        let began = std::time::Instant::now();
+        match &database_url {
+            None => {
+                let path = s.dir.path().join("state").join("ledger.sqlite3");
+                seed(&switchyard::ledger::sqlite::Sqlite::new(&path).unwrap(), &rows).await;
+            }
+            Some(url) => {
+                seed(&switchyard::ledger::postgres::Postgres::new(url).unwrap(), &rows).await
+            }
+        }
+        let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
+        eprintln!("{backend}: seeded {ROWS} rows in {:?}", began.elapsed());
+        let seen = Seen::default();
+        let week = (Utc::now() - chrono::Duration::days(8)).format("%Y-%m-%d").to_string();
+        for path in [
+            "/overview".to_owned(),
+            format!("/overview?from={week}"),
+            "/spend?group_by=alias".to_owned(),
+            "/spend?group_by=tag".to_owned(),
+            "/spend?group_by=day&format=csv".to_owned(),
+            "/requests".to_owned(),
+            "/requests?tag=ticket:7".to_owned(),
+            "/requests?status=error&alias=cheap".to_owned(),
+            "/requests/seed-0050000".to_owned(),
+        ] {
+            let mut times = Vec::new();
+            for _ in 0..6 {
+                let t = std::time::Instant::now();
+                let (status, _, text) = seen.get_raw(&s, MASTER, &path).await;
+                times.push(t.elapsed());
+                assert_eq!(status, 200, "{path}: {text}");
+            }
+            times.remove(0);
+            times.sort();
+            eprintln!("{backend}: GET /ui/api{path}: median {:?}, max {:?}", times[2], times[4]);
+        }
+        let (_, spend) = seen.get(&s, MASTER, &format!("/spend?from={week}")).await;
+        assert_eq!(spend["total"]["requests"], ROWS);
+        seen.0.lock().unwrap().clear();
+    }
+}

@@ -168,7 +168,34 @@ impl Reader {
         filter: &Filter,
         visit: &mut (dyn FnMut(Entry) + Send),
     ) -> Result<(), ReadError> {
-        self.each(filter, None, &mut |row| visit(Entry::from_row(&row))).await
+        // A report reads every row of a range: only the fields an `Entry` needs travel, and
+        // they are decoded into a struct rather than a JSON tree (a few times faster).
+        match self.open().await? {
+            Opened::Sqlite(pool) => {
+                let mut q = QueryBuilder::<Lite>::new(SQLITE_LEAN);
+                sqlite_where(&mut q, filter);
+                let mut stream = q.build_query_scalar::<String>().fetch(pool);
+                while let Some(text) =
+                    stream.try_next().await.map_err(|e| self.unavailable(describe(&e, None).0))?
+                {
+                    visit(Entry::from_lean(&text));
+                }
+                Ok(())
+            }
+            Opened::Postgres(pool, password) => {
+                let mut q = QueryBuilder::<Pg>::new(PG_LEAN);
+                pg_where(&mut q, filter);
+                let mut stream = q.build_query_scalar::<String>().fetch(pool);
+                while let Some(text) = stream
+                    .try_next()
+                    .await
+                    .map_err(|e| self.unavailable(describe(&e, password).0))?
+                {
+                    visit(Entry::from_lean(&text));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Closes the pool (the CLI, before exiting).
@@ -352,6 +379,40 @@ const SQLITE_SELECT: &str = r#"SELECT json_object('request_id', "request_id", 'c
  'request_tags', json(coalesce("request_tags", '[]')), 'team_id', "team_id",
  'end_user', "end_user", 'session_id', "session_id", 'status', "status")
  FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
+
+/// What [`Reader::scan`] reads of a row: [`Lean`]'s fields.
+const SQLITE_LEAN: &str = r#"SELECT json_object('request_id', "request_id", 'startTime', "startTime",
+ 'model_group', "model_group", 'model', "model", 'model_id', "model_id",
+ 'custom_llm_provider', "custom_llm_provider", 'user', "user", 'end_user', "end_user",
+ 'api_key', "api_key", 'key_alias', "key_alias", 'session_id', "session_id",
+ 'team_id', "team_id", 'status', "status", 'prompt_tokens', "prompt_tokens",
+ 'completion_tokens', "completion_tokens", 'cache_read_input_tokens', "cache_read_input_tokens",
+ 'cache_creation_input_tokens', "cache_creation_input_tokens", 'spend', "spend",
+ 'request_duration_ms', "request_duration_ms", 'cache_hit', "cache_hit",
+ 'error_class', "error_class",
+ 'overhead', json_extract("metadata", '$.litellm_overhead_time_ms'),
+ 'request_tags', json(coalesce("request_tags", '[]')))
+ FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
+
+/// The same from PostgreSQL, through `to_jsonb` so a LiteLLM table without some of these
+/// columns still reads (a missing one is null); the exact cost and our own fields from
+/// `metadata`.
+const PG_LEAN: &str = r#"SELECT jsonb_build_object('request_id', j->'request_id',
+ 'startTime', j->'startTime', 'model_group', j->'model_group', 'model', j->'model',
+ 'model_id', j->'model_id', 'custom_llm_provider', j->'custom_llm_provider', 'user', j->'user',
+ 'end_user', j->'end_user', 'api_key', j->'api_key', 'session_id', j->'session_id',
+ 'team_id', j->'team_id', 'status', j->'status', 'prompt_tokens', j->'prompt_tokens',
+ 'completion_tokens', j->'completion_tokens', 'spend', j->'spend',
+ 'request_duration_ms', j->'request_duration_ms', 'cache_hit', j->'cache_hit',
+ 'request_tags', j->'request_tags',
+ 'key_alias', j->'metadata'->'user_api_key_alias',
+ 'cache_read_input_tokens', j->'metadata'->'cache_read_input_tokens',
+ 'cache_creation_input_tokens', j->'metadata'->'cache_creation_input_tokens',
+ 'spend_decimal', j->'metadata'->'spend_decimal', 'spend_unknown', j->'metadata'->'spend_unknown',
+ 'error_class', coalesce(j->'metadata'->'error_class', j->'metadata'->'error_information'->'error_class'),
+ 'overhead', j->'metadata'->'litellm_overhead_time_ms')::text
+ FROM "LiteLLM_SpendLogs" t CROSS JOIN LATERAL (SELECT to_jsonb(t) - 'messages' - 'response'
+ - 'proxy_server_request' AS j) x WHERE 1 = 1"#;
 
 const PG_SELECT_ROWS: &str = r#"SELECT to_jsonb(t)::text FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
 
@@ -568,7 +629,110 @@ pub struct Entry {
     pub error_class: String,
 }
 
+/// One row as [`SQLITE_LEAN`] and [`PG_LEAN`] give it. Lenient like [`Entry::from_row`]: a
+/// LiteLLM row may hold nulls anywhere and a float spend.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Lean<'a> {
+    #[serde(borrow)]
+    request_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "startTime", borrow)]
+    start: Option<std::borrow::Cow<'a, str>>,
+    model_group: Option<String>,
+    model: Option<String>,
+    model_id: Option<String>,
+    custom_llm_provider: Option<String>,
+    user: Option<String>,
+    end_user: Option<String>,
+    api_key: Option<String>,
+    key_alias: Option<String>,
+    session_id: Option<String>,
+    team_id: Option<String>,
+    #[serde(borrow)]
+    status: Option<std::borrow::Cow<'a, str>>,
+    prompt_tokens: Option<Value>,
+    completion_tokens: Option<Value>,
+    cache_read_input_tokens: Option<Value>,
+    cache_creation_input_tokens: Option<Value>,
+    spend: Option<Value>,
+    spend_decimal: Option<String>,
+    spend_unknown: Option<bool>,
+    request_duration_ms: Option<Value>,
+    cache_hit: Option<Value>,
+    error_class: Option<String>,
+    overhead: Option<f64>,
+    request_tags: Option<Value>,
+}
+
 impl Entry {
+    fn from_lean(text: &str) -> Self {
+        let Ok(l) = serde_json::from_str::<Lean<'_>>(text) else {
+            // Not the expected shape (a hand-edited row): the slow, most lenient path.
+            return Self::from_row(&parse_object(text));
+        };
+        let count = |v: &Option<Value>| match v {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            Some(Value::String(s)) => s.parse().unwrap_or(0),
+            _ => 0,
+        };
+        let spend = if l.spend_unknown == Some(true) {
+            None
+        } else if let Some(d) = l.spend_decimal.as_deref().and_then(|d| Decimal::from_str(d).ok()) {
+            Some(d)
+        } else {
+            match &l.spend {
+                Some(Value::String(text)) => Decimal::from_str(text).ok(),
+                Some(Value::Number(n)) => Decimal::from_str(&n.to_string())
+                    .or_else(|_| Decimal::from_scientific(&n.to_string()))
+                    .ok(),
+                _ => None,
+            }
+        };
+        let tags = match l.request_tags {
+            Some(Value::Array(tags)) => tags,
+            Some(Value::String(t)) => serde_json::from_str(&t).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Self {
+            request_id: l.request_id.map(|s| s.into_owned()).unwrap_or_default(),
+            start: l.start.as_deref().and_then(parse_time).unwrap_or_default(),
+            alias: l.model_group.unwrap_or_default(),
+            model: l.model.unwrap_or_default(),
+            deployment: l.model_id.unwrap_or_default(),
+            provider: l.custom_llm_provider.unwrap_or_default(),
+            tags: tags
+                .into_iter()
+                .filter_map(|t| match t {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            user: l.user.unwrap_or_default(),
+            end_user: l.end_user.unwrap_or_default(),
+            api_key: l.api_key.unwrap_or_default(),
+            key_alias: l.key_alias.filter(|a| !a.is_empty()),
+            session_id: l.session_id.unwrap_or_default(),
+            team_id: l.team_id.unwrap_or_default(),
+            failed: l.status.as_deref() == Some("failure"),
+            prompt_tokens: count(&l.prompt_tokens),
+            completion_tokens: count(&l.completion_tokens),
+            cache_read_tokens: count(&l.cache_read_input_tokens),
+            cache_write_tokens: count(&l.cache_creation_input_tokens),
+            spend,
+            duration_ms: match &l.request_duration_ms {
+                Some(Value::Number(n)) => n.as_u64(),
+                _ => None,
+            },
+            overhead_ms: l.overhead,
+            cache_hit: match &l.cache_hit {
+                Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+                Some(Value::Bool(b)) => *b,
+                _ => false,
+            },
+            error_class: l.error_class.unwrap_or_default(),
+        }
+    }
+
     pub fn from_row(row: &Map<String, Value>) -> Self {
         let text = |k: &str| match row.get(k) {
             Some(Value::String(s)) => s.clone(),
