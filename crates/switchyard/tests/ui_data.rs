@@ -9,7 +9,7 @@
 mod ledger_support;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 use std::time::Duration;
@@ -521,7 +521,12 @@ async fn dashboard_data_over_100k_rows() {
     const ROWS: usize = 100_000;
     let rows = seed_rows(ROWS);
     let db = TestDb::create().await;
+    // `UI_DATA_STORE=sqlite|postgres` measures one store only.
+    let only = std::env::var("UI_DATA_STORE").unwrap_or_default();
     for database_url in [None, Some(db.url())] {
+        if !only.is_empty() && (only == "postgres") != database_url.is_some() {
+            continue;
+        }
         let s = setup(database_url.as_deref()).await;
         let began = std::time::Instant::now();
         match &database_url {
@@ -563,4 +568,40 @@ async fn dashboard_data_over_100k_rows() {
         assert_eq!(spend["total"]["requests"], ROWS);
         seen.0.lock().unwrap().clear();
     }
+}
+
+/// A table an older LiteLLM created, without `session_id` and `status`, still reads: the
+/// report falls back to the query that reads any table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_litellm_table_without_some_columns_still_reads() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    sqlx::raw_sql(
+        r#"CREATE TABLE "LiteLLM_SpendLogs" (request_id TEXT PRIMARY KEY, call_type TEXT NOT NULL,
+           api_key TEXT NOT NULL DEFAULT '', spend DOUBLE PRECISION NOT NULL DEFAULT 0.0,
+           "startTime" TIMESTAMP(3) NOT NULL, "endTime" TIMESTAMP(3) NOT NULL,
+           model TEXT NOT NULL DEFAULT '', model_group TEXT DEFAULT '', metadata JSONB DEFAULT '{}',
+           request_tags JSONB DEFAULT '[]', prompt_tokens INTEGER NOT NULL DEFAULT 0,
+           completion_tokens INTEGER NOT NULL DEFAULT 0);
+           INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, spend, "startTime", "endTime",
+           model, model_group, request_tags) VALUES ('old-1', 'acompletion', 0.5, now(), now(),
+           'gpt-4o', 'smart', '["team:old"]')"#,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let reader = switchyard::ledger::read::Reader::new(&settings(
+        Path::new("/nonexistent"),
+        Some(&db.url()),
+    ));
+    let mut seen = Vec::new();
+    reader.scan(&switchyard::ledger::read::Filter::default(), &mut |e| seen.push(e)).await.unwrap();
+    reader.close().await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].alias.as_str(), seen[0].tags.clone()),
+        ("smart", vec!["team:old".to_owned()])
+    );
+    assert_eq!(seen[0].spend, Some(Decimal::from_str("0.5").unwrap()));
 }

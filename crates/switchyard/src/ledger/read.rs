@@ -183,15 +183,20 @@ impl Reader {
                 Ok(())
             }
             Opened::Postgres(pool, password) => {
-                let mut q = QueryBuilder::<Pg>::new(PG_LEAN);
-                pg_where(&mut q, filter);
-                let mut stream = q.build_query_scalar::<String>().fetch(pool);
-                while let Some(text) = stream
-                    .try_next()
-                    .await
-                    .map_err(|e| self.unavailable(describe(&e, password).0))?
-                {
-                    visit(Entry::from_lean(&text));
+                for (i, select) in [PG_LEAN, PG_LEAN_ANY_TABLE].into_iter().enumerate() {
+                    let mut q = QueryBuilder::<Pg>::new(select);
+                    pg_where(&mut q, filter);
+                    let mut stream = q.build_query_scalar::<String>().fetch(pool);
+                    loop {
+                        match stream.try_next().await {
+                            Ok(Some(text)) => visit(Entry::from_lean(&text)),
+                            Ok(None) => return Ok(()),
+                            // A table an older LiteLLM created lacks a column: the query
+                            // fails before its first row, and the slower one reads it.
+                            Err(e) if i == 0 && undefined_column(&e) => break,
+                            Err(e) => return Err(self.unavailable(describe(&e, password).0)),
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -394,25 +399,41 @@ const SQLITE_LEAN: &str = r#"SELECT json_object('request_id', "request_id", 'sta
  'request_tags', json(coalesce("request_tags", '[]')))
  FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
 
-/// The same from PostgreSQL, through `to_jsonb` so a LiteLLM table without some of these
-/// columns still reads (a missing one is null); the exact cost and our own fields from
-/// `metadata`.
-const PG_LEAN: &str = r#"SELECT jsonb_build_object('request_id', j->'request_id',
- 'startTime', j->'startTime', 'model_group', j->'model_group', 'model', j->'model',
- 'model_id', j->'model_id', 'custom_llm_provider', j->'custom_llm_provider', 'user', j->'user',
- 'end_user', j->'end_user', 'api_key', j->'api_key', 'session_id', j->'session_id',
- 'team_id', j->'team_id', 'status', j->'status', 'prompt_tokens', j->'prompt_tokens',
- 'completion_tokens', j->'completion_tokens', 'spend', j->'spend',
- 'request_duration_ms', j->'request_duration_ms', 'cache_hit', j->'cache_hit',
- 'request_tags', j->'request_tags',
- 'key_alias', j->'metadata'->'user_api_key_alias',
- 'cache_read_input_tokens', j->'metadata'->'cache_read_input_tokens',
- 'cache_creation_input_tokens', j->'metadata'->'cache_creation_input_tokens',
- 'spend_decimal', j->'metadata'->'spend_decimal', 'spend_unknown', j->'metadata'->'spend_unknown',
- 'error_class', coalesce(j->'metadata'->'error_class', j->'metadata'->'error_information'->'error_class'),
- 'overhead', j->'metadata'->'litellm_overhead_time_ms')::text
- FROM "LiteLLM_SpendLogs" t CROSS JOIN LATERAL (SELECT to_jsonb(t) - 'messages' - 'response'
- - 'proxy_server_request' AS j) x WHERE 1 = 1"#;
+/// The same from PostgreSQL, column by column (several times faster than `to_jsonb`): the
+/// exact cost and our own fields from `metadata`.
+const PG_LEAN: &str = r#"SELECT json_build_object('request_id', "request_id",
+ 'startTime', "startTime", 'model_group', "model_group", 'model', "model",
+ 'model_id', "model_id", 'custom_llm_provider', "custom_llm_provider", 'user', "user",
+ 'end_user', "end_user", 'api_key', "api_key", 'session_id', "session_id",
+ 'team_id', "team_id", 'status', "status", 'prompt_tokens', "prompt_tokens",
+ 'completion_tokens', "completion_tokens", 'spend', "spend",
+ 'request_duration_ms', "request_duration_ms", 'cache_hit', "cache_hit",
+ 'request_tags', "request_tags",
+ 'key_alias', "metadata"->'user_api_key_alias',
+ 'cache_read_input_tokens', "metadata"->'cache_read_input_tokens',
+ 'cache_creation_input_tokens', "metadata"->'cache_creation_input_tokens',
+ 'spend_decimal', "metadata"->'spend_decimal', 'spend_unknown', "metadata"->'spend_unknown',
+ 'error_class', coalesce("metadata"->'error_class', "metadata"->'error_information'->'error_class'),
+ 'overhead', "metadata"->'litellm_overhead_time_ms')::text
+ FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
+
+/// PostgreSQL's `undefined_column`.
+fn undefined_column(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42703")
+}
+
+/// [`PG_LEAN`] for any table: the row through `to_jsonb` once (so a LiteLLM table without
+/// some columns still reads), less what a report never needs, plus the exact cost and our own
+/// fields from `metadata` (a column every LiteLLM table has). Extra keys are ignored.
+const PG_LEAN_ANY_TABLE: &str = r#"SELECT ((to_jsonb(t) - 'messages' - 'response' - 'proxy_server_request'
+ - 'metadata' - 'api_base' - 'call_type' - 'cache_key' - 'endTime' - 'completionStartTime')
+ || jsonb_build_object('key_alias', t."metadata"->'user_api_key_alias',
+ 'cache_read_input_tokens', t."metadata"->'cache_read_input_tokens',
+ 'cache_creation_input_tokens', t."metadata"->'cache_creation_input_tokens',
+ 'spend_decimal', t."metadata"->'spend_decimal', 'spend_unknown', t."metadata"->'spend_unknown',
+ 'error_class', coalesce(t."metadata"->'error_class', t."metadata"->'error_information'->'error_class'),
+ 'overhead', t."metadata"->'litellm_overhead_time_ms'))::text
+ FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
 
 const PG_SELECT_ROWS: &str = r#"SELECT to_jsonb(t)::text FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
 
