@@ -17,7 +17,7 @@ use crate::config::{self, LoadOptions, ProcessEnv};
 use crate::daemon::StateDir;
 use crate::exit;
 use crate::ledger::read::{Filter, ReadError, Reader};
-use crate::ledger::report::{Builder, By, Group, Report, Totals, dollars, short_hash};
+use crate::ledger::report::{Builder, By, Report, Totals, dollars};
 use crate::ledger::{Settings, parse_period};
 
 #[derive(Debug, Clone, Args)]
@@ -65,6 +65,7 @@ pub enum ByArg {
     User,
     Key,
     Session,
+    Team,
     Day,
 }
 
@@ -79,6 +80,7 @@ impl From<ByArg> for By {
             ByArg::User => By::User,
             ByArg::Key => By::Key,
             ByArg::Session => By::Session,
+            ByArg::Team => By::Team,
             ByArg::Day => By::Day,
         }
     }
@@ -182,7 +184,7 @@ pub fn run(args: &SpendArgs) -> u8 {
             &serde_json::to_string_pretty(&to_json(&report, &span, &reader)).unwrap_or_default(),
         );
     } else if args.csv {
-        output::stdout(to_csv(&report).trim_end());
+        output::stdout(report.to_csv().trim_end());
     } else {
         output::stdout(&to_text(&report, &span, &ledger));
     }
@@ -231,25 +233,6 @@ fn rfc3339(t: &NaiveDateTime) -> String {
     DateTime::<Utc>::from_naive_utc_and_offset(*t, Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// What a group is called on screen.
-fn label(by: By, g: &Group) -> String {
-    if g.key.is_empty() {
-        return match by {
-            By::Tag => "(no tag)",
-            By::Key => "(no key)",
-            By::Session => "(no session)",
-            By::User => "(no user)",
-            _ => "(none)",
-        }
-        .to_owned();
-    }
-    match (by, &g.key_alias) {
-        (By::Key, Some(alias)) => format!("{} ({alias})", short_hash(&g.key)),
-        (By::Key, None) => short_hash(&g.key),
-        _ => g.key.clone(),
-    }
-}
-
 /// `$0.0123`, `$0.0123 + 3 unpriced`, or `3 unpriced` when nothing was priced.
 fn spend_text(t: &Totals) -> String {
     match t.unpriced {
@@ -287,7 +270,7 @@ fn to_text(report: &Report, span: &Span, ledger: &str) -> String {
         ]
     };
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    rows.extend(report.groups.iter().map(|g| cells(label(by, g), &g.totals)));
+    rows.extend(report.groups.iter().map(|g| cells(report.label(g), &g.totals)));
     let total = cells("total".to_owned(), &report.total);
     let mut widths = vec![0; header.len()];
     for row in rows.iter().chain(std::iter::once(&total)) {
@@ -360,7 +343,7 @@ fn to_json(report: &Report, span: &Span, reader: &Reader) -> Value {
         .iter()
         .map(|g| {
             let mut v = totals_json(&g.totals);
-            v["group"] = json!(label(report.by, g));
+            v["group"] = json!(report.label(g));
             if report.by == By::Key {
                 v["key_hash"] = json!(g.key);
                 v["key_alias"] = json!(g.key_alias);
@@ -376,38 +359,6 @@ fn to_json(report: &Report, span: &Span, reader: &Reader) -> Value {
         "groups": groups,
         "total": totals_json(&report.total),
     })
-}
-
-fn to_csv(report: &Report) -> String {
-    let mut out = format!(
-        "{},requests,failed,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,spend,unpriced_requests\n",
-        report.by.name()
-    );
-    for g in &report.groups {
-        let t = &g.totals;
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
-            csv_field(&label(report.by, g)),
-            t.requests,
-            t.failed,
-            t.input_tokens,
-            t.output_tokens,
-            t.cache_read_tokens,
-            t.cache_write_tokens,
-            t.spend.normalize(),
-            t.unpriced
-        ));
-    }
-    out
-}
-
-/// RFC 4180: quoted when it holds a comma, a quote or a line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -445,12 +396,5 @@ mod tests {
         assert_eq!(spend_text(&t), "$12.34 + 3 unpriced");
         let all = Totals { requests: 3, unpriced: 3, ..Totals::default() };
         assert_eq!(spend_text(&all), "3 unpriced");
-    }
-
-    #[test]
-    fn csv_fields_are_quoted_when_needed() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
     }
 }

@@ -358,6 +358,8 @@ pub struct Metadata<'a> {
     cache_creation_input_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_class: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    litellm_overhead_time_ms: Option<f64>,
 }
 
 /// LiteLLM's `usage_object`, with Anthropic's cache fields.
@@ -391,6 +393,7 @@ pub fn metadata(r: &Record) -> Metadata<'_> {
         cache_read_input_tokens: r.tokens.cache_read,
         cache_creation_input_tokens: r.tokens.cache_write,
         error_class: r.error_class.as_deref(),
+        litellm_overhead_time_ms: r.overhead_ms,
     }
 }
 

@@ -91,6 +91,11 @@ pub struct Record {
     /// A stream that ended before its usage arrived.
     #[serde(default)]
     pub stream_incomplete: bool,
+    /// The gateway's own time in the request (everything but the serving upstream call), in
+    /// milliseconds: LiteLLM's `metadata.litellm_overhead_time_ms`. `None` when no upstream
+    /// served (a cache hit, a failure).
+    #[serde(default)]
+    pub overhead_ms: Option<f64>,
     /// What else goes into LiteLLM's `metadata` JSON: error information and attempts, on
     /// the paths where something failed.
     #[serde(default)]

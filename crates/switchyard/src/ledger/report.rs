@@ -22,6 +22,8 @@ pub enum By {
     /// The key's hash (and alias when known).
     Key,
     Session,
+    /// The key's team (`team_id`).
+    Team,
     /// The UTC date the request started.
     Day,
 }
@@ -37,6 +39,7 @@ impl By {
             Self::User => "user",
             Self::Key => "key",
             Self::Session => "session",
+            Self::Team => "team",
             Self::Day => "day",
         }
     }
@@ -116,6 +119,7 @@ impl Builder {
             By::User => vec![e.end_user.as_str()],
             By::Key => vec![e.api_key.as_str()],
             By::Session => vec![e.session_id.as_str()],
+            By::Team => vec![e.team_id.as_str()],
             By::Day => return self.add_to(e.start.date().format("%Y-%m-%d").to_string(), e),
         };
         let mut seen: Vec<&str> = Vec::with_capacity(keys.len());
@@ -156,6 +160,62 @@ impl Builder {
             });
         }
         Report { by: self.by, groups, total: self.total }
+    }
+}
+
+impl Report {
+    /// What a group is called on screen and in CSV: `(no tag)` for requests without one, a
+    /// key as its short hash and alias (never the key).
+    pub fn label(&self, g: &Group) -> String {
+        if g.key.is_empty() {
+            return match self.by {
+                By::Tag => "(no tag)",
+                By::Key => "(no key)",
+                By::Session => "(no session)",
+                By::User => "(no user)",
+                By::Team => "(no team)",
+                _ => "(none)",
+            }
+            .to_owned();
+        }
+        match (self.by, &g.key_alias) {
+            (By::Key, Some(alias)) => format!("{} ({alias})", short_hash(&g.key)),
+            (By::Key, None) => short_hash(&g.key),
+            _ => g.key.clone(),
+        }
+    }
+
+    /// A header line, then one line per group; spend exact.
+    pub fn to_csv(&self) -> String {
+        let mut out = format!(
+            "{},requests,failed,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,spend,unpriced_requests\n",
+            self.by.name()
+        );
+        for g in &self.groups {
+            let t = &g.totals;
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{}\n",
+                csv_field(&self.label(g)),
+                t.requests,
+                t.failed,
+                t.input_tokens,
+                t.output_tokens,
+                t.cache_read_tokens,
+                t.cache_write_tokens,
+                t.spend.normalize(),
+                t.unpriced
+            ));
+        }
+        out
+    }
+}
+
+/// RFC 4180: quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
     }
 }
 
@@ -222,6 +282,13 @@ mod tests {
         assert_eq!((get("y").requests, get("y").spend), (2, Decimal::from(3)));
         assert_eq!(get("").spend, Decimal::from(4));
         assert_eq!((r.total.requests, r.total.spend), (3, Decimal::from(7)));
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
     }
 
     #[test]

@@ -145,6 +145,7 @@ pub(super) fn served_row<'a>(
     let ledger = state.ledger()?;
     let mut record = started.finish();
     record.first_token_time = Some(record.end_time);
+    record.overhead_ms = Some(millis(outcome.total.saturating_sub(route.upstream)));
     fill_route(&mut record, route);
     if let Some(charge) = charge.now() {
         fill_charge(&mut record, charge);
@@ -170,6 +171,7 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
         fill_route(&mut pending.record, route);
         let mut record = pending.finish();
         record.first_token_time = Some(first_token);
+        record.overhead_ms = Some(millis(before_upstream));
         if let Some(charge) = charge.now() {
             fill_charge(&mut record, charge);
         }
@@ -194,6 +196,7 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
         let Some((ledger, hold)) = ledger else { return };
         let mut record = pending.finish();
         record.first_token_time = Some(first_token);
+        record.overhead_ms = Some(millis(before_upstream));
         if let Some(charge) = &charge {
             fill_charge(&mut record, charge);
         }
@@ -436,6 +439,11 @@ fn observe_failure(state: &AppState, started: &Started, err: &ApiError) {
         ..metrics::Outcome::default()
     };
     m.request(&who(&runtime, started, model), &outcome);
+}
+
+/// A duration in milliseconds, to the microsecond (LiteLLM writes a float).
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1_000.0
 }
 
 /// The counts a served route carries.

@@ -89,6 +89,7 @@ async fn logs_inner(state: &AppState, q: &HashMap<String, String>) -> Result<Ans
         request_id: text(q, "request_id"),
         api_key: text(q, "api_key").map(|k| stored_key(&k)),
         user: text(q, "user_id"),
+        ..Filter::default()
     };
     let summarize = flag(q, "summarize", true)?;
     if let (Some(start), Some(end), true) = (start, end, summarize) {
@@ -343,7 +344,7 @@ async fn global_logs_inner(
     Ok(Value::Array(rows).into())
 }
 
-fn reader(state: &AppState) -> Result<&Reader, ApiError> {
+pub(super) fn reader(state: &AppState) -> Result<&Reader, ApiError> {
     state.ledger().and_then(|l| l.reader()).ok_or_else(|| {
         ApiError::new(ErrorKind::Internal, "The spend ledger is not open in this gateway.")
             .with_diagnosis(Diagnosis::new(
@@ -357,7 +358,7 @@ fn reader(state: &AppState) -> Result<&Reader, ApiError> {
 }
 
 /// Every matching entry; no ledger yet is no rows, not an error.
-async fn scan(
+pub(super) async fn scan(
     reader: &Reader,
     filter: &Filter,
     visit: &mut (dyn FnMut(Entry) + Send),
@@ -368,7 +369,7 @@ async fn scan(
     }
 }
 
-fn unavailable(e: &ReadError) -> ApiError {
+pub(super) fn unavailable(e: &ReadError) -> ApiError {
     ApiError::new(ErrorKind::Internal, "The spend ledger cannot be read.").with_diagnosis(
         Diagnosis::new(
             "LED-01",
@@ -394,7 +395,7 @@ fn text(q: &HashMap<String, String>, name: &str) -> Option<String> {
 }
 
 /// LiteLLM stores a key's sha256 hex; a raw `sk-` key is hashed as the gateway hashes it.
-fn stored_key(key: &str) -> String {
+pub(super) fn stored_key(key: &str) -> String {
     if key.starts_with("sk-") { hash_key(key) } else { key.to_owned() }
 }
 

@@ -4,6 +4,7 @@
 
 mod assets;
 mod config;
+pub(crate) mod data;
 mod deployments;
 mod keys;
 mod refusal;
@@ -31,6 +32,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/teams/{id}/block", post(keys::team_block))
         .route("/teams/{id}/unblock", post(keys::team_unblock))
         .route("/config", get(config::show))
+        .merge(data::routes())
         .route_layer(middleware::from_fn_with_state(state, session::require));
     Router::new()
         .route("/ui", get(assets::index))
