@@ -772,20 +772,23 @@ fn listener_limits(
     gp: &KeyPath,
     out: &mut super::model::ListenerLimits,
 ) {
-    let whole = |ctx: &mut Ctx<'_>, v: Option<super::raw::NonNeg>, key: &str, min: f64, max: f64| {
-        let n = v?.0;
-        if n >= min && n <= max && n.fract() == 0.0 {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            return Some(n as usize);
-        }
-        ctx.problem(
-            "CFG-09",
-            &gp.key(key),
-            format!("{key} = {n} is out of range"),
-            format!("write a whole number from {min} to {max}, or remove the key for the default"),
-        );
-        None
-    };
+    let whole =
+        |ctx: &mut Ctx<'_>, v: Option<super::raw::NonNeg>, key: &str, min: f64, max: f64| {
+            let n = v?.0;
+            if n >= min && n <= max && n.fract() == 0.0 {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                return Some(n as usize);
+            }
+            ctx.problem(
+                "CFG-09",
+                &gp.key(key),
+                format!("{key} = {n} is out of range"),
+                format!(
+                    "write a whole number from {min} to {max}, or remove the key for the default"
+                ),
+            );
+            None
+        };
     if let Some(n) = whole(ctx, g.max_connections, "max_connections", 1.0, 1_000_000.0) {
         out.max_connections = n;
     }

@@ -85,12 +85,11 @@ pub async fn run(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
         let local = LocalAddr(tcp.local_addr().unwrap_or_else(|_| listener_addr(&listener)));
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut req: Request<Incoming>| {
+        let service =
+            TowerToHyperService::new(app.clone().map_request(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(local);
                 req
-            },
-        ));
+            }));
         let conn = http.serve_connection(TokioIo::new(tcp), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -127,12 +126,8 @@ mod tests {
     fn the_refusal_is_a_complete_response() {
         let text = std::str::from_utf8(OVER_CAPACITY).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let len: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().parse().unwrap();
         assert_eq!(body.len(), len);
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"]["code"], "GW-14");
