@@ -749,21 +749,6 @@ pub fn valid_period(t: &str) -> bool {
     crate::limits::Period::parse(t).is_some()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::valid_period;
-
-    #[test]
-    fn periods_follow_litellm() {
-        for ok in ["30s", "10m", "12h", "1d", "30d", "2w", "1mo"] {
-            assert!(valid_period(ok), "{ok}");
-        }
-        for bad in ["d", "1", "1 day", "1y", "-1d", "", "0d"] {
-            assert!(!valid_period(bad), "{bad}");
-        }
-    }
-}
-
 /// `max_connections`, `header_read_timeout`, `max_request_headers`,
 /// `max_request_header_size_kb`: whole numbers within what the listener can honour.
 fn listener_limits(
@@ -803,5 +788,20 @@ fn listener_limits(
     }
     if let Some(d) = secs(ctx, g.header_read_timeout, &gp.key("header_read_timeout"), true) {
         out.header_read_timeout = d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_period;
+
+    #[test]
+    fn periods_follow_litellm() {
+        for ok in ["30s", "10m", "12h", "1d", "30d", "2w", "1mo"] {
+            assert!(valid_period(ok), "{ok}");
+        }
+        for bad in ["d", "1", "1 day", "1y", "-1d", "", "0d"] {
+            assert!(!valid_period(bad), "{bad}");
+        }
     }
 }
