@@ -295,6 +295,30 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         Supported,
         "Switchyard key: batch items one process runs at once; default 8",
     ),
+    k(
+        GeneralSettings,
+        "max_connections",
+        Supported,
+        "Switchyard key: open client connections; one more gets a fast 503 (GW-14); default 10000",
+    ),
+    k(
+        GeneralSettings,
+        "header_read_timeout",
+        Supported,
+        "Switchyard key: seconds for a request's headers to arrive, and for an idle kept-alive connection; default 30",
+    ),
+    k(
+        GeneralSettings,
+        "max_request_headers",
+        Supported,
+        "Switchyard key: header lines in one request, 431 beyond; default 100",
+    ),
+    k(
+        GeneralSettings,
+        "max_request_header_size_kb",
+        Supported,
+        "Switchyard key: request line and headers in KiB, 431 beyond; default 64",
+    ),
     k(GeneralSettings, "enable_tag_filtering", Supported, TAGS_NOTE),
     k(GeneralSettings, "store_model_in_db", Ignored, "models come from the config file only"),
     k(

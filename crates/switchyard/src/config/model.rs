@@ -405,6 +405,8 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// `batch_concurrency`: batch items this process runs at once.
     pub batch_concurrency: usize,
+    /// What one client may hold of the listener; read when the gateway starts.
+    pub listener: ListenerLimits,
     /// Redis for counters shared by replicas (`router_settings.redis_*` or REDIS_*).
     pub redis: Option<RedisConfig>,
     /// `general_settings.fail_closed`: refuse rather than serve on what one replica knows
@@ -421,6 +423,32 @@ pub struct GeneralSettings {
     /// `litellm_settings.enable_end_user_cost_tracking_prometheus_only: true`: metrics carry
     /// the end user; otherwise that label is empty, so end users cannot grow the series.
     pub metrics_end_user: bool,
+}
+
+/// Bounds on what clients may hold of the listener, so a slow or hostile client cannot
+/// exhaust the gateway's sockets or memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// `max_connections`: open client connections; one more is answered 503 (GW-14).
+    pub max_connections: usize,
+    /// `header_read_timeout`: a request's headers must arrive within this; also how long a
+    /// kept-alive connection may sit idle before the next request.
+    pub header_read_timeout: Duration,
+    /// `max_request_headers`: header lines in one request (431 beyond).
+    pub max_headers: usize,
+    /// `max_request_header_size_kb`: the request line and headers together (431 beyond).
+    pub max_header_bytes: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+        }
+    }
 }
 
 /// Where and how spans are exported, from the standard OTEL_* variables.
@@ -485,6 +513,7 @@ impl Default for GeneralSettings {
             spend_logs_retention: None,
             disable_spend_logs: false,
             batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
+            listener: ListenerLimits::default(),
             redis: None,
             fail_closed: false,
             cache: None,

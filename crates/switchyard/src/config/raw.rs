@@ -434,6 +434,10 @@ pub struct RawGeneralSettings {
     pub disable_metrics: Option<Flag>,
     pub enable_tag_filtering: Option<Flag>,
     pub batch_concurrency: Option<NonNeg>,
+    pub max_connections: Option<NonNeg>,
+    pub header_read_timeout: Option<Seconds>,
+    pub max_request_headers: Option<NonNeg>,
+    pub max_request_header_size_kb: Option<NonNeg>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

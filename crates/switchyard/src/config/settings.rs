@@ -533,6 +533,8 @@ fn general_settings(
     gp: &KeyPath,
     lp: &KeyPath,
 ) -> GeneralSettings {
+    let mut listener = super::model::ListenerLimits::default();
+    listener_limits(ctx, &g, gp, &mut listener);
     let mut out = GeneralSettings {
         master_key: master_key(ctx, g.master_key, &gp.key("master_key")),
         database_url: database_url(ctx, g.database_url, &gp.key("database_url")),
@@ -588,6 +590,7 @@ fn general_settings(
             );
         }
     }
+    out.listener = listener;
     if let Some(d) = secs(ctx, g.health_check_interval, &gp.key("health_check_interval"), true) {
         out.health_check_interval = d;
     }
@@ -744,6 +747,48 @@ fn budget_map(
 /// LiteLLM's period syntax: digits and one of s, m, h, d, w, mo; or daily, weekly, monthly.
 pub fn valid_period(t: &str) -> bool {
     crate::limits::Period::parse(t).is_some()
+}
+
+/// `max_connections`, `header_read_timeout`, `max_request_headers`,
+/// `max_request_header_size_kb`: whole numbers within what the listener can honour.
+fn listener_limits(
+    ctx: &mut Ctx<'_>,
+    g: &RawGeneralSettings,
+    gp: &KeyPath,
+    out: &mut super::model::ListenerLimits,
+) {
+    let whole =
+        |ctx: &mut Ctx<'_>, v: Option<super::raw::NonNeg>, key: &str, min: f64, max: f64| {
+            let n = v?.0;
+            if n >= min && n <= max && n.fract() == 0.0 {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                return Some(n as usize);
+            }
+            ctx.problem(
+                "CFG-09",
+                &gp.key(key),
+                format!("{key} = {n} is out of range"),
+                format!(
+                    "write a whole number from {min} to {max}, or remove the key for the default"
+                ),
+            );
+            None
+        };
+    if let Some(n) = whole(ctx, g.max_connections, "max_connections", 1.0, 1_000_000.0) {
+        out.max_connections = n;
+    }
+    if let Some(n) = whole(ctx, g.max_request_headers, "max_request_headers", 8.0, 1000.0) {
+        out.max_headers = n;
+    }
+    // hyper's read buffer starts at 8 KiB; the header limit must not be below it.
+    if let Some(kb) =
+        whole(ctx, g.max_request_header_size_kb, "max_request_header_size_kb", 8.0, 16_384.0)
+    {
+        out.max_header_bytes = kb * 1024;
+    }
+    if let Some(d) = secs(ctx, g.header_read_timeout, &gp.key("header_read_timeout"), true) {
+        out.header_read_timeout = d;
+    }
 }
 
 #[cfg(test)]

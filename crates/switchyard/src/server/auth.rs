@@ -51,7 +51,8 @@ pub async fn require_key(
         }
         return next.run(req).await;
     };
-    match verify(&state, &runtime, master, presented_key(req.headers())) {
+    let hint = hint_allowed(req.extensions());
+    match verify(&state, &runtime, master, presented_key(req.headers()), hint) {
         Ok(Caller::Master) => next.run(req).await,
         Ok(Caller::Key(identity)) => {
             req.extensions_mut().insert(identity);
@@ -75,6 +76,7 @@ pub(super) fn verify(
     runtime: &Runtime,
     master: &Secret,
     presented: Option<&str>,
+    hint: bool,
 ) -> Result<Caller, ApiError> {
     let keys = state.keys().filter(|k| k.any());
     match presented {
@@ -95,7 +97,8 @@ pub(super) fn verify(
                 .as_ref()
                 .map(|k| k.source.to_string())
                 .unwrap_or_default();
-            Err(unauthorized(presented.is_some(), &key_source))
+            refused_in_log(presented.is_some(), &key_source);
+            Err(unauthorized(presented.is_some(), hint.then_some(key_source.as_str())))
         }
     }
 }
@@ -117,7 +120,22 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty())
 }
 
-pub(super) fn unauthorized(presented: bool, key_source: &str) -> ApiError {
+/// Whether a refusal may say where the master key is written: only to a client that reached
+/// a loopback address (someone on this machine, who could read the config anyway). A client
+/// on a network address learns nothing about the server's files.
+pub(super) fn hint_allowed(extensions: &axum::http::Extensions) -> bool {
+    super::listener::LocalAddr::is_loopback_of(extensions.get())
+}
+
+/// The operator always gets the hint, whoever the client was.
+pub(super) fn refused_in_log(presented: bool, key_source: &str) {
+    let why = if presented { "a wrong gateway key" } else { "no gateway key" };
+    tracing::info!(
+        "request refused with {why} (GW-01); the master key is general_settings.master_key, {key_source}"
+    );
+}
+
+pub(super) fn unauthorized(presented: bool, key_source: Option<&str>) -> ApiError {
     let (message, cause) = if presented {
         ("Invalid gateway key.", "The key sent does not match the gateway's master key.".to_owned())
     } else {
@@ -131,10 +149,16 @@ pub(super) fn unauthorized(presented: bool, key_source: &str) -> ApiError {
     ApiError::new(ErrorKind::Unauthorized, message).with_diagnosis(Diagnosis::new(
         "GW-01",
         cause,
-        format!(
-            "Send the master key ({key_source}) as `Authorization: Bearer <key>` or \
-             `x-api-key: <key>`; for SDKs set OPENAI_API_KEY / ANTHROPIC_API_KEY to it."
-        ),
+        match key_source {
+            Some(source) => format!(
+                "Send the master key ({source}) as `Authorization: Bearer <key>` or \
+                 `x-api-key: <key>`; for SDKs set OPENAI_API_KEY / ANTHROPIC_API_KEY to it."
+            ),
+            None => "Send the gateway key you were given as `Authorization: Bearer <key>` or \
+                     `x-api-key: <key>`; for SDKs set OPENAI_API_KEY / ANTHROPIC_API_KEY to it. \
+                     The gateway's operator can issue one."
+                .to_owned(),
+        },
     ))
 }
 
@@ -182,8 +206,15 @@ mod tests {
 
     #[test]
     fn the_error_never_contains_the_presented_key() {
-        let err = unauthorized(true, "general_settings.master_key written in c.yaml:3:3");
+        let err = unauthorized(true, Some("general_settings.master_key written in c.yaml:3:3"));
         assert!(!err.full_message().contains("sk-wrong"));
+        assert_eq!(err.kind, ErrorKind::Unauthorized);
+    }
+
+    #[test]
+    fn without_the_hint_the_error_names_no_file() {
+        let err = unauthorized(true, None);
+        assert!(!format!("{err:?}").contains("c.yaml"));
         assert_eq!(err.kind, ErrorKind::Unauthorized);
     }
 }

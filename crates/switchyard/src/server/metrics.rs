@@ -20,7 +20,11 @@ use crate::cost::Decimal;
 use crate::limits::Scope;
 use crate::metrics::render::{self, Kind, Text};
 
-pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn scrape(
+    State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Response {
     let runtime = state.runtime();
     if !runtime.config.general.metrics {
         let err = crate::classify::ApiError::new(
@@ -42,7 +46,9 @@ pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
                 .as_ref()
                 .map(|k| k.source.to_string())
                 .unwrap_or_default();
-            let err = unauthorized(presented.is_some(), &source);
+            super::auth::refused_in_log(presented.is_some(), &source);
+            let hint = super::auth::hint_allowed(&extensions);
+            let err = unauthorized(presented.is_some(), hint.then_some(source.as_str()));
             return errors::error_response("/metrics", &headers, &err);
         }
     }

@@ -16,6 +16,7 @@ mod errors;
 mod health;
 mod keys_api;
 mod ledger_hook;
+pub mod listener;
 mod message_batches;
 mod messages;
 mod metrics;
@@ -43,7 +44,6 @@ use axum::http::{Method, StatusCode};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::classify::{ApiError, ErrorKind};
@@ -149,20 +149,10 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Nagle's algorithm on accepted sockets adds a delayed-ACK wait (~40 ms) to every
-    // small response on a kept-alive connection.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
-        }
-    });
     // `background_health_checks`: probes on `health_check_interval` while serving.
     let background = health::spawn_background(&state);
-    // `into_make_service`: each connection gets a clone of the one router (an `Arc`).
-    // Served as a plain `Router`, axum rebuilds the route table for every connection
-    // (`with_state(())`), about 6 KB each that lives as long as the connection.
-    let app = app(state).into_make_service();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = state.runtime().config.general.listener;
+    let served = listener::run(listener, app(state), limits, shutdown).await;
     if let Some(task) = background {
         task.abort();
     }

@@ -219,7 +219,7 @@ pub async fn require(State(state): State<Arc<AppState>>, mut req: Request, next:
     let path = req.uri().path().to_owned();
     let fail = |req: &Request, err: &ApiError| error_response(&path, req.headers(), err);
     let viewer = if let Some(key) = auth::presented_key(req.headers()) {
-        match header_viewer(&state, &runtime, key) {
+        match header_viewer(&state, &runtime, key, auth::hint_allowed(req.extensions())) {
             Ok(v) => v,
             Err(err) => return fail(&req, &err),
         }
@@ -273,9 +273,14 @@ pub async fn require(State(state): State<Arc<AppState>>, mut req: Request, next:
 /// What the CSRF token of an open gateway's cookie-less dashboard is derived from.
 const OPEN_PAYLOAD: &str = "v1.open";
 
-fn header_viewer(state: &AppState, runtime: &Runtime, key: &str) -> Result<Viewer, ApiError> {
+fn header_viewer(
+    state: &AppState,
+    runtime: &Runtime,
+    key: &str,
+    hint: bool,
+) -> Result<Viewer, ApiError> {
     match &runtime.master_key {
-        Some(master) => match auth::verify(state, runtime, master, Some(key))? {
+        Some(master) => match auth::verify(state, runtime, master, Some(key), hint)? {
             Caller::Master => Ok(Viewer::Admin),
             Caller::Key(identity) => Ok(Viewer::Key(identity)),
         },
@@ -334,6 +339,7 @@ pub async fn get(State(state): State<Arc<AppState>>, req: Request) -> Response {
 /// `POST /ui/api/session` `{"key": …}`: signs in, setting the cookie.
 pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let runtime = state.runtime();
+    let hint = auth::hint_allowed(req.extensions());
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let fail = |err: &ApiError| error_response(&path, &parts.headers, err);
@@ -354,7 +360,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     };
     let open = runtime.master_key.is_none();
     let viewer = match &runtime.master_key {
-        Some(master) => match auth::verify(&state, &runtime, master, Some(&key)) {
+        Some(master) => match auth::verify(&state, &runtime, master, Some(&key), hint) {
             Ok(Caller::Master) => Viewer::Admin,
             Ok(Caller::Key(identity)) => Viewer::Key(identity),
             Err(err) if is_unknown(&err) => return fail(&refusal::sign_in_refused(false)),
