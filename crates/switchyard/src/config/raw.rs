@@ -434,6 +434,10 @@ pub struct RawGeneralSettings {
     pub disable_metrics: Option<Flag>,
     pub enable_tag_filtering: Option<Flag>,
     pub batch_concurrency: Option<NonNeg>,
+    pub max_parallel_requests: Option<Whole<u64>>,
+    pub global_max_parallel_requests: Option<Whole<u64>>,
+    pub max_queue_wait_seconds: Option<Seconds>,
+    pub max_queued_requests: Option<Whole<u64>>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.
