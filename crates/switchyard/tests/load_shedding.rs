@@ -190,8 +190,8 @@ async fn general_max_parallel_requests_is_the_default_for_keys_without_their_own
     let mock = mock().await;
     let dir = tempfile::tempdir().unwrap();
     let gw = start(shed_config(&mock, "  max_parallel_requests: 1\n"), Limits::in_process()).await;
-    let keys = Keys::open(&KeySettings { database_url: None, state_dir: dir.path().to_owned() })
-        .unwrap();
+    let keys =
+        Keys::open(&KeySettings { database_url: None, state_dir: dir.path().to_owned() }).unwrap();
     keys.start(POLL).await;
     gw.state.set_keys(keys);
     let c = client();
@@ -259,11 +259,8 @@ async fn a_deployment_at_its_max_parallel_requests_is_skipped_for_another_of_its
     let releases = [held_stream(&mock), held_stream(&mock)];
     let first = open_stream(&c, &gw.url(), "pool").await;
     let second = open_stream(&c, &gw.url(), "pool").await;
-    let mut models: Vec<String> = mock
-        .received()
-        .iter()
-        .map(|r| r.body["model"].as_str().unwrap().to_owned())
-        .collect();
+    let mut models: Vec<String> =
+        mock.received().iter().map(|r| r.body["model"].as_str().unwrap().to_owned()).collect();
     models.sort();
     assert_eq!(models, ["claude-haiku-4-5", "claude-sonnet-4-5"], "one stream on each");
 

@@ -599,8 +599,7 @@ fn general_settings(
         .global_max_parallel_requests
         .and_then(|Whole(n)| usize::try_from(n).ok())
         .filter(|n| *n > 0);
-    if let Some(d) = secs(ctx, g.max_queue_wait_seconds, &gp.key("max_queue_wait_seconds"), false)
-    {
+    if let Some(d) = secs(ctx, g.max_queue_wait_seconds, &gp.key("max_queue_wait_seconds"), false) {
         out.shedding.max_wait = d;
     }
     if let Some(Whole(n)) = g.max_queued_requests {

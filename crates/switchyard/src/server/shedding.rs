@@ -91,7 +91,9 @@ impl Gate {
                 self.max_queued
             ),
             Shed::Waited => {
-                format!("and this request waited {wait}s (max_queue_wait_seconds) without one freeing")
+                format!(
+                    "and this request waited {wait}s (max_queue_wait_seconds) without one freeing"
+                )
             }
         };
         let mut err = ApiError::new(
