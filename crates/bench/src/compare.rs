@@ -1,4 +1,4 @@
-//! `--compare ledger|keys|cache|observability`: one feature on against off, in one run. The same release gateway
+//! `--compare ledger|keys|cache|observability|shedding`: one feature on against off, in one run. The same release gateway
 //! is started once per config (its own state directory), every variant is a gateway and the
 //! key its requests carry, and rounds rotate between the floor and every variant, so a busy
 //! machine slows all of them alike. The figure that matters is each variant's throughput
@@ -233,6 +233,28 @@ pub async fn cache(s: &Settings<'_>) -> Result<Compared, String> {
     let title = "Response cache on against off.";
     let (markdown, json) = render(s, &machine, title, ("cache", "off"), &results);
     let json = json!({"compare": "cache", "rows": json});
+    Ok(Compared { markdown, failure: failed_requests(&results), json })
+}
+
+/// `--compare shedding`: no cap on requests in flight, against a
+/// `global_max_parallel_requests` above every row's clients, so every request takes and
+/// frees a slot and none waits: the cost of the gate itself. The ledger is off in both.
+pub async fn shedding(s: &Settings<'_>) -> Result<Compared, String> {
+    let machine = Machine::read();
+    let mock = procs::start_mock(s.bins)?;
+    let base = "  disable_spend_logs: true\n";
+    let setups = [
+        Setup { name: "off", settings: base.into() },
+        Setup { name: "on", settings: format!("{base}  global_max_parallel_requests: 100000\n") },
+    ];
+    let gateways = start_all(s, &mock, &setups).await?;
+    let variants = master_variants(&setups);
+    let results = rotate(s, "shedding", &mock, &direct(&gateways), &variants, None).await?;
+    drop(gateways);
+    drop(mock);
+    let title = "The global cap on requests in flight on (never reached) against off.";
+    let (markdown, json) = render(s, &machine, title, ("shedding", "off"), &results);
+    let json = json!({"compare": "shedding", "rows": json});
     Ok(Compared { markdown, failure: failed_requests(&results), json })
 }
 

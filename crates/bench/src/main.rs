@@ -1,7 +1,7 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
 //! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
-//! | --compare replicas | --compare capacity | --compare surfaces]`
+//! | --compare shedding | --compare replicas | --compare capacity | --compare surfaces]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -38,7 +38,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger|keys|cache|observability|replicas|capacity|surfaces] [--database-url URL] [--redis-url URL]";
+                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces] [--database-url URL] [--redis-url URL]";
 
 struct Args {
     quick: bool,
@@ -115,13 +115,14 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--compare" => match value()?.as_str() {
-                what @ ("ledger" | "keys" | "cache" | "observability" | "replicas" | "capacity"
-                | "surfaces") => {
+                what @ ("ledger" | "keys" | "cache" | "observability" | "shedding" | "replicas"
+                | "capacity" | "surfaces") => {
                     args.compare = Some(what.to_owned());
                 }
                 other => {
                     return Err(format!(
-                        "--compare: ledger, keys, cache, observability, replicas, capacity or surfaces, not {other}"
+                        "--compare: ledger, keys, cache, observability, shedding, replicas, capacity \
+                         or surfaces, not {other}"
                     ));
                 }
             },
@@ -215,6 +216,8 @@ async fn run(args: Args) -> Result<(), String> {
             compare::cache(&settings).await
         } else if what == "observability" {
             compare::observability(&settings).await
+        } else if what == "shedding" {
+            compare::shedding(&settings).await
         } else if what == "replicas" {
             replicas::replicas(&settings).await
         } else if what == "capacity" {

@@ -1420,3 +1420,38 @@ fn batch_concurrency_is_a_whole_number_of_items_at_once() {
         assert!(p.remedy.contains("1 to 1024"), "{}", p.remedy);
     }
 }
+
+#[test]
+fn parallel_request_caps_are_read_and_zero_is_no_cap() {
+    let base = "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude-x, api_key: k, max_parallel_requests: 3}\n";
+    let cfg = ok(base, &MapEnv::default());
+    assert_eq!(cfg.general.shedding.max_parallel, None, "no cap by default");
+    assert_eq!(cfg.general.shedding.max_wait, std::time::Duration::from_secs(5));
+    assert_eq!(cfg.general.shedding.max_queued, 100);
+    assert_eq!(cfg.general.key_max_parallel, None);
+    assert!(
+        cfg.warnings.iter().all(|w| !w.key.contains("max_parallel_requests")),
+        "every max_parallel_requests is applied: {:#?}",
+        cfg.warnings
+    );
+    let text = format!(
+        "{base}general_settings:\n  max_parallel_requests: 4\n  global_max_parallel_requests: \
+         50\n  max_queue_wait_seconds: 0.5\n  max_queued_requests: 7\n"
+    );
+    let cfg = ok(&text, &MapEnv::default());
+    assert_eq!(cfg.general.key_max_parallel, Some(4));
+    assert_eq!(cfg.general.shedding.max_parallel, Some(50));
+    assert_eq!(cfg.general.shedding.max_wait, std::time::Duration::from_millis(500));
+    assert_eq!(cfg.general.shedding.max_queued, 7);
+    assert!(
+        cfg.warnings.iter().all(|w| !w.key.starts_with("general_settings")),
+        "{:#?}",
+        cfg.warnings
+    );
+    // LiteLLM's settings reference writes 0 for both: read as no cap, not "refuse everything".
+    let text = format!(
+        "{base}general_settings:\n  max_parallel_requests: 0\n  global_max_parallel_requests: 0\n"
+    );
+    let cfg = ok(&text, &MapEnv::default());
+    assert_eq!((cfg.general.key_max_parallel, cfg.general.shedding.max_parallel), (None, None));
+}

@@ -77,7 +77,8 @@ const OTEL_NOTE: &str = "`otel`: OpenTelemetry traces over OTLP/HTTP (OTEL_EXPOR
      other callbacks are ignored with a warning";
 const LEDGER_NOTE: &str = "or DATABASE_URL: the spend ledger (LiteLLM_SpendLogs) and the virtual keys \
      (LiteLLM_VerificationToken, LiteLLM_TeamTable, …) go to PostgreSQL instead of SQLite";
-const PARALLEL_NOTE: &str = "concurrent requests per deployment are not capped yet";
+const PARALLEL_NOTE: &str = "requests in flight on this deployment; one at its cap is skipped \
+     for another of the group (LIM-02 when all are)";
 const PRECALL_NOTE: &str = "deployments are not filtered by context window before a call; \
      context_window_fallbacks handle an overflow";
 const ALIAS_NOTE: &str = "name: group, or name: {model: group, hidden: true}";
@@ -148,7 +149,7 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(LitellmParams, "tpm", Supported, ""),
     k(LitellmParams, "weight", Supported, ""),
     k(LitellmParams, "order", Supported, ""),
-    k(LitellmParams, "max_parallel_requests", NotEnforced, PARALLEL_NOTE),
+    k(LitellmParams, "max_parallel_requests", Supported, PARALLEL_NOTE),
     k(LitellmParams, "cooldown_time", Supported, "seconds"),
     k(LitellmParams, "drop_params", Supported, ""),
     k(LitellmParams, "input_cost_per_token", Supported, COST_NOTE),
@@ -384,14 +385,30 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     k(
         GeneralSettings,
         "max_parallel_requests",
-        Ignored,
-        "use litellm_params.max_parallel_requests",
+        Supported,
+        "requests in flight per virtual key that sets no max_parallel_requests of its own \
+         (LIM-01); 0: none",
     ),
     k(
         GeneralSettings,
         "global_max_parallel_requests",
-        Ignored,
-        "use litellm_params.max_parallel_requests",
+        Supported,
+        "model requests the gateway serves at once (a stream until its last event); beyond \
+         it a request waits in a queue, then 429 LIM-04; 0: none",
+    ),
+    k(
+        GeneralSettings,
+        "max_queue_wait_seconds",
+        Supported,
+        "Switchyard key: how long a request beyond global_max_parallel_requests waits for a \
+         slot; default 5",
+    ),
+    k(
+        GeneralSettings,
+        "max_queued_requests",
+        Supported,
+        "Switchyard key: requests waiting for a slot at once; more are refused at once \
+         (LIM-04); default 100",
     ),
     k(GeneralSettings, "enforce_user_param", Ignored, "not implemented"),
     k(GeneralSettings, "reject_clientside_metadata_tags", Ignored, "not implemented"),

@@ -423,6 +423,30 @@ pub struct GeneralSettings {
     /// `litellm_settings.enable_end_user_cost_tracking_prometheus_only: true`: metrics carry
     /// the end user; otherwise that label is empty, so end users cannot grow the series.
     pub metrics_end_user: bool,
+    /// `max_parallel_requests`: the requests in flight a virtual key without its own
+    /// `max_parallel_requests` may have (LiteLLM's default for keys).
+    pub key_max_parallel: Option<u64>,
+    /// `global_max_parallel_requests` and its wait queue: model requests the whole gateway
+    /// serves at once.
+    pub shedding: Shedding,
+}
+
+/// How many model requests the gateway serves at once, and how long one beyond that waits
+/// for a slot before it is refused (LIM-04).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shedding {
+    /// `global_max_parallel_requests`; `None` (or 0): no cap.
+    pub max_parallel: Option<usize>,
+    /// `max_queue_wait_seconds`: how long a request beyond the cap waits.
+    pub max_wait: Duration,
+    /// `max_queued_requests`: requests waiting at once; more are refused at once.
+    pub max_queued: usize,
+}
+
+impl Default for Shedding {
+    fn default() -> Self {
+        Self { max_parallel: None, max_wait: Duration::from_secs(5), max_queued: 100 }
+    }
 }
 
 /// Bounds on what clients may hold of the listener, so a slow or hostile client cannot
@@ -521,6 +545,8 @@ impl Default for GeneralSettings {
             metrics_auth: false,
             metrics: true,
             metrics_end_user: false,
+            key_max_parallel: None,
+            shedding: Shedding::default(),
         }
     }
 }

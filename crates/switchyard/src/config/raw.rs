@@ -438,6 +438,10 @@ pub struct RawGeneralSettings {
     pub header_read_timeout: Option<Seconds>,
     pub max_request_headers: Option<NonNeg>,
     pub max_request_header_size_kb: Option<NonNeg>,
+    pub max_parallel_requests: Option<Whole<u64>>,
+    pub global_max_parallel_requests: Option<Whole<u64>>,
+    pub max_queue_wait_seconds: Option<Seconds>,
+    pub max_queued_requests: Option<Whole<u64>>,
 }
 
 /// One fallback rule as written, with where it sits so CFG-05 can point at the name.

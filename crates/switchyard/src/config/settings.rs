@@ -595,6 +595,19 @@ fn general_settings(
         out.health_check_interval = d;
     }
     out.background_health_checks = g.background_health_checks.is_some_and(|f| f.0);
+    // 0 is no cap: LiteLLM configs in the wild write 0 for "unset", and a gateway that
+    // refuses every request would be a worse reading of it.
+    out.key_max_parallel = g.max_parallel_requests.map(|Whole(n)| n).filter(|n| *n > 0);
+    out.shedding.max_parallel = g
+        .global_max_parallel_requests
+        .and_then(|Whole(n)| usize::try_from(n).ok())
+        .filter(|n| *n > 0);
+    if let Some(d) = secs(ctx, g.max_queue_wait_seconds, &gp.key("max_queue_wait_seconds"), false) {
+        out.shedding.max_wait = d;
+    }
+    if let Some(Whole(n)) = g.max_queued_requests {
+        out.shedding.max_queued = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     out.metrics_auth = g.require_auth_for_metrics_endpoint.is_some_and(|f| f.0);
     out.metrics = !g.disable_metrics.is_some_and(|f| f.0);
     out.metrics_end_user = l.enable_end_user_cost_tracking_prometheus_only.is_some_and(|f| f.0);

@@ -12,11 +12,14 @@ use super::record::{BudgetRecord, Json};
 use super::{Identity, Keys};
 use crate::limits::{Budget, Caller, ModelLimit, Period, Scope, caller_dec};
 
-/// The limits `identity` (none for the master key) and the request's `end_user` bring.
+/// The limits `identity` (none for the master key) and the request's `end_user` bring;
+/// `default_parallel` (`general_settings.max_parallel_requests`) caps a key that sets no
+/// `max_parallel_requests` of its own, as in LiteLLM.
 pub fn caller_limits(
     identity: Option<&Identity>,
     keys: Option<&Keys>,
     end_user: Option<&str>,
+    default_parallel: Option<u64>,
 ) -> Caller {
     let mut caller = Caller::default();
     if let Some(id) = identity {
@@ -36,13 +39,27 @@ pub fn caller_limits(
         let int = |own: Option<i64>, of: fn(&BudgetRecord) -> Option<i64>| {
             own.or_else(|| budget.and_then(of))
         };
+        let own_parallel = int(key.max_parallel_requests, |b| b.max_parallel_requests);
         caller.rate(
             Scope::Key(key.token.clone()),
             int(key.rpm_limit, |b| b.rpm_limit),
             int(key.tpm_limit, |b| b.tpm_limit),
-            int(key.max_parallel_requests, |b| b.max_parallel_requests),
+            own_parallel,
             format!("rpm_limit/tpm_limit/max_parallel_requests of the key{label}"),
         );
+        if own_parallel.is_none()
+            && let Some(n) = default_parallel.and_then(|n| i64::try_from(n).ok())
+        {
+            caller.rate(
+                Scope::Key(key.token.clone()),
+                None,
+                None,
+                Some(n),
+                "general_settings.max_parallel_requests (the default for keys without their \
+                 own max_parallel_requests)"
+                    .to_owned(),
+            );
+        }
         let models = model_limits(&key.model_max_budget, &key.metadata);
         if !models.is_empty() {
             caller.models = Some((key.token.clone(), models));
@@ -114,11 +131,11 @@ impl Keys {
         let mut out = Vec::new();
         for token in snap.keys.keys() {
             if let Ok(id) = super::access::identify(&snap, token, now) {
-                out.extend(caller_limits(Some(&id), None, None).budgets);
+                out.extend(caller_limits(Some(&id), None, None, None).budgets);
             }
         }
         for user in snap.end_users.keys() {
-            out.extend(caller_limits(None, Some(self), Some(user)).budgets);
+            out.extend(caller_limits(None, Some(self), Some(user), None).budgets);
         }
         out
     }

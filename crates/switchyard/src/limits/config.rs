@@ -1,7 +1,7 @@
 //! The limits a config declares, resolved once per load: the global budget
 //! (`litellm_settings.max_budget` + `budget_duration`), per alias (`model_max_budget`), per
 //! provider (`provider_budget_config`), per deployment (`litellm_params.max_budget` +
-//! `budget_duration`, `rpm`, `tpm`) and per end user (`max_end_user_budget`). `plan` builds
+//! `budget_duration`, `rpm`, `tpm`, `max_parallel_requests`) and per end user (`max_end_user_budget`). `plan` builds
 //! the [`Plan`] of one attempt at one deployment; a key record adds its own scopes there.
 
 use std::collections::HashMap;
@@ -97,12 +97,14 @@ impl ConfigLimits {
                     source: format!("max_budget of deployment {}", d.id),
                     on_exceed: OnExceed::Skip,
                 });
-                let rate = (d.rpm.is_some() || d.tpm.is_some()).then(|| RateLimit {
+                let parallel = d.max_parallel_requests.filter(|n| *n > 0).map(u64::from);
+                let any = d.rpm.is_some() || d.tpm.is_some() || parallel.is_some();
+                let rate = any.then(|| RateLimit {
                     scope: Scope::Deployment(d.id.clone()),
                     rpm: d.rpm,
                     tpm: d.tpm,
-                    max_parallel: None,
-                    source: format!("rpm/tpm of deployment {}", d.id),
+                    max_parallel: parallel,
+                    source: format!("rpm/tpm/max_parallel_requests of deployment {}", d.id),
                     on_exceed: OnExceed::Skip,
                 });
                 (d.id.clone(), (budget, rate))

@@ -118,6 +118,10 @@ pub struct Metrics {
     pub(crate) cache_misses: AtomicU64,
     pub(crate) reloads_ok: AtomicU64,
     pub(crate) reloads_rejected: AtomicU64,
+    /// Requests waiting for a slot under `global_max_parallel_requests`.
+    pub(crate) queued: AtomicI64,
+    /// Requests refused by load shedding (LIM-04).
+    pub(crate) shed: AtomicU64,
 }
 
 static GLOBAL: OnceLock<Metrics> = OnceLock::new();
@@ -138,6 +142,8 @@ impl Metrics {
             cache_misses: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
             reloads_rejected: AtomicU64::new(0),
+            queued: AtomicI64::new(0),
+            shed: AtomicU64::new(0),
         }
     }
 
@@ -145,6 +151,16 @@ impl Metrics {
     pub fn begin(&'static self) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self)
+    }
+
+    /// A request starts or stops waiting for a slot (`delta` is 1 or -1).
+    pub fn queued(&self, delta: i64) {
+        self.queued.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// A request was refused by load shedding.
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one request's outcome (once per request, when its answer is complete).

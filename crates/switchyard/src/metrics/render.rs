@@ -434,6 +434,19 @@ pub fn requests(m: &Metrics, text: &mut Text) {
         m.in_flight.load(Ordering::Relaxed) as f64,
     );
     text.single(
+        "switchyard_queued_requests",
+        "Model requests waiting for a slot under general_settings.global_max_parallel_requests",
+        Kind::Gauge,
+        m.queued.load(Ordering::Relaxed) as f64,
+    );
+    text.single(
+        "switchyard_shed_requests",
+        "Model requests refused because the gateway was at global_max_parallel_requests and \
+         the wait queue was full or the wait ran out (LIM-04)",
+        Kind::Counter,
+        load(&m.shed),
+    );
+    text.single(
         "switchyard_cache_hits",
         "Response cache lookups answered from the cache",
         Kind::Counter,

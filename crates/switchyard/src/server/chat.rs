@@ -155,7 +155,8 @@ pub(super) fn apply_key_rules(
     if identity.is_none() && end_user.is_none() {
         return Ok(Caller::default());
     }
-    Ok(crate::keys::caller_limits(identity, keys, end_user.as_deref()))
+    let default_parallel = state.runtime().config.general.key_max_parallel;
+    Ok(crate::keys::caller_limits(identity, keys, end_user.as_deref(), default_parallel))
 }
 
 const LITELLM_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");

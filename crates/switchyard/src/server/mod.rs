@@ -28,6 +28,7 @@ mod readiness;
 pub mod reload;
 mod request_id;
 mod responses;
+mod shedding;
 mod spend;
 mod state;
 mod ui;
@@ -58,17 +59,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/models/{*id}", get(models::retrieve))
         .route("/model/info", get(model_info::info))
         .route("/v1/model/info", get(model_info::info))
-        .route("/v1/chat/completions", post(chat::completions))
-        .route("/chat/completions", post(chat::completions))
-        .route("/v1/embeddings", post(embeddings::create))
-        .route("/embeddings", post(embeddings::create))
-        .route("/engines/{model}/embeddings", post(embeddings::create_for))
-        .route("/openai/deployments/{model}/embeddings", post(embeddings::create_for))
-        .route("/v1/responses", post(responses::create))
-        .route("/responses", post(responses::create))
+        .merge(model_routes(&state))
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/responses/{id}", get(responses::retrieve).delete(responses::delete))
-        .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/config/reload", post(reload::reload_route))
         .route("/config/status", get(reload::status_route))
@@ -101,8 +94,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/cache/stats", get(cache_api::stats))
         .route("/cache/delete", post(cache_api::delete))
         .route("/cache/flushall", post(cache_api::flushall))
-        .route("/anthropic/{*path}", any(passthrough::anthropic))
-        .route("/bedrock/{*path}", any(passthrough::bedrock))
         .merge(batch_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
@@ -125,6 +116,24 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 /// Files, OpenAI batches and Anthropic message batches (`server/batches_api.rs`,
 /// `server/message_batches.rs`).
+/// The routes that call a model: each takes a slot under `global_max_parallel_requests`
+/// for as long as its answer flows (load shedding, LIM-04).
+fn model_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/chat/completions", post(chat::completions))
+        .route("/v1/embeddings", post(embeddings::create))
+        .route("/embeddings", post(embeddings::create))
+        .route("/engines/{model}/embeddings", post(embeddings::create_for))
+        .route("/openai/deployments/{model}/embeddings", post(embeddings::create_for))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
+        .route("/v1/messages", post(messages::create))
+        .route("/anthropic/{*path}", any(passthrough::anthropic))
+        .route("/bedrock/{*path}", any(passthrough::bedrock))
+        .route_layer(middleware::from_fn_with_state(state.clone(), shedding::admit))
+}
+
 fn batch_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/files", post(batches_api::file_create).get(batches_api::file_list))

@@ -26,6 +26,8 @@ pub struct Runtime {
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// The span exporter when `otel` is among the callbacks.
     pub tracer: Option<crate::telemetry::Tracer>,
+    /// `global_max_parallel_requests`: the slots model requests take (none: no cap).
+    pub gate: Option<super::shedding::Gate>,
 }
 
 impl Runtime {
@@ -69,6 +71,10 @@ impl Runtime {
         if same_cache {
             runtime.cache.clone_from(&previous.cache);
         }
+        runtime.gate = super::shedding::Gate::for_settings(
+            &runtime.config.general.shedding,
+            previous.gate.as_ref(),
+        );
         runtime
     }
 
@@ -80,7 +86,8 @@ impl Runtime {
         let master_key = config.general.master_key.as_ref().map(|k| k.value.clone());
         let max_body_bytes = config.general.max_request_body_bytes;
         let cache = crate::cache::Cache::for_config(&config);
-        Self { config: Arc::new(config), router, master_key, max_body_bytes, cache, tracer }
+        let gate = super::shedding::Gate::for_settings(&config.general.shedding, None);
+        Self { config: Arc::new(config), router, master_key, max_body_bytes, cache, tracer, gate }
     }
 }
 
