@@ -25,14 +25,17 @@ export function timeChart(title, times, series, opts = {}) {
       legend: { show: series.length > 1 },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      axes: [axis, { ...axis, size: 60, values: opts.format ? (u, ticks) => ticks.map(opts.format) : undefined }],
+      // The y axis is as wide as its longest label (small dollar amounts run long).
+      axes: [axis, { ...axis, size: (u, labels) => Math.max(40, 20 + 8 * Math.max(0, ...(labels || []).map((l) => String(l).length))),
+        values: opts.format ? (u, ticks) => ticks.map(opts.format) : undefined }],
       series: [{}, ...series.map((s, i) => ({
         label: s.label,
         stroke: cssVar(PALETTE[i % PALETTE.length]),
         fill: opts.bars ? cssVar(PALETTE[i % PALETTE.length]) + '99' : undefined,
         width: 2,
         paths: opts.bars && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
-        points: { show: times.length < 3 },
+        // A series with few values (empty buckets are null) is invisible as a line alone.
+        points: { show: s.values.filter((v) => v !== null && v !== undefined).length < 3 },
         value: opts.format ? (u, v) => v === null ? '—' : opts.format(v) : undefined,
       }))],
     }, [times, ...series.map((s) => s.values)], plot);

@@ -32,7 +32,8 @@ export function clear(el) {
 export const usd = (n) => (n === null || n === undefined) ? '—'
   : '$' + Number(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: Math.abs(n) < 1 ? 6 : 2 });
 export const num = (n) => (n === null || n === undefined) ? '—' : Number(n).toLocaleString('en-US');
-export const ms = (n) => (n === null || n === undefined) ? '—' : `${Math.round(Number(n))} ms`;
+// Sub-10 ms figures keep a decimal: the gateway's own overhead is usually well under 1 ms.
+export const ms = (n) => (n === null || n === undefined) ? '—' : `${Number(n) < 10 ? Number(n).toFixed(1) : Math.round(Number(n))} ms`;
 export const pct = (n) => (n === null || n === undefined) ? '—' : `${(Number(n) * 100).toFixed(1)} %`;
 
 export function when(t) {

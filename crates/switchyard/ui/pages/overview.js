@@ -43,7 +43,7 @@ async function load(body, ctx) {
         { label: 'requests', values: series.map((p) => p.requests) },
         { label: 'errors', values: series.map((p) => p.errors) }], { bars: true }),
       timeChart('Spend (USD)', times, [{ label: 'spend', values: series.map((p) => p.spend) }],
-        { bars: true, format: (v) => '$' + Number(v).toFixed(Math.abs(v) < 1 ? 4 : 2) }),
+        { bars: true, format: (v) => '$' + (v === 0 ? '0' : Math.abs(v) >= 1 ? Number(v).toFixed(2) : String(Number(Number(v).toPrecision(2)))) }),
       timeChart('Latency p50 (ms)', times, [{ label: 'p50', values: series.map((p) => p.p50_ms) }])),
     h('h2', {}, 'Errors by class'),
     errors.length
