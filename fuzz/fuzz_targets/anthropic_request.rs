@@ -7,7 +7,9 @@ use std::sync::LazyLock;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use switchyard::fuzzing::Providers;
-use switchyard::surface::anthropic::{BETA_HEADER, decode_count_tokens_request, decode_messages_request};
+use switchyard::surface::anthropic::{
+    BETA_HEADER, decode_count_tokens_request, decode_messages_request,
+};
 
 static PROVIDERS: LazyLock<Providers> = LazyLock::new(Providers::new);
 

@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
     let k = key(&chat, ns);
     assert_eq!(k, key(&chat.clone(), ns), "the same request gave two keys");
     let hex = match ns {
-        Some(ns) => k.strip_prefix(ns).and_then(|r| r.strip_prefix(':')).expect("the namespace leads"),
+        Some(ns) => {
+            k.strip_prefix(ns).and_then(|r| r.strip_prefix(':')).expect("the namespace leads")
+        }
         None => &k,
     };
     assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "not a sha256: {k}");

@@ -15,8 +15,14 @@ fuzz_target!(|data: &[u8]| {
             let report = render_check(&cfg);
             let json = check_json(&cfg).to_string();
             if !spelled_out {
-                assert!(!report.contains(ENV_SECRET), "a secret from the environment in the check report");
-                assert!(!json.contains(ENV_SECRET), "a secret from the environment in the JSON report");
+                assert!(
+                    !report.contains(ENV_SECRET),
+                    "a secret from the environment in the check report"
+                );
+                assert!(
+                    !json.contains(ENV_SECRET),
+                    "a secret from the environment in the JSON report"
+                );
             }
             for w in &cfg.warnings {
                 let _ = format!("{w:?}");
@@ -27,8 +33,14 @@ fuzz_target!(|data: &[u8]| {
             let shown = errors.to_string();
             let json = errors.to_json().to_string();
             if !spelled_out {
-                assert!(!shown.contains(ENV_SECRET), "a secret from the environment in a config error");
-                assert!(!json.contains(ENV_SECRET), "a secret from the environment in a config error");
+                assert!(
+                    !shown.contains(ENV_SECRET),
+                    "a secret from the environment in a config error"
+                );
+                assert!(
+                    !json.contains(ENV_SECRET),
+                    "a secret from the environment in a config error"
+                );
             }
         }
     }
