@@ -1,6 +1,7 @@
 //! The gateway's parsers as the fuzz targets in `fuzz/` call them: the same entry points the
 //! server runs on real input, wrapped so a target is one synchronous call. Not an API
 //! (hidden from the docs); it follows the code.
+#![allow(clippy::expect_used, reason = "a fuzz harness that cannot set up must stop loudly")]
 
 use std::collections::HashMap;
 use std::path::Path;
