@@ -17,6 +17,9 @@ pub mod daemon;
 pub mod diagnose;
 pub mod embedding;
 pub mod exit;
+/// The parsers as the fuzz targets in `fuzz/` call them; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod ledger;
 pub mod limits;

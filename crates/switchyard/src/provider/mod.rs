@@ -36,6 +36,11 @@ pub use bedrock::BedrockProvider;
 pub use bedrock::ModelId as BedrockModelId;
 pub use mock::MockProvider;
 pub use openai::{OpenAiProvider, serves_responses};
+/// The providers' parsers without a network, for the fuzz targets only.
+#[doc(hidden)]
+pub use {
+    anthropic::fuzz as anthropic_fuzz, bedrock::fuzz as bedrock_fuzz, openai::fuzz as openai_fuzz,
+};
 
 /// A stream of canonical events. An `Err` item ends the stream: the upstream failed after
 /// the response started.

@@ -10,6 +10,8 @@
 #[doc(hidden)]
 pub mod bench;
 pub(super) mod body;
+#[doc(hidden)]
+pub mod fuzz;
 mod params;
 pub(super) mod response;
 pub(super) mod stream;

@@ -11,6 +11,8 @@ mod converse;
 mod converse_call;
 mod converse_stream;
 mod embed;
+#[doc(hidden)]
+pub mod fuzz;
 mod model_id;
 mod sign;
 mod stream;

@@ -9,6 +9,8 @@
 
 mod body;
 mod embed;
+#[doc(hidden)]
+pub mod fuzz;
 mod native;
 mod response;
 mod stream;

@@ -393,3 +393,15 @@ fn a_non_ascii_beta_header_is_a_400() {
     let err = decode_messages_request(body, &headers).unwrap_err();
     assert_eq!(err.param.as_deref(), Some("anthropic-beta"));
 }
+
+#[test]
+fn a_number_is_forwarded_as_the_number_sent() {
+    // Found by fuzzing (fuzz/ anthropic_request): a long decimal was read one unit off, so
+    // the body sent upstream, read again, gave yet another number.
+    let body = br#"{"model":"balanced","max_tokens":2048,"thinking":{"typet_tokens":102.522222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222},"messages":[{"role":"user","content":"S+ay: WORKS"}]}"#;
+    let req = decode_messages_request(body, &HeaderMap::new()).unwrap();
+    let sent = req.extra["thinking"]["typet_tokens"].clone();
+    assert_eq!(sent.as_f64(), Some(102.522_222_222_222_23));
+    let forwarded: Value = serde_json::from_str(&sent.to_string()).unwrap();
+    assert_eq!(forwarded, sent, "the forwarded text reads back as another number");
+}

@@ -26,6 +26,11 @@ pub(super) fn convert_messages(
     for (i, m) in wire.into_iter().enumerate() {
         match m.role {
             WireRole::System | WireRole::Developer => {
+                // OpenAI refuses a system message without content; dropping it instead
+                // would send the rest of the conversation without it.
+                if m.content.is_none() {
+                    return Err(invalid(&format!("messages[{i}].content"), MISSING));
+                }
                 let mut blocks = content_blocks(m.content, i, Allowed::Text)?;
                 set_cache_control(&mut blocks, m.cache_control);
                 system.extend(blocks);
@@ -228,6 +233,8 @@ mod tests {
             (r#"[{"role": "robot", "content": "x"}]"#, "messages[0].role"),
             (r#"[{"content": "x"}]"#, "messages[0].role"),
             (r#"[{"role": "user"}]"#, "messages[0].content"),
+            (r#"[{"role": "system"}]"#, "messages[0].content"),
+            (r#"[{"role": "user", "content": "x"}, {"role": "developer"}]"#, "messages[1].content"),
             (r#"[{"role": "user", "content": [{"type": "text"}]}]"#, "messages[0].content[0].text"),
             (
                 r#"[{"role": "user", "content": [{"type": "input_audio"}]}]"#,
@@ -256,6 +263,14 @@ mod tests {
             let body = format!(r#"{{"model": "m", "messages": {messages}}}"#);
             rejected(body.as_bytes(), Some(param));
         }
+    }
+
+    #[test]
+    fn a_system_message_without_content_is_a_400_not_dropped() {
+        // Found by fuzzing (fuzz/ openai_request): the message was dropped, and an upstream
+        // was sent an empty `messages`.
+        let body = br#"{"model":"balanced","messages":[{"role":"system","conontent":"Say: WORKS"}],"max_toke":0.2,"top_p":0.9,"stop":["END"," "],"user":"user-42","nmax_compl":2,"store":false}"#;
+        rejected(body, Some("messages[0].content"));
     }
 
     #[test]
