@@ -10,7 +10,7 @@ default `us.anthropic.claude-…-v1:0` ids; newer versions first probe several i
 and `max_tokens: 1`), `anthropic-version` and `anthropic-beta` headers, and the Messages body with
 `anthropic_version: bedrock-2023-05-31`. With CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 and nothing else it
 sends no credential; AWS_BEARER_TOKEN_BEDROCK=<key> makes it send `Authorization: Bearer <key>`,
-which is how the gateway key travels (recommended setup, README "Claude Code on Bedrock")."""
+which is how the gateway key travels (recommended setup, docs/passthrough.md "Claude Code on Bedrock")."""
 
 from __future__ import annotations
 
