@@ -4,11 +4,11 @@
 //! Anthropic's own error shape. Deployments are `mock_response`s: no upstream needed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod support;
 
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::config::MapEnv;
+use switchyard::server::Handle;
 
 const KEY: &str = "sk-gw-test-0123456789";
 
@@ -28,9 +28,7 @@ general_settings:
 "#;
 
 async fn gateway() -> Handle {
-    let cfg = config::load_from_str(CONFIG, Path::new("gateway.yaml"), &MapEnv::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap()
+    support::gateway(CONFIG, &MapEnv::default()).await
 }
 
 fn hello(model: &str) -> Value {

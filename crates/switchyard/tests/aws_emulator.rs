@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod diag_support;
+mod support;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;

@@ -7,6 +7,7 @@
 mod batch_support;
 mod ledger_support;
 mod ops_support;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;

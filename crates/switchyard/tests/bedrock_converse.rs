@@ -6,12 +6,11 @@
 //! before and after the first client byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod support;
 
 use mock_upstream::{AwsError, AwsIdentity, MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const KEY: &str = "AKIAMOCKCONVERSE0001";
 const SECRET: &str = "mockConverseSecretAccessKey0000000000000";
@@ -50,10 +49,8 @@ fn yaml(mock: &MockUpstream, deps: &[(&str, &str, &str)]) -> String {
 async fn setup(deps: &[(&str, &str, &str)]) -> (MockUpstream, Handle) {
     let mock = MockUpstream::start().await;
     mock.aws().identity(AwsIdentity::new(KEY, SECRET));
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
-    let config = config::load_from_str(&yaml(&mock, deps), Path::new("converse.yaml"), &env)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(config)).await.unwrap();
+    let env = support::no_home();
+    let gw = support::gateway(&yaml(&mock, deps), &env).await;
     (mock, gw)
 }
 
@@ -338,14 +335,8 @@ async fn converse_errors_are_classified_with_the_aws_rows() {
     // A wrong secret: the emulation's own SigV4 check (AWS-11), as on InvokeModel.
     let mock = MockUpstream::start().await;
     mock.aws().identity(AwsIdentity::new(KEY, "another000000000000000000000000000000000"));
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
-    let config = config::load_from_str(
-        &yaml(&mock, &[("llama", "d1", LLAMA)]),
-        Path::new("converse.yaml"),
-        &env,
-    )
-    .unwrap();
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(config)).await.unwrap();
+    let env = support::no_home();
+    let gw = support::gateway(&yaml(&mock, &[("llama", "d1", LLAMA)]), &env).await;
     let v: Value = openai(&gw, &say("llama", false)).await.json().await.unwrap();
     assert_eq!(v["error"]["diagnosis"]["id"], "AWS-11", "{v}");
 }

@@ -6,14 +6,16 @@
 //! frames before and after the first client byte, and the Bedrock API key path.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 
 use mock_upstream::{AwsError, AwsIdentity, MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
 use switchyard::canonical::{ChatRequest, ContentBlock, Message, Role};
 use switchyard::config::{self, MapEnv};
 use switchyard::provider::{self, Upstreams};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const KEY: &str = "AKIAMOCKBEDROCK00001";
 const SECRET: &str = "mockBedrockSecretAccessKey00000000000000";
@@ -74,12 +76,12 @@ fn yaml(mock: &MockUpstream, deps: &[Dep<'_>]) -> String {
 }
 
 fn load(text: &str, env: &MapEnv) -> config::Config {
-    config::load_from_str(text, Path::new("bedrock.yaml"), env).unwrap_or_else(|e| panic!("{e:?}"))
+    support::config(text, env)
 }
 
 async fn gateway(text: &str) -> Handle {
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(load(text, &env))).await.unwrap()
+    let env = support::no_home();
+    support::start(load(text, &env)).await
 }
 
 /// A mock that knows the long-term test key, and a gateway with `deps`.
@@ -424,9 +426,7 @@ async fn a_bedrock_api_key_is_a_bearer_token_and_needs_no_aws_credentials() {
     mock.aws().bedrock_api_key(API_KEY);
     let env = MapEnv::new([("HOME", "/nonexistent"), ("AWS_BEARER_TOKEN_BEDROCK", API_KEY)]);
     let text = yaml(&mock, &[dep("balanced", "d1", SONNET, Vec::new())]);
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(load(&text, &env)))
-        .await
-        .unwrap();
+    let gw = support::start(load(&text, &env)).await;
     for stream in [false, true] {
         let resp = post(&gw, "/v1/chat/completions", &say("balanced", stream)).await;
         assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
@@ -446,7 +446,7 @@ async fn a_bedrock_api_key_is_a_bearer_token_and_needs_no_aws_credentials() {
 async fn count_tokens_uses_bedrock_count_tokens_for_the_foundation_model() {
     let mock = MockUpstream::start().await;
     mock.aws().identity(AwsIdentity::new(KEY, SECRET));
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
+    let env = support::no_home();
     let cfg = load(&yaml(&mock, &[dep("balanced", "d1", SONNET, keys(KEY, SECRET))]), &env);
     let upstreams = Upstreams::with_env(&cfg, &env);
     let bedrock = provider::for_deployment(&cfg.groups[0].deployments[0], &upstreams);

@@ -7,16 +7,16 @@
 
 #[path = "ledger_support/mod.rs"]
 mod ledger_support;
+mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use ledger_support::{Relay, eventually};
 use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv};
+use switchyard::config::MapEnv;
 use switchyard::ledger::{Ledger, Settings};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::{Handle, Runtime};
 
 const KEY: &str = "sk-ant-api03-cache-test-000000000000";
 const MASTER: &str = "sk-gw-cache-0123456789";
@@ -31,14 +31,9 @@ fn yaml(mock: &MockUpstream, cache_params: &str) -> String {
 
 async fn gateway(cache_params: &str) -> (MockUpstream, Handle) {
     let mock = MockUpstream::builder().api_key(KEY).start().await;
-    let cfg = config::load_from_str(
-        &yaml(&mock, cache_params),
-        Path::new("cache.yaml"),
-        &MapEnv::new([("HOME", "/nonexistent")]),
-    )
-    .unwrap_or_else(|e| panic!("{e:?}"));
+    let cfg = support::config(&yaml(&mock, cache_params), &support::no_home());
     assert!(cfg.general.cache.is_some(), "the cache is on");
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let gw = support::start(cfg).await;
     (mock, gw)
 }
 
@@ -525,12 +520,7 @@ async fn supported_call_types_and_caching_false_turn_it_off_and_a_reload_keeps_i
     assert!(eventually(Duration::from_secs(5), || stored(&gw, &mock, chat("SCT", false))).await);
 
     // A reload with the same cache settings keeps the entries.
-    let cfg = config::load_from_str(
-        &yaml(&mock, params),
-        Path::new("cache.yaml"),
-        &MapEnv::new([("HOME", "/nonexistent")]),
-    )
-    .unwrap();
+    let cfg = support::config(&yaml(&mock, params), &support::no_home());
     let previous = gw.state.runtime();
     gw.state.replace(Runtime::reloaded(cfg, &previous));
     assert_eq!(chat_post(&gw, &chat("SCT", false)).await.cache, "hit");
@@ -590,7 +580,7 @@ fn redis_is_found_as_litellm_finds_it_and_local_is_bounded_by_bytes() {
         );
         let mut vars = vec![("HOME", "/nonexistent")];
         vars.extend_from_slice(env);
-        config::load_from_str(&text, Path::new("cache.yaml"), &MapEnv::new(vars)).unwrap()
+        support::config(&text, &MapEnv::new(vars))
     };
     let cfg = load(
         "    type: redis\n",

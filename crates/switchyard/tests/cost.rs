@@ -5,17 +5,18 @@
 //! none; a streamed answer's charge is known when the stream ends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod support;
+
 use std::str::FromStr;
 
 use futures_util::StreamExt;
 use mock_upstream::{AwsIdentity, MockUpstream, Reply, Usage};
 use serde_json::json;
 use switchyard::canonical::{ChatRequest, ContentBlock, Message, Role};
-use switchyard::config::{self, MapEnv};
+use switchyard::config::{self};
 use switchyard::cost::{Charged, Decimal};
 use switchyard::router::Router;
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const ANTHROPIC_KEY: &str = "sk-ant-api03-test-0123456789abcdefghij";
 const AWS_KEY: &str = "AKIAMOCKBEDROCK00001";
@@ -52,8 +53,7 @@ fn yaml(mock: &MockUpstream, deps: &[(&str, &str, &[&str])]) -> String {
 }
 
 fn load(text: &str) -> config::Config {
-    config::load_from_str(text, Path::new("cost.yaml"), &MapEnv::new([("HOME", "/nonexistent")]))
-        .unwrap_or_else(|e| panic!("{e:?}"))
+    support::config(text, &support::no_home())
 }
 
 async fn mock() -> MockUpstream {
@@ -64,9 +64,7 @@ async fn mock() -> MockUpstream {
 
 async fn setup(deps: &[(&str, &str, &[&str])]) -> (MockUpstream, Handle) {
     let mock = mock().await;
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(load(&yaml(&mock, deps))))
-        .await
-        .unwrap();
+    let gw = support::start(load(&yaml(&mock, deps))).await;
     (mock, gw)
 }
 

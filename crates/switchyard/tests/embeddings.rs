@@ -7,17 +7,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ledger_support;
+mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
 use mock_upstream::{AwsIdentity, MockUpstream, Reply, embedding_of, tokens_of, tokens_text};
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv};
+use switchyard::config::{self};
 use switchyard::keys::{Keys, POLL, Settings as KeySettings};
 use switchyard::ledger::{Ledger, Settings as LedgerSettings};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const OPENAI_KEY: &str = "sk-proj-embed-0123456789abcdefghijkl";
 const AWS_KEY: &str = "AKIAMOCKEMBED0000001";
@@ -68,12 +68,11 @@ fn config(entries: &[String], extra: &str) -> config::Config {
         "model_list:\n{}router_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER}\n{extra}",
         entries.concat()
     );
-    config::load_from_str(&text, Path::new("embed.yaml"), &MapEnv::new([("HOME", "/nonexistent")]))
-        .unwrap_or_else(|e| panic!("{e:?}"))
+    support::config(&text, &support::no_home())
 }
 
 async fn start(config: config::Config) -> Handle {
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(config)).await.unwrap()
+    support::start(config).await
 }
 
 /// POSTs `body` to `path` with `key`: (status, headers, JSON body).

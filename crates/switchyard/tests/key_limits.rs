@@ -6,6 +6,7 @@
 
 mod ledger_support;
 mod limits_support;
+mod support;
 
 use std::path::Path;
 use std::sync::Arc;

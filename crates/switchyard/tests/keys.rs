@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ledger_support;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ledger_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

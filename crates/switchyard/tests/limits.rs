@@ -5,6 +5,7 @@
 
 mod ledger_support;
 mod limits_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;

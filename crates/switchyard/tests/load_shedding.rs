@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod limits_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;

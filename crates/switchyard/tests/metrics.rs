@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod limits_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

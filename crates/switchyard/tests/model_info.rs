@@ -3,11 +3,10 @@
 //! master key required, and no secret anywhere in the answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod support;
 
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const MASTER: &str = "sk-gw-master-0123456789";
 const ANTHROPIC_KEY: &str = "sk-ant-api03-secret-model-info-0123456789";
@@ -59,13 +58,7 @@ general_settings:
 }
 
 async fn gateway() -> Handle {
-    let config = config::load_from_str(
-        &yaml(),
-        Path::new("model-info.yaml"),
-        &MapEnv::new([("HOME", "/nonexistent")]),
-    )
-    .unwrap_or_else(|e| panic!("{e:?}"));
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(config)).await.unwrap()
+    support::gateway(&yaml(), &support::no_home()).await
 }
 
 async fn get(gw: &Handle, path: &str, key: Option<&str>) -> (u16, String) {

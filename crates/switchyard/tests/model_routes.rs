@@ -4,13 +4,15 @@
 //! and Anthropic's shapes. The mock upstream records which model id went upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::Path;
 
 use mock_upstream::{AwsIdentity, MockUpstream};
 use serde_json::{Value, json};
 use switchyard::config::{self, MapEnv};
 use switchyard::keys::{Keys, POLL, Settings as KeySettings};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const MASTER: &str = "sk-gw-routes-0123456789";
 const KEY: &str = "sk-ant-api03-routes-test-key-0000000";
@@ -18,12 +20,11 @@ const AWS_KEY: &str = "AKIAMOCKBEDROCK00001";
 const AWS_SECRET: &str = "mockBedrockSecretAccessKey00000000000000";
 
 fn load(yaml: &str) -> config::Config {
-    config::load_from_str(yaml, Path::new("routes.yaml"), &MapEnv::new([("HOME", "/nonexistent")]))
-        .unwrap_or_else(|e| panic!("{e}"))
+    support::config(yaml, &support::no_home())
 }
 
 async fn gateway(yaml: &str) -> Handle {
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(load(yaml))).await.unwrap()
+    support::start(load(yaml)).await
 }
 
 async fn mock() -> MockUpstream {
@@ -560,7 +561,7 @@ async fn doctor_probes_a_wildcard_only_through_its_health_check_model() {
         stream: false,
         state_dir: Some(dir.path().to_owned()),
     };
-    let report = doctor::run(&cfg, &MapEnv::new([("HOME", "/nonexistent")]), &opts).await;
+    let report = doctor::run(&cfg, &support::no_home(), &opts).await;
     let by = |id: &str| {
         report.aliases.iter().flat_map(|a| &a.deployments).find(|d| d.id == id).unwrap().clone()
     };

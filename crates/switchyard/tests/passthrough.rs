@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ledger_support;
+mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
@@ -18,8 +18,7 @@ use ledger_support::{Row, eventually, settings, sqlite_pool, sqlite_rows};
 use mock_upstream::{AwsError, AwsIdentity, MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use switchyard::config::{self, MapEnv};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const MASTER: &str = "sk-gw-passthrough-0123456789";
 const ANT_KEY: &str = "sk-ant-api03-passthrough-00000000000";
@@ -52,10 +51,8 @@ struct Setup {
 async fn setup(extra: &str) -> Setup {
     let mock = MockUpstream::builder().api_key(ANT_KEY).start().await;
     mock.aws().identity(AwsIdentity::new(AWS_KEY, AWS_SECRET));
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
-    let cfg = config::load_from_str(&yaml(&mock, extra), Path::new("pt.yaml"), &env)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let env = support::no_home();
+    let gw = support::gateway(&yaml(&mock, extra), &env).await;
     let dir = tempfile::tempdir().unwrap();
     gw.state.set_ledger(switchyard::ledger::Ledger::open(&settings(dir.path(), None)).unwrap());
     Setup { mock, gw, dir }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod diag_support;
+mod support;
 
 use std::process::{Command, Output};
 

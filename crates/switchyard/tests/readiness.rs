@@ -6,16 +6,17 @@
 
 mod ledger_support;
 mod limits_support;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard::config::{self, MapEnv};
+use switchyard::config::MapEnv;
 use switchyard::keys::{Keys, POLL, Settings as KeySettings};
 use switchyard::ledger::{Ledger, Settings as LedgerSettings};
 use switchyard::secret::Secret;
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 use ledger_support::{Relay, TestDb, eventually};
 use limits_support::{MASTER, REDIS, RedisPrefix, chat, client, deployment, mock, post_chat};
@@ -40,9 +41,7 @@ async fn on_redis(
         redis.addr.port(),
         prefix.0,
     );
-    let cfg = config::load_from_str(&text, Path::new("ready.yaml"), &MapEnv::default())
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap()
+    support::gateway(&text, &MapEnv::default()).await
 }
 
 async fn readiness(gw: &Handle) -> (u16, Value) {
@@ -199,7 +198,7 @@ async fn on_database(
         &[deployment(mock, "cheap", "anthropic/claude-haiku-4-5", &[])],
         sections,
     );
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let gw = support::start(cfg).await;
     let keys =
         Keys::open(&KeySettings { database_url: Some(url.clone()), state_dir: dir.to_owned() })
             .unwrap();
@@ -249,7 +248,7 @@ async fn draining_answers_503_with_what_to_do_and_the_local_cache_type() {
         &[deployment(&mock, "cheap", "anthropic/claude-haiku-4-5", &[])],
         "litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n",
     );
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let gw = support::start(cfg).await;
     let (status, ready) = readiness(&gw).await;
     assert_eq!((status, ready["cache"].as_str()), (200, Some("local")), "{ready}");
     let resp = post_chat(&client(), &gw.url(), &chat("cheap", None)).await;

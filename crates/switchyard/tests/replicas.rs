@@ -9,6 +9,7 @@
 
 mod ledger_support;
 mod limits_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

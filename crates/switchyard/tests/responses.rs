@@ -7,13 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ledger_support;
-
-use std::path::Path;
+mod support;
 
 use mock_upstream::{AwsIdentity, MockUpstream, Reply};
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 const KEY: &str = "sk-ant-api03-test-0123456789abcdefghij";
 const MASTER: &str = "sk-gw-master-0123456789";
@@ -62,10 +60,8 @@ general_settings:
 async fn setup() -> (MockUpstream, Handle) {
     let mock = MockUpstream::builder().api_key(KEY).start().await;
     mock.aws().identity(AwsIdentity::new(AWS_KEY, AWS_SECRET));
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
-    let cfg = config::load_from_str(&yaml(&mock), Path::new("responses.yaml"), &env)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let env = support::no_home();
+    let gw = support::gateway(&yaml(&mock), &env).await;
     (mock, gw)
 }
 
@@ -608,10 +604,8 @@ async fn a_ledger_row_is_written_with_litellms_responses_call_type() {
 async fn the_response_cache_answers_a_repeated_request_without_an_upstream_call() {
     let mock = MockUpstream::builder().api_key(KEY).start().await;
     let text = format!("{}litellm_settings:\n  cache: true\n", yaml(&mock));
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
-    let cfg = config::load_from_str(&text, Path::new("responses.yaml"), &env)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let env = support::no_home();
+    let gw = support::gateway(&text, &env).await;
     let body = json!({"model": "balanced", "input": "Say: CACHED"});
     let (status, first) = post(&gw, &body).await;
     assert_eq!(status, 200, "{first}");
@@ -816,12 +810,8 @@ async fn replicas_on_one_redis_share_stored_responses() {
             "general_settings:\n",
             &format!("general_settings:\n  redis_key_prefix: \"{prefix}\"\n"),
         );
-    let env = MapEnv::new([("HOME", "/nonexistent")]);
-    let start = || async {
-        let cfg = config::load_from_str(&text, Path::new("responses.yaml"), &env)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap()
-    };
+    let env = support::no_home();
+    let start = || async { support::gateway(&text, &env).await };
     let (one, two) = (start().await, start().await);
     mock.push(Reply::text("Hello Ada."));
     let (status, first) = post(&one, &json!({"model": "balanced", "input": "I am Ada."})).await;

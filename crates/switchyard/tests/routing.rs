@@ -4,8 +4,9 @@
 //! concurrency run whose counters must add up.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use switchyard::canonical::{ChatRequest, ChatResponse, ContentBlock, Message, Role, StreamEvent};
 use switchyard::classify::{ErrorKind, UpstreamError};
-use switchyard::config::{self, MapEnv};
+use switchyard::config::MapEnv;
 use switchyard::provider::{EventStream, MockProvider, Provider};
 use switchyard::router::Router;
 use tokio::time::Instant;
@@ -113,8 +114,7 @@ impl Harness {
     /// `yaml` is a config whose deployments all have `model_info.id`s; `scripts` gives each
     /// id its default step and its first steps.
     fn new(yaml: &str, scripts: Vec<(&str, Step, Vec<Step>)>) -> Self {
-        let cfg = config::load_from_str(yaml, Path::new("routing.yaml"), &MapEnv::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = support::config(yaml, &MapEnv::default());
         let providers: HashMap<String, Arc<Scripted>> = scripts
             .into_iter()
             .map(|(id, default, script)| (id.to_owned(), Scripted::new(id, default, script)))
@@ -681,7 +681,7 @@ async fn a_reload_keeps_the_state_of_unchanged_deployments_only() {
         &[dep("cheap", "same", ""), dep("cheap", "edited", "weight: 3")],
         "cooldown_time: 60",
     );
-    let cfg = config::load_from_str(&after, Path::new("routing.yaml"), &MapEnv::default()).unwrap();
+    let cfg = support::config(&after, &MapEnv::default());
     let reloaded = Router::reloaded(&cfg, &h.router);
     let cooling = |id: &str| {
         reloaded.targets().find(|t| t.deployment.id == id).unwrap().state.is_cooling(Instant::now())

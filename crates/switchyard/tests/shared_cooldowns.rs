@@ -5,15 +5,15 @@
 
 mod ledger_support;
 mod limits_support;
+mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use mock_upstream::MockUpstream;
 use serde_json::Value;
-use switchyard::config::{self, MapEnv};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::config::{self};
+use switchyard::server::Handle;
 
 use ledger_support::{Relay, eventually};
 use limits_support::*;
@@ -51,17 +51,12 @@ impl Upstreams {
             redis.ip(),
             redis.port(),
         );
-        config::load_from_str(
-            &text,
-            Path::new("shared.yaml"),
-            &MapEnv::new([("HOME", "/nonexistent")]),
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"))
+        support::config(&text, &support::no_home())
     }
 }
 
 async fn gateway(config: config::Config) -> Handle {
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(config)).await.unwrap()
+    support::start(config).await
 }
 
 async fn get(gw: &Handle, path: &str) -> Value {

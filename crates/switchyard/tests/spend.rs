@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ledger_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +22,7 @@ use switchyard::attribution::hash_key;
 use switchyard::config::{self, MapEnv};
 use switchyard::cost::Decimal;
 use switchyard::ledger::Ledger;
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 
 /// `good` (priced), `unpriced` (a model no table prices), `bad` (a refused key).
 fn spend_yaml(mock: &MockUpstream, database_url: Option<&str>) -> String {
@@ -59,7 +60,7 @@ async fn setup(database_url: Option<&str>) -> Setup {
     let config = dir.path().join("switchyard.yaml");
     std::fs::write(&config, &yaml).unwrap();
     let cfg = config::load_from_str(&yaml, &config, &MapEnv::default()).unwrap();
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let gw = support::start(cfg).await;
     let ledger = Ledger::open(&settings(&dir.path().join("state"), database_url)).unwrap();
     gw.state.set_ledger(ledger.clone());
     Setup { _mock: mock, gw, ledger, config, dir }

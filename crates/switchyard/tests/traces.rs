@@ -6,9 +6,10 @@
 //! unreachable collector neither fails nor holds requests and that what it costs is counted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +24,8 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatus;
 use prost::Message;
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::config::MapEnv;
+use switchyard::server::Handle;
 
 const MASTER: &str = "sk-gw-master-0123456789";
 const ANTHROPIC_KEY: &str = "sk-ant-api03-traces-0123456789abcdef";
@@ -210,9 +211,7 @@ fn env(collector: &str, extra: &[(&str, &str)]) -> MapEnv {
 }
 
 async fn gateway(text: &str, env: &MapEnv) -> Handle {
-    let cfg = config::load_from_str(text, Path::new("traces.yaml"), env)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap()
+    support::gateway(text, env).await
 }
 
 async fn post(
@@ -551,10 +550,8 @@ async fn without_the_otel_callback_nothing_is_traced_or_sent_upstream() {
 #[test]
 fn otel_is_read_from_the_callbacks_and_other_callbacks_are_still_named() {
     let base = "model_list:\n  - model_name: m\n    litellm_params:\n      model: anthropic/x\n      mock_response: hi\nlitellm_settings:\n";
-    let load = |callbacks: &str, env: &MapEnv| {
-        config::load_from_str(&format!("{base}  {callbacks}\n"), Path::new("c.yaml"), env)
-            .unwrap_or_else(|e| panic!("{e:?}"))
-    };
+    let load =
+        |callbacks: &str, env: &MapEnv| support::config(&format!("{base}  {callbacks}\n"), env);
     let none = MapEnv::default();
     let on = load("callbacks: [\"otel\"]", &none);
     let otel = on.general.otel.as_ref().unwrap();

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard::batches::{Batches, Settings as BatchSettings};
-use switchyard::config::{self, MapEnv};
+use switchyard::config::MapEnv;
 use switchyard::keys::{Keys, POLL, Settings as KeySettings};
 use switchyard::ledger::{Ledger, Settings as LedgerSettings};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::{self, Handle};
 
 use crate::ledger_support::{self, ANT_KEY, MASTER, TestDb, pg_rows, sqlite_pool, sqlite_rows};
 
@@ -65,9 +65,7 @@ pub async fn gateway(
     dir: &Path,
     database_url: Option<&str>,
 ) -> (Handle, switchyard::batches::Handle, Ledger) {
-    let cfg = config::load_from_str(yaml, Path::new("batches.yaml"), &MapEnv::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let gw = crate::support::gateway(yaml, &MapEnv::default()).await;
     let url = database_url.map(switchyard::secret::Secret::new);
     let ledger = Ledger::open(&LedgerSettings {
         database_url: url.clone(),

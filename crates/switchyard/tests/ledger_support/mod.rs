@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
-use switchyard::config::{self, MapEnv};
+use switchyard::config::MapEnv;
 use switchyard::ledger::{Ledger, Settings};
-use switchyard::server::{self, Handle, Runtime};
+use switchyard::server::Handle;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -47,9 +47,7 @@ pub fn yaml(mock: &MockUpstream) -> String {
 /// The mock and an in-process gateway recording into `settings`' ledger.
 pub async fn gateway(settings: &Settings) -> (MockUpstream, Handle, Ledger) {
     let mock = MockUpstream::builder().api_key(ANT_KEY).record(false).start().await;
-    let cfg = config::load_from_str(&yaml(&mock), Path::new("ledger.yaml"), &MapEnv::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let gw = server::start("127.0.0.1:0".parse().unwrap(), Runtime::new(cfg)).await.unwrap();
+    let gw = crate::support::gateway(&yaml(&mock), &MapEnv::default()).await;
     let ledger = Ledger::open(settings).unwrap();
     gw.state.set_ledger(ledger.clone());
     (mock, gw, ledger)

@@ -2,13 +2,12 @@
 //! on a given engine, requests on both surfaces, and a fresh Redis key prefix per test.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use mock_upstream::{MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
-use switchyard::config::{self, MapEnv, RedisConfig};
+use switchyard::config::{self, RedisConfig};
 use switchyard::limits::{Clock, Limits};
 use switchyard::secret::Secret;
 use switchyard::server::{self, Handle, Runtime};
@@ -43,8 +42,7 @@ pub fn config(deployments: &[String], sections: &str) -> config::Config {
     text.push_str(&format!(
         "router_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER}\n{sections}"
     ));
-    config::load_from_str(&text, Path::new("limits.yaml"), &MapEnv::new([("HOME", "/nonexistent")]))
-        .unwrap_or_else(|e| panic!("{e:?}"))
+    crate::support::config(&text, &crate::support::no_home())
 }
 
 pub async fn mock() -> MockUpstream {
