@@ -31,6 +31,7 @@ pub mod response_store;
 pub mod router;
 pub mod secret;
 pub mod server;
+pub mod sqlite_file;
 pub mod surface;
 pub mod telemetry;
 pub mod tokens;

@@ -13,16 +13,12 @@
 //! transaction that writes its output files.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::forwarded::Forwarding;
 use super::model::{
@@ -221,19 +217,9 @@ pub struct Store {
 impl Store {
     /// `batches.sqlite3` at `path` (nothing is opened here).
     pub fn sqlite(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|e| describe(&e, None))?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
         // One connection: the runner's transactions and the API's reads take turns, so no
         // two writers ever meet (SQLite has one), and no transaction waits on another.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options);
+        let pool = crate::sqlite_file::pool(path, 1, Duration::from_secs(10));
         Ok(Self {
             db: Db::Lite(pool),
             password: None,

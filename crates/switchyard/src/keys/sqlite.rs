@@ -4,14 +4,11 @@
 //! shape.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::OnceCell;
 
 use super::store::{Change, Rows, Store, StoreError, version_sql};
@@ -26,17 +23,7 @@ pub struct Sqlite {
 
 impl Sqlite {
     pub fn new(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|e| describe(&e, None))?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(options);
+        let pool = crate::sqlite_file::pool(path, 2, Duration::from_secs(5));
         Ok(Self { pool, path: path.to_owned(), ready: OnceCell::new() })
     }
 

@@ -5,15 +5,12 @@
 //! Times are UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`, so they sort and compare as text.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::Sqlite as Lite;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 
 use super::postgres::metadata;
 use super::record::Record;
@@ -75,18 +72,8 @@ const CHUNK: usize = 40;
 
 impl Sqlite {
     pub fn new(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|e| describe(&e, None))?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
         // One writer: one connection.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(options);
+        let pool = crate::sqlite_file::pool(path, 1, Duration::from_secs(5));
         let slots = format!("({})", vec!["?"; COLUMNS.split(',').count()].join(", "));
         let insert = |rows: usize| {
             format!(
