@@ -83,7 +83,7 @@ impl Haystack {
         for (place, text) in &self.pieces {
             let lower = text.to_lowercase();
             if let Some(at) = lower.find(MARK) {
-                found.push(format!("{place}: …{}…", context(text, at)));
+                found.push(format!("{place}: …{}…", context(&lower, at)));
             }
             for key in virtual_keys {
                 let bytes = key.as_bytes();
@@ -541,8 +541,7 @@ async fn no_canary_secret_appears_anywhere_the_gateway_writes() {
         .await;
     assert!(body.contains("ANT-01"), "the revoked key is diagnosed: {body}");
     // The pass-through relays the upstream's own answer: the echoing one's, by its model.
-    let mut relayed = messages("claude-opus-4-1", false, "x");
-    relayed["model"] = json!("claude-opus-4-1");
+    let relayed = messages("claude-opus-4-1", false, "x");
     let (code, body, _) = client
         .call(
             &mut hay,
