@@ -60,6 +60,7 @@ pub fn anthropic_http_error(
     body: &[u8],
     request_bytes: usize,
 ) -> UpstreamError {
+    let body = &*super::scrub::scrub_body(deployment, body);
     let parsed = serde_json::from_slice::<Envelope>(body).ok();
     let request_id = parsed
         .as_ref()
@@ -141,6 +142,7 @@ pub fn anthropic_http_error(
 
 /// The payload of an SSE `error` event (ANT-09): the API failed after answering 200.
 pub fn anthropic_stream_error(deployment: &Deployment, data: &str) -> UpstreamError {
+    let data = &*super::scrub::scrub_text(deployment, data);
     let detail = serde_json::from_str::<Envelope>(data).ok().and_then(|e| e.error);
     let (code, message) = match detail {
         Some(d) => (d.kind, d.message.unwrap_or_default()),

@@ -9,6 +9,7 @@ mod anthropic;
 mod bedrock;
 mod kind;
 mod openai;
+mod scrub;
 
 pub use anthropic::{
     anthropic_http_error, anthropic_missing_key, anthropic_stream_error, anthropic_unsendable_key,
@@ -23,6 +24,7 @@ pub use openai::{
     openai_connect_error, openai_http_error, openai_missing_key, openai_stream_error,
     openai_unsendable_key,
 };
+pub(crate) use scrub::scrub_body;
 
 use std::time::Duration;
 

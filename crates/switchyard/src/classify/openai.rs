@@ -57,6 +57,7 @@ pub fn openai_http_error(
     headers: &HeaderMap,
     body: &[u8],
 ) -> UpstreamError {
+    let body = &*super::scrub::scrub_body(deployment, body);
     let (kind_text, code, message) = match parse(body) {
         Some(p) => (p.kind, p.code, p.message),
         None => (None, None, body_excerpt(body, status)),
@@ -78,6 +79,7 @@ pub fn openai_http_error(
 /// An error object inside a 200 stream (`data: {"error": {...}}`, as vLLM and proxies send):
 /// the server failed after answering.
 pub fn openai_stream_error(deployment: &Deployment, data: &str) -> UpstreamError {
+    let data = &*super::scrub::scrub_text(deployment, data);
     let parsed = parse(data.as_bytes());
     let (code, message) = match parsed {
         Some(p) => (p.code.or(p.kind), p.message),

@@ -151,8 +151,9 @@ fn model_of(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Named>(body).ok().map(|n| n.model)
 }
 
-/// The upstream refused: its answer goes to the client as it is; the ledger and metrics get
-/// the failure classified.
+/// The upstream refused: its answer goes to the client as it is, less the deployment's key
+/// should the upstream quote it (the client authenticated with a gateway key, not that one);
+/// the ledger and metrics get the failure classified.
 async fn upstream_failure(
     state: &AppState,
     target: &Target,
@@ -170,6 +171,7 @@ async fn upstream_failure(
             break;
         }
     }
+    let body = crate::classify::scrub_body(&target.deployment, &body).into_owned();
     if let Some(started) = started {
         let error = crate::classify::anthropic_http_error(
             &target.deployment,
