@@ -11,6 +11,7 @@
 //! the Redis entries and the state directory's files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
 mod ledger_support;
 
 use std::path::{Path, PathBuf};
