@@ -307,3 +307,80 @@ fn unusable_files_stop_the_start_with_gw15_naming_the_file_and_the_fix() {
     assert!(err.contains("missing.pem") && err.contains("cannot be read"), "{err}");
     assert!(!err.contains("PRIVATE KEY"), "the key's text must never be shown: {err}");
 }
+
+/// An https upstream offering h2 and http/1.1 that records what each connection picked,
+/// then closes it.
+async fn alpn_upstream(c: &Cert) -> (u16, Arc<Mutex<Vec<Option<Vec<u8>>>>>) {
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap();
+    let certs = vec![rustls::pki_types::CertificateDer::from(c.der.clone())];
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(tls) = acceptor.accept(tcp).await {
+                record.lock().unwrap().push(tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+            }
+        }
+    });
+    (port, seen)
+}
+
+/// The protocols the gateway's calls to an https upstream negotiated, with `general` added to
+/// its general_settings.
+async fn upstream_protocols(general: &str) -> Vec<Option<Vec<u8>>> {
+    let dir = Dir::new("");
+    let up = cert("upstream");
+    let ca = dir.path("upstream-ca.pem");
+    std::fs::write(&ca, &up.cert_pem).unwrap();
+    let (port, seen) = alpn_upstream(&up).await;
+    let text = format!(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: sk-up\n      api_base: https://localhost:{port}/v1\n      ssl_verify: {}\ngeneral_settings:\n  master_key: {MASTER}\n  disable_spend_logs: true\n{general}",
+        ca.display()
+    );
+    let cfg = switchyard::config::load_from_str(
+        &text,
+        Path::new("h2.yaml"),
+        &switchyard::config::MapEnv::new::<&str, &str>([]),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let gw = switchyard::server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        switchyard::server::Runtime::new(cfg),
+    )
+    .await
+    .unwrap();
+    // The upstream hangs up after the handshake, so the call fails; what matters is the
+    // protocol it was offered and picked.
+    let _ = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    gw.shutdown().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the upstream was never called");
+    seen
+}
+
+#[tokio::test]
+async fn upstream_http2_is_offered_only_when_configured() {
+    let h2 = upstream_protocols("  upstream_http2: true\n").await;
+    assert!(h2.iter().all(|p| p.as_deref() == Some(b"h2".as_slice())), "{h2:?}");
+    let h1 = upstream_protocols("").await;
+    assert!(h1.iter().all(|p| p.as_deref() == Some(b"http/1.1".as_slice())), "{h1:?}");
+}

@@ -54,7 +54,7 @@ pub struct Tls {
     current: ArcSwap<ServerConfig>,
     /// The files as last read, good or bad: a bad pair is refused once, not on every poll,
     /// and read again as soon as either file changes.
-    seen: Mutex<Option<Stamp>>,
+    seen: Mutex<Stamp>,
 }
 
 /// What a check of the files found.
@@ -197,10 +197,10 @@ async fn answer_plain_http(mut tcp: TcpStream) {
 struct Stamp([Option<(u64, SystemTime)>; 2]);
 
 impl Stamp {
-    fn of(files: &TlsFiles) -> Option<Self> {
+    fn of(files: &TlsFiles) -> Self {
         let one =
             |p: &Path| std::fs::metadata(p).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
-        Some(Self([one(&files.cert), one(&files.key)]))
+        Self([one(&files.cert), one(&files.key)])
     }
 }
 
