@@ -140,6 +140,26 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_unauthenticated: bool,
 
+    /// Serve HTTPS with this PEM certificate chain (with --ssl-keyfile); re-read when the
+    /// file changes. Also $SSL_CERTFILE_PATH; LiteLLM's --ssl_certfile_path is accepted.
+    #[arg(
+        long = "ssl-certfile",
+        value_name = "PATH",
+        visible_alias = "ssl_certfile_path",
+        alias = "ssl-certfile-path"
+    )]
+    pub ssl_certfile: Option<PathBuf>,
+
+    /// The PEM private key of --ssl-certfile. Also $SSL_KEYFILE_PATH; LiteLLM's
+    /// --ssl_keyfile_path is accepted.
+    #[arg(
+        long = "ssl-keyfile",
+        value_name = "PATH",
+        visible_alias = "ssl_keyfile_path",
+        alias = "ssl-keyfile-path"
+    )]
+    pub ssl_keyfile: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use super::ServeArgs;
 use super::output;
-use crate::config::{self, Config, ConfigOrigin, LoadOptions, ProcessEnv};
+use crate::config::{self, Config, ConfigOrigin, Env, LoadOptions, ProcessEnv, locate};
 use crate::daemon::{self, GatewayInfo, Lookup, StateDir, clock};
 use crate::exit;
 use crate::keys::{Keys, Settings as KeySettings};
 use crate::ledger::{Ledger, Settings as LedgerSettings};
 use crate::server::reload::{Reloader, Trigger};
+use crate::server::tls::{Tls, TlsFiles};
 use crate::server::{self, AppState, Runtime};
 
 pub fn run(args: ServeArgs) -> u8 {
@@ -62,6 +63,14 @@ pub fn run(args: ServeArgs) -> u8 {
         tracing::warn!(%addr, "serving without a master key on a non-loopback address");
     }
 
+    let tls = match listener_tls(&args, &ProcessEnv) {
+        Ok(tls) => tls,
+        Err(message) => {
+            output::stderr(&format!("switchyard: {message}"));
+            return exit::CANNOT_SERVE;
+        }
+    };
+
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -69,10 +78,42 @@ pub fn run(args: ServeArgs) -> u8 {
             return exit::CANNOT_SERVE;
         }
     };
-    runtime.block_on(serve(addr, config, &opts, &args))
+    runtime.block_on(serve(addr, config, tls, &opts, &args))
 }
 
-async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &ServeArgs) -> u8 {
+/// The listener's certificate and key (GW-15 when only one is given or either is unusable),
+/// or `None` to serve plain HTTP.
+fn listener_tls(args: &ServeArgs, env: &dyn Env) -> Result<Option<Arc<Tls>>, String> {
+    let cert =
+        locate::tls_file(args.ssl_certfile.as_deref(), "--ssl-certfile", "SSL_CERTFILE_PATH", env);
+    let key =
+        locate::tls_file(args.ssl_keyfile.as_deref(), "--ssl-keyfile", "SSL_KEYFILE_PATH", env);
+    let alone = |(path, how): (std::path::PathBuf, &str), given: &str, missing: &str| {
+        format!(
+            "TLS: {given} {} was given ({how}) without its {missing} (GW-15).
+  fix: pass              both --ssl-certfile and --ssl-keyfile (or SSL_CERTFILE_PATH and SSL_KEYFILE_PATH),              or neither to serve plain HTTP.",
+            path.display()
+        )
+    };
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), None) => Err(alone(cert, "the certificate", "private key")),
+        (None, Some(key)) => Err(alone(key, "the private key", "certificate")),
+        (Some((cert, _)), Some((key, _))) => {
+            let tls = Tls::load(TlsFiles { cert, key }).map_err(|e| e.to_string())?;
+            tracing::info!(cert = %tls.files().cert.display(), key = %tls.files().key.display(), "serving HTTPS");
+            Ok(Some(tls))
+        }
+    }
+}
+
+async fn serve(
+    addr: SocketAddr,
+    config: Config,
+    tls: Option<Arc<Tls>>,
+    opts: &LoadOptions,
+    args: &ServeArgs,
+) -> u8 {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
@@ -142,13 +183,17 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
     }
     let batch_runner = batches.map(|b| server::run_batches(&state, b));
     // Before the pid is published: SIGHUP's default action would end the process.
-    reload_on_hangup(state.clone(), reloader.clone());
+    reload_on_hangup(state.clone(), reloader.clone(), tls.clone());
     if !args.no_watch {
-        reloader
-            .spawn_watcher(state.clone(), Duration::from_millis(args.watch_interval_ms.max(50)));
+        let every = Duration::from_millis(args.watch_interval_ms.max(50));
+        reloader.spawn_watcher(state.clone(), every);
+        if let Some(tls) = &tls {
+            tls.spawn_watcher(every);
+        }
     }
 
-    let url = format!("http://{bound}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{bound}");
     let _published = match &args.state_dir {
         None => None,
         Some(dir) => match publish(dir, &url, &reloader, env_files, args) {
@@ -197,7 +242,7 @@ async fn serve(addr: SocketAddr, config: Config, opts: &LoadOptions, args: &Serv
         tokio::time::sleep(drain_timeout).await;
     };
     let traces = state.clone();
-    let server = server::serve(listener, state, shutdown);
+    let server = server::serve(listener, state, tls, shutdown);
     let code = tokio::select! {
         result = server => match result {
             Ok(()) => {
@@ -376,7 +421,7 @@ fn publish(
 }
 
 #[cfg(unix)]
-fn reload_on_hangup(state: Arc<AppState>, reloader: Arc<Reloader>) {
+fn reload_on_hangup(state: Arc<AppState>, reloader: Arc<Reloader>, tls: Option<Arc<Tls>>) {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::hangup()) {
         Ok(mut hangups) => {
@@ -384,6 +429,10 @@ fn reload_on_hangup(state: Arc<AppState>, reloader: Arc<Reloader>) {
                 while hangups.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading the config");
                     reloader.reload(&state, Trigger::Signal).await;
+                    // A certificate renewal hook that sends SIGHUP works with --no-watch too.
+                    if let Some(tls) = &tls {
+                        tls.check();
+                    }
                 }
             });
         }
@@ -394,7 +443,7 @@ fn reload_on_hangup(state: Arc<AppState>, reloader: Arc<Reloader>) {
 }
 
 #[cfg(not(unix))]
-fn reload_on_hangup(_state: Arc<AppState>, _reloader: Arc<Reloader>) {}
+fn reload_on_hangup(_state: Arc<AppState>, _reloader: Arc<Reloader>, _tls: Option<Arc<Tls>>) {}
 
 /// GW-03, naming the process that holds the port when it can be found.
 fn port_in_use(addr: SocketAddr) -> String {

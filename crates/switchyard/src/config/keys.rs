@@ -298,6 +298,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     ),
     k(
         GeneralSettings,
+        "upstream_http2",
+        Supported,
+        "Switchyard key: offer HTTP/2 to https upstreams (ALPN; the upstream picks); default false, HTTP/1.1 only",
+    ),
+    k(
+        GeneralSettings,
         "max_connections",
         Supported,
         "Switchyard key: open client connections; one more gets a fast 503 (GW-14); default 10000",

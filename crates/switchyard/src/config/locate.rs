@@ -68,6 +68,21 @@ pub fn env_files(flags: &[PathBuf], env: &dyn Env) -> Vec<(PathBuf, &'static str
     out
 }
 
+/// The listener's certificate (`SSL_CERTFILE_PATH`) or key (`SSL_KEYFILE_PATH`) file: the
+/// flag, else LiteLLM's variable, with the name it came by for messages. An empty variable
+/// is unset, as a blank line in a container's environment should not turn TLS on.
+pub fn tls_file(
+    flag: Option<&Path>,
+    flag_name: &'static str,
+    var: &'static str,
+    env: &dyn Env,
+) -> Option<(PathBuf, &'static str)> {
+    if let Some(p) = flag {
+        return Some((p.to_owned(), flag_name));
+    }
+    env.get(var).filter(|v| !v.value.trim().is_empty()).map(|v| (PathBuf::from(v.value), var))
+}
+
 /// How a config's origin reads in `config check` and the startup log.
 pub fn describe_origin(origin: &ConfigOrigin) -> String {
     match origin {
@@ -81,6 +96,17 @@ pub fn describe_origin(origin: &ConfigOrigin) -> String {
 mod tests {
     use super::*;
     use crate::config::env::MapEnv;
+
+    #[test]
+    fn a_tls_flag_wins_over_the_variable_and_an_empty_variable_is_unset() {
+        let env = MapEnv::new([("SSL_CERTFILE_PATH", "/env/cert.pem"), ("SSL_KEYFILE_PATH", " ")]);
+        let flag = PathBuf::from("/flag/cert.pem");
+        let got = tls_file(Some(&flag), "--ssl-certfile", "SSL_CERTFILE_PATH", &env);
+        assert_eq!(got, Some((flag, "--ssl-certfile")));
+        let got = tls_file(None, "--ssl-certfile", "SSL_CERTFILE_PATH", &env);
+        assert_eq!(got, Some((PathBuf::from("/env/cert.pem"), "SSL_CERTFILE_PATH")));
+        assert_eq!(tls_file(None, "--ssl-keyfile", "SSL_KEYFILE_PATH", &env), None);
+    }
 
     #[test]
     fn env_files_keep_flag_order_then_the_variable() {

@@ -403,6 +403,8 @@ pub struct GeneralSettings {
     pub spend_logs_retention: Option<Duration>,
     /// `disable_spend_logs: true`: no ledger rows are written.
     pub disable_spend_logs: bool,
+    /// `upstream_http2: true`: HTTP/2 is offered (ALPN) to https upstreams; HTTP/1.1 otherwise.
+    pub upstream_http2: bool,
     /// `batch_concurrency`: batch items this process runs at once.
     pub batch_concurrency: usize,
     /// What one client may hold of the listener; read when the gateway starts.
@@ -536,6 +538,7 @@ impl Default for GeneralSettings {
             database_url: None,
             spend_logs_retention: None,
             disable_spend_logs: false,
+            upstream_http2: false,
             batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
             listener: ListenerLimits::default(),
             redis: None,

@@ -435,6 +435,7 @@ pub struct RawGeneralSettings {
     pub enable_tag_filtering: Option<Flag>,
     pub batch_concurrency: Option<NonNeg>,
     pub max_connections: Option<NonNeg>,
+    pub upstream_http2: Option<Flag>,
     pub header_read_timeout: Option<Seconds>,
     pub max_request_headers: Option<NonNeg>,
     pub max_request_header_size_kb: Option<NonNeg>,

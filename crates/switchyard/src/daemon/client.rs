@@ -33,6 +33,10 @@ impl Client {
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
+            // A gateway serving HTTPS on this machine often has a self-signed certificate the
+            // system does not trust; on loopback that check protects nothing plain HTTP
+            // would, and without it `start` would never see the gateway ready.
+            .danger_accept_invalid_certs(is_loopback_https(base))
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
         Ok(Self { rt, http, base: base.trim_end_matches('/').to_owned(), key })
@@ -87,6 +91,13 @@ impl Client {
     }
 }
 
+fn is_loopback_https(base: &str) -> bool {
+    let Some(rest) = base.strip_prefix("https://") else { return false };
+    let authority = rest.split('/').next().unwrap_or_default();
+    ["127.0.0.1:", "[::1]:", "localhost:"].iter().any(|h| authority.starts_with(h))
+        || ["127.0.0.1", "[::1]", "localhost"].contains(&authority)
+}
+
 fn describe(url: &str, err: &reqwest::Error) -> String {
     if err.is_timeout() {
         format!("{url} did not answer in time")
@@ -122,4 +133,19 @@ pub fn key_for(info: &super::GatewayInfo) -> Option<String> {
     ["SWITCHYARD_MASTER_KEY", "LITELLM_MASTER_KEY"]
         .iter()
         .find_map(|v| env.get(v).map(|e| e.value).filter(|k| !k.trim().is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_on_a_loopback_address_skips_the_certificate_check() {
+        assert!(is_loopback_https("https://127.0.0.1:4000"));
+        assert!(is_loopback_https("https://[::1]:4000/"));
+        assert!(is_loopback_https("https://localhost"));
+        assert!(!is_loopback_https("http://127.0.0.1:4000"));
+        assert!(!is_loopback_https("https://127.0.0.1.example.com:4000"));
+        assert!(!is_loopback_https("https://gateway.internal:4000"));
+    }
 }

@@ -131,7 +131,8 @@ impl Upstreams {
 
     pub fn with_env(config: &Config, env: &dyn Env) -> Self {
         Self {
-            clients: http::Clients::new(http::NetEnv::from_env(env)),
+            clients: http::Clients::new(http::NetEnv::from_env(env))
+                .with_http2(config.general.upstream_http2),
             drop_params: config.general.drop_params,
             request_timeout: config.general.request_timeout,
             aws_env: Arc::new(AwsEnvironment::snapshot(env, &config.env_files)),

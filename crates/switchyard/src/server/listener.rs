@@ -1,7 +1,9 @@
 //! The accept loop: hyper's HTTP/1 connection settings against slow and oversized requests
 //! (`header_read_timeout`, `max_request_headers`, `max_request_header_size_kb`) and a cap on
 //! open connections (`max_connections`). A connection beyond the cap gets a fixed 503 (GW-14)
-//! and is closed at once, so a client never waits on a socket nobody reads.
+//! and is closed at once, so a client never waits on a socket nobody reads. With TLS
+//! (`server/tls.rs`) the handshake runs inside the connection's slot, under the header read
+//! timeout.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use super::tls::Tls;
 use crate::config::model::ListenerLimits;
 
 /// The listener's own address for the connection a request came on: whether the client
@@ -49,6 +52,7 @@ pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: ListenerLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -90,10 +94,19 @@ pub async fn run(
                 req.extensions_mut().insert(local);
                 req
             }));
-        let conn = http.serve_connection(TokioIo::new(tcp), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let (http, tls) = (http.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
+            let served = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(tcp), service)).await,
+                Some(tls) => match tls.handshake(tcp, limits.header_read_timeout).await {
+                    Some(tls) => {
+                        watcher.watch(http.serve_connection(TokioIo::new(tls), service)).await
+                    }
+                    None => Ok(()),
+                },
+            };
+            if let Err(err) = served {
                 tracing::debug!(%err, %remote, "connection ended with an error");
             }
             drop(slot);

@@ -31,6 +31,7 @@ mod responses;
 mod shedding;
 mod spend;
 mod state;
+pub mod tls;
 mod ui;
 
 pub use state::{AppState, Runtime};
@@ -156,12 +157,13 @@ fn batch_routes() -> Router<Arc<AppState>> {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Arc<tls::Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // `background_health_checks`: probes on `health_check_interval` while serving.
     let background = health::spawn_background(&state);
     let limits = state.runtime().config.general.listener;
-    let served = listener::run(listener, app(state), limits, shutdown).await;
+    let served = listener::run(listener, app(state), limits, tls, shutdown).await;
     if let Some(task) = background {
         task.abort();
     }
@@ -222,7 +224,7 @@ pub async fn start(addr: SocketAddr, runtime: Runtime) -> std::io::Result<Handle
     let addr = listener.local_addr()?;
     let state = AppState::new(runtime);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, state.clone(), async move {
+    let task = tokio::spawn(serve(listener, state.clone(), None, async move {
         let _ = stopped.await;
     }));
     Ok(Handle { addr, state, stop: Some(stop), task })
