@@ -9,6 +9,7 @@ mod anthropic;
 mod bedrock;
 mod kind;
 mod openai;
+mod transport;
 
 pub use anthropic::{
     anthropic_http_error, anthropic_missing_key, anthropic_stream_error, anthropic_unsendable_key,
@@ -22,6 +23,10 @@ pub use kind::{Cooling, ErrorKind, Fallback};
 pub use openai::{
     openai_connect_error, openai_http_error, openai_missing_key, openai_stream_error,
     openai_unsendable_key,
+};
+pub use transport::{
+    Destination, NetEnv, Timeout, Transport, TransportFailure, broken, timeout_error,
+    transport_error,
 };
 
 use std::time::Duration;
