@@ -26,7 +26,9 @@
 //!   cache_creation_input_tokens, cache_read_input_tokens}` (missing counts are 0);
 //! - `headers` `{name: value}`, `retry_after` (seconds), `delay_ms`;
 //! - faults: `stream_drop_after` (events), `stream_error_after` `{events, type, message}`,
-//!   `hold_after` (events; released by `POST /_mock/release`), `event_gap_ms`, `ping`.
+//!   `hold_after` (events; released by `POST /_mock/release`), `event_gap_ms`, `ping`;
+//!   below HTTP, `cut_at` or `stall_at` `{head}` or `{body}` (bytes of the response's head, or
+//!   of its body as sent, after which the connection is closed or goes silent).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -151,6 +153,24 @@ struct ReplySpec {
     event_gap_ms: Option<u64>,
     #[serde(default)]
     ping: bool,
+    cut_at: Option<WireAtSpec>,
+    stall_at: Option<WireAtSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum WireAtSpec {
+    Head(usize),
+    Body(usize),
+}
+
+impl From<WireAtSpec> for crate::WireAt {
+    fn from(at: WireAtSpec) -> Self {
+        match at {
+            WireAtSpec::Head(n) => Self::Head(n),
+            WireAtSpec::Body(n) => Self::Body(n),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +283,12 @@ impl ReplySpec {
         }
         if self.ping {
             reply = reply.with_ping();
+        }
+        if let Some(at) = self.cut_at {
+            reply = reply.cut_at(at.into());
+        }
+        if let Some(at) = self.stall_at {
+            reply = reply.stall_at(at.into());
         }
         reply
     }

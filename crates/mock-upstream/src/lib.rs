@@ -36,6 +36,7 @@ mod faults;
 mod openai;
 mod openai_responses;
 mod reply;
+mod wire;
 
 use std::collections::VecDeque;
 use std::io;
@@ -47,7 +48,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -57,6 +57,7 @@ pub use aws::{Aws, AwsError, AwsIdentity};
 pub use axum::http::HeaderMap;
 pub use embeddings::{base64_of, embedding_of, tokens_of, tokens_text};
 pub use reply::{Reply, Usage};
+pub use wire::WireAt;
 
 /// The largest request body accepted, as the Messages API (32 MB); larger ones get a 413.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -133,10 +134,8 @@ impl Builder {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self.api_key, self.record, self.admin, self.default));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        let listener = listener.tap_io(|tcp| {
-            // Best effort: without it responses are only slower, never wrong.
-            let _ = tcp.set_nodelay(true);
-        });
+        let listener = wire::WireListener(listener);
+        let app = app.into_make_service_with_connect_info::<wire::Tap>();
         let task = tokio::spawn(async move {
             // `axum::serve` only returns when the task is aborted; there is no error to report.
             let _ = axum::serve(listener, app).await;
@@ -282,11 +281,14 @@ impl Shared {
     }
 
     /// The next scripted reply, or a copy of the default.
+    /// A reply with a wire fault arms it on the connection being served.
     pub fn next_reply(&self) -> Reply {
-        if let Some(reply) = lock(&self.script).pop_front() {
-            return reply;
+        let scripted = lock(&self.script).pop_front();
+        let reply = scripted.unwrap_or_else(|| lock(&self.default).clone());
+        if let Some(fault) = reply.faults.wire {
+            wire::arm(fault);
         }
-        lock(&self.default).clone()
+        reply
     }
 }
 
@@ -299,8 +301,24 @@ pub(crate) struct Call {
     pub body: Option<Value>,
 }
 
+/// Answers one request on its connection; a response whose reply carries a wire fault
+/// closes the connection after it.
+async fn handle(state: State<Arc<Shared>>, request: Request) -> Response {
+    let tap = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<wire::Tap>>()
+        .map(|info| info.0.clone())
+        .unwrap_or_default();
+    let mut response = wire::serving(tap.clone(), dispatch(state, request)).await;
+    if tap.is_armed() {
+        let close = axum::http::HeaderValue::from_static("close");
+        response.headers_mut().insert(axum::http::header::CONNECTION, close);
+    }
+    response
+}
+
 /// Records every request, then routes it to the emulated API.
-async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let admin = shared.admin && parts.uri.path().starts_with(admin::PREFIX);
     // An OTLP/HTTP collector that takes spans and keeps none (a benchmark's trace sink):

@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::wire::{Action, WireAt, WireFault};
+
 /// Token usage reported by a reply. Counts are cumulative, as in the final `message_delta`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -68,6 +70,7 @@ pub(crate) struct Faults {
     pub error_after: Option<(usize, ApiError)>,
     pub event_gap: Duration,
     pub ping: bool,
+    pub wire: Option<WireFault>,
 }
 
 /// A scripted answer. Build one with a constructor, refine it with the chained methods, then
@@ -216,6 +219,21 @@ impl Reply {
         let status = status_for(&kind);
         self.faults.error_after =
             Some((events, ApiError { status, kind, message: message.into() }));
+        self
+    }
+
+    /// Sends the response (JSON, stream or error) up to `at`, then closes the connection.
+    /// [`WireAt::Body`] past the body's end sends it whole. Either way the connection serves
+    /// no other request.
+    pub fn cut_at(mut self, at: WireAt) -> Self {
+        self.faults.wire = Some(WireFault { at, action: Action::Close });
+        self
+    }
+
+    /// Sends the response up to `at`, then nothing more, keeping the connection open until
+    /// the client closes it.
+    pub fn stall_at(mut self, at: WireAt) -> Self {
+        self.faults.wire = Some(WireFault { at, action: Action::Stall });
         self
     }
 

@@ -217,3 +217,54 @@ async fn reset_forgets_a_release_nobody_waited_for() {
     let waiting = tokio::time::timeout(Duration::from_millis(100), held.chunk()).await;
     assert!(waiting.is_err(), "a release from before the reset must not count");
 }
+
+#[tokio::test]
+async fn wire_faults_cut_a_response_at_a_byte_and_spare_the_next() {
+    let mock = MockUpstream::builder().admin(true).start().await;
+    let specs = json!([{"cut_at": {"body": 10}}, {"cut_at": {"head": 0}}, {"text": "whole"}]);
+    assert_eq!(admin(&mock, "POST", "/_mock/push", Some(specs)).await.0, 200);
+
+    // Ten bytes of the JSON body, then the connection closes.
+    let cut = messages(&mock, false, "Say: hi").await;
+    assert_eq!(cut.status(), 200);
+    assert_eq!(cut.headers()["connection"], "close");
+    let err = cut.bytes().await.unwrap_err();
+    assert!(err.is_body() || err.is_decode(), "{err:?}");
+    // Nothing at all: not even a status line.
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(format!("{}/v1/messages", mock.url()))
+        .header("x-api-key", "sk-ant-test")
+        .header("anthropic-version", "2023-06-01")
+        .json(
+            &json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .send()
+        .await;
+    assert!(sent.is_err(), "{sent:?}");
+    // The next reply is whole.
+    let body: Value = messages(&mock, false, "Say: hi").await.json().await.unwrap();
+    assert_eq!(body["content"][0]["text"], "whole");
+
+    let bad = json!([{"cut_at": {"middle": 3}}]);
+    assert_eq!(admin(&mock, "POST", "/_mock/push", Some(bad)).await.0, 400);
+}
+
+#[tokio::test]
+async fn a_stalled_response_sends_its_bytes_then_nothing() {
+    let mock = MockUpstream::builder().admin(true).start().await;
+    let specs = json!([{"stall_at": {"body": 5}}]);
+    assert_eq!(admin(&mock, "POST", "/_mock/push", Some(specs)).await.0, 200);
+    let mut stalled = messages(&mock, true, "Say: hi").await;
+    assert_eq!(stalled.status(), 200);
+    let next = tokio::time::timeout(Duration::from_millis(300), async {
+        let mut got = Vec::new();
+        while let Ok(Some(chunk)) = stalled.chunk().await {
+            got.extend_from_slice(&chunk);
+        }
+        got
+    })
+    .await;
+    // Still open and silent after the first bytes (a stream's first chunk size and a little).
+    assert!(next.is_err(), "the stalled stream ended: {next:?}");
+}

@@ -10,6 +10,7 @@ mod bedrock;
 mod kind;
 mod openai;
 mod scrub;
+mod transport;
 
 pub use anthropic::{
     anthropic_http_error, anthropic_missing_key, anthropic_stream_error, anthropic_unsendable_key,
@@ -25,6 +26,10 @@ pub use openai::{
     openai_unsendable_key,
 };
 pub(crate) use scrub::scrub_body;
+pub use transport::{
+    Destination, NetEnv, Timeout, Transport, TransportFailure, broken, timeout_error,
+    transport_error,
+};
 
 use std::time::Duration;
 

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::price::Price;
 use crate::canonical::{StreamEvent, Usage};
+use crate::classify::ErrorKind;
 use crate::provider::EventStream;
 
 /// The usage an answer reported and what it cost.
@@ -23,11 +24,22 @@ pub struct Charge {
     /// Whether the answer ended normally. A stream that failed or that the client left early
     /// is charged for what the upstream reported until then.
     pub complete: bool,
+    /// How a stream failed after its first event, when it did: the request failed although
+    /// the client had an answer started (a client leaving early is not a failure).
+    pub failure: Option<StreamFailure>,
+}
+
+/// A stream's failure as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamFailure {
+    pub kind: ErrorKind,
+    /// The diagnosis's catalog id (`NET-01`, `NET-03`, …).
+    pub diagnosis: Option<&'static str>,
 }
 
 impl Charge {
     pub fn new(usage: Usage, price: &Price, complete: bool) -> Self {
-        Self { usage, cost: price.cost(&usage), complete }
+        Self { usage, cost: price.cost(&usage), complete, failure: None }
     }
 }
 
@@ -35,7 +47,7 @@ impl Charge {
 /// output, so no output rate is needed to know the cost).
 pub fn embedding_charge(input_tokens: u64, price: &Price) -> Charge {
     let usage = Usage { input_tokens, ..Usage::default() };
-    Charge { usage, cost: price.input_cost(input_tokens), complete: true }
+    Charge { usage, cost: price.input_cost(input_tokens), complete: true, failure: None }
 }
 
 /// A served request's charge: known now, known when its stream ends, or none (counting
@@ -83,10 +95,17 @@ impl Future for PendingCharge {
 /// the closing delta's) is charged at `price` once the stream ends or is dropped.
 pub fn meter(events: EventStream, price: Arc<Price>) -> (EventStream, PendingCharge) {
     let (tx, rx) = oneshot::channel();
-    let mut meter = Meter { usage: Usage::default(), complete: false, price, tx: Some(tx) };
+    let mut meter =
+        Meter { usage: Usage::default(), complete: false, failure: None, price, tx: Some(tx) };
     let events = events.map(move |item| {
-        if let Ok(event) = &item {
-            meter.observe(event);
+        match &item {
+            Ok(event) => meter.observe(event),
+            Err(e) => {
+                meter.failure = Some(StreamFailure {
+                    kind: e.kind,
+                    diagnosis: e.diagnosis.as_ref().map(|d| d.id),
+                });
+            }
         }
         item
     });
@@ -96,6 +115,7 @@ pub fn meter(events: EventStream, price: Arc<Price>) -> (EventStream, PendingCha
 struct Meter {
     usage: Usage,
     complete: bool,
+    failure: Option<StreamFailure>,
     price: Arc<Price>,
     tx: Option<oneshot::Sender<Charge>>,
 }
@@ -119,7 +139,9 @@ impl Drop for Meter {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
             // Nobody waiting is fine: the charge is then not recorded anywhere yet.
-            let _ = tx.send(Charge::new(self.usage, &self.price, self.complete));
+            let mut charge = Charge::new(self.usage, &self.price, self.complete);
+            charge.failure = self.failure;
+            let _ = tx.send(charge);
         }
     }
 }
@@ -195,6 +217,18 @@ mod tests {
         let charge = pending.await.unwrap();
         assert!(!charge.complete);
         assert_eq!(charge.cost, Some(Decimal::from_str("0.0001").unwrap()));
+        // Left early: nothing failed.
+        assert_eq!(charge.failure, None);
+        let (events, pending) = meter(
+            Box::pin(stream::iter(vec![
+                Ok(start(Usage::default())),
+                Err(UpstreamError::new(ErrorKind::Timeout, "silent")),
+            ])),
+            price(),
+        );
+        assert_eq!(events.count().await, 2);
+        let charge = pending.await.unwrap();
+        assert_eq!(charge.failure.map(|f| f.kind), Some(ErrorKind::Timeout));
     }
 
     #[tokio::test]

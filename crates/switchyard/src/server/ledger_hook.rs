@@ -324,6 +324,24 @@ fn fill_charge(record: &mut Record, charge: &Charge) {
     record.spend = charge.cost;
     record.usage = Some(*u);
     record.stream_incomplete = !charge.complete;
+    // The client's stream ended with an error event: the request failed, whatever was
+    // already sent (and charged).
+    if let Some(failure) = charge.failure {
+        record.status = Outcome::Failure;
+        record.error_class = Some(failure.kind.as_str().to_owned());
+        record.metadata.insert(
+            "error_information".into(),
+            json!({
+                "error_class": failure.kind.as_str(),
+                "error_code": failure.kind.http_status().as_u16().to_string(),
+                "error_message": failure.diagnosis.map_or_else(
+                    || "the stream failed after its first event".to_owned(),
+                    |id| format!("the stream failed after its first event ({id})"),
+                ),
+                "llm_provider": record.provider,
+            }),
+        );
+    }
 }
 
 /// The request's labels, bounded: models the config does not serve are `other`, the key's
