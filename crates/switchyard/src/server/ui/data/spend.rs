@@ -1,6 +1,6 @@
 //! `GET /ui/api/spend?group_by=…&from=&to=[&format=csv]`: the report `switchyard spend`
-//! prints, built by the same code ([`crate::ledger::report`]) over the same rows, as JSON for
-//! the charts and tables or as the same CSV.
+//! prints, summed by the same code ([`crate::ledger::read::Reader::report`]) over the same
+//! rows, as JSON for the charts and tables or as the same CSV.
 
 use std::sync::Arc;
 
