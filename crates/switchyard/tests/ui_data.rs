@@ -606,3 +606,147 @@ async fn an_older_litellm_table_without_some_columns_still_reads() {
     );
     assert_eq!(seen[0].spend, Some(Decimal::from_str("0.5").unwrap()));
 }
+
+/// Rows that make summing hard: unpriced, zero and tiny decimals, a decimal beyond a double's
+/// digits, duplicate and missing tags, failures with and without a class, cache hits, rows
+/// without an overhead, keys with and without an alias, over three days.
+fn awkward_rows() -> Vec<switchyard::ledger::Record> {
+    use switchyard::ledger::{Outcome, Record, Tokens};
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z").unwrap().to_utc();
+    let spends = [
+        None,
+        Some("0"),
+        Some("0.000000000001"),
+        Some("0.1"),
+        Some("0.2"),
+        Some("12.3456789012345678"),
+        Some("0.0027"),
+    ];
+    let tags: [&[&str]; 5] = [&[], &["a"], &["a", "a", "b"], &["b", "c", "d", "e", "f"], &["c"]];
+    (0..300usize)
+        .map(|i| {
+            let start = base + chrono::Duration::minutes((i * 977 % (3 * 1440)) as i64);
+            let failed = i % 11 == 0;
+            let key = i % 4;
+            Record {
+                request_id: format!("awk-{i:04}"),
+                call_type: "acompletion".to_owned(),
+                start_time: start,
+                end_time: start,
+                duration_ms: (i * 37 % 500) as u64,
+                model_group: ["cheap", "balanced", ""][i % 3].to_owned(),
+                model_id: (i % 5 != 0).then(|| format!("dep-{}", i % 2)),
+                provider: Some(["anthropic", "bedrock/converse"][i % 2].to_owned()),
+                model: "m".to_owned(),
+                api_key: if key == 3 { String::new() } else { hash_key(&format!("awk-key-{key}")) },
+                key_alias: (key == 1).then(|| "awk-alias".to_owned()),
+                end_user: (i % 6 != 0).then(|| format!("u{}", i % 3)),
+                team_id: (i % 7 != 0).then(|| "team".to_owned()),
+                tags: tags[i % 5].iter().map(|t| (*t).to_owned()).collect(),
+                session_id: (i % 2 == 0).then(|| format!("s{}", i % 4)),
+                tokens: Tokens {
+                    prompt: (i * 13) as u64,
+                    completion: (i % 9) as u64,
+                    cache_read: (i % 4) as u64,
+                    cache_write: (i % 3) as u64,
+                },
+                spend: spends[i % spends.len()].map(|s| Decimal::from_str(s).unwrap()),
+                status: if failed { Outcome::Failure } else { Outcome::Success },
+                error_class: (failed && i % 2 == 0).then(|| "rate_limited".to_owned()),
+                cache_hit: !failed && i % 10 == 3,
+                overhead_ms: (i % 3 != 0).then(|| (i as f64) / 7.0),
+                ..Record::default()
+            }
+        })
+        .collect()
+}
+
+/// The reports the store sums (`Reader::report`, `Reader::overview`) equal the row-by-row
+/// sums over the same rows, for every grouping and bucket width.
+async fn sql_sums_equal_row_sums(database_url: Option<&str>) {
+    use switchyard::ledger::overview;
+    use switchyard::ledger::read::{Filter, Reader};
+    use switchyard::ledger::report::{self, By};
+    let dir = tempfile::tempdir().unwrap();
+    let rows = awkward_rows();
+    match database_url {
+        None => {
+            let path = dir.path().join("ledger.sqlite3");
+            seed(&switchyard::ledger::sqlite::Sqlite::new(&path).unwrap(), &rows).await;
+        }
+        Some(url) => {
+            seed(&switchyard::ledger::postgres::Postgres::new(url).unwrap(), &rows).await;
+            // A row LiteLLM wrote: a float spend without the exact decimal, JSON null class.
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::raw_sql(
+                r#"INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, spend, "startTime",
+                   "endTime", model, model_group, request_tags, status, metadata)
+                   VALUES ('litellm-1', 'acompletion', 0.30000000000000004,
+                   '2026-11-21T05:00:00', '2026-11-21T05:00:01', 'gpt-4o', 'cheap',
+                   '["a", 7]', 'failure', '{"error_class": null}')"#,
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+    }
+    let reader = Reader::new(&settings(dir.path(), database_url));
+    let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap();
+    let ranges = [
+        (at("2026-11-19T00:00"), at("2026-12-30T00:00")),
+        (at("2026-11-20T12:00"), at("2026-11-22T12:00")),
+        (at("2026-11-21T01:00"), at("2026-11-21T05:30")),
+    ];
+    for (from, to) in ranges {
+        let filter = Filter { start: Some(from), end: Some(to), ..Filter::default() };
+        for by in [
+            By::Alias,
+            By::Model,
+            By::Deployment,
+            By::Provider,
+            By::Tag,
+            By::User,
+            By::Key,
+            By::Session,
+            By::Team,
+            By::Day,
+        ] {
+            let mut builder = report::Builder::new(by);
+            reader.scan(&filter, &mut |e| builder.add(&e)).await.unwrap();
+            let by_rows = builder.finish();
+            assert!(by_rows.total.requests > 0);
+            assert!(from != ranges[0].0 || by_rows.total.unpriced > 0);
+            assert_eq!(reader.report(&filter, by).await.unwrap(), by_rows, "{by:?} {from}");
+        }
+        let mut builder = overview::Builder::new(from, to);
+        reader.scan(&filter, &mut |e| builder.add(&e)).await.unwrap();
+        let by_rows = builder.finish();
+        assert!(by_rows.requests > 0 && by_rows.overhead_p99_ms.is_some());
+        // SQLite's row-by-row read prints a row's overhead with 15 significant digits; the
+        // store's sum reads the recorded double: equal to well under a microsecond.
+        let near = |s: overview::Summary| overview::Summary {
+            overhead_p50_ms: s.overhead_p50_ms.map(|o| (o * 1e6).round()),
+            overhead_p99_ms: s.overhead_p99_ms.map(|o| (o * 1e6).round()),
+            ..s
+        };
+        assert!(from != ranges[0].0 || by_rows.errors.len() == 2, "{:?}", by_rows.errors);
+        assert_eq!(near(reader.overview(&filter, from, to).await.unwrap()), near(by_rows));
+        let key = Filter { api_key: Some(hash_key("awk-key-1")), ..filter };
+        let mut builder = overview::Builder::new(from, to);
+        reader.scan(&key, &mut |e| builder.add(&e)).await.unwrap();
+        assert_eq!(near(reader.overview(&key, from, to).await.unwrap()), near(builder.finish()));
+    }
+    reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sums_in_sql_equal_row_sums() {
+    sql_sums_equal_row_sums(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sums_in_sql_equal_row_sums() {
+    let db = TestDb::create().await;
+    sql_sums_equal_row_sums(Some(&db.url())).await;
+}

@@ -17,7 +17,7 @@ use crate::config::{self, LoadOptions, ProcessEnv};
 use crate::daemon::StateDir;
 use crate::exit;
 use crate::ledger::read::{Filter, ReadError, Reader};
-use crate::ledger::report::{Builder, By, Report, Totals, dollars};
+use crate::ledger::report::{By, Report, Totals, dollars};
 use crate::ledger::{Settings, parse_period};
 
 #[derive(Debug, Clone, Args)]
@@ -165,10 +165,9 @@ pub fn run(args: &SpendArgs) -> u8 {
     let reader = Reader::new(&settings);
     let by = By::from(args.by);
     let result = runtime.block_on(async {
-        let mut builder = Builder::new(by);
-        let scanned = reader.scan(&filter, &mut |e| builder.add(&e)).await;
+        let report = reader.report(&filter, by).await;
         reader.close().await;
-        scanned.map(|()| builder.finish())
+        report
     });
     let report = match result {
         Ok(report) => report,

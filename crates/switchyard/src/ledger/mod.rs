@@ -10,6 +10,7 @@
 //! **Invariant:** nothing on the request path waits on a database; memory stays bounded
 //! whatever the backlog (the queue is bounded, the spool is on disk).
 
+mod aggregate;
 pub mod overview;
 pub mod postgres;
 pub mod read;

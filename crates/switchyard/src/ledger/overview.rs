@@ -155,28 +155,19 @@ impl Builder {
     pub fn finish(mut self) -> Summary {
         self.total.durations.sort_unstable();
         self.overheads.sort_unstable_by(f64::total_cmp);
-        let width = self.bucket.width();
-        let first = self.bucket.floor(self.from);
-        let count = (self.to - first).num_seconds() / width.num_seconds().max(1);
-        if count <= MAX_FILLED {
-            let mut t = first;
-            while t < self.to {
-                self.series.entry(t).or_default();
-                t += width;
-            }
-        }
-        let series = self
+        let points = self
             .series
             .into_iter()
             .map(|(start, mut slot)| {
                 slot.durations.sort_unstable();
-                Point {
+                let point = Point {
                     start,
                     requests: slot.requests,
                     errors: slot.errors,
                     spend: slot.spend,
                     p50_ms: percentile(&slot.durations, 50).map(u64::from),
-                }
+                };
+                (start, point)
             })
             .collect();
         Summary {
@@ -189,9 +180,30 @@ impl Builder {
             cache_hits: self.cache_hits,
             spend: self.total.spend,
             unpriced: self.unpriced,
-            series,
+            series: series(self.bucket, self.from, self.to, points),
         }
     }
+}
+
+/// The points in time order, with an empty point for every bucket of the range that has no
+/// requests (unless there would be more than [`MAX_FILLED`]).
+pub(super) fn series(
+    bucket: Bucket,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    mut points: BTreeMap<NaiveDateTime, Point>,
+) -> Vec<Point> {
+    let width = bucket.width();
+    let first = bucket.floor(from);
+    let count = (to - first).num_seconds() / width.num_seconds().max(1);
+    if count <= MAX_FILLED {
+        let mut t = first;
+        while t < to {
+            points.entry(t).or_insert_with(|| Point { start: t, ..Point::default() });
+            t += width;
+        }
+    }
+    points.into_values().collect()
 }
 
 /// The nearest-rank percentile of sorted values: a value that occurred, never interpolated.

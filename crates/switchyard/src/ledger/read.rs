@@ -418,7 +418,7 @@ const PG_LEAN: &str = r#"SELECT json_build_object('request_id', "request_id",
  FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
 
 /// PostgreSQL's `undefined_column`.
-fn undefined_column(e: &sqlx::Error) -> bool {
+pub(super) fn undefined_column(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42703")
 }
 
@@ -440,7 +440,7 @@ const PG_SELECT_ROWS: &str = r#"SELECT to_jsonb(t)::text FROM "LiteLLM_SpendLogs
 const PG_SELECT_SCAN: &str = r#"SELECT (to_jsonb(t) - 'messages' - 'response' - 'proxy_server_request')::text
  FROM "LiteLLM_SpendLogs" t WHERE 1 = 1"#;
 
-fn sqlite_where(q: &mut QueryBuilder<'_, Lite>, f: &Filter) {
+pub(super) fn sqlite_where(q: &mut QueryBuilder<'_, Lite>, f: &Filter) {
     // Times are stored as `YYYY-MM-DDTHH:MM:SS.mmmZ`: they compare as text.
     let text = |t: &NaiveDateTime| {
         super::sqlite::time(DateTime::<Utc>::from_naive_utc_and_offset(*t, Utc))
@@ -485,7 +485,7 @@ fn sqlite_where(q: &mut QueryBuilder<'_, Lite>, f: &Filter) {
     }
 }
 
-fn pg_where(q: &mut QueryBuilder<'_, Pg>, f: &Filter) {
+pub(super) fn pg_where(q: &mut QueryBuilder<'_, Pg>, f: &Filter) {
     if let Some(start) = f.start {
         q.push(r#" AND t."startTime" >= "#).push_bind(start);
     }

@@ -145,10 +145,16 @@ impl Builder {
         group.totals.add(e);
     }
 
-    /// Days in order; anything else by spend (then requests), largest first.
     pub fn finish(self) -> Report {
-        let mut groups: Vec<Group> = self.groups.into_values().collect();
-        if self.by == By::Day {
+        Report::new(self.by, self.groups.into_values().collect(), self.total)
+    }
+}
+
+impl Report {
+    /// The report of `groups`, put in display order: days in order; anything else by spend
+    /// (then requests), largest first.
+    pub fn new(by: By, mut groups: Vec<Group>, total: Totals) -> Self {
+        if by == By::Day {
             groups.sort_by(|a, b| a.key.cmp(&b.key));
         } else {
             groups.sort_by(|a, b| {
@@ -159,7 +165,7 @@ impl Builder {
                     .then(a.key.cmp(&b.key))
             });
         }
-        Report { by: self.by, groups, total: self.total }
+        Report { by, groups, total }
     }
 }
 

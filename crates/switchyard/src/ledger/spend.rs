@@ -104,3 +104,85 @@ impl Reader {
         }
     }
 }
+
+impl Reader {
+    /// [`Reader::spent_since`] for each `(filter, since)` at once: one pass over the rows
+    /// since the earliest `since` instead of one query each (the dashboard's budgets).
+    pub async fn spent_since_each(
+        &self,
+        wanted: &[(SpendFilter, DateTime<Utc>)],
+    ) -> Result<Vec<Decimal>, ReadError> {
+        let Some(earliest) = wanted.iter().map(|(_, since)| *since).min() else {
+            return Ok(Vec::new());
+        };
+        let opened = match self.open().await {
+            Err(ReadError::Missing { .. }) => return Ok(vec![Decimal::ZERO; wanted.len()]),
+            Err(e) => return Err(e),
+            Ok(opened) => opened,
+        };
+        let postgres = matches!(opened, Opened::Postgres(..));
+        let param = |n: usize| if postgres { format!("${n}") } else { format!("?{n}") };
+        let mut columns = Vec::with_capacity(wanted.len());
+        let mut n = 1;
+        for (filter, _) in wanted {
+            n += 1;
+            let mut condition = format!(r#""startTime" >= {}"#, param(n));
+            if let Some(c) = filter.condition(&param(n + 1)) {
+                n += 1;
+                condition.push_str(" AND ");
+                condition.push_str(&c);
+            }
+            // The same spend as `spent_since`: PostgreSQL's float column (0.0 when unknown),
+            // SQLite's exact text, concatenated and summed here.
+            columns.push(if postgres {
+                format!("COALESCE(SUM(CASE WHEN {condition} THEN spend::numeric END), 0)::text")
+            } else {
+                format!("group_concat(CASE WHEN {condition} THEN spend END, ',')")
+            });
+        }
+        let sql = format!(
+            r#"SELECT {} FROM "LiteLLM_SpendLogs" WHERE "startTime" >= {}{}"#,
+            columns.join(", "),
+            param(1),
+            if postgres { "" } else { " AND spend IS NOT NULL" }
+        );
+        let texts: Vec<Option<String>> = match opened {
+            Opened::Sqlite(pool) => {
+                let mut q = sqlx::query(&sql).bind(time(earliest));
+                for (filter, since) in wanted {
+                    q = q.bind(time(*since));
+                    if let Some(v) = filter.value() {
+                        q = q.bind(v.to_owned());
+                    }
+                }
+                let row =
+                    q.fetch_one(pool).await.map_err(|e| self.unavailable(describe(&e, None).0))?;
+                (0..wanted.len()).map(|i| sqlx::Row::try_get(&row, i).unwrap_or(None)).collect()
+            }
+            Opened::Postgres(pool, password) => {
+                let mut q = sqlx::query(&sql).bind(millis(earliest));
+                for (filter, since) in wanted {
+                    q = q.bind(millis(*since));
+                    if let Some(v) = filter.value() {
+                        q = q.bind(v.to_owned());
+                    }
+                }
+                let row = q
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| self.unavailable(describe(&e, password).0))?;
+                (0..wanted.len()).map(|i| sqlx::Row::try_get(&row, i).unwrap_or(None)).collect()
+            }
+        };
+        Ok(texts
+            .iter()
+            .map(|text| match text.as_deref() {
+                None => Decimal::ZERO,
+                Some(t) if postgres => Decimal::from_str(t)
+                    .or_else(|_| Decimal::from_scientific(t))
+                    .unwrap_or_default(),
+                Some(t) => t.split(',').filter_map(|s| Decimal::from_str(s).ok()).sum(),
+            })
+            .collect())
+    }
+}

@@ -14,12 +14,12 @@ use serde_json::{Map, Value, json};
 use super::{Params, Scope, answer, json, rfc3339, window};
 use crate::classify::ApiError;
 use crate::ledger::SpendFilter;
-use crate::ledger::overview::Builder;
-use crate::ledger::read::{Filter, ReadError, Reader, decimal_number};
+use crate::ledger::overview::{Bucket, Builder};
+use crate::ledger::read::{Filter, ReadError, decimal_number};
 use crate::ledger::report::short_hash;
 use crate::limits::Period;
 use crate::server::AppState;
-use crate::server::spend::{reader, scan, unavailable};
+use crate::server::spend::{reader, unavailable};
 
 pub async fn overview(
     State(state): State<Arc<AppState>>,
@@ -41,17 +41,32 @@ async fn inner(state: &AppState, scope: &Scope, q: &Params) -> Result<Response, 
         api_key: scope.token().map(str::to_owned),
         ..Filter::default()
     };
-    let mut builder = Builder::new(from, to);
-    let bucket = builder.bucket();
-    scan(reader, &filter, &mut |e| builder.add(&e)).await?;
-    let s = builder.finish();
+    let bucket = Bucket::for_range(from, to);
+    let s = match reader.overview(&filter, from, to).await {
+        Ok(s) => s,
+        Err(ReadError::Missing { .. }) => Builder::new(from, to).finish(),
+        Err(e) => return Err(unavailable(&e)),
+    };
     let now = Utc::now();
     let mine = match scope.token() {
         Some(token) => SpendFilter::ApiKey(token.to_owned()),
         None => SpendFilter::All,
     };
-    let today = spent(reader, &mine, Period::Day.window(now).start).await?;
-    let month = spent(reader, &mine, Period::Months(1).window(now).start).await?;
+    let mut wanted = vec![
+        (mine.clone(), Period::Day.window(now).start),
+        (mine, Period::Months(1).window(now).start),
+    ];
+    let budgets = budgets(state, scope, now, &mut wanted);
+    let spent = reader.spent_since_each(&wanted).await.map_err(|e| unavailable(&e))?;
+    let (today, month) = (spent[0], spent[1]);
+    let budgets: Vec<Value> = budgets
+        .into_iter()
+        .zip(&spent[2..])
+        .map(|(mut b, spend)| {
+            b["spend"] = decimal_number(*spend);
+            b
+        })
+        .collect();
     let rate = (s.requests > 0).then(|| s.cache_hits as f64 / s.requests as f64);
     let series: Vec<Value> = s
         .series
@@ -71,22 +86,10 @@ async fn inner(state: &AppState, scope: &Scope, q: &Params) -> Result<Response, 
         "cache": {"hits": s.cache_hits, "misses": s.requests - s.cache_hits, "hit_rate": rate},
         "spend": {"range": decimal_number(s.spend), "unpriced_requests": s.unpriced,
                   "today": decimal_number(today), "month": decimal_number(month)},
-        "budgets": budgets(state, scope, reader, now).await?,
+        "budgets": budgets,
         "bucket": bucket.name(),
         "series": series,
     })))
-}
-
-async fn spent(
-    reader: &Reader,
-    filter: &SpendFilter,
-    since: DateTime<Utc>,
-) -> Result<rust_decimal::Decimal, ApiError> {
-    match reader.spent_since(filter, since).await {
-        Ok(d) => Ok(d),
-        Err(ReadError::Missing { .. }) => Ok(rust_decimal::Decimal::ZERO),
-        Err(e) => Err(unavailable(&e)),
-    }
 }
 
 /// One budget to show: what it is, its limit and period, and what its rows say.
@@ -101,13 +104,14 @@ struct Budget {
 
 /// The budgets that apply to the caller: for the master key the global one and every key's,
 /// team's and user's that has a `max_budget`; for a virtual key its own, its team's and its
-/// user's. Each one's spend is the ledger's sum over its current period.
-async fn budgets(
+/// user's. Each one's spend, the ledger's sum over its current period, is asked for by
+/// pushing its filter and period start onto `wanted` (all of them summed in one query).
+fn budgets(
     state: &AppState,
     scope: &Scope,
-    reader: &Reader,
     now: DateTime<Utc>,
-) -> Result<Vec<Value>, ApiError> {
+    wanted: &mut Vec<(SpendFilter, DateTime<Utc>)>,
+) -> Vec<Value> {
     let mut list = Vec::new();
     match scope {
         Scope::All => {
@@ -164,19 +168,19 @@ async fn budgets(
     for b in list {
         let period = b.duration.as_deref().and_then(Period::parse).unwrap_or(Period::Forever);
         let window = period.window(now);
-        let spend = spent(reader, &b.filter, window.start).await?;
+        wanted.push((b.filter, window.start));
         out.push(json!({
             "scope": b.scope,
             "id": b.id,
             "name": b.name,
-            "spend": decimal_number(spend),
+            "spend": null,
             "max_budget": b.max_budget,
             "budget_duration": b.duration,
             "period_start": window.end.map(|_| window.start.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             "resets_at": window.end.map(|e| e.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         }));
     }
-    Ok(out)
+    out
 }
 
 fn key_budget(k: &crate::keys::record::KeyRecord, max: f64) -> Budget {

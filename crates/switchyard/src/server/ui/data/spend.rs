@@ -1,6 +1,6 @@
 //! `GET /ui/api/spend?group_by=…&from=&to=[&format=csv]`: the report `switchyard spend`
-//! prints, built by the same code ([`crate::ledger::report`]) over the same rows, as JSON for
-//! the charts and tables or as the same CSV.
+//! prints, summed by the same code ([`crate::ledger::read::Reader::report`]) over the same
+//! rows, as JSON for the charts and tables or as the same CSV.
 
 use std::sync::Arc;
 
@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use super::{Params, Scope, answer, bad_param, json, rfc3339, text, window};
 use crate::classify::ApiError;
-use crate::ledger::read::{Filter, decimal_number};
-use crate::ledger::report::{Builder, By, Report, Totals};
+use crate::ledger::read::{Filter, ReadError, decimal_number};
+use crate::ledger::report::{By, Report, Totals};
 use crate::server::AppState;
-use crate::server::spend::{reader, scan};
+use crate::server::spend::{reader, unavailable};
 
 pub async fn spend(
     State(state): State<Arc<AppState>>,
@@ -63,9 +63,11 @@ async fn inner(state: &AppState, scope: &Scope, q: &Params) -> Result<Response, 
         api_key: scope.key_filter(state, text(q, "key"))?,
         ..Filter::default()
     };
-    let mut builder = Builder::new(by);
-    scan(reader(state)?, &filter, &mut |e| builder.add(&e)).await?;
-    let report = builder.finish();
+    let report = match reader(state)?.report(&filter, by).await {
+        Ok(report) => report,
+        Err(ReadError::Missing { .. }) => Report::new(by, Vec::new(), Totals::default()),
+        Err(e) => return Err(unavailable(&e)),
+    };
     if csv {
         let file = format!(
             "attachment; filename=\"spend-by-{}-{}.csv\"",
