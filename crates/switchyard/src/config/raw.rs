@@ -436,6 +436,7 @@ pub struct RawGeneralSettings {
     pub batch_concurrency: Option<NonNeg>,
     pub max_connections: Option<NonNeg>,
     pub header_read_timeout: Option<Seconds>,
+    pub keepalive_timeout: Option<Seconds>,
     pub max_request_headers: Option<NonNeg>,
     pub max_request_header_size_kb: Option<NonNeg>,
     pub max_parallel_requests: Option<Whole<u64>>,
