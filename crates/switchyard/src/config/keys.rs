@@ -312,7 +312,7 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         GeneralSettings,
         "keepalive_timeout",
         Supported,
-        "seconds a connection may sit idle between requests before it is closed (LiteLLM's --keepalive_timeout, uvicorn's timeout_keep_alive); default 75",
+        "Switchyard key (LiteLLM sets it with `--keepalive_timeout`): seconds a connection may sit idle between requests before it is closed; default 75",
     ),
     k(
         GeneralSettings,
