@@ -1,7 +1,8 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
 //! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
-//! | --compare shedding | --compare replicas | --compare capacity | --compare surfaces]`
+//! | --compare shedding | --compare replicas | --compare capacity | --compare surfaces
+//! | --compare soak [--minutes 30]]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -25,6 +26,7 @@ use std::time::Duration;
 mod capacity;
 mod compare;
 mod replicas;
+mod soak;
 mod surfaces;
 
 use bench::load::{self, Outcome, Round, Target};
@@ -38,7 +40,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces] [--database-url URL] [--redis-url URL]";
+                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces|soak] [--minutes N] [--database-url URL] [--redis-url URL]";
 
 struct Args {
     quick: bool,
@@ -65,6 +67,8 @@ struct Args {
     /// The Redis server for `--compare keys|replicas|capacity` (the run's keys get their own
     /// prefix).
     redis_url: String,
+    /// How long `--compare soak` runs.
+    minutes: f64,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -81,6 +85,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         compare: None,
         database_url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
         redis_url: "redis://127.0.0.1:6379".to_owned(),
+        minutes: 30.0,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -116,16 +121,19 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--compare" => match value()?.as_str() {
                 what @ ("ledger" | "keys" | "cache" | "observability" | "shedding" | "replicas"
-                | "capacity" | "surfaces") => {
+                | "capacity" | "surfaces" | "soak") => {
                     args.compare = Some(what.to_owned());
                 }
                 other => {
                     return Err(format!(
-                        "--compare: ledger, keys, cache, observability, shedding, replicas, capacity \
-                         or surfaces, not {other}"
+                        "--compare: ledger, keys, cache, observability, shedding, replicas, capacity, \
+                         surfaces or soak, not {other}"
                     ));
                 }
             },
+            "--minutes" => {
+                args.minutes = value()?.parse().map_err(|_| "--minutes: a number")?;
+            }
             "--database-url" => args.database_url = value()?,
             "--redis-url" => args.redis_url = value()?,
             "-h" | "--help" => return Err(String::new()),
@@ -224,6 +232,8 @@ async fn run(args: Args) -> Result<(), String> {
             capacity::capacity(&settings).await
         } else if what == "surfaces" {
             surfaces::surfaces(&settings).await
+        } else if what == "soak" {
+            soak::soak(&settings, args.minutes).await
         } else {
             compare::ledger(&settings).await
         };

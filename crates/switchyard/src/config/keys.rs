@@ -312,7 +312,13 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         GeneralSettings,
         "header_read_timeout",
         Supported,
-        "Switchyard key: seconds for a request's headers to arrive, and for an idle kept-alive connection; default 30",
+        "Switchyard key: seconds for a request's headers to arrive, counted from their first byte, the connection is closed beyond; default 30",
+    ),
+    k(
+        GeneralSettings,
+        "keepalive_timeout",
+        Supported,
+        "Switchyard key (LiteLLM sets it with `--keepalive_timeout`): seconds a connection may sit idle between requests before it is closed; default 75",
     ),
     k(
         GeneralSettings,

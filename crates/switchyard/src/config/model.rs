@@ -457,9 +457,12 @@ impl Default for Shedding {
 pub struct ListenerLimits {
     /// `max_connections`: open client connections; one more is answered 503 (GW-14).
     pub max_connections: usize,
-    /// `header_read_timeout`: a request's headers must arrive within this; also how long a
-    /// kept-alive connection may sit idle before the next request.
+    /// `header_read_timeout`: a request's headers must arrive within this, counted from
+    /// their first byte.
     pub header_read_timeout: Duration,
+    /// `keepalive_timeout`: how long a connection may sit idle (no request in flight, no
+    /// byte of the next one) before the gateway closes it.
+    pub keepalive_timeout: Duration,
     /// `max_request_headers`: header lines in one request (431 beyond).
     pub max_headers: usize,
     /// `max_request_header_size_kb`: the request line and headers together (431 beyond).
@@ -471,6 +474,9 @@ impl Default for ListenerLimits {
         Self {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
+            // Longer than the idle timeout of the load balancers put in front (AWS ALB: 60 s),
+            // so one never reuses a connection the gateway has just closed; nginx's default.
+            keepalive_timeout: Duration::from_secs(75),
             max_headers: 100,
             max_header_bytes: 64 * 1024,
         }

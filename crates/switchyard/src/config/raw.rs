@@ -437,6 +437,7 @@ pub struct RawGeneralSettings {
     pub max_connections: Option<NonNeg>,
     pub upstream_http2: Option<Flag>,
     pub header_read_timeout: Option<Seconds>,
+    pub keepalive_timeout: Option<Seconds>,
     pub max_request_headers: Option<NonNeg>,
     pub max_request_header_size_kb: Option<NonNeg>,
     pub max_parallel_requests: Option<Whole<u64>>,

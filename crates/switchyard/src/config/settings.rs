@@ -763,7 +763,7 @@ pub fn valid_period(t: &str) -> bool {
     crate::limits::Period::parse(t).is_some()
 }
 
-/// `max_connections`, `header_read_timeout`, `max_request_headers`,
+/// `max_connections`, `header_read_timeout`, `keepalive_timeout`, `max_request_headers`,
 /// `max_request_header_size_kb`: whole numbers within what the listener can honour.
 fn listener_limits(
     ctx: &mut Ctx<'_>,
@@ -802,6 +802,9 @@ fn listener_limits(
     }
     if let Some(d) = secs(ctx, g.header_read_timeout, &gp.key("header_read_timeout"), true) {
         out.header_read_timeout = d;
+    }
+    if let Some(d) = secs(ctx, g.keepalive_timeout, &gp.key("keepalive_timeout"), true) {
+        out.keepalive_timeout = d;
     }
 }
 

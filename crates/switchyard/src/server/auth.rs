@@ -62,6 +62,34 @@ pub async fn require_key(
     }
 }
 
+/// In front of the routes that read or change the whole gateway (spend over every key, the
+/// config and its reload): a request [`require_key`] let through on a virtual key is refused
+/// with 403 (KEY-05), as LiteLLM refuses a non-admin key on its admin routes.
+pub async fn master_only(req: Request, next: Next) -> Response {
+    if req.extensions().get::<Identity>().is_some() {
+        let path = req.uri().path();
+        return errors::error_response(path, req.headers(), &not_admin(path));
+    }
+    next.run(req).await
+}
+
+/// KEY-05: an admin route called with a virtual key.
+pub(super) fn not_admin(path: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "Only proxy admin can be used to generate, delete, update info for new keys/users/teams. \
+             Route={path}. A virtual key cannot call the admin routes."
+        ),
+    )
+    .with_diagnosis(Diagnosis::new(
+        "KEY-05",
+        "The request was authenticated with a virtual key; this route reads or changes the \
+         whole gateway, so it needs the master key.",
+        "Send the master key (`general_settings.master_key`) as `Authorization: Bearer <key>`.",
+    ))
+}
+
 /// Who a presented key belongs to, when the gateway has a master key.
 pub(super) enum Caller {
     Master,

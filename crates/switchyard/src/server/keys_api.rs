@@ -46,7 +46,7 @@ async fn admin_request(state: &AppState, req: Request) -> Result<(Keys, Parts, V
     let path = parts.uri.path().to_owned();
     let fail = |err: &ApiError| error_response(&path, &parts.headers, err);
     if parts.extensions.get::<Identity>().is_some() {
-        return Err(fail(&not_admin(&path)));
+        return Err(fail(&super::auth::not_admin(&path)));
     }
     let Some(keys) = state.keys().cloned() else {
         return Err(fail(&no_store()));
@@ -71,21 +71,6 @@ async fn admin_request(state: &AppState, req: Request) -> Result<(Keys, Parts, V
         }
     };
     Ok((keys, parts, body))
-}
-
-fn not_admin(path: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::PermissionDenied,
-        format!(
-            "Only proxy admin can be used to generate, delete, update info for new keys/users/teams. \
-             Route={path}. A virtual key cannot call the management routes."
-        ),
-    )
-    .with_diagnosis(Diagnosis::new(
-        "KEY-05",
-        "The request was authenticated with a virtual key; management routes need the master key.",
-        "Send the master key (`general_settings.master_key`) as `Authorization: Bearer <key>`.",
-    ))
 }
 
 fn no_store() -> ApiError {

@@ -1,17 +1,21 @@
-//! The accept loop: hyper's HTTP/1 connection settings against slow and oversized requests
-//! (`header_read_timeout`, `max_request_headers`, `max_request_header_size_kb`) and a cap on
-//! open connections (`max_connections`). A connection beyond the cap gets a fixed 503 (GW-14)
-//! and is closed at once, so a client never waits on a socket nobody reads. With TLS
-//! (`server/tls.rs`) the handshake runs inside the connection's slot, under the header read
-//! timeout.
+//! The accept loop: hyper's HTTP/1 connection settings against oversized requests
+//! (`max_request_headers`, `max_request_header_size_kb`), a cap on open connections
+//! (`max_connections`), and per connection a watchdog that closes it when it sits idle past
+//! `keepalive_timeout` or sends a request's headers slower than `header_read_timeout`
+//! (`idle.rs`). A connection beyond the cap gets a fixed 503 (GW-14) and is closed at once,
+//! so a client never waits on a socket nobody reads. With TLS (`server/tls.rs`) the handshake
+//! runs inside the connection's slot, under the header read timeout.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -21,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use super::idle::{Activity, TrackedIo};
 use super::tls::Tls;
 use crate::config::model::ListenerLimits;
 
@@ -58,8 +63,10 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's one clock starts when a connection turns idle and runs until the next request's
+    // headers are in: the watchdog's two deadlines always come first, this is the backstop.
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(limits.header_read_timeout + limits.keepalive_timeout)
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes)
         // The read buffer holds at most the headers plus what the body reader has not taken.
@@ -89,25 +96,36 @@ pub async fn run(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
         let local = LocalAddr(tcp.local_addr().unwrap_or_else(|_| listener_addr(&listener)));
-        let service =
-            TowerToHyperService::new(app.clone().map_request(move |mut req: Request<Incoming>| {
+        let activity = Activity::new();
+        let service = {
+            let (app, activity) = (app.clone(), activity.clone());
+            tower::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(local);
-                req
-            }));
+                let busy = activity.busy();
+                let app = app.clone();
+                async move {
+                    let Ok(response) = app.oneshot(req).await;
+                    // The body carries the guard: a stream is busy until its last byte.
+                    Ok::<_, Infallible>(response.map(move |body| {
+                        Body::new(body.map_frame(move |frame| {
+                            let _ = &busy;
+                            frame
+                        }))
+                    }))
+                }
+            })
+        };
+        let service = TowerToHyperService::new(service);
         let watcher = graceful.watcher();
         let (http, tls) = (http.clone(), tls.clone());
         tokio::spawn(async move {
-            let served = match tls {
-                None => watcher.watch(http.serve_connection(TokioIo::new(tcp), service)).await,
-                Some(tls) => match tls.handshake(tcp, limits.header_read_timeout).await {
-                    Some(tls) => {
-                        watcher.watch(http.serve_connection(TokioIo::new(tls), service)).await
+            match tls {
+                None => serve(&http, tcp, service, activity, limits, watcher, remote).await,
+                Some(tls) => {
+                    if let Some(tls) = tls.handshake(tcp, limits.header_read_timeout).await {
+                        serve(&http, tls, service, activity, limits, watcher, remote).await;
                     }
-                    None => Ok(()),
-                },
-            };
-            if let Err(err) = served {
-                tracing::debug!(%err, %remote, "connection ended with an error");
+                }
             }
             drop(slot);
         });
@@ -115,6 +133,56 @@ pub async fn run(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves one connection (plain TCP, or TLS after its handshake) until it ends, the server
+/// shuts down, or the watchdog finds it idle past `keepalive_timeout` or its headers slower
+/// than `header_read_timeout`.
+async fn serve<I, S>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    service: S,
+    activity: Arc<Activity>,
+    limits: ListenerLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+    remote: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = TokioIo::new(TrackedIo::new(io, activity.clone()));
+    let conn = watcher.watch(http.serve_connection(io, service));
+    tokio::pin!(conn);
+    loop {
+        // Looks again at least this often: a request's first byte or its end moves the
+        // deadline, and neither wakes this task.
+        let recheck =
+            tokio::time::Instant::now() + limits.keepalive_timeout.min(limits.header_read_timeout);
+        let deadline = activity
+            .deadline(limits.keepalive_timeout, limits.header_read_timeout)
+            .map_or(recheck, |d| d.min(recheck));
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(err) = ended {
+                    tracing::debug!(%err, %remote, "connection ended with an error");
+                }
+                break;
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                let due = activity.deadline(limits.keepalive_timeout, limits.header_read_timeout);
+                if due.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    // Dropping the connection closes the socket: nothing is owed to a client
+                    // that sent no request, or not its headers in time.
+                    tracing::debug!(%remote, "connection closed: idle or headers too slow");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn listener_addr(listener: &TcpListener) -> SocketAddr {

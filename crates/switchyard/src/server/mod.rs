@@ -14,6 +14,7 @@ mod chat;
 mod embeddings;
 mod errors;
 mod health;
+mod idle;
 mod keys_api;
 mod ledger_hook;
 pub mod listener;
@@ -64,12 +65,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
-        .route("/config/reload", post(reload::reload_route))
-        .route("/config/status", get(reload::status_route))
-        .route("/spend/logs", get(spend::logs))
-        .route("/spend/tags", get(spend::tags))
-        .route("/global/spend/report", get(spend::report))
-        .route("/global/spend/logs", get(spend::global_logs))
         .route("/key/generate", post(keys_api::key_generate))
         .route("/key/info", get(keys_api::key_info))
         .route("/key/update", post(keys_api::key_update))
@@ -96,6 +91,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/cache/delete", post(cache_api::delete))
         .route("/cache/flushall", post(cache_api::flushall))
         .merge(batch_routes())
+        .merge(master_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
 
     Router::new()
@@ -113,6 +109,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(request_id::tag_and_log))
         .layer(middleware::from_fn_with_state(state.clone(), readiness::close_while_draining))
         .with_state(state)
+}
+
+/// The config and spend over every key: the master key only (KEY-05 for a virtual key). The
+/// key, team and cache routes check this in their handlers, which also serve LiteLLM's
+/// error wording of their own.
+fn master_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/config/reload", post(reload::reload_route))
+        .route("/config/status", get(reload::status_route))
+        .route("/spend/logs", get(spend::logs))
+        .route("/spend/tags", get(spend::tags))
+        .route("/global/spend/report", get(spend::report))
+        .route("/global/spend/logs", get(spend::global_logs))
+        .route_layer(middleware::from_fn(auth::master_only))
 }
 
 /// Files, OpenAI batches and Anthropic message batches (`server/batches_api.rs`,

@@ -2,6 +2,7 @@
 //! `{"data": [{"model_name", "litellm_params", "model_info"}]}` — with the effective price
 //! the gateway charges at (the router's, resolved once per load) and where each rate came
 //! from. `?litellm_model_id=<id>` returns one deployment, or LiteLLM's 400 when none has it.
+//! A virtual key sees only the deployments its allow-list lets it call, as on `/v1/models`.
 //!
 //! Never a secret: keys, AWS secrets and tokens are left out (not masked: a masked value
 //! would still show its prefix), and `api_base` loses any user info and query string.
@@ -9,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -18,17 +20,21 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use crate::config::{Deployment, ProviderKind, SslVerify};
 use crate::cost::{Decimal, Kind, Price, Rate, Rates};
+use crate::keys::Identity;
 
 pub async fn info(
     State(state): State<Arc<AppState>>,
+    identity: Option<Extension<Identity>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let runtime = state.runtime();
+    let router = &runtime.router;
+    let identity = identity.as_ref().map(|Extension(i)| i);
     let wanted = query.get("litellm_model_id").filter(|id| !id.is_empty());
-    let data: Vec<Value> = runtime
-        .router
+    let data: Vec<Value> = router
         .targets()
         .filter(|t| wanted.is_none_or(|id| *id == t.deployment.id))
+        .filter(|t| super::models::may_call(router, identity, &t.deployment.alias))
         .map(|t| entry(&t.deployment, &t.price))
         .collect();
     if let (Some(id), true) = (wanted, data.is_empty()) {

@@ -91,7 +91,7 @@ fn anthropic_model(id: &str) -> Value {
 
 /// Whether the caller may call `name`: always with the master key; with a virtual key when
 /// its allow-list admits the name or, for a `model_group_alias`, the group it reaches.
-fn may_call(router: &Router, identity: Option<&Identity>, name: &str) -> bool {
+pub(super) fn may_call(router: &Router, identity: Option<&Identity>, name: &str) -> bool {
     let Some(identity) = identity else { return true };
     identity.resolve_model(name).is_ok()
         || router.alias_target(name).is_some_and(|group| identity.resolve_model(group).is_ok())
