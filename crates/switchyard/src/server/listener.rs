@@ -121,10 +121,15 @@ pub async fn run(
         tokio::spawn(async move {
             match tls {
                 None => serve(&http, tcp, service, activity, limits, watcher, remote).await,
+                // Boxed: the TLS branch's state (handshake, rustls session) is several KiB, and
+                // a task is as large as its largest branch; plain connections must not pay it.
                 Some(tls) => {
-                    if let Some(tls) = tls.handshake(tcp, limits.header_read_timeout).await {
-                        serve(&http, tls, service, activity, limits, watcher, remote).await;
-                    }
+                    Box::pin(async move {
+                        if let Some(tls) = tls.handshake(tcp, limits.header_read_timeout).await {
+                            serve(&http, tls, service, activity, limits, watcher, remote).await;
+                        }
+                    })
+                    .await
                 }
             }
             drop(slot);
