@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::price::Price;
 use crate::canonical::{StreamEvent, Usage};
+use crate::fastpath::{Chunk, ChunkStream};
 use crate::provider::EventStream;
 
 /// The usage an answer reported and what it cost.
@@ -93,6 +94,19 @@ pub fn meter(events: EventStream, price: Arc<Price>) -> (EventStream, PendingCha
     (Box::pin(events), PendingCharge(rx))
 }
 
+/// [`meter`] for a relayed stream, whose chunks carry the usage their events reported.
+pub fn meter_chunks(chunks: ChunkStream, price: Arc<Price>) -> (ChunkStream, PendingCharge) {
+    let (tx, rx) = oneshot::channel();
+    let mut meter = Meter { usage: Usage::default(), complete: false, price, tx: Some(tx) };
+    let chunks = chunks.map(move |item| {
+        if let Ok(chunk) = &item {
+            meter.observe_chunk(chunk);
+        }
+        item
+    });
+    (Box::pin(chunks), PendingCharge(rx))
+}
+
 struct Meter {
     usage: Usage,
     complete: bool,
@@ -101,6 +115,13 @@ struct Meter {
 }
 
 impl Meter {
+    fn observe_chunk(&mut self, chunk: &Chunk) {
+        if let Some(usage) = &chunk.usage {
+            self.usage.merge(usage);
+        }
+        self.complete |= chunk.complete;
+    }
+
     fn observe(&mut self, event: &StreamEvent) {
         match event {
             StreamEvent::Start { usage, .. } | StreamEvent::Delta { usage, .. } => {
