@@ -1,7 +1,8 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
 //! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
-//! | --compare shedding | --compare replicas | --compare capacity | --compare surfaces]`
+//! | --compare shedding | --compare replicas | --compare capacity | --compare surfaces
+//! | --compare relay [--peer-cmd CMD]]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 mod capacity;
 mod compare;
+mod relay;
 mod replicas;
 mod surfaces;
 
@@ -38,7 +40,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces] [--database-url URL] [--redis-url URL]";
+                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces|relay] [--database-url URL] [--redis-url URL] [--peer-cmd CMD]";
 
 struct Args {
     quick: bool,
@@ -59,6 +61,9 @@ struct Args {
     /// `capacity`: the figures behind docs/capacity.md. `surfaces`: `/anthropic/`,
     /// `/bedrock/` InvokeModel and `/v1/embeddings` against their deployments' baselines.
     compare: Option<String>,
+    /// `--compare relay`: another gateway to measure beside Switchyard's, started by `sh -c`
+    /// with `{port}` (where it must listen) and `{mock}` (the mock's address) replaced.
+    peer_cmd: Option<String>,
     /// The PostgreSQL server for `--compare ledger|replicas|capacity` (a fresh database is
     /// created there).
     database_url: String,
@@ -79,6 +84,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         modes: vec![false, true],
         sides: vec![false, true],
         compare: None,
+        peer_cmd: None,
         database_url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
         redis_url: "redis://127.0.0.1:6379".to_owned(),
     };
@@ -116,17 +122,18 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--compare" => match value()?.as_str() {
                 what @ ("ledger" | "keys" | "cache" | "observability" | "shedding" | "replicas"
-                | "capacity" | "surfaces") => {
+                | "capacity" | "surfaces" | "relay") => {
                     args.compare = Some(what.to_owned());
                 }
                 other => {
                     return Err(format!(
-                        "--compare: ledger, keys, cache, observability, shedding, replicas, capacity \
-                         or surfaces, not {other}"
+                        "--compare: ledger, keys, cache, observability, shedding, replicas, capacity, \
+                         surfaces or relay, not {other}"
                     ));
                 }
             },
             "--database-url" => args.database_url = value()?,
+            "--peer-cmd" => args.peer_cmd = Some(value()?),
             "--redis-url" => args.redis_url = value()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
@@ -224,6 +231,8 @@ async fn run(args: Args) -> Result<(), String> {
             capacity::capacity(&settings).await
         } else if what == "surfaces" {
             surfaces::surfaces(&settings).await
+        } else if what == "relay" {
+            relay::relay(&settings, args.peer_cmd.as_deref()).await
         } else {
             compare::ledger(&settings).await
         };
