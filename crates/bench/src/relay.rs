@@ -347,3 +347,59 @@ async fn rotate(
     }
     Ok(results)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use switchyard::config::{self, MapEnv, ProviderKind};
+
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn the_configs_put_both_surfaces_deployments_on_the_mock() {
+        for settings in ["  disable_same_dialect_relay: true\n", ""] {
+            let yaml = config(addr(4010), settings);
+            let env = MapEnv::new([("HOME", "/nonexistent")]);
+            let cfg = config::load_from_str(&yaml, Path::new("relay.yaml"), &env)
+                .unwrap_or_else(|e| panic!("{e:?}\n{yaml}"));
+            let group = |name: &str| {
+                let group = cfg.groups.iter().find(|g| g.name == name);
+                group.unwrap_or_else(|| panic!("no group {name}")).deployments[0].clone()
+            };
+            assert_eq!(group("cheap").provider, ProviderKind::Anthropic);
+            assert!(matches!(group("fast").provider, ProviderKind::OpenAi(_)));
+            assert_eq!(cfg.general.same_dialect_relay, settings.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_surface_has_one_floor_at_the_mock_and_one_baseline() {
+        let gateways = [addr(4020), addr(4021), addr(4022), addr(4023)];
+        for streaming in [false, true] {
+            let lanes = lanes(addr(4010), &gateways, "sk-virtual", streaming)
+                .unwrap_or_else(|e| panic!("{e}"));
+            for surface in ["Anthropic /v1/messages", "OpenAI /v1/chat/completions"] {
+                let of = |role| {
+                    lanes
+                        .iter()
+                        .filter(move |r| r.lane.deployment == surface && r.lane.role == role)
+                };
+                assert_eq!(of(Role::Floor).count(), 1, "{surface}");
+                assert!(
+                    of(Role::Floor)
+                        .all(|r| r.server.is_none() && r.lane.target.addr.port() == 4010)
+                );
+                assert_eq!(of(Role::Baseline).count(), 1, "{surface}");
+                assert!(of(Role::Baseline).all(|r| r.server == Some(RELAYED)));
+            }
+            // The peer serves the Anthropic surface only.
+            let peer = lanes.iter().filter(|r| r.server == Some(PRODUCTION + 1)).count();
+            assert_eq!(peer, 1);
+        }
+    }
+}
