@@ -2,7 +2,7 @@
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
 //! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
 //! | --compare shedding | --compare replicas | --compare capacity | --compare surfaces
-//! | --compare soak [--minutes 30]]`
+//! | --compare soak [--minutes 30] | --compare relay [--peer-cmd CMD]]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -25,6 +25,7 @@ use std::time::Duration;
 
 mod capacity;
 mod compare;
+mod relay;
 mod replicas;
 mod soak;
 mod surfaces;
@@ -40,7 +41,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces|soak] [--minutes N] [--database-url URL] [--redis-url URL]";
+                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces|soak|relay] [--minutes N] [--database-url URL] [--redis-url URL] [--peer-cmd CMD]";
 
 struct Args {
     quick: bool,
@@ -61,6 +62,9 @@ struct Args {
     /// `capacity`: the figures behind docs/capacity.md. `surfaces`: `/anthropic/`,
     /// `/bedrock/` InvokeModel and `/v1/embeddings` against their deployments' baselines.
     compare: Option<String>,
+    /// `--compare relay`: another gateway to measure beside Switchyard's, started by `sh -c`
+    /// with `{port}` (where it must listen) and `{mock}` (the mock's address) replaced.
+    peer_cmd: Option<String>,
     /// The PostgreSQL server for `--compare ledger|replicas|capacity` (a fresh database is
     /// created there).
     database_url: String,
@@ -83,6 +87,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         modes: vec![false, true],
         sides: vec![false, true],
         compare: None,
+        peer_cmd: None,
         database_url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
         redis_url: "redis://127.0.0.1:6379".to_owned(),
         minutes: 30.0,
@@ -121,13 +126,13 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--compare" => match value()?.as_str() {
                 what @ ("ledger" | "keys" | "cache" | "observability" | "shedding" | "replicas"
-                | "capacity" | "surfaces" | "soak") => {
+                | "capacity" | "surfaces" | "soak" | "relay") => {
                     args.compare = Some(what.to_owned());
                 }
                 other => {
                     return Err(format!(
                         "--compare: ledger, keys, cache, observability, shedding, replicas, capacity, \
-                         surfaces or soak, not {other}"
+                         surfaces, soak or relay, not {other}"
                     ));
                 }
             },
@@ -135,6 +140,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.minutes = value()?.parse().map_err(|_| "--minutes: a number")?;
             }
             "--database-url" => args.database_url = value()?,
+            "--peer-cmd" => args.peer_cmd = Some(value()?),
             "--redis-url" => args.redis_url = value()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
@@ -234,6 +240,8 @@ async fn run(args: Args) -> Result<(), String> {
             surfaces::surfaces(&settings).await
         } else if what == "soak" {
             soak::soak(&settings, args.minutes).await
+        } else if what == "relay" {
+            relay::relay(&settings, args.peer_cmd.as_deref()).await
         } else {
             compare::ledger(&settings).await
         };

@@ -220,6 +220,35 @@ pub fn start_gateway_in(
     wait_for_line(child, "Switchyard listening on http://")
 }
 
+/// Starts another gateway (`--peer-cmd`, run by `sh -c`, `{port}` and `{mock}` replaced by a
+/// free port and the mock's address) and waits until its port accepts connections.
+pub fn start_peer(command: &str, mock: SocketAddr, log: &Path) -> Result<Proc, String> {
+    let port = free_port()?;
+    let command = command.replace("{port}", &port.to_string()).replace("{mock}", &mock.to_string());
+    let log = std::fs::File::create(log).map_err(|e| format!("cannot create the log: {e}"))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    // `exec`: the peer itself is the child, so its CPU and memory are what is read.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {command}"))
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start the peer gateway: {e}"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut proc = Proc { child, addr };
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(proc);
+        }
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            return Err(format!("the peer gateway exited ({status}) before listening on {port}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("the peer gateway did not listen on {port} within 30 s"))
+}
+
 /// Starts the gateway on a known port and returns at once (for readiness timing).
 pub fn spawn_gateway_at(bin_dir: &Path, config: &Path, port: u16) -> Result<Child, String> {
     Command::new(bin_dir.join("switchyard"))

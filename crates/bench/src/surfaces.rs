@@ -365,7 +365,8 @@ pub async fn surfaces(s: &Settings<'_>) -> Result<Compared, String> {
     drop(gateway);
     drop(mock);
     let results = results?;
-    let (markdown, json) = render(s, &machine, &results);
+    let title = "Request surfaces, each against its deployment's baseline.";
+    let (markdown, json) = render(s, &machine, title, &results);
     Ok(Compared {
         markdown,
         failure: failed_requests(&results),
@@ -486,13 +487,18 @@ pub(crate) fn ratios(results: &[Measured], r: &Measured) -> (Option<f64>, Option
     (over(baseline), over(floor))
 }
 
-fn render(s: &Settings<'_>, machine: &Machine, results: &[Measured]) -> (String, Vec<Value>) {
+pub(crate) fn render(
+    s: &Settings<'_>,
+    machine: &Machine,
+    title: &str,
+    results: &[Measured],
+) -> (String, Vec<Value>) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Request surfaces, each against its deployment's baseline. Machine: {} cores ({}), {} RAM; \
-         load average {} before, {} after. {} round(s) of {:.1} s per lane, every lane rotating.\n",
+        "{title} Machine: {} cores ({}), {} RAM; load average {} before, {} after. {} round(s) of \
+         {:.1} s per lane, every lane rotating.\n",
         machine.cores,
         machine.cpu,
         machine.memory,

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod diagnose;
 pub mod embedding;
 pub mod exit;
+pub mod fastpath;
 /// The parsers as the fuzz targets in `fuzz/` call them; not an API.
 #[doc(hidden)]
 pub mod fuzzing;

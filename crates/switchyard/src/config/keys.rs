@@ -369,6 +369,13 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
     ),
     k(
         GeneralSettings,
+        "disable_same_dialect_relay",
+        Supported,
+        "Switchyard key; true: requests whose client and deployment speak the same dialect \
+         are translated like any other instead of relayed (for comparisons; off by default)",
+    ),
+    k(
+        GeneralSettings,
         "maximum_spend_logs_retention_period",
         Supported,
         "ledger rows older than this (30d, 12h, 1mo) are deleted",

@@ -422,6 +422,10 @@ pub struct GeneralSettings {
     pub metrics_auth: bool,
     /// Request metrics are recorded (`disable_metrics: true` turns them and `/metrics` off).
     pub metrics: bool,
+    /// A client that speaks its deployment's dialect has its body and answer relayed rather
+    /// than translated (`fastpath`); `disable_same_dialect_relay: true` translates every
+    /// request, to compare the two.
+    pub same_dialect_relay: bool,
     /// `litellm_settings.enable_end_user_cost_tracking_prometheus_only: true`: metrics carry
     /// the end user; otherwise that label is empty, so end users cannot grow the series.
     pub metrics_end_user: bool,
@@ -553,6 +557,7 @@ impl Default for GeneralSettings {
             otel: None,
             metrics_auth: false,
             metrics: true,
+            same_dialect_relay: true,
             metrics_end_user: false,
             key_max_parallel: None,
             shedding: Shedding::default(),

@@ -432,6 +432,7 @@ pub struct RawGeneralSettings {
     pub redis_key_prefix: Option<Text>,
     pub require_auth_for_metrics_endpoint: Option<Flag>,
     pub disable_metrics: Option<Flag>,
+    pub disable_same_dialect_relay: Option<Flag>,
     pub enable_tag_filtering: Option<Flag>,
     pub batch_concurrency: Option<NonNeg>,
     pub max_connections: Option<NonNeg>,

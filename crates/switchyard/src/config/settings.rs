@@ -611,6 +611,7 @@ fn general_settings(
     out.metrics_auth = g.require_auth_for_metrics_endpoint.is_some_and(|f| f.0);
     out.upstream_http2 = g.upstream_http2.is_some_and(|f| f.0);
     out.metrics = !g.disable_metrics.is_some_and(|f| f.0);
+    out.same_dialect_relay = !g.disable_same_dialect_relay.is_some_and(|f| f.0);
     out.metrics_end_user = l.enable_end_user_cost_tracking_prometheus_only.is_some_and(|f| f.0);
     if let Some(Text(t)) = &g.disable_spend_logs {
         match parse_flag(t) {

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::price::Price;
 use crate::canonical::{StreamEvent, Usage};
 use crate::classify::ErrorKind;
+use crate::fastpath::{Chunk, ChunkStream};
 use crate::provider::EventStream;
 
 /// The usage an answer reported and what it cost.
@@ -100,16 +101,26 @@ pub fn meter(events: EventStream, price: Arc<Price>) -> (EventStream, PendingCha
     let events = events.map(move |item| {
         match &item {
             Ok(event) => meter.observe(event),
-            Err(e) => {
-                meter.failure = Some(StreamFailure {
-                    kind: e.kind,
-                    diagnosis: e.diagnosis.as_ref().map(|d| d.id),
-                });
-            }
+            Err(e) => meter.fail(e),
         }
         item
     });
     (Box::pin(events), PendingCharge(rx))
+}
+
+/// [`meter`] for a relayed stream, whose chunks carry the usage their events reported.
+pub fn meter_chunks(chunks: ChunkStream, price: Arc<Price>) -> (ChunkStream, PendingCharge) {
+    let (tx, rx) = oneshot::channel();
+    let mut meter =
+        Meter { usage: Usage::default(), complete: false, failure: None, price, tx: Some(tx) };
+    let chunks = chunks.map(move |item| {
+        match &item {
+            Ok(chunk) => meter.observe_chunk(chunk),
+            Err(e) => meter.fail(e),
+        }
+        item
+    });
+    (Box::pin(chunks), PendingCharge(rx))
 }
 
 struct Meter {
@@ -121,6 +132,20 @@ struct Meter {
 }
 
 impl Meter {
+    /// The stream failed after its first event: the ledger records the failure with what was
+    /// charged so far.
+    fn fail(&mut self, e: &crate::classify::UpstreamError) {
+        self.failure =
+            Some(StreamFailure { kind: e.kind, diagnosis: e.diagnosis.as_ref().map(|d| d.id) });
+    }
+
+    fn observe_chunk(&mut self, chunk: &Chunk) {
+        if let Some(usage) = &chunk.usage {
+            self.usage.merge(usage);
+        }
+        self.complete |= chunk.complete;
+    }
+
     fn observe(&mut self, event: &StreamEvent) {
         match event {
             StreamEvent::Start { usage, .. } | StreamEvent::Delta { usage, .. } => {

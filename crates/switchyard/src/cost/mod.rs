@@ -10,7 +10,9 @@ mod price;
 mod resolve;
 mod table;
 
-pub use charge::{Charge, Charged, PendingCharge, StreamFailure, embedding_charge, meter};
+pub use charge::{
+    Charge, Charged, PendingCharge, StreamFailure, embedding_charge, meter, meter_chunks,
+};
 pub use check::{UNPRICED, Unpriced, applied_in_model_info, is_price_key, unpriced};
 pub use price::{BatchRates, Kind, LongContext, Price, Rate, Rates, Source};
 pub use resolve::{resolve, table_price, table_row};

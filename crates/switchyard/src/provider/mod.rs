@@ -24,6 +24,7 @@ use crate::classify::UpstreamError;
 use crate::config::{Config, Deployment, Env, ProcessEnv, ProviderKind};
 use crate::credentials::{self, AwsEnvironment};
 use crate::embedding::{EmbeddingRequest, Embeddings};
+use crate::fastpath::{ChunkStream, RawAnswer, RawBody};
 
 pub use anthropic::AnthropicProvider;
 pub use anthropic::DEFAULT_API_BASE as ANTHROPIC_API_BASE;
@@ -75,6 +76,30 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Result<Embeddings, UpstreamError>> {
         let _ = req;
         Box::pin(async { Err(crate::embedding::no_embeddings_api()) })
+    }
+
+    /// One complete answer relayed as the upstream's bytes, for a client that speaks this
+    /// deployment's own dialect (`fastpath`): `raw` is the client's body, `req` its canonical
+    /// decoding. `None` when this deployment needs the canonical path for it (another
+    /// dialect, or a body it would change beyond the model and its own edits).
+    fn relay<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        raw: &'a RawBody,
+    ) -> Option<BoxFuture<'a, Result<RawAnswer, UpstreamError>>> {
+        let _ = (req, raw);
+        None
+    }
+
+    /// A streamed answer relayed as the upstream's events, as [`Provider::relay`]; resolves
+    /// at the same commit point as [`Provider::stream`].
+    fn relay_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        raw: &'a RawBody,
+    ) -> Option<BoxFuture<'a, Result<ChunkStream, UpstreamError>>> {
+        let _ = (req, raw);
+        None
     }
 
     /// `req` relayed as bytes to this deployment's API root with the deployment's own

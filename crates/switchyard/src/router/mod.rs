@@ -31,6 +31,7 @@ use crate::config::{
 };
 use crate::cost::{self, Charged, Price};
 use crate::embedding::{EmbeddingRequest, Embeddings};
+use crate::fastpath::{Answer, AnswerStream, RawBody};
 use crate::limits::{Caller, ConfigLimits, Limits, RateHeaders};
 use crate::provider::{self, EventStream, Provider};
 
@@ -336,6 +337,27 @@ impl Router {
         caller: &Caller,
     ) -> Result<Served<EventStream>, ApiError> {
         run::execute(self, &run::StreamCall, req, caller).await
+    }
+
+    /// One complete answer on the same-dialect fast path (`fastpath`): `raw` is the body
+    /// `req` was decoded from, relayed by a deployment that speaks its dialect.
+    pub async fn relay_as(
+        &self,
+        req: &ChatRequest,
+        raw: &RawBody,
+        caller: &Caller,
+    ) -> Result<Served<Answer>, ApiError> {
+        run::execute(self, &run::RelayCall(raw), req, caller).await
+    }
+
+    /// A streamed answer on the same-dialect fast path, as [`Router::stream_as`].
+    pub async fn relay_stream_as(
+        &self,
+        req: &ChatRequest,
+        raw: &RawBody,
+        caller: &Caller,
+    ) -> Result<Served<AnswerStream>, ApiError> {
+        run::execute(self, &run::RelayStreamCall(raw), req, caller).await
     }
 
     /// Input tokens `req` would use, counted by the first deployment of its plan that can

@@ -23,6 +23,7 @@ use crate::classify::{ApiError, ErrorKind, Fallback, UpstreamError};
 use crate::config::{Deployment, RetryPolicy};
 use crate::cost::{self, Charge, Charged, PendingCharge, Price};
 use crate::embedding::{EmbeddingRequest, Embeddings};
+use crate::fastpath::{Answer, AnswerStream, RawBody};
 use crate::limits::{Caller, OnExceed, RateHeaders, Reached, Refusal, Reservation};
 use crate::provider::EventStream;
 
@@ -126,6 +127,73 @@ impl Call for EmbedCall<'_> {
     fn commit(&self, out: Embeddings, _t: &Target, price: Arc<Price>) -> (Embeddings, Charged) {
         let charge = cost::embedding_charge(out.input_tokens, &price);
         (out, Charged::Now(charge))
+    }
+}
+
+/// One complete answer on the same-dialect fast path: relayed by a deployment that speaks
+/// the client's dialect, translated by any other (a failover keeps working across dialects).
+pub(super) struct RelayCall<'r>(pub &'r RawBody);
+/// A streamed answer on the same-dialect fast path, as [`RelayCall`].
+pub(super) struct RelayStreamCall<'r>(pub &'r RawBody);
+
+impl Call for RelayCall<'_> {
+    type Out = Answer;
+    const IS_TRAFFIC: bool = true;
+    fn call<'a>(
+        &'a self,
+        t: &'a Target,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Answer, UpstreamError>> {
+        match t.provider.relay(req, self.0) {
+            Some(relayed) => Box::pin(async move { relayed.await.map(Answer::Relayed) }),
+            None => Box::pin(async move { t.provider.send(req).await.map(Answer::Translated) }),
+        }
+    }
+
+    fn commit(&self, out: Answer, _t: &Target, price: Arc<Price>) -> (Answer, Charged) {
+        let charge = Charge::new(out.usage(), &price, true);
+        (out, Charged::Now(charge))
+    }
+}
+
+impl Call for RelayStreamCall<'_> {
+    type Out = AnswerStream;
+    const IS_TRAFFIC: bool = true;
+    fn call<'a>(
+        &'a self,
+        t: &'a Target,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<AnswerStream, UpstreamError>> {
+        match t.provider.relay_stream(req, self.0) {
+            Some(relayed) => Box::pin(async move { relayed.await.map(AnswerStream::Relayed) }),
+            None => {
+                Box::pin(async move { t.provider.stream(req).await.map(AnswerStream::Translated) })
+            }
+        }
+    }
+
+    /// As [`StreamCall::commit`], for either kind of stream.
+    fn commit(&self, out: AnswerStream, t: &Target, price: Arc<Price>) -> (AnswerStream, Charged) {
+        match out {
+            AnswerStream::Translated(events) => {
+                let (events, charged) = StreamCall.commit(events, t, price);
+                (AnswerStream::Translated(events), charged)
+            }
+            AnswerStream::Relayed(chunks) => {
+                let guard = t.state.begin();
+                let state = t.state.clone();
+                let policy = t.cooldown;
+                let (metered, pending) = cost::meter_chunks(chunks, price);
+                let out = Box::pin(metered.map(move |item| {
+                    let _busy = &guard;
+                    if let Err(error) = &item {
+                        state.record_failure(error, Instant::now(), policy);
+                    }
+                    item
+                }));
+                (AnswerStream::Relayed(out), Charged::AtEnd(pending))
+            }
+        }
     }
 }
 

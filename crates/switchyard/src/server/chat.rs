@@ -14,9 +14,10 @@ use super::cache_hook;
 use super::ledger_hook::{self, Started};
 use super::request_id::DEPLOYMENT;
 use crate::attribution::end_user;
-use crate::canonical::ChatRequest;
+use crate::canonical::{ChatRequest, Dialect};
 use crate::classify::ApiError;
 use crate::cost::Charged;
+use crate::fastpath::{Answer, RawBody};
 use crate::keys::Identity;
 use crate::ledger::CALL_CHAT;
 use crate::limits::Caller;
@@ -63,6 +64,33 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         };
         cache.headers(response.headers_mut());
         return response;
+    }
+    // No cache: nothing needs the canonical answer, so an OpenAI-compatible deployment
+    // relays its own. Streams are translated (their chunks are the gateway's own).
+    let relay = cache.is_none() && !chat.stream && runtime.config.general.same_dialect_relay;
+    if let Some(raw) = relay.then(|| RawBody::parse(bytes, Dialect::OpenAi)).flatten() {
+        let router = &runtime.router;
+        return match telemetry::within(span.as_ref(), router.relay_as(&chat, &raw, &caller)).await {
+            Ok(served) => {
+                telemetry::served_answer(span, &served);
+                let body = match &served.value {
+                    Answer::Relayed(answer) => answer.body.clone(),
+                    Answer::Translated(answer) => openai::encode_response(answer),
+                };
+                let mut response = Response::new(Body::from(body));
+                let headers = response.headers_mut();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                served_headers(headers, &served.route);
+                cost_header(headers, &served.charge);
+                ledger_hook::served(&state, started, &served.route, &served.charge);
+                response
+            }
+            Err(err) => {
+                telemetry::failed(span, &err);
+                ledger_hook::failed(&state, started, &err);
+                openai::error_response(&err)
+            }
+        };
     }
     if chat.stream {
         match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {

@@ -19,9 +19,13 @@ use super::cache_hook;
 use super::chat::{apply_key_rules, cost_header, served_headers};
 use super::errors::request_id;
 use super::ledger_hook::{self, Started};
+use super::state::Runtime;
+use crate::canonical::{ChatRequest, Dialect};
 use crate::classify::ApiError;
+use crate::fastpath::{Answer, AnswerStream, RawBody};
 use crate::keys::Identity;
 use crate::ledger::CALL_MESSAGES;
+use crate::limits::Caller;
 use crate::surface::anthropic;
 use crate::telemetry;
 
@@ -69,6 +73,14 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         cache.headers(response.headers_mut());
         return response;
     }
+    // No cache: nothing needs the canonical answer, so a deployment that speaks Messages
+    // itself relays its own.
+    let relay = cache.is_none() && runtime.config.general.same_dialect_relay;
+    let raw = if relay { RawBody::parse(bytes, Dialect::Anthropic) } else { None };
+    if let Some(raw) = raw {
+        let fast = Fast { state: &state, started, span, request_id };
+        return fast.serve(&runtime, &chat, &raw, &caller).await;
+    }
     if chat.stream {
         match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
             Ok(served) => {
@@ -115,6 +127,64 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     }
 }
 
+/// A request on the same-dialect fast path, and what answering it records.
+struct Fast<'a> {
+    state: &'a Arc<AppState>,
+    started: Started,
+    span: Option<telemetry::RequestSpan>,
+    request_id: Option<&'a str>,
+}
+
+impl Fast<'_> {
+    async fn serve(
+        self,
+        runtime: &Runtime,
+        chat: &ChatRequest,
+        raw: &RawBody,
+        caller: &Caller,
+    ) -> Response {
+        let Self { state, started, span, request_id } = self;
+        let router = &runtime.router;
+        let failed = if chat.stream {
+            match telemetry::within(span.as_ref(), router.relay_stream_as(chat, raw, caller)).await
+            {
+                Ok(served) => {
+                    let charge = telemetry::streamed(span, &served.route, served.charge);
+                    ledger_hook::streamed(state, started, &served.route, charge);
+                    let mut response = match served.value {
+                        AnswerStream::Relayed(chunks) => {
+                            sse_of(Body::from_stream(anthropic::encode_relayed(chunks)), request_id)
+                        }
+                        AnswerStream::Translated(events) => sse(events, request_id),
+                    };
+                    served_headers(response.headers_mut(), &served.route);
+                    return response;
+                }
+                Err(err) => err,
+            }
+        } else {
+            match telemetry::within(span.as_ref(), router.relay_as(chat, raw, caller)).await {
+                Ok(served) => {
+                    telemetry::served_answer(span, &served);
+                    let body = match &served.value {
+                        Answer::Relayed(answer) => answer.body.clone(),
+                        Answer::Translated(answer) => anthropic::encode_response(answer),
+                    };
+                    let mut response = json(body, request_id);
+                    served_headers(response.headers_mut(), &served.route);
+                    cost_header(response.headers_mut(), &served.charge);
+                    ledger_hook::served(state, started, &served.route, &served.charge);
+                    return response;
+                }
+                Err(err) => err,
+            }
+        };
+        telemetry::failed(span, &failed);
+        ledger_hook::failed(state, started, &failed);
+        anthropic::error_response(&failed, request_id)
+    }
+}
+
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}` from the model's deployment.
 pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let runtime = state.runtime();
@@ -145,7 +215,11 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> R
 }
 
 fn sse(events: crate::provider::EventStream, request_id: Option<&str>) -> Response {
-    let mut response = Response::new(Body::from_stream(anthropic::encode_stream(events)));
+    sse_of(Body::from_stream(anthropic::encode_stream(events)), request_id)
+}
+
+fn sse_of(body: Body, request_id: Option<&str>) -> Response {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -28,10 +28,11 @@ pub use context::SpanContext;
 pub use export::TraceStatus;
 use otlp::{Kind, SpanData, Value};
 
-use crate::canonical::{ChatRequest, ChatResponse};
+use crate::canonical::{ChatRequest, ChatResponse, StopReason};
 use crate::classify::{ApiError, UpstreamError};
 use crate::config::{BedrockApi, Deployment, OpenAiFlavor, OtelConfig, ProviderKind};
 use crate::cost::{Charge, Charged, PendingCharge};
+use crate::fastpath::Answer;
 use crate::router::{Route, Served};
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -207,13 +208,26 @@ pub async fn within<F: Future>(span: Option<&RequestSpan>, fut: F) -> F::Output 
 
 /// A JSON answer: its id, finish reason, usage and cost are known now.
 pub fn served(span: Option<RequestSpan>, served: &Served<ChatResponse>) {
+    let answer = &served.value;
+    answered(span, served, &answer.id, answer.stop_reason);
+}
+
+/// [`served`] for an answer of the same-dialect fast path.
+pub fn served_answer(span: Option<RequestSpan>, served: &Served<Answer>) {
+    let answer = &served.value;
+    answered(span, served, answer.id(), answer.stop_reason());
+}
+
+fn answered<T>(
+    span: Option<RequestSpan>,
+    served: &Served<T>,
+    id: &str,
+    stop_reason: Option<StopReason>,
+) {
     let Some(mut span) = span else { return };
     span.route(&served.route);
-    let answer = &served.value;
-    span.data.attributes.push(("gen_ai.response.id", Value::from(answer.id.as_str())));
-    if let Some(Ok(serde_json::Value::String(reason))) =
-        answer.stop_reason.map(serde_json::to_value)
-    {
+    span.data.attributes.push(("gen_ai.response.id", Value::from(id)));
+    if let Some(Ok(serde_json::Value::String(reason))) = stop_reason.map(serde_json::to_value) {
         span.data.attributes.push(("gen_ai.response.finish_reasons", Value::Strings(vec![reason])));
     }
     if let Some(charge) = served.charge.now() {

@@ -13,6 +13,7 @@ pub(super) mod body;
 #[doc(hidden)]
 pub mod fuzz;
 mod params;
+mod relay;
 pub(super) mod response;
 pub(super) mod stream;
 
@@ -35,6 +36,7 @@ use crate::classify::{
     ErrorKind, UpstreamError, anthropic_http_error, anthropic_missing_key, anthropic_unsendable_key,
 };
 use crate::config::Deployment;
+use crate::fastpath::{ChunkStream, RawAnswer, RawBody};
 
 /// The Anthropic API, when a deployment names no `api_base`.
 pub const DEFAULT_API_BASE: &str = "https://api.anthropic.com";
@@ -243,6 +245,46 @@ impl Provider for AnthropicProvider {
             })
             .await
         })
+    }
+
+    fn relay<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        raw: &'a RawBody,
+    ) -> Option<BoxFuture<'a, Result<RawAnswer, UpstreamError>>> {
+        let bytes = relay::body(req, raw, &self.site.deployment.model)?;
+        Some(Box::pin(async move {
+            let size = bytes.len();
+            let request = self.post(&self.messages_url, bytes, &req.betas)?;
+            bounded(&self.site.who, self.timeout, Timeout::Request, async {
+                let response = self.call(request, size).await?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| transport_error(&e, &self.site.destination()))?;
+                relay::answer(bytes)
+            })
+            .await
+        }))
+    }
+
+    fn relay_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        raw: &'a RawBody,
+    ) -> Option<BoxFuture<'a, Result<ChunkStream, UpstreamError>>> {
+        let bytes = relay::body(req, raw, &self.site.deployment.model)?;
+        Some(Box::pin(async move {
+            let size = bytes.len();
+            let request = self.post(&self.messages_url, bytes, &req.betas)?;
+            let limit = self.stream_timeout;
+            let idle = stream::Idle { after: limit.after, setting: limit.setting };
+            bounded(&self.site.who, limit, Timeout::FirstEvent, async {
+                let response = self.call(request, size).await?;
+                relay::open(response, Arc::clone(&self.site), idle).await
+            })
+            .await
+        }))
     }
 
     fn forward(&self, req: Forward) -> BoxFuture<'_, Result<reqwest::Response, UpstreamError>> {

@@ -12,6 +12,7 @@ mod embed;
 #[doc(hidden)]
 pub mod fuzz;
 mod native;
+mod relay;
 mod response;
 mod stream;
 
@@ -37,6 +38,7 @@ use crate::classify::{
     openai_unsendable_key,
 };
 use crate::config::{Deployment, OpenAiFlavor, ProviderKind};
+use crate::fastpath::{RawAnswer, RawBody};
 
 /// OpenAI's API, when an `openai/` deployment names no `api_base`.
 pub const DEFAULT_API_BASE: &str = "https://api.openai.com/v1";
@@ -80,6 +82,8 @@ pub struct OpenAiProvider {
     /// missing or unsendable.
     key: Option<Result<HeaderValue, UpstreamError>>,
     url: String,
+    /// `url` parsed once per config load rather than once per request.
+    parsed_url: Option<reqwest::Url>,
     embeddings_url: String,
     flavor: OpenAiFlavor,
     max_tokens_field: &'static str,
@@ -128,6 +132,7 @@ impl OpenAiProvider {
         };
         let official = flavor == OpenAiFlavor::OpenAi && d.api_base.is_none();
         Self {
+            parsed_url: reqwest::Url::parse(&format!("{base}/chat/completions")).ok(),
             url: format!("{base}/chat/completions"),
             embeddings_url: format!("{base}/embeddings"),
             responses_url: serves_responses(d).then(|| format!("{base}/responses")),
@@ -186,7 +191,11 @@ impl OpenAiProvider {
         bytes: bytes::Bytes,
     ) -> Result<reqwest::RequestBuilder, UpstreamError> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        let mut request = client.post(url).header(CONTENT_TYPE, "application/json").body(bytes);
+        let request = match &self.parsed_url {
+            Some(parsed) if url == self.url => client.post(parsed.clone()),
+            _ => client.post(url),
+        };
+        let mut request = request.header(CONTENT_TYPE, "application/json").body(bytes);
         match &self.key {
             None => {}
             Some(Ok(key)) => request = request.header(AUTHORIZATION, key.clone()),
@@ -249,6 +258,24 @@ impl Provider for OpenAiProvider {
             })
             .await
         })
+    }
+
+    fn relay<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        raw: &'a RawBody,
+    ) -> Option<BoxFuture<'a, Result<RawAnswer, UpstreamError>>> {
+        let model = &self.site.deployment.model;
+        let bytes = relay::body(req, raw, model, self.max_tokens_field)?;
+        Some(Box::pin(async move {
+            let request = self.post(&self.url, bytes::Bytes::from(bytes))?;
+            bounded(&self.site.who, self.timeout, Timeout::Request, async {
+                let response = self.call(request).await?;
+                let bytes = response.bytes().await.map_err(|e| self.site.transport(&e))?;
+                relay::answer(bytes)
+            })
+            .await
+        }))
     }
 
     /// Chat completions servers have no token-counting endpoint: the gateway's estimate.

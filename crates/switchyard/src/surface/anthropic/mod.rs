@@ -3,7 +3,7 @@
 //! responses, SSE streams and errors back exactly as the Anthropic API sends them, so the
 //! Anthropic SDKs and Claude Code work through the gateway. Wire structs stay private.
 //!
-//! **Invariant:** never imports `provider` or `router`; it sees only `canonical` and
+//! **Invariant:** never imports `provider` or `router`; it sees only `canonical`, `fastpath`'s plain data and
 //! `classify`. Never rewrites what it does not interpret: `cache_control`, unknown block
 //! types and unknown top-level fields are carried through verbatim.
 
@@ -19,7 +19,7 @@ pub use request::{
     BETA_HEADER, decode_count_tokens_request, decode_messages_as, decode_messages_request,
 };
 pub use response::{encode_count_tokens, encode_response};
-pub use stream::encode_stream;
+pub use stream::{encode_relayed, encode_stream};
 
 use bytes::Bytes;
 use serde::Serialize;

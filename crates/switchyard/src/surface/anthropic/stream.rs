@@ -15,6 +15,7 @@ use super::error::error_frame;
 use super::response::{WireMessage, WireUsage, stop_reason};
 use crate::canonical::{BlockDelta, ContentBlock, StreamEvent, Usage};
 use crate::classify::{ApiError, ErrorKind, UpstreamError};
+use crate::fastpath::ChunkStream;
 
 /// SSE frames for `events`, each yielded as soon as its event arrives.
 pub fn encode_stream<S>(events: S) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static
@@ -22,6 +23,20 @@ where
     S: Stream<Item = Result<StreamEvent, UpstreamError>> + Send + 'static,
 {
     encode_framed::<S, Sse>(events)
+}
+
+/// A relayed stream (the same-dialect fast path): the upstream's events as they came, and a
+/// failure after the commit point as the error frame [`encode_stream`] writes for it.
+pub fn encode_relayed(
+    chunks: ChunkStream,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    futures_util::stream::unfold(Some(chunks), |state| async move {
+        let mut chunks = state?;
+        match chunks.next().await? {
+            Ok(chunk) => Some((Ok(chunk.bytes), Some(chunks))),
+            Err(err) => Some((Ok(Encoder::<Sse>::default().failed(&err)), None)),
+        }
+    })
 }
 
 /// How each encoded event and a closing error are framed on the wire: SSE here, AWS
