@@ -85,18 +85,8 @@ impl Call for StreamCall {
     /// cooldowns must know), and meters the usage the stream reports: its charge is known
     /// when it ends.
     fn commit(&self, out: EventStream, t: &Target, price: Arc<Price>) -> (EventStream, Charged) {
-        let guard = t.state.begin();
-        let state = t.state.clone();
-        let policy = t.cooldown;
         let (metered, pending) = cost::meter(out, price);
-        let out = Box::pin(metered.map(move |item| {
-            let _busy = &guard;
-            if let Err(error) = &item {
-                state.record_failure(error, Instant::now(), policy);
-            }
-            item
-        }));
-        (out, Charged::AtEnd(pending))
+        (Box::pin(watched(metered, t)), Charged::AtEnd(pending))
     }
 }
 
@@ -180,21 +170,30 @@ impl Call for RelayStreamCall<'_> {
                 (AnswerStream::Translated(events), charged)
             }
             AnswerStream::Relayed(chunks) => {
-                let guard = t.state.begin();
-                let state = t.state.clone();
-                let policy = t.cooldown;
                 let (metered, pending) = cost::meter_chunks(chunks, price);
-                let out = Box::pin(metered.map(move |item| {
-                    let _busy = &guard;
-                    if let Err(error) = &item {
-                        state.record_failure(error, Instant::now(), policy);
-                    }
-                    item
-                }));
-                (AnswerStream::Relayed(out), Charged::AtEnd(pending))
+                (AnswerStream::Relayed(Box::pin(watched(metered, t))), Charged::AtEnd(pending))
             }
         }
     }
+}
+
+/// `stream` with its deployment counted as busy until it ends, and a failure after the commit
+/// point recorded in the deployment's state (it can no longer fall back, but `/health` and
+/// cooldowns must know).
+fn watched<T>(
+    stream: impl futures_util::Stream<Item = Result<T, UpstreamError>> + Send + 'static,
+    t: &Target,
+) -> impl futures_util::Stream<Item = Result<T, UpstreamError>> + Send + 'static {
+    let guard = t.state.begin();
+    let state = t.state.clone();
+    let policy = t.cooldown;
+    stream.map(move |item| {
+        let _busy = &guard;
+        if let Err(error) = &item {
+            state.record_failure(error, Instant::now(), policy);
+        }
+        item
+    })
 }
 
 /// What happened so far, whatever the outcome.
