@@ -519,12 +519,26 @@ async fn a_clients_own_fallbacks_and_mock_testing_flag_are_honoured() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_waits_for_a_cooldown_that_ends_within_its_timeout() {
+    let yaml = config(&[dep("cheap", "only", "")], "cooldown_time: 5\ntimeout: 30\nnum_retries: 0");
+    let h = Harness::new(&yaml, vec![("only", OK, vec![fail(ErrorKind::RateLimited)])]);
+    assert_eq!(h.ask("cheap").await, Err((ErrorKind::RateLimited, 1)));
+    let start = Instant::now();
+    assert_eq!(h.ask("cheap").await.unwrap(), "only");
+    assert_eq!(start.elapsed(), Duration::from_secs(5), "waited for the cooldown to end");
+}
+
+/// A refused or expired credential is still wrong when its cooldown ends: the request is
+/// answered at once with the cause instead of waiting the cooldown out.
+#[tokio::test(start_paused = true)]
+async fn a_cooldown_for_bad_credentials_is_not_waited_for() {
     let yaml = config(&[dep("cheap", "only", "")], "cooldown_time: 5\ntimeout: 30");
     let h = Harness::new(&yaml, vec![("only", OK, vec![fail(ErrorKind::CredentialsExpired)])]);
     assert_eq!(h.ask("cheap").await, Err((ErrorKind::CredentialsExpired, 1)));
     let start = Instant::now();
-    assert_eq!(h.ask("cheap").await.unwrap(), "only");
-    assert_eq!(start.elapsed(), Duration::from_secs(5), "waited for the cooldown to end");
+    assert_eq!(h.ask("cheap").await, Err((ErrorKind::UpstreamUnavailable, 1)));
+    assert_eq!(start.elapsed(), Duration::ZERO, "answered at once");
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(h.ask("cheap").await.unwrap(), "only", "tried again once the cooldown ends");
 }
 
 /// Ollama is down: the refused connection is not retried, the deployment cools, and while it

@@ -437,8 +437,13 @@ async fn run_group<C: Call>(
                 return Err(kind);
             }
             let waitable = order.iter().copied().filter(|&i| last[i].is_none() || may_retry(i));
-            let earliest =
-                waitable.filter_map(|i| targets[i].state.cooldown(now)).map(|c| c.until).min();
+            // Only a cooldown that time heals is worth waiting for: a refused key or a
+            // missing permission is still wrong when the cooldown ends.
+            let earliest = waitable
+                .filter_map(|i| targets[i].state.cooldown(now))
+                .filter(|c| c.reason.kind.is_retryable())
+                .map(|c| c.until)
+                .min();
             let fall_over = || match fallbacks_ahead {
                 Some(n) => n > 0,
                 None => !fallbacks_for(router, req, FallbackKind::General).is_empty(),
