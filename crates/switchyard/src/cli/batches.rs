@@ -12,9 +12,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::output;
+use super::store_args::StoreArgs;
 use crate::batches::{BatchRow, Batches, Page, Settings};
-use crate::config::{self, LoadOptions, ProcessEnv};
-use crate::daemon::StateDir;
 use crate::exit;
 
 #[derive(Debug, Clone, Args)]
@@ -22,22 +21,8 @@ pub struct BatchesArgs {
     #[command(subcommand)]
     pub command: BatchesCommand,
 
-    /// Config file (LiteLLM format), for `database_url`; the same search order as `serve`.
-    #[arg(long, short = 'c', value_name = "PATH", global = true)]
-    pub config: Option<PathBuf>,
-
-    /// Env file to load before resolving the config (repeatable).
-    #[arg(long = "env-file", value_name = "PATH", global = true)]
-    pub env_files: Vec<PathBuf>,
-
-    /// The state directory whose `batches.sqlite3` holds the batches (without
-    /// `database_url`); the same default as `serve`.
-    #[arg(long, value_name = "DIR", global = true)]
-    pub state_dir: Option<PathBuf>,
-
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -55,30 +40,17 @@ pub enum BatchesCommand {
 }
 
 pub fn run(args: &BatchesArgs) -> u8 {
-    let opts = LoadOptions { config_path: args.config.clone(), env_files: args.env_files.clone() };
-    let config = match config::load(&opts, &ProcessEnv) {
-        Ok(config) => config,
-        Err(errors) => {
-            output::stderr(&format!("switchyard: the configuration is invalid\n\n{errors}"));
-            return exit::BAD_CONFIG;
-        }
+    let opened = match args.store.open("batch store") {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            output::stderr(&format!("switchyard: cannot start the async runtime: {err}"));
-            return exit::FAILED;
-        }
-    };
+    let (config, runtime) = (&opened.config, &opened.runtime);
     // The store's pool is built lazily inside the runtime.
     let _entered = runtime.enter();
-    let opened = StateDir::resolve(args.state_dir.as_deref(), &ProcessEnv).and_then(|dir| {
-        Batches::open(&Settings {
-            database_url: config.general.database_url.as_ref().map(|u| u.value.clone()),
-            state_dir: dir.root().to_owned(),
-        })
-    });
-    let batches = match opened {
+    let batches = match Batches::open(&Settings {
+        database_url: opened.database_url.clone(),
+        state_dir: opened.state_dir.clone(),
+    }) {
         Ok(batches) => batches,
         Err(message) => {
             output::stderr(&format!("switchyard: cannot open the batch store: {message}"));
@@ -86,9 +58,9 @@ pub fn run(args: &BatchesArgs) -> u8 {
         }
     };
     runtime.block_on(async {
-        match command(&batches, &args.command, &config).await {
+        match command(&batches, &args.command, config).await {
             Ok(answer) => {
-                output::stdout(&if args.json {
+                output::stdout(&if args.store.json {
                     serde_json::to_string_pretty(&answer).unwrap_or_default()
                 } else {
                     render(&args.command, &answer)

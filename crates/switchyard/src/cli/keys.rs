@@ -10,8 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use super::output;
-use crate::config::{self, LoadOptions, ProcessEnv};
-use crate::daemon::StateDir;
+use super::store_args::StoreArgs;
 use crate::exit;
 use crate::keys::admin::{self, AdminError, ListQuery};
 use crate::keys::{Keys, Settings};
@@ -21,22 +20,8 @@ pub struct KeysArgs {
     #[command(subcommand)]
     pub command: KeysCommand,
 
-    /// Config file (LiteLLM format), for `database_url`; the same search order as `serve`.
-    #[arg(long, short = 'c', value_name = "PATH", global = true)]
-    pub config: Option<PathBuf>,
-
-    /// Env file to load before resolving the config (repeatable).
-    #[arg(long = "env-file", value_name = "PATH", global = true)]
-    pub env_files: Vec<PathBuf>,
-
-    /// The state directory whose `keys.sqlite3` holds the keys (without `database_url`);
-    /// the same default as `serve`.
-    #[arg(long, value_name = "DIR", global = true)]
-    pub state_dir: Option<PathBuf>,
-
-    /// Print LiteLLM's JSON answer instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -146,29 +131,15 @@ impl KeyFields {
 }
 
 pub fn run(args: &KeysArgs) -> u8 {
-    let opts = LoadOptions { config_path: args.config.clone(), env_files: args.env_files.clone() };
-    let config = match config::load(&opts, &ProcessEnv) {
-        Ok(config) => config,
-        Err(errors) => {
-            output::stderr(&format!("switchyard: the configuration is invalid\n\n{errors}"));
-            return exit::BAD_CONFIG;
-        }
+    let opened = match args.store.open("key store") {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            output::stderr(&format!("switchyard: cannot start the async runtime: {err}"));
-            return exit::FAILED;
-        }
-    };
-    runtime.block_on(async {
-        let opened = StateDir::resolve(args.state_dir.as_deref(), &ProcessEnv).and_then(|dir| {
-            Keys::open(&Settings {
-                database_url: config.general.database_url.as_ref().map(|u| u.value.clone()),
-                state_dir: dir.root().to_owned(),
-            })
-        });
-        let keys = match opened {
+    opened.runtime.block_on(async {
+        let keys = match Keys::open(&Settings {
+            database_url: opened.database_url.clone(),
+            state_dir: opened.state_dir.clone(),
+        }) {
             Ok(keys) => keys,
             Err(message) => {
                 output::stderr(&format!("switchyard: cannot open the key store: {message}"));
@@ -185,7 +156,7 @@ pub fn run(args: &KeysArgs) -> u8 {
         }
         match command(&keys, &args.command).await {
             Ok(answer) => {
-                output::stdout(&if args.json {
+                output::stdout(&if args.store.json {
                     pretty(&answer)
                 } else {
                     render(&args.command, &answer)

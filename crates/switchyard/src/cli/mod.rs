@@ -18,6 +18,7 @@ mod spend;
 mod start;
 mod status;
 mod stop;
+mod store_args;
 mod verify;
 
 use std::path::PathBuf;
