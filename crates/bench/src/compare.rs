@@ -145,11 +145,13 @@ pub(crate) struct Endpoint {
     pub gateways: Vec<u32>,
     /// The front's processes; empty when the requests go straight to a gateway.
     pub front: Vec<u32>,
+    /// The endpoint speaks TLS (`--ssl-certfile`).
+    pub tls: Option<Arc<tokio_rustls::TlsConnector>>,
 }
 
 impl Endpoint {
     pub fn direct(gateway: &Proc) -> Self {
-        Self { addr: gateway.addr, gateways: vec![gateway.pid()], front: Vec::new() }
+        Self { addr: gateway.addr, gateways: vec![gateway.pid()], front: Vec::new(), tls: None }
     }
 
     fn cpu_seconds(pids: &[u32]) -> Result<f64, String> {
@@ -255,6 +257,64 @@ pub async fn shedding(s: &Settings<'_>) -> Result<Compared, String> {
     let title = "The global cap on requests in flight on (never reached) against off.";
     let (markdown, json) = render(s, &machine, title, ("shedding", "off"), &results);
     let json = json!({"compare": "shedding", "rows": json});
+    Ok(Compared { markdown, failure: failed_requests(&results), json })
+}
+
+/// `--compare listener`: TLS on the listener (`--ssl-certfile`/`--ssl-keyfile`, a self-signed
+/// certificate for `localhost`) against plain HTTP. Each client keeps its connection, so this
+/// is the cost of encrypting requests and answers, not of handshakes. The keep-alive watchdog
+/// (`keepalive_timeout`) has no off switch: it is on in both.
+pub async fn listener(s: &Settings<'_>) -> Result<Compared, String> {
+    let machine = Machine::read();
+    let mock = procs::start_mock(s.bins)?;
+    let base = "  disable_spend_logs: true\n";
+    let dir = s.work.join("tls");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .map_err(|e| format!("a certificate: {e}"))?;
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).map_err(|e| e.to_string())?;
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = Arc::new(tokio_rustls::TlsConnector::from(Arc::new(client)));
+
+    let plain = start(s, &mock, &Setup { name: "plain", settings: base.into() })?;
+    let config = dir.join("gateway.yaml");
+    std::fs::write(&config, crate::config(&mock, 1) + base).map_err(|e| e.to_string())?;
+    let tls = procs::start_gateway_tls(
+        s.bins,
+        &config,
+        &dir.join("gateway.log"),
+        &dir,
+        (&cert_path, &key_path),
+    )?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut endpoints = vec![Endpoint::direct(&plain.0), Endpoint::direct(&tls)];
+    endpoints[1].tls = Some(connector);
+    let variants: Vec<Variant> = ["plain", "tls"]
+        .iter()
+        .enumerate()
+        .map(|(i, &name)| Variant {
+            name,
+            gateway: i,
+            key: crate::MASTER_KEY.to_owned(),
+            headers: &[],
+        })
+        .collect();
+    let results = rotate(s, "listener", &mock, &endpoints, &variants, None).await?;
+    drop(tls);
+    drop(plain);
+    drop(mock);
+    let title = "TLS on the listener against plain HTTP (kept-alive connections).";
+    let (markdown, json) = render(s, &machine, title, ("listener", "plain"), &results);
+    let json = json!({"compare": "listener", "rows": json});
     Ok(Compared { markdown, failure: failed_requests(&results), json })
 }
 
@@ -599,6 +659,7 @@ pub(crate) async fn rotate(
                         let c = &variants[side - 1];
                         let endpoint = &endpoints[c.gateway];
                         let mut target = crate::targets(mock, endpoint.addr, streaming)?.1;
+                        target.tls.clone_from(&endpoint.tls);
                         target.headers =
                             vec![crate::header("authorization", &format!("Bearer {}", c.key))?];
                         for (name, value) in c.headers {

@@ -32,6 +32,8 @@ pub struct Target {
     pub streaming: bool,
     /// Bytes a correct answer ends with (checked on the last 64 bytes of the body).
     pub expect_tail: &'static [u8],
+    /// TLS to the target (a gateway with `--ssl-certfile`), its name `localhost`.
+    pub tls: Option<Arc<tokio_rustls::TlsConnector>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -158,10 +160,26 @@ impl Client {
         self.sender = None;
         let tcp = TcpStream::connect(target.addr).await.map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(conn);
+        let sender = match &target.tls {
+            None => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .map_err(|e| format!("handshake: {e}"))?;
+                tokio::spawn(conn);
+                sender
+            }
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost")
+                    .map_err(|e| e.to_string())?;
+                let stream =
+                    tls.connect(name, tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| format!("handshake: {e}"))?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
         self.sender = Some(sender);
         Ok(())
     }

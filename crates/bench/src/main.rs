@@ -1,7 +1,7 @@
 //! `cargo run -p bench --release -- [--quick] [--json out.json] [--no-build] [--bin-dir DIR] [--reps N]
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
 //! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
-//! | --compare shedding | --compare replicas | --compare capacity | --compare surfaces
+//! | --compare shedding | --compare listener | --compare replicas | --compare capacity | --compare surfaces
 //! | --compare soak [--minutes 30] | --compare relay [--peer-cmd CMD]]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
@@ -41,7 +41,7 @@ const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger|keys|cache|observability|shedding|replicas|capacity|surfaces|soak|relay] [--minutes N] [--database-url URL] [--redis-url URL] [--peer-cmd CMD]";
+                     [--compare ledger|keys|cache|observability|shedding|listener|replicas|capacity|surfaces|soak|relay] [--minutes N] [--database-url URL] [--redis-url URL] [--peer-cmd CMD]";
 
 struct Args {
     quick: bool,
@@ -125,14 +125,14 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--compare" => match value()?.as_str() {
-                what @ ("ledger" | "keys" | "cache" | "observability" | "shedding" | "replicas"
-                | "capacity" | "surfaces" | "soak" | "relay") => {
+                what @ ("ledger" | "keys" | "cache" | "observability" | "shedding" | "listener"
+                | "replicas" | "capacity" | "surfaces" | "soak" | "relay") => {
                     args.compare = Some(what.to_owned());
                 }
                 other => {
                     return Err(format!(
-                        "--compare: ledger, keys, cache, observability, shedding, replicas, capacity, \
-                         surfaces, soak or relay, not {other}"
+                        "--compare: ledger, keys, cache, observability, shedding, listener, replicas, \
+                         capacity, surfaces, soak or relay, not {other}"
                     ));
                 }
             },
@@ -232,6 +232,8 @@ async fn run(args: Args) -> Result<(), String> {
             compare::observability(&settings).await
         } else if what == "shedding" {
             compare::shedding(&settings).await
+        } else if what == "listener" {
+            compare::listener(&settings).await
         } else if what == "replicas" {
             replicas::replicas(&settings).await
         } else if what == "capacity" {
@@ -309,6 +311,7 @@ fn targets(mock: &Proc, gateway: SocketAddr, streaming: bool) -> Result<(Target,
         )),
         streaming,
         expect_tail: if streaming { br#""message_stop"}"# } else { b"}}" },
+        tls: None,
     };
     let through = Target {
         addr: gateway,
@@ -319,6 +322,7 @@ fn targets(mock: &Proc, gateway: SocketAddr, streaming: bool) -> Result<(Target,
         )),
         streaming,
         expect_tail: if streaming { b"data: [DONE]" } else { b"}}" },
+        tls: None,
     };
     Ok((floor, through))
 }

@@ -220,6 +220,35 @@ pub fn start_gateway_in(
     wait_for_line(child, "Switchyard listening on http://")
 }
 
+/// [`start_gateway_in`] with TLS on the listener: `(certificate, key)` PEM files.
+pub fn start_gateway_tls(
+    bin_dir: &Path,
+    config: &Path,
+    log: &Path,
+    state_dir: &Path,
+    (cert, key): (&Path, &Path),
+) -> Result<Proc, String> {
+    let log = std::fs::File::create(log).map_err(|e| format!("cannot create the log: {e}"))?;
+    let child = Command::new(bin_dir.join("switchyard"))
+        .arg("--config")
+        .arg(config)
+        .args(["--port", "0", "--state-dir"])
+        .arg(state_dir)
+        .arg("--ssl-certfile")
+        .arg(cert)
+        .arg("--ssl-keyfile")
+        .arg(key)
+        .env_remove("SWITCHYARD_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start switchyard: {e}"))?;
+    wait_for_line(child, "Switchyard listening on https://")
+}
+
 /// Starts another gateway (`--peer-cmd`, run by `sh -c`, `{port}` and `{mock}` replaced by a
 /// free port and the mock's address) and waits until its port accepts connections.
 pub fn start_peer(command: &str, mock: SocketAddr, log: &Path) -> Result<Proc, String> {

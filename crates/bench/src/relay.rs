@@ -129,6 +129,7 @@ fn lanes(
         body: bytes::Bytes::from(body),
         streaming,
         expect_tail,
+        tls: None,
     };
     let version = || header("anthropic-version", "2023-06-01");
     let messages =

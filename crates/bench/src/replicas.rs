@@ -90,6 +90,7 @@ async fn run(
             addr: front.addr,
             gateways: pids(i + 1),
             front: front.pids.clone(),
+            tls: None,
         });
     }
     let names = ["1, direct", "nginx → 1", "nginx → 2", "nginx → 3"];

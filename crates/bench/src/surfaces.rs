@@ -183,6 +183,7 @@ pub(crate) fn lanes(
         body: Bytes::from(body),
         streaming,
         expect_tail,
+        tls: None,
     };
     let anthropic = "Anthropic";
     let mut lanes = vec![

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mock_upstream::{MockUpstream, Reply, WireAt};
+use mock_upstream::{AwsIdentity, MockUpstream, Reply, WireAt};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use switchyard::config::{self, MapEnv};
@@ -22,6 +22,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MASTER: &str = "sk-gw-faults-0123456789";
 const KEY: &str = "sk-upstream-faults-0000000000";
+const AWS_KEY: &str = "AKIAMOCKFAULTS000001";
+const AWS_SECRET: &str = "mockFaultsSecretAccessKey000000000000000";
+const BEDROCK: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 /// Concurrent lanes, each a mock and a gateway of its own: a lane's requests go one at a
 /// time, so the fault a request meets is the one scripted for it.
 const LANES: usize = 4;
@@ -41,6 +44,15 @@ fn yaml(url: &str, timeouts: &str) -> String {
     out += &dep("ant-fb", "ant-fb-1", "anthropic/claude-haiku-4-5", url);
     out += &dep("oai-fb", "oai-fb-1", "openai/gpt-4o-mini", &oai_base);
     out += &dep("backup", "backup-1", "anthropic/claude-haiku-4-5", url);
+    // Bedrock: InvokeModelWithResponseStream and ConverseStream, AWS event-stream framing.
+    let aws = format!(
+        "      aws_region_name: us-east-1\n      aws_bedrock_runtime_endpoint: {url}\n      aws_access_key_id: {AWS_KEY}\n      aws_secret_access_key: {AWS_SECRET}\n{timeouts}"
+    );
+    for (alias, model) in [("bed", BEDROCK), ("bconv", &format!("converse/{BEDROCK}"))] {
+        out += &format!(
+            "  - model_name: {alias}\n    litellm_params:\n      model: bedrock/{model}\n{aws}    model_info:\n      id: {alias}-1\n"
+        );
+    }
     out += &format!(
         "router_settings:\n  num_retries: 0\n  disable_cooldowns: true\n  fallbacks: [{{\"ant-fb\": [\"backup\"]}}, {{\"oai-fb\": [\"backup\"]}}]\ngeneral_settings:\n  master_key: {MASTER}\n"
     );
@@ -54,6 +66,7 @@ struct Lane {
 
 async fn lane(ledger: &Ledger, timeouts: &str) -> Lane {
     let mock = MockUpstream::builder().api_key(KEY).start().await;
+    mock.aws().identity(AwsIdentity::new(AWS_KEY, AWS_SECRET));
     let cfg = config::load_from_str(
         &yaml(&mock.url(), timeouts),
         Path::new("faults.yaml"),
@@ -356,8 +369,37 @@ async fn run(lanes: Vec<Lane>, cases: Vec<Case>) -> Vec<(Case, Result<Outcome, S
     out
 }
 
+/// What one every-byte run covers: per client surface, alias and mode, every cut.
+struct Plan {
+    clients: &'static [Client],
+    aliases: &'static [&'static str],
+    streams: &'static [bool],
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_byte_of_an_answer_cut_gives_an_answer_or_a_well_formed_error() {
+    every_byte(Plan {
+        clients: &[Client::Chat, Client::Messages],
+        aliases: &["ant", "oai", "ant-fb", "oai-fb"],
+        streams: &[false, true],
+    })
+    .await;
+}
+
+/// Bedrock's event-stream (InvokeModelWithResponseStream, ConverseStream) cut at every byte:
+/// a binary framing with a CRC per message, where a cut frame must end the client's stream
+/// with an error event, never a partial one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_byte_of_a_bedrock_event_stream_cut_gives_an_answer_or_a_well_formed_error() {
+    every_byte(Plan {
+        clients: &[Client::Chat, Client::Messages],
+        aliases: &["bed", "bconv"],
+        streams: &[true],
+    })
+    .await;
+}
+
+async fn every_byte(plan: Plan) {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let settings =
@@ -369,9 +411,9 @@ async fn every_byte_of_an_answer_cut_gives_an_answer_or_a_well_formed_error() {
     }
     let mut cases = Vec::new();
     let mut shapes = Vec::new();
-    for client in [Client::Chat, Client::Messages] {
-        for stream in [false, true] {
-            for alias in ["ant", "oai", "ant-fb", "oai-fb"] {
+    for &client in plan.clients {
+        for &stream in plan.streams {
+            for &alias in plan.aliases {
                 let (head, wire_len, first_event) =
                     wire_shape(&lanes[0], client, alias, stream).await;
                 shapes.push(format!(

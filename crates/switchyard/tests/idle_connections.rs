@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -28,22 +26,17 @@ const KEEPALIVE_SECS: u64 = 25;
 /// if a connection comes to cost a second buffer or one grown to its 64 KiB ceiling.
 const RSS_BOUND_KB: u64 = 200 * 1024;
 
+mod support;
+
 struct Gateway {
-    child: Child,
+    served: support::Served,
     addr: String,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Gateway {
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.served.pid()
     }
 
     fn open_fds(&self) -> usize {
@@ -85,30 +78,11 @@ async fn start(mock: &MockUpstream) -> Gateway {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--port", "0", "--no-watch", "--config"])
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(dir.path())
-        .env("HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path())
-        .env("RUST_LOG", "error")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = line.trim().strip_prefix("Switchyard listening on ").unwrap().to_owned();
-    let addr = url.trim_start_matches("http://").to_owned();
-    Gateway { child, addr, _dir: dir }
+    let mut cmd = support::serve_command(&config, dir.path(), dir.path());
+    cmd.arg("--no-watch").env("RUST_LOG", "error");
+    let served = support::spawn_ready(cmd).await;
+    let addr = served.addr().to_owned();
+    Gateway { served, addr, _dir: dir }
 }
 
 const LIVELINESS: &[u8] = b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n";

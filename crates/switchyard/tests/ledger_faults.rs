@@ -10,9 +10,6 @@ mod ledger_support;
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,32 +38,6 @@ async fn load(base: &str, prefix: &str, n: usize) {
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
-}
-
-/// The gateway binary serving `config` with its state in `state` (HOME is `home`), and its
-/// base URL once it listens.
-async fn serve(config: &Path, state: &Path, home: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--port", "0", "--no-watch", "--config"])
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .env("HOME", home)
-        .env("XDG_STATE_HOME", home)
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    (child, line.trim().strip_prefix("Switchyard listening on ").unwrap().to_owned())
 }
 
 async fn count(pool: &sqlx::PgPool) -> i64 {
@@ -193,7 +164,8 @@ async fn sigterm_under_load_leaves_a_row_for_every_served_request() {
     let config = tmp.path().join("config.yaml");
     std::fs::write(&config, yaml(&mock)).unwrap();
     let state = tmp.path().join("state");
-    let (mut child, base) = serve(&config, &state, tmp.path()).await;
+    let gw = support::serve(&config, &state, tmp.path()).await;
+    let base = gw.url.clone();
 
     let served: Served = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -234,9 +206,7 @@ async fn sigterm_under_load_leaves_a_row_for_every_served_request() {
     let busy =
         eventually(Duration::from_secs(30), || async { served.lock().unwrap().len() >= 150 }).await;
     assert!(busy);
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let status = gw.stop().await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {
         let _ = w.await;
@@ -269,15 +239,158 @@ async fn disable_spend_logs_serves_and_writes_no_ledger() {
     let config = tmp.path().join("config.yaml");
     std::fs::write(&config, yaml(&mock) + "  disable_spend_logs: true\n").unwrap();
     let state = tmp.path().join("state");
-    let (mut child, base) = serve(&config, &state, tmp.path()).await;
+    let gw = support::serve(&config, &state, tmp.path()).await;
+    let base = gw.url.clone();
     load(&base, "off", 5).await;
     let ready = health(&base, "/health/readiness").await;
     assert_eq!(ready["db"], "Not connected", "{ready}");
     assert!(ready["ledger"].is_null(), "{ready}");
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = gw.stop().await;
     assert!(status.success(), "{status}");
     for file in ["ledger.sqlite3", "ledger-spool.jsonl"] {
         assert!(!state.join(file).exists(), "{file} was created");
     }
+}
+
+/// How a client's stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// Its last event was `message_stop`.
+    Complete,
+    /// Its last event was an `error` event: ended cleanly, not cut.
+    ErrorEvent,
+    /// Anything else: a cut mid-event, a stream without an end, a broken connection.
+    Broken(String),
+}
+
+fn stream_end(text: &str) -> End {
+    let Some(body) = text.strip_suffix("\n\n") else {
+        return End::Broken(format!("does not end with a whole event: {text:?}"));
+    };
+    match body.rsplit("\n\n").next().and_then(|e| e.lines().next()) {
+        Some("event: message_stop") => End::Complete,
+        Some("event: error") => End::ErrorEvent,
+        _ => End::Broken(format!("ends without message_stop or error: {text:?}")),
+    }
+}
+
+/// SIGTERM while same-dialect relayed streams (`/v1/messages` to an Anthropic deployment,
+/// the upstream's bytes passed on) are in flight: each of them finishes, or ends with an
+/// error event, never cut mid-event; every request whose client got a head has exactly one
+/// ledger row, and no request has two; the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_relayed_streams_in_flight_finishes_them_and_records_each_once() {
+    let mock = MockUpstream::builder().api_key(ANT_KEY).record(false).start().await;
+    // About half a second a stream: at any moment most of the workers' streams are open.
+    mock.set_default(
+        Reply::text_chunks(["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h"])
+            .event_gap(Duration::from_millis(50)),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.yaml");
+    std::fs::write(&config, yaml(&mock)).unwrap();
+    let state = tmp.path().join("state");
+    let gw = support::serve(&config, &state, tmp.path()).await;
+    let base = gw.url.clone();
+
+    // Ids whose client got a 200 head, the ones open now, and how each one ended.
+    let heads: Served = Arc::default();
+    let open: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let ends: Arc<Mutex<Vec<(String, End)>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let (base, heads, open, ends) = (base.clone(), heads.clone(), open.clone(), ends.clone());
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0.. {
+                let id = format!("relay-w{w:02}-{i:04}");
+                let sent = client
+                    .post(format!("{base}/v1/messages"))
+                    .header("x-api-key", MASTER)
+                    .header("anthropic-version", "2023-06-01")
+                    .header("x-request-id", &id)
+                    .json(&messages("good", true))
+                    .send()
+                    .await;
+                // The listener has closed: this worker is done.
+                let Ok(resp) = sent else { return };
+                if resp.status() != 200 {
+                    return;
+                }
+                heads.lock().unwrap().push(id.clone());
+                open.lock().unwrap().insert(id.clone());
+                let mut body = resp.bytes_stream();
+                let mut text = Vec::new();
+                let mut broke = None;
+                while let Some(chunk) = body.next().await {
+                    match chunk {
+                        Ok(c) => text.extend_from_slice(&c),
+                        Err(e) => {
+                            broke = Some(format!("the connection broke: {e}"));
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8(text).unwrap();
+                let end = broke.map_or_else(|| stream_end(&text), End::Broken);
+                // The relay passes the upstream's bytes: the mock's sorted keys, where the
+                // translation would write `type` first.
+                if end == End::Complete {
+                    assert!(text.contains("data: {\"message\":"), "not relayed: {text}");
+                }
+                open.lock().unwrap().remove(&id);
+                ends.lock().unwrap().push((id, end));
+            }
+        }));
+    }
+    let busy =
+        eventually(Duration::from_secs(30), || async { ends.lock().unwrap().len() >= 48 }).await;
+    assert!(busy, "the load never got going");
+    let in_flight = open.lock().unwrap().clone();
+    let status = gw.stop().await;
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(status.success(), "{status:?}");
+    assert!(!in_flight.is_empty(), "no stream was open when the signal came");
+
+    let ends: std::collections::BTreeMap<String, End> =
+        ends.lock().unwrap().iter().cloned().collect();
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(ends.len(), heads.len(), "every stream with a head ended");
+    let broken: Vec<_> = ends.iter().filter(|(_, e)| matches!(e, End::Broken(_))).collect();
+    assert!(broken.is_empty(), "{} streams cut: {broken:#?}", broken.len());
+    let finished = in_flight.iter().filter(|id| ends[*id] == End::Complete).count();
+    eprintln!(
+        "{} streams, {} open at SIGTERM, {finished} of those finished, the rest ended with an error event",
+        heads.len(),
+        in_flight.len()
+    );
+
+    let pool = sqlite_pool(&state).await;
+    let ids: Vec<String> = sqlx::query_scalar(r#"SELECT request_id FROM "LiteLLM_SpendLogs""#)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let recorded: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(recorded.len(), ids.len(), "a request recorded twice");
+    let missing: Vec<&String> = heads.iter().filter(|id| !recorded.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of {} have no row: {missing:?}", missing.len(), heads.len());
+    assert_eq!(ids.len(), heads.len(), "a row for a request no client saw a head of");
+    // A stream that finished is a success, charged once: its tokens, not twice them.
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as(r#"SELECT request_id, status, completion_tokens FROM "LiteLLM_SpendLogs""#)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let tokens: BTreeSet<i64> = rows
+        .iter()
+        .filter(|(id, _, _)| ends[id] == End::Complete)
+        .map(|(_, status, t)| {
+            assert_eq!(status, "success");
+            *t
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "every finished stream charged the same: {tokens:?}");
+    pool.close().await;
 }

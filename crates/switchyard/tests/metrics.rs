@@ -492,3 +492,93 @@ async fn disable_metrics_records_nothing_and_says_so_at_the_endpoint() {
     assert_eq!(value(&samples, "litellm_proxy_total_requests_metric_total", &want), 1.0);
     on.shutdown().await.unwrap();
 }
+
+/// A stream the client got a 200 head for, then an error event (the upstream's own, or the
+/// gateway's after the upstream cut the connection): the request is a failure in the request
+/// metrics and the serving deployment's call a failed one, as the ledger records it —
+/// translated (`/v1/chat/completions` to Anthropic) and relayed (`/v1/messages`) alike.
+#[tokio::test]
+async fn a_stream_that_fails_after_its_head_counts_as_a_failure() {
+    let mock = mock().await;
+    let dep = deployment(&mock, "m-midstream", "anthropic/claude-haiku-4-5", &[]);
+    let gw = gateway(&mock, &[dep], "").await;
+    let c = client();
+    let mut body = chat("m-midstream", None);
+    body["stream"] = json!(true);
+    let mut ends = Vec::new();
+    for relayed in [false, true] {
+        for cut in [false, true] {
+            let reply = if cut {
+                Reply::text("one two three four").stream_drop_after(3)
+            } else {
+                Reply::stream_error_after(3, "overloaded_error", "busy upstream")
+            };
+            mock.push(reply);
+            let resp = if relayed {
+                post_messages(&c, &gw.url(), &body).await
+            } else {
+                post_chat(&c, &gw.url(), &body).await
+            };
+            assert_eq!(resp.status(), 200, "relayed={relayed} cut={cut}: the head was sent");
+            let text = resp.text().await.unwrap();
+            assert!(text.contains("error"), "relayed={relayed} cut={cut}: {text}");
+            ends.push(text);
+        }
+    }
+    // The charge (and the metrics) come when the stream's task ends.
+    let mut s = scrape(&gw).await;
+    for _ in 0..100 {
+        if value(
+            &s,
+            "litellm_proxy_failed_requests_metric_total",
+            &[("requested_model", "m-midstream")],
+        ) >= 4.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s = scrape(&gw).await;
+    }
+    let model = [("requested_model", "m-midstream")];
+    assert_eq!(value(&s, "litellm_proxy_failed_requests_metric_total", &model), 4.0, "{ends:#?}");
+    let overloaded = [
+        ("requested_model", "m-midstream"),
+        ("exception_class", "overloaded"),
+        ("exception_status", "529"),
+    ];
+    assert_eq!(value(&s, "litellm_proxy_failed_requests_metric_total", &overloaded), 2.0);
+    assert_eq!(
+        value(
+            &s,
+            "litellm_proxy_total_requests_metric_total",
+            &[("requested_model", "m-midstream"), ("status_code", "200")]
+        ),
+        0.0,
+        "a failed stream is not a 200 in the metrics"
+    );
+    assert_eq!(value(&s, "litellm_proxy_total_requests_metric_total", &model), 4.0);
+    assert_eq!(value(&s, "litellm_deployment_failure_responses_total", &model), 4.0);
+    assert_eq!(value(&s, "litellm_deployment_success_responses_total", &model), 0.0);
+    assert!(
+        value(&s, "switchyard_errors_total", &[("class", "overloaded")]) >= 2.0,
+        "the error counter names the class"
+    );
+
+    // A stream that completes is still a success.
+    mock.push(Reply::text("WORKS"));
+    let resp = post_chat(&c, &gw.url(), &body).await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.unwrap();
+    let ok = [("requested_model", "m-midstream"), ("status_code", "200")];
+    let mut s = scrape(&gw).await;
+    for _ in 0..100 {
+        if value(&s, "litellm_proxy_total_requests_metric_total", &ok) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s = scrape(&gw).await;
+    }
+    assert_eq!(value(&s, "litellm_proxy_total_requests_metric_total", &ok), 1.0);
+    assert_eq!(value(&s, "litellm_deployment_success_responses_total", &model), 1.0);
+    gw.shutdown().await.unwrap();
+}

@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use ledger_support::{TestDb, eventually};
-use mock_upstream::{AwsIdentity, MockUpstream, Reply};
+use mock_upstream::{AwsError, AwsIdentity, MockUpstream, Reply};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
@@ -44,8 +44,14 @@ const REDIS_PASSWORD: &str = "RedisPwdc4n4ry-Hy6Tg3Fr9";
 const PG_PASSWORD: &str = "PgPasswdc4n4ry-Jk8Lm2Nb5";
 const OTLP_TOKEN: &str = "OtlpBearc4n4ry-Qw3Er7Ty1";
 const BEDROCK_MODEL: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+/// A provider key of 8 characters, the shortest cut out of an upstream's words verbatim.
+const SHORT_KEY: &str = "c4n4ryS9";
+/// Static keys of a Bedrock deployment whose upstream quotes them when it refuses.
+const BEDROCK_KEY_ID: &str = "AKIAC4N4RY5W8E3K7QXB";
+const BEDROCK_SECRET: &str = "BedSecretc4n4ry/7Hn2Kq9Lw4Xv6Zp1Rt8Y";
+const BEDROCK_TOKEN: &str = "IQoJb3JpBedc4n4rySessionTok//Zm9vYmFy==";
 
-const CANARIES: [&str; 12] = [
+const CANARIES: [&str; 16] = [
     MASTER,
     CONFIG_KEY,
     ENV_FILE_KEY,
@@ -58,7 +64,29 @@ const CANARIES: [&str; 12] = [
     REDIS_PASSWORD,
     PG_PASSWORD,
     OTLP_TOKEN,
+    SHORT_KEY,
+    BEDROCK_KEY_ID,
+    BEDROCK_SECRET,
+    BEDROCK_TOKEN,
 ];
+
+/// A SigV4 refusal as AWS words it, then the canonical request and string to sign it quotes
+/// (the signed headers' values: the session token), after a proxy's note quoting the
+/// credential scope, the signature and the secret.
+fn signature_mismatch() -> String {
+    format!(
+        "The request signature we calculated does not match the signature you provided. Check \
+         your AWS Secret Access Key and signing method. (proxy: Credential={BEDROCK_KEY_ID}/20260101/\
+         us-east-1/bedrock/aws4_request, Signature=9f2c0e4b7a1d3c5e8f6a2b4d9c1e3f5a7b9d2c4e6f8a1b3d5c7e9f2a4b6d8c0e, \
+         secret {BEDROCK_SECRET})\n\nThe Canonical String for this request should have been\n'POST\n\
+         /model/{BEDROCK_MODEL}/invoke\n\ncontent-type:application/json\nhost:127.0.0.1\n\
+         x-amz-date:20260101T000000Z\nx-amz-security-token:{BEDROCK_TOKEN}\n\n\
+         content-type;host;x-amz-date;x-amz-security-token\n\
+         e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'\n\nThe String-to-Sign \
+         should have been\n'AWS4-HMAC-SHA256\n20260101T000000Z\n20260101/us-east-1/bedrock/\
+         aws4_request\n7d4f2b8e1c6a9d3f5b2e8c4a1f7d3b9e5c2a8f4d1b7e3c9a5f2d8b4e1c7a3f9d'\n"
+    )
+}
 
 // ---------------------------------------------------------------------------------------
 // Where the gateway's output is gathered, and the search.
@@ -204,12 +232,18 @@ struct Mocks {
     openai: MockUpstream,
     /// Anthropic API that answers every call with a 401 quoting the key it was sent.
     echo: MockUpstream,
+    /// OpenAI API that answers every call with a 401 quoting SHORT_KEY.
+    short_echo: MockUpstream,
+    /// Bedrock runtime that refuses every call's signature, quoting what it was signed with.
+    aws_echo: MockUpstream,
 }
 
 fn yaml(m: &Mocks, db: &str, namespace: &str) -> String {
     let a = m.anthropic.url();
     let o = m.openai.url();
     let e = m.echo.url();
+    let se = m.short_echo.url();
+    let ae = m.aws_echo.url();
     format!(
         "model_list:
   - model_name: cheap
@@ -247,6 +281,23 @@ fn yaml(m: &Mocks, db: &str, namespace: &str) -> String {
       api_base: {e}
     model_info:
       id: echoing-1
+  - model_name: short
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_key: {SHORT_KEY}
+      api_base: {se}/v1
+    model_info:
+      id: short-1
+  - model_name: bedrock-echoing
+    litellm_params:
+      model: bedrock/{BEDROCK_MODEL}
+      aws_region_name: us-east-1
+      aws_bedrock_runtime_endpoint: {ae}
+      aws_access_key_id: {BEDROCK_KEY_ID}
+      aws_secret_access_key: {BEDROCK_SECRET}
+      aws_session_token: {BEDROCK_TOKEN}
+    model_info:
+      id: bedrock-echoing-1
 router_settings:
   num_retries: 0
   disable_cooldowns: true
@@ -346,7 +397,27 @@ async fn no_canary_secret_appears_anywhere_the_gateway_writes() {
             ))
             .start()
             .await,
+        short_echo: MockUpstream::builder()
+            .record(false)
+            .default_reply(Reply::error(
+                401,
+                "invalid_request_error",
+                format!("Incorrect API key provided: {SHORT_KEY}."),
+            ))
+            .start()
+            .await,
+        aws_echo: MockUpstream::builder()
+            .record(false)
+            .default_reply(
+                AwsError::new(403, "InvalidSignatureException", signature_mismatch()).into(),
+            )
+            .start()
+            .await,
     };
+    mocks
+        .aws_echo
+        .aws()
+        .identity(AwsIdentity::new(BEDROCK_KEY_ID, BEDROCK_SECRET).session_token(BEDROCK_TOKEN));
     mocks
         .anthropic
         .aws()
@@ -507,7 +578,22 @@ async fn no_canary_secret_appears_anywhere_the_gateway_writes() {
         )
         .await;
     assert_eq!(code, 401, "{body}");
-    for model in ["revoked", "echoing"] {
+    // A Bedrock refusal mid-stream (an exception frame) quoting the same.
+    mocks
+        .aws_echo
+        .push(AwsError::new(400, "ValidationException", signature_mismatch()).mid_stream(2));
+    let (code, body, _) = client
+        .call(
+            &mut hay,
+            "POST",
+            "/v1/chat/completions",
+            &as_master,
+            Some(chat("bedrock-echoing", true, "x")),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("AWS-18"), "the exception frame is diagnosed: {body}");
+    for model in ["revoked", "echoing", "short", "bedrock-echoing"] {
         for stream in [false, true] {
             let (code, body, _) = client
                 .call(
@@ -518,7 +604,7 @@ async fn no_canary_secret_appears_anywhere_the_gateway_writes() {
                     Some(chat(model, stream, "x")),
                 )
                 .await;
-            assert!(code == 401 || (stream && code == 200), "{model}: {code} {body}");
+            assert!(matches!(code, 401 | 403) || (stream && code == 200), "{model}: {code} {body}");
             let (code, body, _) = client
                 .call(
                     &mut hay,
@@ -528,9 +614,24 @@ async fn no_canary_secret_appears_anywhere_the_gateway_writes() {
                     Some(messages(model, stream, "x")),
                 )
                 .await;
-            assert!(code == 401 || (stream && code == 200), "{model}: {code} {body}");
+            assert!(matches!(code, 401 | 403) || (stream && code == 200), "{model}: {code} {body}");
         }
     }
+    let (_, body, _) = client
+        .call(
+            &mut hay,
+            "POST",
+            "/v1/chat/completions",
+            &as_master,
+            Some(chat("bedrock-echoing", false, "y")),
+        )
+        .await;
+    assert!(
+        body.contains("The request signature we calculated does not match"),
+        "AWS's words stay, less what they quote: {body}"
+    );
+
+    batches(&client, &mut hay, &as_master).await;
     let (_, body, _) = client
         .call(
             &mut hay,
@@ -740,6 +841,119 @@ async fn no_canary_secret_appears_anywhere_the_gateway_writes() {
         hay.len() / 1024,
         leaks.join("\n")
     );
+}
+
+/// The batch APIs with requests to every kind of deployment, the failing ones included: an
+/// OpenAI batch (its input file uploaded, then its output and error files read), a message
+/// batch the gateway runs (two accounts), and one it forwards to Anthropic (one account).
+async fn batches(client: &Client, hay: &mut Haystack, as_master: &[(&str, &str)]) {
+    let models = ["cheap", "balanced", "echoing", "short", "bedrock-echoing", "revoked"];
+    let input: Vec<String> = models
+        .iter()
+        .map(|m| {
+            json!({"custom_id": format!("line-{m}"), "method": "POST",
+                   "url": "/v1/chat/completions", "body": chat(m, false, "batch")})
+            .to_string()
+        })
+        .collect();
+    let boundary = "sweep-boundary";
+    let upload = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n{}\r\n--{boundary}--\r\n",
+        input.join("\n")
+    );
+    let resp = client
+        .http
+        .post(format!("{}/v1/files", client.url))
+        .header("authorization", as_master[0].1)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    hay.add("POST /v1/files", text.clone());
+    let file: Value = serde_json::from_str(&text).unwrap();
+    let (code, body, _) = client
+        .call(
+            hay,
+            "POST",
+            "/v1/batches",
+            as_master,
+            Some(json!({"input_file_id": file["id"], "endpoint": "/v1/chat/completions",
+                        "completion_window": "24h"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_owned();
+    let done = until(
+        client,
+        hay,
+        as_master,
+        &format!("/v1/batches/{id}"),
+        "status",
+        &["completed", "failed"],
+    )
+    .await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["request_counts"]["total"], models.len(), "{done:#}");
+    for file in ["output_file_id", "error_file_id"] {
+        let file = done[file].as_str().unwrap();
+        let (code, body, _) =
+            client.call(hay, "GET", &format!("/v1/files/{file}/content"), as_master, None).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    client.call(hay, "GET", "/v1/batches", as_master, None).await;
+
+    let anthropic = [("x-api-key", MASTER), ("anthropic-version", "2023-06-01")];
+    for models in [&["cheap", "echoing", "short", "bedrock-echoing"][..], &["cheap", "cheap"]] {
+        let requests: Vec<Value> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| json!({"custom_id": format!("req-{i}"), "params": messages(m, false, "mb")}))
+            .collect();
+        let (code, body, _) = client
+            .call(
+                hay,
+                "POST",
+                "/v1/messages/batches",
+                &anthropic,
+                Some(json!({ "requests": requests })),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/messages/batches/{id}");
+        until(client, hay, &anthropic, &path, "processing_status", &["ended"]).await;
+        let (code, body, _) =
+            client.call(hay, "GET", &format!("{path}/results"), &anthropic, None).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body.lines().count(), models.len(), "{body}");
+    }
+    client.call(hay, "GET", "/v1/messages/batches", &anthropic, None).await;
+}
+
+/// Polls `path` until its `field` is one of `ends` (a minute at most: a loaded machine).
+async fn until(
+    client: &Client,
+    hay: &mut Haystack,
+    auth: &[(&str, &str)],
+    path: &str,
+    field: &str,
+    ends: &[&str],
+) -> Value {
+    for _ in 0..300 {
+        let (code, body, _) = client.call(hay, "GET", path, auth, None).await;
+        assert_eq!(code, 200, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if ends.iter().any(|e| v[field] == *e) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{path} never reached {ends:?}");
 }
 
 /// Kills the background gateway if the test ends before `stop` ran.

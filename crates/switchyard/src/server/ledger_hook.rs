@@ -21,7 +21,7 @@ use super::errors::request_id;
 use crate::attribution::Attribution;
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::classify::ApiError;
-use crate::cost::{Charge, Charged};
+use crate::cost::{Charge, Charged, StreamFailure};
 use crate::keys::Identity;
 use crate::keys::record::TeamRecord;
 use crate::ledger::{Outcome, Record, Tokens, clean_api_base};
@@ -178,19 +178,22 @@ pub(super) fn streamed(state: &AppState, started: Started, route: &Route, charge
         ledger.record(record);
         return;
     };
-    deployment_calls(state, &pending, route);
     let ledger = state.ledger().map(|l| (l.clone(), l.hold()));
     if ledger.is_some() {
         fill_route(&mut pending.record, route);
     }
     let runtime = state.runtime();
     let deployment = route.deployment.clone();
+    let route = pending.metrics().then(|| route.clone());
     tokio::spawn(async move {
         let charge: Option<Charge> = charge.await;
         outcome.total = pending.clock.elapsed();
         outcome.llm_api = Some(outcome.total.saturating_sub(before_upstream));
         charged(&mut outcome, charge.as_ref());
-        if pending.metrics() {
+        if let Some(route) = &route {
+            // Counted when the stream has ended: a failure after the first event is the
+            // serving deployment's failure too, not a success.
+            deployment_calls(&runtime, &pending, route, charge.and_then(|c| c.failure));
             metrics::global().request(&who(&runtime, &pending, deployment.label_model()), &outcome);
         }
         let Some((ledger, hold)) = ledger else { return };
@@ -389,17 +392,22 @@ fn api_base_label(base: Option<&str>) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Counts, per deployment, the calls behind a served request: the failures, then the success.
-fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
+/// Counts, per deployment, the calls behind a served request: the failures, then the one
+/// that served — a failure too when its stream failed after the first event.
+fn deployment_calls(
+    runtime: &super::Runtime,
+    started: &Started,
+    route: &Route,
+    failure: Option<StreamFailure>,
+) {
     if !started.metrics() {
         return;
     }
-    let runtime = state.runtime();
     let m = metrics::global();
     for a in &route.failed {
         let base = api_base_label(a.deployment.api_base.as_deref());
         let status = a.error.status.unwrap_or_else(|| a.error.kind.http_status().as_u16());
-        let who = who(&runtime, started, a.deployment.label_model());
+        let who = who(runtime, started, a.deployment.label_model());
         m.deployment_call(
             &deployment_labels(&a.deployment, &base),
             &who,
@@ -409,11 +417,13 @@ fn deployment_calls(state: &AppState, started: &Started, route: &Route) {
     }
     let d = &route.deployment;
     let base = api_base_label(d.api_base.as_deref());
+    let (status, class) =
+        failure.map_or((200, ""), |f| (f.kind.http_status().as_u16(), f.kind.as_str()));
     m.deployment_call(
         &deployment_labels(d, &base),
-        &who(&runtime, started, d.label_model()),
-        200,
-        "",
+        &who(runtime, started, d.label_model()),
+        status,
+        class,
     );
 }
 
@@ -422,8 +432,8 @@ fn observe(state: &AppState, started: &Started, route: &Route, outcome: &metrics
     if !started.metrics() {
         return;
     }
-    deployment_calls(state, started, route);
     let runtime = state.runtime();
+    deployment_calls(&runtime, started, route, None);
     metrics::global().request(&who(&runtime, started, route.deployment.label_model()), outcome);
 }
 
@@ -477,6 +487,13 @@ fn routed(route: &Route) -> metrics::Outcome {
 
 fn charged(outcome: &mut metrics::Outcome, charge: Option<&Charge>) {
     let Some(charge) = charge else { return };
+    // The client had a 200 head, then an error event: the request failed, as its ledger row
+    // says, under the status the error event carries.
+    if let Some(failure) = charge.failure {
+        outcome.status = failure.kind.http_status().as_u16();
+        outcome.class = failure.kind.as_str();
+        outcome.diagnosis = failure.diagnosis.unwrap_or_default();
+    }
     outcome.input_tokens = charge.usage.total_input_tokens();
     outcome.output_tokens = charge.usage.output_tokens;
     outcome.spend_nanos =

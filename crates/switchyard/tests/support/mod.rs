@@ -29,3 +29,91 @@ pub async fn start(config: Config) -> Handle {
 pub async fn gateway(yaml: &str, env: &MapEnv) -> Handle {
     start(config(yaml, env)).await
 }
+
+/// The real binary, started as a user starts it, until [`Served::stop`] (or the end of the
+/// test: dropped, it is killed).
+pub struct Served {
+    child: Option<std::process::Child>,
+    /// `http://127.0.0.1:<port>` (or `https://` with TLS), as its ready line says.
+    pub url: String,
+}
+
+/// `switchyard serve --port 0 --no-watch --config <config> --state-dir <state>`, HOME and
+/// XDG_STATE_HOME at `home`, no DATABASE_URL from the machine. Callers add arguments and
+/// variables before [`spawn_ready`].
+pub fn serve_command(config: &Path, state: &Path, home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    cmd.args(["serve", "--port", "0", "--config"])
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home)
+        .env_remove("DATABASE_URL");
+    cmd
+}
+
+/// [`serve_command`] with `--no-watch`, started and ready.
+pub async fn serve(config: &Path, state: &Path, home: &Path) -> Served {
+    let mut cmd = serve_command(config, state, home);
+    cmd.arg("--no-watch");
+    spawn_ready(cmd).await
+}
+
+/// Starts `cmd` and waits for its ready line (`Switchyard listening on <url>`), the one line
+/// scripts wait for; a binary that exits first fails the test with what it printed.
+pub async fn spawn_ready(mut cmd: std::process::Command) -> Served {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let Some(url) = line.trim().strip_prefix("Switchyard listening on ") else {
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        panic!("the gateway did not start ({status}): {line:?}");
+    };
+    Served { url: url.to_owned(), child: Some(child) }
+}
+
+impl Served {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// `host:port`, for raw connections.
+    pub fn addr(&self) -> &str {
+        self.url.split_once("://").map_or(&*self.url, |(_, a)| a)
+    }
+
+    /// Sends `sig` (SIGHUP reloads; SIGTERM drains, as [`Served::stop`] does).
+    pub fn signal(&self, sig: switchyard::daemon::process::Sig) {
+        switchyard::daemon::process::signal(self.pid(), sig).unwrap();
+    }
+
+    /// SIGTERM, then the exit status once the gateway has drained and exited.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal(switchyard::daemon::process::Sig::Term);
+        let mut child = self.child.take().unwrap();
+        tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

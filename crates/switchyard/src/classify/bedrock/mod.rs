@@ -189,6 +189,7 @@ pub fn bedrock_http_error(
         true => format!("HTTP {status} with an empty body"),
         false => format!("HTTP {status} without a message"),
     });
+    let message = super::scrub::scrub_aws(&message).into_owned();
     let mut error = classify(ctx, used, Some(status), read.code.as_deref(), &message, headers);
     let id = request_id(headers).map(str::to_owned).or(read.request_id);
     if let (Some(diag), Some(id)) = (&mut error.diagnosis, id) {
@@ -208,6 +209,7 @@ pub fn bedrock_stream_exception(
     let message = wire::read(&HeaderMap::new(), payload)
         .message
         .unwrap_or_else(|| "an exception frame with an empty payload".to_owned());
+    let message = super::scrub::scrub_aws(&message).into_owned();
     let mut code = exception.to_owned();
     if let Some(first) = code.get_mut(..1) {
         first.make_ascii_uppercase();
@@ -234,6 +236,8 @@ pub fn bedrock_credentials_error(
     failure: CredentialFailure,
     detail: &str,
 ) -> UpstreamError {
+    // STS and the SSO portal refuse as Bedrock does, quoting what Bedrock would.
+    let detail = &*super::scrub::scrub_aws(detail);
     let lower = detail.to_ascii_lowercase();
     let sso_expired = lower.contains("sso token has expired")
         || (lower.contains("failed to read") && lower.contains("sso/cache"))

@@ -153,13 +153,16 @@ impl State {
             Some("event") => {}
             Some("exception") => {
                 let kind = header(":exception-type").unwrap_or_else(|| "unknownException".into());
-                return Err(bedrock_stream_exception(&self.site.ctx, &kind, frame.payload()));
+                let payload = crate::classify::scrub_body(&self.site.deployment, frame.payload());
+                return Err(bedrock_stream_exception(&self.site.ctx, &kind, &payload));
             }
             Some("error") => {
                 let code = header(":error-code").unwrap_or_else(|| "unknownError".into());
                 let message = header(":error-message").unwrap_or_default();
                 let payload = serde_json::json!({ "message": message }).to_string();
-                return Err(bedrock_stream_exception(&self.site.ctx, &code, payload.as_bytes()));
+                let payload =
+                    crate::classify::scrub_body(&self.site.deployment, payload.as_bytes());
+                return Err(bedrock_stream_exception(&self.site.ctx, &code, &payload));
             }
             other => {
                 return Err(unreadable(&format!(

@@ -301,6 +301,7 @@ impl BedrockProvider {
         }
         let headers = response.headers().clone();
         let body = read_capped(response).await;
+        let body = crate::classify::scrub_body(&self.site.deployment, &body);
         Err(bedrock_http_error(&self.site.ctx, used.as_ref(), status.as_u16(), &headers, &body))
     }
 }
