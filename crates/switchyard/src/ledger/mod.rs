@@ -11,6 +11,7 @@
 //! whatever the backlog (the queue is bounded, the spool is on disk).
 
 mod aggregate;
+pub mod rollup;
 pub mod overview;
 pub mod postgres;
 pub mod read;
