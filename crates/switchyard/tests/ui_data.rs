@@ -532,7 +532,8 @@ async fn seed_without_rollup(
         let path = dir.path().join("ledger.sqlite3");
         let store = switchyard::ledger::sqlite::Sqlite::new(&path).unwrap();
         store.prepare().await.unwrap();
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        let pool =
+            sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         sqlx::query(r#"DROP TRIGGER "switchyard_rollup_insert""#).execute(&pool).await.unwrap();
         pool.close().await;
         Box::new(store)
@@ -857,7 +858,11 @@ async fn check_sums(dir: &Path, database_url: Option<&str>) {
             ..s
         };
         assert!(from != ranges[0].0 || by_rows.errors.len() == 2, "{:?}", by_rows.errors);
-        assert_eq!(near(reader.overview(&filter, from, to).await.unwrap()), near(by_rows), "{from}");
+        assert_eq!(
+            near(reader.overview(&filter, from, to).await.unwrap()),
+            near(by_rows),
+            "{from}"
+        );
         let key = Filter { api_key: Some(hash_key("awk-key-1")), ..filter };
         let mut builder = overview::Builder::new(from, to);
         reader.scan(&key, &mut |e| builder.add(&e)).await.unwrap();

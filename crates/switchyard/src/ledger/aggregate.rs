@@ -28,7 +28,8 @@ use super::report::{self, By, Group, Report, Totals};
 use super::store::describe;
 
 /// One group's sums as the store gives them.
-pub(super) type GroupRow = (String, Option<String>, i64, i64, i64, i64, i64, i64, Option<String>, i64);
+pub(super) type GroupRow =
+    (String, Option<String>, i64, i64, i64, i64, i64, i64, Option<String>, i64);
 
 /// The two dialects' spellings of what a row holds, over the table aliased `t`.
 pub(super) struct Dialect {

@@ -11,12 +11,12 @@
 //! whatever the backlog (the queue is bounded, the spool is on disk).
 
 mod aggregate;
-pub mod rollup;
 pub mod overview;
 pub mod postgres;
 pub mod read;
 mod record;
 pub mod report;
+pub mod rollup;
 mod spend;
 mod spool;
 pub mod sqlite;

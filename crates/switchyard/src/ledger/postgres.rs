@@ -209,7 +209,9 @@ impl Postgres {
                 tracing::warn!(error = %self.err(&e), "ledger: could not create the hourly rollup; reports read the rows");
             }
         } else {
-            tracing::warn!("ledger: \"LiteLLM_SpendLogs\" lacks columns the hourly rollup needs; reports read the rows");
+            tracing::warn!(
+                "ledger: \"LiteLLM_SpendLogs\" lacks columns the hourly rollup needs; reports read the rows"
+            );
         }
         Ok(Insert::new(columns))
     }

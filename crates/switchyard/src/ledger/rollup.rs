@@ -40,8 +40,18 @@ use super::store::describe;
 
 /// The groupings the rollup keeps, by their `dim` name.
 pub(super) const DIMS: &[&str] = &[
-    "alias", "model", "deployment", "provider", "user", "key", "session", "team", "tag", "class",
-    "dur", "ovh",
+    "alias",
+    "model",
+    "deployment",
+    "provider",
+    "user",
+    "key",
+    "session",
+    "team",
+    "tag",
+    "class",
+    "dur",
+    "ovh",
 ];
 
 /// The columns of `"LiteLLM_SpendLogs"` the PostgreSQL rollup needs; a table an older
@@ -271,8 +281,11 @@ impl Sql {
     /// The upsert adding the rows of `source` (`sign` 1) or subtracting them (`sign` -1).
     pub fn upsert(&self, source: &str, sign: i64) -> String {
         let expanded = self.expand(source, sign, DIMS);
-        let spend_sum =
-            if self.postgres { "sum(spend)" } else { "sum(units), group_concat(rest, ',')" };
+        let spend_sum = if self.postgres {
+            "coalesce(sum(spend), 0)"
+        } else {
+            "sum(units), group_concat(rest, ',')"
+        };
         // Sorted, so two writers' statements lock the rollup's rows in the same order.
         self.upsert_rows(&format!(
             "SELECT hour, dim, value, max(label), sum(requests), sum(failed), sum(hits), sum(pt), \
@@ -318,7 +331,12 @@ impl Sql {
         let (hour, int, spend, tail) = if self.postgres {
             ("TIMESTAMP(3)", "BIGINT", r#""spend" NUMERIC NOT NULL DEFAULT 0"#, "")
         } else {
-            ("TEXT", "INTEGER", r#""units" INTEGER NOT NULL DEFAULT 0, "rest" TEXT"#, " WITHOUT ROWID")
+            (
+                "TEXT",
+                "INTEGER",
+                r#""units" INTEGER NOT NULL DEFAULT 0, "rest" TEXT"#,
+                " WITHOUT ROWID",
+            )
         };
         format!(
             r#"CREATE TABLE "{TABLE}" ("hour" {hour} NOT NULL, "dim" TEXT NOT NULL, "value" TEXT NOT NULL,
@@ -623,7 +641,11 @@ impl Facts {
             .collect();
         Self {
             hour: text(0).unwrap_or_default(),
-            keyed: dims.iter().enumerate().map(|(i, d)| (*d, text(i + 1).unwrap_or_default())).collect(),
+            keyed: dims
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (*d, text(i + 1).unwrap_or_default()))
+                .collect(),
             tags,
             label: text(10),
             failed: int(11) != 0,
@@ -691,8 +713,20 @@ impl Sql {
 
 /// A report's row from the rollup: key, label, requests, failed, four token sums, the
 /// spend parts, priced.
-type RollupGroup =
-    (String, Option<String>, i64, i64, i64, i64, i64, i64, Option<String>, Option<String>, Option<String>, i64);
+type RollupGroup = (
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 /// An overview's row: bucket, dim, value, requests, failed, hits, the spend parts, priced.
 type RollupPoint =
@@ -825,7 +859,8 @@ impl Reader {
             (false, _) if dim == "class" => "''",
             (false, _) => "value",
         };
-        let int = |c: &str| if sql.postgres { format!("sum({c})::bigint") } else { format!("sum({c})") };
+        let int =
+            |c: &str| if sql.postgres { format!("sum({c})::bigint") } else { format!("sum({c})") };
         let query = format!(
             "SELECT {key}, max(label), {}, {}, {}, {}, {}, {}, {}, {} FROM ({ranged}) x \
              GROUP BY 1 HAVING sum(requests) > 0",
@@ -880,14 +915,14 @@ impl Reader {
             return Ok(None);
         };
         let b = match (postgres, bucket) {
-            (true, _) => format!(
-                r#"to_char(date_trunc('{}', hour), 'YYYY-MM-DD"T"HH24:MI')"#,
-                bucket.name()
-            ),
+            (true, _) => {
+                format!(r#"to_char(date_trunc('{}', hour), 'YYYY-MM-DD"T"HH24:MI')"#, bucket.name())
+            }
             (false, Bucket::Day) => "substr(hour, 1, 10)".to_owned(),
             (false, _) => "hour".to_owned(),
         };
-        let int = |c: &str| if postgres { format!("sum({c})::bigint") } else { format!("sum({c})") };
+        let int =
+            |c: &str| if postgres { format!("sum({c})::bigint") } else { format!("sum({c})") };
         let query = format!(
             "SELECT CASE WHEN dim = 'ovh' THEN '' ELSE {b} END, dim, value, {}, {}, {}, {}, {} \
              FROM ({ranged}) x GROUP BY 1, 2, 3",
@@ -985,7 +1020,11 @@ mod tests {
     fn sqlite_spend_parts_sum_exactly_and_deleted_odd_values_subtract() {
         let (sum, priced) = spend_of(
             false,
-            (Some("12".into()), Some("300000000001".into()), Some("junk,0.1234567890123,~0.1234567890123".into())),
+            (
+                Some("12".into()),
+                Some("300000000001".into()),
+                Some("junk,0.1234567890123,~0.1234567890123".into()),
+            ),
             3,
         );
         assert_eq!(sum.to_string(), "12.300000000001");

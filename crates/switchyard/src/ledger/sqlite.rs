@@ -15,8 +15,8 @@ use sqlx::Sqlite as Lite;
 use sqlx::sqlite::SqlitePool;
 
 use super::postgres::metadata;
-use super::rollup::{Deltas, Facts, add_facts};
 use super::record::Record;
+use super::rollup::{Deltas, Facts, add_facts};
 use super::store::{Store, StoreError, describe};
 
 pub const MIGRATIONS: &[&str] = &[
@@ -258,12 +258,13 @@ impl Store for Sqlite {
                     .await
                     .map_err(|e| describe(&e, None))?;
             }
-            let fresh: Vec<String> =
-                sqlx::query_scalar(r#"SELECT "request_id" FROM "LiteLLM_SpendLogs" WHERE rowid > ?1"#)
-                    .bind(last)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| describe(&e, None))?;
+            let fresh: Vec<String> = sqlx::query_scalar(
+                r#"SELECT "request_id" FROM "LiteLLM_SpendLogs" WHERE rowid > ?1"#,
+            )
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| describe(&e, None))?;
             let mut fresh: HashSet<&str> = fresh.iter().map(String::as_str).collect();
             let mut deltas = Deltas::new();
             // A batch naming one request twice inserted its first row.
@@ -296,12 +297,13 @@ impl Store for Sqlite {
                 add_facts(&mut deltas, Facts::read(&row), -1);
             }
             drop(rows);
-            let done = sqlx::query(&format!("DELETE FROM \"LiteLLM_SpendLogs\" AS t WHERE {oldest}"))
-                .bind(time(before))
-                .bind(i64::from(limit))
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            let done =
+                sqlx::query(&format!("DELETE FROM \"LiteLLM_SpendLogs\" AS t WHERE {oldest}"))
+                    .bind(time(before))
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
             self.add_deltas(&mut tx, deltas).await.map_err(err)?;
             tx.commit().await.map_err(err)?;
             Ok(done.rows_affected())
