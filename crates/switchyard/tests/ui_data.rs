@@ -511,6 +511,26 @@ async fn seed(store: &dyn switchyard::ledger::Store, rows: &[switchyard::ledger:
     }
 }
 
+/// Seeds `rows` into a fresh PostgreSQL database whose rollup insert trigger is dropped
+/// first; returns how long the inserts took. (SQLite's writer keeps its rollup itself.)
+async fn seed_without_rollup(rows: &[switchyard::ledger::Record]) -> std::time::Duration {
+    use switchyard::ledger::Store as _;
+    let db = TestDb::create().await;
+    let store = switchyard::ledger::postgres::Postgres::new(&db.url()).unwrap();
+    store.prepare().await.unwrap();
+    let pool = db.pool().await;
+    sqlx::query(r#"DROP TRIGGER "switchyard_rollup_insert" ON "LiteLLM_SpendLogs""#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let began = std::time::Instant::now();
+    for batch in rows.chunks(switchyard::ledger::BATCH) {
+        store.insert(batch).await.unwrap();
+    }
+    began.elapsed()
+}
+
 /// How long each dashboard data route takes over 100,000 ledger rows (the median of five,
 /// after one to warm the pool), on both stores. Run by hand, release build:
 /// `cargo test --release -p switchyard --test ui_data -- --ignored --nocapture`.
@@ -540,14 +560,29 @@ async fn dashboard_data_over_100k_rows() {
             }
         }
         let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
-        eprintln!("{backend}: seeded {ROWS} rows in {:?}", began.elapsed());
+        let with_rollup = began.elapsed();
+        eprintln!("{backend}: seeded {ROWS} rows in {with_rollup:?}");
+        if database_url.is_some() {
+            // The same rows through the same insert without the rollup's trigger: what
+            // keeping the rollup costs the writer.
+            let without = seed_without_rollup(&rows).await;
+            eprintln!(
+                "{backend}: {without:?} without the rollup ({:.2}x the time with it)",
+                with_rollup.as_secs_f64() / without.as_secs_f64()
+            );
+        }
         let seen = Seen::default();
         let week = (Utc::now() - chrono::Duration::days(8)).format("%Y-%m-%d").to_string();
         for path in [
             "/overview".to_owned(),
             format!("/overview?from={week}"),
             "/spend?group_by=alias".to_owned(),
+            "/spend?group_by=model".to_owned(),
+            "/spend?group_by=provider".to_owned(),
             "/spend?group_by=tag".to_owned(),
+            "/spend?group_by=user".to_owned(),
+            "/spend?group_by=key".to_owned(),
+            "/spend?group_by=session".to_owned(),
             "/spend?group_by=day&format=csv".to_owned(),
             "/requests".to_owned(),
             "/requests?tag=ticket:7".to_owned(),
@@ -662,22 +697,55 @@ fn awkward_rows() -> Vec<switchyard::ledger::Record> {
 }
 
 /// The reports the store sums (`Reader::report`, `Reader::overview`) equal the row-by-row
-/// sums over the same rows, for every grouping and bucket width.
+/// sums over the same rows, for every grouping and bucket width: from the hourly rollup for
+/// ranges holding whole hours (a range's partial hours from the rows), from the rows
+/// otherwise. The rollup counts rows that were there before it was created (backfill), rows
+/// another writer inserts, no replayed row twice, and follows deleted rows.
 async fn sql_sums_equal_row_sums(database_url: Option<&str>) {
-    use switchyard::ledger::overview;
-    use switchyard::ledger::read::{Filter, Reader};
-    use switchyard::ledger::report::{self, By};
     let dir = tempfile::tempdir().unwrap();
     let rows = awkward_rows();
-    match database_url {
+    let store: Box<dyn switchyard::ledger::Store> = match database_url {
         None => {
             let path = dir.path().join("ledger.sqlite3");
-            seed(&switchyard::ledger::sqlite::Sqlite::new(&path).unwrap(), &rows).await;
+            // A row written before the rollup existed: the backfill sums it.
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                .await
+                .unwrap();
+            for statement in switchyard::ledger::sqlite::MIGRATIONS {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            sqlx::raw_sql(
+                r#"INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, spend, "startTime",
+                   "endTime", model, model_group, request_tags, status, request_duration_ms,
+                   metadata) VALUES ('early-1', 'acompletion', '0.125', '2026-11-21T05:10:00.000Z',
+                   '2026-11-21T05:10:01.000Z', 'gpt-4o', 'cheap', '["a"]', 'success', 1234,
+                   '{"litellm_overhead_time_ms": 0.25}')"#,
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            let store = switchyard::ledger::sqlite::Sqlite::new(&path).unwrap();
+            seed(&store, &rows).await;
+            Box::new(store)
         }
         Some(url) => {
-            seed(&switchyard::ledger::postgres::Postgres::new(url).unwrap(), &rows).await;
-            // A row LiteLLM wrote: a float spend without the exact decimal, JSON null class.
+            // A row LiteLLM wrote before the rollup existed (backfilled) and one after (the
+            // trigger): a float spend without the exact decimal, JSON null class.
             let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::raw_sql(switchyard::ledger::postgres::CREATE_TABLE).execute(&pool).await.unwrap();
+            sqlx::raw_sql(
+                r#"INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, spend, "startTime",
+                   "endTime", model, model_group, request_tags, status, request_duration_ms,
+                   metadata) VALUES ('early-1', 'acompletion', 0.125, '2026-11-21T05:10:00',
+                   '2026-11-21T05:10:01', 'gpt-4o', 'cheap', '["a"]', 'success', 1234,
+                   '{"litellm_overhead_time_ms": 0.25}')"#,
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            let store = switchyard::ledger::postgres::Postgres::new(url).unwrap();
+            seed(&store, &rows).await;
             sqlx::raw_sql(
                 r#"INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, spend, "startTime",
                    "endTime", model, model_group, request_tags, status, metadata)
@@ -689,17 +757,56 @@ async fn sql_sums_equal_row_sums(database_url: Option<&str>) {
             .await
             .unwrap();
             pool.close().await;
+            Box::new(store)
         }
+    };
+    check_sums(dir.path(), database_url).await;
+    // The spool replaying rows already written, then retention deleting the oldest rows.
+    store.insert(&rows[..120]).await.unwrap();
+    let cutoff = chrono::DateTime::parse_from_rfc3339("2026-11-20T17:30:00Z").unwrap().to_utc();
+    assert!(store.delete_before(cutoff, 100_000).await.unwrap() > 0);
+    check_sums(dir.path(), database_url).await;
+}
+
+/// A summary as the rollup gives it: durations and overheads at its resolution.
+fn at_rollup_resolution(
+    s: switchyard::ledger::overview::Summary,
+) -> switchyard::ledger::overview::Summary {
+    use switchyard::ledger::rollup::{bucket, overhead_bucket};
+    let ms = |v: Option<u64>| v.map(|v| bucket(v as i64) as u64);
+    switchyard::ledger::overview::Summary {
+        latency_p50_ms: ms(s.latency_p50_ms),
+        latency_p99_ms: ms(s.latency_p99_ms),
+        overhead_p50_ms: s.overhead_p50_ms.map(overhead_bucket),
+        overhead_p99_ms: s.overhead_p99_ms.map(overhead_bucket),
+        series: s
+            .series
+            .into_iter()
+            .map(|p| switchyard::ledger::overview::Point { p50_ms: ms(p.p50_ms), ..p })
+            .collect(),
+        ..s
     }
-    let reader = Reader::new(&settings(dir.path(), database_url));
+}
+
+async fn check_sums(dir: &Path, database_url: Option<&str>) {
+    use switchyard::ledger::overview::{self, Bucket};
+    use switchyard::ledger::read::{Filter, Reader};
+    use switchyard::ledger::report::{self, By};
+    let reader = Reader::new(&settings(dir, database_url));
     let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap();
     let ranges = [
         (at("2026-11-19T00:00"), at("2026-12-30T00:00")),
         (at("2026-11-20T12:00"), at("2026-11-22T12:00")),
+        // Partial hours at both ends: they are read from the rows.
+        (at("2026-11-20T10:17"), at("2026-11-22T03:41")),
         (at("2026-11-21T01:00"), at("2026-11-21T05:30")),
     ];
-    for (from, to) in ranges {
-        let filter = Filter { start: Some(from), end: Some(to), ..Filter::default() };
+    let all = Filter::default();
+    for filter in ranges
+        .iter()
+        .map(|(from, to)| Filter { start: Some(*from), end: Some(*to), ..Filter::default() })
+        .chain([all])
+    {
         for by in [
             By::Alias,
             By::Model,
@@ -716,13 +823,21 @@ async fn sql_sums_equal_row_sums(database_url: Option<&str>) {
             reader.scan(&filter, &mut |e| builder.add(&e)).await.unwrap();
             let by_rows = builder.finish();
             assert!(by_rows.total.requests > 0);
-            assert!(from != ranges[0].0 || by_rows.total.unpriced > 0);
-            assert_eq!(reader.report(&filter, by).await.unwrap(), by_rows, "{by:?} {from}");
+            assert!(filter.start != Some(ranges[0].0) || by_rows.total.unpriced > 0);
+            assert_eq!(reader.report(&filter, by).await.unwrap(), by_rows, "{by:?} {filter:?}");
         }
+    }
+    for (from, to) in ranges {
+        let filter = Filter { start: Some(from), end: Some(to), ..Filter::default() };
         let mut builder = overview::Builder::new(from, to);
         reader.scan(&filter, &mut |e| builder.add(&e)).await.unwrap();
-        let by_rows = builder.finish();
+        let mut by_rows = builder.finish();
         assert!(by_rows.requests > 0 && by_rows.overhead_p99_ms.is_some());
+        // Ranges charted by the hour or the day read the rollup, which keeps durations and
+        // overheads at two significant digits; a chart by the minute reads the rows.
+        if Bucket::for_range(from, to) != Bucket::Minute {
+            by_rows = at_rollup_resolution(by_rows);
+        }
         // SQLite's row-by-row read prints a row's overhead with 15 significant digits; the
         // store's sum reads the recorded double: equal to well under a microsecond.
         let near = |s: overview::Summary| overview::Summary {
@@ -731,7 +846,11 @@ async fn sql_sums_equal_row_sums(database_url: Option<&str>) {
             ..s
         };
         assert!(from != ranges[0].0 || by_rows.errors.len() == 2, "{:?}", by_rows.errors);
-        assert_eq!(near(reader.overview(&filter, from, to).await.unwrap()), near(by_rows));
+        assert_eq!(
+            near(reader.overview(&filter, from, to).await.unwrap()),
+            near(by_rows),
+            "{from}"
+        );
         let key = Filter { api_key: Some(hash_key("awk-key-1")), ..filter };
         let mut builder = overview::Builder::new(from, to);
         reader.scan(&key, &mut |e| builder.add(&e)).await.unwrap();
@@ -749,4 +868,57 @@ async fn sqlite_sums_in_sql_equal_row_sums() {
 async fn postgres_sums_in_sql_equal_row_sums() {
     let db = TestDb::create().await;
     sql_sums_equal_row_sums(Some(&db.url())).await;
+}
+
+/// The dashboard's report routes while PostgreSQL cannot be reached (a relay the test cuts):
+/// each answers at once with the ledger's error (what, why, what to do, `LED-01`) instead of
+/// hanging, and answers again once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_routes_answer_a_clear_error_while_the_database_is_cut_and_recover() {
+    let db = TestDb::create().await;
+    let relay = Relay::start("127.0.0.1:5432".parse().unwrap()).await;
+    let url = db.url_at(relay.addr);
+    let s = setup(Some(&url)).await;
+    seed(&switchyard::ledger::postgres::Postgres::new(&db.url()).unwrap(), &seed_rows(200)).await;
+    let seen = Seen::default();
+    let week = (Utc::now() - chrono::Duration::days(8)).format("%Y-%m-%d").to_string();
+    let routes = [
+        "/overview".to_owned(),
+        format!("/overview?from={week}"),
+        "/spend?group_by=alias".to_owned(),
+        "/spend?group_by=tag".to_owned(),
+        "/spend?group_by=day&format=csv".to_owned(),
+        "/requests".to_owned(),
+    ];
+    for path in &routes {
+        let (status, _, text) = seen.get_raw(&s, MASTER, path).await;
+        assert_eq!(status, 200, "{path}: {text}");
+    }
+    relay.cut();
+    // A hung route would fail here rather than stall the run.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    for path in &routes {
+        let resp = client
+            .get(format!("{}/ui/api{path}", s.gw.url()))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: no answer while the database is cut: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(status >= 500, "{path}: {status} {text}");
+        assert!(text.contains("LED-01"), "{path}: {text}");
+        assert!(text.contains("cannot be read"), "{path}: {text}");
+        assert!(text.contains("database_url"), "{path}: what to do: {text}");
+    }
+    relay.restore();
+    for path in &routes {
+        let back = eventually(Duration::from_secs(20), || async {
+            seen.get_raw(&s, MASTER, path).await.0 == 200
+        })
+        .await;
+        assert!(back, "{path} answers again once the database is back");
+    }
+    let (_, spend) = seen.get(&s, MASTER, &format!("/spend?from={week}")).await;
+    assert_eq!(spend["total"]["requests"], 200);
 }

@@ -28,16 +28,17 @@ use super::report::{self, By, Group, Report, Totals};
 use super::store::describe;
 
 /// One group's sums as the store gives them.
-type GroupRow = (String, Option<String>, i64, i64, i64, i64, i64, i64, Option<String>, i64);
+pub(super) type GroupRow =
+    (String, Option<String>, i64, i64, i64, i64, i64, i64, Option<String>, i64);
 
 /// The two dialects' spellings of what a row holds, over the table aliased `t`.
-struct Dialect {
-    postgres: bool,
+pub(super) struct Dialect {
+    pub(super) postgres: bool,
 }
 
 impl Dialect {
     /// A token count: a non-negative integer, else 0 (as [`super::read::Entry`] reads it).
-    fn count(&self, column: &str) -> String {
+    pub(super) fn count(&self, column: &str) -> String {
         if self.postgres {
             match column {
                 "prompt_tokens" | "completion_tokens" => {
@@ -45,7 +46,7 @@ impl Dialect {
                 }
                 // PostgreSQL keeps cache tokens in `metadata`.
                 _ => format!(
-                    r#"CASE WHEN jsonb_typeof(t."metadata"->'{column}') = 'number' AND t."metadata"->>'{column}' ~ '^[0-9]+$' THEN (t."metadata"->>'{column}')::bigint ELSE 0 END"#
+                    r#"CASE WHEN jsonb_typeof(t."metadata"->'{column}') = 'number' AND t."metadata"->>'{column}' ~ '^[0-9]{{1,18}}$' THEN (t."metadata"->>'{column}')::bigint ELSE 0 END"#
                 ),
             }
         } else {
@@ -57,7 +58,7 @@ impl Dialect {
 
     /// A row's exact spend, NULL when unknown: PostgreSQL writes 0.0 and
     /// `metadata.spend_unknown` for an unpriced request, and the exact decimal beside the float.
-    fn spend(&self) -> &'static str {
+    pub(super) fn spend(&self) -> &'static str {
         if self.postgres {
             r#"CASE WHEN t."metadata"->'spend_unknown' = 'true'::jsonb THEN NULL
  WHEN jsonb_typeof(t."metadata"->'spend_decimal') = 'string' AND t."metadata"->>'spend_decimal' ~ '^-?[0-9]+(\.[0-9]+)?$'
@@ -67,11 +68,11 @@ impl Dialect {
         }
     }
 
-    fn failed(&self) -> &'static str {
+    pub(super) fn failed(&self) -> &'static str {
         r#"CASE WHEN t."status" = 'failure' THEN 1 ELSE 0 END"#
     }
 
-    fn key_alias(&self) -> &'static str {
+    pub(super) fn key_alias(&self) -> &'static str {
         if self.postgres { r#"t."metadata"->>'user_api_key_alias'"# } else { r#"t."key_alias""# }
     }
 
@@ -260,11 +261,11 @@ fn spend_sum(postgres: bool, text: Option<&str>, count: i64) -> (Decimal, u64) {
     (sum, priced)
 }
 
-fn unsigned(n: i64) -> u64 {
+pub(super) fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn totals(postgres: bool, row: &GroupRow) -> Totals {
+pub(super) fn totals_of(postgres: bool, row: &GroupRow) -> Totals {
     let (spend, priced) = spend_sum(postgres, row.8.as_deref(), row.9);
     let requests = unsigned(row.2);
     Totals {
@@ -280,7 +281,7 @@ fn totals(postgres: bool, row: &GroupRow) -> Totals {
 }
 
 /// A bucket's start from its text: `2026-12-01`, `2026-12-01T10`, `2026-12-01T10:30`.
-fn bucket_start(text: &str) -> Option<NaiveDateTime> {
+pub(super) fn bucket_start(text: &str) -> Option<NaiveDateTime> {
     let text = text.replace(' ', "T");
     match text.len() {
         10 => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
@@ -292,7 +293,7 @@ fn bucket_start(text: &str) -> Option<NaiveDateTime> {
 }
 
 /// What a report query failed with: a PostgreSQL table without some column reads row by row.
-enum Failed {
+pub(super) enum Failed {
     OldTable,
     Read(ReadError),
 }
@@ -313,12 +314,15 @@ impl Reader {
     }
 
     async fn report_sql(&self, filter: &Filter, by: By) -> Result<Report, Failed> {
+        if let Some(report) = self.report_rollup(filter, by).await? {
+            return Ok(report);
+        }
         let rows = self.group_rows(filter, Some(by)).await?;
         let postgres = self.backend() == "postgres";
         let mut total = Totals::default();
         let mut groups = Vec::with_capacity(rows.len());
         for row in &rows {
-            let t = totals(postgres, row);
+            let t = totals_of(postgres, row);
             add(&mut total, &t);
             groups.push(Group {
                 key: row.0.clone(),
@@ -329,7 +333,7 @@ impl Reader {
         if by == By::Tag {
             // A request counts under each of its tags, but once in the total.
             total = match self.group_rows(filter, None).await?.first() {
-                Some(row) => totals(postgres, row),
+                Some(row) => totals_of(postgres, row),
                 None => Totals::default(),
             };
         }
@@ -390,6 +394,9 @@ impl Reader {
         to: NaiveDateTime,
     ) -> Result<Summary, Failed> {
         let bucket = Bucket::for_range(from, to);
+        if let Some(summary) = self.overview_rollup(filter, from, to).await? {
+            return Ok(summary);
+        }
         let opened = self.open().await.map_err(Failed::Read)?;
         let postgres = matches!(opened, Opened::Postgres(..));
         let d = Dialect { postgres };
@@ -509,7 +516,7 @@ impl Reader {
 /// Per bucket and error class: `(bucket, class, requests, failed, cache hits, spend, priced)`.
 type SumRow = (String, String, i64, i64, i64, Option<String>, i64);
 
-fn add(total: &mut Totals, t: &Totals) {
+pub(super) fn add(total: &mut Totals, t: &Totals) {
     total.requests += t.requests;
     total.failed += t.failed;
     total.input_tokens += t.input_tokens;

@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod read;
 mod record;
 pub mod report;
+pub mod rollup;
 mod spend;
 mod spool;
 pub mod sqlite;

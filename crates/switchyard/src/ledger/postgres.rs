@@ -204,6 +204,15 @@ impl Postgres {
                 tracing::warn!(error = %self.err(&e), "ledger: could not create an index on \"LiteLLM_SpendLogs\"");
             }
         }
+        if super::rollup::PG_COLUMNS.iter().all(|c| found.iter().any(|f| f == c)) {
+            if let Err(e) = create_rollup(&self.pool).await {
+                tracing::warn!(error = %self.err(&e), "ledger: could not create the hourly rollup; reports read the rows");
+            }
+        } else {
+            tracing::warn!(
+                "ledger: \"LiteLLM_SpendLogs\" lacks columns the hourly rollup needs; reports read the rows"
+            );
+        }
         Ok(Insert::new(columns))
     }
 
@@ -401,12 +410,30 @@ pub fn metadata(r: &Record) -> Metadata<'_> {
 /// every Switchyard process takes for its DDL: replicas starting together on a fresh database
 /// would otherwise race, and PostgreSQL's `IF NOT EXISTS` is not safe against a concurrent
 /// create (the loser fails on `pg_type_typname_nsp_index`).
+/// The hourly rollup ([`super::rollup`]): table, trigger functions, triggers and backfill in
+/// one transaction under the DDL lock, once, however many replicas start together.
+async fn create_rollup(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DDL_LOCK).execute(&mut *tx).await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(super::rollup::TABLE)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !exists {
+        for statement in (super::rollup::Sql { postgres: true }).pg_setup() {
+            sqlx::query(&statement).execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await
+}
+
+/// Arbitrary, fixed: the same in every process and version.
+const DDL_LOCK: i64 = 0x5357_5944_444c; // "SWYDDL"
+
 pub(crate) async fn create_serialized(
     pool: &PgPool,
     statements: &[&str],
 ) -> Result<(), sqlx::Error> {
-    /// Arbitrary, fixed: the same in every process and version.
-    const DDL_LOCK: i64 = 0x5357_5944_444c; // "SWYDDL"
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DDL_LOCK).execute(&mut *tx).await?;
     for statement in statements {

@@ -4,16 +4,19 @@
 //! error class). `spend` is the exact decimal as text, NULL when unknown (never 0).
 //! Times are UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`, so they sort and compare as text.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
 use sqlx::Sqlite as Lite;
 use sqlx::sqlite::SqlitePool;
 
 use super::postgres::metadata;
 use super::record::Record;
+use super::rollup::{Deltas, Facts, add_facts};
 use super::store::{Store, StoreError, describe};
 
 pub const MIGRATIONS: &[&str] = &[
@@ -63,7 +66,13 @@ pub struct Sqlite {
     insert_one: String,
     /// The same for [`CHUNK`] rows.
     insert_chunk: String,
+    /// One and [`DELTAS`] rows added to the hourly rollup.
+    delta_one: String,
+    delta_chunk: String,
 }
+
+/// Rollup rows per statement: 14 parameters each.
+const DELTAS: usize = 64;
 
 /// Rows per multi-row statement: a full batch is a few statements (one round trip each to
 /// SQLite's worker thread) instead of one per row, and only two statements are ever
@@ -81,7 +90,64 @@ impl Sqlite {
                 vec![slots.as_str(); rows].join(", ")
             )
         };
-        Ok(Self { pool, path: path.to_owned(), insert_one: insert(1), insert_chunk: insert(CHUNK) })
+        let rollup = super::rollup::Sql { postgres: false };
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            insert_one: insert(1),
+            insert_chunk: insert(CHUNK),
+            delta_one: rollup.delta_upsert(1),
+            delta_chunk: rollup.delta_upsert(DELTAS),
+        })
+    }
+}
+
+impl Sqlite {
+    /// The hourly rollup ([`super::rollup`]): table, triggers and backfill in one
+    /// transaction, once.
+    async fn create_rollup(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        )
+        .bind(super::rollup::TABLE)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            sqlx::query(&(super::rollup::Sql { postgres: false }).sqlite_table())
+                .execute(&mut *tx)
+                .await?;
+            // The rows already there (a ledger an older version wrote).
+            let mut deltas = Deltas::new();
+            let sql = Facts::sql("1 = 1");
+            let mut rows = sqlx::query(&sql).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                add_facts(&mut deltas, Facts::read(&row), 1);
+            }
+            drop(rows);
+            self.add_deltas(&mut tx, deltas).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn add_deltas(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Lite>,
+        deltas: Deltas,
+    ) -> Result<(), sqlx::Error> {
+        let deltas: Vec<DeltaRow> = deltas.into_iter().collect();
+        let mut chunks = deltas.chunks_exact(DELTAS);
+        for chunk in &mut chunks {
+            let mut q = sqlx::query(&self.delta_chunk);
+            for d in chunk {
+                q = bind_delta(q, d);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for d in chunks.remainder() {
+            bind_delta(sqlx::query(&self.delta_one), d).execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 }
 
@@ -118,6 +184,26 @@ fn bind<'q>(q: Insert<'q>, r: &Record) -> Insert<'q> {
         .bind(r.error_class.clone())
 }
 
+type DeltaRow = ((String, &'static str, String), super::rollup::Delta);
+
+fn bind_delta<'q>(q: Insert<'q>, ((hour, dim, value), d): &'q DeltaRow) -> Insert<'q> {
+    let rest = (!d.rest.is_empty()).then(|| d.rest.join(","));
+    q.bind(hour.as_str())
+        .bind(*dim)
+        .bind(value.as_str())
+        .bind(d.label.as_deref())
+        .bind(d.requests)
+        .bind(d.failed)
+        .bind(d.hits)
+        .bind(d.pt)
+        .bind(d.ct)
+        .bind(d.crt)
+        .bind(d.cwt)
+        .bind(d.units)
+        .bind(rest)
+        .bind(d.priced)
+}
+
 /// `2026-12-03T17:56:02.123Z`.
 pub fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -141,7 +227,7 @@ impl Store for Sqlite {
             for statement in MIGRATIONS {
                 sqlx::query(statement).execute(&self.pool).await.map_err(|e| describe(&e, None))?;
             }
-            Ok(())
+            self.create_rollup().await.map_err(|e| describe(&e, None))
         })
     }
 
@@ -151,6 +237,13 @@ impl Store for Sqlite {
                 return Ok(());
             }
             let mut tx = self.pool.begin().await.map_err(|e| describe(&e, None))?;
+            // Rows this statement inserts get rowids above the largest so far: those, and not
+            // the ones `OR IGNORE` skipped (a replay), are added to the rollup.
+            let last: i64 =
+                sqlx::query_scalar(r#"SELECT coalesce(max(rowid), 0) FROM "LiteLLM_SpendLogs""#)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| describe(&e, None))?;
             let mut chunks = rows.chunks_exact(CHUNK);
             for chunk in &mut chunks {
                 let mut q = sqlx::query(&self.insert_chunk);
@@ -165,6 +258,20 @@ impl Store for Sqlite {
                     .await
                     .map_err(|e| describe(&e, None))?;
             }
+            let fresh: Vec<String> = sqlx::query_scalar(
+                r#"SELECT "request_id" FROM "LiteLLM_SpendLogs" WHERE rowid > ?1"#,
+            )
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| describe(&e, None))?;
+            let mut fresh: HashSet<&str> = fresh.iter().map(String::as_str).collect();
+            let mut deltas = Deltas::new();
+            // A batch naming one request twice inserted its first row.
+            for r in rows.iter().filter(|r| fresh.remove(r.request_id.as_str())) {
+                add_facts(&mut deltas, Facts::of(r), 1);
+            }
+            self.add_deltas(&mut tx, deltas).await.map_err(|e| describe(&e, None))?;
             tx.commit().await.map_err(|e| describe(&e, None))?;
             Ok(())
         })
@@ -176,15 +283,29 @@ impl Store for Sqlite {
         limit: u32,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "DELETE FROM \"LiteLLM_SpendLogs\" WHERE \"request_id\" IN (SELECT \"request_id\" \
-                 FROM \"LiteLLM_SpendLogs\" WHERE \"startTime\" < ?1 LIMIT ?2)",
-            )
-            .bind(time(before))
-            .bind(i64::from(limit))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| describe(&e, None))?;
+            let err = |e: sqlx::Error| describe(&e, None);
+            // The oldest rows, in an order both statements see alike; the rollup loses what
+            // they added in the same transaction.
+            let oldest = "t.\"request_id\" IN (SELECT \"request_id\" FROM \"LiteLLM_SpendLogs\" \
+                          WHERE \"startTime\" < ?1 ORDER BY \"startTime\", \"request_id\" LIMIT ?2)";
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let mut deltas = Deltas::new();
+            let sql = Facts::sql(oldest);
+            let mut rows =
+                sqlx::query(&sql).bind(time(before)).bind(i64::from(limit)).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(err)? {
+                add_facts(&mut deltas, Facts::read(&row), -1);
+            }
+            drop(rows);
+            let done =
+                sqlx::query(&format!("DELETE FROM \"LiteLLM_SpendLogs\" AS t WHERE {oldest}"))
+                    .bind(time(before))
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            self.add_deltas(&mut tx, deltas).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
             Ok(done.rows_affected())
         })
     }
