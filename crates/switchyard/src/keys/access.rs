@@ -267,7 +267,7 @@ mod tests {
                 ..TeamRecord::default()
             })
         });
-        Identity { key: Arc::new(key), team, user: None, budget: None }
+        Identity { key: Arc::new(key), team, user: None, budget: None, limits: None }
     }
 
     #[test]
