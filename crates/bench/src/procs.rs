@@ -108,6 +108,29 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok((ticks(11) + ticks(12)) as f64 / clock_ticks())
 }
 
+/// CPU seconds the machine's PostgreSQL server has used: every process named `postgres`
+/// (user + system), with what its exited children used (a backend that closed its
+/// connection is counted in the postmaster's). Every client's work, this run's among them.
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    let mut ticks = 0u64;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let at = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // utime, stime, cutime, cstime: fields 14 to 17, the 12th to 15th after the name.
+        ticks += at(11) + at(12) + at(13) + at(14);
+    }
+    ticks as f64 / clock_ticks()
+}
+
 /// `getconf CLK_TCK` (100 on Linux unless configured otherwise).
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();

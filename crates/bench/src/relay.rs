@@ -87,11 +87,12 @@ async fn run(
     };
     drop(servers);
     drop(mock);
-    let results = result?;
+    let (results, shares) = result?;
     let title = "The same-dialect fast path: relayed (baseline), translated, and relayed with the \
                  production features on (a virtual key with a budget and an rpm limit, the ledger \
                  on PostgreSQL, metrics, traces); the bare gateways have no ledger or metrics.";
-    let (markdown, json) = render(s, machine, title, &results);
+    let (mut markdown, json) = render(s, machine, title, &results);
+    markdown.push_str(&shares_table(&shares));
     let failure = results.iter().find(|r| r.side.errors > 0).map(|r| {
         format!(
             "{} request(s) failed ({} {}, {} clients): {}",
@@ -291,7 +292,7 @@ async fn rotate(
     mock: &Proc,
     servers: &[Proc],
     key: &str,
-) -> Result<Vec<Measured>, String> {
+) -> Result<(Vec<Measured>, Vec<Shares>), String> {
     let round = Round {
         concurrency: 0,
         warmup: Duration::from_secs_f64((s.seconds / 5.0).clamp(0.2, 1.0)),
@@ -300,6 +301,7 @@ async fn rotate(
     let share = round.duration.as_secs_f64() / (round.duration + round.warmup).as_secs_f64();
     let gateways: Vec<SocketAddr> = servers.iter().map(|p| p.addr).collect();
     let mut results = Vec::new();
+    let mut shares = Vec::new();
     for &streaming in s.modes {
         let lanes = lanes(mock.addr, &gateways, key, streaming)?;
         let targets: Vec<Arc<Target>> =
@@ -308,6 +310,11 @@ async fn rotate(
             let round = Round { concurrency, ..round };
             let mut outcomes: Vec<Option<Outcome>> = lanes.iter().map(|_| None).collect();
             let mut cpu = vec![0.0; lanes.len()];
+            // The mock's and PostgreSQL's CPU during each lane: the upstream (and, for the
+            // production features, the trace collector and the ledger's database) share
+            // the machine's cores with the gateway, so their work per request counts too.
+            let mut mock_cpu = vec![0.0; lanes.len()];
+            let mut db_cpu = vec![0.0; lanes.len()];
             let mut peak = vec![0u64; lanes.len()];
             for rep in 0..s.reps {
                 for k in 0..lanes.len() {
@@ -322,8 +329,12 @@ async fn rotate(
                     );
                     server.reset_peak().ok();
                     let before = server.cpu_seconds()?;
+                    let (mock_before, db_before) =
+                        (mock.cpu_seconds()?, procs::postgres_cpu_seconds());
                     let o = load::run(Arc::clone(&targets[i]), round).await;
                     cpu[i] += (server.cpu_seconds()? - before) * share;
+                    mock_cpu[i] += (mock.cpu_seconds()? - mock_before) * share;
+                    db_cpu[i] += (procs::postgres_cpu_seconds() - db_before) * share;
                     peak[i] = peak[i].max(server.memory()?.peak);
                     match &mut outcomes[i] {
                         None => outcomes[i] = Some(o),
@@ -343,10 +354,58 @@ async fn rotate(
                     cpu_us: per_request_us(cpu[i], o.requests),
                     peak_rss: r.server.map(|_| peak[i]),
                 });
+                shares.push(Shares {
+                    mode: if streaming { "stream" } else { "json" },
+                    concurrency,
+                    deployment: r.lane.deployment,
+                    route: r.lane.route,
+                    gateway: r.server.map(|_| per_request_us(cpu[i], o.requests)),
+                    mock: per_request_us(mock_cpu[i], o.requests),
+                    database: per_request_us(db_cpu[i], o.requests),
+                });
             }
         }
     }
-    Ok(results)
+    Ok((results, shares))
+}
+
+/// Where one lane's CPU went, per request: the gateway (`None` for a floor), the mock (the
+/// upstream, and the trace collector) and the PostgreSQL server.
+struct Shares {
+    mode: &'static str,
+    concurrency: usize,
+    deployment: &'static str,
+    route: &'static str,
+    gateway: Option<f64>,
+    mock: f64,
+    database: f64,
+}
+
+/// The shares as a table: what the production features cost outside the gateway too.
+fn shares_table(shares: &[Shares]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "\nCPU per request by process (µs; PostgreSQL is the whole server, so other clients' \
+         work during a round lands there too):\n\n\
+         | mode | clients | deployment | route | gateway | mock | PostgreSQL | total |\n\
+         |---|--:|---|---|--:|--:|--:|--:|\n",
+    );
+    for r in shares {
+        let gateway = r.gateway.unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            r.mode,
+            r.concurrency,
+            r.deployment,
+            r.route,
+            r.gateway.map_or_else(|| "—".to_owned(), |g| format!("{g:.1}")),
+            r.mock,
+            r.database,
+            gateway + r.mock + r.database,
+        );
+    }
+    out
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! a requested name becomes through its `aliases`. Each refusal is an [`ApiError`] with its
 //! catalog id, in LiteLLM's wording.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -21,6 +21,9 @@ pub struct Identity {
     /// The budget row the key references (`budget_id`): its `soft_budget`, and limits the
     /// key's own columns leave unset.
     pub budget: Option<Arc<BudgetRecord>>,
+    /// The key's own limits as the snapshot built them from these records
+    /// ([`super::limits::own_limits`]).
+    pub limits: Option<Arc<crate::limits::Caller>>,
 }
 
 /// Why a presented key was refused.
@@ -87,9 +90,18 @@ impl Keys {
     /// The identity behind `key` (as presented), or why it is refused.
     pub fn authenticate(&self, key: &str, now: DateTime<Utc>) -> Result<Identity, Refusal> {
         let snap = self.snapshot();
-        let token = token_of(key);
-        let token = std::str::from_utf8(&token).unwrap_or_default();
-        identify(&snap, token, now)
+        let tokens = &self.inner.tokens;
+        let cached = tokens.read().unwrap_or_else(PoisonError::into_inner).get(key).copied();
+        let token = cached.unwrap_or_else(|| token_of(key));
+        let text = std::str::from_utf8(&token).unwrap_or_default();
+        if cached.is_none() && snap.keys.contains_key(text) {
+            let mut tokens = tokens.write().unwrap_or_else(PoisonError::into_inner);
+            if tokens.len() >= super::TOKENS {
+                tokens.clear();
+            }
+            tokens.insert(key.into(), token);
+        }
+        identify(&snap, text, now)
     }
 }
 
@@ -113,9 +125,21 @@ pub(crate) fn identify(
     {
         return Err(Refusal::TeamBlocked(team.team_id.clone()));
     }
-    let user = key.user_id.as_ref().and_then(|u| snap.users.get(u)).cloned();
-    let budget = key.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).cloned();
-    Ok(Identity { key: key.clone(), team, user, budget })
+    let mut identity = records(snap, key);
+    identity.team = team;
+    identity.limits = snap.limits.get(token).cloned();
+    Ok(identity)
+}
+
+/// The records behind `key` in `snap`, whatever their state (no limits attached).
+pub(crate) fn records(snap: &Snapshot, key: &Arc<KeyRecord>) -> Identity {
+    Identity {
+        key: key.clone(),
+        team: key.team_id.as_ref().and_then(|t| snap.teams.get(t)).cloned(),
+        user: key.user_id.as_ref().and_then(|u| snap.users.get(u)).cloned(),
+        budget: key.budget_id.as_ref().and_then(|b| snap.budgets.get(b)).cloned(),
+        limits: None,
+    }
 }
 
 impl Refusal {
@@ -243,7 +267,7 @@ mod tests {
                 ..TeamRecord::default()
             })
         });
-        Identity { key: Arc::new(key), team, user: None, budget: None }
+        Identity { key: Arc::new(key), team, user: None, budget: None, limits: None }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! over the budget row it references (`budget_id`), as in LiteLLM.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -14,110 +15,135 @@ use crate::limits::{Budget, Caller, ModelLimit, Period, Scope, caller_dec};
 
 /// The limits `identity` (none for the master key) and the request's `end_user` bring;
 /// `default_parallel` (`general_settings.max_parallel_requests`) caps a key that sets no
-/// `max_parallel_requests` of its own, as in LiteLLM.
+/// `max_parallel_requests` of its own, as in LiteLLM. The key's own limits are the ones its
+/// snapshot built ([`own_limits`]), shared as they are when nothing is added to them.
 pub fn caller_limits(
     identity: Option<&Identity>,
     keys: Option<&Keys>,
     end_user: Option<&str>,
     default_parallel: Option<u64>,
-) -> Caller {
-    let mut caller = Caller::default();
-    if let Some(id) = identity {
-        let key = &id.key;
-        let budget = id.budget.as_deref();
-        let label = key.key_alias.as_deref().map_or_else(String::new, |a| format!(" ({a})"));
-        let from = |own: Option<f64>, of: fn(&BudgetRecord) -> Option<f64>| {
-            own.or_else(|| budget.and_then(of))
-        };
-        caller.budget(
-            Scope::Key(key.token.clone()),
-            from(key.max_budget, |b| b.max_budget),
-            budget.and_then(|b| b.soft_budget),
-            key.budget_duration.as_deref().or(budget.and_then(|b| b.budget_duration.as_deref())),
-            format!("max_budget of the key{label}"),
-        );
-        let int = |own: Option<i64>, of: fn(&BudgetRecord) -> Option<i64>| {
-            own.or_else(|| budget.and_then(of))
-        };
-        let own_parallel = int(key.max_parallel_requests, |b| b.max_parallel_requests);
-        caller.rate(
-            Scope::Key(key.token.clone()),
-            int(key.rpm_limit, |b| b.rpm_limit),
-            int(key.tpm_limit, |b| b.tpm_limit),
-            own_parallel,
-            format!("rpm_limit/tpm_limit/max_parallel_requests of the key{label}"),
-        );
-        if own_parallel.is_none()
-            && let Some(n) = default_parallel.and_then(|n| i64::try_from(n).ok())
-        {
-            caller.rate(
-                Scope::Key(key.token.clone()),
-                None,
-                None,
-                Some(n),
-                "general_settings.max_parallel_requests (the default for keys without their \
-                 own max_parallel_requests)"
-                    .to_owned(),
-            );
+) -> Arc<Caller> {
+    let own = identity.map(|id| id.limits.clone().unwrap_or_else(|| Arc::new(own_limits(id))));
+    let default_parallel = identity
+        .filter(|id| {
+            let budget = id.budget.as_deref();
+            id.key.max_parallel_requests.or(budget.and_then(|b| b.max_parallel_requests)).is_none()
+        })
+        .and(default_parallel)
+        .and_then(|n| i64::try_from(n).ok());
+    let customer = match (keys, end_user) {
+        (Some(keys), Some(end_user)) => {
+            let snap = keys.snapshot();
+            snap.end_users
+                .get(end_user)
+                .and_then(|c| c.budget_id.as_ref().and_then(|b| snap.budgets.get(b)))
+                .map(|b| (end_user, b.clone()))
         }
-        let models = model_limits(&key.model_max_budget, &key.metadata);
-        if !models.is_empty() {
-            caller.models = Some((key.token.clone(), models));
-        }
-        if let Some(team) = &id.team {
-            let name = team.team_alias.as_deref().unwrap_or(&team.team_id);
-            caller.budget(
-                Scope::Team(team.team_id.clone()),
-                team.max_budget,
-                team.soft_budget,
-                team.budget_duration.as_deref(),
-                format!("max_budget of team {name}"),
-            );
-            caller.rate(
-                Scope::Team(team.team_id.clone()),
-                team.rpm_limit,
-                team.tpm_limit,
-                team.max_parallel_requests,
-                format!("rpm_limit/tpm_limit/max_parallel_requests of team {name}"),
-            );
-        }
-        if let Some(user) = &id.user {
-            caller.budget(
-                Scope::User(user.user_id.clone()),
-                user.max_budget,
-                None,
-                user.budget_duration.as_deref(),
-                format!("max_budget of user {}", user.user_id),
-            );
-            caller.rate(
-                Scope::User(user.user_id.clone()),
-                user.rpm_limit,
-                user.tpm_limit,
-                user.max_parallel_requests,
-                format!("rpm_limit/tpm_limit/max_parallel_requests of user {}", user.user_id),
-            );
-        }
+        _ => None,
+    };
+    if default_parallel.is_none() && customer.is_none() {
+        return own.unwrap_or_default();
     }
-    if let (Some(keys), Some(end_user)) = (keys, end_user) {
-        let snap = keys.snapshot();
-        if let Some(customer) = snap.end_users.get(end_user)
-            && let Some(b) = customer.budget_id.as_ref().and_then(|b| snap.budgets.get(b))
-        {
-            caller.budget(
-                Scope::EndUser(end_user.to_owned()),
-                b.max_budget,
-                b.soft_budget,
-                b.budget_duration.as_deref(),
-                format!("max_budget of customer {end_user}"),
-            );
-            caller.rate(
-                Scope::EndUser(end_user.to_owned()),
-                b.rpm_limit,
-                b.tpm_limit,
-                b.max_parallel_requests,
-                format!("rpm_limit/tpm_limit/max_parallel_requests of customer {end_user}"),
-            );
-        }
+    let mut caller = own.map(|c| (*c).clone()).unwrap_or_default();
+    if let (Some(n), Some(id)) = (default_parallel, identity) {
+        // Right after the key's own rate limits, where it was always checked.
+        let at = caller.rates.iter().take_while(|r| matches!(r.scope, Scope::Key(_))).count();
+        let mut rates = std::mem::take(&mut caller.rates);
+        caller.rate(
+            Scope::Key(id.key.token.clone()),
+            None,
+            None,
+            Some(n),
+            "general_settings.max_parallel_requests (the default for keys without their \
+             own max_parallel_requests)"
+                .to_owned(),
+        );
+        let default = caller.rates.pop();
+        rates.splice(at..at, default);
+        caller.rates = rates;
+    }
+    if let Some((end_user, b)) = customer {
+        caller.budget(
+            Scope::EndUser(end_user.to_owned()),
+            b.max_budget,
+            b.soft_budget,
+            b.budget_duration.as_deref(),
+            format!("max_budget of customer {end_user}"),
+        );
+        caller.rate(
+            Scope::EndUser(end_user.to_owned()),
+            b.rpm_limit,
+            b.tpm_limit,
+            b.max_parallel_requests,
+            format!("rpm_limit/tpm_limit/max_parallel_requests of customer {end_user}"),
+        );
+    }
+    Arc::new(caller)
+}
+
+/// The limits a key's records declare: the key's own (its columns, else its budget row's),
+/// its per-model ones, its team's and its user's.
+pub fn own_limits(id: &Identity) -> Caller {
+    let mut caller = Caller::default();
+    let key = &id.key;
+    let budget = id.budget.as_deref();
+    let label = key.key_alias.as_deref().map_or_else(String::new, |a| format!(" ({a})"));
+    let from = |own: Option<f64>, of: fn(&BudgetRecord) -> Option<f64>| {
+        own.or_else(|| budget.and_then(of))
+    };
+    caller.budget(
+        Scope::Key(key.token.clone()),
+        from(key.max_budget, |b| b.max_budget),
+        budget.and_then(|b| b.soft_budget),
+        key.budget_duration.as_deref().or(budget.and_then(|b| b.budget_duration.as_deref())),
+        format!("max_budget of the key{label}"),
+    );
+    let int = |own: Option<i64>, of: fn(&BudgetRecord) -> Option<i64>| {
+        own.or_else(|| budget.and_then(of))
+    };
+    caller.rate(
+        Scope::Key(key.token.clone()),
+        int(key.rpm_limit, |b| b.rpm_limit),
+        int(key.tpm_limit, |b| b.tpm_limit),
+        int(key.max_parallel_requests, |b| b.max_parallel_requests),
+        format!("rpm_limit/tpm_limit/max_parallel_requests of the key{label}"),
+    );
+    let models = model_limits(&key.model_max_budget, &key.metadata);
+    if !models.is_empty() {
+        caller.models = Some((key.token.clone(), models));
+    }
+    if let Some(team) = &id.team {
+        let name = team.team_alias.as_deref().unwrap_or(&team.team_id);
+        caller.budget(
+            Scope::Team(team.team_id.clone()),
+            team.max_budget,
+            team.soft_budget,
+            team.budget_duration.as_deref(),
+            format!("max_budget of team {name}"),
+        );
+        caller.rate(
+            Scope::Team(team.team_id.clone()),
+            team.rpm_limit,
+            team.tpm_limit,
+            team.max_parallel_requests,
+            format!("rpm_limit/tpm_limit/max_parallel_requests of team {name}"),
+        );
+    }
+    if let Some(user) = &id.user {
+        caller.budget(
+            Scope::User(user.user_id.clone()),
+            user.max_budget,
+            None,
+            user.budget_duration.as_deref(),
+            format!("max_budget of user {}", user.user_id),
+        );
+        caller.rate(
+            Scope::User(user.user_id.clone()),
+            user.rpm_limit,
+            user.tpm_limit,
+            user.max_parallel_requests,
+            format!("rpm_limit/tpm_limit/max_parallel_requests of user {}", user.user_id),
+        );
     }
     caller
 }
@@ -131,11 +157,11 @@ impl Keys {
         let mut out = Vec::new();
         for token in snap.keys.keys() {
             if let Ok(id) = super::access::identify(&snap, token, now) {
-                out.extend(caller_limits(Some(&id), None, None, None).budgets);
+                out.extend(caller_limits(Some(&id), None, None, None).budgets.iter().cloned());
             }
         }
         for user in snap.end_users.keys() {
-            out.extend(caller_limits(None, Some(self), Some(user), None).budgets);
+            out.extend(caller_limits(None, Some(self), Some(user), None).budgets.iter().cloned());
         }
         out
     }

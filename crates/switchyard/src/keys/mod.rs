@@ -63,6 +63,9 @@ pub struct Snapshot {
     pub users: HashMap<String, Arc<UserRecord>>,
     pub end_users: HashMap<String, Arc<EndUserRecord>>,
     pub budgets: HashMap<String, Arc<BudgetRecord>>,
+    /// Each key's own limits (its, its team's and user's, its budget row's), built once per
+    /// load: a request takes them as they are instead of rebuilding them from the records.
+    pub limits: HashMap<String, Arc<crate::limits::Caller>>,
 }
 
 impl Snapshot {
@@ -83,7 +86,7 @@ impl Snapshot {
                 .collect()
         }
         let mut take = |t: Table| rows.remove(&t).unwrap_or_default();
-        Self {
+        let mut snapshot = Self {
             keys: map(take(Table::Keys), |k: &KeyRecord| k.token.clone(), Table::Keys),
             teams: map(take(Table::Teams), |t: &TeamRecord| t.team_id.clone(), Table::Teams),
             users: map(take(Table::Users), |u: &UserRecord| u.user_id.clone(), Table::Users),
@@ -97,7 +100,17 @@ impl Snapshot {
                 |b: &BudgetRecord| b.budget_id.clone(),
                 Table::Budgets,
             ),
-        }
+            limits: HashMap::new(),
+        };
+        snapshot.limits = snapshot
+            .keys
+            .values()
+            .map(|key| {
+                let identity = access::records(&snapshot, key);
+                (key.token.clone(), Arc::new(limits::own_limits(&identity)))
+            })
+            .collect();
+        snapshot
     }
 }
 
@@ -143,7 +156,19 @@ struct Inner {
     /// The store cannot be read (what `state` says, readable without its lock on the
     /// request path).
     stale: std::sync::atomic::AtomicBool,
+    /// Presented keys already hashed, by the key as presented: a known key is hashed once,
+    /// not on every request (sha256 was a fortieth of a request's instructions). Only keys
+    /// the snapshot knows enter it, so it holds at most the keys there are (and those
+    /// deleted since, until it is emptied at [`TOKENS`]); it lives in memory only, as the
+    /// request's own headers do, and is never shown.
+    tokens: std::sync::RwLock<HashMap<Box<str>, Token, foldhash::fast::RandomState>>,
 }
+
+/// A key's sha256 hex.
+type Token = [u8; 64];
+
+/// Entries the presented-key cache holds at most before it is emptied.
+const TOKENS: usize = 100_000;
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -186,6 +211,7 @@ impl Keys {
                 }),
                 reload: tokio::sync::Mutex::new(None),
                 stale: std::sync::atomic::AtomicBool::new(false),
+                tokens: std::sync::RwLock::default(),
             }),
         }
     }

@@ -1,7 +1,8 @@
 //! The spend ledger: one row per request (served or failed), written off the request path.
 //!
 //! [`Ledger::record`] puts a row on a bounded in-memory queue and returns at once; one
-//! background writer ([`writer`]) writes batches to the [`store`] — SQLite in the state
+//! background writer ([`writer`]), woken once per batch rather than per row, writes batches
+//! to the [`store`] — SQLite in the state
 //! directory by default, PostgreSQL in LiteLLM's `"LiteLLM_SpendLogs"` with `database_url`.
 //! When the database cannot take a batch, the batch goes to the [`spool`] on disk and is
 //! replayed when the database answers again; when the queue is full, rows go straight to
@@ -67,6 +68,10 @@ pub struct Ledger {
 }
 
 struct Inner {
+    /// Rows waiting for the writer: a `Vec` under a short lock rather than a channel, which
+    /// would wake the writer task for every request.
+    rows: Arc<Rows>,
+    /// Flush requests and, when the last handle goes, the writer's end.
     tx: mpsc::Sender<Msg>,
     spool: Arc<Spool>,
     shared: Arc<Shared>,
@@ -193,13 +198,15 @@ impl Ledger {
             format!("cannot open the ledger spool in {}: {e}", settings.state_dir.display())
         })?);
         let shared = Arc::new(Shared::new());
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(16);
+        let rows = Arc::new(Rows::default());
         let backend = store.backend();
         let location = store.location();
         let writer = Writer::new(store, spool.clone(), shared.clone(), settings.retention);
-        tokio::spawn(writer.run(rx));
+        tokio::spawn(writer.run(rows.clone(), rx));
         Ok(Self {
             inner: Arc::new(Inner {
+                rows,
                 tx,
                 spool,
                 shared,
@@ -217,14 +224,12 @@ impl Ledger {
     /// queue full (or the writer gone) the row is appended to the spool instead.
     pub fn record(&self, record: Record) {
         let inner = &self.inner;
-        let record = if inner.closed.load(Ordering::Acquire) {
+        let record = if inner.closed.load(Ordering::Acquire) || inner.tx.is_closed() {
             record
         } else {
-            match inner.tx.try_send(Msg::Row(Box::new(record))) {
+            match inner.rows.push(record) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(Msg::Row(r)))
-                | Err(mpsc::error::TrySendError::Closed(Msg::Row(r))) => *r,
-                Err(_) => return,
+                Err(record) => record,
             }
         };
         if let Err(err) = inner.spool.append(std::slice::from_ref(&record), false) {
@@ -288,10 +293,44 @@ impl Ledger {
             state: if s.ok { "ok" } else { "degraded" },
             since: s.since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             error: s.error.clone(),
-            queued: inner.tx.max_capacity() - inner.tx.capacity(),
+            queued: inner.rows.len(),
             spooled: inner.spool.rows(),
             written: inner.shared.written.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The rows queued for the writer.
+#[derive(Default)]
+pub(crate) struct Rows {
+    rows: Mutex<Vec<Record>>,
+    /// Rung when a batch is full; the writer's tick takes smaller ones.
+    full: Notify,
+}
+
+impl Rows {
+    /// Queues `record`, or hands it back when [`QUEUE`] rows are already waiting.
+    fn push(&self, record: Record) -> Result<(), Record> {
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        if rows.len() >= QUEUE {
+            return Err(record);
+        }
+        rows.push(record);
+        let full = rows.len() == BATCH;
+        drop(rows);
+        if full {
+            self.full.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Every row waiting, in the order recorded.
+    fn take(&self) -> Vec<Record> {
+        std::mem::take(&mut *self.rows.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn len(&self) -> usize {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 
 use super::record::Record;
 use super::store::{Store, StoreError, describe, int, millis};
-use super::totals::{TOTALS, with_totals};
+use super::totals::{TOTALS, totals_of_rows, with_totals};
 
 /// LiteLLM's DDL (schema.prisma `model LiteLLM_SpendLogs`, as Prisma migrates it), made
 /// conditional.
@@ -129,7 +129,7 @@ pub struct Postgres {
     /// The statement as last built with the totals tables found then, and when: rebuilt
     /// while a table is missing (the key store may create its tables after the ledger
     /// started).
-    statement: tokio::sync::Mutex<Option<(String, usize, Instant)>>,
+    statement: tokio::sync::Mutex<Option<(Statements, Instant)>>,
 }
 
 /// How often tables that were missing are looked for again.
@@ -141,6 +141,8 @@ const RECHECK: Duration = Duration::from_secs(30);
 struct Insert {
     columns: Vec<&'static str>,
     sql: String,
+    /// `COPY … FROM STDIN (FORMAT binary)` into the same columns.
+    copy: String,
 }
 
 impl Insert {
@@ -157,8 +159,21 @@ impl Insert {
             names.join(", "),
             arrays.join(", ")
         );
-        Self { columns, sql }
+        let copy =
+            format!("COPY \"LiteLLM_SpendLogs\" ({}) FROM STDIN (FORMAT binary)", names.join(", "));
+        Self { columns, sql, copy }
     }
+}
+
+/// The statements of a batch, with the totals tables found when they were built.
+#[derive(Clone)]
+struct Statements {
+    /// The insert with its totals (see [`with_totals`]), for a batch some of whose rows may
+    /// be in the table already.
+    insert: String,
+    /// The totals of a batch `COPY`ed in whole (see [`totals_of_rows`]).
+    totals: Option<String>,
+    tables: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl Postgres {
@@ -216,14 +231,14 @@ impl Postgres {
         Ok(Insert::new(columns))
     }
 
-    /// The batch statement: the insert, with the running totals of the LiteLLM tables that
+    /// The batch statements: the insert, with the running totals of the LiteLLM tables that
     /// exist (see [`super::totals`]).
-    async fn statement(&self, insert: &Insert) -> Result<String, StoreError> {
+    async fn statements(&self, insert: &Insert) -> Result<Statements, StoreError> {
         let mut slot = self.statement.lock().await;
-        if let Some((sql, found, at)) = &*slot
-            && (*found == TOTALS.len() || at.elapsed() < RECHECK)
+        if let Some((statements, at)) = &*slot
+            && (statements.tables.len() == TOTALS.len() || at.elapsed() < RECHECK)
         {
-            return Ok(sql.clone());
+            return Ok(statements.clone());
         }
         let logged = ["api_key", "team_id", "user", "end_user", "spend"];
         let mut tables = Vec::new();
@@ -239,9 +254,56 @@ impl Postgres {
                 }
             }
         }
-        let sql = with_totals(&insert.sql, &tables);
-        *slot = Some((sql.clone(), tables.len(), Instant::now()));
-        Ok(sql)
+        let statements = Statements {
+            insert: with_totals(&insert.sql, &tables),
+            totals: totals_of_rows(&tables),
+            tables,
+        };
+        *slot = Some((statements.clone(), Instant::now()));
+        Ok(statements)
+    }
+
+    /// Writes a batch with `COPY` (binary), its totals in the same transaction. PostgreSQL
+    /// spends a fifth less CPU per row on `COPY` than on `INSERT … ON CONFLICT` (no
+    /// speculative insertion, no executor per row, pages filled many rows at a time), and
+    /// on this machine that CPU is taken from the gateway's. `COPY` inserts every row or
+    /// none: `Ok(false)` when the database refused the batch (a row already there — a
+    /// replay —, a value it does not take), for the caller to write it row by row with
+    /// `INSERT … ON CONFLICT`; `Err` when the database could not be reached.
+    async fn copy(
+        &self,
+        insert: &Insert,
+        statements: &Statements,
+        rows: &[Record],
+    ) -> Result<bool, sqlx::Error> {
+        let refused = |e: sqlx::Error| match e {
+            sqlx::Error::Database(e) => {
+                tracing::debug!(error = %e.message(), "ledger: COPY refused; rows inserted one by one");
+                Ok(false)
+            }
+            other => Err(other),
+        };
+        let data = copy_data(&insert.columns, rows);
+        let mut tx = self.pool.begin().await?;
+        let copied = async {
+            let mut copy = tx.copy_in_raw(&insert.copy).await?;
+            copy.send(data).await?;
+            copy.finish().await?;
+            if let Some(sql) = &statements.totals {
+                let mut q = sqlx::query(sql);
+                for (_, _, column) in &statements.tables {
+                    q = bind_column(q, column, rows);
+                }
+                q = bind_column(q, "spend", rows);
+                q.execute(&mut *tx).await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        match copied {
+            Ok(()) => tx.commit().await.map(|()| true).or_else(refused),
+            Err(e) => refused(e),
+        }
     }
 }
 
@@ -267,8 +329,11 @@ impl Store for Postgres {
             if rows.is_empty() {
                 return Ok(());
             }
-            let sql = self.statement(insert).await?;
-            let mut q = sqlx::query(&sql);
+            let statements = self.statements(insert).await?;
+            if self.copy(insert, &statements, rows).await.map_err(|e| self.err(&e))? {
+                return Ok(());
+            }
+            let mut q = sqlx::query(&statements.insert);
             for column in &insert.columns {
                 q = bind_column(q, column, rows);
             }
@@ -344,6 +409,101 @@ fn bind_column<'q>(q: PgQuery<'q>, column: &str, rows: &'q [Record]) -> PgQuery<
         "session_id" => q.bind(each(rows, |r| r.session_id.as_deref())),
         "status" => q.bind(each(rows, |r| r.status.as_str())),
         _ => q.bind(each(rows, |_| Option::<String>::None)),
+    }
+}
+
+/// The rows as `COPY … (FORMAT binary)` data, `columns` in order and each value in the
+/// type [`pg_type`] names: PostgreSQL's binary tuple format (a field count, then each field's
+/// length and bytes, -1 for NULL), between the format's header and trailer.
+fn copy_data(columns: &[&str], rows: &[Record]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + rows.len() * 800);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes()); // flags
+    out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    let fields = i16::try_from(columns.len()).unwrap_or(i16::MAX);
+    for r in rows {
+        out.extend_from_slice(&fields.to_be_bytes());
+        for column in columns {
+            copy_field(&mut out, column, r);
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
+
+/// One field of [`copy_data`]: what [`bind_column`] binds for `column`, in binary.
+fn copy_field(out: &mut Vec<u8>, column: &str, r: &Record) {
+    fn text(out: &mut Vec<u8>, v: Option<&str>) {
+        match v {
+            Some(v) => {
+                out.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
+                out.extend_from_slice(v.as_bytes());
+            }
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    fn int4(out: &mut Vec<u8>, n: i32) {
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    /// `timestamp`: microseconds since 2000-01-01 00:00:00.
+    fn timestamp(out: &mut Vec<u8>, t: Option<DateTime<Utc>>) {
+        const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+        match t {
+            Some(t) => {
+                out.extend_from_slice(&8i32.to_be_bytes());
+                let micros = millis(t).and_utc().timestamp_micros() - PG_EPOCH_MICROS;
+                out.extend_from_slice(&micros.to_be_bytes());
+            }
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    /// `jsonb`: its format version (1), then the JSON text.
+    fn jsonb(out: &mut Vec<u8>, value: &impl Serialize) {
+        let at = out.len();
+        out.extend_from_slice(&[0, 0, 0, 0, 1]);
+        if serde_json::to_writer(&mut *out, value).is_err() {
+            // Never for these types; PostgreSQL then refuses the batch, which is written
+            // row by row instead.
+            out.truncate(at + 5);
+        }
+        let len = i32::try_from(out.len() - at - 4).unwrap_or(i32::MAX);
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    fn opt(v: &Option<String>) -> Option<&str> {
+        v.as_deref()
+    }
+    match column {
+        "request_id" => text(out, Some(&r.request_id)),
+        "call_type" => text(out, Some(&r.call_type)),
+        "api_key" => text(out, Some(&r.api_key)),
+        "spend" => {
+            out.extend_from_slice(&8i32.to_be_bytes());
+            let spend = r.spend.and_then(|s| s.to_f64()).unwrap_or(0.0);
+            out.extend_from_slice(&spend.to_bits().to_be_bytes());
+        }
+        "total_tokens" => int4(out, int(r.tokens.total())),
+        "prompt_tokens" => int4(out, int(r.tokens.prompt)),
+        "completion_tokens" => int4(out, int(r.tokens.completion)),
+        "startTime" => timestamp(out, Some(r.start_time)),
+        "endTime" => timestamp(out, Some(r.end_time)),
+        "request_duration_ms" => int4(out, int(r.duration_ms)),
+        "completionStartTime" => timestamp(out, r.first_token_time),
+        "model" => text(out, Some(&r.model)),
+        "model_id" => text(out, Some(opt(&r.model_id).unwrap_or_default())),
+        "model_group" => text(out, Some(&r.model_group)),
+        "custom_llm_provider" => text(out, Some(opt(&r.provider).unwrap_or_default())),
+        "api_base" => text(out, Some(opt(&r.api_base).unwrap_or_default())),
+        "user" => text(out, Some(opt(&r.user).unwrap_or_default())),
+        "metadata" => jsonb(out, &metadata(r)),
+        "cache_hit" => text(out, Some(if r.cache_hit { "True" } else { "False" })),
+        "cache_key" => text(out, Some("")),
+        "request_tags" => jsonb(out, &r.tags),
+        "team_id" => text(out, opt(&r.team_id)),
+        "end_user" => text(out, opt(&r.end_user)),
+        "session_id" => text(out, opt(&r.session_id)),
+        "status" => text(out, Some(r.status.as_str())),
+        _ => text(out, None),
     }
 }
 

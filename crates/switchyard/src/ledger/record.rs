@@ -120,6 +120,10 @@ impl Tokens {
 /// `api_base` without credentials, query or fragment: `https://user:pw@h/p?key=x` →
 /// `https://h/p`.
 pub fn clean_api_base(base: &str) -> String {
+    // The usual base has nothing to remove: copied as it is, without taking it apart.
+    if !base.contains(['@', '?', '#']) {
+        return base.to_owned();
+    }
     let base = base.split(['?', '#']).next().unwrap_or_default();
     match base.split_once("://") {
         Some((scheme, rest)) => {

@@ -1,5 +1,5 @@
-//! The one writer: takes rows from the bounded queue, writes them in batches (up to
-//! [`BATCH`] rows, or every [`TICK`]), and when the store fails spools the batch to disk,
+//! The one writer: takes rows from the bounded queue, writes them in batches (woken when
+//! [`BATCH`] rows wait, else every [`TICK`]; a batch is whatever waits by then), and when the store fails spools the batch to disk,
 //! backs off, and replays the spool once the store answers again. Retention runs here too,
 //! between batches.
 
@@ -9,10 +9,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::Shared;
 use super::record::Record;
 use super::spool::Spool;
 use super::store::{Store, StoreError};
+use super::{Rows, Shared};
 
 pub const BATCH: usize = 500;
 pub const TICK: Duration = Duration::from_millis(200);
@@ -26,7 +26,6 @@ const RETENTION_BATCH: u32 = 1000;
 const RETENTION_FIRST: Duration = Duration::from_secs(2);
 
 pub enum Msg {
-    Row(Box<Record>),
     /// Write everything queued so far (to the store, else the spool), then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -62,43 +61,27 @@ impl Writer {
         }
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
+    pub async fn run(mut self, rows: Arc<Rows>, mut rx: mpsc::Receiver<Msg>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A spool left by an earlier run is replayed as soon as the store answers.
-        self.flush(&mut batch, false).await;
+        self.flush(&mut Vec::new(), false).await;
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(Msg::Row(row)) => {
-                        batch.push(*row);
-                        if batch.len() >= BATCH {
-                            self.flush(&mut batch, false).await;
-                        }
-                    }
                     Some(Msg::Flush(done)) => {
-                        // Rows queued before the flush request are already in `batch` or
-                        // behind it in the channel: take them all.
-                        while let Ok(msg) = rx.try_recv() {
-                            match msg {
-                                Msg::Row(row) => batch.push(*row),
-                                Msg::Flush(other) => { let _ = other.send(()); }
-                            }
-                            if batch.len() >= BATCH {
-                                self.flush(&mut batch, true).await;
-                            }
-                        }
-                        self.flush(&mut batch, true).await;
+                        // Rows recorded before the flush request are in the queue now.
+                        self.flush(&mut rows.take(), true).await;
                         let _ = done.send(());
                     }
                     None => {
-                        self.flush(&mut batch, true).await;
+                        self.flush(&mut rows.take(), true).await;
                         return;
                     }
                 },
+                () = rows.full.notified() => self.flush(&mut rows.take(), false).await,
                 _ = tick.tick() => {
-                    self.flush(&mut batch, false).await;
+                    self.flush(&mut rows.take(), false).await;
                     self.retain().await;
                 }
             }

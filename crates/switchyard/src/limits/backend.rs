@@ -24,6 +24,11 @@ pub trait Backend: Send + Sync {
         local: bool,
         now: i64,
     ) -> BoxFuture<'a, ()>;
+    /// Settles at once, without a task, when the backend can do it without waiting (the
+    /// in-process counters): `false` when it cannot, and [`Backend::settle`] is spawned.
+    fn settle_now(&self, _checks: &[Check], _done: Settlement, _now: i64) -> bool {
+        false
+    }
     /// Sets a budget counter's spend unless it already has one.
     fn seed<'a>(&'a self, key: &'a str, spent: i64, ttl: i64, now: i64) -> BoxFuture<'a, ()>;
     /// A budget counter's spend and reservations.
@@ -80,6 +85,10 @@ impl Backend for InProcess {
     ) -> BoxFuture<'a, ()> {
         self.0.settle(checks, done, now);
         Box::pin(std::future::ready(()))
+    }
+    fn settle_now(&self, checks: &[Check], done: Settlement, now: i64) -> bool {
+        self.0.settle(checks, done, now);
+        true
     }
     fn seed<'a>(&'a self, key: &'a str, spent: i64, ttl: i64, now: i64) -> BoxFuture<'a, ()> {
         self.0.seed(key, spent, ttl, now);

@@ -4,7 +4,7 @@
 //! then increased: a request is admitted against every scope or against none.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -22,20 +22,25 @@ struct Counter {
     expires: i64,
 }
 
+/// foldhash, seeded per process: counter names (a key's 64-character hash among them) are
+/// hashed twice per lookup, several lookups per request, where SipHash cost more than the
+/// counting itself.
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct Shard {
-    counters: Mutex<HashMap<String, Arc<Mutex<Counter>>>>,
+    counters: Mutex<HashMap<String, Arc<Mutex<Counter>>, Hasher>>,
     lookups: AtomicU64,
 }
 
 pub struct Memory {
     shards: Vec<Shard>,
-    hasher: RandomState,
+    hasher: Hasher,
 }
 
 impl Default for Memory {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Shard::default()).collect(), hasher: RandomState::new() }
+        Self { shards: (0..SHARDS).map(|_| Shard::default()).collect(), hasher: Hasher::default() }
     }
 }
 
@@ -50,7 +55,11 @@ impl Memory {
         if shard.lookups.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             map.retain(|_, c| lock(c).expires > now);
         }
-        let c = map.entry(key.to_owned()).or_default().clone();
+        // Looked up by `&str` first: a counter seen before costs no allocation.
+        let c = match map.get(key) {
+            Some(c) => c.clone(),
+            None => map.entry(key.to_owned()).or_default().clone(),
+        };
         drop(map);
         {
             let mut g = lock(&c);

@@ -70,7 +70,14 @@ pub enum Scope {
 impl Scope {
     /// The counter name part; escaped so a name with `:` cannot collide with another.
     pub fn key(&self) -> String {
-        let esc = |s: &str| s.replace('%', "%25").replace(':', "%3A");
+        // Copied only when there is something to escape (ids and key hashes never have).
+        fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+            if s.contains(['%', ':']) {
+                s.replace('%', "%25").replace(':', "%3A").into()
+            } else {
+                s.into()
+            }
+        }
         match self {
             Scope::Global => "global".to_owned(),
             Scope::Alias(a) => format!("alias:{}", esc(a)),

@@ -54,6 +54,11 @@ impl Drop for Reservation {
 
 fn finish(held: Held, done: Settlement) {
     let now = held.engine.clock.now().timestamp();
+    // In-process counters settle under their locks right here: a task per request would
+    // cost a spawn and, on an idle worker, a wake-up.
+    if held.engine.backend.settle_now(&held.checks, done, now) {
+        return;
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             handle.spawn(async move {

@@ -100,7 +100,7 @@ async fn run(state: &Arc<AppState>, batch: &BatchRow, item: &Claimed) -> Finishe
         Ok(caller) => caller,
         Err(err) => return failure(batch, item, &err, None),
     };
-    caller.batch = true;
+    std::sync::Arc::make_mut(&mut caller).batch = true;
     let runtime = state.runtime();
     let started = Started::batch_item(
         request_id(&batch.id, item.line),

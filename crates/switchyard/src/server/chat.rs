@@ -161,7 +161,7 @@ pub(super) fn apply_key_rules(
     state: &AppState,
     identity: Option<&Identity>,
     chat: &mut ChatRequest,
-) -> Result<Caller, ApiError> {
+) -> Result<std::sync::Arc<Caller>, ApiError> {
     if let Some(identity) = identity {
         // A key allowed a group may call it by a `model_group_alias` name too: the alias
         // reaches the same deployments.
@@ -181,7 +181,10 @@ pub(super) fn apply_key_rules(
         keys.check_end_user(user)?;
     }
     if identity.is_none() && end_user.is_none() {
-        return Ok(Caller::default());
+        // Shared: the master key's requests allocate nothing for limits they do not have.
+        static NONE: std::sync::LazyLock<std::sync::Arc<Caller>> =
+            std::sync::LazyLock::new(std::sync::Arc::default);
+        return Ok(NONE.clone());
     }
     let default_parallel = state.runtime().config.general.key_max_parallel;
     Ok(crate::keys::caller_limits(identity, keys, end_user.as_deref(), default_parallel))

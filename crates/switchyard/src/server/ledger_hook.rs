@@ -49,7 +49,12 @@ impl Started {
         metrics: bool,
     ) -> Self {
         let alias = identity.and_then(|i| i.key.key_alias.as_deref());
-        let mut who = Attribution::of(headers, presented_key(headers), alias, chat);
+        // A virtual key's hash is its token, found by hashing the presented key once already.
+        let presented = if identity.is_some() { None } else { presented_key(headers) };
+        let mut who = Attribution::of(headers, presented, alias, chat);
+        if let Some(identity) = identity {
+            who.key_hash = Some(identity.key.token.clone());
+        }
         // LiteLLM adds the key's own tags (its `metadata.tags`) to the request's.
         if let Some(identity) = identity {
             for tag in identity.key.tags() {

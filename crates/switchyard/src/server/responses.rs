@@ -94,7 +94,7 @@ async fn served(
     runtime: &Runtime,
     parts: &Parts,
     mut chat: ChatRequest,
-    caller: Caller,
+    caller: Arc<Caller>,
     echo: Arc<Echo>,
     // A body forwarded as is carries what the canonical cache key cannot see (hosted
     // tools, `include` …): such requests are not cached.

@@ -112,7 +112,7 @@ impl Drop for RequestSpan {
 
 /// A span whose work was dropped before it finished.
 fn cancelled(data: &mut SpanData) {
-    data.attributes.push(("error.type", Value::from("cancelled")));
+    data.attributes.push(("error.type", Value::fixed("cancelled")));
     data.error = Some("the request was cancelled before it finished".to_owned());
 }
 
@@ -158,7 +158,7 @@ pub fn request(
         return None;
     }
     let mut attributes = Vec::with_capacity(20);
-    attributes.push(("gen_ai.operation.name", Value::from("chat")));
+    attributes.push(("gen_ai.operation.name", Value::fixed("chat")));
     attributes.push(("gen_ai.request.model", Value::from(chat.model.as_str())));
     if let Some(max) = chat.max_tokens {
         attributes.push(("gen_ai.request.max_tokens", Value::from(max)));
@@ -227,7 +227,8 @@ fn answered<T>(
     let Some(mut span) = span else { return };
     span.route(&served.route);
     span.data.attributes.push(("gen_ai.response.id", Value::from(id)));
-    if let Some(Ok(serde_json::Value::String(reason))) = stop_reason.map(serde_json::to_value) {
+    if let Some(reason) = stop_reason {
+        let reason = finish_reason(reason).to_owned();
         span.data.attributes.push(("gen_ai.response.finish_reasons", Value::Strings(vec![reason])));
     }
     if let Some(charge) = served.charge.now() {
@@ -249,7 +250,7 @@ pub fn embeddings_request(
     let a = &mut span.data.attributes;
     a.retain(|(k, _)| *k != "gen_ai.request.max_tokens" && *k != "switchyard.stream");
     if let Some(op) = a.iter_mut().find(|(k, _)| *k == "gen_ai.operation.name") {
-        op.1 = Value::from("embeddings");
+        op.1 = Value::fixed("embeddings");
     }
     Some(span)
 }
@@ -311,7 +312,7 @@ pub fn cached(span: Option<RequestSpan>, answer: &ChatResponse, key: &str) {
 /// No answer: the error that ended the request.
 pub fn failed(span: Option<RequestSpan>, err: &ApiError) {
     let Some(mut span) = span else { return };
-    span.data.attributes.push(("error.type", Value::from(err.kind.as_str())));
+    span.data.attributes.push(("error.type", Value::fixed(err.kind.as_str())));
     span.data.attributes.push((
         "http.response.status_code",
         Value::from(u32::from(err.kind.http_status().as_u16())),
@@ -391,7 +392,7 @@ where
     let span_id = context::new_span_id();
     let traceparent = SpanContext { trace_id: current.trace_id, span_id, sampled: true }.header();
     let mut attributes = Vec::with_capacity(10);
-    attributes.push(("gen_ai.operation.name", Value::from("chat")));
+    attributes.push(("gen_ai.operation.name", Value::fixed("chat")));
     attributes.push(("gen_ai.request.model", Value::from(deployment.model.as_str())));
     provider_attributes(&mut attributes, deployment);
     attributes.push(("switchyard.deployment_id", Value::from(deployment.id.as_str())));
@@ -418,7 +419,7 @@ where
         Err(_) => call().await,
     };
     if let (Err(e), Some(data)) = (&result, span.data.as_mut()) {
-        data.attributes.push(("error.type", Value::from(e.kind.as_str())));
+        data.attributes.push(("error.type", Value::fixed(e.kind.as_str())));
         if let Some(status) = e.status {
             data.attributes.push(("http.response.status_code", Value::Int(i64::from(status))));
         }
@@ -466,6 +467,20 @@ pub fn propagate(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     }
 }
 
+/// The stop reason as the canonical form serializes it (`end_turn` …), without serde.
+fn finish_reason(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::StopSequence => "stop_sequence",
+        StopReason::ToolUse => "tool_use",
+        StopReason::PauseTurn => "pause_turn",
+        StopReason::Refusal => "refusal",
+        StopReason::ContentFilter => "content_filter",
+        StopReason::ModelContextWindowExceeded => "model_context_window_exceeded",
+    }
+}
+
 fn provider_attributes(a: &mut Vec<(&'static str, Value)>, d: &Deployment) {
     // The semantic conventions' provider names; others go by their LiteLLM prefix.
     let name = match d.provider {
@@ -476,8 +491,8 @@ fn provider_attributes(a: &mut Vec<(&'static str, Value)>, d: &Deployment) {
         ProviderKind::OpenAi(OpenAiFlavor::OpenAi) => "openai",
         other => other.prefix(),
     };
-    a.push(("gen_ai.provider.name", Value::from(name)));
-    a.push(("gen_ai.system", Value::from(name)));
+    a.push(("gen_ai.provider.name", Value::fixed(name)));
+    a.push(("gen_ai.system", Value::fixed(name)));
 }
 
 /// `traceidratio`: the trace is kept when its id's last 8 bytes fall under the ratio, so
@@ -508,7 +523,23 @@ fn now() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::by_ratio;
+    use super::{StopReason, by_ratio, finish_reason};
+
+    #[test]
+    fn finish_reasons_are_the_canonical_names() {
+        for reason in [
+            StopReason::EndTurn,
+            StopReason::MaxTokens,
+            StopReason::StopSequence,
+            StopReason::ToolUse,
+            StopReason::PauseTurn,
+            StopReason::Refusal,
+            StopReason::ContentFilter,
+            StopReason::ModelContextWindowExceeded,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), finish_reason(reason), "{reason:?}");
+        }
+    }
 
     #[test]
     fn the_ratio_decides_by_the_trace_ids_low_bytes() {

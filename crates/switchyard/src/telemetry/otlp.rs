@@ -2,25 +2,35 @@
 //! `POST /v1/traces`). Written by hand: the few messages a span needs are a page of
 //! protobuf wire format, where the generated types would bring a code generator's runtime.
 
-/// One attribute value.
+use std::borrow::Cow;
+
+/// One attribute value. A string is borrowed when it is a constant (most attribute values
+/// of a span are: the operation, the provider), so filling a span allocates less.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Str(String),
+    Str(Cow<'static, str>),
     Int(i64),
     Double(f64),
     Bool(bool),
     Strings(Vec<String>),
 }
 
+impl Value {
+    /// A constant string, not copied.
+    pub fn fixed(v: &'static str) -> Self {
+        Self::Str(Cow::Borrowed(v))
+    }
+}
+
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Self::Str(v.to_owned())
+        Self::Str(Cow::Owned(v.to_owned()))
     }
 }
 
 impl From<String> for Value {
     fn from(v: String) -> Self {
-        Self::Str(v)
+        Self::Str(Cow::Owned(v))
     }
 }
 
@@ -76,29 +86,35 @@ pub struct SpanData {
 /// The `ExportTraceServiceRequest` carrying `spans` from one resource (this gateway).
 pub fn encode(service_name: &str, spans: &[SpanData]) -> Vec<u8> {
     let mut resource = Vec::new();
-    key_value(&mut resource, 1, "service.name", &Value::Str(service_name.to_owned()));
-    key_value(&mut resource, 1, "telemetry.sdk.name", &Value::from("switchyard"));
-    key_value(&mut resource, 1, "service.version", &Value::from(env!("CARGO_PKG_VERSION")));
+    key_value(&mut resource, 1, "service.name", &Value::from(service_name));
+    key_value(&mut resource, 1, "telemetry.sdk.name", &Value::fixed("switchyard"));
+    key_value(&mut resource, 1, "service.version", &Value::fixed(env!("CARGO_PKG_VERSION")));
 
     let mut scope = Vec::new();
     bytes_field(&mut scope, 1, b"switchyard");
     bytes_field(&mut scope, 2, env!("CARGO_PKG_VERSION").as_bytes());
 
-    let mut scope_spans = Vec::with_capacity(spans.len() * 256);
-    message(&mut scope_spans, 1, &scope);
-    let mut one = Vec::with_capacity(512);
+    // ResourceSpans { resource = 1, scope_spans = 2 { scope = 1, spans = 2... } }: the spans
+    // are encoded once, and the wrappers' lengths computed, rather than each level copied
+    // into the next.
+    let mut encoded = Vec::with_capacity(spans.len() * 600);
+    let mut one = Vec::with_capacity(600);
     for span in spans {
         one.clear();
         encode_span(&mut one, span);
-        message(&mut scope_spans, 2, &one);
+        message(&mut encoded, 2, &one);
     }
+    let scope_spans = field_len(1, scope.len()) + encoded.len();
+    let resource_spans = field_len(1, resource.len()) + field_len(2, scope_spans);
 
-    let mut resource_spans = Vec::with_capacity(scope_spans.len() + resource.len() + 16);
-    message(&mut resource_spans, 1, &resource);
-    message(&mut resource_spans, 2, &scope_spans);
-
-    let mut out = Vec::with_capacity(resource_spans.len() + 8);
-    message(&mut out, 1, &resource_spans);
+    let mut out = Vec::with_capacity(resource_spans + 8);
+    tag(&mut out, 1, LEN);
+    varint(&mut out, resource_spans as u64);
+    message(&mut out, 1, &resource);
+    tag(&mut out, 2, LEN);
+    varint(&mut out, scope_spans as u64);
+    message(&mut out, 1, &scope);
+    out.extend_from_slice(&encoded);
     out
 }
 
@@ -118,58 +134,81 @@ fn encode_span(out: &mut Vec<u8>, span: &SpanData) {
     for (key, value) in &span.attributes {
         key_value(out, 9, key, value);
     }
-    let mut status = Vec::new();
-    match &span.error {
-        Some(message) => {
-            bytes_field(&mut status, 2, message.as_bytes());
-            tag(&mut status, 3, VARINT);
-            varint(&mut status, 2); // STATUS_CODE_ERROR
-        }
-        None => {
-            tag(&mut status, 3, VARINT);
-            varint(&mut status, 1); // STATUS_CODE_OK
-        }
+    // Status { message = 2, code = 3 }, written in place (its length known beforehand).
+    let code = if span.error.is_some() { 2 } else { 1 }; // STATUS_CODE_ERROR, _OK
+    let message_len = span.error.as_ref().map_or(0, |m| field_len(2, m.len()));
+    tag(out, 15, LEN);
+    varint(out, (message_len + 2) as u64);
+    if let Some(message) = &span.error {
+        bytes_field(out, 2, message.as_bytes());
     }
-    message(out, 15, &status);
+    tag(out, 3, VARINT);
+    varint(out, code);
     // Trace flags (sampled) and whether the parent is remote (SpanFlags).
     let remote = if span.parent.is_some() && span.remote_parent { 0x300 } else { 0x100 };
     tag(out, 16, FIXED32);
     out.extend_from_slice(&(0x01u32 | remote).to_le_bytes());
 }
 
+/// A `KeyValue { key = 1, value = 2 (AnyValue) }`, written in place: the nested lengths are
+/// computed first, so no attribute needs buffers of its own.
 fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    let mut any = Vec::new();
+    let any = any_len(value);
+    tag(out, field, LEN);
+    varint(out, (field_len(1, key.len()) + field_len(2, any)) as u64);
+    bytes_field(out, 1, key.as_bytes());
+    tag(out, 2, LEN);
+    varint(out, any as u64);
     match value {
-        Value::Str(s) => bytes_field(&mut any, 1, s.as_bytes()),
+        Value::Str(s) => bytes_field(out, 1, s.as_bytes()),
         Value::Bool(b) => {
-            tag(&mut any, 2, VARINT);
-            varint(&mut any, u64::from(*b));
+            tag(out, 2, VARINT);
+            varint(out, u64::from(*b));
         }
         Value::Int(i) => {
-            tag(&mut any, 3, VARINT);
+            tag(out, 3, VARINT);
             // int64: two's complement as an unsigned varint.
-            varint(&mut any, *i as u64);
+            varint(out, *i as u64);
         }
         Value::Double(d) => {
-            tag(&mut any, 4, FIXED64);
-            any.extend_from_slice(&d.to_le_bytes());
+            tag(out, 4, FIXED64);
+            out.extend_from_slice(&d.to_le_bytes());
         }
         Value::Strings(list) => {
             // ArrayValue { repeated AnyValue values = 1 }, each a string_value.
-            let mut array = Vec::new();
-            let mut one = Vec::new();
+            tag(out, 5, LEN);
+            varint(out, strings_len(list) as u64);
             for s in list {
-                one.clear();
-                bytes_field(&mut one, 1, s.as_bytes());
-                message(&mut array, 1, &one);
+                tag(out, 1, LEN);
+                varint(out, field_len(1, s.len()) as u64);
+                bytes_field(out, 1, s.as_bytes());
             }
-            message(&mut any, 5, &array);
         }
     }
-    let mut kv = Vec::with_capacity(key.len() + any.len() + 4);
-    bytes_field(&mut kv, 1, key.as_bytes());
-    message(&mut kv, 2, &any);
-    message(out, field, &kv);
+}
+
+/// The encoded length of `value` as an `AnyValue`'s body.
+fn any_len(value: &Value) -> usize {
+    match value {
+        Value::Str(s) => field_len(1, s.len()),
+        Value::Bool(b) => 1 + varint_len(u64::from(*b)),
+        Value::Int(i) => 1 + varint_len(*i as u64),
+        Value::Double(_) => 1 + 8,
+        Value::Strings(list) => field_len(5, strings_len(list)),
+    }
+}
+
+fn strings_len(list: &[String]) -> usize {
+    list.iter().map(|s| field_len(1, field_len(1, s.len()))).sum()
+}
+
+/// The encoded length of a length-delimited field `field` with a body of `len` bytes.
+fn field_len(field: u32, len: usize) -> usize {
+    varint_len(u64::from(field) << 3 | u64::from(LEN)) + varint_len(len as u64) + len
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 const VARINT: u8 = 0;
@@ -214,5 +253,57 @@ mod tests {
         let mut t = Vec::new();
         tag(&mut t, 16, FIXED32);
         assert_eq!(t, [0x85, 0x01]);
+        for v in [0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
+    }
+
+    #[test]
+    fn computed_lengths_match_what_is_written() {
+        let values = [
+            Value::fixed("chat"),
+            Value::from("x".repeat(200)),
+            Value::Bool(true),
+            Value::Int(-1),
+            Value::Int(300),
+            Value::Double(0.5),
+            Value::Strings(vec!["end_turn".into(), "y".repeat(130)]),
+        ];
+        for value in &values {
+            let mut out = Vec::new();
+            key_value(&mut out, 9, "gen_ai.request.model", value);
+            // Tag (1 byte), the KeyValue's length, then exactly that many bytes.
+            let mut len = 0usize;
+            let mut shift = 0;
+            let mut i = 1;
+            loop {
+                let b = out[i];
+                len |= usize::from(b & 0x7f) << shift;
+                shift += 7;
+                i += 1;
+                if b < 0x80 {
+                    break;
+                }
+            }
+            assert_eq!(out.len() - i, len, "{value:?}");
+            assert!(len > any_len(value), "{value:?}");
+        }
+        let span = SpanData {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent: None,
+            remote_parent: false,
+            name: "chat m".into(),
+            kind: Kind::Server,
+            start: 1,
+            end: 2,
+            attributes: values.iter().map(|v| ("k", v.clone())).collect(),
+            error: Some("boom".into()),
+        };
+        let mut one = Vec::new();
+        encode_span(&mut one, &span);
+        assert!(one.windows(4).any(|w| w == b"boom"));
     }
 }
