@@ -6,6 +6,7 @@
 mod anthropic;
 mod bedrock;
 mod embedding_only;
+mod client;
 mod http;
 mod mock;
 mod openai;
