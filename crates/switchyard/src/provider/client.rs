@@ -61,7 +61,12 @@ impl Client {
         let mut tls = settings.tls;
         let https = hyper_rustls::HttpsConnectorBuilder::new();
         let https = if settings.http2 {
-            https.with_tls_config(tls).https_or_http().enable_http1().enable_http2().wrap_connector(tcp)
+            https
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(tcp)
         } else {
             tls.alpn_protocols = vec![b"http/1.1".to_vec()];
             https.with_tls_config(tls).https_or_http().enable_http1().wrap_connector(tcp)
@@ -246,7 +251,10 @@ enum Inner {
 /// What went wrong, as `http::describe` needs to know it.
 pub(super) enum Failed<'a> {
     /// `connect`: the connection was never established.
-    Direct { connect: bool, source: &'a (dyn StdError + 'static) },
+    Direct {
+        connect: bool,
+        source: &'a (dyn StdError + 'static),
+    },
     Proxied(&'a reqwest::Error),
 }
 
@@ -413,10 +421,6 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn new(text: String) -> Self {
         Self { uri: text.parse().ok(), text }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
     }
 
     /// A POST of `body` to this URL with `headers`; `who` names the deployment when the URL

@@ -128,9 +128,8 @@ fn build(key: &TlsKey, http2: bool) -> Result<Client, String> {
                 .map_err(|e| format!("the CA bundle {shown} (ssl_verify) cannot be used: {e}"))?
         }
     };
-    let fallback = builder
-        .build()
-        .map_err(|e| format!("the HTTP client cannot be built: {}", deepest(&e)))?;
+    let fallback =
+        builder.build().map_err(|e| format!("the HTTP client cannot be built: {}", deepest(&e)))?;
     let settings = Settings {
         tls,
         http2,
@@ -409,8 +408,13 @@ mod tests {
         let client = Clients::new(NetEnv::default()).get(&SslVerify::System).unwrap();
         let err = client.send(request).await.err().unwrap();
         let (env, ssl) = (NetEnv::default(), SslVerify::System);
-        let dest =
-            Destination { who: "the deployment", host_port: &host_port, base: &base, ssl: &ssl, env: &env };
+        let dest = Destination {
+            who: "the deployment",
+            host_port: &host_port,
+            base: &base,
+            ssl: &ssl,
+            env: &env,
+        };
         let e = transport_error(&err, &dest);
         assert_eq!(e.kind, ErrorKind::ServerDown, "{}", e.message);
         assert_eq!(e.diagnosis.unwrap().id, "NET-01");
@@ -435,8 +439,13 @@ mod tests {
         let client = Clients::new(NetEnv::default()).get(&SslVerify::System).unwrap();
         let (env, ssl) = (NetEnv::default(), SslVerify::System);
         let (base, request) = local(&host_port);
-        let dest =
-            Destination { who: "the deployment", host_port: &host_port, base: &base, ssl: &ssl, env: &env };
+        let dest = Destination {
+            who: "the deployment",
+            host_port: &host_port,
+            base: &base,
+            ssl: &ssl,
+            env: &env,
+        };
         let response = client.send(request).await.unwrap();
         assert_eq!(response.status(), 200);
         let err = response.bytes().await.unwrap_err();
@@ -463,11 +472,10 @@ mod tests {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let mut buf = vec![0u8; 4096];
                 let n = socket.read(&mut buf).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_owned();
+                let head =
+                    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_owned();
                 let _ = seen_tx.send(head);
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
             }
         });
         let fallback = reqwest::Client::builder()
@@ -488,7 +496,10 @@ mod tests {
         let response = client.send(request).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(&response.bytes().await.unwrap()[..], b"ok");
-        assert_eq!(seen.recv().await.unwrap(), "POST http://upstream.invalid:8080/v1/messages HTTP/1.1");
+        assert_eq!(
+            seen.recv().await.unwrap(),
+            "POST http://upstream.invalid:8080/v1/messages HTTP/1.1"
+        );
     }
 
     #[test]

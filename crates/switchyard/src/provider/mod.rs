@@ -5,8 +5,8 @@
 
 mod anthropic;
 mod bedrock;
-mod embedding_only;
 mod client;
+mod embedding_only;
 mod http;
 mod mock;
 mod openai;

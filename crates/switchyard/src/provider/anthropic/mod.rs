@@ -20,8 +20,8 @@ pub(super) mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use serde::Deserialize;
@@ -187,8 +187,10 @@ impl AnthropicProvider {
         request_bytes: usize,
     ) -> Result<Response, UpstreamError> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        let response =
-            client.send(request).await.map_err(|e| transport_error(&e, &self.site.destination()))?;
+        let response = client
+            .send(request)
+            .await
+            .map_err(|e| transport_error(&e, &self.site.destination()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -296,8 +298,7 @@ impl Provider for AnthropicProvider {
             if !headers.contains_key(ANTHROPIC_VERSION) {
                 headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION));
             }
-            let request =
-                client.reqwest().request(req.method, url).headers(headers).body(req.body);
+            let request = client.reqwest().request(req.method, url).headers(headers).body(req.body);
             let request = crate::telemetry::propagate(request);
             // Until the answer's headers: a streamed body then flows for as long as it lasts.
             bounded(&self.site.who, self.timeout, Timeout::Request, async {

@@ -24,8 +24,7 @@ use crate::config::Deployment;
 use crate::provider::EventStream;
 use crate::provider::http::{Error, Response, Timeout, broken, timeout_error, transport_error};
 
-pub(super) type Sse =
-    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<Error>>> + Send>>;
+pub(super) type Sse = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<Error>>> + Send>>;
 
 /// The idle timeout between events and the setting it came from.
 #[derive(Debug, Clone, Copy)]

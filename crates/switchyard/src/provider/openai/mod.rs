@@ -161,11 +161,7 @@ impl OpenAiProvider {
         }
     }
 
-    fn request(
-        &self,
-        req: &ChatRequest,
-        stream: bool,
-    ) -> Result<Request<Bytes>, UpstreamError> {
+    fn request(&self, req: &ChatRequest, stream: bool) -> Result<Request<Bytes>, UpstreamError> {
         if let Some((url, raw)) = self.native(req) {
             let bytes = native::body(raw, &self.site.deployment.model, stream);
             return self.post(url, bytes);
@@ -184,11 +180,7 @@ impl OpenAiProvider {
         self.post(&self.url, bytes::Bytes::from(bytes))
     }
 
-    fn post(
-        &self,
-        url: &Endpoint,
-        bytes: Bytes,
-    ) -> Result<Request<Bytes>, UpstreamError> {
+    fn post(&self, url: &Endpoint, bytes: Bytes) -> Result<Request<Bytes>, UpstreamError> {
         // Room for the user agent, `accept` and a traceparent without growing.
         let mut headers = HeaderMap::with_capacity(8);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -204,10 +196,7 @@ impl OpenAiProvider {
     }
 
     /// Sends and, for a non-2xx answer, reads and classifies the error.
-    async fn call(
-        &self,
-        request: Request<Bytes>,
-    ) -> Result<Response, UpstreamError> {
+    async fn call(&self, request: Request<Bytes>) -> Result<Response, UpstreamError> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
         let response = client.send(request).await.map_err(|e| self.site.transport(&e))?;
         let status = response.status();
