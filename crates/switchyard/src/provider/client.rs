@@ -40,6 +40,12 @@ pub struct Client {
     user_agent: HeaderValue,
 }
 
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("proxied", &self.proxy.is_some()).finish_non_exhaustive()
+    }
+}
+
 /// What a [`Client`] is built from.
 pub struct Settings {
     pub tls: rustls::ClientConfig,
