@@ -109,12 +109,11 @@ impl Client {
             headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         }
         let proxied = self.proxy.as_ref().is_some_and(|m| m.intercept(request.uri()).is_some());
-        let sending = if proxied {
+        if proxied {
             Sending::Proxied(Box::pin(via_reqwest(self.fallback.clone(), request)))
         } else {
             Sending::Direct(self.pool.request(request.map(Full::new)))
-        };
-        sending
+        }
     }
 }
 
