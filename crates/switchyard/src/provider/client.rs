@@ -64,7 +64,7 @@ impl Client {
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_keepalive(Some(settings.tcp_keepalive));
-        let mut tls = settings.tls;
+        let tls = settings.tls;
         let https = hyper_rustls::HttpsConnectorBuilder::new();
         let https = if settings.http2 {
             https
@@ -74,7 +74,7 @@ impl Client {
                 .enable_http2()
                 .wrap_connector(tcp)
         } else {
-            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            // No ALPN offered: the server speaks HTTP/1.1 (hyper-rustls refuses a preset list).
             https.with_tls_config(tls).https_or_http().enable_http1().wrap_connector(tcp)
         };
         let pool = Pool::builder(TokioExecutor::new())
