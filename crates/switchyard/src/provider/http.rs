@@ -1,18 +1,22 @@
-//! The upstream HTTP clients: one pooled `reqwest::Client` per TLS setting, shared by every
-//! deployment with that setting; a reqwest failure described as a
+//! The upstream HTTP clients: one pooled [`Client`] per TLS setting (hyper directly, with a
+//! reqwest client beside it for proxied destinations and the less travelled paths), shared
+//! by every deployment with that setting; a transport failure described as a
 //! [`TransportFailure`] for `classify` to turn into NET-01/02/03; the timeouts providers
 //! bound their calls with.
 //!
 //! Never retries, never logs a header or a body. The clients honour HTTPS_PROXY / HTTP_PROXY
 //! / ALL_PROXY / NO_PROXY and (for the system roots) SSL_CERT_FILE / SSL_CERT_DIR from the
-//! process environment, through reqwest and rustls-native-certs; `NetEnv` only reads the
-//! names of those variables, to say which are in effect.
+//! process environment, through reqwest, hyper-util's proxy matcher and
+//! rustls-native-certs; `NetEnv` only reads the names of those variables, to say which are
+//! in effect.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+pub use super::client::{Client, Error, Response};
+use super::client::{ConnectTimedOut, Failed, Settings, tls};
 use crate::classify::{self, Diagnosis, ErrorKind, Transport, TransportFailure, UpstreamError};
 pub use crate::classify::{Destination, NetEnv, Timeout, broken, timeout_error};
 use crate::config::SslVerify;
@@ -29,7 +33,7 @@ const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
 pub struct Clients {
     env: Arc<NetEnv>,
     http2: bool,
-    built: Mutex<HashMap<TlsKey, Result<reqwest::Client, String>>>,
+    built: Mutex<HashMap<TlsKey, Result<Client, String>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,7 +61,7 @@ impl Clients {
 
     /// The client for `ssl`, shared with every other deployment using the same setting. The
     /// error says why the TLS setup failed (an unreadable CA bundle).
-    pub fn get(&self, ssl: &SslVerify) -> Result<reqwest::Client, String> {
+    pub fn get(&self, ssl: &SslVerify) -> Result<Client, String> {
         let key = match ssl {
             SslVerify::System => TlsKey::System,
             SslVerify::CaBundle(path) => TlsKey::CaBundle(path.clone()),
@@ -77,7 +81,7 @@ impl Clients {
     }
 }
 
-fn build(key: &TlsKey, http2: bool) -> Result<reqwest::Client, String> {
+fn build(key: &TlsKey, http2: bool) -> Result<Client, String> {
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .tcp_nodelay(true)
@@ -89,16 +93,23 @@ fn build(key: &TlsKey, http2: bool) -> Result<reqwest::Client, String> {
     if !http2 {
         builder = builder.http1_only();
     }
-    match key {
-        TlsKey::System => {}
-        TlsKey::Disabled => builder = builder.danger_accept_invalid_certs(true),
+    let tls = match key {
+        TlsKey::System => tls::system()?,
+        TlsKey::Disabled => {
+            builder = builder.danger_accept_invalid_certs(true);
+            tls::unverified()?
+        }
         TlsKey::CaBundle(path) => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
             let shown = path.display();
             let pem = std::fs::read(path)
                 .map_err(|e| format!("the CA bundle {shown} (ssl_verify) cannot be read: {e}"))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!("the CA bundle {shown} (ssl_verify) is not a PEM certificate file: {e}")
-            })?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    format!("the CA bundle {shown} (ssl_verify) is not a PEM certificate file: {e}")
+                })?;
             if certs.is_empty() {
                 return Err(format!(
                     "the CA bundle {shown} (ssl_verify) holds no PEM certificate \
@@ -107,12 +118,27 @@ fn build(key: &TlsKey, http2: bool) -> Result<reqwest::Client, String> {
             }
             // Like Python's `verify=path`: this bundle replaces the system roots.
             builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
+            for cert in &certs {
+                let cert = reqwest::Certificate::from_der(cert).map_err(|e| {
+                    format!("the CA bundle {shown} (ssl_verify) is not a PEM certificate file: {e}")
+                })?;
                 builder = builder.add_root_certificate(cert);
             }
+            tls::bundle(certs)
+                .map_err(|e| format!("the CA bundle {shown} (ssl_verify) cannot be used: {e}"))?
         }
-    }
-    builder.build().map_err(|e| format!("the HTTP client cannot be built: {}", deepest(&e)))
+    };
+    let fallback =
+        builder.build().map_err(|e| format!("the HTTP client cannot be built: {}", deepest(&e)))?;
+    let settings = Settings {
+        tls,
+        http2,
+        connect_timeout: CONNECT_TIMEOUT,
+        pool_idle_timeout: POOL_IDLE_TIMEOUT,
+        tcp_keepalive: TCP_KEEPALIVE,
+        user_agent: USER_AGENT,
+    };
+    Ok(Client::new(settings, fallback, super::client::env_proxies()))
 }
 
 /// The error every request of a deployment gets when its client could not be built.
@@ -127,10 +153,54 @@ pub fn setup_error(who: &str, problem: &str) -> UpstreamError {
     error
 }
 
-/// A reqwest failure, classified: NET-01 (cannot connect, or the answer broke off), NET-02
+/// A transport failure, classified: NET-01 (cannot connect, or the answer broke off), NET-02
 /// (TLS) or NET-03 (connect timeout).
-pub fn transport_error(err: &reqwest::Error, dest: &Destination<'_>) -> UpstreamError {
-    classify::transport_error(&describe(err), dest)
+pub fn transport_error(err: &impl Describe, dest: &Destination<'_>) -> UpstreamError {
+    classify::transport_error(&err.describe(), dest)
+}
+
+/// A failure of either client, in the terms [`classify::transport_error`] takes.
+pub trait Describe {
+    fn describe(&self) -> Transport;
+}
+
+impl Describe for reqwest::Error {
+    fn describe(&self) -> Transport {
+        describe(self)
+    }
+}
+
+impl Describe for super::client::Error {
+    fn describe(&self) -> Transport {
+        let (connect, err) = match self.failed() {
+            Failed::Proxied(e) => return describe(e),
+            Failed::Direct { connect, source } => (connect, source),
+        };
+        let failure = if let Some(problem) = tls_problem(err) {
+            TransportFailure::Tls(problem)
+        } else if timed_out(err) {
+            TransportFailure::ConnectTimeout(CONNECT_TIMEOUT)
+        } else if !connect {
+            TransportFailure::Closed
+        } else if refused(err) {
+            TransportFailure::Refused
+        } else if in_chain(err, |e| e.to_string().starts_with("dns error")) {
+            TransportFailure::Dns
+        } else {
+            TransportFailure::Connect
+        };
+        Transport { failure, detail: deepest(err) }
+    }
+}
+
+/// Connecting took too long: the connector's bound, or the system's own TCP timeout (what
+/// reqwest's `is_timeout` recognised).
+fn timed_out(err: &(dyn StdError + 'static)) -> bool {
+    in_chain(err, |e| {
+        e.is::<ConnectTimedOut>()
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
 }
 
 /// What went wrong, in the terms [`classify::transport_error`] takes.
@@ -232,11 +302,28 @@ pub async fn bounded<T>(
 /// be read whole.
 pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
+/// An answer whose body is read a piece at a time.
+pub trait ReadChunk {
+    fn chunk(&mut self) -> impl std::future::Future<Output = Option<bytes::Bytes>> + Send;
+}
+
+impl ReadChunk for reqwest::Response {
+    async fn chunk(&mut self) -> Option<bytes::Bytes> {
+        reqwest::Response::chunk(self).await.ok().flatten()
+    }
+}
+
+impl ReadChunk for Response {
+    async fn chunk(&mut self) -> Option<bytes::Bytes> {
+        Response::chunk(self).await.ok().flatten()
+    }
+}
+
 /// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer; a body that breaks off is used as
 /// far as it came.
-pub async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
+pub async fn read_capped(mut response: impl ReadChunk) -> Vec<u8> {
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
+    while let Some(chunk) = ReadChunk::chunk(&mut response).await {
         let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= ERROR_BODY_LIMIT {
@@ -303,6 +390,116 @@ mod tests {
         // The same refusal from a host elsewhere may be a restart in progress: retryable.
         let far = Destination { host_port: "ollama.internal:11434", ..dest };
         assert_eq!(transport_error(&err, &far).kind, ErrorKind::UpstreamUnavailable);
+    }
+
+    fn local(host_port: &str) -> (String, http::Request<bytes::Bytes>) {
+        let base = format!("http://{host_port}/v1");
+        let endpoint = super::super::client::Endpoint::new(format!("{base}/messages"));
+        let request = endpoint.post(http::HeaderMap::new(), "{}".into(), "the test").unwrap();
+        (base, request)
+    }
+
+    /// The same refusal through the hyper client: the same diagnosis.
+    #[tokio::test]
+    async fn a_refused_connection_through_the_pool_is_a_server_down() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let host_port = format!("127.0.0.1:{port}");
+        let (base, request) = local(&host_port);
+        let client = Clients::new(NetEnv::default()).get(&SslVerify::System).unwrap();
+        let err = client.send(request).await.err().unwrap();
+        let (env, ssl) = (NetEnv::default(), SslVerify::System);
+        let dest = Destination {
+            who: "the deployment",
+            host_port: &host_port,
+            base: &base,
+            ssl: &ssl,
+            env: &env,
+        };
+        let e = transport_error(&err, &dest);
+        assert_eq!(e.kind, ErrorKind::ServerDown, "{}", e.message);
+        assert_eq!(e.diagnosis.unwrap().id, "NET-01");
+    }
+
+    /// An answer cut short mid-body is NET-01 "closed", and a TLS handshake with a server
+    /// that speaks plain HTTP is NET-02.
+    #[tokio::test]
+    async fn a_cut_body_and_a_failed_handshake_are_classified() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host_port = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"id\":")
+                    .await;
+            }
+        });
+        let client = Clients::new(NetEnv::default()).get(&SslVerify::System).unwrap();
+        let (env, ssl) = (NetEnv::default(), SslVerify::System);
+        let (base, request) = local(&host_port);
+        let dest = Destination {
+            who: "the deployment",
+            host_port: &host_port,
+            base: &base,
+            ssl: &ssl,
+            env: &env,
+        };
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let err = response.bytes().await.unwrap_err();
+        let e = transport_error(&err, &dest);
+        assert_eq!(e.diagnosis.as_ref().unwrap().id, "NET-01", "{}", e.message);
+        assert!(matches!(err.describe().failure, TransportFailure::Closed));
+
+        let secure = super::super::client::Endpoint::new(format!("https://{host_port}/v1"));
+        let request = secure.post(http::HeaderMap::new(), "{}".into(), "the test").unwrap();
+        let err = client.send(request).await.err().unwrap();
+        assert!(matches!(err.describe().failure, TransportFailure::Tls(_)), "{err:?}");
+        assert_eq!(transport_error(&err, &dest).diagnosis.unwrap().id, "NET-02");
+    }
+
+    /// A destination a proxy covers goes through the proxy (reqwest's tunnel); others not.
+    #[tokio::test]
+    async fn a_proxied_destination_goes_through_the_proxy() {
+        use hyper_util::client::proxy::matcher::Matcher;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = format!("http://{}", listener.local_addr().unwrap());
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let head =
+                    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_owned();
+                let _ = seen_tx.send(head);
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+            }
+        });
+        let fallback = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::http(&proxy).unwrap())
+            .build()
+            .unwrap();
+        let settings = Settings {
+            tls: tls::system().unwrap(),
+            http2: false,
+            connect_timeout: CONNECT_TIMEOUT,
+            pool_idle_timeout: POOL_IDLE_TIMEOUT,
+            tcp_keepalive: TCP_KEEPALIVE,
+            user_agent: USER_AGENT,
+        };
+        let matcher = Matcher::builder().http(proxy.clone()).build();
+        let client = Client::new(settings, fallback, Some(matcher));
+        let (_, request) = local("upstream.invalid:8080");
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(&response.bytes().await.unwrap()[..], b"ok");
+        assert_eq!(
+            seen.recv().await.unwrap(),
+            "POST http://upstream.invalid:8080/v1/messages HTTP/1.1"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod anthropic;
 mod bedrock;
+mod client;
 mod embedding_only;
 mod http;
 mod mock;

@@ -481,6 +481,16 @@ fn finish_reason(reason: StopReason) -> &'static str {
     }
 }
 
+/// [`propagate`] for a request built as an `http::Request`.
+pub fn propagate_into(headers: &mut http::HeaderMap) {
+    if let Ok(Upstream { traceparent, tracestate }) = UPSTREAM.try_with(Clone::clone) {
+        headers.insert(TRACEPARENT, traceparent);
+        if let Some(state) = tracestate {
+            headers.insert(TRACESTATE, state);
+        }
+    }
+}
+
 fn provider_attributes(a: &mut Vec<(&'static str, Value)>, d: &Deployment) {
     // The semantic conventions' provider names; others go by their LiteLLM prefix.
     let name = match d.provider {

@@ -42,7 +42,8 @@ pub async fn stream(
         base: DEFAULT_API_BASE.to_owned(),
         env: Arc::default(),
     });
-    let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, reqwest::Error>));
+    let body =
+        futures_util::stream::iter(chunks.into_iter().map(Ok::<_, crate::provider::http::Error>));
     let idle = Idle { after: Duration::from_secs(600), setting: "the benchmark" };
     stream::open_sse(Box::pin(body.eventsource()), false, site, idle).await
 }

@@ -46,7 +46,9 @@ impl Fuzz {
         chunks: Vec<Bytes>,
         json_mode: bool,
     ) -> Vec<Result<StreamEvent, UpstreamError>> {
-        let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, reqwest::Error>));
+        let body = futures_util::stream::iter(
+            chunks.into_iter().map(Ok::<_, crate::provider::http::Error>),
+        );
         let idle = Idle { after: Duration::from_secs(3600), setting: "the fuzz target" };
         match stream::open_sse(
             Box::pin(body.eventsource()),

@@ -20,15 +20,17 @@ pub(super) mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::CONTENT_TYPE;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use serde::Deserialize;
 
 use self::body::{Body, Options, Purpose, Target};
+use super::client::Endpoint;
 use super::http::{
-    Clients, Destination, Limit, NetEnv, Timeout, bounded, read_capped, setup_error,
-    transport_error,
+    Client, Clients, Destination, Limit, NetEnv, Response, Timeout, bounded, read_capped,
+    setup_error, transport_error,
 };
 use super::{EventStream, Forward, Provider, Upstreams};
 use crate::canonical::{ChatRequest, ChatResponse};
@@ -76,7 +78,7 @@ impl Site {
 
 pub struct AnthropicProvider {
     site: Arc<Site>,
-    client: Result<reqwest::Client, UpstreamError>,
+    client: Result<Client, UpstreamError>,
     key: Result<HeaderValue, UpstreamError>,
     messages_url: Endpoint,
     count_url: Endpoint,
@@ -155,19 +157,13 @@ impl AnthropicProvider {
         url: &Endpoint,
         body: Vec<u8>,
         betas: &[String],
-    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
-        let client = self.client.as_ref().map_err(Clone::clone)?;
+    ) -> Result<Request<Bytes>, UpstreamError> {
         let key = self.key.as_ref().map_err(Clone::clone)?;
-        let request = match &url.parsed {
-            Some(parsed) => client.post(parsed.clone()),
-            // Unparseable: reqwest reports it when sending, as it always did.
-            None => client.post(url.text.as_str()),
-        };
-        let mut request = request
-            .header(X_API_KEY, key.clone())
-            .header(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION))
-            .header(CONTENT_TYPE, APPLICATION_JSON)
-            .body(body);
+        // Room for the user agent, `accept` and a traceparent without growing.
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(X_API_KEY, key.clone());
+        headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION));
+        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
         if !betas.is_empty() {
             let joined = betas.join(",");
             let value = HeaderValue::from_str(&joined).map_err(|_| {
@@ -178,19 +174,23 @@ impl AnthropicProvider {
                     ),
                 )
             })?;
-            request = request.header(ANTHROPIC_BETA, value);
+            headers.insert(ANTHROPIC_BETA, value);
         }
-        Ok(crate::telemetry::propagate(request))
+        crate::telemetry::propagate_into(&mut headers);
+        url.post(headers, Bytes::from(body), &self.site.who)
     }
 
     /// Sends and, for a non-2xx answer, reads and classifies the error.
     async fn call(
         &self,
-        request: reqwest::RequestBuilder,
+        request: Request<Bytes>,
         request_bytes: usize,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let response =
-            request.send().await.map_err(|e| transport_error(&e, &self.site.destination()))?;
+    ) -> Result<Response, UpstreamError> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let response = client
+            .send(request)
+            .await
+            .map_err(|e| transport_error(&e, &self.site.destination()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -298,7 +298,7 @@ impl Provider for AnthropicProvider {
             if !headers.contains_key(ANTHROPIC_VERSION) {
                 headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION));
             }
-            let request = client.request(req.method, url).headers(headers).body(req.body);
+            let request = client.reqwest().request(req.method, url).headers(headers).body(req.body);
             let request = crate::telemetry::propagate(request);
             // Until the answer's headers: a streamed body then flows for as long as it lasts.
             bounded(&self.site.who, self.timeout, Timeout::Request, async {
@@ -335,18 +335,6 @@ impl Provider for AnthropicProvider {
             })
             .await
         })
-    }
-}
-
-/// An upstream URL, parsed once per config load rather than once per request.
-struct Endpoint {
-    text: String,
-    parsed: Option<reqwest::Url>,
-}
-
-impl Endpoint {
-    fn new(text: String) -> Self {
-        Self { parsed: reqwest::Url::parse(&text).ok(), text }
     }
 }
 

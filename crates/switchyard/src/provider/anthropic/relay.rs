@@ -22,7 +22,7 @@ use crate::classify::{ErrorKind, UpstreamError, anthropic_stream_error};
 use crate::fastpath::body::{Edit, json_string};
 use crate::fastpath::sse::{Splitter, events};
 use crate::fastpath::{Chunk, ChunkStream, RawAnswer, RawBody};
-use crate::provider::http::{Timeout, broken, timeout_error, transport_error};
+use crate::provider::http::{Error, Response, Timeout, broken, timeout_error, transport_error};
 
 /// The Messages fields `WireRequest` reads; any other member is forwarded only when the
 /// canonical request kept it in `extra`.
@@ -116,12 +116,12 @@ pub(super) fn answer(bytes: Bytes) -> Result<RawAnswer, UpstreamError> {
     }
 }
 
-type Body = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Body = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
 
 /// Reads `response` (a 200 with an SSE body) up to its first event — the commit point, as
 /// `stream::open` — and relays the rest as it arrives.
 pub(super) async fn open(
-    response: reqwest::Response,
+    response: Response,
     site: Arc<Site>,
     idle: Idle,
 ) -> Result<ChunkStream, UpstreamError> {

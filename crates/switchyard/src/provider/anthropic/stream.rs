@@ -22,10 +22,9 @@ use crate::canonical::{BlockDelta, ContentBlock, StopReason, StreamEvent};
 use crate::classify::{ErrorKind, UpstreamError, anthropic_stream_error};
 use crate::config::Deployment;
 use crate::provider::EventStream;
-use crate::provider::http::{Timeout, broken, timeout_error, transport_error};
+use crate::provider::http::{Error, Response, Timeout, broken, timeout_error, transport_error};
 
-pub(super) type Sse =
-    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+pub(super) type Sse = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<Error>>> + Send>>;
 
 /// The idle timeout between events and the setting it came from.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +36,7 @@ pub(super) struct Idle {
 /// Reads `response` (a 200 with an SSE body) up to its first event and returns the stream
 /// of canonical events, that event first.
 pub(super) async fn open(
-    response: reqwest::Response,
+    response: Response,
     json_mode: bool,
     site: Arc<Site>,
     idle: Idle,
@@ -140,7 +139,7 @@ impl State {
         broken(&self.site.destination(), &what)
     }
 
-    fn broken(&self, e: EventStreamError<reqwest::Error>) -> UpstreamError {
+    fn broken(&self, e: EventStreamError<Error>) -> UpstreamError {
         match e {
             EventStreamError::Transport(e) => transport_error(&e, &self.site.destination()),
             EventStreamError::Utf8(e) => unreadable(&format!("the stream is not UTF-8: {e}")),

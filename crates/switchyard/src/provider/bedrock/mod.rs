@@ -203,7 +203,11 @@ impl BedrockProvider {
             invoke_url: format!("{base}/model/{path}/invoke"),
             stream_url: format!("{base}/model/{path}/invoke-with-response-stream"),
             count_url: format!("{base}/model/{}/count-tokens", count_id.path_segment()),
-            client: clients.get(&d.ssl_verify).map_err(|problem| setup_error(&who, &problem)),
+            // Signed requests stay on reqwest: SigV4 signs the URL as reqwest sends it.
+            client: clients
+                .get(&d.ssl_verify)
+                .map(|c| c.reqwest().clone())
+                .map_err(|problem| setup_error(&who, &problem)),
             site: Arc::new(Site {
                 deployment: Arc::clone(deployment),
                 who,

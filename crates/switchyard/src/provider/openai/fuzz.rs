@@ -45,8 +45,9 @@ impl Fuzz {
         responses: bool,
     ) -> Vec<Result<StreamEvent, UpstreamError>> {
         let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-        let response =
-            reqwest::Response::from(http::Response::new(reqwest::Body::wrap_stream(body)));
+        let response = crate::provider::http::Response::from(reqwest::Response::from(
+            http::Response::new(reqwest::Body::wrap_stream(body)),
+        ));
         let idle = Idle { after: std::time::Duration::from_secs(3600), setting: "the fuzz target" };
         let site = Arc::clone(&self.site);
         let opened = if responses {

@@ -21,13 +21,15 @@ pub use native::serves_responses;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::HeaderValue;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Request};
 
+use super::client::Endpoint;
 use super::http::{
-    Clients, Destination, Limit, NetEnv, Timeout, bounded, read_capped, setup_error,
-    transport_error,
+    Client, Clients, Destination, Error, Limit, NetEnv, Response, Timeout, bounded, read_capped,
+    setup_error, transport_error,
 };
 use super::{EventStream, Provider, Upstreams};
 use serde_json::{Map, Value};
@@ -70,28 +72,26 @@ impl Site {
     }
 
     /// A transport failure, with "is Ollama running?" for a refused local server.
-    fn transport(&self, e: &reqwest::Error) -> UpstreamError {
+    fn transport(&self, e: &Error) -> UpstreamError {
         openai_connect_error(&self.deployment, &self.base, transport_error(e, &self.destination()))
     }
 }
 
 pub struct OpenAiProvider {
     site: Arc<Site>,
-    client: Result<reqwest::Client, UpstreamError>,
+    client: Result<Client, UpstreamError>,
     /// `None`: the server takes no key (a local server); `Some(Err)`: a key is needed but
     /// missing or unsendable.
     key: Option<Result<HeaderValue, UpstreamError>>,
-    url: String,
-    /// `url` parsed once per config load rather than once per request.
-    parsed_url: Option<reqwest::Url>,
-    embeddings_url: String,
+    url: Endpoint,
+    embeddings_url: Endpoint,
     flavor: OpenAiFlavor,
     max_tokens_field: &'static str,
     drop_params: bool,
     timeout: Limit,
     stream_timeout: Limit,
     /// `{api_base}/responses` when the deployment serves the Responses API itself.
-    responses_url: Option<String>,
+    responses_url: Option<Endpoint>,
 }
 
 impl OpenAiProvider {
@@ -132,10 +132,9 @@ impl OpenAiProvider {
         };
         let official = flavor == OpenAiFlavor::OpenAi && d.api_base.is_none();
         Self {
-            parsed_url: reqwest::Url::parse(&format!("{base}/chat/completions")).ok(),
-            url: format!("{base}/chat/completions"),
-            embeddings_url: format!("{base}/embeddings"),
-            responses_url: serves_responses(d).then(|| format!("{base}/responses")),
+            url: Endpoint::new(format!("{base}/chat/completions")),
+            embeddings_url: Endpoint::new(format!("{base}/embeddings")),
+            responses_url: serves_responses(d).then(|| Endpoint::new(format!("{base}/responses"))),
             site: Arc::new(Site {
                 deployment: Arc::clone(deployment),
                 who,
@@ -154,19 +153,15 @@ impl OpenAiProvider {
     }
 
     /// The Responses request to forward as is, when this deployment takes it natively.
-    fn native<'r>(&self, req: &'r ChatRequest) -> Option<(&str, &'r Map<String, Value>)> {
-        let url = self.responses_url.as_deref()?;
+    fn native<'r>(&self, req: &'r ChatRequest) -> Option<(&Endpoint, &'r Map<String, Value>)> {
+        let url = self.responses_url.as_ref()?;
         match req.gateway.get(RESPONSES_BODY) {
             Some(Value::Object(raw)) => Some((url, raw)),
             _ => None,
         }
     }
 
-    fn request(
-        &self,
-        req: &ChatRequest,
-        stream: bool,
-    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+    fn request(&self, req: &ChatRequest, stream: bool) -> Result<Request<Bytes>, UpstreamError> {
         if let Some((url, raw)) = self.native(req) {
             let bytes = native::body(raw, &self.site.deployment.model, stream);
             return self.post(url, bytes);
@@ -185,31 +180,25 @@ impl OpenAiProvider {
         self.post(&self.url, bytes::Bytes::from(bytes))
     }
 
-    fn post(
-        &self,
-        url: &str,
-        bytes: bytes::Bytes,
-    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        let request = match &self.parsed_url {
-            Some(parsed) if url == self.url => client.post(parsed.clone()),
-            _ => client.post(url),
-        };
-        let mut request = request.header(CONTENT_TYPE, "application/json").body(bytes);
+    fn post(&self, url: &Endpoint, bytes: Bytes) -> Result<Request<Bytes>, UpstreamError> {
+        // Room for the user agent, `accept` and a traceparent without growing.
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match &self.key {
             None => {}
-            Some(Ok(key)) => request = request.header(AUTHORIZATION, key.clone()),
+            Some(Ok(key)) => {
+                headers.insert(AUTHORIZATION, key.clone());
+            }
             Some(Err(e)) => return Err(e.clone()),
         }
-        Ok(crate::telemetry::propagate(request))
+        crate::telemetry::propagate_into(&mut headers);
+        url.post(headers, bytes, &self.site.who)
     }
 
     /// Sends and, for a non-2xx answer, reads and classifies the error.
-    async fn call(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let response = request.send().await.map_err(|e| self.site.transport(&e))?;
+    async fn call(&self, request: Request<Bytes>) -> Result<Response, UpstreamError> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let response = client.send(request).await.map_err(|e| self.site.transport(&e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -22,9 +22,9 @@ use super::response::{WireUsage, stop_reason, tool_input};
 use crate::canonical::{BlockDelta, ContentBlock, StopReason, StreamEvent, Usage};
 use crate::classify::{ErrorKind, UpstreamError, openai_stream_error};
 use crate::provider::EventStream;
-use crate::provider::http::{Timeout, broken, timeout_error};
+use crate::provider::http::{Error, Response, Timeout, broken, timeout_error};
 
-type Sse = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+type Sse = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<Error>>> + Send>>;
 
 /// The idle timeout between chunks and the setting it came from.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,7 @@ pub(super) struct Idle {
 /// Reads `response` (a 200 with an SSE body) up to its first chunk and returns the stream of
 /// canonical events, that chunk's first.
 pub(super) async fn open(
-    response: reqwest::Response,
+    response: Response,
     site: Arc<Site>,
     idle: Idle,
 ) -> Result<EventStream, UpstreamError> {
@@ -77,7 +77,7 @@ impl Decode for Decoder {
 
 /// [`open`] with the decoder `D`.
 pub(super) async fn open_with<D: Decode>(
-    response: reqwest::Response,
+    response: Response,
     site: Arc<Site>,
     idle: Idle,
 ) -> Result<EventStream, UpstreamError> {
@@ -162,7 +162,7 @@ impl<D: Decode> State<D> {
         broken(&self.site.destination(), &what)
     }
 
-    fn broken(&self, e: EventStreamError<reqwest::Error>) -> UpstreamError {
+    fn broken(&self, e: EventStreamError<Error>) -> UpstreamError {
         match e {
             EventStreamError::Transport(e) => self.site.transport(&e),
             EventStreamError::Utf8(e) => unreadable(&format!("the stream is not UTF-8: {e}")),
