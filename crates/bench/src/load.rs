@@ -22,7 +22,7 @@ use tokio::sync::Barrier;
 use tokio::time::Instant;
 
 /// What one request is; every client sends the same.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub path: String,
@@ -34,6 +34,17 @@ pub struct Target {
     pub expect_tail: &'static [u8],
     /// TLS to the target (a gateway with `--ssl-certfile`), its name `localhost`.
     pub tls: Option<Arc<tokio_rustls::TlsConnector>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("addr", &self.addr)
+            .field("path", &self.path)
+            .field("streaming", &self.streaming)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

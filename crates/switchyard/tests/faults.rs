@@ -399,6 +399,8 @@ async fn every_byte_of_a_bedrock_event_stream_cut_gives_an_answer_or_a_well_form
     .await;
 }
 
+// The tally of outcomes is printed for whoever reads a run with --nocapture.
+#[allow(clippy::print_stderr)]
 async fn every_byte(plan: Plan) {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();

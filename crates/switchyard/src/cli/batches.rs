@@ -5,8 +5,6 @@
 //! gateway running it finishes the ones in flight and ends it; a forwarded batch is cancelled
 //! at Anthropic through the deployment it went to (the config's key).
 
-use std::path::PathBuf;
-
 use chrono::DateTime;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};

@@ -4,8 +4,6 @@
 //! second (their change feed). The key is printed once, on create; afterwards only its token
 //! (sha256 hex) and `sk-...` name are shown.
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 

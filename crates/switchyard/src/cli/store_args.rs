@@ -34,7 +34,7 @@ pub struct StoreArgs {
 pub struct Opened {
     pub config: Config,
     pub runtime: tokio::runtime::Runtime,
-    pub database_url: Option<String>,
+    pub database_url: Option<crate::secret::Secret>,
     pub state_dir: PathBuf,
 }
 

@@ -310,6 +310,9 @@ pub(crate) struct Rows {
 
 impl Rows {
     /// Queues `record`, or hands it back when [`QUEUE`] rows are already waiting.
+    // The rare refusal hands the row back by value for the spool; boxing it would cost every
+    // push an allocation to make the error smaller.
+    #[allow(clippy::result_large_err)]
     fn push(&self, record: Record) -> Result<(), Record> {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         if rows.len() >= QUEUE {

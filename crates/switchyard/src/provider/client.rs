@@ -65,17 +65,19 @@ impl Client {
         tcp.set_nodelay(true);
         tcp.set_keepalive(Some(settings.tcp_keepalive));
         let tls = settings.tls;
-        let https = hyper_rustls::HttpsConnectorBuilder::new();
         let https = if settings.http2 {
-            https
+            hyper_rustls::HttpsConnectorBuilder::new()
                 .with_tls_config(tls)
                 .https_or_http()
                 .enable_http1()
                 .enable_http2()
                 .wrap_connector(tcp)
         } else {
-            // No ALPN offered: the server speaks HTTP/1.1 (hyper-rustls refuses a preset list).
-            https.with_tls_config(tls).https_or_http().enable_http1().wrap_connector(tcp)
+            // HTTP/1.1 offered by ALPN, as reqwest did: some servers insist on a protocol. The
+            // builder leaves ALPN empty for HTTP/1-only, so the connector is built from parts.
+            let mut tls = tls;
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            hyper_rustls::HttpsConnector::from((tcp, tls))
         };
         let pool = Pool::builder(TokioExecutor::new())
             .pool_idle_timeout(settings.pool_idle_timeout)
