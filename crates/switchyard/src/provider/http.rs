@@ -176,20 +176,7 @@ impl Describe for super::client::Error {
             Failed::Proxied(e) => return describe(e),
             Failed::Direct { connect, source } => (connect, source),
         };
-        let failure = if let Some(problem) = tls_problem(err) {
-            TransportFailure::Tls(problem)
-        } else if timed_out(err) {
-            TransportFailure::ConnectTimeout(CONNECT_TIMEOUT)
-        } else if !connect {
-            TransportFailure::Closed
-        } else if refused(err) {
-            TransportFailure::Refused
-        } else if in_chain(err, |e| e.to_string().starts_with("dns error")) {
-            TransportFailure::Dns
-        } else {
-            TransportFailure::Connect
-        };
-        Transport { failure, detail: deepest(err) }
+        described(err, timed_out(err), connect, false)
     }
 }
 
@@ -205,13 +192,24 @@ fn timed_out(err: &(dyn StdError + 'static)) -> bool {
 
 /// What went wrong, in the terms [`classify::transport_error`] takes.
 fn describe(err: &reqwest::Error) -> Transport {
+    described(err, err.is_timeout(), err.is_connect(), err.is_decode())
+}
+
+/// The failure of either client, from what it says of `err`: whether it timed out, whether it
+/// happened while connecting, whether a body failed to decode.
+fn described(
+    err: &(dyn StdError + 'static),
+    timed_out: bool,
+    connect: bool,
+    decode: bool,
+) -> Transport {
     let failure = if let Some(problem) = tls_problem(err) {
         TransportFailure::Tls(problem)
-    } else if err.is_timeout() {
+    } else if timed_out {
         // Only connecting is bounded by the client; whole requests by the provider.
         TransportFailure::ConnectTimeout(CONNECT_TIMEOUT)
-    } else if !err.is_connect() {
-        if err.is_decode() { TransportFailure::BodyDecode } else { TransportFailure::Closed }
+    } else if !connect {
+        if decode { TransportFailure::BodyDecode } else { TransportFailure::Closed }
     } else if refused(err) {
         TransportFailure::Refused
     } else if in_chain(err, |e| e.to_string().starts_with("dns error")) {
