@@ -679,6 +679,7 @@ fn awkward_rows() -> Vec<switchyard::ledger::Record> {
                 api_key: if key == 3 { String::new() } else { hash_key(&format!("awk-key-{key}")) },
                 key_alias: (key == 1).then(|| "awk-alias".to_owned()),
                 end_user: (i % 6 != 0).then(|| format!("u{}", i % 3)),
+                user: (i % 5 == 1).then(|| "owner".to_owned()),
                 team_id: (i % 7 != 0).then(|| "team".to_owned()),
                 tags: tags[i % 5].iter().map(|t| (*t).to_owned()).collect(),
                 session_id: (i % 2 == 0).then(|| format!("s{}", i % 4)),
@@ -859,7 +860,71 @@ async fn check_sums(dir: &Path, database_url: Option<&str>) {
         reader.scan(&key, &mut |e| builder.add(&e)).await.unwrap();
         assert_eq!(near(reader.overview(&key, from, to).await.unwrap()), near(builder.finish()));
     }
+    check_spent_since(&reader).await;
     reader.close().await;
+}
+
+/// What budgets read (`Reader::spent_since_each`, `spent_since`): for every scope, since a
+/// moment on an hour (the rollup's hours alone) or within one (plus that hour's rows), the
+/// sum of the rows' spend.
+async fn check_spent_since(reader: &switchyard::ledger::read::Reader) {
+    use switchyard::ledger::SpendFilter;
+    let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap();
+    use switchyard::ledger::read::{Entry, Filter};
+    // The last moment is 5 rows into its hour: they come from the rows, the rest from the
+    // rollup's hours.
+    let moments = ["2026-11-19T00:00:00Z", "2026-11-20T12:00:00Z", "2026-11-21T08:05:31.250Z"]
+        .map(|m| chrono::DateTime::parse_from_rfc3339(m).unwrap().to_utc());
+    let partial = Filter {
+        start: Some(moments[2].naive_utc()),
+        end: Some(at("2026-11-21T09:00")),
+        ..Filter::default()
+    };
+    let mut in_partial = Decimal::ZERO;
+    reader.scan(&partial, &mut |e| in_partial += e.spend.unwrap_or_default()).await.unwrap();
+    assert!(in_partial > Decimal::ZERO);
+    let filters = [
+        SpendFilter::All,
+        SpendFilter::ModelGroup("cheap".to_owned()),
+        SpendFilter::ModelId("dep-1".to_owned()),
+        SpendFilter::Provider("bedrock".to_owned()),
+        SpendFilter::Provider("anthropic".to_owned()),
+        SpendFilter::EndUser("u1".to_owned()),
+        SpendFilter::ApiKey(hash_key("awk-key-1")),
+        SpendFilter::ApiKey(String::new()),
+        SpendFilter::Team("team".to_owned()),
+        SpendFilter::User("owner".to_owned()),
+    ];
+    let holds = |f: &SpendFilter, e: &Entry| match f {
+        SpendFilter::All => true,
+        SpendFilter::ModelGroup(v) => e.alias == *v,
+        SpendFilter::ModelId(v) => e.deployment == *v,
+        SpendFilter::Provider(p) => e.provider == *p || e.provider.starts_with(&format!("{p}/")),
+        SpendFilter::EndUser(v) => e.end_user == *v,
+        SpendFilter::ApiKey(v) => e.api_key == *v,
+        SpendFilter::Team(v) => e.team_id == *v,
+        SpendFilter::User(v) => e.user == *v,
+    };
+    let wanted: Vec<_> =
+        moments.iter().flat_map(|since| filters.iter().map(|f| (f.clone(), *since))).collect();
+    let spent = reader.spent_since_each(&wanted).await.unwrap();
+    for ((filter, since), spent) in wanted.iter().zip(&spent) {
+        let mut by_rows = Decimal::ZERO;
+        let mut rows = 0;
+        let since_rows = Filter { start: Some(since.naive_utc()), ..Filter::default() };
+        reader
+            .scan(&since_rows, &mut |e| {
+                if holds(filter, &e) {
+                    by_rows += e.spend.unwrap_or_default();
+                    rows += 1;
+                }
+            })
+            .await
+            .unwrap();
+        assert!(rows > 0 || *filter == SpendFilter::ApiKey(String::new()), "{filter:?}");
+        assert_eq!(*spent, by_rows.normalize(), "{filter:?} since {since}");
+        assert_eq!(reader.spent_since(filter, *since).await.unwrap(), *spent);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -871,6 +936,31 @@ async fn sqlite_sums_in_sql_equal_row_sums() {
 async fn postgres_sums_in_sql_equal_row_sums() {
     let db = TestDb::create().await;
     sql_sums_equal_row_sums(Some(&db.url())).await;
+}
+
+/// The rollup failing never fails the ledger's insert: with its table gone (an operator
+/// dropped it, or anything else made the trigger's statement fail) rows are still written,
+/// and the next start rebuilds it from every row, equal to the rows again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_rollup_never_loses_a_ledger_row_and_is_rebuilt_at_the_next_start() {
+    use switchyard::ledger::Store as _;
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rows = awkward_rows();
+    let store = switchyard::ledger::postgres::Postgres::new(&db.url()).unwrap();
+    seed(&store, &rows[..150]).await;
+    let pool = db.pool().await;
+    sqlx::query(r#"DROP TABLE "switchyard_rollup""#).execute(&pool).await.unwrap();
+    store.insert(&rows[150..]).await.unwrap();
+    let count: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "LiteLLM_SpendLogs""#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, rows.len() as i64);
+    pool.close().await;
+    let restarted = switchyard::ledger::postgres::Postgres::new(&db.url()).unwrap();
+    restarted.prepare().await.unwrap();
+    check_sums(dir.path(), Some(&db.url())).await;
 }
 
 /// The dashboard's report routes while PostgreSQL cannot be reached (a relay the test cuts):

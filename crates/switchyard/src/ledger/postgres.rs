@@ -579,8 +579,12 @@ async fn create_rollup(pool: &PgPool) -> Result<(), sqlx::Error> {
         .bind(super::rollup::TABLE)
         .fetch_one(&mut *tx)
         .await?;
+    let sql = super::rollup::Sql { postgres: true };
+    for statement in sql.pg_functions() {
+        sqlx::query(&statement).execute(&mut *tx).await?;
+    }
     if !exists {
-        for statement in (super::rollup::Sql { postgres: true }).pg_setup() {
+        for statement in sql.pg_setup() {
             sqlx::query(&statement).execute(&mut *tx).await?;
         }
     }

@@ -353,19 +353,36 @@ impl Sql {
         self.create_table()
     }
 
-    /// PostgreSQL: the table, the trigger functions, the statement triggers and the backfill,
-    /// to run in one transaction when the table does not exist yet.
-    pub fn pg_setup(&self) -> Vec<String> {
+    /// PostgreSQL: the trigger functions, replaced at every start so an upgrade brings its
+    /// own. A failure inside one (a value no cast foresaw) must not fail the ledger's insert:
+    /// the rows are what must never be lost, so the error is raised as a warning in the
+    /// server's log and the statement goes on without its rollup update.
+    pub fn pg_functions(&self) -> Vec<String> {
         let function = |name: &str, body: String| {
             format!(
                 "CREATE OR REPLACE FUNCTION \"{name}\"() RETURNS trigger LANGUAGE plpgsql AS $rollup$ \
-                 BEGIN {body}; RETURN NULL; END $rollup$"
+                 BEGIN BEGIN {body}; EXCEPTION WHEN OTHERS THEN RAISE WARNING \
+                 '{TABLE}: % (SQLSTATE %): this statement''s rows are not in the rollup; reports \
+                 over its hours are short until the rollup is rebuilt (drop table {TABLE} and restart \
+                 a gateway)', SQLERRM, SQLSTATE; END; RETURN NULL; END $rollup$"
             )
         };
         vec![
-            self.create_table(),
             function(&format!("{TABLE}_insert"), self.upsert("new_rows", 1)),
             function(&format!("{TABLE}_delete"), self.upsert("old_rows", -1)),
+        ]
+    }
+
+    /// PostgreSQL: the table, the statement triggers and the backfill, to run in one
+    /// transaction when the table does not exist yet (after [`Sql::pg_functions`]).
+    pub fn pg_setup(&self) -> Vec<String> {
+        // Triggers left from a rollup table an operator dropped to have it rebuilt.
+        let drop =
+            |name: &str| format!(r#"DROP TRIGGER IF EXISTS "{name}" ON "LiteLLM_SpendLogs""#);
+        vec![
+            self.create_table(),
+            drop(&format!("{TABLE}_insert")),
+            drop(&format!("{TABLE}_delete")),
             format!(
                 r#"CREATE TRIGGER "{TABLE}_insert" AFTER INSERT ON "LiteLLM_SpendLogs"
  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "{TABLE}_insert"()"#
@@ -745,7 +762,7 @@ fn time_only(f: &Filter) -> bool {
 
 /// The rollup table is missing (an older gateway's database, or a LiteLLM table the rollup
 /// could not be created on): the rows are read instead.
-fn no_rollup(e: &sqlx::Error) -> bool {
+pub(super) fn no_rollup(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| {
         d.code().as_deref() == Some("42P01") || d.message().contains("no such table")
     })

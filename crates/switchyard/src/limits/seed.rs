@@ -20,8 +20,9 @@ pub async fn seed_from_ledger<'a>(
 ) -> Result<usize, String> {
     let reader = Reader::new(settings);
     let now = limits.now();
-    let mut seeded = 0;
     let mut seen = HashSet::new();
+    let mut chosen = Vec::new();
+    let mut wanted = Vec::new();
     for budget in budgets {
         if !seen.insert((budget.scope.clone(), budget.period)) {
             continue;
@@ -39,12 +40,18 @@ pub async fn seed_from_ledger<'a>(
             Scope::KeyModel(..) => continue,
         };
         let since = budget.period.window(now).start.max(DateTime::UNIX_EPOCH);
-        let spent = reader.spent_since(&filter, since).await.map_err(|e| e.to_string())?;
+        chosen.push(budget);
+        wanted.push((filter, since));
+    }
+    // Every budget's spend in one read, however many keys there are.
+    let spent = reader.spent_since_each(&wanted).await.map_err(|e| e.to_string());
+    let mut seeded = 0;
+    for (budget, spent) in chosen.into_iter().zip(spent.as_deref().unwrap_or_default()) {
         if !spent.is_zero() {
-            limits.seed(budget, spent).await;
+            limits.seed(budget, *spent).await;
             seeded += 1;
         }
     }
     reader.close().await;
-    Ok(seeded)
+    spent.map(|_| seeded)
 }
