@@ -143,6 +143,8 @@ struct Insert {
     sql: String,
     /// `COPY … FROM STDIN (FORMAT binary)` into the same columns.
     copy: String,
+    /// The hourly rollup exists: a `COPY`ed batch is summed into it by the writer.
+    rollup: Option<String>,
 }
 
 impl Insert {
@@ -161,7 +163,7 @@ impl Insert {
         );
         let copy =
             format!("COPY \"LiteLLM_SpendLogs\" ({}) FROM STDIN (FORMAT binary)", names.join(", "));
-        Self { columns, sql, copy }
+        Self { columns, sql, copy, rollup: None }
     }
 }
 
@@ -219,16 +221,22 @@ impl Postgres {
                 tracing::warn!(error = %self.err(&e), "ledger: could not create an index on \"LiteLLM_SpendLogs\"");
             }
         }
+        let mut insert = Insert::new(columns);
         if super::rollup::PG_COLUMNS.iter().all(|c| found.iter().any(|f| f == c)) {
-            if let Err(e) = create_rollup(&self.pool).await {
-                tracing::warn!(error = %self.err(&e), "ledger: could not create the hourly rollup; reports read the rows");
+            match create_rollup(&self.pool).await {
+                Ok(()) => {
+                    insert.rollup = Some((super::rollup::Sql { postgres: true }).pg_delta_upsert())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %self.err(&e), "ledger: could not create the hourly rollup; reports read the rows")
+                }
             }
         } else {
             tracing::warn!(
                 "ledger: \"LiteLLM_SpendLogs\" lacks columns the hourly rollup needs; reports read the rows"
             );
         }
-        Ok(Insert::new(columns))
+        Ok(insert)
     }
 
     /// The batch statements: the insert, with the running totals of the LiteLLM tables that
@@ -286,9 +294,26 @@ impl Postgres {
         let data = copy_data(&insert.columns, rows);
         let mut tx = self.pool.begin().await?;
         let copied = async {
+            if insert.rollup.is_some() {
+                // Every row of a `COPY` is inserted: the writer sums them itself (in Rust, a
+                // fraction of the trigger's SQL), and the insert trigger leaves them alone.
+                sqlx::query("SELECT set_config($1, 'writer', true)")
+                    .bind(super::rollup::WRITER_SETTING)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let mut copy = tx.copy_in_raw(&insert.copy).await?;
             copy.send(data).await?;
             copy.finish().await?;
+            if let Some(sql) = &insert.rollup {
+                let d = super::rollup::PgDeltas::of(rows);
+                let mut q = sqlx::query(sql).bind(d.hour).bind(d.dim).bind(d.value).bind(d.label);
+                let [requests, failed, hits, pt, ct, crt, cwt, priced] = d.counts;
+                for column in [requests, failed, hits, pt, ct, crt, cwt] {
+                    q = q.bind(column);
+                }
+                q.bind(d.spend).bind(priced).execute(&mut *tx).await?;
+            }
             if let Some(sql) = &statements.totals {
                 let mut q = sqlx::query(sql);
                 for (_, _, column) in &statements.tables {

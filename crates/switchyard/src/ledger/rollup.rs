@@ -82,6 +82,10 @@ pub(super) const UNITS: i64 = 1_000_000_000_000;
 
 pub(super) const TABLE: &str = "switchyard_rollup";
 
+/// The transaction setting by which the gateway's writer tells PostgreSQL's insert trigger
+/// it sums its batch itself.
+pub(super) const WRITER_SETTING: &str = "switchyard.rollup";
+
 /// A value kept at two significant digits, truncated: below 100 as it is, else with all but
 /// its two leading digits zeroed (`1234` → `1200`). Durations are in ms, overheads in µs.
 pub fn bucket(v: i64) -> i64 {
@@ -357,19 +361,26 @@ impl Sql {
     /// own. A failure inside one (a value no cast foresaw) must not fail the ledger's insert:
     /// the rows are what must never be lost, so the error is raised as a warning in the
     /// server's log and the statement goes on without its rollup update.
+    ///
+    /// The gateway's own batches are summed by its writer ([`PgDeltas`]) in the statement's
+    /// transaction, which says so (`switchyard.rollup` = `writer`): the insert trigger leaves
+    /// those to it and sums the rows of every other writer (LiteLLM's, a replay's fallback).
     pub fn pg_functions(&self) -> Vec<String> {
-        let function = |name: &str, body: String| {
+        let function = |name: &str, skip: &str, body: String| {
             format!(
                 "CREATE OR REPLACE FUNCTION \"{name}\"() RETURNS trigger LANGUAGE plpgsql AS $rollup$ \
-                 BEGIN BEGIN {body}; EXCEPTION WHEN OTHERS THEN RAISE WARNING \
+                 BEGIN {skip}BEGIN {body}; EXCEPTION WHEN OTHERS THEN RAISE WARNING \
                  '{TABLE}: % (SQLSTATE %): this statement''s rows are not in the rollup; reports \
                  over its hours are short until the rollup is rebuilt (drop table {TABLE} and restart \
                  a gateway)', SQLERRM, SQLSTATE; END; RETURN NULL; END $rollup$"
             )
         };
+        let by_writer = format!(
+            "IF current_setting('{WRITER_SETTING}', true) = 'writer' THEN RETURN NULL; END IF; "
+        );
         vec![
-            function(&format!("{TABLE}_insert"), self.upsert("new_rows", 1)),
-            function(&format!("{TABLE}_delete"), self.upsert("old_rows", -1)),
+            function(&format!("{TABLE}_insert"), &by_writer, self.upsert("new_rows", 1)),
+            function(&format!("{TABLE}_delete"), "", self.upsert("old_rows", -1)),
         ]
     }
 
@@ -587,10 +598,25 @@ pub(super) struct Facts {
 }
 
 impl Facts {
-    pub fn of(r: &super::Record) -> Self {
+    /// What `r` adds once written: to SQLite, or to PostgreSQL, whose `INTEGER` columns
+    /// hold counts up to 2³¹ − 1 and whose `metadata` cache token counts up to 18 digits.
+    pub fn of(r: &super::Record, postgres: bool) -> Self {
         let start = super::sqlite::time(r.start_time);
         let failed = r.status == super::Outcome::Failure;
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let (column, cached) = if postgres {
+            let int4 = |n: u64| i64::from(super::store::int(n));
+            let digits18 = |n: u64| if n < 1_000_000_000_000_000_000 { count(n) } else { 0 };
+            (
+                [int4(r.tokens.prompt), int4(r.tokens.completion), int4(r.duration_ms)],
+                [digits18(r.tokens.cache_read), digits18(r.tokens.cache_write)],
+            )
+        } else {
+            (
+                [count(r.tokens.prompt), count(r.tokens.completion), count(r.duration_ms)],
+                [count(r.tokens.cache_read), count(r.tokens.cache_write)],
+            )
+        };
         Self {
             hour: start.get(..13).unwrap_or(&start).to_owned(),
             keyed: vec![
@@ -612,14 +638,9 @@ impl Facts {
                 String::new()
             },
             hit: r.cache_hit,
-            tokens: [
-                count(r.tokens.prompt),
-                count(r.tokens.completion),
-                count(r.tokens.cache_read),
-                count(r.tokens.cache_write),
-            ],
+            tokens: [column[0], column[1], cached[0], cached[1]],
             spend: r.spend.map(|s| s.to_string()),
-            dur: Some(bucket(count(r.duration_ms).min(4_294_967_295)).to_string()),
+            dur: Some(bucket(column[2].min(4_294_967_295)).to_string()),
             // As the row's `metadata` holds it: a non-finite number is written as null.
             ovh: r
                 .overhead_ms
@@ -720,7 +741,66 @@ pub(super) fn add_facts(out: &mut Deltas, f: Facts, sign: i64) {
     }
 }
 
+/// A batch's rollup rows for PostgreSQL's [`Sql::pg_delta_upsert`], one array a column.
+#[derive(Default)]
+pub(super) struct PgDeltas {
+    pub hour: Vec<String>,
+    pub dim: Vec<&'static str>,
+    pub value: Vec<String>,
+    pub label: Vec<Option<String>>,
+    /// requests, failed, hits, pt, ct, crt, cwt, priced.
+    pub counts: [Vec<i64>; 8],
+    pub spend: Vec<rust_decimal::Decimal>,
+}
+
+impl PgDeltas {
+    /// What `rows`, every one of them inserted, add to the rollup: the same sums the insert
+    /// trigger's SQL makes of them (`tests/ui_data.rs` compares both with the rows).
+    pub fn of(rows: &[super::Record]) -> Self {
+        use std::str::FromStr;
+        let mut deltas = Deltas::new();
+        for r in rows {
+            add_facts(&mut deltas, Facts::of(r, true), 1);
+        }
+        let mut out = Self::default();
+        for ((hour, dim, value), d) in deltas {
+            let mut spend = rust_decimal::Decimal::from_i128_with_scale(i128::from(d.units), 12);
+            let mut priced = d.priced;
+            for text in &d.rest {
+                if let Ok(v) = rust_decimal::Decimal::from_str(text) {
+                    spend += v;
+                    priced += 1;
+                }
+            }
+            out.hour.push(hour);
+            out.dim.push(dim);
+            out.value.push(value);
+            out.label.push(d.label);
+            for (column, n) in out
+                .counts
+                .iter_mut()
+                .zip([d.requests, d.failed, d.hits, d.pt, d.ct, d.crt, d.cwt, priced])
+            {
+                column.push(n);
+            }
+            out.spend.push(spend.normalize());
+        }
+        out
+    }
+}
+
 impl Sql {
+    /// PostgreSQL: the rows of [`PgDeltas`] added to the rollup, in the order the insert
+    /// trigger locks them (so a LiteLLM writer's statement and the gateway's never deadlock).
+    pub fn pg_delta_upsert(&self) -> String {
+        self.upsert_rows(
+            "SELECT (h || ':00:00')::timestamp, d, v, l, r, f, hi, pt, ct, crt, cwt, s, p \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+             $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::numeric[], \
+             $13::int8[]) AS u(h, d, v, l, r, f, hi, pt, ct, crt, cwt, s, p) ORDER BY 1, 2, 3",
+        )
+    }
+
     /// SQLite: `n` rows of [`Delta`] added to the rollup, in one statement.
     pub fn delta_upsert(&self, n: usize) -> String {
         let slots = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
