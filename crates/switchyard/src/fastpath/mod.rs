@@ -11,6 +11,7 @@
 
 pub mod body;
 pub mod sse;
+pub mod stream;
 
 use std::pin::Pin;
 
