@@ -1,5 +1,6 @@
-//! The same-dialect fast path (`fastpath`): `/v1/messages` to an Anthropic deployment relays
-//! the client's body and the upstream's answer. Each test runs the same requests through
+//! The same-dialect fast path (`fastpath`): `/v1/messages` to an Anthropic deployment and
+//! `/v1/chat/completions` to an OpenAI-compatible one relay the client's body and the
+//! upstream's answer. Each test runs the same requests through
 //! two gateways on two identical mocks — one relaying, one with
 //! `disable_same_dialect_relay: true`, which translates as every other request is — and
 //! asserts the clients see the same thing — JSON answers, streams event by event, errors
