@@ -229,6 +229,16 @@ mod tests {
         assert_eq!(out, Ok(vec![Ok("data: ok\n\n".to_owned()), Err(ErrorKind::Overloaded)]));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_silence_longer_than_the_idle_timeout_ends_the_stream() {
+        let first = futures_util::stream::iter([Ok(Bytes::from_static(b"data: ok\n\n"))]);
+        let silent = first.chain(futures_util::stream::pending());
+        let stream = open(Box::pin(silent), Plain::default(), Duration::from_secs(30));
+        let items: Vec<_> = stream.await.unwrap().collect().await;
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].as_ref().err().map(|e| e.kind), Some(ErrorKind::Timeout));
+    }
+
     #[tokio::test]
     async fn the_end_event_ends_the_stream_and_an_early_end_fails_it() {
         let out = relay(&["data: ok\n\n", "data: end\n\ndata: ok\n\n", "data: ok\n\n"]).await;

@@ -300,6 +300,18 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_ends_after_the_finish_reason_is_complete_and_gets_its_done() {
+        let mut r = reader(false);
+        let end = STREAM.find("data: [DONE]").unwrap();
+        let Read { chunk, .. } = r.read(Bytes::copy_from_slice(&STREAM.as_bytes()[..end]));
+        assert!(!chunk.complete);
+        assert!(chunk.usage.is_none(), "usage is reported with the end, as translated");
+        let last = r.ended().unwrap();
+        assert_eq!((&last.bytes[..], last.complete), (DONE, true));
+        assert_eq!(last.usage.unwrap().input_tokens, 7);
+    }
+
+    #[test]
     fn an_error_object_ends_what_is_relayed() {
         let mut r = reader(true);
         let piece = concat!(
