@@ -137,7 +137,6 @@ fn lanes(
         |model: &str| format!(r#"{{"model":"{model}","max_tokens":10,{question}{stream}}}"#);
     let chat = |model: &str| format!(r#"{{"model":"{model}","max_tokens":10,{question}{stream}}}"#);
     let bearer = |k: &str| header("authorization", &format!("Bearer {k}"));
-    let openai_relayed = if streaming { "translated: streams are" } else { "relayed" };
     let mut out = Vec::new();
     let mut add = |deployment, route, role, server, target| {
         out.push(Routed {
@@ -229,7 +228,7 @@ fn lanes(
     );
     add(
         openai,
-        openai_relayed,
+        "relayed",
         Role::Baseline,
         Some(RELAYED),
         target(

@@ -1,5 +1,6 @@
-//! The same-dialect fast path (`fastpath`): `/v1/messages` to an Anthropic deployment relays
-//! the client's body and the upstream's answer. Each test runs the same requests through
+//! The same-dialect fast path (`fastpath`): `/v1/messages` to an Anthropic deployment and
+//! `/v1/chat/completions` to an OpenAI-compatible one relay the client's body and the
+//! upstream's answer. Each test runs the same requests through
 //! two gateways on two identical mocks — one relaying, one with
 //! `disable_same_dialect_relay: true`, which translates as every other request is — and
 //! asserts the clients see the same thing — JSON answers, streams event by event, errors
@@ -13,12 +14,17 @@
 //! `signature` a thinking block starts with (the translation leaves an empty one out).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod ledger_support;
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
+use ledger_support::{eventually, settings, sqlite_pool, sqlite_rows};
 use mock_upstream::{MockUpstream, Reply, Usage};
 use serde_json::{Value, json};
 use switchyard::config::{self, MapEnv};
+use switchyard::ledger::Ledger;
 use switchyard::server::{self, Handle, Runtime};
 
 const KEY: &str = "sk-ant-api03-test-0123456789abcdefghij";
@@ -271,11 +277,22 @@ async fn the_upstream_gets_the_clients_body_without_the_gateways_parameters() {
 
 /// `free`: an OpenAI-compatible deployment at `mock`, relaying or translating.
 async fn openai_gateway(mock: &MockUpstream, relay: bool) -> Handle {
-    let text = format!(
-        "model_list:\n  - model_name: free\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: sk-openai-test\n      api_base: {}/v1\ngeneral_settings:\n  master_key: {MASTER}\n  disable_same_dialect_relay: {}\n",
-        mock.url(),
+    openai_gateway_at(&[&mock.url()], relay).await
+}
+
+/// `free`: an OpenAI-compatible deployment `d{i}` at each of `bases`, tried in that order.
+async fn openai_gateway_at(bases: &[&str], relay: bool) -> Handle {
+    let mut text = String::from("model_list:\n");
+    for (i, base) in bases.iter().enumerate() {
+        text.push_str(&format!(
+            "  - model_name: free\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: sk-openai-test\n      api_base: {base}/v1\n      order: {}\n    model_info:\n      id: d{i}\n",
+            i + 1
+        ));
+    }
+    text.push_str(&format!(
+        "general_settings:\n  master_key: {MASTER}\n  disable_same_dialect_relay: {}\n",
         !relay
-    );
+    ));
     gateway(&text).await
 }
 
@@ -348,4 +365,189 @@ async fn openai_json_answers_are_the_same_relayed_or_translated() {
             "{name}"
         );
     }
+}
+
+/// What an OpenAI client sees of a chat completions stream, as [`messages`] reads it.
+async fn chat_stream(gw: &Handle, mock: &MockUpstream, body: &Value) -> Seen {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .bearer_auth(MASTER)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (status, content_type) = (resp.status().as_u16(), header("content-type").unwrap());
+    let (cost, model_id) = (header("x-litellm-response-cost"), header("x-litellm-model-id"));
+    let body = tokio::time::timeout(Duration::from_secs(5), resp.text()).await.unwrap().unwrap();
+    let body = body.replace(&mock.addr().to_string(), "MOCK");
+    Seen { status, content_type, cost, model_id, body: parsed(&body) }
+}
+
+/// `frame` without what legitimately differs between a relayed chunk and a translated one:
+/// `created` and `system_fingerprint` (as for JSON answers), and `usage` beyond its token
+/// counts.
+fn comparable(mut frame: Value) -> Value {
+    for line in frame.as_array_mut().into_iter().flatten() {
+        let Some(o) = line.as_object_mut() else { continue };
+        o.remove("created");
+        o.remove("system_fingerprint");
+        if let Some(u) = o.get("usage").filter(|u| u.is_object()) {
+            let counts = json!({
+                "prompt_tokens": u["prompt_tokens"], "completion_tokens": u["completion_tokens"],
+                "total_tokens": u["total_tokens"],
+                "cached_tokens": u["prompt_tokens_details"]["cached_tokens"],
+            });
+            o.insert("usage".into(), counts);
+        }
+    }
+    frame
+}
+
+fn chat_ask(include_usage: bool) -> Value {
+    let mut body = json!({"model": "free", "max_tokens": 32, "stream": true,
+                          "messages": [{"role": "user", "content": "Say: WORKS"}]});
+    if include_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+/// The client's view of a stream answered by `reply`, relayed and translated (with the
+/// differences [`comparable`] removes), and the body the relaying gateway's upstream got.
+async fn chat_streams(reply: impl Fn() -> Reply, body: &Value) -> (Seen, Seen, Value) {
+    let mut seen = Vec::new();
+    let mut sent = Value::Null;
+    for relay in [true, false] {
+        let mock = MockUpstream::start().await;
+        mock.push(reply());
+        let gw = openai_gateway(&mock, relay).await;
+        let mut answer = chat_stream(&gw, &mock, body).await;
+        // The server's own chunks reach a relayed client only (the translation writes no
+        // `system_fingerprint`).
+        let chunks: Vec<&Value> =
+            answer.body.iter().filter(|f| f[0]["object"].is_string()).collect();
+        assert!(!chunks.is_empty(), "{answer:?}");
+        let servers = chunks.iter().all(|f| f[0].get("system_fingerprint").is_some());
+        assert_eq!(servers, relay, "relay {relay}: {answer:?}");
+        answer.body = answer.body.into_iter().map(comparable).collect();
+        seen.push(answer);
+        if relay {
+            sent = mock.received()[0].body.clone();
+        }
+    }
+    let translated = seen.pop().unwrap();
+    (seen.pop().unwrap(), translated, sent)
+}
+
+/// Whether `frame` is a chunk that carries a `usage` member, null or not.
+fn has_usage(frame: &Value) -> bool {
+    frame[0].get("usage").is_some()
+}
+
+#[tokio::test]
+async fn openai_streams_are_the_same_relayed_or_translated() {
+    for include_usage in [false, true] {
+        for (name, reply) in replies() {
+            let (relayed, translated, sent) = chat_streams(&reply, &chat_ask(include_usage)).await;
+            let name = format!("{name}, include_usage: {include_usage}");
+            assert_eq!(relayed.status, 200, "{name}: {relayed:?}");
+            assert_eq!(relayed.body.last(), Some(&json!(["[DONE]"])), "{name}");
+            assert_eq!(relayed, translated, "{name}");
+            // Usage is always asked of the upstream; the client sees it only when it asked.
+            assert_eq!(sent["stream_options"], json!({"include_usage": true}), "{name}");
+            assert_eq!(sent["stream"], json!(true), "{name}");
+            let usage_chunks =
+                relayed.body.iter().filter(|f| f[0]["usage"]["completion_tokens"] == 5).count();
+            assert_eq!(usage_chunks, usize::from(include_usage), "{name}: {relayed:?}");
+            if !include_usage {
+                assert!(!relayed.body.iter().any(has_usage), "{name}: {relayed:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn openai_streams_that_fail_after_the_first_chunk_end_alike() {
+    let cases: Vec<Case> = vec![
+        (
+            "error object",
+            Box::new(|| Reply::stream_error_after(3, "server_error", "boom").usage(usage())),
+        ),
+        (
+            "rate limited",
+            Box::new(|| {
+                Reply::stream_error_after(2, "rate_limit_exceeded", "slow down").usage(usage())
+            }),
+        ),
+        (
+            "dropped",
+            Box::new(|| Reply::text("Hello big world").stream_drop_after(4).usage(usage())),
+        ),
+    ];
+    for include_usage in [false, true] {
+        for (name, reply) in &cases {
+            let (relayed, translated, _) = chat_streams(reply, &chat_ask(include_usage)).await;
+            assert_eq!(relayed.status, 200, "{name}: {relayed:?}");
+            let error = &relayed.body[relayed.body.len() - 2];
+            assert!(error[0]["error"]["message"].is_string(), "{name}: {relayed:?}");
+            assert_eq!(relayed.body.last(), Some(&json!(["[DONE]"])), "{name}");
+            assert_eq!(relayed, translated, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_openai_stream_failing_before_its_first_chunk_falls_back_alike() {
+    for failing in [
+        Reply::error(429, "rate_limit_exceeded", "slow down"),
+        Reply::stream_error_after(0, "server_error", "boom"),
+    ] {
+        let mut seen = Vec::new();
+        for relay in [true, false] {
+            let first = MockUpstream::start().await;
+            let second = MockUpstream::start().await;
+            first.set_default(failing.clone());
+            second.set_default(Reply::text("WORKS").usage(usage()));
+            let gw = openai_gateway_at(&[&first.url(), &second.url()], relay).await;
+            let mut answer = chat_stream(&gw, &first, &chat_ask(false)).await;
+            answer.body = answer.body.into_iter().map(comparable).collect();
+            assert_eq!(answer.model_id.as_deref(), Some("d1"), "{answer:?}");
+            assert_eq!((first.calls(), second.calls()), (1, 1));
+            seen.push(answer);
+        }
+        assert_eq!(seen[0], seen[1]);
+    }
+}
+
+#[tokio::test]
+async fn openai_streams_are_charged_alike_whether_or_not_the_client_saw_the_usage() {
+    let mut rows = Vec::new();
+    for include_usage in [false, true] {
+        for relay in [true, false] {
+            let mock = MockUpstream::start().await;
+            mock.push(Reply::text("Hello world").usage(usage()));
+            let gw = openai_gateway(&mock, relay).await;
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = Ledger::open(&settings(dir.path(), None)).unwrap();
+            gw.state.set_ledger(ledger.clone());
+            let seen = chat_stream(&gw, &mock, &chat_ask(include_usage)).await;
+            assert_eq!(seen.body.last(), Some(&json!(["[DONE]"])));
+            // The stream's charge is recorded once it has ended; the file, on the first row.
+            let one = eventually(Duration::from_secs(10), || async {
+                ledger.flush().await;
+                dir.path().join("ledger.sqlite3").exists()
+                    && sqlite_rows(&sqlite_pool(dir.path()).await).await.len() == 1
+            })
+            .await;
+            assert!(one, "include_usage {include_usage}, relay {relay}: no ledger row");
+            let row = sqlite_rows(&sqlite_pool(dir.path()).await).await.remove(0);
+            rows.push((row.prompt_tokens, row.completion_tokens, row.spend, row.status));
+        }
+    }
+    // 10 input tokens, 100 read from and 3 written to the cache; 5 out.
+    assert_eq!(rows[0].0, 113, "{rows:?}");
+    assert_eq!(rows[0].1, 5, "{rows:?}");
+    assert!(rows[0].2.is_some(), "priced: {rows:?}");
+    assert!(rows.iter().all(|r| *r == rows[0]), "{rows:?}");
 }

@@ -6,11 +6,13 @@
 //!
 //! The canonical request is still decoded — routing, key rules, limits, the ledger and a
 //! failover to a deployment in another dialect read it — but neither re-encoded for the
-//! upstream nor rebuilt from the answer. Plain data here; the provider that recognises its
-//! own dialect does the edits (`provider::{anthropic,openai}::relay`).
+//! upstream nor rebuilt from the answer. Plain data here, and how any dialect's stream is
+//! relayed (`stream`); the provider that recognises its own dialect does the edits and reads
+//! its own events (`provider::{anthropic,openai}::relay`).
 
 pub mod body;
 pub mod sse;
+pub mod stream;
 
 use std::pin::Pin;
 

@@ -13,11 +13,12 @@ use super::body::read_limited;
 use super::cache_hook;
 use super::ledger_hook::{self, Started};
 use super::request_id::DEPLOYMENT;
+use super::state::Runtime;
 use crate::attribution::end_user;
 use crate::canonical::{ChatRequest, Dialect};
 use crate::classify::ApiError;
 use crate::cost::Charged;
-use crate::fastpath::{Answer, RawBody};
+use crate::fastpath::{Answer, AnswerStream, RawBody};
 use crate::keys::Identity;
 use crate::ledger::CALL_CHAT;
 use crate::limits::Caller;
@@ -66,31 +67,11 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
         return response;
     }
     // No cache: nothing needs the canonical answer, so an OpenAI-compatible deployment
-    // relays its own. Streams are translated (their chunks are the gateway's own).
-    let relay = cache.is_none() && !chat.stream && runtime.config.general.same_dialect_relay;
+    // relays its own.
+    let relay = cache.is_none() && runtime.config.general.same_dialect_relay;
     if let Some(raw) = relay.then(|| RawBody::parse(bytes, Dialect::OpenAi)).flatten() {
-        let router = &runtime.router;
-        return match telemetry::within(span.as_ref(), router.relay_as(&chat, &raw, &caller)).await {
-            Ok(served) => {
-                telemetry::served_answer(span, &served);
-                let body = match &served.value {
-                    Answer::Relayed(answer) => answer.body.clone(),
-                    Answer::Translated(answer) => openai::encode_response(answer),
-                };
-                let mut response = Response::new(Body::from(body));
-                let headers = response.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                served_headers(headers, &served.route);
-                cost_header(headers, &served.charge);
-                ledger_hook::served(&state, started, &served.route, &served.charge);
-                response
-            }
-            Err(err) => {
-                telemetry::failed(span, &err);
-                ledger_hook::failed(&state, started, &err);
-                openai::error_response(&err)
-            }
-        };
+        let fast = Fast { state: &state, started, span };
+        return fast.serve(&runtime, &chat, &raw, &caller).await;
     }
     if chat.stream {
         match telemetry::within(span.as_ref(), runtime.router.stream_as(&chat, &caller)).await {
@@ -139,6 +120,65 @@ pub async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Re
                 openai::error_response(&err)
             }
         }
+    }
+}
+
+/// A request on the same-dialect fast path, and what answering it records.
+struct Fast<'a> {
+    state: &'a Arc<AppState>,
+    started: Started,
+    span: Option<telemetry::RequestSpan>,
+}
+
+impl Fast<'_> {
+    async fn serve(
+        self,
+        runtime: &Runtime,
+        chat: &ChatRequest,
+        raw: &RawBody,
+        caller: &Caller,
+    ) -> Response {
+        let Self { state, started, span } = self;
+        let router = &runtime.router;
+        let failed = if chat.stream {
+            match telemetry::within(span.as_ref(), router.relay_stream_as(chat, raw, caller)).await
+            {
+                Ok(served) => {
+                    let charge = telemetry::streamed(span, &served.route, served.charge);
+                    ledger_hook::streamed(state, started, &served.route, charge);
+                    let mut response = match served.value {
+                        AnswerStream::Relayed(chunks) => sse(openai::encode_relayed(chunks)),
+                        AnswerStream::Translated(events) => {
+                            sse(openai::encode_stream(events, chat.stream_usage))
+                        }
+                    };
+                    served_headers(response.headers_mut(), &served.route);
+                    return response;
+                }
+                Err(err) => err,
+            }
+        } else {
+            match telemetry::within(span.as_ref(), router.relay_as(chat, raw, caller)).await {
+                Ok(served) => {
+                    telemetry::served_answer(span, &served);
+                    let body = match &served.value {
+                        Answer::Relayed(answer) => answer.body.clone(),
+                        Answer::Translated(answer) => openai::encode_response(answer),
+                    };
+                    let mut response = Response::new(Body::from(body));
+                    let headers = response.headers_mut();
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    served_headers(headers, &served.route);
+                    cost_header(headers, &served.charge);
+                    ledger_hook::served(state, started, &served.route, &served.charge);
+                    return response;
+                }
+                Err(err) => err,
+            }
+        };
+        telemetry::failed(span, &failed);
+        ledger_hook::failed(state, started, &failed);
+        openai::error_response(&failed)
     }
 }
 

@@ -9,7 +9,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -20,7 +19,8 @@ use super::stream::Idle;
 use crate::canonical::{ChatRequest, Dialect, Usage};
 use crate::classify::{ErrorKind, UpstreamError, anthropic_stream_error};
 use crate::fastpath::body::{Edit, json_string};
-use crate::fastpath::sse::{Splitter, events};
+use crate::fastpath::sse::events;
+use crate::fastpath::stream::{self, Read, Reader};
 use crate::fastpath::{Chunk, ChunkStream, RawAnswer, RawBody};
 use crate::provider::http::{Error, Response, Timeout, broken, timeout_error, transport_error};
 
@@ -116,128 +116,42 @@ pub(super) fn answer(bytes: Bytes) -> Result<RawAnswer, UpstreamError> {
     }
 }
 
-type Body = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
-
 /// Reads `response` (a 200 with an SSE body) up to its first event — the commit point, as
-/// `stream::open` — and relays the rest as it arrives.
+/// `stream::open` — and relays the rest as it arrives, read only for usage, `message_stop`
+/// and error events.
 pub(super) async fn open(
     response: Response,
     site: Arc<Site>,
     idle: Idle,
 ) -> Result<ChunkStream, UpstreamError> {
-    let mut state = State {
-        body: Box::pin(response.bytes_stream()),
-        split: Splitter::default(),
-        site,
-        idle,
-        seen: 0,
-        started: false,
-        stopped: false,
-        failed: None,
-        done: false,
-    };
-    // The caller bounds the wait for the first event (stream_timeout); an error event or an
-    // end before any event is an ordinary failed attempt.
-    let first = loop {
-        match state.body.next().await {
-            None => return Err(state.dropped()),
-            Some(Err(e)) => return Err(transport_error(&e, &state.site.destination())),
-            Some(Ok(bytes)) => {
-                if let Some(chunk) = state.scan(&bytes) {
-                    if !state.started
-                        && let Some(err) = state.failed.take()
-                    {
-                        return Err(err);
-                    }
-                    if state.started {
-                        break chunk;
-                    }
-                }
-            }
-        }
-    };
-    state.done = state.stopped && state.failed.is_none();
-    let rest = futures_util::stream::unfold(state, |mut state| async move {
-        let item = state.next().await?;
-        Some((item, state))
-    });
-    Ok(Box::pin(futures_util::stream::once(async { Ok(first) }).chain(rest)))
+    let reader = Events { site, idle, seen: 0, started: false };
+    stream::open(Box::pin(response.bytes_stream()), reader, idle.after).await
 }
 
-struct State {
-    body: Body,
-    split: Splitter,
+struct Events {
     site: Arc<Site>,
     idle: Idle,
     /// Upstream events read so far, for messages.
     seen: usize,
     /// An event other than an error arrived: the stream is committed.
     started: bool,
-    /// `message_stop` arrived: nothing after it is read.
-    stopped: bool,
-    /// An error event: it ends the stream after the events before it.
-    failed: Option<UpstreamError>,
-    done: bool,
 }
 
-impl State {
-    async fn next(&mut self) -> Option<Result<Chunk, UpstreamError>> {
-        if let Some(err) = self.failed.take() {
-            self.done = true;
-            return Some(Err(err));
-        }
-        if self.done {
-            return None;
-        }
-        loop {
-            let item = match tokio::time::timeout(self.idle.after, self.body.next()).await {
-                Ok(item) => item,
-                Err(_) => {
-                    self.done = true;
-                    let after = self.idle.after;
-                    let who = &self.site.who;
-                    return Some(Err(timeout_error(who, Timeout::Idle, after, self.idle.setting)));
-                }
-            };
-            match item {
-                Some(Ok(bytes)) => {
-                    if let Some(chunk) = self.scan(&bytes) {
-                        self.done = self.stopped && self.failed.is_none();
-                        if chunk.bytes.is_empty() {
-                            // Only an error event: it is the next item.
-                            return self.failed.take().map(|err| {
-                                self.done = true;
-                                Err(err)
-                            });
-                        }
-                        return Some(Ok(chunk));
-                    }
-                }
-                None => {
-                    self.done = true;
-                    return Some(Err(self.dropped()));
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(transport_error(&e, &self.site.destination())));
-                }
-            }
-        }
-    }
+impl Reader for Events {
+    type Error = Error;
 
-    /// Adds `bytes`; the complete events among what arrived, up to `message_stop` or an
-    /// error event (kept in `failed`), with their usage.
-    fn scan(&mut self, bytes: &[u8]) -> Option<Chunk> {
-        self.split.push(bytes);
-        let piece = self.split.take()?;
+    /// The events up to `message_stop` or an error event, with their usage.
+    fn read(&mut self, piece: Bytes) -> Read {
         let mut usage: Option<Usage> = None;
         let mut cut = piece.len();
+        let mut stopped = false;
+        let mut failed = None;
         for event in events(&piece) {
             self.seen += 1;
             let is_error = event.name == "error"
                 || (event.name.is_empty() && event.data.starts_with("{\"type\":\"error\""));
             if is_error {
-                self.failed = Some(anthropic_stream_error(&self.site.deployment, &event.data));
+                failed = Some(anthropic_stream_error(&self.site.deployment, &event.data));
                 cut = event.start;
                 break;
             }
@@ -246,20 +160,32 @@ impl State {
                 "message_start" => merge(&mut usage, start_usage(&event.data)),
                 "message_delta" => merge(&mut usage, delta_usage(&event.data)),
                 "message_stop" => {
-                    self.stopped = true;
+                    stopped = true;
                     cut = event.end;
                     break;
                 }
                 _ => {}
             }
         }
-        Some(Chunk { bytes: piece.slice(..cut), usage, complete: self.stopped })
+        Read { chunk: Chunk { bytes: piece.slice(..cut), usage, complete: stopped }, failed }
+    }
+
+    fn started(&self) -> bool {
+        self.started
     }
 
     /// The body ended before `message_stop`.
-    fn dropped(&self) -> UpstreamError {
+    fn ended(&mut self) -> Result<Chunk, UpstreamError> {
         let what = format!("the stream ended after {} events, before message_stop", self.seen);
-        broken(&self.site.destination(), &what)
+        Err(broken(&self.site.destination(), &what))
+    }
+
+    fn transport(&self, e: &Error) -> UpstreamError {
+        transport_error(e, &self.site.destination())
+    }
+
+    fn idle(&self) -> UpstreamError {
+        timeout_error(&self.site.who, Timeout::Idle, self.idle.after, self.idle.setting)
     }
 }
 

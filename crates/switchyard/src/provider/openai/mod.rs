@@ -13,6 +13,7 @@ mod embed;
 pub mod fuzz;
 mod native;
 mod relay;
+mod relay_stream;
 mod response;
 mod stream;
 
@@ -40,7 +41,7 @@ use crate::classify::{
     openai_unsendable_key,
 };
 use crate::config::{Deployment, OpenAiFlavor, ProviderKind};
-use crate::fastpath::{RawAnswer, RawBody};
+use crate::fastpath::{ChunkStream, RawAnswer, RawBody};
 
 /// OpenAI's API, when an `openai/` deployment names no `api_base`.
 pub const DEFAULT_API_BASE: &str = "https://api.openai.com/v1";
@@ -262,6 +263,27 @@ impl Provider for OpenAiProvider {
                 let response = self.call(request).await?;
                 let bytes = response.bytes().await.map_err(|e| self.site.transport(&e))?;
                 relay::answer(bytes)
+            })
+            .await
+        }))
+    }
+
+    fn relay_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        raw: &'a RawBody,
+    ) -> Option<BoxFuture<'a, Result<ChunkStream, UpstreamError>>> {
+        let model = &self.site.deployment.model;
+        let bytes = relay::body(req, raw, model, self.max_tokens_field)?;
+        Some(Box::pin(async move {
+            let request = self.post(&self.url, bytes::Bytes::from(bytes))?;
+            let limit = self.stream_timeout;
+            let idle = stream::Idle { after: limit.after, setting: limit.setting };
+            // The commit point: status and first chunk, both within stream_timeout.
+            bounded(&self.site.who, limit, Timeout::FirstEvent, async {
+                let response = self.call(request).await?;
+                let site = Arc::clone(&self.site);
+                relay_stream::open(response, site, idle, req.stream_usage).await
             })
             .await
         }))

@@ -1,6 +1,6 @@
 //! The same-dialect fast path for OpenAI chat completions clients (`fastpath`): the client's
 //! body with the edits `body::build` would make, and the JSON answer relayed as the
-//! server's bytes.
+//! server's bytes (a stream's chunks: `relay_stream.rs`).
 //!
 //! A request whose body `build` would change in any other way (system or developer messages
 //! moved or renamed, `cache_control` marks removed, `response_format`, `n` other than 1) is
@@ -47,7 +47,6 @@ pub(super) fn body(
 ) -> Option<Vec<u8>> {
     if raw.dialect != Dialect::OpenAi
         || req.dialect != Dialect::OpenAi
-        || req.stream
         || req.response_format.is_some()
         || req.gateway.contains_key(RESPONSES_BODY)
     {
@@ -71,8 +70,14 @@ pub(super) fn body(
     }
     let model = json_string(model);
     let max_tokens = req.max_tokens.map(|n| n.to_string());
-    let append: Vec<(&str, &[u8])> =
+    let mut append: Vec<(&str, &[u8])> =
         max_tokens.iter().map(|n| (max_tokens_field, n.as_bytes())).collect();
+    if req.stream {
+        // Usage is always asked for, as `build` asks: the ledger needs it whatever the
+        // client wants to see (`relay_stream` hides it from a client that did not ask).
+        append.push(("stream", b"true"));
+        append.push(("stream_options", br#"{"include_usage":true}"#));
+    }
     let bytes = raw.rebuild(
         |key, value| match key {
             "model" => Edit::Set(Cow::Borrowed(&model)),

@@ -171,6 +171,12 @@ impl<D: Decode> State<D> {
     }
 }
 
+/// How the canonical path fails on the chunk `data`, if it does: the relay's errors are
+/// the translation's, in its words.
+pub(super) fn failure(data: &str, site: &Site) -> Option<UpstreamError> {
+    Decoder::default().decode(data, site).err()
+}
+
 fn unreadable(message: &str) -> UpstreamError {
     UpstreamError::new(ErrorKind::UpstreamUnavailable, message)
 }

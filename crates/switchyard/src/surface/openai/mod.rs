@@ -20,7 +20,7 @@ pub(crate) use messages::image_source;
 pub use request::decode_chat_request;
 pub(crate) use request::split_gateway_params;
 pub use response::encode_response;
-pub use stream::encode_stream;
+pub use stream::{encode_relayed, encode_stream};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

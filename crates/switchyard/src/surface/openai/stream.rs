@@ -16,6 +16,7 @@ use super::response::{WireUsage, finish_reason};
 use super::unix_now;
 use crate::canonical::{BlockDelta, ContentBlock, StopReason, StreamEvent, Usage};
 use crate::classify::{ApiError, ErrorKind, UpstreamError};
+use crate::fastpath::ChunkStream;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -30,6 +31,24 @@ where
     S: Stream<Item = Result<StreamEvent, UpstreamError>> + Send + 'static,
 {
     encode_stream_at(events, include_usage, unix_now())
+}
+
+/// A relayed stream's bytes (`fastpath`): the upstream's chunks as they came, and a failure
+/// after the first one — or an end before the last — as [`encode_stream`] writes it.
+pub fn encode_relayed(
+    chunks: ChunkStream,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    futures_util::stream::unfold(Some(chunks), |state| async move {
+        let mut chunks = state?;
+        let last = match chunks.next().await {
+            Some(Ok(chunk)) if !chunk.complete => return Some((Ok(chunk.bytes), Some(chunks))),
+            Some(Ok(chunk)) => chunk.bytes,
+            Some(Err(err)) => Encoder::new(false, 0).failed(&err),
+            None => Encoder::new(false, 0).dropped(),
+        };
+        // Dropping `chunks` here stops polling (and cancels) the upstream.
+        Some((Ok(last), None))
+    })
 }
 
 fn encode_stream_at<S>(
