@@ -130,6 +130,7 @@ pub struct Postgres {
     /// while a table is missing (the key store may create its tables after the ledger
     /// started).
     statement: tokio::sync::Mutex<Option<(Statements, Instant)>>,
+    rollup: bool,
 }
 
 /// How often tables that were missing are looked for again.
@@ -189,7 +190,16 @@ impl Postgres {
             location,
             insert: OnceCell::new(),
             statement: tokio::sync::Mutex::new(None),
+            rollup: true,
         })
+    }
+
+    /// A store that neither creates nor keeps the hourly rollup: what a benchmark compares
+    /// the rollup's cost against.
+    #[doc(hidden)]
+    pub fn without_rollup(mut self) -> Self {
+        self.rollup = false;
+        self
     }
 
     fn err(&self, e: &sqlx::Error) -> StoreError {
@@ -222,7 +232,8 @@ impl Postgres {
             }
         }
         let mut insert = Insert::new(columns);
-        if super::rollup::PG_COLUMNS.iter().all(|c| found.iter().any(|f| f == c)) {
+        let summable = super::rollup::PG_COLUMNS.iter().all(|c| found.iter().any(|f| f == c));
+        if self.rollup && summable {
             match create_rollup(&self.pool).await {
                 Ok(()) => {
                     insert.rollup = Some((super::rollup::Sql { postgres: true }).pg_delta_upsert())
@@ -231,7 +242,7 @@ impl Postgres {
                     tracing::warn!(error = %self.err(&e), "ledger: could not create the hourly rollup; reports read the rows")
                 }
             }
-        } else {
+        } else if self.rollup {
             tracing::warn!(
                 "ledger: \"LiteLLM_SpendLogs\" lacks columns the hourly rollup needs; reports read the rows"
             );
