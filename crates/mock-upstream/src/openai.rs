@@ -53,10 +53,8 @@ pub(crate) async fn route(shared: &Shared, call: &Call) -> Response {
     }
     let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let faults = reply.faults;
-    if !stream {
-        if let Some((_, error)) = &faults.error_after {
-            return error_response(call.seq, error, &reply.headers);
-        }
+    if !stream && let Some((_, error)) = &faults.error_after {
+        return error_response(call.seq, error, &reply.headers);
     }
     let rendered = Rendered::new(call.seq, request, message);
     if stream {

@@ -98,7 +98,7 @@ impl Outage {
 pub fn describe(e: &redis::RedisError, timeout: Duration) -> String {
     if e.is_timeout() {
         let ms = timeout.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             format!("no answer within {} s", ms / 1000)
         } else {
             format!("no answer within {ms} ms")

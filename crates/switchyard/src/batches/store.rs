@@ -472,10 +472,10 @@ impl Store {
     /// results are settled into the items.
     async fn fill_counts(&self, b: &mut BatchRow) -> Result<(), StoreError> {
         b.counts = self.counts(&b.id).await?;
-        if b.counts.queued > 0 {
-            if let Some(f) = Forwarding::of(b) {
-                f.overlay(&mut b.counts);
-            }
+        if b.counts.queued > 0
+            && let Some(f) = Forwarding::of(b)
+        {
+            f.overlay(&mut b.counts);
         }
         Ok(())
     }

@@ -162,15 +162,15 @@ pub fn build(ctx: &mut Ctx<'_>, value: Value, path: &KeyPath, index: usize) -> O
         unservable,
         location: ctx.loc(path),
     };
-    if let Some(period) = &d.budget_duration {
-        if !super::settings::valid_period(period) {
-            ctx.problem(
-                "CFG-09",
-                &lp_path.key("budget_duration"),
-                format!("budget_duration `{period}` is not a period"),
-                "write a number and a unit: 30s, 10m, 12h, 1d, 7d, 2w or 1mo".to_owned(),
-            );
-        }
+    if let Some(period) = &d.budget_duration
+        && !super::settings::valid_period(period)
+    {
+        ctx.problem(
+            "CFG-09",
+            &lp_path.key("budget_duration"),
+            format!("budget_duration `{period}` is not a period"),
+            "write a number and a unit: 30s, 10m, 12h, 1d, 7d, 2w or 1mo".to_owned(),
+        );
     }
     Some(d)
 }

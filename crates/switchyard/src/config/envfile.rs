@@ -86,10 +86,10 @@ pub fn parse(path: &Path, text: &str) -> Result<EnvFile, ConfigProblem> {
 /// Whether a physical line assigns `key` (`KEY=`, `KEY =`, `export KEY=`).
 fn declares(line: &str, key: &str) -> bool {
     let mut rest = line.trim_start();
-    if let Some(after) = rest.strip_prefix("export") {
-        if after.starts_with(char::is_whitespace) {
-            rest = after.trim_start();
-        }
+    if let Some(after) = rest.strip_prefix("export")
+        && after.starts_with(char::is_whitespace)
+    {
+        rest = after.trim_start();
     }
     rest.strip_prefix(key).is_some_and(|after| after.trim_start().starts_with('='))
 }

@@ -180,10 +180,10 @@ impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // `"30s"`, `"5m"`, `"1h"`, `"500ms"`: a duration with its unit means what it says.
         let v = Value::deserialize(d)?;
-        if let Value::String(s) = &v {
-            if let Some(secs) = with_unit(s) {
-                return Ok(Seconds(secs));
-            }
+        if let Value::String(s) = &v
+            && let Some(secs) = with_unit(s)
+        {
+            return Ok(Seconds(secs));
         }
         non_negative(v, SECONDS).map(Seconds).map_err(|e| de::Error::custom(e.to_string()))
     }

@@ -741,15 +741,15 @@ fn budget_map(
             continue;
         };
         let time_period = raw.time_period.map(|Text(t)| t);
-        if let Some(t) = &time_period {
-            if !valid_period(t) {
-                ctx.problem(
+        if let Some(t) = &time_period
+            && !valid_period(t)
+        {
+            ctx.problem(
                     "CFG-09",
                     &path.key("time_period"),
                     format!("time_period `{t}` is not a period"),
                     "write a number and a unit (30s, 10m, 12h, 1d, 7d, 2w, 1mo) or daily, weekly, monthly".to_owned(),
                 );
-            }
         }
         out.insert(
             name,

@@ -202,10 +202,10 @@ fn plain_scalar(v: String) -> Kind {
         if let Ok(i) = i64::from_str_radix(hex, 16) {
             return Kind::Int(i);
         }
-    } else if let Some(oct) = v.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Kind::Int(i);
-        }
+    } else if let Some(oct) = v.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Kind::Int(i);
     }
     if let Ok(i) = v.strip_prefix('+').unwrap_or(&v).parse::<i64>() {
         return Kind::Int(i);
@@ -219,10 +219,10 @@ fn plain_scalar(v: String) -> Kind {
         _ => {}
     }
     // Words like `inf` or `infinity` parse as floats in Rust but are strings in YAML.
-    if v.bytes().any(|b| b.is_ascii_digit()) {
-        if let Ok(f) = v.parse::<f64>() {
-            return Kind::Float(f);
-        }
+    if v.bytes().any(|b| b.is_ascii_digit())
+        && let Ok(f) = v.parse::<f64>()
+    {
+        return Kind::Float(f);
     }
     Kind::Str(v)
 }

@@ -74,10 +74,10 @@ impl Cache {
         }
         let seen = self.generation.load(Ordering::Acquire);
         let mut outcome = self.refresh.lock().await;
-        if let Some(current) = self.current() {
-            if left(&current, now) > MIN_LEFT {
-                return Ok(current);
-            }
+        if let Some(current) = self.current()
+            && left(&current, now) > MIN_LEFT
+        {
+            return Ok(current);
         }
         if outcome.generation != seen {
             // A refresh ended while this caller waited for it: share its failure.

@@ -137,10 +137,10 @@ pub fn region(deployment: &Deployment, profiles: &Profiles) -> Option<(String, S
         };
         return Some((region.trim().to_owned(), from));
     }
-    if deployment.model.starts_with("arn:") {
-        if let Some(region) = deployment.model.split(':').nth(3).filter(|r| !r.is_empty()) {
-            return Some((region.to_owned(), "the model ARN".to_owned()));
-        }
+    if deployment.model.starts_with("arn:")
+        && let Some(region) = deployment.model.split(':').nth(3).filter(|r| !r.is_empty())
+    {
+        return Some((region.to_owned(), "the model ARN".to_owned()));
     }
     let name = profile_name(deployment);
     let profile = profiles.profile(name)?;

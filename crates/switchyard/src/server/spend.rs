@@ -92,10 +92,10 @@ async fn logs_inner(state: &AppState, q: &HashMap<String, String>) -> Result<Ans
         ..Filter::default()
     };
     let summarize = flag(q, "summarize", true)?;
-    if let (Some(start), Some(end), true) = (start, end, summarize) {
-        if start <= end {
-            return Ok(daily_summary(reader, &filter, end).await?.into());
-        }
+    if let (Some(start), Some(end), true) = (start, end, summarize)
+        && start <= end
+    {
+        return Ok(daily_summary(reader, &filter, end).await?.into());
     }
     let limit = limit(q)?;
     match reader.rows(&filter, limit).await {

@@ -283,10 +283,9 @@ impl Decoder {
         })?;
         if let WireEvent::ContentBlockDelta { index, .. } | WireEvent::ContentBlockStop { index } =
             &wire
+            && self.skipped.contains(index)
         {
-            if self.skipped.contains(index) {
-                return Ok(None);
-            }
+            return Ok(None);
         }
         Ok(match wire {
             WireEvent::MessageStart { message } => Some(StreamEvent::Start {

@@ -137,10 +137,10 @@ impl ModelId {
             }
             Form::Arn { partition, kind, id, .. } => {
                 resources.push(self.raw.clone());
-                if kind == "inference-profile" {
-                    if let Form::Profile { geo } = ModelId::parse(id).form {
-                        self.destinations(&mut resources, partition, &geo);
-                    }
+                if kind == "inference-profile"
+                    && let Form::Profile { geo } = ModelId::parse(id).form
+                {
+                    self.destinations(&mut resources, partition, &geo);
                 }
             }
         }
