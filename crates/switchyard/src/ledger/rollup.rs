@@ -598,25 +598,10 @@ pub(super) struct Facts {
 }
 
 impl Facts {
-    /// What `r` adds once written: to SQLite, or to PostgreSQL, whose `INTEGER` columns
-    /// hold counts up to 2³¹ − 1 and whose `metadata` cache token counts up to 18 digits.
-    pub fn of(r: &super::Record, postgres: bool) -> Self {
+    pub fn of(r: &super::Record) -> Self {
         let start = super::sqlite::time(r.start_time);
         let failed = r.status == super::Outcome::Failure;
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-        let (column, cached) = if postgres {
-            let int4 = |n: u64| i64::from(super::store::int(n));
-            let digits18 = |n: u64| if n < 1_000_000_000_000_000_000 { count(n) } else { 0 };
-            (
-                [int4(r.tokens.prompt), int4(r.tokens.completion), int4(r.duration_ms)],
-                [digits18(r.tokens.cache_read), digits18(r.tokens.cache_write)],
-            )
-        } else {
-            (
-                [count(r.tokens.prompt), count(r.tokens.completion), count(r.duration_ms)],
-                [count(r.tokens.cache_read), count(r.tokens.cache_write)],
-            )
-        };
         Self {
             hour: start.get(..13).unwrap_or(&start).to_owned(),
             keyed: vec![
@@ -638,9 +623,14 @@ impl Facts {
                 String::new()
             },
             hit: r.cache_hit,
-            tokens: [column[0], column[1], cached[0], cached[1]],
+            tokens: [
+                count(r.tokens.prompt),
+                count(r.tokens.completion),
+                count(r.tokens.cache_read),
+                count(r.tokens.cache_write),
+            ],
             spend: r.spend.map(|s| s.to_string()),
-            dur: Some(bucket(column[2].min(4_294_967_295)).to_string()),
+            dur: Some(bucket(count(r.duration_ms).min(4_294_967_295)).to_string()),
             // As the row's `metadata` holds it: a non-finite number is written as null.
             ovh: r
                 .overhead_ms
@@ -744,7 +734,8 @@ pub(super) fn add_facts(out: &mut Deltas, f: Facts, sign: i64) {
 /// A batch's rollup rows for PostgreSQL's [`Sql::pg_delta_upsert`], one array a column.
 #[derive(Default)]
 pub(super) struct PgDeltas {
-    pub hour: Vec<String>,
+    /// Hours since the epoch.
+    pub hour: Vec<i64>,
     pub dim: Vec<&'static str>,
     pub value: Vec<String>,
     pub label: Vec<Option<String>>,
@@ -753,37 +744,105 @@ pub(super) struct PgDeltas {
     pub spend: Vec<rust_decimal::Decimal>,
 }
 
+/// A grouping's value: a column's text, or a duration or overhead bucket.
+#[derive(PartialEq, Eq, Hash)]
+enum Value<'a> {
+    Text(&'a str),
+    Bucket(i64),
+}
+
+/// One rollup row's sums while a batch is added up.
+#[derive(Default)]
+struct Sums<'a> {
+    label: Option<&'a str>,
+    counts: [i64; 8],
+    spend: rust_decimal::Decimal,
+}
+
 impl PgDeltas {
-    /// What `rows`, every one of them inserted, add to the rollup: the same sums the insert
-    /// trigger's SQL makes of them (`tests/ui_data.rs` compares both with the rows).
+    /// What `rows`, every one of them inserted, add to the rollup: the values the insert
+    /// trigger's SQL computes from the stored rows (`INTEGER` columns hold counts up to
+    /// 2³¹ − 1, `metadata`'s cache token counts are read up to 18 digits; the spend is the
+    /// exact decimal), summed per hour, grouping and value without copying a string until
+    /// the sums are done. `tests/ui_data.rs` compares the rollup with the rows.
     pub fn of(rows: &[super::Record]) -> Self {
-        use std::str::FromStr;
-        let mut deltas = Deltas::new();
+        type Key<'a> = (i64, &'static str, Value<'a>);
+        let mut sums: std::collections::HashMap<Key<'_>, Sums<'_>, foldhash::fast::RandomState> =
+            std::collections::HashMap::default();
+        let int4 = |n: u64| i64::from(super::store::int(n));
+        let digits18 = |n: u64| if n < 1_000_000_000_000_000_000 { count(n) } else { 0 };
+        fn text(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or_default()
+        }
+        let mut tags: Vec<&str> = Vec::new();
         for r in rows {
-            add_facts(&mut deltas, Facts::of(r, true), 1);
+            let hour = r.start_time.timestamp().div_euclid(3600);
+            let failed = r.status == super::Outcome::Failure;
+            let class = match r.error_class.as_deref() {
+                _ if !failed => "",
+                Some(c) if !c.is_empty() => c,
+                _ => "unknown",
+            };
+            let counts = [
+                1,
+                i64::from(failed),
+                i64::from(r.cache_hit),
+                int4(r.tokens.prompt),
+                int4(r.tokens.completion),
+                digits18(r.tokens.cache_read),
+                digits18(r.tokens.cache_write),
+                i64::from(r.spend.is_some()),
+            ];
+            let label = r.key_alias.as_deref().filter(|a| !a.is_empty());
+            tags.clear();
+            tags.extend(r.tags.iter().map(String::as_str));
+            tags.sort_unstable();
+            tags.dedup();
+            if tags.is_empty() {
+                tags.push("");
+            }
+            let keyed = [
+                ("alias", r.model_group.as_str()),
+                ("model", r.model.as_str()),
+                ("deployment", text(&r.model_id)),
+                ("provider", text(&r.provider)),
+                ("user", text(&r.end_user)),
+                ("key", r.api_key.as_str()),
+                ("session", text(&r.session_id)),
+                ("team", text(&r.team_id)),
+                ("class", class),
+            ];
+            for (dim, value) in keyed.into_iter().chain(tags.iter().map(|t| ("tag", *t))) {
+                let s = sums.entry((hour, dim, Value::Text(value))).or_default();
+                if label.is_some() && s.label < label {
+                    s.label = label;
+                }
+                for (sum, n) in s.counts.iter_mut().zip(counts) {
+                    *sum += n;
+                }
+                s.spend += r.spend.unwrap_or_default();
+            }
+            let dur = bucket(int4(r.duration_ms));
+            sums.entry((hour, "dur", Value::Bucket(dur))).or_default().counts[0] += 1;
+            // As `metadata` holds it: a non-finite number is written as null.
+            if let Some(o) = r.overhead_ms.filter(|o| o.is_finite() && o.abs() < 1e12) {
+                let ovh = bucket((o * 1000.0) as i64);
+                sums.entry((hour, "ovh", Value::Bucket(ovh))).or_default().counts[0] += 1;
+            }
         }
         let mut out = Self::default();
-        for ((hour, dim, value), d) in deltas {
-            let mut spend = rust_decimal::Decimal::from_i128_with_scale(i128::from(d.units), 12);
-            let mut priced = d.priced;
-            for text in &d.rest {
-                if let Ok(v) = rust_decimal::Decimal::from_str(text) {
-                    spend += v;
-                    priced += 1;
-                }
-            }
+        for ((hour, dim, value), s) in sums {
             out.hour.push(hour);
             out.dim.push(dim);
-            out.value.push(value);
-            out.label.push(d.label);
-            for (column, n) in out
-                .counts
-                .iter_mut()
-                .zip([d.requests, d.failed, d.hits, d.pt, d.ct, d.crt, d.cwt, priced])
-            {
+            out.value.push(match value {
+                Value::Text(t) => t.to_owned(),
+                Value::Bucket(b) => b.to_string(),
+            });
+            out.label.push(s.label.map(str::to_owned));
+            for (column, n) in out.counts.iter_mut().zip(s.counts) {
                 column.push(n);
             }
-            out.spend.push(spend.normalize());
+            out.spend.push(s.spend.normalize());
         }
         out
     }
@@ -794,8 +853,8 @@ impl Sql {
     /// trigger locks them (so a LiteLLM writer's statement and the gateway's never deadlock).
     pub fn pg_delta_upsert(&self) -> String {
         self.upsert_rows(
-            "SELECT (h || ':00:00')::timestamp, d, v, l, r, f, hi, pt, ct, crt, cwt, s, p \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+            "SELECT to_timestamp(h * 3600) AT TIME ZONE 'UTC', d, v, l, r, f, hi, pt, ct, crt, cwt, s, p \
+             FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
              $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::numeric[], \
              $13::int8[]) AS u(h, d, v, l, r, f, hi, pt, ct, crt, cwt, s, p) ORDER BY 1, 2, 3",
         )

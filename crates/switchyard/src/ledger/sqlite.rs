@@ -269,7 +269,7 @@ impl Store for Sqlite {
             let mut deltas = Deltas::new();
             // A batch naming one request twice inserted its first row.
             for r in rows.iter().filter(|r| fresh.remove(r.request_id.as_str())) {
-                add_facts(&mut deltas, Facts::of(r, false), 1);
+                add_facts(&mut deltas, Facts::of(r), 1);
             }
             self.add_deltas(&mut tx, deltas).await.map_err(|e| describe(&e, None))?;
             tx.commit().await.map_err(|e| describe(&e, None))?;
