@@ -245,6 +245,6 @@ pub fn run() -> ExitCode {
         Some(Command::Codex(args)) => launch::run(launch::Tool::Codex, &args),
     };
     // Log lines still queued are written before the process ends.
-    crate::logging::finish();
+    crate::logging::flush();
     ExitCode::from(code)
 }

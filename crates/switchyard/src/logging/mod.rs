@@ -1,6 +1,6 @@
 //! Structured logs with `tracing`: readable text on a terminal, JSON lines for machines.
 //! Logs go to stderr so stdout stays clean for command output, written by a thread of their
-//! own (`queue`): `finish` must run before the process exits.
+//! own (`queue`): `flush` must run before the process exits.
 //!
 //! Nothing logged anywhere may contain a secret; see `secret::Secret`.
 
@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
-pub use queue::{finish, flush};
+pub use queue::flush;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {

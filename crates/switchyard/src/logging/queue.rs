@@ -3,15 +3,17 @@
 //! `write`. The queue is bounded and lossless: when it is full, the next line waits for room
 //! instead of being dropped.
 //!
-//! `tracing-appender`'s guard waits a bounded time for the thread (about a second), which a
-//! long queue behind a slow reader can outlast. So the bytes queued and the bytes written
-//! are counted, and [`flush`] waits until the second has caught up with the first — as long
-//! as the reader keeps taking them. [`finish`] (the end of `main`) and the panic hook (with
-//! `panic = "abort"` nothing unwinds to `main`) call it.
+//! `tracing-appender`'s guard, dropped, waits a bounded time for the thread (about a second),
+//! which a long queue behind a slow reader can outlast. So the bytes queued and the bytes
+//! written are counted, and [`flush`] waits until the second has caught up with the first —
+//! as long as the reader keeps taking them. The end of `cli::run` and the panic hook (with
+//! `panic = "abort"` nothing unwinds to `main`) call it. The guard itself is never dropped:
+//! the thread lives as long as the process, so a line a straggling thread logs after the
+//! last flush is still written if the process lasts long enough, never refused.
 
 use std::io::{self, BufWriter, Write};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
@@ -35,8 +37,8 @@ const THREAD: &str = "switchyard-log";
 static QUEUED: AtomicU64 = AtomicU64::new(0);
 /// Bytes that left the process (or that stderr refused: they cannot be written later).
 static WRITTEN: AtomicU64 = AtomicU64::new(0);
-/// Keeps the writing thread alive until [`finish`].
-static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+/// Keeps the writing thread alive until the process ends.
+static GUARD: OnceLock<WorkerGuard> = OnceLock::new();
 
 /// The writer for the subscriber, and the guard to hand to [`keep`] once it is installed.
 pub(super) fn stderr() -> (Queue, WorkerGuard) {
@@ -48,23 +50,24 @@ pub(super) fn stderr() -> (Queue, WorkerGuard) {
     (Queue(queue), guard)
 }
 
-/// Keeps the writing thread's guard for [`finish`], and flushes the queue when the process
-/// panics, after the panic's own message.
+/// Keeps the writing thread's guard for the life of the process, and flushes the queue when
+/// the process panics, after the panic's own message.
 pub(super) fn keep(guard: WorkerGuard) {
-    *GUARD.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
+    if GUARD.set(guard).is_err() {
+        return;
+    }
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         report(info);
-        // Not `finish`: a panic a task survives (tokio catches them where panics unwind)
-        // must not end logging for the rest of the process. The writing thread itself
-        // cannot wait for its own writes.
+        // The writing thread itself cannot wait for its own writes.
         if std::thread::current().name() != Some(THREAD) {
             flush();
         }
     }));
 }
 
-/// Waits until every line queued before the call has been written.
+/// Waits until every line queued before the call has been written: the last thing before
+/// the process exits, and before a message written to stderr directly.
 pub fn flush() {
     let queued = QUEUED.load(Ordering::Acquire);
     let mut written = WRITTEN.load(Ordering::Acquire);
@@ -77,13 +80,6 @@ pub fn flush() {
             progress = Instant::now();
         }
     }
-}
-
-/// Writes every queued line and stops the writing thread: the last thing before the process
-/// exits. Lines logged afterwards are not written.
-pub fn finish() {
-    flush();
-    drop(GUARD.lock().unwrap_or_else(PoisonError::into_inner).take());
 }
 
 /// The subscriber's writer: each event's line goes to the queue, counted.

@@ -232,7 +232,7 @@ fn replace_process(cmd: &mut Command) -> std::io::Error {
 fn replace_process(cmd: &mut Command) -> std::io::Error {
     match cmd.status() {
         Ok(status) => {
-            crate::logging::finish();
+            crate::logging::flush();
             std::process::exit(status.code().unwrap_or(1))
         }
         Err(e) => e,
