@@ -2,7 +2,7 @@
 //! [--seconds S] [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway]
 //! [--compare ledger [--database-url URL] | --compare keys [--redis-url URL] | --compare cache | --compare observability
 //! | --compare shedding | --compare listener | --compare replicas | --compare capacity | --compare surfaces
-//! | --compare soak [--minutes 30] | --compare relay [--peer-cmd CMD]]`
+//! | --compare soak [--minutes 30] | --compare relay [--peer-cmd CMD] [--load builtin|oha]]`
 //!
 //! Builds and starts the release `mock-upstream` and `switchyard` (a `cheap` alias routed to
 //! `anthropic/claude-haiku-4-5` at the mock, behind a master key), then drives alternating
@@ -25,6 +25,7 @@ use std::time::Duration;
 
 mod capacity;
 mod compare;
+mod oha;
 mod relay;
 mod replicas;
 mod soak;
@@ -35,13 +36,14 @@ use bench::procs::{self, Proc};
 use bench::report::{self, Machine, Report, Row, Side};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use oha::Load;
 
 const MASTER_KEY: &str = "sk-bench-master";
 const UPSTREAM_KEY: &str = "sk-ant-bench";
 const MODEL: &str = "claude-haiku-4-5";
 const USAGE: &str = "usage: bench [--quick] [--json PATH] [--no-build] [--bin-dir DIR] [--reps N] [--seconds S] \
                      [--concurrency 1,16,64,256] [--mode json|stream] [--side floor|gateway] \
-                     [--compare ledger|keys|cache|observability|shedding|listener|replicas|capacity|surfaces|soak|relay] [--minutes N] [--database-url URL] [--redis-url URL] [--peer-cmd CMD]";
+                     [--compare ledger|keys|cache|observability|shedding|listener|replicas|capacity|surfaces|soak|relay] [--minutes N] [--database-url URL] [--redis-url URL] [--peer-cmd CMD] [--load builtin|oha]";
 
 struct Args {
     quick: bool,
@@ -65,6 +67,8 @@ struct Args {
     /// `--compare relay`: another gateway to measure beside Switchyard's, started by `sh -c`
     /// with `{port}` (where it must listen) and `{mock}` (the mock's address) replaced.
     peer_cmd: Option<String>,
+    /// `--compare relay`: what drives the rounds (`--load oha`: an oha process per round).
+    load: Load,
     /// The PostgreSQL server for `--compare ledger|replicas|capacity` (a fresh database is
     /// created there).
     database_url: String,
@@ -88,6 +92,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         sides: vec![false, true],
         compare: None,
         peer_cmd: None,
+        load: Load::Builtin,
         database_url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
         redis_url: "redis://127.0.0.1:6379".to_owned(),
         minutes: 30.0,
@@ -141,10 +146,14 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--database-url" => args.database_url = value()?,
             "--peer-cmd" => args.peer_cmd = Some(value()?),
+            "--load" => args.load = Load::named(&value()?)?,
             "--redis-url" => args.redis_url = value()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
+    }
+    if args.load != Load::Builtin && args.compare.as_deref() != Some("relay") {
+        return Err("--load oha: only with --compare relay".to_owned());
     }
     if args.reps == 0 {
         args.reps = if args.quick { 1 } else { 3 };
@@ -243,7 +252,7 @@ async fn run(args: Args) -> Result<(), String> {
         } else if what == "soak" {
             soak::soak(&settings, args.minutes).await
         } else if what == "relay" {
-            relay::relay(&settings, args.peer_cmd.as_deref()).await
+            relay::relay(&settings, args.peer_cmd.as_deref(), &args.load).await
         } else {
             compare::ledger(&settings).await
         };
@@ -478,6 +487,19 @@ mod tests {
         assert_eq!((a.reps, a.seconds), (3, 3.0));
         let quick = args(&["--quick", "--compare", "surfaces"]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((quick.reps, quick.seconds), (1, 1.0));
+    }
+
+    #[test]
+    fn the_load_generator_is_builtin_unless_asked() {
+        let a = args(&["--compare", "relay"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.load, Load::Builtin);
+        let a =
+            args(&["--compare", "relay", "--load", "builtin"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.load, Load::Builtin);
+        let Err(problem) = args(&["--compare", "relay", "--load", "hey"]) else {
+            panic!("accepted")
+        };
+        assert_eq!(problem, "--load: builtin or oha, not hey");
     }
 
     #[test]

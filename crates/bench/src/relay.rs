@@ -5,7 +5,8 @@
 //! (LiteLLM-Rust, say) pointed at the same mock. Both surfaces: `/v1/messages` on the mock's
 //! Anthropic API, `/v1/chat/completions` on its OpenAI-compatible one, each with its floor.
 //! The bare gateways run without ledger or metrics, so "production" measures what they add.
-//! Rounds rotate over every lane.
+//! Rounds rotate over every lane. `--load oha` drives them with oha instead of the built-in
+//! generator (`oha.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use bench::procs::{self, Proc};
 use bench::report::{Machine, Side};
 
 use crate::compare::{Compared, Database, Settings, per_request_us, virtual_key};
+use crate::oha::{self, Load, OhaTotal};
 use crate::surfaces::{Answer, Lane, Measured, Role, render, verify};
 use crate::{MASTER_KEY, MODEL, UPSTREAM_KEY, header};
 
@@ -40,10 +42,14 @@ const RELAYED: usize = 0;
 const TRANSLATED: usize = 1;
 const PRODUCTION: usize = 2;
 
-pub async fn relay(s: &Settings<'_>, peer_cmd: Option<&str>) -> Result<Compared, String> {
+pub async fn relay(
+    s: &Settings<'_>,
+    peer_cmd: Option<&str>,
+    load: &Load,
+) -> Result<Compared, String> {
     let machine = Machine::read();
     let db = Database::create(s.database_url).await?;
-    let result = run(s, &machine, &db, peer_cmd).await;
+    let result = run(s, &machine, &db, peer_cmd, load).await;
     db.drop_it().await;
     result
 }
@@ -53,6 +59,7 @@ async fn run(
     machine: &Machine,
     db: &Database,
     peer_cmd: Option<&str>,
+    load: &Load,
 ) -> Result<Compared, String> {
     let mock = procs::start_mock(s.bins)?;
     let bare = "  disable_spend_logs: true\n  disable_metrics: true\n";
@@ -82,16 +89,25 @@ async fn run(
     }
     let gateways: Vec<SocketAddr> = servers.iter().map(|p| p.addr).collect();
     let result = match check(s, &mock, &gateways, &key).await {
-        Ok(()) => rotate(s, &mock, &servers, &key).await,
+        Ok(()) => rotate(s, &mock, &servers, &key, load).await,
         Err(e) => Err(e),
     };
     drop(servers);
     drop(mock);
     let (results, shares) = result?;
-    let title = "The same-dialect fast path: relayed (baseline), translated, and relayed with the \
-                 production features on (a virtual key with a budget and an rpm limit, the ledger \
-                 on PostgreSQL, metrics, traces); the bare gateways have no ledger or metrics.";
-    let (mut markdown, json) = render(s, machine, title, &results);
+    let mut title = "The same-dialect fast path: relayed (baseline), translated, and relayed with \
+                     the production features on (a virtual key with a budget and an rpm limit, \
+                     the ledger on PostgreSQL, metrics, traces); the bare gateways have no \
+                     ledger or metrics."
+        .to_owned();
+    if let Load::Oha(oha) = load {
+        title.push_str(&format!(
+            " Load from oha ({}): percentiles are the rounds' own, weighted by their answers; a \
+             stream's first byte is oha's.",
+            oha.display()
+        ));
+    }
+    let (mut markdown, json) = render(s, machine, &title, &results);
     markdown.push_str(&shares_table(&shares));
     let failure = results.iter().find(|r| r.side.errors > 0).map(|r| {
         format!(
@@ -103,7 +119,15 @@ async fn run(
             r.side.first_error.as_deref().unwrap_or("no detail")
         )
     });
-    Ok(Compared { markdown, failure, json: json!({"compare": "relay", "rows": json}) })
+    let generator = match load {
+        Load::Builtin => "builtin",
+        Load::Oha(_) => "oha",
+    };
+    Ok(Compared {
+        markdown,
+        failure,
+        json: json!({"compare": "relay", "load": generator, "rows": json}),
+    })
 }
 
 /// A lane and the process whose CPU it is charged with (an index into the servers, or the
@@ -291,6 +315,7 @@ async fn rotate(
     mock: &Proc,
     servers: &[Proc],
     key: &str,
+    load: &Load,
 ) -> Result<(Vec<Measured>, Vec<Shares>), String> {
     let round = Round {
         concurrency: 0,
@@ -308,6 +333,7 @@ async fn rotate(
         for &concurrency in s.concurrency {
             let round = Round { concurrency, ..round };
             let mut outcomes: Vec<Option<Outcome>> = lanes.iter().map(|_| None).collect();
+            let mut oha_totals: Vec<OhaTotal> = lanes.iter().map(|_| OhaTotal::default()).collect();
             let mut cpu = vec![0.0; lanes.len()];
             // The mock's and PostgreSQL's CPU during each lane: the upstream (and, for the
             // production features, the trace collector and the ledger's database) share
@@ -327,30 +353,50 @@ async fn rotate(
                         rep + 1
                     );
                     server.reset_peak().ok();
+                    // oha's warm-up is a run of its own, before the CPU readings.
+                    if let Load::Oha(oha) = load {
+                        oha::run(oha, &targets[i], concurrency, round.warmup).await?;
+                    }
                     let before = server.cpu_seconds()?;
                     let (mock_before, db_before) =
                         (mock.cpu_seconds()?, procs::postgres_cpu_seconds());
-                    let o = load::run(Arc::clone(&targets[i]), round).await;
+                    let share = match load {
+                        Load::Builtin => {
+                            let o = load::run(Arc::clone(&targets[i]), round).await;
+                            match &mut outcomes[i] {
+                                None => outcomes[i] = Some(o),
+                                Some(total) => total.merge(&o),
+                            }
+                            share
+                        }
+                        Load::Oha(oha) => {
+                            let run = oha::run(oha, &targets[i], concurrency, round.duration);
+                            oha_totals[i].add(&run.await?);
+                            1.0
+                        }
+                    };
                     cpu[i] += (server.cpu_seconds()? - before) * share;
                     mock_cpu[i] += (mock.cpu_seconds()? - mock_before) * share;
                     db_cpu[i] += (procs::postgres_cpu_seconds() - db_before) * share;
                     peak[i] = peak[i].max(server.memory()?.peak);
-                    match &mut outcomes[i] {
-                        None => outcomes[i] = Some(o),
-                        Some(total) => total.merge(&o),
-                    }
                 }
             }
             for (i, r) in lanes.iter().enumerate() {
-                let o = outcomes[i].take().unwrap_or_else(Outcome::empty);
+                let (side, requests) = match load {
+                    Load::Builtin => {
+                        let o = outcomes[i].take().unwrap_or_else(Outcome::empty);
+                        (Side::new(&o, streaming), o.requests)
+                    }
+                    Load::Oha(_) => (oha_totals[i].side(streaming), oha_totals[i].requests()),
+                };
                 results.push(Measured {
                     deployment: r.lane.deployment,
                     route: r.lane.route,
                     role: r.lane.role,
                     streaming,
                     concurrency,
-                    side: Side::new(&o, streaming),
-                    cpu_us: per_request_us(cpu[i], o.requests),
+                    side,
+                    cpu_us: per_request_us(cpu[i], requests),
                     peak_rss: r.server.map(|_| peak[i]),
                 });
                 shares.push(Shares {
@@ -358,9 +404,9 @@ async fn rotate(
                     concurrency,
                     deployment: r.lane.deployment,
                     route: r.lane.route,
-                    gateway: r.server.map(|_| per_request_us(cpu[i], o.requests)),
-                    mock: per_request_us(mock_cpu[i], o.requests),
-                    database: per_request_us(db_cpu[i], o.requests),
+                    gateway: r.server.map(|_| per_request_us(cpu[i], requests)),
+                    mock: per_request_us(mock_cpu[i], requests),
+                    database: per_request_us(db_cpu[i], requests),
                 });
             }
         }

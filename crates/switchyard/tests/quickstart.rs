@@ -246,7 +246,11 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
     assert_eq!(ask("cheap", MASTER).await.unwrap().status(), 200);
     assert_eq!(ask("cheap", "sk-wrong-presented-key-999").await.unwrap().status(), 401);
     assert!(ask("down", MASTER).await.unwrap().status().is_server_error());
-    drop(gw);
+    // Stopped as a supervisor stops it: lines still queued for the log are written first.
+    let mut gw = gw;
+    let status = Command::new("kill").args(["-TERM", &gw.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(gw.child.wait().unwrap().code(), Some(0));
 
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<serde_json::Value> = text

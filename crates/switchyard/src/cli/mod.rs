@@ -244,5 +244,7 @@ pub fn run() -> ExitCode {
         Some(Command::Claude(args)) => launch::run(launch::Tool::Claude, &args),
         Some(Command::Codex(args)) => launch::run(launch::Tool::Codex, &args),
     };
+    // Log lines still queued are written before the process ends.
+    crate::logging::flush();
     ExitCode::from(code)
 }

@@ -10,6 +10,8 @@ pub fn stdout(text: &str) {
 }
 
 pub fn stderr(text: &str) {
+    // After the log lines before it, which a thread of their own writes.
+    crate::logging::flush();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{text}");
 }

@@ -231,7 +231,10 @@ fn replace_process(cmd: &mut Command) -> std::io::Error {
 #[cfg(not(unix))]
 fn replace_process(cmd: &mut Command) -> std::io::Error {
     match cmd.status() {
-        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Ok(status) => {
+            crate::logging::flush();
+            std::process::exit(status.code().unwrap_or(1))
+        }
         Err(e) => e,
     }
 }

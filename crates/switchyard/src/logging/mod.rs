@@ -1,12 +1,17 @@
 //! Structured logs with `tracing`: readable text on a terminal, JSON lines for machines.
-//! Logs go to stderr so stdout stays clean for command output.
+//! Logs go to stderr so stdout stays clean for command output, written by a thread of their
+//! own (`queue`): `flush` must run before the process exits.
 //!
 //! Nothing logged anywhere may contain a secret; see `secret::Secret`.
+
+mod queue;
 
 use std::io::IsTerminal;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
+
+pub use queue::flush;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
@@ -51,9 +56,11 @@ pub fn init(format: LogFormat, level: &str) {
         .or_else(|| filter(level))
         .or_else(|| filter("info"))
         .unwrap_or_default();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // A second init (tests run several servers in one process) is harmless: keep the first.
-    let _ = match format {
+    let (writer, guard) = queue::stderr();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    // A second init (tests run several servers in one process) is harmless: keep the first
+    // and its writing thread; the second's thread ends with its guard.
+    let installed = match format {
         LogFormat::Pretty => builder
             .compact()
             .with_target(false)
@@ -61,6 +68,9 @@ pub fn init(format: LogFormat, level: &str) {
             .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     };
+    if installed.is_ok() {
+        queue::keep(guard);
+    }
 }
 
 #[cfg(test)]
