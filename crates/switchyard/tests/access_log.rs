@@ -7,12 +7,13 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStderr, Stdio};
+use std::io::Read;
+use std::process::ChildStderr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use support::Served;
 use switchyard::daemon::process::Sig;
 
 const MASTER: &str = "sk-access-log-test-master";
@@ -25,21 +26,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// lines take seconds to read, longer than `tracing-appender`'s own wait at exit.
 const SLOW_READER: Duration = Duration::from_millis(20);
 
-struct Gateway {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The binary with JSON logs on a stderr pipe nobody reads yet.
-async fn start(extra: &[&str]) -> (Gateway, ChildStderr) {
+/// The binary with JSON logs on a stderr pipe nobody reads yet (and its directory).
+async fn start(extra: &[&str]) -> (Served, ChildStderr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("switchyard.yaml");
     std::fs::write(
@@ -53,26 +41,9 @@ async fn start(extra: &[&str]) -> (Gateway, ChildStderr) {
     cmd.args(["--no-watch", "--log-format", "json", "--log-level", "info"])
         .args(extra)
         .env_remove("SWITCHYARD_LOG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("Switchyard listening on ")
-        .unwrap_or_else(|| panic!("the gateway did not start: {line:?}"))
-        .to_owned();
-    (Gateway { child, url, _dir: dir }, stderr)
+        .env_remove("RUST_LOG");
+    let (served, stderr) = support::spawn_ready_piping_stderr(cmd).await;
+    (served, stderr, dir)
 }
 
 /// `REQUESTS` chat requests over `CONNECTIONS` kept-alive connections, request `i` with the
@@ -102,7 +73,7 @@ async fn burst(url: &str) {
 
 /// Reads stderr to its end (the process exited) at a reader's slow pace, so the lines still
 /// queued when the gateway finishes take a while to leave it; then the exit code.
-async fn finish(mut gw: Gateway, mut stderr: ChildStderr) -> (Option<i32>, String) {
+async fn finish(gw: Served, mut stderr: ChildStderr) -> (Option<i32>, String) {
     let text = tokio::task::spawn_blocking(move || {
         let mut bytes = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -116,15 +87,8 @@ async fn finish(mut gw: Gateway, mut stderr: ChildStderr) -> (Option<i32>, Strin
         String::from_utf8(bytes).unwrap()
     });
     let text = tokio::time::timeout(PATIENCE, text).await.expect("stderr never closed").unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let code = loop {
-        if let Some(status) = gw.child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "the gateway did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    (code, text)
+    let status = tokio::time::timeout(PATIENCE, gw.wait()).await.expect("the gateway did not exit");
+    (status.code(), text)
 }
 
 /// The ids of the access lines for the chat route, each line once; fails on a line that is
@@ -148,9 +112,9 @@ fn assert_every_request_logged_once(text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_writes_every_access_line() {
-    let (gw, stderr) = start(&[]).await;
+    let (gw, stderr, _dir) = start(&[]).await;
     burst(&gw.url).await;
-    support_signal(&gw, Sig::Term);
+    gw.signal(Sig::Term);
     let (code, text) = finish(gw, stderr).await;
     assert_eq!(code, Some(0), "{}", tail(&text));
     assert_every_request_logged_once(&text);
@@ -160,9 +124,9 @@ async fn a_graceful_stop_writes_every_access_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_still_writes_every_access_line() {
     // The grace period keeps the first signal's drain waiting; the second one exits at once.
-    let (gw, stderr) = start(&["--drain-grace", "60"]).await;
+    let (gw, stderr, _dir) = start(&["--drain-grace", "60"]).await;
     burst(&gw.url).await;
-    support_signal(&gw, Sig::Term);
+    gw.signal(Sig::Term);
     // Two signals sent together can arrive as one: the second goes once the first is seen.
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let deadline = Instant::now() + PATIENCE;
@@ -174,15 +138,11 @@ async fn a_second_signal_still_writes_every_access_line() {
         assert!(Instant::now() < deadline, "the first signal never started the drain");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    support_signal(&gw, Sig::Term);
+    gw.signal(Sig::Term);
     let (code, text) = finish(gw, stderr).await;
     assert_eq!(code, Some(1), "the second signal's exit: {}", tail(&text));
     assert_every_request_logged_once(&text);
     assert!(text.contains("second signal"), "{}", tail(&text));
-}
-
-fn support_signal(gw: &Gateway, sig: Sig) {
-    switchyard::daemon::process::signal(gw.child.id(), sig).unwrap();
 }
 
 fn tail(text: &str) -> String {

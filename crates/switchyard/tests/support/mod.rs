@@ -62,15 +62,31 @@ pub async fn serve(config: &Path, state: &Path, home: &Path) -> Served {
 
 /// Starts `cmd` and waits for its ready line (`Switchyard listening on <url>`), the one line
 /// scripts wait for; a binary that exits first fails the test with what it printed.
-pub async fn spawn_ready(mut cmd: std::process::Command) -> Served {
+pub async fn spawn_ready(cmd: std::process::Command) -> Served {
+    spawn_with(cmd, std::process::Stdio::null()).await.0
+}
+
+/// [`spawn_ready`] with the gateway's stderr on a pipe, handed back unread.
+pub async fn spawn_ready_piping_stderr(
+    cmd: std::process::Command,
+) -> (Served, std::process::ChildStderr) {
+    let (served, stderr) = spawn_with(cmd, std::process::Stdio::piped()).await;
+    (served, stderr.unwrap())
+}
+
+async fn spawn_with(
+    mut cmd: std::process::Command,
+    stderr: std::process::Stdio,
+) -> (Served, Option<std::process::ChildStderr>) {
     use std::io::{BufRead, BufReader};
     let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take();
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -83,7 +99,7 @@ pub async fn spawn_ready(mut cmd: std::process::Command) -> Served {
         let status = child.wait().unwrap();
         panic!("the gateway did not start ({status}): {line:?}");
     };
-    Served { url: url.to_owned(), child: Some(child) }
+    (Served { url: url.to_owned(), child: Some(child) }, stderr)
 }
 
 impl Served {
@@ -102,8 +118,13 @@ impl Served {
     }
 
     /// SIGTERM, then the exit status once the gateway has drained and exited.
-    pub async fn stop(mut self) -> std::process::ExitStatus {
+    pub async fn stop(self) -> std::process::ExitStatus {
         self.signal(switchyard::daemon::process::Sig::Term);
+        self.wait().await
+    }
+
+    /// The exit status once the gateway has exited (told to by the test).
+    pub async fn wait(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap()
     }
