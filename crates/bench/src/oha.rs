@@ -38,18 +38,7 @@ impl Load {
 }
 
 fn find_on_path(name: &str, path: Option<std::ffi::OsString>) -> Option<PathBuf> {
-    std::env::split_paths(&path?).map(|dir| dir.join(name)).find(|p| executable(p))
-}
-
-#[cfg(unix)]
-fn executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn executable(path: &Path) -> bool {
-    path.is_file()
+    switchyard::cli::find_on_path(name, &path?)
 }
 
 /// What one oha run measured, in the units of the built-in generator's figures.

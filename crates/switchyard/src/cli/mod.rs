@@ -21,6 +21,8 @@ mod stop;
 mod store_args;
 mod verify;
 
+pub use launch::find_on_path;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -206,8 +206,12 @@ fn valid_session(s: &str) -> Result<(), String> {
 }
 
 fn on_path(program: &str, env: &dyn Env) -> Option<PathBuf> {
-    let path = env.get("PATH")?.value;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| executable(p))
+    find_on_path(program, env.get("PATH")?.value.as_ref())
+}
+
+/// The first executable file named `program` in the directories of `path` (a `PATH` value).
+pub fn find_on_path(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path).map(|dir| dir.join(program)).find(|p| executable(p))
 }
 
 #[cfg(unix)]
