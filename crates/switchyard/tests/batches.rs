@@ -623,3 +623,42 @@ async fn a_batch_survives_its_gateway_being_killed_on_postgres() {
     let db = TestDb::create().await;
     survives_a_kill(Some(&db)).await;
 }
+
+/// The first start on an empty state directory: the batch runner creates its tables before
+/// its first heartbeat, so the log holds no warning (a runner that touched them first would
+/// say "the store cannot be reached: no such table" every heartbeat until a batch existed).
+#[tokio::test]
+async fn a_first_start_on_an_empty_state_directory_logs_no_warning() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.yaml");
+    std::fs::write(
+        &config,
+        "model_list:\n  - model_name: cheap\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      mock_response: WORKS\n",
+    )
+    .unwrap();
+    let mut cmd = support::serve_command(&config, &dir.path().join("state"), dir.path());
+    cmd.args(["--no-watch", "--log-format", "json", "--log-level", "info"])
+        .env_remove("SWITCHYARD_LOG")
+        .env_remove("RUST_LOG");
+    let (served, mut stderr) = support::spawn_ready_piping_stderr(cmd).await;
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        log
+    });
+    // Two heartbeats of the runner, then a graceful stop (which gives back its claims).
+    tokio::time::sleep(switchyard::batches::runner::HEARTBEAT * 2 + Duration::from_millis(500))
+        .await;
+    assert!(served.stop().await.success());
+    let log = reader.join().unwrap();
+    assert!(log.contains("\"ledger flushed\"") || log.contains("stopped"), "{log}");
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+            matches!(v["level"].as_str(), Some("WARN" | "ERROR"))
+        })
+        .collect();
+    assert!(loud.is_empty(), "a fresh start logged:\n{}", loud.join("\n"));
+}

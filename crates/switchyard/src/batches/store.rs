@@ -661,6 +661,7 @@ impl Store {
 
     /// Renews `runner`'s claims: items it is still running are not orphans.
     pub async fn heartbeat(&self, runner: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.prepare().await?;
         let sql = self.sql(
             r#"UPDATE "Switchyard_BatchItems" SET "claimed_at" = $2 WHERE "claimed_by" = $1 AND "state" = 'running'"#,
         );
@@ -710,6 +711,7 @@ impl Store {
         gave_up: Option<&Finished>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        self.prepare().await?;
         let (sql, done) = match gave_up {
             None => (
                 self.sql(
@@ -749,6 +751,7 @@ impl Store {
     /// its status, what `metadata` holds for it, and the times it reports. Returns false
     /// when the batch had already ended here.
     pub async fn update_forwarded(&self, b: &BatchRow) -> Result<bool, StoreError> {
+        self.prepare().await?;
         let sql = self.sql(
             r#"UPDATE "Switchyard_Batches" SET "status" = $2, "metadata" = $3,
                    "cancelling_at" = COALESCE("cancelling_at", $4), "completed_at" = $5,
@@ -807,6 +810,7 @@ impl Store {
         done: &Finished,
         now: i64,
     ) -> Result<bool, StoreError> {
+        self.prepare().await?;
         let sql = self.sql(
             r#"UPDATE "Switchyard_BatchItems" SET "state" = $1, "status_code" = $2, "result" = $3,
                    "cost" = $4, "ledger" = $5, "finished_at" = $6
@@ -879,6 +883,7 @@ impl Store {
         files: &[(FileRow, String)],
         now: i64,
     ) -> Result<bool, StoreError> {
+        self.prepare().await?;
         let pending = self.sql(
             r#"SELECT COUNT(*) FROM "Switchyard_BatchItems" WHERE "batch_id" = $1 AND "state" IN ('queued', 'running')"#,
         );
@@ -950,6 +955,7 @@ impl Store {
 
     /// The ledger has these items' rows: forget the copies.
     pub async fn recorded(&self, items: &[(String, i64)]) -> Result<(), StoreError> {
+        self.prepare().await?;
         let sql = self.sql(
             r#"UPDATE "Switchyard_BatchItems" SET "ledger" = NULL WHERE "batch_id" = $1 AND "line" = $2"#,
         );
@@ -968,6 +974,7 @@ impl Store {
 
     /// Deletes an ended batch with its items and output files.
     pub async fn delete_batch(&self, b: &BatchRow) -> Result<(), StoreError> {
+        self.prepare().await?;
         let items = self.sql(r#"DELETE FROM "Switchyard_BatchItems" WHERE "batch_id" = $1"#);
         let batch = self.sql(r#"DELETE FROM "Switchyard_Batches" WHERE "id" = $1"#);
         let files = self.sql(r#"DELETE FROM "Switchyard_BatchFiles" WHERE "id" = $1 OR "id" = $2"#);
