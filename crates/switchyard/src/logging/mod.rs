@@ -4,13 +4,20 @@
 //!
 //! Nothing logged anywhere may contain a secret; see `secret::Secret`.
 
+mod access;
+mod clock;
 mod queue;
 
 use std::io::IsTerminal;
 
 use clap::ValueEnum;
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::fmt::time::FormatTime;
 
+pub use access::TARGET as ACCESS_TARGET;
 pub use queue::flush;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -57,20 +64,64 @@ pub fn init(format: LogFormat, level: &str) {
         .or_else(|| filter("info"))
         .unwrap_or_default();
     let (writer, guard) = queue::stderr();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let json = format == LogFormat::Json;
+    let ansi = !json && std::io::stderr().is_terminal();
+    let subscriber = subscriber(json, ansi, writer, clock::Clock, true, filter);
     // A second init (tests run several servers in one process) is harmless: keep the first
     // and its writing thread; the second's thread ends with its guard.
-    let installed = match format {
-        LogFormat::Pretty => builder
-            .compact()
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
-    };
-    if installed.is_ok() {
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
         queue::keep(guard);
     }
+}
+
+/// The subscriber of `init`: compact text (colours when `ansi`) or flattened JSON lines,
+/// written to `writer`, times from `timer`; `fast`: the access line by `access` (the same
+/// bytes; `false` only for the test that compares the two).
+fn subscriber<W, T>(
+    json: bool,
+    ansi: bool,
+    writer: W,
+    timer: T,
+    fast: bool,
+    filter: EnvFilter,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    T: FormatTime + Clone + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    if json {
+        let general = tracing_subscriber::fmt::format()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_timer(timer.clone());
+        let builder = builder.with_ansi(false).fmt_fields(JsonFields::new());
+        match fast {
+            true => Box::new(builder.event_format(access::Fast::json(general, timer)).finish()),
+            false => Box::new(builder.event_format(general).finish()),
+        }
+    } else {
+        let general = tracing_subscriber::fmt::format()
+            .compact()
+            .with_target(false)
+            .with_timer(timer.clone());
+        let builder = builder.with_ansi(ansi);
+        match fast {
+            true => Box::new(builder.event_format(access::Fast::text(general, timer)).finish()),
+            false => Box::new(builder.event_format(general).finish()),
+        }
+    }
+}
+
+/// The test's subscriber: every level.
+#[cfg(test)]
+fn subscriber_with<W, T>(json: bool, ansi: bool, writer: W, timer: T, fast: bool) -> impl Subscriber
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    T: FormatTime + Clone + Send + Sync + 'static,
+{
+    subscriber(json, ansi, writer, timer, fast, filter("trace").unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ mod multipart;
 mod passthrough;
 mod readiness;
 pub mod reload;
-mod request_id;
+pub(crate) mod request_id;
 mod responses;
 mod shedding;
 mod spend;

@@ -29,18 +29,39 @@ pub async fn tag_and_log(mut req: Request, next: Next) -> Response {
 
     let status = response.status().as_u16();
     let deployment = response.headers().get(&DEPLOYMENT).and_then(|v| v.to_str().ok());
-    tracing::info!(
-        request_id = id.to_str().unwrap_or_default(),
-        %method,
-        path = loggable(uri.path()),
+    // Time to the response head; a stream's body may still be flowing.
+    let us = started.elapsed().as_micros() as u64;
+    access_line(
+        id.to_str().unwrap_or_default(),
+        &method,
+        loggable(uri.path()),
         status,
         deployment,
-        // Time to the response head; a stream's body may still be flowing.
-        us = started.elapsed().as_micros() as u64,
-        "request"
+        us,
     );
     response.headers_mut().insert(REQUEST_ID, id);
     response
+}
+
+/// The access line (`logging/access.rs` writes it without the general formatter).
+pub(crate) fn access_line(
+    request_id: &str,
+    method: &axum::http::Method,
+    path: &str,
+    status: u16,
+    deployment: Option<&str>,
+    us: u64,
+) {
+    tracing::info!(
+        target: crate::logging::ACCESS_TARGET,
+        request_id,
+        %method,
+        path,
+        status,
+        deployment,
+        us,
+        "request"
+    );
 }
 
 /// The path as logged: the key in `/key/{key}/regenerate` never reaches the log.
