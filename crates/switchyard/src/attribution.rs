@@ -19,7 +19,7 @@
 //!
 //! Never holds the key itself: only its hash leaves this module.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -43,6 +43,12 @@ pub const SESSION_HEADER: &str = "x-litellm-session-id";
 pub const CLAUDE_CODE_SESSION_HEADER: &str = "x-claude-code-session-id";
 pub const CODEX_SESSION_HEADER: &str = "session-id";
 
+// The same names parsed once: a lookup by text parses the name on every request.
+const TAGS: HeaderName = HeaderName::from_static(TAGS_HEADER);
+const SESSION: HeaderName = HeaderName::from_static(SESSION_HEADER);
+const CLAUDE_CODE_SESSION: HeaderName = HeaderName::from_static(CLAUDE_CODE_SESSION_HEADER);
+const CODEX_SESSION: HeaderName = HeaderName::from_static(CODEX_SESSION_HEADER);
+
 impl Attribution {
     /// Reads the attribution of one request. `key` is the gateway key as the client
     /// presented it (`Authorization: Bearer` or `x-api-key`), `key_alias` its alias.
@@ -59,7 +65,7 @@ impl Attribution {
         let user = end_user(request);
 
         let mut tags = request_tags(request);
-        for value in headers.get_all(TAGS_HEADER) {
+        for value in headers.get_all(&TAGS) {
             if let Ok(text) = value.to_str() {
                 add_tags(&mut tags, text.split(','));
             }
@@ -68,9 +74,9 @@ impl Attribution {
         let session_id = string(metadata, "session_id")
             .or_else(|| string(litellm_metadata, "session_id"))
             .or_else(|| string(gw, "litellm_session_id"))
-            .or_else(|| header(headers, SESSION_HEADER))
-            .or_else(|| header(headers, CLAUDE_CODE_SESSION_HEADER))
-            .or_else(|| header(headers, CODEX_SESSION_HEADER));
+            .or_else(|| header(headers, &SESSION))
+            .or_else(|| header(headers, &CLAUDE_CODE_SESSION))
+            .or_else(|| header(headers, &CODEX_SESSION));
 
         Self {
             key_hash: key.filter(|k| !k.is_empty()).map(hash_key),
@@ -104,7 +110,7 @@ pub fn request_tags(request: &ChatRequest) -> Vec<String> {
 /// unchanged: the header's tags came last and still do.
 pub fn fold_header_tags(headers: &HeaderMap, request: &mut ChatRequest) {
     let mut from_header = Vec::new();
-    for value in headers.get_all(TAGS_HEADER) {
+    for value in headers.get_all(&TAGS) {
         if let Ok(text) = value.to_str() {
             add_tags(&mut from_header, text.split(','));
         }
@@ -158,7 +164,7 @@ fn string(map: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+fn header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     non_empty(headers.get(name).and_then(|v| v.to_str().ok()))
 }
 

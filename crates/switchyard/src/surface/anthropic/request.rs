@@ -81,7 +81,8 @@ fn decode_wire(body: &[u8]) -> Result<WireRequest, ApiError> {
 /// Every `anthropic-beta` flag, in order, each once (the header may repeat).
 fn betas(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
     let mut betas: Vec<String> = Vec::new();
-    for value in headers.get_all(BETA_HEADER) {
+    const BETA: http::HeaderName = http::HeaderName::from_static(BETA_HEADER);
+    for value in headers.get_all(&BETA) {
         let Ok(text) = value.to_str() else {
             return Err(invalid("anthropic-beta", "header must be visible ASCII"));
         };
