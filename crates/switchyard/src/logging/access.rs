@@ -315,4 +315,16 @@ mod tests {
             assert!(general.contains("req_18ee339988ea019b00000000"), "{general}");
         }
     }
+
+    #[test]
+    fn colours_on_a_terminal_are_left_to_the_general_formatter() {
+        let (general, fast) = (Captured::default(), Captured::default());
+        let reference = super::super::subscriber_with(false, true, general.clone(), Fixed, false);
+        tracing::subscriber::with_default(reference, lines);
+        let ours = super::super::subscriber_with(false, true, fast.clone(), Fixed, true);
+        tracing::subscriber::with_default(ours, lines);
+        assert_eq!(FAST.replace(0), 0);
+        assert_eq!(fast.text(), general.text());
+        assert!(general.text().contains('\x1b'), "{}", general.text());
+    }
 }
