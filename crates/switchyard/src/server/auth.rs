@@ -133,8 +133,6 @@ pub(super) fn verify(
 
 /// The gateway key as the client presented it (`Authorization: Bearer` or `x-api-key`): what
 /// [`crate::attribution::Attribution::of`] hashes.
-const X_API_KEY: axum::http::HeaderName = axum::http::HeaderName::from_static("x-api-key");
-
 pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let value = value.trim();
@@ -147,7 +145,11 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
             return Some(key);
         }
     }
-    headers.get(&X_API_KEY).and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty())
+    headers
+        .get(&crate::surface::anthropic::API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 /// Whether a refusal may say where the master key is written: only to a client that reached

@@ -39,6 +39,7 @@ use crate::classify::{
 };
 use crate::config::Deployment;
 use crate::fastpath::{ChunkStream, RawAnswer, RawBody};
+use crate::surface::anthropic::{API_KEY_HEADER, BETA_HEADER};
 
 /// The Anthropic API, when a deployment names no `api_base`.
 pub const DEFAULT_API_BASE: &str = "https://api.anthropic.com";
@@ -47,9 +48,7 @@ pub const API_VERSION: &str = "2023-06-01";
 /// The per-request timeout when neither the deployment (`timeout`) nor
 /// `litellm_settings.request_timeout` sets one: the Anthropic SDKs' 10 minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
-const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What a request and its stream need to name and reach their deployment.
@@ -161,7 +160,7 @@ impl AnthropicProvider {
         let key = self.key.as_ref().map_err(Clone::clone)?;
         // Room for the user agent, `accept` and a traceparent without growing.
         let mut headers = HeaderMap::with_capacity(8);
-        headers.insert(X_API_KEY, key.clone());
+        headers.insert(API_KEY_HEADER, key.clone());
         headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION));
         headers.insert(CONTENT_TYPE, APPLICATION_JSON);
         if !betas.is_empty() {
@@ -174,7 +173,7 @@ impl AnthropicProvider {
                     ),
                 )
             })?;
-            headers.insert(ANTHROPIC_BETA, value);
+            headers.insert(BETA_HEADER, value);
         }
         crate::telemetry::propagate_into(&mut headers);
         url.post(headers, Bytes::from(body), &self.site.who)
@@ -294,7 +293,7 @@ impl Provider for AnthropicProvider {
             let url = format!("{}/{}", self.site.base, req.path);
             let mut headers = req.headers;
             // The deployment's key replaces whatever credential the client might have sent.
-            headers.insert(X_API_KEY, key.clone());
+            headers.insert(API_KEY_HEADER, key.clone());
             if !headers.contains_key(ANTHROPIC_VERSION) {
                 headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION));
             }

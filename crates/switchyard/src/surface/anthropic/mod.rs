@@ -16,7 +16,8 @@ pub(crate) mod stream;
 
 pub use error::{error_body, error_response};
 pub use request::{
-    BETA_HEADER, decode_count_tokens_request, decode_messages_as, decode_messages_request,
+    API_KEY_HEADER, BETA_HEADER, decode_count_tokens_request, decode_messages_as,
+    decode_messages_request,
 };
 pub use response::{encode_count_tokens, encode_response};
 pub use stream::{encode_relayed, encode_stream};

@@ -6,7 +6,7 @@
 //! gateway does not interpret is rejected or rewritten: unknown top-level fields go to
 //! `extra`, unknown block types and tool fields are kept verbatim.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -16,7 +16,9 @@ use crate::canonical::{ChatRequest, ContentBlock, Dialect, Message, Tool};
 use crate::classify::ApiError;
 
 /// The request header listing Anthropic beta flags, comma-separated.
-pub const BETA_HEADER: &str = "anthropic-beta";
+pub const BETA_HEADER: HeaderName = HeaderName::from_static("anthropic-beta");
+/// The header carrying an Anthropic API key (the gateway's, or the upstream's).
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Decode a `POST /v1/messages` body. `max_tokens` is required, as the Anthropic API
 /// requires it. Errors are `invalid_request` (400) naming the field.
@@ -81,8 +83,7 @@ fn decode_wire(body: &[u8]) -> Result<WireRequest, ApiError> {
 /// Every `anthropic-beta` flag, in order, each once (the header may repeat).
 fn betas(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
     let mut betas: Vec<String> = Vec::new();
-    const BETA: http::HeaderName = http::HeaderName::from_static(BETA_HEADER);
-    for value in headers.get_all(&BETA) {
+    for value in headers.get_all(&BETA_HEADER) {
         let Ok(text) = value.to_str() else {
             return Err(invalid("anthropic-beta", "header must be visible ASCII"));
         };
